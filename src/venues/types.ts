@@ -1,0 +1,65 @@
+// The contract every venue and file format implements. Venue-specific raw message types
+// stay inside their own mapper file; only MarketMessage leaves it.
+import type { EpochMs, MarketMessage } from '../domain/types.js';
+
+export interface MapperOptions {
+  /** How many levels per side each emitted snapshot carries (default 10). */
+  readonly levels: number;
+  /**
+   * Symbols subscribed on this connection, for venue frames that do not name their symbol
+   * (Binance `/ws/<symbol>@depth5` partial-book frames, a bare REST depth body).
+   */
+  readonly symbols?: readonly string[];
+}
+
+/**
+ * Turns raw frames of one connection (or one recording) into canonical messages.
+ * Stateful (order books, sequence numbers) and free of I/O: whoever owns the socket or the
+ * file feeds it frames. It never throws: a bad frame becomes a `rejected` message.
+ */
+export interface FrameMapper {
+  /** Maps one raw text frame received at `localTs`; returns zero or more messages. */
+  map(frame: string, localTs: EpochMs): MarketMessage[];
+  /**
+   * Venues that sync a diff stream against a REST depth snapshot (Binance): apply the body
+   * of that snapshot for `symbol`. Absent where the stream sends its own snapshots.
+   */
+  mapRestSnapshot?(symbol: string, body: string, localTs: EpochMs): MarketMessage[];
+  /**
+   * Symbols whose book needs a fresh venue snapshot (a gap, a failed checksum, a reconnect):
+   * the live client fetches or re-subscribes for them. Cleared by `takeResyncRequests`.
+   */
+  takeResyncRequests(): string[];
+  /** Forgets every book: called on reconnect, before the new subscription. */
+  reset(): void;
+}
+
+/** How the live client speaks to a venue: URL, subscription, keepalive, snapshot fetch. */
+export interface LiveProtocol {
+  readonly venue: string;
+  /** The websocket URL to open for these symbols (combined-stream venues put them in the URL). */
+  connectUrl(baseUrl: string, symbols: readonly string[]): string;
+  /** Frames to send right after the socket opens (empty when the URL subscribes). */
+  subscribeFrames(symbols: readonly string[]): string[];
+  /** Frames to send to drop a symbol, where the venue supports it. */
+  unsubscribeFrames(symbols: readonly string[]): string[];
+  /** An application-level ping frame, where the venue wants one (Kraken `ping`); null otherwise. */
+  pingFrame(): string | null;
+  /**
+   * Where the venue wants a REST snapshot to sync a diff stream (Binance), the URL for it;
+   * the body is fed to the mapper as a frame. Null when the stream itself sends snapshots.
+   */
+  snapshotUrl(baseRestUrl: string, symbol: string): string | null;
+}
+
+export interface Venue {
+  readonly id: string;
+  createMapper(options: MapperOptions): FrameMapper;
+  readonly live: LiveProtocol | null;
+}
+
+/** A file format: a path in, canonical messages out, in file order. */
+export interface FileFormat {
+  readonly id: string;
+  read(paths: readonly string[], options: MapperOptions & { symbol?: string }): AsyncIterable<MarketMessage>;
+}
