@@ -1,0 +1,47 @@
+// Read throughput of the binance-raw format (gunzip, line split, JSON, book sync, top-10
+// snapshots, book check) over the full Binance spot recordings in ../shared/data, which are
+// not part of the product repo. Run after a build:
+//   npx tsc -p tsconfig.build.json && node dist/bench/binance-raw.js
+// LOB_SHARED_DATA overrides where the recordings are looked for.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { MarketMessage } from '../src/domain/types.js';
+import { binanceRaw } from '../src/venues/binance-raw.js';
+
+const dataDir = resolve(process.env.LOB_SHARED_DATA ?? resolve(process.cwd(), '../shared/data'));
+// The two files continue one stream (2024-08-08 23:54 to 2024-08-09 00:05 UTC).
+const files = ['spot_btcusdt_20240808.gz', 'spot_btcusdt_20240809.gz'].map((name) =>
+  resolve(dataDir, 'binance-spot-btcusdt', name),
+);
+const LEVELS = 10;
+const RUNS = 3;
+
+async function drain(): Promise<{ counts: Map<string, number>; ms: number }> {
+  const counts = new Map<string, number>();
+  const started = performance.now();
+  for await (const message of binanceRaw.read(files, { levels: LEVELS })) count(counts, message);
+  return { counts, ms: performance.now() - started };
+}
+
+function count(counts: Map<string, number>, message: MarketMessage): void {
+  const key = message.type === 'rejected' ? `rejected:${message.reason}` : message.type;
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+}
+
+async function main(): Promise<void> {
+  const missing = files.filter((file) => !existsSync(file));
+  if (missing.length > 0) {
+    console.log(`binance-raw bench: recordings ABSENT (${missing.join(', ')}); set LOB_SHARED_DATA. Nothing measured.`);
+    return;
+  }
+  console.log(`binance-raw bench, node ${process.version}, ${files.length} files, top ${LEVELS} levels`);
+  await drain(); // warm-up: JIT and file cache
+  for (let run = 1; run <= RUNS; run += 1) {
+    const { counts, ms } = await drain();
+    const snapshots = counts.get('book_snapshot') ?? 0;
+    const rate = Math.round((snapshots / ms) * 1000);
+    console.log(`run ${run}: ${snapshots} snapshots in ${ms.toFixed(0)} ms = ${rate.toLocaleString('en-US')} snapshots/s; ${JSON.stringify(Object.fromEntries(counts))}`);
+  }
+}
+
+await main();

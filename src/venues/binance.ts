@@ -1,0 +1,539 @@
+// Binance spot: the diff-depth stream kept in sync with REST depth snapshots, and the
+// partial-book streams. Raw Binance shapes stay in this file; only MarketMessage leaves it.
+//
+// Sync follows Binance's "How to manage a local order book correctly" (spot, current text):
+// buffer diff events, fetch a snapshot, refetch while the snapshot is older than the first
+// buffered event, drop events with u <= lastUpdateId, then apply an event only when
+// U <= bookId + 1 <= u; an event with U > bookId + 1 means events were missed: discard the
+// book and start over. Quantities are absolute; a zero quantity removes the level.
+import { L2Book } from '../book/l2-book.js';
+import { snapshotOrRejected } from '../domain/book-check.js';
+import type { BookSnapshot, Disconnect, EpochMs, MarketMessage, Rejected, RejectReason } from '../domain/types.js';
+import { sampleOf } from '../domain/types.js';
+import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
+
+const DEFAULT_LEVELS = 10;
+/** Diff events kept while no snapshot is applied: ~200 s of a 100 ms stream. Older ones go first. */
+const MAX_BUFFERED_EVENTS = 2000;
+const REST_SNAPSHOT_LIMIT = 1000;
+
+// Channels that carry no order-book state; their frames map to nothing.
+const NON_BOOK_CHANNELS = ['bookTicker', 'trade', 'aggTrade', 'kline_', 'ticker', 'miniTicker', 'avgPrice'];
+const NON_BOOK_EVENTS = new Set([
+  'trade',
+  'aggTrade',
+  'kline',
+  '24hrTicker',
+  '24hrMiniTicker',
+  '1hTicker',
+  '4hTicker',
+  '1dTicker',
+  'avgPrice',
+]);
+const DIFF_CHANNEL = /^depth(@(100|1000)ms)?$/;
+const PARTIAL_CHANNEL = /^depth(5|10|20)(@(100|1000)ms)?$/;
+const ENVELOPE_PREFIX = '{"stream":"';
+
+interface Problem {
+  readonly reason: RejectReason;
+  readonly detail: string;
+}
+
+/** Parsed [p0, q0, p1, q1, ...] of one side, reused across frames to spare the hot path. */
+class LevelScratch {
+  values = new Float64Array(256);
+  length = 0;
+
+  reserve(pairs: number): void {
+    if (this.values.length < 2 * pairs) this.values = new Float64Array(Math.max(2 * pairs, 2 * this.values.length));
+    this.length = 0;
+  }
+
+  copy(): Float64Array {
+    return this.values.slice(0, this.length);
+  }
+}
+
+/** A diff event held until a snapshot arrives; its levels are copied out of the scratch. */
+interface BufferedEvent {
+  readonly eventTime: number;
+  readonly firstId: number;
+  readonly finalId: number;
+  readonly bids: Float64Array;
+  readonly asks: Float64Array;
+  readonly localTs: EpochMs;
+  readonly frame: string;
+}
+
+type SyncPhase =
+  /** No usable book: diff events are buffered until a REST snapshot arrives. */
+  | 'awaiting_snapshot'
+  /** Snapshot applied; waiting for the event whose [U; u] contains lastUpdateId + 1. */
+  | 'bridging'
+  /** Every event applied so far was contiguous. */
+  | 'live';
+
+interface SymbolSync {
+  readonly symbol: string;
+  readonly book: L2Book;
+  phase: SyncPhase;
+  /** Update id the book reflects: the snapshot's lastUpdateId, then each applied event's u. */
+  bookId: number;
+  buffered: BufferedEvent[];
+  snapshotRequested: boolean;
+  /** A snapshot was emitted since the book was last discarded, so a gap must be announced. */
+  emittedSinceReset: boolean;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'missing';
+  return sampleOf(value, 40);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A Binance decimal (string, or a JSON number from a lenient producer) as a number; NaN when not one. */
+function decimal(raw: unknown): number {
+  if (typeof raw === 'number') return raw;
+  if (typeof raw !== 'string' || raw.length === 0) return Number.NaN;
+  const value = Number(raw);
+  // Number('') and Number('  ') are 0, which would silently delete a level.
+  if (value === 0 && !/\d/.test(raw)) return Number.NaN;
+  return value;
+}
+
+function updateId(record: Record<string, unknown>, field: string): number | Problem {
+  const value = record[field];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    return { reason: 'schema', detail: `${field}: expected a non-negative integer update id, got ${describe(value)}` };
+  }
+  return value;
+}
+
+function isProblem(value: number | Problem): value is Problem {
+  return typeof value === 'object' && value !== null;
+}
+
+/**
+ * Parses `raw` (an array of [price, quantity] decimal pairs) into `into`. `zeroMeansDelete`
+ * allows quantity 0 (diff events); snapshots must carry positive quantities.
+ */
+function parseLevels(raw: unknown, field: string, into: LevelScratch, zeroMeansDelete: boolean): Problem | null {
+  if (!Array.isArray(raw)) return { reason: 'schema', detail: `${field}: expected an array of [price, quantity], got ${describe(raw)}` };
+  into.reserve(raw.length);
+  const values = into.values;
+  for (let i = 0; i < raw.length; i += 1) {
+    const level: unknown = raw[i];
+    if (!Array.isArray(level) || level.length < 2) {
+      return { reason: 'schema', detail: `${field}[${i}]: expected [price, quantity], got ${describe(level)}` };
+    }
+    const price = decimal(level[0]);
+    const quantity = decimal(level[1]);
+    if (!Number.isFinite(price)) {
+      return { reason: 'non_finite', detail: `${field}[${i}][0]: price must be a finite decimal, got ${describe(level[0])}` };
+    }
+    if (!(price > 0)) return { reason: 'schema', detail: `${field}[${i}][0]: price must be > 0, got ${describe(level[0])}` };
+    if (!Number.isFinite(quantity)) {
+      return { reason: 'non_finite', detail: `${field}[${i}][1]: quantity must be a finite decimal, got ${describe(level[1])}` };
+    }
+    if (quantity < 0 || (quantity === 0 && !zeroMeansDelete)) {
+      const bound = zeroMeansDelete ? '>= 0' : '> 0';
+      return { reason: 'non_positive_size', detail: `${field}[${i}][1]: quantity must be ${bound}, got ${describe(level[1])}` };
+    }
+    values[2 * i] = price;
+    values[2 * i + 1] = quantity;
+  }
+  into.length = 2 * raw.length;
+  return null;
+}
+
+/** The `<name>` of a frame that starts `{"stream":"<name>"`, or null; lets ignored channels skip JSON.parse. */
+function envelopeStreamName(frame: string): string | null {
+  if (!frame.startsWith(ENVELOPE_PREFIX) || frame.charCodeAt(frame.length - 1) !== 0x7d) return null;
+  const end = frame.indexOf('"', ENVELOPE_PREFIX.length);
+  return end < 0 ? null : frame.slice(ENVELOPE_PREFIX.length, end);
+}
+
+function isNonBookChannel(channel: string): boolean {
+  for (const prefix of NON_BOOK_CHANNELS) if (channel.startsWith(prefix)) return true;
+  return false;
+}
+
+class BinanceMapper implements FrameMapper {
+  private readonly levels: number;
+  private readonly connectionSymbols: readonly string[];
+  private readonly syncs = new Map<string, SymbolSync>();
+  private readonly resyncRequests = new Set<string>();
+  private readonly bidScratch = new LevelScratch();
+  private readonly askScratch = new LevelScratch();
+
+  constructor(options: MapperOptions) {
+    const levels = Math.floor(options.levels);
+    this.levels = Number.isFinite(levels) && levels > 0 ? levels : DEFAULT_LEVELS;
+    this.connectionSymbols = (options.symbols ?? []).map((symbol) => symbol.toUpperCase());
+  }
+
+  map(frame: string, localTs: EpochMs): MarketMessage[] {
+    const out: MarketMessage[] = [];
+    const fastName = envelopeStreamName(frame);
+    if (fastName !== null) {
+      const at = fastName.indexOf('@');
+      if (at > 0 && isNonBookChannel(fastName.slice(at + 1))) return out;
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse(frame);
+    } catch (error) {
+      out.push(this.reject('malformed_json', `frame: not valid JSON (${(error as Error).message})`, frame, null));
+      return out;
+    }
+    if (!isRecord(message)) {
+      out.push(this.reject('schema', `frame: expected a JSON object, got ${describe(message)}`, frame, null));
+      return out;
+    }
+    if ('stream' in message && 'data' in message) this.mapEnvelope(message.stream, message.data, frame, localTs, out);
+    else this.mapBare(message, frame, localTs, out);
+    return out;
+  }
+
+  mapRestSnapshot(symbol: string, body: string, localTs: EpochMs): MarketMessage[] {
+    const out: MarketMessage[] = [];
+    const upper = symbol.toUpperCase();
+    let message: unknown;
+    try {
+      message = JSON.parse(body);
+    } catch (error) {
+      out.push(this.reject('malformed_json', `snapshot: not valid JSON (${(error as Error).message})`, body, upper));
+      return out;
+    }
+    if (!isRecord(message)) {
+      out.push(this.reject('schema', `snapshot: expected a JSON object, got ${describe(message)}`, body, upper));
+      return out;
+    }
+    this.applyRestSnapshot(upper, message, body, localTs, out);
+    return out;
+  }
+
+  takeResyncRequests(): string[] {
+    const symbols = [...this.resyncRequests];
+    this.resyncRequests.clear();
+    return symbols;
+  }
+
+  reset(): void {
+    this.syncs.clear();
+    this.resyncRequests.clear();
+  }
+
+  private mapEnvelope(stream: unknown, data: unknown, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
+    if (typeof stream !== 'string') {
+      out.push(this.reject('schema', `stream: expected a stream name, got ${describe(stream)}`, frame, null));
+      return;
+    }
+    // All-market streams (`!ticker@arr`, `!bookTicker`...) carry no order book.
+    if (stream.startsWith('!')) return;
+    const at = stream.indexOf('@');
+    if (at <= 0) {
+      out.push(this.reject('schema', `stream: expected <symbol>@<channel>, got ${describe(stream)}`, frame, null));
+      return;
+    }
+    const streamSymbol = stream.slice(0, at).toUpperCase();
+    const channel = stream.slice(at + 1);
+    if (isNonBookChannel(channel)) return;
+    if (!isRecord(data)) {
+      out.push(this.reject('schema', `data: expected a JSON object, got ${describe(data)}`, frame, streamSymbol));
+      return;
+    }
+    if (DIFF_CHANNEL.test(channel)) this.mapDiff(data, streamSymbol, frame, localTs, out);
+    else if (PARTIAL_CHANNEL.test(channel)) this.mapPartial(data, streamSymbol, frame, localTs, out);
+    else out.push(this.reject('unsupported_message', `stream: unsupported channel ${describe(stream)}`, frame, streamSymbol));
+  }
+
+  private mapBare(message: Record<string, unknown>, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
+    if ('e' in message) {
+      const event = message.e;
+      if (event === 'depthUpdate') this.mapDiff(message, null, frame, localTs, out);
+      else if (typeof event !== 'string' || !NON_BOOK_EVENTS.has(event)) {
+        out.push(this.reject('unsupported_message', `e: unsupported event type ${describe(event)}`, frame, null));
+      }
+      return;
+    }
+    if ('lastUpdateId' in message) {
+      this.mapBareDepthBody(message, frame, localTs, out);
+      return;
+    }
+    // Subscription acks `{"result":null,"id":1}` and bookTicker payloads (no `e`) carry no book.
+    if ('result' in message && 'id' in message) return;
+    if ('u' in message && 's' in message && 'b' in message && 'a' in message && 'B' in message && 'A' in message) return;
+    if ('code' in message && 'msg' in message) {
+      out.push(this.reject('unsupported_message', `msg: venue error ${describe(message.code)}: ${describe(message.msg)}`, frame, null));
+      return;
+    }
+    out.push(this.reject('unsupported_message', `frame: unrecognised message with keys ${describe(Object.keys(message))}`, frame, null));
+  }
+
+  /**
+   * A bare `{"lastUpdateId","bids","asks"}` names no symbol. It is a partial-book frame of a
+   * single `/ws/<symbol>@depthN` connection, unless a diff stream already runs for that symbol on
+   * this mapper: one `/ws/` connection carries one stream, so then it can only be a REST body.
+   */
+  private mapBareDepthBody(message: Record<string, unknown>, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
+    if (this.connectionSymbols.length !== 1) {
+      const detail = `symbol: a bare depth body names no symbol and this connection has ${this.connectionSymbols.length} symbols`;
+      out.push(this.reject('unknown_symbol', detail, frame, null));
+      return;
+    }
+    const symbol = this.connectionSymbols[0];
+    if (this.syncs.has(symbol)) this.applyRestSnapshot(symbol, message, frame, localTs, out);
+    else this.mapPartial(message, symbol, frame, localTs, out);
+  }
+
+  private mapPartial(data: Record<string, unknown>, symbol: string, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
+    const lastUpdateId = updateId(data, 'lastUpdateId');
+    if (isProblem(lastUpdateId)) {
+      out.push(this.reject(lastUpdateId.reason, lastUpdateId.detail, frame, symbol));
+      return;
+    }
+    const problem = parseLevels(data.bids, 'bids', this.bidScratch, false) ?? parseLevels(data.asks, 'asks', this.askScratch, false);
+    if (problem) {
+      out.push(this.reject(problem.reason, problem.detail, frame, symbol));
+      return;
+    }
+    // The payload is already best first; checkBook below verifies that rather than re-sorting.
+    const bids = this.bidScratch.values.slice(0, Math.min(this.bidScratch.length, 2 * this.levels));
+    const asks = this.askScratch.values.slice(0, Math.min(this.askScratch.length, 2 * this.levels));
+    // Partial-book payloads carry no event time; the receive time stands in for it.
+    const snapshot: BookSnapshot = { type: 'book_snapshot', symbol, ts: localTs, localTs, seq: lastUpdateId, bids, asks };
+    out.push(snapshotOrRejected(snapshot, frame));
+  }
+
+  private mapDiff(data: Record<string, unknown>, streamSymbol: string | null, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
+    const rawSymbol = data.s;
+    let symbol: string;
+    if (typeof rawSymbol === 'string' && rawSymbol.length > 0) symbol = rawSymbol.toUpperCase();
+    else if (streamSymbol !== null && rawSymbol === undefined) symbol = streamSymbol;
+    else {
+      out.push(this.reject('schema', `s: expected a symbol, got ${describe(rawSymbol)}`, frame, streamSymbol));
+      return;
+    }
+    const eventTime = data.E;
+    if (typeof eventTime !== 'number' || !Number.isFinite(eventTime)) {
+      out.push(this.reject('schema', `E: expected an event time in ms, got ${describe(eventTime)}`, frame, symbol));
+      return;
+    }
+    const firstId = updateId(data, 'U');
+    if (isProblem(firstId)) {
+      out.push(this.reject(firstId.reason, firstId.detail, frame, symbol));
+      return;
+    }
+    const finalId = updateId(data, 'u');
+    if (isProblem(finalId)) {
+      out.push(this.reject(finalId.reason, finalId.detail, frame, symbol));
+      return;
+    }
+    if (firstId > finalId) {
+      out.push(this.reject('out_of_order', `U: first update id ${firstId} is after final update id u=${finalId}`, frame, symbol));
+      return;
+    }
+    const problem = parseLevels(data.b, 'b', this.bidScratch, true) ?? parseLevels(data.a, 'a', this.askScratch, true);
+    if (problem) {
+      out.push(this.reject(problem.reason, problem.detail, frame, symbol));
+      return;
+    }
+    const sync = this.syncFor(symbol);
+    if (sync.phase === 'awaiting_snapshot') {
+      this.buffer(sync, {
+        eventTime,
+        firstId,
+        finalId,
+        bids: this.bidScratch.copy(),
+        asks: this.askScratch.copy(),
+        localTs,
+        frame,
+      });
+      return;
+    }
+    this.applyEvent(sync, eventTime, firstId, finalId, this.bidScratch.values, this.bidScratch.length,
+      this.askScratch.values, this.askScratch.length, localTs, frame, out);
+  }
+
+  private applyRestSnapshot(symbol: string, body: Record<string, unknown>, raw: string, localTs: EpochMs, out: MarketMessage[]): void {
+    const lastUpdateId = updateId(body, 'lastUpdateId');
+    if (isProblem(lastUpdateId)) {
+      out.push(this.reject(lastUpdateId.reason, lastUpdateId.detail, raw, symbol));
+      return;
+    }
+    const problem = parseLevels(body.bids, 'bids', this.bidScratch, false) ?? parseLevels(body.asks, 'asks', this.askScratch, false);
+    if (problem) {
+      out.push(this.reject(problem.reason, problem.detail, raw, symbol));
+      return;
+    }
+    const sync = this.syncFor(symbol);
+    if (sync.phase !== 'awaiting_snapshot' && lastUpdateId <= sync.bookId) {
+      const detail = `lastUpdateId: snapshot ${lastUpdateId} is not newer than the book (update id ${sync.bookId}); ignored`;
+      out.push(this.reject('out_of_order', detail, raw, symbol));
+      return;
+    }
+    const firstBuffered = sync.buffered[0];
+    // A snapshot at exactly U - 1 still joins the first buffered event (U <= lastUpdateId + 1).
+    if (firstBuffered !== undefined && lastUpdateId < firstBuffered.firstId - 1) {
+      const detail = `lastUpdateId: snapshot ${lastUpdateId} is older than the first buffered event (U=${firstBuffered.firstId}); requesting another`;
+      out.push(this.reject('out_of_order', detail, raw, symbol));
+      this.requestSnapshot(sync);
+      return;
+    }
+    sync.book.replaceSide('bid', this.bidScratch.values.subarray(0, this.bidScratch.length));
+    sync.book.replaceSide('ask', this.askScratch.values.subarray(0, this.askScratch.length));
+    sync.bookId = lastUpdateId;
+    sync.phase = 'bridging';
+    sync.snapshotRequested = false;
+    this.resyncRequests.delete(symbol);
+    const pending = sync.buffered;
+    sync.buffered = [];
+    for (const event of pending) {
+      // A gap inside the buffer sends the book back to awaiting_snapshot: keep the rest buffered.
+      if ((sync.phase as SyncPhase) === 'awaiting_snapshot') this.buffer(sync, event);
+      else {
+        this.applyEvent(sync, event.eventTime, event.firstId, event.finalId, event.bids, event.bids.length,
+          event.asks, event.asks.length, event.localTs, event.frame, out);
+      }
+    }
+  }
+
+  private applyEvent(
+    sync: SymbolSync,
+    eventTime: number,
+    firstId: number,
+    finalId: number,
+    bids: Float64Array,
+    bidsLength: number,
+    asks: Float64Array,
+    asksLength: number,
+    localTs: EpochMs,
+    frame: string,
+    out: MarketMessage[],
+  ): void {
+    // Already contained in the snapshot or in an event applied before.
+    if (finalId <= sync.bookId) return;
+    if (firstId > sync.bookId + 1) {
+      this.onGap(sync, eventTime, firstId, finalId, bids.slice(0, bidsLength), asks.slice(0, asksLength), localTs, frame, out);
+      return;
+    }
+    const book = sync.book;
+    for (let i = 0; i < bidsLength; i += 2) book.setLevel('bid', bids[i], bids[i + 1]);
+    for (let i = 0; i < asksLength; i += 2) book.setLevel('ask', asks[i], asks[i + 1]);
+    sync.bookId = finalId;
+    sync.phase = 'live';
+    const snapshot: BookSnapshot = {
+      type: 'book_snapshot',
+      symbol: sync.symbol,
+      ts: eventTime,
+      localTs,
+      seq: finalId,
+      bids: book.topBids(this.levels),
+      asks: book.topAsks(this.levels),
+    };
+    const checked = snapshotOrRejected(snapshot, frame);
+    if (checked.type === 'book_snapshot') sync.emittedSinceReset = true;
+    out.push(checked);
+  }
+
+  private onGap(
+    sync: SymbolSync,
+    eventTime: number,
+    firstId: number,
+    finalId: number,
+    bids: Float64Array,
+    asks: Float64Array,
+    localTs: EpochMs,
+    frame: string,
+    out: MarketMessage[],
+  ): void {
+    if (sync.emittedSinceReset) {
+      const disconnect: Disconnect = {
+        type: 'disconnect',
+        symbol: sync.symbol,
+        localTs,
+        reason: `sequence gap: expected U <= ${sync.bookId + 1}, got U=${firstId} (u=${finalId}); resyncing from a new snapshot`,
+      };
+      out.push(disconnect);
+    } else {
+      // Nothing was emitted from this book yet: the snapshot simply cannot reach the stream.
+      const detail = `lastUpdateId: snapshot ${sync.bookId} does not reach the next event (U=${firstId}); requesting another`;
+      out.push(this.reject('out_of_order', detail, frame, sync.symbol));
+    }
+    sync.book.reset();
+    sync.phase = 'awaiting_snapshot';
+    sync.emittedSinceReset = false;
+    sync.buffered = [];
+    this.buffer(sync, { eventTime, firstId, finalId, bids, asks, localTs, frame });
+  }
+
+  private buffer(sync: SymbolSync, event: BufferedEvent): void {
+    if (sync.buffered.length >= MAX_BUFFERED_EVENTS) sync.buffered.shift();
+    sync.buffered.push(event);
+    // Binance's order: buffer first, then fetch the snapshot, so it is never older than the stream.
+    if (!sync.snapshotRequested) this.requestSnapshot(sync);
+  }
+
+  private requestSnapshot(sync: SymbolSync): void {
+    sync.snapshotRequested = true;
+    this.resyncRequests.add(sync.symbol);
+  }
+
+  private syncFor(symbol: string): SymbolSync {
+    let sync = this.syncs.get(symbol);
+    if (sync === undefined) {
+      sync = {
+        symbol,
+        book: new L2Book(2 * REST_SNAPSHOT_LIMIT),
+        phase: 'awaiting_snapshot',
+        bookId: -1,
+        buffered: [],
+        snapshotRequested: false,
+        emittedSinceReset: false,
+      };
+      this.syncs.set(symbol, sync);
+    }
+    return sync;
+  }
+
+  private reject(reason: RejectReason, detail: string, raw: string, symbol: string | null): Rejected {
+    return { type: 'rejected', reason, detail, sample: sampleOf(raw), symbol };
+  }
+}
+
+function streamsOf(symbols: readonly string[]): string[] {
+  return symbols.map((symbol) => `${symbol.toLowerCase()}@depth@100ms`);
+}
+
+function withoutTrailingSlash(url: string): string {
+  return url.endsWith('/') ? url.slice(0, -1) : url;
+}
+
+function createLiveProtocol(): LiveProtocol {
+  let requestId = 0;
+  return {
+    venue: 'binance',
+    connectUrl: (baseUrl, symbols) => `${withoutTrailingSlash(baseUrl)}/stream?streams=${streamsOf(symbols).join('/')}`,
+    // The combined-stream URL already subscribes.
+    subscribeFrames: () => [],
+    unsubscribeFrames: (symbols) => {
+      if (symbols.length === 0) return [];
+      requestId += 1;
+      return [JSON.stringify({ method: 'UNSUBSCRIBE', params: streamsOf(symbols), id: requestId })];
+    },
+    // Binance pings at the websocket level and ws answers those pongs itself.
+    pingFrame: () => null,
+    snapshotUrl: (baseRestUrl, symbol) =>
+      `${withoutTrailingSlash(baseRestUrl)}/api/v3/depth?symbol=${encodeURIComponent(symbol.toUpperCase())}&limit=${REST_SNAPSHOT_LIMIT}`,
+  };
+}
+
+export const binance: Venue = {
+  id: 'binance',
+  createMapper: (options: MapperOptions): FrameMapper => new BinanceMapper(options),
+  live: createLiveProtocol(),
+};
