@@ -45,7 +45,8 @@ export type RejectReason =
   | 'sequence_gap'
   | 'checksum_mismatch'
   | 'unknown_symbol'
-  | 'unsupported_message';
+  | 'unsupported_message'
+  | 'venue_error';
 
 /** An input that was dropped at the edge; it never reaches a learner. */
 export interface Rejected {

@@ -1,0 +1,464 @@
+// Kraken websocket API v1, public `book` channel (wss://ws.kraken.com).
+//
+// Frames are either event objects (`systemStatus`, `subscriptionStatus`, `heartbeat`, `pong`,
+// `error`) or channel arrays:
+//   snapshot  [channelID, {"as": [[price, volume, ts], ...], "bs": [...]}, "book-N", pair]
+//   update    [channelID, {"a": [...]}, "book-N", pair]
+//             [channelID, {"b": [...], "c": checksum}, "book-N", pair]
+//             [channelID, {"a": [...]}, {"b": [...], "c": checksum}, "book-N", pair]
+// An update entry may carry a fourth element "r" (a level republished because it came back
+// into the subscribed depth). Prices, volumes and timestamps are decimal strings.
+//
+// The checksum is computed from the venue's exact strings, so each side keeps them next to the
+// parsed numbers; a numeric book could not reproduce "5290.80000" from 5290.8.
+// Reference: https://docs.kraken.com/api/docs/guides/spot-ws-book-v1
+import type { BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason } from '../domain/types.js';
+import { sampleOf } from '../domain/types.js';
+import { snapshotOrRejected } from '../domain/book-check.js';
+import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
+import { crc32Begin, crc32Byte, crc32End } from './crc32.js';
+
+// ---- raw venue messages (never leave this file) ---------------------------------------------
+
+/** [price, volume, timestamp] or [price, volume, timestamp, "r"]. */
+type RawEntry = readonly [string, string, string] | readonly [string, string, string, 'r'];
+
+interface RawEvent {
+  readonly event: string;
+  readonly status?: unknown;
+  readonly pair?: unknown;
+  readonly errorMessage?: unknown;
+}
+
+/** The checksum covers the ten best levels per side whatever the subscribed depth. */
+const CHECKSUM_LEVELS = 10;
+const DEFAULT_DEPTH = 10;
+/** Kraken's largest book subscription. */
+const MAX_DEPTH = 1000;
+
+const DECIMAL = /^\d+(?:\.\d+)?$/;
+const CHECKSUM_TEXT = /^\d{1,10}$/;
+const CHAR_DOT = 0x2e;
+const CHAR_ZERO = 0x30;
+
+// ---- one side of a depth-limited book -------------------------------------------------------
+
+/**
+ * Price levels of one side, best first, in parallel arrays (price, volume, and the venue's
+ * strings for both). At most a few hundred levels: a binary search plus a splice beats a tree
+ * here and keeps iteration in best-first order for free.
+ */
+class KrakenSide {
+  readonly prices: number[] = [];
+  readonly volumes: number[] = [];
+  readonly priceTexts: string[] = [];
+  readonly volumeTexts: string[] = [];
+
+  /** `descending` for bids (best = highest), ascending for asks. */
+  constructor(private readonly descending: boolean) {}
+
+  get length(): number {
+    return this.prices.length;
+  }
+
+  /** Inserts, replaces, or (volume 0) deletes the level at `price`. */
+  apply(price: number, priceText: string, volume: number, volumeText: string): void {
+    const index = this.search(price);
+    const found = index < this.prices.length && this.prices[index] === price;
+    if (volume === 0) {
+      if (found) {
+        this.prices.splice(index, 1);
+        this.volumes.splice(index, 1);
+        this.priceTexts.splice(index, 1);
+        this.volumeTexts.splice(index, 1);
+      }
+      return;
+    }
+    if (found) {
+      this.volumes[index] = volume;
+      this.priceTexts[index] = priceText;
+      this.volumeTexts[index] = volumeText;
+      return;
+    }
+    this.prices.splice(index, 0, price);
+    this.volumes.splice(index, 0, volume);
+    this.priceTexts.splice(index, 0, priceText);
+    this.volumeTexts.splice(index, 0, volumeText);
+  }
+
+  /** Kraken sends no deletes for levels pushed out of the subscribed depth: drop them here. */
+  truncate(depth: number): void {
+    if (this.prices.length <= depth) return;
+    this.prices.length = depth;
+    this.volumes.length = depth;
+    this.priceTexts.length = depth;
+    this.volumeTexts.length = depth;
+  }
+
+  /** The best `levels` levels as [p0, s0, p1, s1, ...]. */
+  top(levels: number): Float64Array {
+    const count = Math.min(levels, this.prices.length);
+    const out = new Float64Array(count * 2);
+    for (let i = 0; i < count; i++) {
+      out[2 * i] = this.prices[i];
+      out[2 * i + 1] = this.volumes[i];
+    }
+    return out;
+  }
+
+  /** Index of `price`, or where it would be inserted to keep best-first order. */
+  private search(price: number): number {
+    let low = 0;
+    let high = this.prices.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      const better = this.descending ? this.prices[mid] > price : this.prices[mid] < price;
+      if (better) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+}
+
+interface KrakenBook {
+  readonly depth: number;
+  readonly bids: KrakenSide;
+  readonly asks: KrakenSide;
+}
+
+/**
+ * Kraken's book checksum: for the ten best asks (ascending) then the ten best bids
+ * (descending), the price then the volume string with '.' removed and leading zeros stripped,
+ * all concatenated; CRC-32 of that, unsigned. Hashed character by character, no string built.
+ */
+export function krakenBookChecksum(
+  askPriceTexts: readonly string[],
+  askVolumeTexts: readonly string[],
+  bidPriceTexts: readonly string[],
+  bidVolumeTexts: readonly string[],
+): number {
+  let crc = crc32Begin();
+  crc = hashSide(crc, askPriceTexts, askVolumeTexts);
+  crc = hashSide(crc, bidPriceTexts, bidVolumeTexts);
+  return crc32End(crc);
+}
+
+function hashSide(crc: number, priceTexts: readonly string[], volumeTexts: readonly string[]): number {
+  const count = Math.min(CHECKSUM_LEVELS, priceTexts.length);
+  let register = crc;
+  for (let i = 0; i < count; i++) {
+    register = hashDigits(register, priceTexts[i]);
+    register = hashDigits(register, volumeTexts[i]);
+  }
+  return register;
+}
+
+function hashDigits(crc: number, text: string): number {
+  let register = crc;
+  let leading = true;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === CHAR_DOT) continue;
+    if (leading && code === CHAR_ZERO) continue;
+    leading = false;
+    register = crc32Byte(register, code);
+  }
+  return register;
+}
+
+// ---- frame validation -----------------------------------------------------------------------
+
+class FrameError {
+  constructor(
+    readonly reason: RejectReason,
+    readonly detail: string,
+  ) {}
+}
+
+/** A value as it appeared in the frame (strings quoted), cut short for a detail message. */
+function shown(value: unknown, max: number): string {
+  return sampleOf(value === undefined ? 'undefined' : JSON.stringify(value), max);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Kraken's fractional epoch-seconds string as epoch ms, without a lossy `* 1000`. */
+export function krakenSecondsToMs(text: string): number {
+  const dot = text.indexOf('.');
+  if (dot < 0) return Number(text) * 1000;
+  const fraction = text.slice(dot + 1).padEnd(3, '0');
+  return Number(`${text.slice(0, dot)}${fraction.slice(0, 3)}.${fraction.slice(3) || '0'}`);
+}
+
+/**
+ * Checks `entries` (the value of `as`, `bs`, `a` or `b`) and returns the newest entry timestamp
+ * in ms (-Infinity when there are none); throws a FrameError naming the field otherwise.
+ */
+function validateEntries(entries: unknown, field: string): number {
+  if (!Array.isArray(entries)) {
+    throw new FrameError('schema', `${field}: must be an array of [price, volume, timestamp], got ${shown(entries, 40)}`);
+  }
+  let newest = -Infinity;
+  for (let i = 0; i < entries.length; i++) {
+    const entry: unknown = entries[i];
+    if (!Array.isArray(entry) || entry.length < 3 || entry.length > 4) {
+      throw new FrameError('schema', `${field}[${i}]: must be [price, volume, timestamp] or [price, volume, timestamp, "r"], got ${shown(entry, 60)}`);
+    }
+    const [priceText, volumeText, tsText] = entry as unknown[];
+    if (typeof priceText !== 'string' || !DECIMAL.test(priceText)) {
+      throw new FrameError('schema', `${field}[${i}][0]: price must be a decimal string, got ${shown(priceText, 40)}`);
+    }
+    if (typeof volumeText !== 'string' || !DECIMAL.test(volumeText)) {
+      throw new FrameError('schema', `${field}[${i}][1]: volume must be a decimal string, got ${shown(volumeText, 40)}`);
+    }
+    if (typeof tsText !== 'string' || !DECIMAL.test(tsText)) {
+      throw new FrameError('schema', `${field}[${i}][2]: timestamp must be decimal epoch seconds, got ${shown(tsText, 40)}`);
+    }
+    if (entry.length === 4 && entry[3] !== 'r') {
+      throw new FrameError('schema', `${field}[${i}][3]: only "r" (republish) is defined, got ${shown(entry[3], 40)}`);
+    }
+    // Only absurdly long digit strings overflow; the book must never hold an infinity.
+    if (!Number.isFinite(Number(priceText))) throw new FrameError('non_finite', `${field}[${i}][0]: price must be finite, got ${shown(priceText, 40)}`);
+    if (!Number.isFinite(Number(volumeText))) throw new FrameError('non_finite', `${field}[${i}][1]: volume must be finite, got ${shown(volumeText, 40)}`);
+    const ts = krakenSecondsToMs(tsText);
+    if (!Number.isFinite(ts)) throw new FrameError('non_finite', `${field}[${i}][2]: timestamp must be finite, got ${shown(tsText, 40)}`);
+    if (ts > newest) newest = ts;
+  }
+  return newest;
+}
+
+/** Applies entries already checked by `validateEntries`, in arrival order. */
+function applyEntries(side: KrakenSide, entries: unknown): void {
+  if (entries === undefined) return;
+  const rows = entries as readonly RawEntry[];
+  for (let i = 0; i < rows.length; i++) {
+    const [priceText, volumeText] = rows[i];
+    side.apply(Number(priceText), priceText, Number(volumeText), volumeText);
+  }
+}
+
+function parseDepth(channelName: string): number | null {
+  const match = /^book-(\d{1,4})$/.exec(channelName);
+  if (!match) return null;
+  const depth = Number(match[1]);
+  return depth >= 1 && depth <= MAX_DEPTH ? depth : null;
+}
+
+// ---- the mapper -----------------------------------------------------------------------------
+
+class KrakenMapper implements FrameMapper {
+  private readonly books = new Map<string, KrakenBook>();
+  private readonly resync = new Set<string>();
+  private readonly levels: number;
+
+  constructor(options: MapperOptions) {
+    this.levels = Number.isInteger(options.levels) && options.levels > 0 ? options.levels : DEFAULT_DEPTH;
+  }
+
+  map(frame: string, localTs: EpochMs): MarketMessage[] {
+    let message: unknown;
+    try {
+      message = JSON.parse(frame);
+    } catch (error) {
+      return [reject('malformed_json', `frame: not JSON (${(error as Error).message})`, frame, null)];
+    }
+    if (Array.isArray(message)) return this.mapChannelMessage(message, frame, localTs);
+    if (isPlainObject(message) && typeof message.event === 'string') return this.mapEvent(message as unknown as RawEvent, frame);
+    return [reject('unsupported_message', 'frame: neither an event object nor a channel array', frame, null)];
+  }
+
+  takeResyncRequests(): string[] {
+    const pairs = [...this.resync];
+    this.resync.clear();
+    return pairs;
+  }
+
+  reset(): void {
+    this.books.clear();
+    this.resync.clear();
+  }
+
+  private mapEvent(message: RawEvent, frame: string): MarketMessage[] {
+    switch (message.event) {
+      case 'systemStatus':
+      case 'heartbeat':
+      case 'pong':
+        return [];
+      case 'subscriptionStatus': {
+        const pair = typeof message.pair === 'string' ? message.pair : null;
+        if (message.status === 'error') {
+          return [reject('venue_error', `subscriptionStatus.errorMessage: ${shown(message.errorMessage, 120)}`, frame, pair)];
+        }
+        // After an unsubscribe (the resync path) nothing more arrives for the old book.
+        if (message.status === 'unsubscribed' && pair !== null) this.books.delete(pair);
+        return [];
+      }
+      case 'error':
+        return [reject('venue_error', `error.errorMessage: ${shown(message.errorMessage, 120)}`, frame, null)];
+      default:
+        return [reject('unsupported_message', `event: ${shown(message.event, 40)} is not handled`, frame, null)];
+    }
+  }
+
+  private mapChannelMessage(message: unknown[], frame: string, localTs: EpochMs): MarketMessage[] {
+    if (message.length < 4 || message.length > 5) {
+      return [reject('schema', `frame: a channel message has 4 or 5 elements, got ${message.length}`, frame, null)];
+    }
+    const pair = message[message.length - 1];
+    const channelName = message[message.length - 2];
+    if (typeof pair !== 'string' || pair.length === 0) {
+      return [reject('schema', `[${message.length - 1}]: pair must be a non-empty string, got ${shown(pair, 40)}`, frame, null)];
+    }
+    if (typeof channelName !== 'string') {
+      return [reject('schema', `[${message.length - 2}]: channel name must be a string, got ${shown(channelName, 40)}`, frame, pair)];
+    }
+    if (!channelName.startsWith('book')) {
+      return [reject('unsupported_message', `[${message.length - 2}]: channel ${shown(channelName, 40)} is not handled`, frame, pair)];
+    }
+    const depth = parseDepth(channelName);
+    if (depth === null) {
+      return [reject('schema', `[${message.length - 2}]: channel name must be book-N with 1 <= N <= ${MAX_DEPTH}, got ${shown(channelName, 40)}`, frame, pair)];
+    }
+    const payloads = message.slice(1, message.length - 2);
+    for (let i = 0; i < payloads.length; i++) {
+      if (!isPlainObject(payloads[i])) {
+        return [reject('schema', `[${i + 1}]: must be an object, got ${shown(payloads[i], 40)}`, frame, pair)];
+      }
+    }
+    const objects = payloads as Record<string, unknown>[];
+    const isSnapshot = objects.length === 1 && ('as' in objects[0] || 'bs' in objects[0]);
+    return isSnapshot
+      ? this.applySnapshot(pair, depth, objects[0], frame, localTs)
+      : this.applyUpdate(pair, objects, frame, localTs);
+  }
+
+  private applySnapshot(pair: string, depth: number, payload: Record<string, unknown>, frame: string, localTs: EpochMs): MarketMessage[] {
+    let newest: number;
+    try {
+      newest = Math.max(
+        payload.as === undefined ? -Infinity : validateEntries(payload.as, '[1].as'),
+        payload.bs === undefined ? -Infinity : validateEntries(payload.bs, '[1].bs'),
+      );
+    } catch (error) {
+      if (!(error instanceof FrameError)) throw error;
+      return this.loseBook(pair, error.reason, error.detail, frame, localTs);
+    }
+    const book: KrakenBook = { depth, bids: new KrakenSide(true), asks: new KrakenSide(false) };
+    applyEntries(book.asks, payload.as);
+    applyEntries(book.bids, payload.bs);
+    book.asks.truncate(depth);
+    book.bids.truncate(depth);
+    this.books.set(pair, book);
+    return [this.emit(pair, book, newest, localTs, frame)];
+  }
+
+  private applyUpdate(pair: string, objects: Record<string, unknown>[], frame: string, localTs: EpochMs): MarketMessage[] {
+    const book = this.books.get(pair);
+    // Deltas before the snapshot (or after a dropped book, until the resubscription's
+    // snapshot) cannot be applied to anything.
+    if (!book) return [];
+
+    let newest = -Infinity;
+    let checksumText: string | undefined;
+    // Validate the whole message before touching the book: half an update is a corrupt book.
+    try {
+      for (let i = 0; i < objects.length; i++) {
+        const payload = objects[i];
+        const at = `[${i + 1}]`;
+        if (payload.a === undefined && payload.b === undefined) {
+          throw new FrameError('schema', `${at}: an update object needs "a" or "b"`);
+        }
+        if (payload.a !== undefined) newest = Math.max(newest, validateEntries(payload.a, `${at}.a`));
+        if (payload.b !== undefined) newest = Math.max(newest, validateEntries(payload.b, `${at}.b`));
+        if (payload.c !== undefined) {
+          if (typeof payload.c !== 'string' || !CHECKSUM_TEXT.test(payload.c) || Number(payload.c) > 0xffffffff) {
+            throw new FrameError('schema', `${at}.c: checksum must be an unsigned 32-bit decimal string, got ${shown(payload.c, 40)}`);
+          }
+          checksumText = payload.c;
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof FrameError)) throw error;
+      return this.loseBook(pair, error.reason, error.detail, frame, localTs);
+    }
+
+    // Within a side the last entry for a price is the newest, so arrival order is kept.
+    for (let i = 0; i < objects.length; i++) {
+      applyEntries(book.asks, objects[i].a);
+      applyEntries(book.bids, objects[i].b);
+    }
+    book.asks.truncate(book.depth);
+    book.bids.truncate(book.depth);
+
+    if (checksumText !== undefined) {
+      const expected = Number(checksumText);
+      const computed = krakenBookChecksum(book.asks.priceTexts, book.asks.volumeTexts, book.bids.priceTexts, book.bids.volumeTexts);
+      if (computed !== expected) {
+        return this.loseBook(pair, 'checksum_mismatch', `c: venue checksum ${expected}, local book gives ${computed}`, frame, localTs);
+      }
+    }
+    return [this.emit(pair, book, newest, localTs, frame)];
+  }
+
+  /** The book can no longer be trusted: say so, forget it and ask for a fresh snapshot. */
+  private loseBook(pair: string, reason: RejectReason, detail: string, frame: string, localTs: EpochMs): MarketMessage[] {
+    this.books.delete(pair);
+    this.resync.add(pair);
+    return [
+      reject(reason, `${pair}: ${detail}`, frame, pair),
+      { type: 'disconnect', symbol: pair, localTs, reason: `${reason}: ${detail}` },
+    ];
+  }
+
+  private emit(pair: string, book: KrakenBook, newestMs: number, localTs: EpochMs, frame: string): BookSnapshot | Rejected {
+    const snapshot: BookSnapshot = {
+      type: 'book_snapshot',
+      symbol: pair,
+      ts: Number.isFinite(newestMs) ? newestMs : localTs,
+      localTs,
+      seq: undefined,
+      bids: book.bids.top(this.levels),
+      asks: book.asks.top(this.levels),
+    };
+    return snapshotOrRejected(snapshot, frame);
+  }
+}
+
+function reject(reason: RejectReason, detail: string, raw: string, symbol: string | null): Rejected {
+  return { type: 'rejected', reason, detail, sample: sampleOf(raw), symbol };
+}
+
+// ---- live protocol and venue ----------------------------------------------------------------
+
+const VALID_DEPTHS = [10, 25, 100, 500, 1000] as const;
+export type KrakenDepth = (typeof VALID_DEPTHS)[number];
+
+function krakenLive(depth: KrakenDepth): LiveProtocol {
+  const subscription = { name: 'book', depth };
+  return {
+    venue: 'kraken',
+    connectUrl: (baseUrl) => baseUrl,
+    subscribeFrames: (symbols) => (symbols.length ? [JSON.stringify({ event: 'subscribe', pair: [...symbols], subscription })] : []),
+    unsubscribeFrames: (symbols) => (symbols.length ? [JSON.stringify({ event: 'unsubscribe', pair: [...symbols], subscription })] : []),
+    pingFrame: () => JSON.stringify({ event: 'ping' }),
+    snapshotUrl: () => null,
+  };
+}
+
+/**
+ * Kraken v1 `book` at a subscription depth of 10, 25, 100, 500 or 1000 levels per side.
+ * The mapper reads the depth of each book from its channel name (`book-N`), so it keeps any
+ * subscription correct; `depth` only chooses what the live client asks for.
+ */
+export function krakenVenue(depth: KrakenDepth = DEFAULT_DEPTH): Venue {
+  if (!VALID_DEPTHS.includes(depth)) throw new RangeError(`kraken depth must be one of ${VALID_DEPTHS.join(', ')}, got ${depth}`);
+  return {
+    id: 'kraken',
+    createMapper: (options) => new KrakenMapper(options),
+    live: krakenLive(depth),
+  };
+}
+
+export const kraken: Venue = krakenVenue();
