@@ -1,0 +1,85 @@
+// Read throughput of the file sources over the full recordings in ../shared/data (not part
+// of the product repo). Run after a build:
+//   npx tsc -p tsconfig.build.json && node dist/bench/file-sources.js
+// LOB_SHARED_DATA overrides where the recordings are looked for.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { MarketMessage } from '../src/domain/types.js';
+import { canonicalJsonl } from '../src/venues/canonical.js';
+import { lobster } from '../src/venues/lobster.js';
+import { tardisCsv } from '../src/venues/tardis-csv.js';
+import type { FileFormat } from '../src/venues/types.js';
+
+const dataDir = resolve(process.env.LOB_SHARED_DATA ?? resolve(process.cwd(), '../shared/data'));
+
+interface Case {
+  readonly label: string;
+  readonly format: FileFormat;
+  readonly path: string;
+  readonly levels: number;
+}
+
+const cases: Case[] = [
+  { label: 'lobster AMZN level 5, full zip (155,935 rows)', format: lobster, path: 'lobster/LOBSTER_SampleFile_AMZN_2012-06-21_5.zip', levels: 5 },
+  { label: 'lobster AAPL level 1, full zip (118,497 rows)', format: lobster, path: 'lobster/LOBSTER_SampleFile_AAPL_2012-06-21_1.zip', levels: 1 },
+  { label: 'tardis-csv book_snapshot_25 sample (10 rows)', format: tardisCsv, path: 'tardis/binance-futures_book_snapshot_25_BTCUSDT.csv', levels: 25 },
+];
+
+async function drain(format: FileFormat, path: string, levels: number): Promise<{ counts: Map<string, number>; ms: number }> {
+  const counts = new Map<string, number>();
+  const started = performance.now();
+  for await (const message of format.read([path], { levels })) count(counts, message);
+  return { counts, ms: performance.now() - started };
+}
+
+function count(counts: Map<string, number>, message: MarketMessage): void {
+  const key = message.type === 'rejected' ? `rejected:${message.reason}` : message.type;
+  counts.set(key, (counts.get(key) ?? 0) + 1);
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(dataDir)) {
+    console.log(`file-sources bench: recordings not found at ${dataDir} (set LOB_SHARED_DATA); nothing measured.`);
+    return;
+  }
+  console.log(`file-sources bench, node ${process.version}, data ${dataDir}`);
+  for (const { label, format, path, levels } of cases) {
+    const full = resolve(dataDir, path);
+    if (!existsSync(full)) {
+      console.log(`${label}: ABSENT (${full}), skipped`);
+      continue;
+    }
+    await drain(format, full, levels); // warm-up: JIT and file cache
+    const { counts, ms } = await drain(format, full, levels);
+    const snapshots = counts.get('book_snapshot') ?? 0;
+    const rate = Math.round((snapshots / ms) * 1000);
+    console.log(`${label}: ${snapshots} snapshots in ${ms.toFixed(0)} ms = ${rate.toLocaleString('en-US')} snapshots/s; ${JSON.stringify(Object.fromEntries(counts))}`);
+  }
+  await benchCanonical();
+}
+
+/** Canonical JSONL: written from the AMZN rows through toCanonicalJson, then read back. */
+async function benchCanonical(): Promise<void> {
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { toCanonicalJson } = await import('../src/venues/canonical.js');
+  const zip = resolve(dataDir, 'lobster/LOBSTER_SampleFile_AMZN_2012-06-21_5.zip');
+  if (!existsSync(zip)) return;
+  const lines: string[] = [];
+  for await (const message of lobster.read([zip], { levels: 5 })) {
+    if (message.type === 'book_snapshot') lines.push(toCanonicalJson(message));
+  }
+  const dir = await mkdtemp(resolve(tmpdir(), 'lob-bench-'));
+  try {
+    const file = resolve(dir, 'amzn.jsonl');
+    await writeFile(file, `${lines.join('\n')}\n`);
+    await drain(canonicalJsonl, file, 5);
+    const { counts, ms } = await drain(canonicalJsonl, file, 5);
+    const snapshots = counts.get('book_snapshot') ?? 0;
+    console.log(`canonical JSONL from AMZN (${lines.length} lines): ${snapshots} snapshots in ${ms.toFixed(0)} ms = ${Math.round((snapshots / ms) * 1000).toLocaleString('en-US')} snapshots/s`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
