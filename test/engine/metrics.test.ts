@@ -1,0 +1,252 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DownsampledSeries,
+  MetricsTimeline,
+  PrequentialMetrics,
+  macroF1,
+  prequentialMetricsStateSchema,
+} from '../../src/engine/metrics.js';
+
+// Six 3-class predictions [down, flat, up], scored by hand below.
+const HAND_STREAM: Array<{ probs: number[]; label: number }> = [
+  { probs: [0.7, 0.2, 0.1], label: 0 }, // predicts 0, hit.  -ln .7 = 0.356675  Brier .09+.04+.01 = 0.14
+  { probs: [0.2, 0.5, 0.3], label: 2 }, // predicts 1, miss. -ln .3 = 1.203973  Brier .04+.25+.49 = 0.78
+  { probs: [0.1, 0.1, 0.8], label: 2 }, // predicts 2, hit.  -ln .8 = 0.223144  Brier .01+.01+.04 = 0.06
+  { probs: [0.4, 0.4, 0.2], label: 1 }, // tie 0/1 -> 0, miss. -ln .4 = 0.916291  Brier .16+.36+.04 = 0.56
+  { probs: [0.0, 0.7, 0.3], label: 0 }, // predicts 1, miss. p clipped to 1e-12: 27.631021  Brier 1+.49+.09 = 1.58
+  { probs: [0.3, 0.6, 0.1], label: 1 }, // predicts 1, hit.  -ln .6 = 0.510826  Brier .09+.16+.01 = 0.26
+];
+const HAND_LOG_LOSS = [0.356675, 1.203973, 0.223144, 0.916291, 27.631021, 0.510826];
+const HAND_BRIER = [0.14, 0.78, 0.06, 0.56, 1.58, 0.26];
+const HAND_HITS = [1, 0, 1, 0, 0, 1];
+
+const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
+
+/** Rolling sums are kept incrementally, so a restored copy may differ in the last bits. */
+function expectSameRolling(actual: PrequentialMetrics, expected: PrequentialMetrics): void {
+  const want = expected.rolling();
+  actual.rolling().forEach((got, i) => {
+    expect(got.window).toBe(want[i].window);
+    expect(got.n).toBe(want[i].n);
+    expect(got.accuracy).toBe(want[i].accuracy);
+    expect(got.logLoss).toBeCloseTo(want[i].logLoss!, 12);
+    expect(got.brier).toBeCloseTo(want[i].brier!, 12);
+  });
+}
+
+function recordAll(metrics: PrequentialMetrics, stream: Array<{ probs: number[]; label: number }>): void {
+  for (const { probs, label } of stream) metrics.record(probs, 0, label);
+}
+
+/** Deterministic uniform numbers in [0, 1) (mulberry32). */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('PrequentialMetrics on a hand-scored stream', () => {
+  it('matches accuracy, macro-F1, log-loss, Brier and the confusion matrix worked out by hand', () => {
+    const metrics = new PrequentialMetrics(3);
+    recordAll(metrics, HAND_STREAM);
+    const summary = metrics.summary();
+
+    expect(summary.n).toBe(6);
+    // Confusion [true][predicted]: true 0 -> predicted 0 (#1), 1 (#5); true 1 -> 0 (#4), 1 (#6);
+    // true 2 -> 1 (#2), 2 (#3).
+    expect(summary.confusion).toEqual([
+      [1, 1, 0],
+      [1, 1, 0],
+      [0, 1, 1],
+    ]);
+    expect(summary.accuracy).toBeCloseTo(3 / 6, 12);
+    // F1 = 2TP / (actual + predicted): class 0: 2/(2+2) = 0.5; class 1: 2/(2+3) = 0.4;
+    // class 2: 2/(2+1) = 2/3. Mean = 0.522222.
+    expect(summary.macroF1).toBeCloseTo((0.5 + 0.4 + 2 / 3) / 3, 12);
+    // (0.356675 + 1.203973 + 0.223144 + 0.916291 + 27.631021 + 0.510826) / 6 = 5.140322
+    expect(summary.logLoss).toBeCloseTo(5.140322, 5);
+    // (0.14 + 0.78 + 0.06 + 0.56 + 1.58 + 0.26) / 6 = 0.563333
+    expect(summary.brier).toBeCloseTo(0.563333, 5);
+  });
+
+  it('reads probabilities at an offset inside a shared buffer', () => {
+    const shared = new Float64Array(HAND_STREAM.length * 5);
+    const direct = new PrequentialMetrics(3);
+    const offset = new PrequentialMetrics(3);
+    HAND_STREAM.forEach(({ probs, label }, i) => {
+      shared.set(probs, i * 5 + 2);
+      direct.record(probs, 0, label);
+      offset.record(shared, i * 5 + 2, label);
+    });
+    expect(offset.summary()).toEqual(direct.summary());
+  });
+
+  it('leaves out of macro-F1 a class never seen and never predicted', () => {
+    const metrics = new PrequentialMetrics(3);
+    metrics.record([0.6, 0.1, 0.3], 0, 0); // hit on class 0
+    metrics.record([0.6, 0.1, 0.3], 0, 2); // class 2 predicted as 0
+    // class 0: 2·1/(1+2) = 2/3; class 2: 0/(1+0) = 0; class 1 excluded, not counted as 0 or 1.
+    expect(metrics.summary().macroF1).toBeCloseTo(1 / 3, 12);
+    expect(macroF1([[0, 0], [0, 0]])).toBeNull();
+  });
+
+  it('reports null metrics before the first score, and rejects a label outside the classes', () => {
+    const metrics = new PrequentialMetrics(2);
+    expect(metrics.summary()).toEqual({
+      n: 0,
+      accuracy: null,
+      macroF1: null,
+      logLoss: null,
+      brier: null,
+      confusion: [
+        [0, 0],
+        [0, 0],
+      ],
+    });
+    expect(metrics.rolling().map((r) => r.accuracy)).toEqual([null, null]);
+    expect(() => metrics.record([0.5, 0.5], 0, 2)).toThrow(/label must be an integer in \[0, 2\), got 2/);
+    expect(() => metrics.record([0.5, 0.5], 0, 0.5)).toThrow(/got 0.5/);
+  });
+});
+
+describe('PrequentialMetrics rolling windows', () => {
+  it('covers the last 2 and last 4 scores of the hand stream', () => {
+    const metrics = new PrequentialMetrics(3, [2, 4]);
+    metrics.record(HAND_STREAM[0].probs, 0, HAND_STREAM[0].label);
+    expect(metrics.rolling()[1]).toMatchObject({ window: 4, n: 1, accuracy: 1 });
+    recordAll(metrics, HAND_STREAM.slice(1));
+    const [lastTwo, lastFour] = metrics.rolling();
+    expect(lastTwo.n).toBe(2);
+    expect(lastTwo.accuracy).toBeCloseTo(mean(HAND_HITS.slice(4)), 12);
+    expect(lastTwo.logLoss).toBeCloseTo(mean(HAND_LOG_LOSS.slice(4)), 5);
+    expect(lastTwo.brier).toBeCloseTo(mean(HAND_BRIER.slice(4)), 9);
+    expect(lastFour.n).toBe(4);
+    expect(lastFour.accuracy).toBeCloseTo(mean(HAND_HITS.slice(2)), 12);
+    expect(lastFour.logLoss).toBeCloseTo(mean(HAND_LOG_LOSS.slice(2)), 5);
+    expect(lastFour.brier).toBeCloseTo(mean(HAND_BRIER.slice(2)), 9);
+  });
+
+  it('agrees with a direct recomputation over a long random stream', () => {
+    const random = seededRandom(7);
+    const windows = [1000, 10_000];
+    const metrics = new PrequentialMetrics(2, windows);
+    const hits: number[] = [];
+    const logLosses: number[] = [];
+    const briers: number[] = [];
+    const probs = new Float64Array(2);
+    for (let i = 0; i < 25_000; i++) {
+      probs[1] = random();
+      probs[0] = 1 - probs[1];
+      const label = random() < 0.55 ? 1 : 0;
+      metrics.record(probs, 0, label);
+      const predicted = probs[1] > probs[0] ? 1 : 0;
+      hits.push(predicted === label ? 1 : 0);
+      logLosses.push(-Math.log(Math.max(1e-12, probs[label])));
+      briers.push(2 * (1 - probs[label]) ** 2);
+      if (i === 4321 || i === 24_999) {
+        metrics.rolling().forEach((rolling, w) => {
+          const from = Math.max(0, hits.length - windows[w]);
+          expect(rolling.n).toBe(hits.length - from);
+          expect(rolling.accuracy).toBeCloseTo(mean(hits.slice(from)), 12);
+          expect(rolling.logLoss).toBeCloseTo(mean(logLosses.slice(from)), 9);
+          expect(rolling.brier).toBeCloseTo(mean(briers.slice(from)), 9);
+          expect(metrics.rollingAccuracy(w)).toBeCloseTo(mean(hits.slice(from)), 12);
+        });
+      }
+    }
+    expect(metrics.summary().accuracy).toBeCloseTo(mean(hits), 12);
+    expect(metrics.meanLogLoss()).toBeCloseTo(mean(logLosses), 9);
+  });
+});
+
+describe('PrequentialMetrics state', () => {
+  it('round-trips through JSON and keeps scoring identically afterwards', () => {
+    const original = new PrequentialMetrics(3, [2, 4]);
+    recordAll(original, HAND_STREAM);
+    const parsed = prequentialMetricsStateSchema.parse(JSON.parse(JSON.stringify(original.getState())));
+    const restored = new PrequentialMetrics(3, [2, 4]);
+    restored.setState(parsed);
+    expect(restored.summary()).toEqual(original.summary());
+    expectSameRolling(restored, original);
+
+    const more = HAND_STREAM.slice(0, 3);
+    recordAll(original, more);
+    recordAll(restored, more);
+    expect(restored.summary()).toEqual(original.summary());
+    expectSameRolling(restored, original);
+  });
+
+  it('restores into different windows from the recent scores it kept', () => {
+    const original = new PrequentialMetrics(3, [4]);
+    recordAll(original, HAND_STREAM);
+    const restored = new PrequentialMetrics(3, [3, 10]);
+    restored.setState(original.getState());
+    const [lastThree, lastTen] = restored.rolling();
+    expect(lastThree.accuracy).toBeCloseTo(mean(HAND_HITS.slice(3)), 12);
+    // Only 4 scores were kept, so a 10-window starts from those 4.
+    expect(lastTen.n).toBe(4);
+    expect(lastTen.brier).toBeCloseTo(mean(HAND_BRIER.slice(2)), 9);
+    expect(restored.summary().n).toBe(6);
+  });
+
+  it('refuses a state for another number of classes, naming the field', () => {
+    const binary = new PrequentialMetrics(2);
+    expect(() => binary.setState(new PrequentialMetrics(3).getState())).toThrow(/state.classes: expected 2, got 3/);
+    const corrupt = { ...new PrequentialMetrics(2).getState(), logLossSum: 'x' };
+    const result = prequentialMetricsStateSchema.safeParse(corrupt);
+    expect(result.success).toBe(false);
+    expect(result.error?.issues[0].path).toEqual(['logLossSum']);
+  });
+});
+
+describe('DownsampledSeries and MetricsTimeline', () => {
+  it('keeps evenly spaced points, the first and the latest, within its bound', () => {
+    const series = new DownsampledSeries(1, 5);
+    for (let i = 0; i < 37; i++) series.offer(i, i * 10);
+    const [xs, ys] = series.toColumns();
+    // Capacity 4 stored points: strides 1 -> 2 -> 4 -> 8 -> 16; kept 0, 16, 32 then latest 36.
+    expect(xs).toEqual([0, 16, 32, 36]);
+    expect(ys).toEqual([0, 160, 320, 360]);
+  });
+
+  it('stays bounded over a million scored predictions', () => {
+    const models = ['rtrl', 'majority'];
+    const timeline = new MetricsTimeline({ models, classes: 3 });
+    const metrics = models.map(() => new PrequentialMetrics(3));
+    const probs = new Float64Array([0.2, 0.3, 0.5, 0.6, 0.3, 0.1]);
+    const total = 1_000_000;
+    for (let i = 0; i < total; i++) {
+      const model = i & 1;
+      const label = i % 3;
+      metrics[model].record(probs, model * 3, label);
+      timeline.recordScored(model, 1_000 + i, probs, model * 3, label, metrics[model]);
+      timeline.recordMid(1_000 + i, 100 + (i % 17));
+    }
+    const data = timeline.toData();
+    expect(data.rollingWindow).toBe(1000);
+    for (const model of data.models) {
+      expect(model.ts.length).toBeLessThanOrEqual(2000);
+      expect(model.ts.length).toBeGreaterThan(900);
+      expect(model.rollingAccuracy.length).toBe(model.ts.length);
+      const steps = new Set(model.ts.slice(1, -1).map((t, k) => t - model.ts[k]));
+      expect(steps.size).toBe(1); // evenly spaced except the appended latest point
+    }
+    expect(data.models[0].ts[0]).toBe(1_000);
+    expect(data.models[1].ts.at(-1)).toBe(1_000 + total - 1);
+    expect(data.mid.ts.length).toBeLessThanOrEqual(2000);
+    expect(data.mid.ts.at(-1)).toBe(1_000 + total - 1);
+    // Labels cycle 0,1,2 over alternate models, so each model sees each label a third of the time.
+    expect(data.models[0].cumulativeLogLoss.at(-1)).toBeCloseTo(-(Math.log(0.2) + Math.log(0.3) + Math.log(0.5)) / 3, 4);
+    // P(up) = 0.5 for rtrl -> bin [0.5, 0.6); observed up frequency 1/3.
+    const rtrlBin = data.models[0].calibration[5];
+    expect(rtrlBin.count).toBe(total / 2);
+    expect(rtrlBin.meanPredicted).toBeCloseTo(0.5, 12);
+    expect(rtrlBin.observedFrequency).toBeCloseTo(1 / 3, 4);
+    expect(data.models[1].calibration[1].count).toBe(total / 2); // P(up) = 0.1
+  });
+});
