@@ -1,0 +1,109 @@
+// The per-tick order that keeps labels honest, shared by every learner of a symbol:
+//   1. the tick's mid resolves earlier ticks (Labeler.observe);
+//   2. each resolved prediction is scored (prequential), then its learner learns the label;
+//   3. every learner predicts this tick with the parameters it has now;
+//   4. the tick becomes pending.
+// A label therefore never reaches a parameter that was used for a prediction made at or after
+// the tick the label became known, and never one used before the tick it labels.
+import type { OnlineLearner } from './learner.js';
+import { Labeler, type TargetSpec } from './targets.js';
+
+/** Called for every prediction whose label resolved, before its learner sees the label. */
+export type ScoreSink = (learnerIndex: number, probs: Float64Array, offset: number, label: number) => void;
+
+export class LearnerSet {
+  readonly classes: number;
+  readonly labeler: Labeler;
+  /** This tick's probabilities, learner-major: probs[i * classes + c]. */
+  readonly probs: Float64Array;
+  /** Predictions that expired unlabelled (a book that never moved) or were dropped by a disconnect. */
+  unscored = 0;
+  /** Per learner, the probabilities of its pending predictions, oldest at `head`. */
+  private readonly pendingProbs: Float64Array;
+  private readonly capacity: number;
+  private head = 0;
+  private count = 0;
+  private readonly row: Float64Array[];
+
+  constructor(readonly learners: readonly OnlineLearner[], readonly target: TargetSpec, readonly maxPending = 10_000) {
+    if (learners.length === 0) throw new Error('models: at least one learner is needed');
+    this.classes = learners[0].classes;
+    for (const learner of learners) {
+      if (learner.classes !== this.classes) throw new Error(`models: ${learner.name} has ${learner.classes} classes, expected ${this.classes}`);
+    }
+    this.labeler = new Labeler(target, maxPending);
+    this.capacity = target.kind === 'horizon' ? target.k : maxPending;
+    this.pendingProbs = new Float64Array(learners.length * this.capacity * this.classes);
+    this.probs = new Float64Array(learners.length * this.classes);
+    this.row = learners.map((_, i) => this.probs.subarray(i * this.classes, (i + 1) * this.classes));
+  }
+
+  get pending(): number {
+    return this.count;
+  }
+
+  /** One tick: resolve, score, learn, predict. Returns `probs` (valid until the next call). */
+  step(mid: number, features: Float64Array, score?: ScoreSink): Float64Array {
+    const resolution = this.labeler.observe(mid);
+    if (resolution !== null) {
+      if (resolution.kind === 'label') {
+        this.resolve(resolution.label, resolution.count, score);
+      } else {
+        for (const learner of this.learners) learner.discardPending();
+        this.unscored += resolution.count;
+        this.head = 0;
+        this.count = 0;
+      }
+    }
+    const stride = this.capacity * this.classes;
+    const slot = (this.head + this.count) % this.capacity;
+    for (let i = 0; i < this.learners.length; i++) {
+      const row = this.row[i];
+      this.learners[i].predict(features, row);
+      this.pendingProbs.set(row, i * stride + slot * this.classes);
+    }
+    this.count++;
+    this.labeler.addPending(mid);
+    return this.probs;
+  }
+
+  private resolve(label: number, resolved: number, score: ScoreSink | undefined): void {
+    const stride = this.capacity * this.classes;
+    for (let i = 0; i < this.learners.length; i++) {
+      if (score) {
+        for (let r = 0; r < resolved; r++) {
+          score(i, this.pendingProbs, i * stride + ((this.head + r) % this.capacity) * this.classes, label);
+        }
+      }
+      this.learners[i].resolve(label, resolved);
+    }
+    this.head = (this.head + resolved) % this.capacity;
+    this.count -= resolved;
+  }
+
+  /** A break in the feed: pending predictions are dropped unscored, recurrent state restarts. */
+  disconnect(): void {
+    this.unscored += this.labeler.discard();
+    for (const learner of this.learners) learner.resetSequence();
+    this.head = 0;
+    this.count = 0;
+  }
+
+  getState(): { labeler: Float64Array; pendingProbs: Float64Array; cursor: Float64Array; learners: Uint8Array[] } {
+    return {
+      labeler: this.labeler.getState(),
+      pendingProbs: Float64Array.from(this.pendingProbs),
+      cursor: Float64Array.of(this.head, this.count, this.unscored),
+      learners: this.learners.map((learner) => learner.getState()),
+    };
+  }
+
+  setState(state: { labeler: Float64Array; pendingProbs: Float64Array; cursor: Float64Array; learners: Uint8Array[] }): void {
+    if (state.learners.length !== this.learners.length) throw new Error(`state: ${state.learners.length} learners saved, ${this.learners.length} configured`);
+    if (state.pendingProbs.length !== this.pendingProbs.length) throw new Error('state: pending probabilities do not match the configured learners and target');
+    this.labeler.setState(state.labeler);
+    this.pendingProbs.set(state.pendingProbs);
+    [this.head, this.count, this.unscored] = Array.from(state.cursor);
+    this.learners.forEach((learner, i) => learner.setState(state.learners[i]));
+  }
+}

@@ -1,0 +1,269 @@
+// Online Elman network trained by exact real-time recurrent learning. It carries
+// S_t = d h_t / d(W, U, b) forward every tick, so the gradient of a loss at any tick is exact
+// over the whole history, with no truncation. Labels arrive later (see targets.ts): instead of
+// one N x P sensitivity per pending tick it keeps each tick's sensitivity projected through
+// the output layer (C rows of P), which is all a cross-entropy gradient needs, and in batch
+// mode only their running sums.
+import {
+  allFinite,
+  elmanOutput,
+  elmanStateStep,
+  projectSensitivity,
+  rtrlSensitivityStep,
+} from './kernels/elman.js';
+import { countOutcome, emptyStats, restoreStats, sanitiseInput, statsArray, type OnlineLearner } from './learner.js';
+import { elmanDecayMask, type ElmanLayout } from './network.js';
+import { createOptimiser, type Optimiser } from './optimiser.js';
+import { createRecurrentCore, type RecurrentConfig } from './recurrent-config.js';
+import { decodeState, encodeState, requireArray, requireSameConfig } from './state-codec.js';
+import type { Rng } from './rng.js';
+
+export class RtrlLearner implements OnlineLearner {
+  readonly name: string;
+  readonly classes: number;
+  readonly stats = emptyStats();
+  readonly layout: ElmanLayout;
+  /** Flat parameters [W | U | b | V | c]; exposed read-only for tests and inspection. */
+  readonly params: Float64Array;
+  private readonly optimiser: Optimiser;
+  private readonly rng: Rng;
+
+  private h: Float64Array;
+  private hNext: Float64Array;
+  private s: Float64Array;
+  private sNext: Float64Array;
+  private readonly input: Float64Array;
+  private readonly grad: Float64Array;
+  /** Scratch for one tick's projected sensitivity rows (C x P). */
+  private readonly rows: Float64Array;
+
+  // Batch mode (next-move): running sums over the pending ticks.
+  private readonly sumRows: Float64Array; // sum_t rows_t            (C x P)
+  private readonly sumProbRows: Float64Array; // sum_t sum_c p_tc rows_tc (P)
+  private readonly sumProbHidden: Float64Array; // sum_t p_t h_t^T      (C x N)
+  private readonly sumHidden: Float64Array; // sum_t h_t                 (N)
+  private readonly sumProbs: Float64Array; // sum_t p_t                  (C)
+
+  // FIFO mode (horizon:k): one slot per pending tick.
+  private readonly ringRows: Float64Array; // capacity x C x P
+  private readonly ringProbs: Float64Array; // capacity x C
+  private readonly ringHidden: Float64Array; // capacity x N
+  private readonly capacity: number;
+  private head = 0;
+  private pendingCount = 0;
+
+  constructor(readonly config: RecurrentConfig, optimiser?: Optimiser, name = 'rtrl') {
+    const core = createRecurrentCore(config);
+    this.name = name;
+    this.layout = core.layout;
+    this.params = core.params;
+    this.rng = core.rng;
+    this.classes = config.classes;
+    const { n, d, classes: c, recurrent: p, total } = this.layout;
+    this.optimiser = optimiser ?? createOptimiser(config.optimiser, total, elmanDecayMask(this.layout));
+    this.h = new Float64Array(n);
+    this.hNext = new Float64Array(n);
+    this.s = new Float64Array(n * p);
+    this.sNext = new Float64Array(n * p);
+    this.input = new Float64Array(d);
+    this.grad = new Float64Array(total);
+    this.rows = new Float64Array(c * p);
+    const batch = config.pending.kind === 'batch';
+    this.capacity = batch ? config.pending.maxPending : config.pending.capacity;
+    this.sumRows = new Float64Array(batch ? c * p : 0);
+    this.sumProbRows = new Float64Array(batch ? p : 0);
+    this.sumProbHidden = new Float64Array(batch ? c * n : 0);
+    this.sumHidden = new Float64Array(batch ? n : 0);
+    this.sumProbs = new Float64Array(batch ? c : 0);
+    this.ringRows = new Float64Array(batch ? 0 : this.capacity * c * p);
+    this.ringProbs = new Float64Array(batch ? 0 : this.capacity * c);
+    this.ringHidden = new Float64Array(batch ? 0 : this.capacity * n);
+  }
+
+  get pending(): number {
+    return this.pendingCount;
+  }
+
+  /** The current hidden state h_t (read-only view). */
+  get hidden(): Float64Array {
+    return this.h;
+  }
+
+  /** The current sensitivity S_t = d h_t / d(W, U, b), N x P row-major (read-only view). */
+  get sensitivity(): Float64Array {
+    return this.s;
+  }
+
+  predict(features: Float64Array, probs: Float64Array): void {
+    const { n, d, classes, recurrent: p, vOffset, outputScale } = this.layout;
+    const bad = sanitiseInput(features, this.input);
+    if (bad > 0) this.stats.nonFiniteInputs += bad;
+
+    elmanStateStep(n, d, this.params, this.h, this.input, this.hNext);
+    rtrlSensitivityStep(n, d, this.params, this.h, this.input, this.hNext, this.s, this.sNext);
+    let swap = this.h;
+    this.h = this.hNext;
+    this.hNext = swap;
+    swap = this.s;
+    this.s = this.sNext;
+    this.sNext = swap;
+    if (!allFinite(this.h, 0, n) || !allFinite(this.s, 0, n * p)) {
+      // Only non-finite parameters can cause this; start the state afresh rather than
+      // let NaN reach a gradient.
+      this.h.fill(0);
+      this.s.fill(0);
+      this.stats.stateResets++;
+    }
+
+    elmanOutput(n, classes, vOffset, outputScale, this.params, this.h, probs);
+    this.remember(probs);
+  }
+
+  private remember(probs: Float64Array): void {
+    const { n, classes, recurrent: p, vOffset, outputScale } = this.layout;
+    if (this.config.pending.kind === 'batch') {
+      if (this.pendingCount >= this.capacity) this.discardPending();
+      projectSensitivity(n, p, classes, vOffset, outputScale, this.params, this.s, this.rows, 0);
+      const rows = this.rows;
+      for (let i = 0; i < rows.length; i++) this.sumRows[i] += rows[i];
+      for (let c = 0; c < classes; c++) {
+        const pc = probs[c];
+        const row = c * p;
+        for (let j = 0; j < p; j++) this.sumProbRows[j] += pc * rows[row + j];
+        const ph = c * n;
+        for (let k = 0; k < n; k++) this.sumProbHidden[ph + k] += pc * this.h[k];
+        this.sumProbs[c] += pc;
+      }
+      for (let k = 0; k < n; k++) this.sumHidden[k] += this.h[k];
+      this.pendingCount++;
+      return;
+    }
+    if (this.pendingCount === this.capacity) {
+      // The oldest tick was never resolved; its slot is reused.
+      this.head = (this.head + 1) % this.capacity;
+      this.pendingCount--;
+    }
+    const slot = (this.head + this.pendingCount) % this.capacity;
+    projectSensitivity(n, p, classes, vOffset, outputScale, this.params, this.s, this.ringRows, slot * classes * p);
+    for (let c = 0; c < classes; c++) this.ringProbs[slot * classes + c] = probs[c];
+    this.ringHidden.set(this.h, slot * n);
+    this.pendingCount++;
+  }
+
+  resolve(label: number, count: number): void {
+    if (!(Number.isInteger(label) && label >= 0 && label < this.classes)) throw new Error(`label: must be an integer class index in [0, ${this.classes}), got ${label}`);
+    if (count <= 0 || this.pendingCount === 0) return;
+    if (this.config.pending.kind === 'batch') {
+      this.resolveBatch(label);
+      return;
+    }
+    const resolvable = Math.min(count, this.pendingCount);
+    for (let i = 0; i < resolvable; i++) this.resolveOldest(label);
+  }
+
+  /** One update from the running sums: every pending tick shares the label. */
+  private resolveBatch(label: number): void {
+    const { n, classes, recurrent: p, vOffset, cOffset, outputScale } = this.layout;
+    const count = this.pendingCount;
+    const grad = this.grad;
+    const labelRow = label * p;
+    for (let j = 0; j < p; j++) grad[j] = this.sumProbRows[j] - this.sumRows[labelRow + j];
+    for (let c = 0; c < classes; c++) {
+      const target = c === label ? 1 : 0;
+      for (let k = 0; k < n; k++) {
+        grad[vOffset + c * n + k] = outputScale * (this.sumProbHidden[c * n + k] - target * this.sumHidden[k]);
+      }
+      grad[cOffset + c] = this.sumProbs[c] - target * count;
+    }
+    if (this.config.batchReduction === 'mean' && count > 1) {
+      const inverse = 1 / count;
+      for (let i = 0; i < grad.length; i++) grad[i] *= inverse;
+    }
+    this.stats.labels += count;
+    this.clearBatch();
+    countOutcome(this.stats, this.optimiser.step(this.params, grad));
+  }
+
+  private resolveOldest(label: number): void {
+    const { n, classes, recurrent: p, vOffset, cOffset, outputScale } = this.layout;
+    const slot = this.head;
+    const grad = this.grad;
+    const rowsBase = slot * classes * p;
+    const probsBase = slot * classes;
+    const labelRow = rowsBase + label * p;
+    for (let j = 0; j < p; j++) grad[j] = -this.ringRows[labelRow + j];
+    for (let c = 0; c < classes; c++) {
+      const pc = this.ringProbs[probsBase + c];
+      const row = rowsBase + c * p;
+      for (let j = 0; j < p; j++) grad[j] += pc * this.ringRows[row + j];
+      const error = pc - (c === label ? 1 : 0);
+      for (let k = 0; k < n; k++) grad[vOffset + c * n + k] = outputScale * error * this.ringHidden[slot * n + k];
+      grad[cOffset + c] = error;
+    }
+    this.head = (this.head + 1) % this.capacity;
+    this.pendingCount--;
+    this.stats.labels++;
+    countOutcome(this.stats, this.optimiser.step(this.params, grad));
+  }
+
+  private clearBatch(): void {
+    this.sumRows.fill(0);
+    this.sumProbRows.fill(0);
+    this.sumProbHidden.fill(0);
+    this.sumHidden.fill(0);
+    this.sumProbs.fill(0);
+    this.pendingCount = 0;
+  }
+
+  discardPending(): void {
+    if (this.config.pending.kind === 'batch') this.clearBatch();
+    this.head = 0;
+    this.pendingCount = 0;
+  }
+
+  resetSequence(): void {
+    this.discardPending();
+    this.h.fill(0);
+    this.s.fill(0);
+  }
+
+  getState(): Uint8Array {
+    return encodeState({
+      kind: 'rtrl',
+      meta: { config: this.config, head: this.head, pendingCount: this.pendingCount },
+      arrays: {
+        params: this.params,
+        optimiser: this.optimiser.getState(),
+        rng: this.rng.getState(),
+        h: this.h,
+        s: this.s,
+        stats: statsArray(this.stats),
+        sumRows: this.sumRows,
+        sumProbRows: this.sumProbRows,
+        sumProbHidden: this.sumProbHidden,
+        sumHidden: this.sumHidden,
+        sumProbs: this.sumProbs,
+        ringRows: this.ringRows,
+        ringProbs: this.ringProbs,
+        ringHidden: this.ringHidden,
+      },
+    });
+  }
+
+  setState(bytes: Uint8Array): void {
+    const state = decodeState(bytes, 'rtrl');
+    requireSameConfig(state.meta.config, this.config, 'config');
+    const { n, recurrent: p, total } = this.layout;
+    this.params.set(requireArray(state, 'params', total));
+    this.optimiser.setState(state.arrays.optimiser ?? new Float64Array(0));
+    this.rng.setState(requireArray(state, 'rng', 6));
+    this.h.set(requireArray(state, 'h', n));
+    this.s.set(requireArray(state, 's', n * p));
+    restoreStats(this.stats, requireArray(state, 'stats', 6));
+    for (const name of ['sumRows', 'sumProbRows', 'sumProbHidden', 'sumHidden', 'sumProbs', 'ringRows', 'ringProbs', 'ringHidden'] as const) {
+      this[name].set(requireArray(state, name, this[name].length));
+    }
+    this.head = Number(state.meta.head);
+    this.pendingCount = Number(state.meta.pendingCount);
+  }
+}
