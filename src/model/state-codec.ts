@@ -93,3 +93,34 @@ export function requireSameConfig(actual: unknown, expected: unknown, what: stri
 function align8(n: number): number {
   return (n + 7) & ~7;
 }
+
+/** Frames several byte chunks into one buffer: [count u32][length u32, bytes]... */
+export function packChunks(chunks: readonly Uint8Array[]): Uint8Array {
+  const total = 4 + chunks.reduce((sum, chunk) => sum + 4 + chunk.length, 0);
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, chunks.length, true);
+  let offset = 4;
+  for (const chunk of chunks) {
+    view.setUint32(offset, chunk.length, true);
+    out.set(chunk, offset + 4);
+    offset += 4 + chunk.length;
+  }
+  return out;
+}
+
+export function unpackChunks(bytes: Uint8Array): Uint8Array[] {
+  if (bytes.length < 4) throw new Error('state: too short to hold its chunk count');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const count = view.getUint32(0, true);
+  const chunks: Uint8Array[] = [];
+  let offset = 4;
+  for (let i = 0; i < count; i++) {
+    if (offset + 4 > bytes.length) throw new Error(`state: chunk ${i} header runs past the end`);
+    const length = view.getUint32(offset, true);
+    if (offset + 4 + length > bytes.length) throw new Error(`state: chunk ${i} runs past the end`);
+    chunks.push(bytes.subarray(offset + 4, offset + 4 + length));
+    offset += 4 + length;
+  }
+  return chunks;
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// The lob-rtrl command line. Each command only chooses a source, a clock and sinks; the
+// engine below is the same for all of them.
+import { Command, CommanderError } from 'commander';
+import { registerReplayCommand } from './replay-command.js';
+import { registerFeedServerCommand } from './feed-server-command.js';
+import { registerDemoCommand } from './demo.js';
+import { UsageError } from './options.js';
+
+const program = new Command()
+  .name('lob-rtrl')
+  .description('Limit-order-book signals from an online recurrent network trained by exact RTRL')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+registerDemoCommand(program);
+registerReplayCommand(program);
+registerFeedServerCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    // Commander has already printed its one-line message (or the help).
+    process.exit(error.exitCode);
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`lob-rtrl: ${message}\n`);
+  process.exit(error instanceof UsageError ? 2 : 1);
+}

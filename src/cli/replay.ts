@@ -1,0 +1,192 @@
+// `lob-rtrl replay`: historical files through the same engine the live service runs. Only the
+// source (a file format), the clock (the data's own time) and the sinks (files) are chosen here.
+import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { MarketMessage } from '../domain/types.js';
+import { engineConfigHash, type EngineConfig } from '../engine/config.js';
+import { Engine } from '../engine/engine.js';
+import { MetricsTimeline } from '../engine/metrics.js';
+import { renderReportHtml, type ReplayReportData } from '../engine/report-html.js';
+import type { Prediction } from '../engine/symbol-engine.js';
+import { fileFormatById } from '../venues/registry.js';
+import { ProgressReporter } from './progress.js';
+import { EngineCheckpoints } from '../store/engine-checkpoints.js';
+
+export interface ReplayOptions {
+  readonly files: readonly string[];
+  readonly format: string;
+  readonly symbol?: string;
+  readonly config: EngineConfig;
+  /** JSONL of the first model's predictions. */
+  readonly out?: string;
+  readonly report?: string;
+  readonly html?: string;
+  readonly db?: string;
+  /** 'max', or a multiple of recorded pacing. */
+  readonly speed: number | 'max';
+  /** Progress output; none when undefined. */
+  readonly progress?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  readonly logger?: { warn(fields: object, message: string): void };
+}
+
+export interface ReplayReport {
+  readonly files: readonly string[];
+  readonly format: string;
+  readonly target: string;
+  readonly configHash: string;
+  readonly eventsRead: number;
+  readonly accepted: number;
+  readonly rejected: Record<string, number>;
+  readonly disconnects: number;
+  readonly wallSeconds: number;
+  readonly eventsPerSecond: number;
+  readonly stepLatencyUs: { readonly p50: number | null; readonly p99: number | null };
+  readonly symbols: ReadonlyArray<{
+    readonly symbol: string;
+    readonly ticks: number;
+    readonly resumedFromCheckpoint: number | null;
+    readonly models: ReadonlyArray<{ name: string; n: number; accuracy: number | null; macroF1: number | null; logLoss: number | null; brier: number | null; confusion: number[][] }>;
+  }>;
+}
+
+/** One `--out` line: the first model's prediction in the documented shape. */
+export function predictionLine(prediction: Prediction): string {
+  const first = prediction.models[0];
+  const probs: Record<string, number> = {};
+  prediction.classNames.forEach((name, c) => (probs[name] = first.probs[c]));
+  return JSON.stringify({ symbol: prediction.symbol, ts: prediction.ts, seq: prediction.seq, mid: prediction.mid, model: first.model, target: prediction.target, probs });
+}
+
+export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
+  const format = fileFormatById(options.format);
+  const configHash = engineConfigHash(options.config);
+  const timelines = new Map<string, MetricsTimeline>();
+  const store = options.db ? EngineCheckpoints.open(options.db) : null;
+  const resumed = new Map<string, number | null>();
+  const engine = new Engine(options.config, {
+    clock: () => performance.now(),
+    logger: options.logger,
+    timelineFor: options.html
+      ? (symbol, models, classes) => {
+          const timeline = new MetricsTimeline({ models, classes });
+          timelines.set(symbol, timeline);
+          return timeline;
+        }
+      : undefined,
+    onNewSymbol: (symbolEngine) => {
+      resumed.set(symbolEngine.symbol, store ? store.restore(symbolEngine, configHash, options.logger) : null);
+    },
+  });
+
+  let out: WriteStream | null = null;
+  if (options.out) {
+    await mkdir(dirname(options.out), { recursive: true });
+    out = createWriteStream(options.out);
+    const sink = out;
+    engine.addSink((prediction) => {
+      sink.write(`${predictionLine(prediction)}\n`);
+    });
+  }
+
+  const progress = options.progress
+    ? new ProgressReporter({ label: 'replay', stream: options.progress, tty: Boolean(options.progress.isTTY) })
+    : null;
+  const started = performance.now();
+  try {
+    const source = format.read(options.files, { levels: options.config.levels, symbol: options.symbol });
+    const paced = options.speed === 'max' ? source : pace(source, options.speed);
+    for await (const message of paced) {
+      engine.process(message);
+      progress?.tick();
+      if (out?.writableNeedDrain) await once(out, 'drain');
+    }
+  } finally {
+    progress?.finish();
+    if (out) {
+      out.end();
+      await once(out, 'finish');
+    }
+  }
+  const wallSeconds = (performance.now() - started) / 1000;
+
+  if (store) {
+    for (const symbolEngine of engine.symbols.values()) store.save(symbolEngine, configHash, 'replay-end', Date.now());
+    store.close();
+  }
+
+  const report: ReplayReport = {
+    files: options.files,
+    format: options.format,
+    target: [...engine.symbols.values()][0]?.targetName ?? '',
+    configHash,
+    eventsRead: engine.counters.eventsRead,
+    accepted: engine.counters.accepted,
+    rejected: { ...engine.counters.rejected },
+    disconnects: engine.counters.disconnects,
+    wallSeconds,
+    eventsPerSecond: wallSeconds > 0 ? engine.counters.eventsRead / wallSeconds : 0,
+    stepLatencyUs: { p50: engine.latency.quantile(0.5), p99: engine.latency.quantile(0.99) },
+    symbols: [...engine.symbols.values()].map((symbolEngine) => ({
+      symbol: symbolEngine.symbol,
+      ticks: symbolEngine.ticks,
+      resumedFromCheckpoint: resumed.get(symbolEngine.symbol) ?? null,
+      models: symbolEngine.metrics.map((metrics, i) => ({ name: symbolEngine.modelNames[i], ...metrics.summary() })),
+    })),
+  };
+
+  if (options.report) {
+    await mkdir(dirname(options.report), { recursive: true });
+    await writeFile(options.report, `${JSON.stringify(report, null, 2)}\n`);
+  }
+  if (options.html) {
+    const symbols = [...engine.symbols.values()];
+    for (const [index, symbolEngine] of symbols.entries()) {
+      const timeline = timelines.get(symbolEngine.symbol);
+      if (!timeline) continue;
+      const data: ReplayReportData = {
+        meta: {
+          files: options.files,
+          symbol: symbolEngine.symbol,
+          source: options.format,
+          target: symbolEngine.targetName,
+          classNames: symbolEngine.classNames,
+          generatedAt: new Date().toISOString(),
+        },
+        counts: { eventsRead: report.eventsRead, accepted: report.accepted, rejected: engine.counters.rejected, disconnects: report.disconnects },
+        performance: {
+          wallSeconds,
+          stepLatencyUs: report.stepLatencyUs.p50 === null ? null : { p50: report.stepLatencyUs.p50, p99: report.stepLatencyUs.p99 ?? report.stepLatencyUs.p50 },
+        },
+        models: symbolEngine.metrics.map((metrics, i) => ({ name: symbolEngine.modelNames[i], summary: metrics.summary(), rolling: metrics.rolling() })),
+        timeline: timeline.toData(),
+      };
+      // One page per symbol: the first at the given path, the others beside it.
+      const path = index === 0 ? options.html : options.html.replace(/(\.html?)?$/, `.${symbolEngine.symbol.replace(/[^A-Za-z0-9_-]/g, '_')}$1`);
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, renderReportHtml(data));
+    }
+  }
+  return report;
+}
+
+/** Replays at the data's own pacing times `speed`: the data's clock, never the wall clock's. */
+async function* pace(source: AsyncIterable<MarketMessage>, speed: number): AsyncGenerator<MarketMessage> {
+  let firstDataTs: number | null = null;
+  let firstWall = 0;
+  for await (const message of source) {
+    if (message.type === 'book_snapshot') {
+      if (firstDataTs === null) {
+        firstDataTs = message.ts;
+        firstWall = performance.now();
+      } else {
+        const due = firstWall + (message.ts - firstDataTs) / speed;
+        const wait = due - performance.now();
+        if (wait > 1) await sleep(wait);
+      }
+    }
+    yield message;
+  }
+}

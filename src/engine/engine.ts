@@ -1,0 +1,118 @@
+// The one pipeline below the entry points: canonical messages in, predictions out to sinks.
+// `serve` and `replay` differ only in the source that feeds `process`, the clock they pass and
+// the sinks they attach.
+import type { MarketMessage, RejectReason } from '../domain/types.js';
+import { modelName } from '../model/factory.js';
+import { classNames } from '../model/targets.js';
+import type { EngineConfig } from './config.js';
+import { LatencyHistogram } from './latency.js';
+import type { MetricsTimeline } from './metrics.js';
+import { SymbolEngine, type Prediction, type ScoredListener } from './symbol-engine.js';
+
+export type PredictionSink = (prediction: Prediction) => void;
+
+export interface EngineLogger {
+  warn(fields: object, message: string): void;
+}
+
+export interface EngineCounters {
+  /** Snapshots and rejected inputs seen (markers are counted apart). */
+  eventsRead: number;
+  accepted: number;
+  rejected: Partial<Record<RejectReason, number>>;
+  disconnects: number;
+}
+
+export interface EngineOptions {
+  /** Monotonic milliseconds (performance.now) for step latency; omit to skip measuring. */
+  readonly clock?: () => number;
+  readonly logger?: EngineLogger;
+  /** Symbol -> timeline, created on first sight; replay uses it for the HTML report. */
+  readonly timelineFor?: (symbol: string, models: readonly string[], classes: number) => MetricsTimeline;
+  readonly onScored?: ScoredListener;
+  /** Called when a symbol is first seen, before its first tick: checkpoints restore here. */
+  readonly onNewSymbol?: (engine: SymbolEngine) => void;
+  /** At most this many symbols (a bound on memory for push ingest). */
+  readonly maxSymbols?: number;
+}
+
+export class Engine {
+  readonly symbols = new Map<string, SymbolEngine>();
+  readonly counters: EngineCounters = { eventsRead: 0, accepted: 0, rejected: {}, disconnects: 0 };
+  readonly latency = new LatencyHistogram();
+  private readonly sinks: PredictionSink[] = [];
+  private readonly loggedReasons = new Set<string>();
+
+  constructor(readonly config: EngineConfig, private readonly options: EngineOptions = {}) {}
+
+  addSink(sink: PredictionSink): () => void {
+    this.sinks.push(sink);
+    return () => {
+      const index = this.sinks.indexOf(sink);
+      if (index >= 0) this.sinks.splice(index, 1);
+    };
+  }
+
+  symbol(symbol: string): SymbolEngine | undefined {
+    return this.symbols.get(symbol);
+  }
+
+  /** Feeds one message through the pipeline. Never throws for bad market data. */
+  process(message: MarketMessage): Prediction | null {
+    switch (message.type) {
+      case 'book_snapshot': {
+        const engine = this.engineFor(message.symbol);
+        if (!engine) {
+          this.reject('unknown_symbol', `symbol: "${message.symbol}" would exceed the limit of ${this.options.maxSymbols} symbols`, message.symbol, message.symbol);
+          return null;
+        }
+        this.counters.eventsRead++;
+        this.counters.accepted++;
+        const prediction = engine.onSnapshot(message, this.options.clock, this.latency);
+        for (const sink of this.sinks) sink(prediction);
+        return prediction;
+      }
+      case 'rejected':
+        this.reject(message.reason, message.detail, message.sample, message.symbol);
+        return null;
+      case 'disconnect':
+        this.counters.disconnects++;
+        if (message.symbol === null) {
+          for (const engine of this.symbols.values()) engine.onDisconnect();
+        } else {
+          this.symbols.get(message.symbol)?.onDisconnect();
+        }
+        return null;
+    }
+  }
+
+  private reject(reason: RejectReason, detail: string, sample: string, symbol: string | null): void {
+    this.counters.eventsRead++;
+    this.counters.rejected[reason] = (this.counters.rejected[reason] ?? 0) + 1;
+    if (!this.loggedReasons.has(reason)) {
+      // Once per reason: a flood of bad frames must not flood the log.
+      this.loggedReasons.add(reason);
+      this.options.logger?.warn({ reason, detail, sample, symbol }, 'input rejected (further rejections for this reason are only counted)');
+    }
+  }
+
+  private engineFor(symbol: string): SymbolEngine | null {
+    const existing = this.symbols.get(symbol);
+    if (existing) return existing;
+    if (this.options.maxSymbols !== undefined && this.symbols.size >= this.options.maxSymbols) return null;
+    const timeline = this.options.timelineFor?.(symbol, this.config.models.map(modelName), classNames(this.config.target).length) ?? null;
+    const engine = new SymbolEngine(symbol, this.config, timeline, this.options.onScored ?? null);
+    this.symbols.set(symbol, engine);
+    this.options.onNewSymbol?.(engine);
+    return engine;
+  }
+}
+
+/** Runs a source to its end through the engine; `signal` stops it early. */
+export async function runPipeline(source: AsyncIterable<MarketMessage>, engine: Engine, onEach?: (message: MarketMessage) => void, signal?: AbortSignal): Promise<void> {
+  for await (const message of source) {
+    engine.process(message);
+    onEach?.(message);
+    if (signal?.aborted) break;
+  }
+}

@@ -1,0 +1,41 @@
+// Fixed-memory latency histogram: log-spaced buckets from 0.1 us to ~100 s, 20 per decade,
+// so recording costs one log and one increment and quantiles are within ~6% of the truth.
+
+const MIN_US = 0.1;
+const PER_DECADE = 20;
+const DECADES = 9;
+
+export class LatencyHistogram {
+  private readonly buckets = new Float64Array(PER_DECADE * DECADES + 1);
+  count = 0;
+  sumUs = 0;
+  maxUs = 0;
+
+  record(us: number): void {
+    if (!(us >= 0)) return;
+    const index = us <= MIN_US ? 0 : Math.min(this.buckets.length - 1, Math.ceil(Math.log10(us / MIN_US) * PER_DECADE));
+    this.buckets[index]++;
+    this.count++;
+    this.sumUs += us;
+    if (us > this.maxUs) this.maxUs = us;
+  }
+
+  /** Upper bound of the bucket holding quantile q (0..1), in microseconds; null when empty. */
+  quantile(q: number): number | null {
+    if (this.count === 0) return null;
+    const rank = Math.max(1, Math.ceil(q * this.count));
+    let seen = 0;
+    for (let i = 0; i < this.buckets.length; i++) {
+      seen += this.buckets[i];
+      if (seen >= rank) return Math.min(this.maxUs, MIN_US * Math.pow(10, i / PER_DECADE));
+    }
+    return this.maxUs;
+  }
+
+  reset(): void {
+    this.buckets.fill(0);
+    this.count = 0;
+    this.sumUs = 0;
+    this.maxUs = 0;
+  }
+}

@@ -1,0 +1,154 @@
+// Everything stateful about one symbol: features -> normaliser -> learners (with their label
+// bookkeeping) -> prequential metrics. Plain object, no I/O, no clock of its own: the caller
+// passes a monotonic clock only to measure step latency.
+import { FeatureExtractor, midPrice } from '../features/extract.js';
+import { OnlineNormaliser } from '../features/normaliser.js';
+import type { BookSnapshot } from '../domain/types.js';
+import { createLearners, modelName } from '../model/factory.js';
+import { LearnerSet } from '../model/learner-set.js';
+import { classNames, targetName } from '../model/targets.js';
+import { decodeState, encodeState, packChunks, requireArray, unpackChunks } from '../model/state-codec.js';
+import { PrequentialMetrics, prequentialMetricsStateSchema, MetricsTimeline } from './metrics.js';
+import type { EngineConfig } from './config.js';
+import type { LatencyHistogram } from './latency.js';
+import { describeIssues } from '../domain/schemas.js';
+
+export interface ModelPrediction {
+  readonly model: string;
+  /** Class probabilities in class order (down, up) or (down, flat, up). */
+  readonly probs: readonly number[];
+}
+
+export interface Prediction {
+  readonly type: 'prediction';
+  readonly symbol: string;
+  readonly ts: number;
+  readonly localTs: number;
+  /** The snapshot's seq where the source has one, else its index in this symbol's accepted stream. */
+  readonly seq: number;
+  readonly mid: number;
+  readonly target: string;
+  readonly classNames: readonly string[];
+  readonly models: readonly ModelPrediction[];
+}
+
+/** Called with each prediction made; receives the model index and resolved label. */
+export type ScoredListener = (symbol: string, modelIndex: number, probs: Float64Array, offset: number, label: number) => void;
+
+export class SymbolEngine {
+  readonly features: FeatureExtractor;
+  readonly normaliser: OnlineNormaliser;
+  readonly learners: LearnerSet;
+  readonly metrics: PrequentialMetrics[];
+  readonly modelNames: readonly string[];
+  readonly classNames: readonly string[];
+  readonly targetName: string;
+  /** Accepted snapshots of this symbol, across restarts. */
+  ticks = 0;
+  disconnects = 0;
+  lastPrediction: Prediction | null = null;
+  private readonly raw: Float64Array;
+  private readonly normalised: Float64Array;
+  private currentTs = 0;
+  private readonly scoreSink: (learnerIndex: number, probs: Float64Array, offset: number, label: number) => void;
+
+  constructor(
+    readonly symbol: string,
+    readonly config: EngineConfig,
+    private readonly timeline: MetricsTimeline | null = null,
+    private readonly onScored: ScoredListener | null = null,
+  ) {
+    this.features = new FeatureExtractor(config.levels);
+    this.normaliser = new OnlineNormaliser(this.features.dimension, config.normaliser);
+    this.learners = new LearnerSet(createLearners(config.models, config.learner, this.features.dimension, config.target), config.target, config.learner.maxPending);
+    this.modelNames = config.models.map(modelName);
+    this.classNames = classNames(config.target);
+    this.targetName = targetName(config.target);
+    this.metrics = this.modelNames.map(() => new PrequentialMetrics(this.classNames.length, [...config.rollingWindows]));
+    this.raw = new Float64Array(this.features.dimension);
+    this.normalised = new Float64Array(this.features.dimension);
+    this.scoreSink = (learnerIndex, probs, offset, label) => {
+      const metrics = this.metrics[learnerIndex];
+      metrics.record(probs, offset, label);
+      this.timeline?.recordScored(learnerIndex, this.currentTs, probs, offset, label, metrics);
+      this.onScored?.(this.symbol, learnerIndex, probs, offset, label);
+    };
+  }
+
+  /** One tick. `clock` (ms, monotonic) and `latency` are optional, for measurement only. */
+  onSnapshot(snapshot: BookSnapshot, clock?: () => number, latency?: LatencyHistogram): Prediction {
+    const started = clock ? clock() : 0;
+    this.currentTs = snapshot.ts;
+    this.features.extract(snapshot, this.raw);
+    this.normaliser.normalise(this.raw, this.normalised);
+    const mid = midPrice(snapshot);
+    this.timeline?.recordMid(snapshot.ts, mid);
+    const probs = this.learners.step(mid, this.normalised, this.scoreSink);
+    const classes = this.classNames.length;
+    const models: ModelPrediction[] = this.modelNames.map((model, i) => ({ model, probs: Array.from(probs.subarray(i * classes, (i + 1) * classes)) }));
+    const prediction: Prediction = {
+      type: 'prediction',
+      symbol: this.symbol,
+      ts: snapshot.ts,
+      localTs: snapshot.localTs,
+      seq: snapshot.seq ?? this.ticks,
+      mid,
+      target: this.targetName,
+      classNames: this.classNames,
+      models,
+    };
+    this.ticks++;
+    this.lastPrediction = prediction;
+    if (clock && latency) latency.record((clock() - started) * 1000);
+    return prediction;
+  }
+
+  /** A break in the feed: features restart, pending predictions are dropped unscored. */
+  onDisconnect(): void {
+    this.features.reset();
+    this.learners.disconnect();
+    this.disconnects++;
+  }
+
+  getState(): Uint8Array {
+    const learnerState = this.learners.getState();
+    const header = encodeState({
+      kind: 'symbol-engine',
+      meta: { symbol: this.symbol, ticks: this.ticks, disconnects: this.disconnects, metrics: this.metrics.map((m) => m.getState()) },
+      arrays: {
+        features: this.features.getState(),
+        normaliser: this.normaliser.getState(),
+        labeler: learnerState.labeler,
+        pendingProbs: learnerState.pendingProbs,
+        cursor: learnerState.cursor,
+      },
+    });
+    return packChunks([header, ...learnerState.learners]);
+  }
+
+  setState(bytes: Uint8Array): void {
+    const [headerBytes, ...learnerBytes] = unpackChunks(bytes);
+    if (!headerBytes) throw new Error('symbol state: empty');
+    const header = decodeState(headerBytes, 'symbol-engine');
+    const metricsStates = (header.meta.metrics ?? []) as unknown[];
+    if (!Array.isArray(metricsStates) || metricsStates.length !== this.metrics.length) {
+      throw new Error(`symbol state: ${Array.isArray(metricsStates) ? metricsStates.length : 0} metrics saved, ${this.metrics.length} models configured`);
+    }
+    const parsedMetrics = metricsStates.map((state, i) => {
+      const parsed = prequentialMetricsStateSchema.safeParse(state);
+      if (!parsed.success) throw new Error(`symbol state: metrics[${i}]: ${describeIssues(parsed.error)}`);
+      return parsed.data;
+    });
+    this.features.setState(header.arrays.features ?? new Float64Array(0));
+    this.normaliser.setState(header.arrays.normaliser ?? new Float64Array(0));
+    this.learners.setState({
+      labeler: header.arrays.labeler ?? new Float64Array(0),
+      pendingProbs: header.arrays.pendingProbs ?? new Float64Array(0),
+      cursor: requireArray(header, 'cursor', 3),
+      learners: learnerBytes,
+    });
+    parsedMetrics.forEach((state, i) => this.metrics[i].setState(state));
+    this.ticks = Number(header.meta.ticks);
+    this.disconnects = Number(header.meta.disconnects);
+  }
+}
