@@ -5,18 +5,16 @@
 // LOB_SHARED_DATA overrides where the recordings are looked for.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { MarketMessage } from '../src/domain/types.js';
 import { binanceRaw } from '../src/venues/binance-raw.js';
 
-const dataDir = resolve(process.env.LOB_SHARED_DATA ?? resolve(process.cwd(), '../shared/data'));
 // The two files continue one stream (2024-08-08 23:54 to 2024-08-09 00:05 UTC).
-const files = ['spot_btcusdt_20240808.gz', 'spot_btcusdt_20240809.gz'].map((name) =>
-  resolve(dataDir, 'binance-spot-btcusdt', name),
-);
+const FILE_NAMES = ['spot_btcusdt_20240808.gz', 'spot_btcusdt_20240809.gz'];
 const LEVELS = 10;
 const RUNS = 3;
 
-async function drain(): Promise<{ counts: Map<string, number>; ms: number }> {
+async function drain(files: readonly string[]): Promise<{ counts: Map<string, number>; ms: number }> {
   const counts = new Map<string, number>();
   const started = performance.now();
   for await (const message of binanceRaw.read(files, { levels: LEVELS })) count(counts, message);
@@ -28,20 +26,24 @@ function count(counts: Map<string, number>, message: MarketMessage): void {
   counts.set(key, (counts.get(key) ?? 0) + 1);
 }
 
-async function main(): Promise<void> {
+/** Prints the read throughput over `dataDir`/binance-spot-btcusdt, or that it is absent. */
+export async function benchBinanceRaw(dataDir: string): Promise<void> {
+  const files = FILE_NAMES.map((name) => resolve(dataDir, 'binance-spot-btcusdt', name));
   const missing = files.filter((file) => !existsSync(file));
   if (missing.length > 0) {
     console.log(`binance-raw bench: recordings ABSENT (${missing.join(', ')}); set LOB_SHARED_DATA. Nothing measured.`);
     return;
   }
   console.log(`binance-raw bench, node ${process.version}, ${files.length} files, top ${LEVELS} levels`);
-  await drain(); // warm-up: JIT and file cache
+  await drain(files); // warm-up: JIT and file cache
   for (let run = 1; run <= RUNS; run += 1) {
-    const { counts, ms } = await drain();
+    const { counts, ms } = await drain(files);
     const snapshots = counts.get('book_snapshot') ?? 0;
     const rate = Math.round((snapshots / ms) * 1000);
     console.log(`run ${run}: ${snapshots} snapshots in ${ms.toFixed(0)} ms = ${rate.toLocaleString('en-US')} snapshots/s; ${JSON.stringify(Object.fromEntries(counts))}`);
   }
 }
 
-await main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  await benchBinanceRaw(resolve(process.env.LOB_SHARED_DATA ?? resolve(process.cwd(), '../shared/data')));
+}

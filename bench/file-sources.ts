@@ -4,13 +4,12 @@
 // LOB_SHARED_DATA overrides where the recordings are looked for.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { MarketMessage } from '../src/domain/types.js';
 import { canonicalJsonl } from '../src/venues/canonical.js';
 import { lobster } from '../src/venues/lobster.js';
 import { tardisCsv } from '../src/venues/tardis-csv.js';
 import type { FileFormat } from '../src/venues/types.js';
-
-const dataDir = resolve(process.env.LOB_SHARED_DATA ?? resolve(process.cwd(), '../shared/data'));
 
 interface Case {
   readonly label: string;
@@ -37,7 +36,8 @@ function count(counts: Map<string, number>, message: MarketMessage): void {
   counts.set(key, (counts.get(key) ?? 0) + 1);
 }
 
-async function main(): Promise<void> {
+/** Prints the read throughput of each file source over `dataDir`, or what is absent. */
+export async function benchFileSources(dataDir: string): Promise<void> {
   if (!existsSync(dataDir)) {
     console.log(`file-sources bench: recordings not found at ${dataDir} (set LOB_SHARED_DATA); nothing measured.`);
     return;
@@ -55,11 +55,11 @@ async function main(): Promise<void> {
     const rate = Math.round((snapshots / ms) * 1000);
     console.log(`${label}: ${snapshots} snapshots in ${ms.toFixed(0)} ms = ${rate.toLocaleString('en-US')} snapshots/s; ${JSON.stringify(Object.fromEntries(counts))}`);
   }
-  await benchCanonical();
+  await benchCanonical(dataDir);
 }
 
 /** Canonical JSONL: written from the AMZN rows through toCanonicalJson, then read back. */
-async function benchCanonical(): Promise<void> {
+async function benchCanonical(dataDir: string): Promise<void> {
   const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
   const { toCanonicalJson } = await import('../src/venues/canonical.js');
@@ -82,4 +82,6 @@ async function benchCanonical(): Promise<void> {
   }
 }
 
-await main();
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  await benchFileSources(resolve(process.env.LOB_SHARED_DATA ?? resolve(process.cwd(), '../shared/data')));
+}

@@ -1,0 +1,252 @@
+// `npm run bench`: every benchmark in one run, in sections.
+//   learners  RTRL / TBPTT / logistic steps per second and the sensitivity kernel's GFLOP/s,
+//             each hidden size measured beside the same step in numpy (bench/rtrl_numpy.py)
+//   features  feature extraction and online normalisation
+//   sources   read throughput over the real recordings in ../shared/data
+// `--only learners|features|sources` runs one section. The recordings are looked for in
+// ../shared/data next to the repository (not the working directory), or in LOB_SHARED_DATA.
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { benchBinanceRaw } from './binance-raw.js';
+import { benchFeatures } from './features.js';
+import { benchFileSources } from './file-sources.js';
+import {
+  BENCH_CLASSES,
+  BENCH_HIDDEN_SIZES,
+  BENCH_INPUTS,
+  benchLearnersAt,
+  defaultTiming,
+  describeLearnerBench,
+  formatLearnerTable,
+  formatRate,
+  formatTable,
+  type LearnerBenchRow,
+  type TimingOptions,
+} from './learners.js';
+import { defaultOptimiserConfig } from '../src/model/optimiser.js';
+
+const SECTIONS = ['learners', 'features', 'sources'] as const;
+type Section = (typeof SECTIONS)[number];
+
+/** The repository root: the nearest directory above this module holding lob-rtrl's package.json. */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = resolve(dir, 'package.json');
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'lob-rtrl') return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`bench: no lob-rtrl package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+}
+
+function parseSections(argv: readonly string[]): readonly Section[] {
+  const usage = `usage: node dist/bench/run.js [--only ${SECTIONS.join('|')}]`;
+  if (argv.length === 0) return SECTIONS;
+  const only = argv[0] === '--only' && argv.length === 2 ? argv[1] : argv.length === 1 && argv[0].startsWith('--only=') ? argv[0].slice('--only='.length) : undefined;
+  if (only === undefined) throw new Error(`bench: unexpected arguments "${argv.join(' ')}"; ${usage}`);
+  const section = SECTIONS.find((name) => name === only);
+  if (section === undefined) throw new Error(`bench: --only must be one of ${SECTIONS.join(', ')}, got "${only}"`);
+  return [section];
+}
+
+function heading(title: string): void {
+  console.log(`\n=== ${title} ${'='.repeat(Math.max(3, 76 - title.length))}`);
+}
+
+// --- numpy side ------------------------------------------------------------------------
+
+const numpyRowSchema = z.object({
+  hidden: z.number(),
+  recurrentParams: z.number(),
+  stepsPerSecond: z.number(),
+  kernelStepsPerSecond: z.number(),
+  kernelFlopsPerStep: z.number(),
+  kernelGflops: z.number(),
+  updates: z.number(),
+  stepsRun: z.number(),
+  finite: z.boolean(),
+});
+type NumpyRow = z.infer<typeof numpyRowSchema>;
+
+const numpyReportSchema = z.union([
+  z.object({ error: z.string(), python: z.string().optional() }),
+  z.object({
+    python: z.string(),
+    numpy: z.string(),
+    blas: z.looseObject({
+      name: z.string().nullish(),
+      version: z.string().nullish(),
+      configuration: z.string().nullish(),
+      threads: z.number().nullish(),
+      coreType: z.string().nullish(),
+      library: z.string().nullish(),
+      cpuCount: z.number().nullish(),
+      env: z.record(z.string(), z.string().nullable()).optional(),
+    }),
+    kernelFlopsCounted: z.string(),
+    results: z.array(numpyRowSchema),
+  }),
+]);
+type NumpyReport = z.infer<typeof numpyReportSchema>;
+
+type NumpyOutcome = { readonly ok: true; readonly report: Extract<NumpyReport, { numpy: string }> } | { readonly ok: false; readonly reason: string };
+
+/** Runs bench/rtrl_numpy.py with the same sizes, timing and optimiser as the JS side. */
+function runNumpy(script: string, hidden: readonly number[], timing: TimingOptions, infoOnly = false): Promise<NumpyOutcome> {
+  const optimiser = defaultOptimiserConfig;
+  const args = [
+    script,
+    '--hidden', hidden.join(','),
+    '--inputs', String(BENCH_INPUTS),
+    '--classes', String(BENCH_CLASSES),
+    '--repeats', String(timing.repeats),
+    '--min-repeat-seconds', String(timing.minRepeatSeconds),
+    '--warmup-seconds', String(timing.warmupSeconds),
+    '--learning-rate', String(optimiser.learningRate),
+    '--adam-beta1', String(optimiser.adamBeta1),
+    '--adam-beta2', String(optimiser.adamBeta2),
+    '--adam-epsilon', String(optimiser.adamEpsilon),
+    '--clip-norm', String(optimiser.clipNorm),
+    ...(infoOnly ? ['--info-only'] : []),
+  ];
+  return new Promise((done) => {
+    // The environment is passed unchanged: OPENBLAS_CORETYPE and thread settings are the machine's.
+    execFile('python3', args, { maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
+      if (error) {
+        const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+        done({ ok: false, reason: missing ? 'python3 was not found on PATH' : `python3 ${script} failed: ${stderr.trim() || error.message}` });
+        return;
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        done({ ok: false, reason: `python3 ${script} printed no JSON: ${stdout.slice(0, 200)}` });
+        return;
+      }
+      const parsed = numpyReportSchema.safeParse(json);
+      if (!parsed.success) done({ ok: false, reason: `unexpected JSON from ${script}: ${parsed.error.message}` });
+      else if ('error' in parsed.data) done({ ok: false, reason: parsed.data.error });
+      else done({ ok: true, report: parsed.data });
+    });
+  });
+}
+
+function describeNumpy(report: Extract<NumpyReport, { numpy: string }>): string {
+  const { blas } = report;
+  const env = Object.entries(blas.env ?? {})
+    .map(([key, value]) => `${key}=${value ?? '(unset)'}`)
+    .join(' ');
+  const threads = blas.threads ?? 'unknown (threadpoolctl absent and OpenBLAS not queryable)';
+  return [
+    `python ${report.python}, numpy ${report.numpy}; BLAS ${blas.name ?? 'unknown'} ${blas.version ?? ''}`.trimEnd(),
+    `  build: ${blas.configuration ?? 'n/a'}`,
+    `  runtime: core kernel ${blas.coreType ?? 'unknown'}, BLAS threads ${threads}, cpu count ${blas.cpuCount ?? '?'}`,
+    `  env: ${env}`,
+  ].join('\n');
+}
+
+function formatComparison(js: readonly LearnerBenchRow[], numpy: readonly NumpyRow[]): string {
+  return formatTable(
+    ['N', 'numpy steps/s', 'JS rtrl steps/s', 'JS/numpy step', 'numpy S GFLOP/s', 'JS S GFLOP/s', 'JS/numpy S-kernel'],
+    numpy.map((row) => {
+      const mine = js.find((candidate) => candidate.hidden === row.hidden);
+      if (mine === undefined) throw new Error(`numpy row N=${row.hidden} has no JS row`);
+      return [
+        String(row.hidden),
+        formatRate(row.stepsPerSecond),
+        formatRate(mine.rtrlStepsPerSecond),
+        (mine.rtrlStepsPerSecond / row.stepsPerSecond).toFixed(2),
+        row.kernelGflops.toFixed(2),
+        mine.kernelGflops.toFixed(2),
+        (mine.kernelStepsPerSecond / row.kernelStepsPerSecond).toFixed(2),
+      ];
+    }),
+  );
+}
+
+// --- sections --------------------------------------------------------------------------
+
+async function learnersSection(root: string): Promise<void> {
+  heading('learners (JS, single thread)');
+  const timing = defaultTiming;
+  console.log(describeLearnerBench(timing));
+  const script = resolve(root, 'bench/rtrl_numpy.py');
+  const probe = await runNumpy(script, [], timing, true);
+  let numpyUnavailable = probe.ok ? undefined : probe.reason;
+  const jsRows: LearnerBenchRow[] = [];
+  const numpyRows: NumpyRow[] = [];
+  // Interleaved per N, so each JS/numpy ratio is taken under the same load on a shared machine.
+  for (const n of BENCH_HIDDEN_SIZES) {
+    process.stderr.write(`  measuring N=${n}: JS`);
+    jsRows.push(benchLearnersAt(n, timing));
+    if (numpyUnavailable === undefined) {
+      process.stderr.write(', numpy');
+      const outcome = await runNumpy(script, [n], timing);
+      if (outcome.ok) numpyRows.push(...outcome.report.results);
+      else numpyUnavailable = outcome.reason;
+    }
+    process.stderr.write('\n');
+  }
+  console.log(formatLearnerTable(jsRows));
+
+  heading('RTRL step: JS vs numpy, measured side by side');
+  if (!probe.ok || numpyUnavailable !== undefined) {
+    console.log(`numpy comparison SKIPPED: ${numpyUnavailable ?? 'unknown reason'}`);
+    return;
+  }
+  console.log(describeNumpy(probe.report));
+  console.log(`numpy step = the same RTRL step (state, S update with W @ S, softmax, projected rows, gradient, clip, Adam) over preallocated arrays.`);
+  console.log(`S-kernel flops counted as on the JS side: ${probe.report.kernelFlopsCounted}.`);
+  const unsound = numpyRows.filter((row) => !row.finite || row.updates !== row.stepsRun);
+  if (unsound.length > 0) console.log(`WARNING: numpy run not one finite update per step for N = ${unsound.map((row) => row.hidden).join(', ')}`);
+  console.log(formatComparison(jsRows, numpyRows));
+  console.log('JS/numpy > 1: JS is faster. JS is single-threaded; numpy uses the BLAS threads above.');
+}
+
+function featuresSection(): void {
+  heading('features');
+  const result = benchFeatures();
+  const format = (n: number): string => `${(n / 1e6).toFixed(2)} M/s`;
+  console.log(
+    `features L=${result.levels} (dimension ${4 * result.levels + 6}), ${result.ticks.toLocaleString('en-US')} ticks, synthetic books: ` +
+      `extract ${format(result.extractPerSecond)}, normalise ${format(result.normalisePerSecond)}, ` +
+      `extract + normalise ${format(result.bothPerSecond)}`,
+  );
+}
+
+async function sourcesSection(dataDir: string): Promise<void> {
+  heading('market-data sources');
+  const from = process.env.LOB_SHARED_DATA === undefined ? '../shared/data beside the repository' : 'LOB_SHARED_DATA';
+  console.log(`recordings: ${dataDir} (${from})`);
+  await benchBinanceRaw(dataDir);
+  await benchFileSources(dataDir);
+}
+
+async function main(): Promise<void> {
+  const sections = parseSections(process.argv.slice(2));
+  const root = repoRoot();
+  const dataDir = resolve(process.env.LOB_SHARED_DATA ?? resolve(root, '../shared/data'));
+  const cpu = cpus();
+  console.log(
+    `lob-rtrl bench, node ${process.version}, ${cpu.length} x ${cpu[0]?.model ?? 'unknown cpu'}, ` +
+      `load average ${loadavg().map((value) => value.toFixed(2)).join(' ')}, ${new Date().toISOString()}`,
+  );
+  for (const section of sections) {
+    if (section === 'learners') await learnersSection(root);
+    else if (section === 'features') featuresSection();
+    else await sourcesSection(dataDir);
+  }
+}
+
+try {
+  await main();
+} catch (error) {
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exitCode = 1;
+}
