@@ -2,6 +2,7 @@
 // of the product repo). Run after a build:
 //   npx tsc -p tsconfig.build.json && node dist/bench/file-sources.js
 // LOB_SHARED_DATA overrides where the recordings are looked for.
+import { Featuriser } from './featurise.js';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -24,10 +25,14 @@ const cases: Case[] = [
   { label: 'tardis-csv book_snapshot_25 sample (10 rows)', format: tardisCsv, path: 'tardis/binance-futures_book_snapshot_25_BTCUSDT.csv', levels: 25 },
 ];
 
-async function drain(format: FileFormat, path: string, levels: number): Promise<{ counts: Map<string, number>; ms: number }> {
+async function drain(format: FileFormat, path: string, levels: number, featurise = false): Promise<{ counts: Map<string, number>; ms: number }> {
   const counts = new Map<string, number>();
+  const featuriser = featurise ? new Featuriser(levels) : null;
   const started = performance.now();
-  for await (const message of format.read([path], { levels })) count(counts, message);
+  for await (const message of format.read([path], { levels })) {
+    count(counts, message);
+    featuriser?.feed(message);
+  }
   return { counts, ms: performance.now() - started };
 }
 
@@ -54,6 +59,8 @@ export async function benchFileSources(dataDir: string): Promise<void> {
     const snapshots = counts.get('book_snapshot') ?? 0;
     const rate = Math.round((snapshots / ms) * 1000);
     console.log(`${label}: ${snapshots} snapshots in ${ms.toFixed(0)} ms = ${rate.toLocaleString('en-US')} snapshots/s; ${JSON.stringify(Object.fromEntries(counts))}`);
+    const featurised = await drain(format, full, levels, true);
+    console.log(`${label}, mapped + featurised: ${Math.round((snapshots / featurised.ms) * 1000).toLocaleString('en-US')} snapshots/s`);
   }
   await benchCanonical(dataDir);
 }
