@@ -1,5 +1,5 @@
 import type { BookSnapshot, Rejected, RejectReason } from './types.js';
-import { sampleOf } from './types.js';
+import { rejected } from './types.js';
 
 export interface BookProblem {
   readonly reason: RejectReason;
@@ -52,11 +52,5 @@ function checkSide(name: 'bids' | 'asks', side: Float64Array, direction: 1 | -1)
 export function snapshotOrRejected(snapshot: BookSnapshot, raw?: unknown): BookSnapshot | Rejected {
   const problem = checkBook(snapshot.bids, snapshot.asks);
   if (!problem) return snapshot;
-  return {
-    type: 'rejected',
-    reason: problem.reason,
-    detail: `${snapshot.symbol}: ${problem.detail}`,
-    sample: sampleOf(raw ?? snapshot.symbol),
-    symbol: snapshot.symbol,
-  };
+  return rejected(problem.reason, `${snapshot.symbol}: ${problem.detail}`, raw ?? snapshot.symbol, snapshot.symbol);
 }

@@ -61,6 +61,11 @@ export interface Rejected {
 
 export type MarketMessage = BookSnapshot | Disconnect | Rejected;
 
+/** A rejection: `detail` names the field and value; `raw` is excerpted for the log. */
+export function rejected(reason: RejectReason, detail: string, raw: unknown, symbol: string | null): Rejected {
+  return { type: 'rejected', reason, detail, sample: sampleOf(raw), symbol };
+}
+
 /** Truncates raw input for logs and error frames. */
 export function sampleOf(raw: unknown, max = 200): string {
   const text = typeof raw === 'string' ? raw : safeStringify(raw);

@@ -160,7 +160,7 @@ export class CheckpointRepository {
   private readonly insertPredictionsTransaction: (rows: readonly PredictionRow[]) => number;
 
   constructor(
-    private readonly db: Database,
+    db: Database,
     options: CheckpointRepositoryOptions = {},
   ) {
     const keep = options.keepPerSymbol ?? 5;

@@ -4,7 +4,7 @@
 // same mapper as the live feed; the inline snapshot goes through `mapRestSnapshot`.
 // Several paths are read in order as one continuous stream (one mapper, one book).
 import type { EpochMs, MarketMessage } from '../domain/types.js';
-import { sampleOf } from '../domain/types.js';
+import { rejected } from '../domain/types.js';
 import { readRecordedFrames } from './lines.js';
 import { binance } from './binance.js';
 import type { FileFormat, FrameMapper, MapperOptions } from './types.js';
@@ -84,7 +84,7 @@ async function* readBinanceRaw(
     const symbol = snapshotSymbol();
     if (symbol === 'ambiguous') {
       const detail = `symbol: inline snapshot with several symbols in the recording (${[...witness.seen].join(', ')}); pass options.symbol`;
-      return [{ type: 'rejected', reason: 'unknown_symbol', detail, sample: sampleOf(body), symbol: null }];
+      return [rejected('unknown_symbol', detail, body, null)];
     }
     if (symbol === null) {
       held = { body, localTs };
@@ -116,7 +116,7 @@ async function* readBinanceRaw(
   if (held !== null) {
     const { body } = held as HeldSnapshot;
     const detail = 'symbol: the inline snapshot could not be attributed (no frame names a symbol); pass options.symbol';
-    yield { type: 'rejected', reason: 'unknown_symbol', detail, sample: sampleOf(body), symbol: null };
+    yield rejected('unknown_symbol', detail, body, null);
   }
 }
 

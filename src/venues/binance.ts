@@ -9,7 +9,8 @@
 import { L2Book } from '../book/l2-book.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
 import type { BookSnapshot, Disconnect, EpochMs, MarketMessage, Rejected, RejectReason } from '../domain/types.js';
-import { sampleOf } from '../domain/types.js';
+import { describeValue, isRecord, parseJsonFrame } from './frame.js';
+import { rejected } from '../domain/types.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
 const DEFAULT_LEVELS = 10;
@@ -85,14 +86,7 @@ interface SymbolSync {
   emittedSinceReset: boolean;
 }
 
-function describe(value: unknown): string {
-  if (value === undefined) return 'missing';
-  return sampleOf(value, 40);
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+const describe = describeValue;
 
 /** A Binance decimal (string, or a JSON number from a lenient producer) as a number; NaN when not one. */
 function decimal(raw: unknown): number {
@@ -182,13 +176,12 @@ class BinanceMapper implements FrameMapper {
       const at = fastName.indexOf('@');
       if (at > 0 && isNonBookChannel(fastName.slice(at + 1))) return out;
     }
-    let message: unknown;
-    try {
-      message = JSON.parse(frame);
-    } catch (error) {
-      out.push(this.reject('malformed_json', `frame: not valid JSON (${(error as Error).message})`, frame, null));
+    const parsed = parseJsonFrame(frame, 'frame', null);
+    if ('type' in parsed) {
+      out.push(parsed);
       return out;
     }
+    const message = parsed.value;
     if (!isRecord(message)) {
       out.push(this.reject('schema', `frame: expected a JSON object, got ${describe(message)}`, frame, null));
       return out;
@@ -201,13 +194,12 @@ class BinanceMapper implements FrameMapper {
   mapRestSnapshot(symbol: string, body: string, localTs: EpochMs): MarketMessage[] {
     const out: MarketMessage[] = [];
     const upper = symbol.toUpperCase();
-    let message: unknown;
-    try {
-      message = JSON.parse(body);
-    } catch (error) {
-      out.push(this.reject('malformed_json', `snapshot: not valid JSON (${(error as Error).message})`, body, upper));
+    const parsed = parseJsonFrame(body, 'snapshot', upper);
+    if ('type' in parsed) {
+      out.push(parsed);
       return out;
     }
+    const message = parsed.value;
     if (!isRecord(message)) {
       out.push(this.reject('schema', `snapshot: expected a JSON object, got ${describe(message)}`, body, upper));
       return out;
@@ -501,7 +493,7 @@ class BinanceMapper implements FrameMapper {
   }
 
   private reject(reason: RejectReason, detail: string, raw: string, symbol: string | null): Rejected {
-    return { type: 'rejected', reason, detail, sample: sampleOf(raw), symbol };
+    return rejected(reason, detail, raw, symbol);
   }
 }
 

@@ -4,7 +4,7 @@
 import { snapshotOrRejected } from '../domain/book-check.js';
 import { canonicalSnapshotSchema, describeIssues } from '../domain/schemas.js';
 import type { BookSnapshot, EpochMs, MarketMessage, Rejected } from '../domain/types.js';
-import { sampleOf } from '../domain/types.js';
+import { rejected } from '../domain/types.js';
 import { readLines } from './lines.js';
 import type { FileFormat, FrameMapper, MapperOptions, Venue } from './types.js';
 
@@ -16,7 +16,7 @@ import type { FileFormat, FrameMapper, MapperOptions, Venue } from './types.js';
 export function parseCanonical(value: unknown, levels: number, localTs?: EpochMs): BookSnapshot | Rejected {
   const parsed = canonicalSnapshotSchema.safeParse(value);
   if (!parsed.success) {
-    return { type: 'rejected', reason: 'schema', detail: describeIssues(parsed.error), sample: sampleOf(value), symbol: symbolOf(value) };
+    return rejected('schema', describeIssues(parsed.error), value, symbolOf(value));
   }
   const { symbol, ts, seq, bids, asks } = parsed.data;
   const snapshot: BookSnapshot = {
@@ -83,7 +83,7 @@ export class CanonicalMapper implements FrameMapper {
     try {
       value = JSON.parse(frame);
     } catch (error) {
-      return [{ type: 'rejected', reason: 'malformed_json', detail: `(root): ${(error as Error).message}`, sample: sampleOf(frame), symbol: null }];
+      return [rejected('malformed_json', `(root): ${(error as Error).message}`, frame, null)];
     }
     return this.mapValue(value, localTs);
   }
@@ -140,7 +140,7 @@ function prefixPaths(detail: string, index: number): string {
 }
 
 function outOfOrder(snapshot: BookSnapshot, detail: string, value: unknown): Rejected {
-  return { type: 'rejected', reason: 'out_of_order', detail: `${snapshot.symbol}: ${detail}`, sample: sampleOf(value), symbol: snapshot.symbol };
+  return rejected('out_of_order', `${snapshot.symbol}: ${detail}`, value, snapshot.symbol);
 }
 
 /** Push source of canonical snapshots (`POST /v1/snapshots`, a websocket of JSON frames). */
@@ -161,7 +161,7 @@ export const canonicalJsonl: FileFormat = {
         try {
           value = JSON.parse(line);
         } catch (error) {
-          yield { type: 'rejected', reason: 'malformed_json', detail: `${path}: ${(error as Error).message}`, sample: sampleOf(line), symbol: null };
+          yield rejected('malformed_json', `${path}: ${(error as Error).message}`, line, null);
           continue;
         }
         yield* mapper.mapValue(value, undefined);

@@ -7,9 +7,10 @@
 // numbers, so continuity rests on the channel's delivery guarantee.
 // Reference: https://docs.cdp.coinbase.com/exchange/websocket-feed/channels
 import type { BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason } from '../domain/types.js';
-import { sampleOf } from '../domain/types.js';
+import { rejected, sampleOf } from '../domain/types.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
 import { L2Book } from '../book/l2-book.js';
+import { isRecord, parseJsonFrame } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
 // ---- raw venue messages (never leave this file) ---------------------------------------------
@@ -78,9 +79,6 @@ function shown(value: unknown, max: number): string {
   return sampleOf(value === undefined ? 'undefined' : JSON.stringify(value), max);
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function checkDecimal(value: unknown, field: string, what: string): number {
   if (typeof value !== 'string' || !DECIMAL.test(value)) {
@@ -137,14 +135,11 @@ class CoinbaseMapper implements FrameMapper {
   }
 
   map(frame: string, localTs: EpochMs): MarketMessage[] {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(frame);
-    } catch (error) {
-      return [reject('malformed_json', `frame: not JSON (${(error as Error).message})`, frame, null)];
-    }
-    if (!isPlainObject(parsed) || typeof parsed.type !== 'string') {
-      return [reject('schema', `type: a feed message is an object with a string "type", got ${shown(parsed, 40)}`, frame, null)];
+    const frameJson = parseJsonFrame(frame, 'frame', null);
+    if ('type' in frameJson) return [frameJson];
+    const parsed = frameJson.value;
+    if (!isRecord(parsed) || typeof parsed.type !== 'string') {
+      return [rejected('schema', `type: a feed message is an object with a string "type", got ${shown(parsed, 40)}`, frame, null)];
     }
     const message = parsed as unknown as RawMessage;
     switch (message.type) {
@@ -159,9 +154,9 @@ class CoinbaseMapper implements FrameMapper {
         // and the ones seen here are subscribe failures, after which no book exists to lose.
         // Errors that end the session are followed by the socket closing, which the live
         // client reports as a disconnect for every symbol.
-        return [reject('venue_error', `error: message ${shown(message.message, 80)}, reason ${shown(message.reason, 120)}`, frame, null)];
+        return [rejected('venue_error', `error: message ${shown(message.message, 80)}, reason ${shown(message.reason, 120)}`, frame, null)];
       default:
-        return [reject('unsupported_message', `type: ${shown(message.type, 40)} is not handled`, frame, null)];
+        return [rejected('unsupported_message', `type: ${shown(message.type, 40)} is not handled`, frame, null)];
     }
   }
 
@@ -179,7 +174,7 @@ class CoinbaseMapper implements FrameMapper {
   private mapBookMessage(message: RawMessage, frame: string, localTs: EpochMs): MarketMessage[] {
     const product = message.product_id;
     if (typeof product !== 'string' || product.length === 0) {
-      return [reject('schema', `product_id: must be a non-empty string, got ${shown(product, 40)}`, frame, null)];
+      return [rejected('schema', `product_id: must be a non-empty string, got ${shown(product, 40)}`, frame, null)];
     }
     let ts = localTs;
     if (message.time !== undefined) {
@@ -237,10 +232,10 @@ class CoinbaseMapper implements FrameMapper {
    * the book and ask the live client to resubscribe (which brings a fresh snapshot).
    */
   private loseBook(product: string, reason: RejectReason, detail: string, frame: string, localTs: EpochMs): MarketMessage[] {
-    const rejected = reject(reason, `${product}: ${detail}`, frame, product);
-    if (!this.books.delete(product)) return [rejected];
+    const rejection = rejected(reason, `${product}: ${detail}`, frame, product);
+    if (!this.books.delete(product)) return [rejection];
     this.resync.add(product);
-    return [rejected, { type: 'disconnect', symbol: product, localTs, reason: `${reason}: ${detail}` }];
+    return [rejection, { type: 'disconnect', symbol: product, localTs, reason: `${reason}: ${detail}` }];
   }
 
   private emit(product: string, book: L2Book, ts: EpochMs, localTs: EpochMs, frame: string): BookSnapshot | Rejected {
@@ -257,9 +252,6 @@ class CoinbaseMapper implements FrameMapper {
   }
 }
 
-function reject(reason: RejectReason, detail: string, raw: string, symbol: string | null): Rejected {
-  return { type: 'rejected', reason, detail, sample: sampleOf(raw), symbol };
-}
 
 // ---- live protocol and venue ----------------------------------------------------------------
 

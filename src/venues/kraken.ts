@@ -13,8 +13,9 @@
 // parsed numbers; a numeric book could not reproduce "5290.80000" from 5290.8.
 // Reference: https://docs.kraken.com/api/docs/guides/spot-ws-book-v1
 import type { BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason } from '../domain/types.js';
-import { sampleOf } from '../domain/types.js';
+import { rejected, sampleOf } from '../domain/types.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
+import { isRecord, parseJsonFrame } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 import { crc32Begin, crc32Byte, crc32End } from './crc32.js';
 
@@ -180,9 +181,6 @@ function shown(value: unknown, max: number): string {
   return sampleOf(value === undefined ? 'undefined' : JSON.stringify(value), max);
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** Kraken's fractional epoch-seconds string as epoch ms, without a lossy `* 1000`. */
 export function krakenSecondsToMs(text: string): number {
@@ -258,15 +256,12 @@ class KrakenMapper implements FrameMapper {
   }
 
   map(frame: string, localTs: EpochMs): MarketMessage[] {
-    let message: unknown;
-    try {
-      message = JSON.parse(frame);
-    } catch (error) {
-      return [reject('malformed_json', `frame: not JSON (${(error as Error).message})`, frame, null)];
-    }
+    const frameJson = parseJsonFrame(frame, 'frame', null);
+    if ('type' in frameJson) return [frameJson];
+    const message = frameJson.value;
     if (Array.isArray(message)) return this.mapChannelMessage(message, frame, localTs);
-    if (isPlainObject(message) && typeof message.event === 'string') return this.mapEvent(message as unknown as RawEvent, frame);
-    return [reject('unsupported_message', 'frame: neither an event object nor a channel array', frame, null)];
+    if (isRecord(message) && typeof message.event === 'string') return this.mapEvent(message as unknown as RawEvent, frame);
+    return [rejected('unsupported_message', 'frame: neither an event object nor a channel array', frame, null)];
   }
 
   takeResyncRequests(): string[] {
@@ -289,42 +284,42 @@ class KrakenMapper implements FrameMapper {
       case 'subscriptionStatus': {
         const pair = typeof message.pair === 'string' ? message.pair : null;
         if (message.status === 'error') {
-          return [reject('venue_error', `subscriptionStatus.errorMessage: ${shown(message.errorMessage, 120)}`, frame, pair)];
+          return [rejected('venue_error', `subscriptionStatus.errorMessage: ${shown(message.errorMessage, 120)}`, frame, pair)];
         }
         // After an unsubscribe (the resync path) nothing more arrives for the old book.
         if (message.status === 'unsubscribed' && pair !== null) this.books.delete(pair);
         return [];
       }
       case 'error':
-        return [reject('venue_error', `error.errorMessage: ${shown(message.errorMessage, 120)}`, frame, null)];
+        return [rejected('venue_error', `error.errorMessage: ${shown(message.errorMessage, 120)}`, frame, null)];
       default:
-        return [reject('unsupported_message', `event: ${shown(message.event, 40)} is not handled`, frame, null)];
+        return [rejected('unsupported_message', `event: ${shown(message.event, 40)} is not handled`, frame, null)];
     }
   }
 
   private mapChannelMessage(message: unknown[], frame: string, localTs: EpochMs): MarketMessage[] {
     if (message.length < 4 || message.length > 5) {
-      return [reject('schema', `frame: a channel message has 4 or 5 elements, got ${message.length}`, frame, null)];
+      return [rejected('schema', `frame: a channel message has 4 or 5 elements, got ${message.length}`, frame, null)];
     }
     const pair = message[message.length - 1];
     const channelName = message[message.length - 2];
     if (typeof pair !== 'string' || pair.length === 0) {
-      return [reject('schema', `[${message.length - 1}]: pair must be a non-empty string, got ${shown(pair, 40)}`, frame, null)];
+      return [rejected('schema', `[${message.length - 1}]: pair must be a non-empty string, got ${shown(pair, 40)}`, frame, null)];
     }
     if (typeof channelName !== 'string') {
-      return [reject('schema', `[${message.length - 2}]: channel name must be a string, got ${shown(channelName, 40)}`, frame, pair)];
+      return [rejected('schema', `[${message.length - 2}]: channel name must be a string, got ${shown(channelName, 40)}`, frame, pair)];
     }
     if (!channelName.startsWith('book')) {
-      return [reject('unsupported_message', `[${message.length - 2}]: channel ${shown(channelName, 40)} is not handled`, frame, pair)];
+      return [rejected('unsupported_message', `[${message.length - 2}]: channel ${shown(channelName, 40)} is not handled`, frame, pair)];
     }
     const depth = parseDepth(channelName);
     if (depth === null) {
-      return [reject('schema', `[${message.length - 2}]: channel name must be book-N with 1 <= N <= ${MAX_DEPTH}, got ${shown(channelName, 40)}`, frame, pair)];
+      return [rejected('schema', `[${message.length - 2}]: channel name must be book-N with 1 <= N <= ${MAX_DEPTH}, got ${shown(channelName, 40)}`, frame, pair)];
     }
     const payloads = message.slice(1, message.length - 2);
     for (let i = 0; i < payloads.length; i++) {
-      if (!isPlainObject(payloads[i])) {
-        return [reject('schema', `[${i + 1}]: must be an object, got ${shown(payloads[i], 40)}`, frame, pair)];
+      if (!isRecord(payloads[i])) {
+        return [rejected('schema', `[${i + 1}]: must be an object, got ${shown(payloads[i], 40)}`, frame, pair)];
       }
     }
     const objects = payloads as Record<string, unknown>[];
@@ -407,7 +402,7 @@ class KrakenMapper implements FrameMapper {
     this.books.delete(pair);
     this.resync.add(pair);
     return [
-      reject(reason, `${pair}: ${detail}`, frame, pair),
+      rejected(reason, `${pair}: ${detail}`, frame, pair),
       { type: 'disconnect', symbol: pair, localTs, reason: `${reason}: ${detail}` },
     ];
   }
@@ -426,9 +421,6 @@ class KrakenMapper implements FrameMapper {
   }
 }
 
-function reject(reason: RejectReason, detail: string, raw: string, symbol: string | null): Rejected {
-  return { type: 'rejected', reason, detail, sample: sampleOf(raw), symbol };
-}
 
 // ---- live protocol and venue ----------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { snapshotOrRejected } from '../domain/book-check.js';
 import type { BookSnapshot, Disconnect, EpochMs, MarketMessage, Rejected, RejectReason } from '../domain/types.js';
-import { sampleOf } from '../domain/types.js';
+import { rejected } from '../domain/types.js';
 import { isGzipFile } from './lines.js';
 import type { FileFormat, MapperOptions } from './types.js';
 import { isZipFile, openZip, type ZipArchive } from './zip.js';
@@ -288,7 +288,7 @@ export class LobsterRowMapper {
   }
 
   private reject(reason: RejectReason, detail: string, line: string): Rejected {
-    return { type: 'rejected', reason, detail: `${this.symbol}: ${detail}`, sample: sampleOf(line), symbol: this.symbol };
+    return rejected(reason, `${this.symbol}: ${detail}`, line, this.symbol);
   }
 }
 
@@ -437,14 +437,7 @@ async function* readPair(pair: LobsterPair, options: MapperOptions & { symbol?: 
       if (message === undefined || orderbook === undefined) {
         if (message !== orderbook) {
           const [ended, goesOn] = message === undefined ? ['message', 'orderbook'] : ['orderbook', 'message'];
-          const rejected: Rejected = {
-            type: 'rejected',
-            reason: 'schema',
-            detail: `${symbol}: ${pair.name.pairKey}: the ${ended} file ends at row ${row} but the ${goesOn} file goes on`,
-            sample: sampleOf(message ?? orderbook),
-            symbol,
-          };
-          yield rejected;
+          yield rejected('schema', `${symbol}: ${pair.name.pairKey}: the ${ended} file ends at row ${row} but the ${goesOn} file goes on`, message ?? orderbook, symbol);
         }
         return;
       }

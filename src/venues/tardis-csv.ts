@@ -3,7 +3,7 @@
 // timestamps in microseconds since epoch (UTC), cells left empty where the book is thinner.
 import { snapshotOrRejected } from '../domain/book-check.js';
 import type { BookSnapshot, Rejected, RejectReason } from '../domain/types.js';
-import { sampleOf } from '../domain/types.js';
+import { rejected, sampleOf } from '../domain/types.js';
 import { readLines } from './lines.js';
 import type { FileFormat } from './types.js';
 
@@ -162,7 +162,7 @@ export class TardisRowMapper {
   }
 
   private reject(reason: RejectReason, detail: string, line: string, symbol: string | null): Rejected {
-    return { type: 'rejected', reason, detail: symbol ? `${symbol}: ${detail}` : detail, sample: sampleOf(line), symbol };
+    return rejected(reason, symbol ? `${symbol}: ${detail}` : detail, line, symbol);
   }
 }
 
