@@ -2,11 +2,10 @@
 // of the product repo). Run after a build:
 //   npx tsc -p tsconfig.build.json && node dist/bench/file-sources.js
 // LOB_SHARED_DATA overrides where the recordings are looked for.
-import { Featuriser } from './featurise.js';
+import { reportSource } from './drain.js';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { MarketMessage } from '../src/domain/types.js';
 import { canonicalJsonl } from '../src/venues/canonical.js';
 import { lobster } from '../src/venues/lobster.js';
 import { tardisCsv } from '../src/venues/tardis-csv.js';
@@ -25,22 +24,6 @@ const cases: Case[] = [
   { label: 'tardis-csv book_snapshot_25 sample (10 rows)', format: tardisCsv, path: 'tardis/binance-futures_book_snapshot_25_BTCUSDT.csv', levels: 25 },
 ];
 
-async function drain(format: FileFormat, path: string, levels: number, featurise = false): Promise<{ counts: Map<string, number>; ms: number }> {
-  const counts = new Map<string, number>();
-  const featuriser = featurise ? new Featuriser(levels) : null;
-  const started = performance.now();
-  for await (const message of format.read([path], { levels })) {
-    count(counts, message);
-    featuriser?.feed(message);
-  }
-  return { counts, ms: performance.now() - started };
-}
-
-function count(counts: Map<string, number>, message: MarketMessage): void {
-  const key = message.type === 'rejected' ? `rejected:${message.reason}` : message.type;
-  counts.set(key, (counts.get(key) ?? 0) + 1);
-}
-
 /** Prints the read throughput of each file source over `dataDir`, or what is absent. */
 export async function benchFileSources(dataDir: string): Promise<void> {
   if (!existsSync(dataDir)) {
@@ -54,13 +37,7 @@ export async function benchFileSources(dataDir: string): Promise<void> {
       console.log(`${label}: ABSENT (${full}), skipped`);
       continue;
     }
-    await drain(format, full, levels); // warm-up: JIT and file cache
-    const { counts, ms } = await drain(format, full, levels);
-    const snapshots = counts.get('book_snapshot') ?? 0;
-    const rate = Math.round((snapshots / ms) * 1000);
-    console.log(`${label}: ${snapshots} snapshots in ${ms.toFixed(0)} ms = ${rate.toLocaleString('en-US')} snapshots/s; ${JSON.stringify(Object.fromEntries(counts))}`);
-    const featurised = await drain(format, full, levels, true);
-    console.log(`${label}, mapped + featurised: ${Math.round((snapshots / featurised.ms) * 1000).toLocaleString('en-US')} snapshots/s`);
+    await reportSource(label, format, [full], levels);
   }
   await benchCanonical(dataDir);
 }
@@ -80,10 +57,7 @@ async function benchCanonical(dataDir: string): Promise<void> {
   try {
     const file = resolve(dir, 'amzn.jsonl');
     await writeFile(file, `${lines.join('\n')}\n`);
-    await drain(canonicalJsonl, file, 5);
-    const { counts, ms } = await drain(canonicalJsonl, file, 5);
-    const snapshots = counts.get('book_snapshot') ?? 0;
-    console.log(`canonical JSONL from AMZN (${lines.length} lines): ${snapshots} snapshots in ${ms.toFixed(0)} ms = ${Math.round((snapshots / ms) * 1000).toLocaleString('en-US')} snapshots/s`);
+    await reportSource(`canonical JSONL from AMZN (${lines.length} lines)`, canonicalJsonl, [file], 5);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -107,12 +107,3 @@ export class Engine {
     return engine;
   }
 }
-
-/** Runs a source to its end through the engine; `signal` stops it early. */
-export async function runPipeline(source: AsyncIterable<MarketMessage>, engine: Engine, onEach?: (message: MarketMessage) => void, signal?: AbortSignal): Promise<void> {
-  for await (const message of source) {
-    engine.process(message);
-    onEach?.(message);
-    if (signal?.aborted) break;
-  }
-}
