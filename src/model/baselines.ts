@@ -1,7 +1,7 @@
 // The simple learners RTRL must beat, behind the same interface and target bookkeeping:
 // online multinomial logistic regression on the current features, and the running class
 // frequencies (majority class).
-import { countOutcome, emptyStats, restoreStats, sanitiseInput, statsArray, type OnlineLearner } from './learner.js';
+import { countOutcome, decodeLearnerState, emptyStats, encodeLearnerState, restoreStats, sanitiseInput, statsArray, type LearnerStateParts, type OnlineLearner } from './learner.js';
 import { createOptimiser, defaultOptimiserConfig, type Optimiser, type OptimiserConfig } from './optimiser.js';
 import type { PendingMode } from './targets.js';
 import { decodeState, encodeState, requireArray, requireSameConfig } from './state-codec.js';
@@ -147,34 +147,31 @@ export class LogisticLearner implements OnlineLearner {
     this.discardPending();
   }
 
-  getState(): Uint8Array {
-    return encodeState({
+  private stateParts(): LearnerStateParts {
+    return {
       kind: 'logistic',
       meta: { config: this.config, head: this.head, pendingCount: this.pendingCount },
       arrays: {
         params: this.params,
-        optimiser: this.optimiser.getState(),
-        stats: statsArray(this.stats),
         sumProbInput: this.sumProbInput,
         sumInput: this.sumInput,
         sumProbs: this.sumProbs,
         ringInputs: this.ringInputs,
         ringProbs: this.ringProbs,
       },
-    });
+      optimiser: this.optimiser,
+      stats: this.stats,
+    };
+  }
+
+  getState(): Uint8Array {
+    return encodeLearnerState(this.stateParts());
   }
 
   setState(bytes: Uint8Array): void {
-    const state = decodeState(bytes, 'logistic');
-    requireSameConfig(state.meta.config, this.config, 'config');
-    this.params.set(requireArray(state, 'params', this.params.length));
-    this.optimiser.setState(state.arrays.optimiser ?? new Float64Array(0));
-    restoreStats(this.stats, requireArray(state, 'stats', 6));
-    for (const name of ['sumProbInput', 'sumInput', 'sumProbs', 'ringInputs', 'ringProbs'] as const) {
-      this[name].set(requireArray(state, name, this[name].length));
-    }
-    this.head = Number(state.meta.head);
-    this.pendingCount = Number(state.meta.pendingCount);
+    const meta = decodeLearnerState(bytes, this.stateParts());
+    this.head = Number(meta.head);
+    this.pendingCount = Number(meta.pendingCount);
   }
 }
 

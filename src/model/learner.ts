@@ -1,3 +1,7 @@
+import type { Optimiser } from './optimiser.js';
+import type { Rng } from './rng.js';
+import { decodeState, encodeState, requireArray, requireSameConfig } from './state-codec.js';
+
 // The one interface every online learner implements, so the engine runs RTRL, TBPTT and the
 // baselines side by side with the same target bookkeeping.
 
@@ -71,4 +75,35 @@ export function countOutcome(stats: LearnerStats, outcome: 'applied' | 'clipped'
   }
   stats.updates++;
   if (outcome === 'clipped') stats.clipped++;
+}
+
+/** What a trained learner saves: its fixed-size arrays (restored in place), optimiser, counters. */
+export interface LearnerStateParts {
+  readonly kind: string;
+  /** Must hold `config`; the rest are cursors read back by the caller. */
+  readonly meta: { readonly config: unknown } & Record<string, unknown>;
+  readonly arrays: Record<string, Float64Array>;
+  readonly optimiser: Optimiser;
+  readonly stats: LearnerStats;
+  readonly rng?: Rng;
+}
+
+export function encodeLearnerState(parts: LearnerStateParts): Uint8Array {
+  const arrays: Record<string, Float64Array> = { ...parts.arrays, optimiser: parts.optimiser.getState(), stats: statsArray(parts.stats) };
+  if (parts.rng) arrays.rng = parts.rng.getState();
+  return encodeState({ kind: parts.kind, meta: parts.meta, arrays });
+}
+
+/**
+ * Checks kind and configuration, restores everything `parts` names in place, and returns the
+ * saved meta so the caller can read its cursors.
+ */
+export function decodeLearnerState(bytes: Uint8Array, parts: LearnerStateParts): Record<string, unknown> {
+  const state = decodeState(bytes, parts.kind);
+  requireSameConfig(state.meta.config, parts.meta.config, 'config');
+  for (const [name, target] of Object.entries(parts.arrays)) target.set(requireArray(state, name, target.length));
+  parts.optimiser.setState(state.arrays.optimiser ?? new Float64Array(0));
+  restoreStats(parts.stats, requireArray(state, 'stats', 6));
+  if (parts.rng) parts.rng.setState(requireArray(state, 'rng', 6));
+  return state.meta;
 }

@@ -11,11 +11,10 @@ import {
   projectSensitivity,
   rtrlSensitivityStep,
 } from './kernels/elman.js';
-import { countOutcome, emptyStats, restoreStats, sanitiseInput, statsArray, type OnlineLearner } from './learner.js';
+import { countOutcome, decodeLearnerState, emptyStats, encodeLearnerState, sanitiseInput, type LearnerStateParts, type OnlineLearner } from './learner.js';
 import { elmanDecayMask, type ElmanLayout } from './network.js';
 import { createOptimiser, type Optimiser } from './optimiser.js';
 import { createRecurrentCore, type RecurrentConfig } from './recurrent-config.js';
-import { decodeState, encodeState, requireArray, requireSameConfig } from './state-codec.js';
 import type { Rng } from './rng.js';
 
 export class RtrlLearner implements OnlineLearner {
@@ -227,17 +226,15 @@ export class RtrlLearner implements OnlineLearner {
     this.s.fill(0);
   }
 
-  getState(): Uint8Array {
-    return encodeState({
+  private stateParts(): LearnerStateParts {
+    return {
       kind: 'rtrl',
       meta: { config: this.config, head: this.head, pendingCount: this.pendingCount },
+      // h and s are read at call time: predict swaps them with their double buffers.
       arrays: {
         params: this.params,
-        optimiser: this.optimiser.getState(),
-        rng: this.rng.getState(),
         h: this.h,
         s: this.s,
-        stats: statsArray(this.stats),
         sumRows: this.sumRows,
         sumProbRows: this.sumProbRows,
         sumProbHidden: this.sumProbHidden,
@@ -247,23 +244,19 @@ export class RtrlLearner implements OnlineLearner {
         ringProbs: this.ringProbs,
         ringHidden: this.ringHidden,
       },
-    });
+      optimiser: this.optimiser,
+      stats: this.stats,
+      rng: this.rng,
+    };
+  }
+
+  getState(): Uint8Array {
+    return encodeLearnerState(this.stateParts());
   }
 
   setState(bytes: Uint8Array): void {
-    const state = decodeState(bytes, 'rtrl');
-    requireSameConfig(state.meta.config, this.config, 'config');
-    const { n, recurrent: p, total } = this.layout;
-    this.params.set(requireArray(state, 'params', total));
-    this.optimiser.setState(state.arrays.optimiser ?? new Float64Array(0));
-    this.rng.setState(requireArray(state, 'rng', 6));
-    this.h.set(requireArray(state, 'h', n));
-    this.s.set(requireArray(state, 's', n * p));
-    restoreStats(this.stats, requireArray(state, 'stats', 6));
-    for (const name of ['sumRows', 'sumProbRows', 'sumProbHidden', 'sumHidden', 'sumProbs', 'ringRows', 'ringProbs', 'ringHidden'] as const) {
-      this[name].set(requireArray(state, name, this[name].length));
-    }
-    this.head = Number(state.meta.head);
-    this.pendingCount = Number(state.meta.pendingCount);
+    const meta = decodeLearnerState(bytes, this.stateParts());
+    this.head = Number(meta.head);
+    this.pendingCount = Number(meta.pendingCount);
   }
 }

@@ -3,11 +3,11 @@
 // labels (BPTT(h) of Williams & Peng). The comparison RTRL is measured against: truncation
 // is cheap but blind to dependencies longer than the window.
 import { allFinite, elmanOutput, elmanStateStep } from './kernels/elman.js';
-import { countOutcome, emptyStats, restoreStats, sanitiseInput, statsArray, type OnlineLearner } from './learner.js';
+import { countOutcome, decodeLearnerState, emptyStats, encodeLearnerState, sanitiseInput, type LearnerStateParts, type OnlineLearner } from './learner.js';
 import { elmanDecayMask, type ElmanLayout } from './network.js';
 import { createOptimiser, type Optimiser } from './optimiser.js';
 import { createRecurrentCore, type RecurrentConfig } from './recurrent-config.js';
-import { decodeState, encodeState, requireArray, requireSameConfig } from './state-codec.js';
+import { requireSameConfig } from './state-codec.js';
 import type { Rng } from './rng.js';
 
 export class TbpttLearner implements OnlineLearner {
@@ -195,37 +195,33 @@ export class TbpttLearner implements OnlineLearner {
     this.historyInputs.fill(0);
   }
 
-  getState(): Uint8Array {
-    return encodeState({
+  private stateParts(): LearnerStateParts {
+    return {
       kind: 'tbptt',
       meta: { config: this.config, truncation: this.truncation, tick: this.tick, pendingHead: this.pendingHead, pendingCount: this.pendingCount },
       arrays: {
         params: this.params,
-        optimiser: this.optimiser.getState(),
-        rng: this.rng.getState(),
-        stats: statsArray(this.stats),
         historyInputs: this.historyInputs,
         historyHidden: this.historyHidden,
         pendingTicks: this.pendingTicks,
         pendingProbs: this.pendingProbs,
         pendingOutputWeights: this.pendingOutputWeights,
       },
-    });
+      optimiser: this.optimiser,
+      stats: this.stats,
+      rng: this.rng,
+    };
+  }
+
+  getState(): Uint8Array {
+    return encodeLearnerState(this.stateParts());
   }
 
   setState(bytes: Uint8Array): void {
-    const state = decodeState(bytes, 'tbptt');
-    requireSameConfig(state.meta.config, this.config, 'config');
-    requireSameConfig(state.meta.truncation, this.truncation, 'truncation');
-    this.params.set(requireArray(state, 'params', this.layout.total));
-    this.optimiser.setState(state.arrays.optimiser ?? new Float64Array(0));
-    this.rng.setState(requireArray(state, 'rng', 6));
-    restoreStats(this.stats, requireArray(state, 'stats', 6));
-    for (const name of ['historyInputs', 'historyHidden', 'pendingTicks', 'pendingProbs', 'pendingOutputWeights'] as const) {
-      this[name].set(requireArray(state, name, this[name].length));
-    }
-    this.tick = Number(state.meta.tick);
-    this.pendingHead = Number(state.meta.pendingHead);
-    this.pendingCount = Number(state.meta.pendingCount);
+    const meta = decodeLearnerState(bytes, this.stateParts());
+    requireSameConfig(meta.truncation, this.truncation, 'truncation');
+    this.tick = Number(meta.tick);
+    this.pendingHead = Number(meta.pendingHead);
+    this.pendingCount = Number(meta.pendingCount);
   }
 }
