@@ -256,17 +256,17 @@ describe('FeatureExtractor reset and state', () => {
 });
 
 // ---------------------------------------------------------------------------------------
-// Real data: LOBSTER AAPL 2012-06-21, first 200 events at 10 levels (fixtures/features/README.md),
+// Real data: LOBSTER AAPL 2012-06-21, first 200 events at 10 levels (from the excerpt in fixtures/lobster/),
 // compared with a plain re-derivation of every feature from its definition.
 
 interface Level { price: number; size: number }
 interface RecordedBook { ts: number; bids: Level[]; asks: Level[] }
 
-const fixtureDir = fileURLToPath(new URL('../../fixtures/features/', import.meta.url));
+const fixtureDir = fileURLToPath(new URL('../../fixtures/lobster/', import.meta.url));
 
 function readLobsterExcerpt(): RecordedBook[] {
-  const books = readFileSync(`${fixtureDir}aapl-2012-06-21-orderbook-10-first200.csv`, 'utf8').trim().split('\n');
-  const messages = readFileSync(`${fixtureDir}aapl-2012-06-21-message-10-first200.csv`, 'utf8').trim().split('\n');
+  const books = readFileSync(`${fixtureDir}AAPL_2012-06-21_34200000_57600000_orderbook_10.csv`, 'utf8').trim().split('\n').slice(0, 200);
+  const messages = readFileSync(`${fixtureDir}AAPL_2012-06-21_34200000_57600000_message_10.csv`, 'utf8').trim().split('\n').slice(0, 200);
   return books.map((row, r) => {
     const cells = row.split(',').map(Number);
     const bids: Level[] = [];

@@ -263,13 +263,13 @@ describe('OnlineNormaliser properties', () => {
   });
 });
 
-// Real data end to end: the LOBSTER excerpt (fixtures/features/README.md) through extractor and
+// Real data end to end: the first 200 events of the LOBSTER AAPL excerpt (fixtures/lobster/) through extractor and
 // normaliser. Once warm, a standardised element should have an EW mean near 0 and spread near 1.
 describe('OnlineNormaliser on features of a real LOBSTER excerpt', () => {
   it('scores every feature finitely and within the clip', () => {
-    const dir = fileURLToPath(new URL('../../fixtures/features/', import.meta.url));
-    const rows = readFileSync(`${dir}aapl-2012-06-21-orderbook-10-first200.csv`, 'utf8').trim().split('\n');
-    const times = readFileSync(`${dir}aapl-2012-06-21-message-10-first200.csv`, 'utf8').trim().split('\n');
+    const dir = fileURLToPath(new URL('../../fixtures/lobster/', import.meta.url));
+    const rows = readFileSync(`${dir}AAPL_2012-06-21_34200000_57600000_orderbook_10.csv`, 'utf8').trim().split('\n').slice(0, 200);
+    const times = readFileSync(`${dir}AAPL_2012-06-21_34200000_57600000_message_10.csv`, 'utf8').trim().split('\n').slice(0, 200);
     const extractor = new FeatureExtractor(10);
     const normaliser = new OnlineNormaliser(extractor.dimension, { halfLife: 50, warmup: 50 });
     const features = new Float64Array(extractor.dimension);

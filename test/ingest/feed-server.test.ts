@@ -1,11 +1,27 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, type ClientOptions } from 'ws';
 import { parseFeedSpeed, startFeedServer, type FeedServer, type FeedServerOptions } from '../../src/ingest/feed-server.js';
 import { readRecordedFrames } from '../../src/venues/lines.js';
 
-const FIXTURE = fileURLToPath(new URL('../../fixtures/feed-server/spot_btcusdt_20240808_first1200.gz', import.meta.url));
+// The first 1,200 lines of the Binance excerpt (about 10 s of recorded time) keep these tests
+// short: 106 depth diffs, 907 bookTickers, 186 trades, the REST snapshot on line 8.
+const FIXTURE = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-feed-')), 'spot_btcusdt_20240808_first1200.gz');
+writeFileSync(
+  FIXTURE,
+  gzipSync(
+    gunzipSync(readFileSync(fileURLToPath(new URL('../../fixtures/binance/spot_btcusdt_20240808.head3000.gz', import.meta.url))))
+      .toString('utf8')
+      .split('\n')
+      .slice(0, 1200)
+      .join('\n') + '\n',
+  ),
+);
 const DEPTH = 'btcusdt@depth@100ms';
 const TRADE = 'btcusdt@trade';
 const TICKER = 'btcusdt@bookTicker';
