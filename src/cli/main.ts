@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { registerReplayCommand } from './replay-command.js';
 import { registerFeedServerCommand } from './feed-server-command.js';
 import { registerDemoCommand } from './demo.js';
+import { registerServeCommand } from './serve.js';
 import { UsageError } from './options.js';
 
 const program = new Command()
@@ -13,6 +14,7 @@ const program = new Command()
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
+registerServeCommand(program);
 registerDemoCommand(program);
 registerReplayCommand(program);
 registerFeedServerCommand(program);

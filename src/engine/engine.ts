@@ -57,6 +57,11 @@ export class Engine {
     return this.symbols.get(symbol);
   }
 
+  /** The symbol's engine, created (and restored through `onNewSymbol`) if new; null over the symbol limit. */
+  symbolOrCreate(symbol: string): SymbolEngine | null {
+    return this.engineFor(symbol);
+  }
+
   /** Feeds one message through the pipeline. Never throws for bad market data. */
   process(message: MarketMessage): Prediction | null {
     switch (message.type) {

@@ -92,7 +92,7 @@ export class CanonicalMapper implements FrameMapper {
   mapValue(value: unknown, localTs: EpochMs | undefined): MarketMessage[] {
     if (!Array.isArray(value)) return [this.accept(value, localTs)];
     if (value.length === 0) {
-      return [{ type: 'rejected', reason: 'schema', detail: '(root): expected a snapshot or a non-empty array of snapshots, got []', sample: '[]', symbol: null }];
+      return [rejected('schema', '(root): expected a snapshot or a non-empty array of snapshots, got []', '[]', null)];
     }
     const messages: MarketMessage[] = new Array(value.length);
     for (let i = 0; i < value.length; i++) messages[i] = this.accept(value[i], localTs, i);

@@ -1,0 +1,87 @@
+// `lob-rtrl serve` (and `npm start`): the server entry. It owns the logger, the listening
+// socket, the wall clock and the signals; everything else is the runtime and the app.
+import type { Command } from 'commander';
+import { pino, type Logger } from 'pino';
+import { buildApp } from '../http/app.js';
+import { ConfigError, loadServiceConfig, type ServiceConfig } from '../service/config.js';
+import { ServiceRuntime } from '../service/runtime.js';
+import { UsageError } from './options.js';
+
+interface ServeFlags {
+  config?: string;
+  host?: string;
+  port?: string;
+  db?: string;
+  logLevel?: string;
+  levels?: string;
+  target?: string;
+  models?: string;
+  hidden?: string;
+  lr?: string;
+  seed?: string;
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the service: live feeds (or the built-in demo feed), REST + WebSocket predictions, SQLite checkpoints')
+    .option('--config <file>', 'JSON configuration file (keys as in the README)')
+    .option('--host <host>', 'address to listen on (LOB_RTRL_HOST)')
+    .option('--port <port>', 'port to listen on, 0 = any (LOB_RTRL_PORT)')
+    .option('--db <file>', 'SQLite database file (LOB_RTRL_DB)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (LOB_RTRL_LOG_LEVEL)')
+    .option('--levels <n>', 'book levels per side for features (LOB_RTRL_LEVELS)')
+    .option('--target <target>', 'next-move | horizon:K[:THETA] (LOB_RTRL_TARGET)')
+    .option('--models <list>', 'rtrl,tbptt:K,logistic,majority (LOB_RTRL_MODELS)')
+    .option('--hidden <n>', 'hidden units (LOB_RTRL_HIDDEN)')
+    .option('--lr <rate>', 'learning rate (LOB_RTRL_LR)')
+    .option('--seed <n>', 'initialisation seed (LOB_RTRL_SEED)')
+    .action(async (flags: ServeFlags) => {
+      let config: ServiceConfig;
+      try {
+        const { config: file, ...rest } = flags;
+        config = loadServiceConfig({ env: process.env, file, flags: rest });
+      } catch (error) {
+        if (error instanceof ConfigError) throw new UsageError(`config: ${error.message}`);
+        throw error;
+      }
+      await serve(config);
+    });
+}
+
+export function createLogger(config: Pick<ServiceConfig, 'logLevel'>): Logger {
+  return process.stdout.isTTY
+    ? pino({ level: config.logLevel, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } })
+    : pino({ level: config.logLevel });
+}
+
+export async function serve(config: ServiceConfig): Promise<void> {
+  const logger = createLogger(config);
+  const runtime = new ServiceRuntime(config, logger.child({ component: 'runtime' }), Date.now);
+  const app = await buildApp({ runtime, logger });
+  await runtime.start();
+  const address = await app.listen({ host: config.host, port: config.port });
+  logger.info({ address, db: config.db, symbols: [...runtime.engine.symbols.keys()] }, 'lob-rtrl serving');
+  logger.info(
+    `open ${address}/docs (API), ${address}/v1/symbols, ${address}/v1/symbols/BTCUSDT/prediction; stream: ws ${address.replace(/^http/, 'ws')}/v1/stream`,
+  );
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, 'shutting down: closing connections, stopping feeds, writing checkpoints');
+    try {
+      await app.close();
+      await runtime.stop();
+      logger.info('stopped cleanly');
+      logger.flush?.();
+      process.exit(0);
+    } catch (error) {
+      logger.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    }
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}

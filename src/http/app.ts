@@ -1,0 +1,74 @@
+// The fastify application factory: routes over a ServiceRuntime. The server entry
+// (src/cli/serve.ts) owns the logger, listen and graceful close; tests build the app and use
+// `app.inject` or a real socket on 127.0.0.1:0.
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { timingSafeEqual } from 'node:crypto';
+import { ConflictError, NotFoundError, type ServiceRuntime } from '../service/runtime.js';
+import { registerRestRoutes } from './rest.js';
+
+export interface AppOptions {
+  readonly runtime: ServiceRuntime;
+  /** A pino logger (or `false` for none): every request's lines carry its request id. */
+  readonly logger?: FastifyBaseLogger | false;
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { runtime } = options;
+  const app = Fastify({
+    loggerInstance: options.logger || undefined,
+    logger: options.logger === undefined ? false : undefined,
+    bodyLimit: runtime.config.bodyLimitBytes,
+    genReqId: (() => {
+      let next = 0;
+      return () => `req-${(++next).toString(36)}`;
+    })(),
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  // One error handler: validation issues name the field; no stack trace ever reaches a client.
+  app.setErrorHandler((error, request, reply) => {
+    if (hasZodFastifySchemaValidationErrors(error)) {
+      return reply.code(400).send({
+        error: 'Bad Request',
+        message: `invalid ${error.validationContext ?? 'request'}`,
+        issues: error.validation.map((issue) => ({ path: issue.instancePath.replace(/^\//, '').replace(/\//g, '.') || '(root)', message: issue.message })),
+      });
+    }
+    if (error instanceof NotFoundError) return reply.code(404).send({ error: 'Not Found', message: error.message });
+    if (error instanceof ConflictError) return reply.code(409).send({ error: 'Conflict', message: error.message });
+    const failure = error as { statusCode?: number; name?: string; message?: string };
+    const status = failure.statusCode && failure.statusCode >= 400 && failure.statusCode < 600 ? failure.statusCode : 500;
+    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    return reply.code(status).send({ error: status >= 500 ? 'Internal Server Error' : (failure.name ?? 'Error'), message: status >= 500 ? 'internal error' : failure.message });
+  });
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'lob-rtrl', description: 'Limit-order-book signals from an online RNN trained by exact RTRL', version: '0.1.0' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+
+  await registerRestRoutes(app, runtime, requireToken(runtime.config.token));
+  return app;
+}
+
+/** A preHandler that answers 401 unless the bearer token matches (no-op when no token is set). */
+export function requireToken(token: string | undefined): (request: FastifyRequest) => Promise<void> {
+  const expected = token === undefined ? null : Buffer.from(token);
+  return async (request) => {
+    if (!expected) return;
+    const header = request.headers.authorization ?? '';
+    const presented = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
+      throw Object.assign(new Error('missing or wrong bearer token'), { statusCode: 401, name: 'Unauthorized' });
+    }
+  };
+}

@@ -1,0 +1,130 @@
+// REST routes: health, symbols, predictions, metrics, push ingest and checkpoints.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { canonicalSnapshotSchema } from '../domain/schemas.js';
+import type { Prediction } from '../engine/symbol-engine.js';
+import { NotFoundError, type ServiceRuntime } from '../service/runtime.js';
+
+const symbolParams = z.object({ symbol: z.string().min(1).max(64) });
+const checkpointParams = symbolParams.extend({ id: z.coerce.number().int().positive() });
+
+/** The public shape of a prediction: probabilities named by class. */
+export function predictionView(prediction: Prediction) {
+  return {
+    symbol: prediction.symbol,
+    ts: prediction.ts,
+    localTs: prediction.localTs,
+    seq: prediction.seq,
+    mid: prediction.mid,
+    target: prediction.target,
+    models: prediction.models.map((m) => ({
+      model: m.model,
+      probs: Object.fromEntries(prediction.classNames.map((name, c) => [name, m.probs[c]])),
+    })),
+  };
+}
+
+export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceRuntime, authorise: (request: FastifyRequest) => Promise<void>): Promise<void> {
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const symbolEngineOr404 = (symbol: string) => {
+    const engine = runtime.engine.symbol(symbol);
+    if (!engine) throw new NotFoundError(`unknown symbol "${symbol}"`);
+    return engine;
+  };
+
+  routes.get('/healthz', { schema: { summary: 'the process is up' } }, async () => ({ status: 'ok' }));
+
+  routes.get('/readyz', { schema: { summary: 'database open, feeds connected and in sync, learners warm' } }, async (_request, reply) => {
+    const checks = runtime.readiness();
+    const ready = checks.database && checks.feeds && checks.learners;
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+  });
+
+  routes.get('/v1/symbols', { schema: { summary: 'symbols seen, with tick counts and the latest mid' } }, async () => ({
+    symbols: [...runtime.engine.symbols.values()].map((s) => ({
+      symbol: s.symbol,
+      ticks: s.ticks,
+      disconnects: s.disconnects,
+      lastTs: s.lastPrediction?.ts ?? null,
+      mid: s.lastPrediction?.mid ?? null,
+    })),
+  }));
+
+  routes.get('/v1/symbols/:symbol/prediction', { schema: { summary: 'the latest prediction of every model', params: symbolParams } }, async (request) => {
+    const engine = symbolEngineOr404(request.params.symbol);
+    if (!engine.lastPrediction) throw new NotFoundError(`no prediction yet for "${request.params.symbol}"`);
+    return predictionView(engine.lastPrediction);
+  });
+
+  routes.get(
+    '/v1/symbols/:symbol/predictions',
+    {
+      schema: {
+        summary: 'recent predictions (memory ring; SQLite log when retention is enabled)',
+        params: symbolParams,
+        querystring: z.object({ since: z.coerce.number().optional(), limit: z.coerce.number().int().min(1).max(10_000).default(100) }),
+      },
+    },
+    async (request) => {
+      const { symbol } = request.params;
+      symbolEngineOr404(symbol);
+      const { since, limit } = request.query;
+      const fromRing = (runtime.rings.get(symbol)?.recent(since, limit) ?? []).map(predictionView);
+      if (runtime.config.predictionRetentionSeconds > 0 && since !== undefined && fromRing.length < limit) {
+        // Older than the ring holds: the SQLite log carries the first model's probabilities.
+        const oldestInRing = fromRing[0]?.ts ?? Number.POSITIVE_INFINITY;
+        const logged = runtime.checkpoints.repository
+          .predictionsInRange(symbol, since + Number.MIN_VALUE, oldestInRing, limit - fromRing.length)
+          .map((row) => ({ symbol: row.symbol, ts: row.ts, seq: row.seq, model: row.model, probs: row.probs, source: 'log' as const }));
+        return { symbol, predictions: [...logged, ...fromRing] };
+      }
+      return { symbol, predictions: fromRing };
+    },
+  );
+
+  routes.get('/v1/symbols/:symbol/metrics', { schema: { summary: "every model's prequential metrics, overall and over rolling windows", params: symbolParams } }, async (request) => {
+    const engine = symbolEngineOr404(request.params.symbol);
+    return {
+      symbol: engine.symbol,
+      target: engine.targetName,
+      classes: engine.classNames,
+      ticks: engine.ticks,
+      unscored: engine.learners.unscored,
+      models: engine.metrics.map((metrics, i) => ({ model: engine.modelNames[i], overall: metrics.summary(), rolling: metrics.rolling(), learner: engine.learners.learners[i].stats })),
+    };
+  });
+
+  routes.post(
+    '/v1/snapshots',
+    {
+      preHandler: authorise,
+      schema: {
+        summary: 'push one canonical snapshot or an array of them; 400 lists every rejected one',
+        security: [{ bearer: [] }],
+        body: z.union([canonicalSnapshotSchema, z.array(canonicalSnapshotSchema).min(1).max(10_000)]),
+      },
+    },
+    async (request, reply) => {
+      const outcome = runtime.ingest(request.body);
+      return reply.code(outcome.rejected.length > 0 ? 400 : 200).send(outcome);
+    },
+  );
+
+  routes.get('/v1/symbols/:symbol/checkpoints', { schema: { summary: "the symbol's stored checkpoints, newest first", params: symbolParams } }, async (request) => ({
+    symbol: request.params.symbol,
+    checkpoints: runtime.checkpoints.repository.list(request.params.symbol),
+  }));
+
+  routes.post('/v1/symbols/:symbol/checkpoints', { preHandler: authorise, schema: { summary: 'write a checkpoint now', params: symbolParams, security: [{ bearer: [] }] } }, async (request, reply) => {
+    symbolEngineOr404(request.params.symbol);
+    const meta = runtime.checkpoint(request.params.symbol, 'manual');
+    return reply.code(201).send(meta);
+  });
+
+  routes.post(
+    '/v1/symbols/:symbol/checkpoints/:id/restore',
+    { preHandler: authorise, schema: { summary: "replace the symbol's state with a stored checkpoint", params: checkpointParams, security: [{ bearer: [] }] } },
+    async (request) => runtime.restore(request.params.symbol, request.params.id),
+  );
+}
