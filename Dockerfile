@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# lob-rtrl service image. Build: docker build -t lob-rtrl .   Run: see README "Deployment".
+
+# ---- build: compile better-sqlite3 and the TypeScript, then drop dev dependencies ----------
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+# node-gyp needs a compiler and python to build better-sqlite3 from source.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY bench ./bench
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+
+# ---- runtime: production dependencies and the built output only --------------------------
+FROM node:20-bookworm-slim AS runtime
+# tini forwards SIGTERM to node so shutdown writes its checkpoints, and reaps zombies.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production \
+    LOB_RTRL_HOST=0.0.0.0 \
+    LOB_RTRL_PORT=8080 \
+    LOB_RTRL_DB=/data/lob-rtrl.sqlite
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY migrations ./migrations
+# The bundled Binance recording: the built-in demo feed when no LOB_RTRL_FEEDS is set.
+COPY fixtures/binance ./fixtures/binance
+RUN mkdir -p /data && chown node:node /data
+USER node
+VOLUME /data
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "dist/src/cli/main.js", "serve"]
