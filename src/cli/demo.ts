@@ -1,4 +1,4 @@
-// `lob-rtrl demo` (what `npm start` runs until the service lands): replays the bundled real
+// `lob-rtrl demo`: replays the bundled real
 // LOBSTER excerpt through the full engine and prints what every model learned.
 import type { Command } from 'commander';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import { runReplay } from './replay.js';
 
 export function registerDemoCommand(program: Command): void {
   program
-    .command('demo', { isDefault: true })
+    .command('demo')
     .description('replay the bundled real-data excerpt (Nasdaq AMZN, LOBSTER) and print what each model learned')
     .action(async () => {
       const root = packageRoot();
