@@ -73,6 +73,8 @@ export class ServiceRuntime {
   private readonly listeners = new Set<PredictionListener>();
   private readonly ingestMapper: CanonicalMapper;
   private readonly lastCheckpointTick = new Map<string, number>();
+  /** Symbols whose last tick-driven checkpoint failed, so a failing disk logs once, not per tick. */
+  private readonly failingCheckpoints = new Set<string>();
   private checkpointTimer: NodeJS.Timeout | null = null;
   private pruneTimer: NodeJS.Timeout | null = null;
   private readonly predictionLog: Prediction[] = [];
@@ -189,11 +191,26 @@ export class ServiceRuntime {
     }
   }
 
+  /**
+   * A failed write must not fail the tick: the tick is already in the learner's state, so an
+   * error here would reject an accepted snapshot (and a producer's retry would then be out of
+   * order) or end a live feed's loop for good. The next tick retries; one log line per streak.
+   */
   private maybeCheckpoint(symbol: string): void {
     const symbolEngine = this.engine.symbol(symbol);
     if (!symbolEngine) return;
     const last = this.lastCheckpointTick.get(symbol) ?? 0;
-    if (symbolEngine.ticks - last >= this.config.checkpointEveryTicks) this.checkpoint(symbol, 'ticks');
+    if (symbolEngine.ticks - last < this.config.checkpointEveryTicks) return;
+    try {
+      this.checkpoint(symbol, 'ticks');
+    } catch (error) {
+      if (!this.failingCheckpoints.has(symbol)) {
+        this.failingCheckpoints.add(symbol);
+        this.logger.error({ symbol, ticks: symbolEngine.ticks, error: (error as Error).message }, 'checkpoint failed');
+      }
+      return;
+    }
+    if (this.failingCheckpoints.delete(symbol)) this.logger.info({ symbol, ticks: symbolEngine.ticks }, 'checkpoint writes recovered');
   }
 
   /** Writes a checkpoint of `symbol` now; returns once it is committed. */
