@@ -169,7 +169,7 @@ export class LogisticLearner implements OnlineLearner {
   }
 
   setState(bytes: Uint8Array): void {
-    const meta = decodeLearnerState(bytes, this.stateParts());
+    const { meta } = decodeLearnerState(bytes, this.stateParts());
     this.head = Number(meta.head);
     this.pendingCount = Number(meta.pendingCount);
   }

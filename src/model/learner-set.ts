@@ -6,6 +6,7 @@
 // A label therefore never reaches a parameter that was used for a prediction made at or after
 // the tick the label became known, and never one used before the tick it labels.
 import type { OnlineLearner } from './learner.js';
+import { packRing, unpackRing } from './state-codec.js';
 import { Labeler, type TargetSpec } from './targets.js';
 
 /** Called for every prediction whose label resolved, before its learner sees the label. */
@@ -89,10 +90,17 @@ export class LearnerSet {
     this.count = 0;
   }
 
+  /** Pending probabilities are saved only for the pending ticks, learner by learner. */
   getState(): { labeler: Float64Array; pendingProbs: Float64Array; cursor: Float64Array; learners: Uint8Array[] } {
+    const stride = this.capacity * this.classes;
+    const pendingProbs = new Float64Array(this.learners.length * this.count * this.classes);
+    for (let i = 0; i < this.learners.length; i++) {
+      const block = this.pendingProbs.subarray(i * stride, (i + 1) * stride);
+      pendingProbs.set(packRing(block, this.classes, this.capacity, this.head, this.count), i * this.count * this.classes);
+    }
     return {
       labeler: this.labeler.getState(),
-      pendingProbs: Float64Array.from(this.pendingProbs),
+      pendingProbs,
       cursor: Float64Array.of(this.head, this.count, this.unscored),
       learners: this.learners.map((learner) => learner.getState()),
     };
@@ -100,10 +108,19 @@ export class LearnerSet {
 
   setState(state: { labeler: Float64Array; pendingProbs: Float64Array; cursor: Float64Array; learners: Uint8Array[] }): void {
     if (state.learners.length !== this.learners.length) throw new Error(`state: ${state.learners.length} learners saved, ${this.learners.length} configured`);
-    if (state.pendingProbs.length !== this.pendingProbs.length) throw new Error('state: pending probabilities do not match the configured learners and target');
+    const count = state.cursor[1];
+    const perLearner = count * this.classes;
+    if (!(Number.isInteger(count) && count >= 0 && count <= this.capacity) || state.pendingProbs.length !== this.learners.length * perLearner) {
+      throw new Error('state: pending probabilities do not match the configured learners and target');
+    }
     this.labeler.setState(state.labeler);
-    this.pendingProbs.set(state.pendingProbs);
-    [this.head, this.count, this.unscored] = Array.from(state.cursor);
+    const stride = this.capacity * this.classes;
+    for (let i = 0; i < this.learners.length; i++) {
+      unpackRing(state.pendingProbs.subarray(i * perLearner, (i + 1) * perLearner), this.pendingProbs.subarray(i * stride, (i + 1) * stride), this.classes, this.capacity, 0);
+    }
+    this.head = 0;
+    this.count = count;
+    this.unscored = state.cursor[2];
     this.learners.forEach((learner, i) => learner.setState(state.learners[i]));
   }
 }

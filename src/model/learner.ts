@@ -1,6 +1,6 @@
 import type { Optimiser } from './optimiser.js';
 import type { Rng } from './rng.js';
-import { decodeState, encodeState, requireArray, requireSameConfig } from './state-codec.js';
+import { decodeState, encodeState, requireArray, requireSameConfig, type EncodedState } from './state-codec.js';
 
 // The one interface every online learner implements, so the engine runs RTRL, TBPTT and the
 // baselines side by side with the same target bookkeeping.
@@ -96,14 +96,14 @@ export function encodeLearnerState(parts: LearnerStateParts): Uint8Array {
 
 /**
  * Checks kind and configuration, restores everything `parts` names in place, and returns the
- * saved meta so the caller can read its cursors.
+ * decoded state so the caller can read its cursors and any variable-length arrays.
  */
-export function decodeLearnerState(bytes: Uint8Array, parts: LearnerStateParts): Record<string, unknown> {
+export function decodeLearnerState(bytes: Uint8Array, parts: LearnerStateParts): EncodedState {
   const state = decodeState(bytes, parts.kind);
   requireSameConfig(state.meta.config, parts.meta.config, 'config');
   for (const [name, target] of Object.entries(parts.arrays)) target.set(requireArray(state, name, target.length));
   parts.optimiser.setState(state.arrays.optimiser ?? new Float64Array(0));
   restoreStats(parts.stats, requireArray(state, 'stats', 6));
   if (parts.rng) parts.rng.setState(requireArray(state, 'rng', 6));
-  return state.meta;
+  return state;
 }

@@ -255,7 +255,7 @@ export class RtrlLearner implements OnlineLearner {
   }
 
   setState(bytes: Uint8Array): void {
-    const meta = decodeLearnerState(bytes, this.stateParts());
+    const { meta } = decodeLearnerState(bytes, this.stateParts());
     this.head = Number(meta.head);
     this.pendingCount = Number(meta.pendingCount);
   }

@@ -124,3 +124,29 @@ export function unpackChunks(bytes: Uint8Array): Uint8Array[] {
   }
   return chunks;
 }
+
+/**
+ * The `count` live records of a ring buffer (records of `stride` values, `capacity` slots,
+ * oldest at `start`), oldest first: saving only what is live keeps checkpoints small however
+ * large the preallocated ring.
+ */
+export function packRing(ring: Float64Array, stride: number, capacity: number, start: number, count: number): Float64Array {
+  const out = new Float64Array(count * stride);
+  for (let r = 0; r < count; r++) {
+    const slot = (start + r) % capacity;
+    out.set(ring.subarray(slot * stride, slot * stride + stride), r * stride);
+  }
+  return out;
+}
+
+/** Writes records packed by `packRing` back into `ring` from slot `start`; returns their count. */
+export function unpackRing(packed: Float64Array, ring: Float64Array, stride: number, capacity: number, start: number): number {
+  if (packed.length % stride !== 0) throw new Error(`learner state: ring of ${packed.length} values is not a whole number of ${stride}-value records`);
+  const count = packed.length / stride;
+  if (count > capacity) throw new Error(`learner state: ${count} ring records do not fit ${capacity} slots`);
+  for (let r = 0; r < count; r++) {
+    const slot = (start + r) % capacity;
+    ring.set(packed.subarray(r * stride, r * stride + stride), slot * stride);
+  }
+  return count;
+}

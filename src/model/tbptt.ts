@@ -7,7 +7,7 @@ import { countOutcome, decodeLearnerState, emptyStats, encodeLearnerState, sanit
 import { elmanDecayMask, type ElmanLayout } from './network.js';
 import { createOptimiser, type Optimiser } from './optimiser.js';
 import { createRecurrentCore, type RecurrentConfig } from './recurrent-config.js';
-import { requireSameConfig } from './state-codec.js';
+import { packRing, requireSameConfig, unpackRing } from './state-codec.js';
 import type { Rng } from './rng.js';
 
 export class TbpttLearner implements OnlineLearner {
@@ -195,18 +195,18 @@ export class TbpttLearner implements OnlineLearner {
     this.historyInputs.fill(0);
   }
 
+  /** The first tick whose history a restored learner can still need: the state before the
+   * oldest pending tick's window, or the latest state when nothing is pending. */
+  private liveHistoryStart(): number {
+    const needed = this.pendingCount > 0 ? this.pendingTicks[this.pendingHead] - this.truncation : this.tick - 1;
+    return Math.max(0, Math.min(this.tick - 1, needed));
+  }
+
   private stateParts(): LearnerStateParts {
     return {
       kind: 'tbptt',
-      meta: { config: this.config, truncation: this.truncation, tick: this.tick, pendingHead: this.pendingHead, pendingCount: this.pendingCount },
-      arrays: {
-        params: this.params,
-        historyInputs: this.historyInputs,
-        historyHidden: this.historyHidden,
-        pendingTicks: this.pendingTicks,
-        pendingProbs: this.pendingProbs,
-        pendingOutputWeights: this.pendingOutputWeights,
-      },
+      meta: { config: this.config, truncation: this.truncation, tick: this.tick },
+      arrays: { params: this.params },
       optimiser: this.optimiser,
       stats: this.stats,
       rng: this.rng,
@@ -214,14 +214,39 @@ export class TbpttLearner implements OnlineLearner {
   }
 
   getState(): Uint8Array {
-    return encodeLearnerState(this.stateParts());
+    const { n, d, classes } = this.layout;
+    const parts = this.stateParts();
+    // Only the live part of the rings: the preallocated history covers maxPending ticks.
+    const historyFrom = this.liveHistoryStart();
+    const live = Math.max(0, this.tick - historyFrom);
+    const historyStart = historyFrom % this.historySize;
+    const pending = (values: Float64Array, stride: number) => packRing(values, stride, this.pendingCapacity, this.pendingHead, this.pendingCount);
+    return encodeLearnerState({
+      ...parts,
+      meta: { ...parts.meta, historyFrom },
+      arrays: {
+        ...parts.arrays,
+        historyInputs: packRing(this.historyInputs, d, this.historySize, historyStart, live),
+        historyHidden: packRing(this.historyHidden, n, this.historySize, historyStart, live),
+        pendingTicks: pending(this.pendingTicks, 1),
+        pendingProbs: pending(this.pendingProbs, classes),
+        pendingOutputWeights: pending(this.pendingOutputWeights, classes * n),
+      },
+    });
   }
 
   setState(bytes: Uint8Array): void {
-    const meta = decodeLearnerState(bytes, this.stateParts());
+    const { n, d, classes } = this.layout;
+    const { meta, arrays } = decodeLearnerState(bytes, this.stateParts());
     requireSameConfig(meta.truncation, this.truncation, 'truncation');
     this.tick = Number(meta.tick);
-    this.pendingHead = Number(meta.pendingHead);
-    this.pendingCount = Number(meta.pendingCount);
+    const historyStart = Number(meta.historyFrom) % this.historySize;
+    const empty = new Float64Array(0);
+    unpackRing(arrays.historyInputs ?? empty, this.historyInputs, d, this.historySize, historyStart);
+    unpackRing(arrays.historyHidden ?? empty, this.historyHidden, n, this.historySize, historyStart);
+    this.pendingHead = 0;
+    this.pendingCount = unpackRing(arrays.pendingTicks ?? empty, this.pendingTicks, 1, this.pendingCapacity, 0);
+    unpackRing(arrays.pendingProbs ?? empty, this.pendingProbs, classes, this.pendingCapacity, 0);
+    unpackRing(arrays.pendingOutputWeights ?? empty, this.pendingOutputWeights, classes * n, this.pendingCapacity, 0);
   }
 }
