@@ -12,6 +12,19 @@ import { PrequentialMetrics, prequentialMetricsStateSchema, MetricsTimeline } fr
 import type { EngineConfig } from './config.js';
 import type { LatencyHistogram } from './latency.js';
 import { describeIssues } from '../domain/schemas.js';
+import { z } from 'zod';
+
+const savedPredictionSchema = z.object({
+  type: z.literal('prediction'),
+  symbol: z.string(),
+  ts: z.number(),
+  localTs: z.number(),
+  seq: z.number(),
+  mid: z.number(),
+  target: z.string(),
+  classNames: z.array(z.string()),
+  models: z.array(z.object({ model: z.string(), probs: z.array(z.number()) })),
+});
 
 export interface ModelPrediction {
   readonly model: string;
@@ -47,6 +60,8 @@ export class SymbolEngine {
   ticks = 0;
   disconnects = 0;
   lastPrediction: Prediction | null = null;
+  /** The last accepted snapshot's own seq (null when the source has none). */
+  lastInputSeq: number | null = null;
   private readonly raw: Float64Array;
   private readonly normalised: Float64Array;
   private currentTs = 0;
@@ -99,6 +114,7 @@ export class SymbolEngine {
     };
     this.ticks++;
     this.lastPrediction = prediction;
+    this.lastInputSeq = snapshot.seq ?? null;
     if (clock && latency) latency.record((clock() - started) * 1000);
     return prediction;
   }
@@ -114,7 +130,15 @@ export class SymbolEngine {
     const learnerState = this.learners.getState();
     const header = encodeState({
       kind: 'symbol-engine',
-      meta: { symbol: this.symbol, ticks: this.ticks, disconnects: this.disconnects, metrics: this.metrics.map((m) => m.getState()) },
+      meta: {
+        symbol: this.symbol,
+        ticks: this.ticks,
+        disconnects: this.disconnects,
+        metrics: this.metrics.map((m) => m.getState()),
+        // So a restarted service answers "latest prediction" and refuses replayed input at once.
+        lastPrediction: this.lastPrediction,
+        lastInputSeq: this.lastInputSeq,
+      },
       arrays: {
         features: this.features.getState(),
         normaliser: this.normaliser.getState(),
@@ -150,5 +174,9 @@ export class SymbolEngine {
     parsedMetrics.forEach((state, i) => this.metrics[i].setState(state));
     this.ticks = Number(header.meta.ticks);
     this.disconnects = Number(header.meta.disconnects);
+    const last = savedPredictionSchema.nullable().optional().safeParse(header.meta.lastPrediction);
+    if (!last.success) throw new Error(`symbol state: lastPrediction: ${describeIssues(last.error)}`);
+    this.lastPrediction = last.data ?? null;
+    this.lastInputSeq = typeof header.meta.lastInputSeq === 'number' ? header.meta.lastInputSeq : null;
   }
 }

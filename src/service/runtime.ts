@@ -96,6 +96,8 @@ export class ServiceRuntime {
       maxSymbols: config.maxSymbols,
       onNewSymbol: (symbolEngine) => {
         const restored = this.checkpoints.restore(symbolEngine, this.configHash, logger);
+        const last = symbolEngine.lastPrediction;
+        if (last) this.ingestMapper.remember(symbolEngine.symbol, symbolEngine.lastInputSeq ?? undefined, last.ts);
         this.lastCheckpointTick.set(symbolEngine.symbol, symbolEngine.ticks);
         if (restored !== null) logger.info({ symbol: symbolEngine.symbol, checkpoint: restored, ticks: symbolEngine.ticks }, 'resumed from checkpoint');
       },
@@ -249,6 +251,8 @@ export class ServiceRuntime {
     if (!symbolEngine) throw new ConflictError(`symbol limit of ${this.config.maxSymbols} reached`);
     symbolEngine.setState(stored.payload);
     this.lastCheckpointTick.set(symbol, symbolEngine.ticks);
+    const last = symbolEngine.lastPrediction;
+    if (last) this.ingestMapper.remember(symbol, symbolEngine.lastInputSeq ?? undefined, last.ts);
     return stored.meta;
   }
 

@@ -77,6 +77,11 @@ export class CanonicalMapper implements FrameMapper {
 
   constructor(private readonly options: MapperOptions) {}
 
+  /** Resumes ordering checks where a restored symbol stopped (its last accepted seq and ts). */
+  remember(symbol: string, seq: number | undefined, ts: number): void {
+    this.last.set(symbol, { seq, ts });
+  }
+
   /** One JSON frame: a snapshot or a non-empty array of snapshots, received at `localTs`. */
   map(frame: string, localTs: EpochMs): MarketMessage[] {
     let value: unknown;
