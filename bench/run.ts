@@ -3,7 +3,8 @@
 //             each hidden size measured beside the same step in numpy (bench/rtrl_numpy.py)
 //   features  feature extraction and online normalisation
 //   sources   read throughput over the real recordings in ../shared/data
-// `--only learners|features|sources` runs one section. The recordings are looked for in
+//   service   WS tick-to-prediction latency with 100 subscribers, ingest ramp, checkpoint writes
+// `--only learners|features|sources|service` runs one section. The recordings are looked for in
 // ../shared/data next to the repository (not the working directory), or in LOB_SHARED_DATA.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { z } from 'zod';
 import { benchBinanceRaw } from './binance-raw.js';
 import { benchFeatures } from './features.js';
 import { benchFileSources } from './file-sources.js';
+import { benchService } from './service.js';
 import {
   BENCH_CLASSES,
   BENCH_HIDDEN_SIZES,
@@ -29,7 +31,7 @@ import {
 } from './learners.js';
 import { defaultOptimiserConfig } from '../src/model/optimiser.js';
 
-const SECTIONS = ['learners', 'features', 'sources'] as const;
+const SECTIONS = ['learners', 'features', 'sources', 'service'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The repository root: the nearest directory above this module holding lob-rtrl's package.json. */
@@ -228,6 +230,11 @@ async function sourcesSection(dataDir: string): Promise<void> {
   await benchFileSources(dataDir);
 }
 
+async function serviceSection(root: string): Promise<void> {
+  heading('service (in one process: app, producer, subscribers)');
+  await benchService(root);
+}
+
 async function main(): Promise<void> {
   const sections = parseSections(process.argv.slice(2));
   const root = repoRoot();
@@ -240,7 +247,8 @@ async function main(): Promise<void> {
   for (const section of sections) {
     if (section === 'learners') await learnersSection(root);
     else if (section === 'features') featuresSection();
-    else await sourcesSection(dataDir);
+    else if (section === 'sources') await sourcesSection(dataDir);
+    else await serviceSection(root);
   }
 }
 

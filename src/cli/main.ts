@@ -6,6 +6,7 @@ import { registerReplayCommand } from './replay-command.js';
 import { registerFeedServerCommand } from './feed-server-command.js';
 import { registerDemoCommand } from './demo.js';
 import { registerServeCommand } from './serve.js';
+import { registerCheckpointsCommand } from './checkpoints-command.js';
 import { UsageError } from './options.js';
 
 const program = new Command()
@@ -18,6 +19,7 @@ registerServeCommand(program);
 registerDemoCommand(program);
 registerReplayCommand(program);
 registerFeedServerCommand(program);
+registerCheckpointsCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -6,8 +6,11 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import { ConflictError, NotFoundError, type ServiceRuntime } from '../service/runtime.js';
 import { registerRestRoutes } from './rest.js';
+import { registerWebSocketRoutes } from './ws.js';
+import { registerMetricsRoute } from './metrics.js';
 
 export interface AppOptions {
   readonly runtime: ServiceRuntime;
@@ -35,7 +38,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       return reply.code(400).send({
         error: 'Bad Request',
         message: `invalid ${error.validationContext ?? 'request'}`,
-        issues: error.validation.map((issue) => ({ path: issue.instancePath.replace(/^\//, '').replace(/\//g, '.') || '(root)', message: issue.message })),
+        issues: error.validation.flatMap((issue) => namedIssues(issue.instancePath.replace(/^\//, '').split('/').filter(Boolean), issue.keyword, issue.message, issue.params)),
       });
     }
     if (error instanceof NotFoundError) return reply.code(404).send({ error: 'Not Found', message: error.message });
@@ -43,7 +46,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     const failure = error as { statusCode?: number; name?: string; message?: string };
     const status = failure.statusCode && failure.statusCode >= 400 && failure.statusCode < 600 ? failure.statusCode : 500;
     if (status >= 500) request.log.error({ err: error }, 'request failed');
-    return reply.code(status).send({ error: status >= 500 ? 'Internal Server Error' : (failure.name ?? 'Error'), message: status >= 500 ? 'internal error' : failure.message });
+    return reply.code(status).send({ error: STATUS_CODES[status] ?? 'Error', message: status >= 500 ? 'internal error' : failure.message });
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
 
@@ -57,7 +60,31 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
   await registerRestRoutes(app, runtime, requireToken(runtime.config.token));
+  await registerWebSocketRoutes(app, runtime, requireToken(runtime.config.token));
+  await registerMetricsRoute(app, runtime);
   return app;
+}
+
+interface ZodIssueLike {
+  readonly code?: string;
+  readonly path?: readonly PropertyKey[];
+  readonly message?: string;
+  readonly errors?: readonly (readonly ZodIssueLike[])[];
+}
+
+/**
+ * A failed union (POST /v1/snapshots takes one snapshot or an array) reports only "Invalid
+ * input" at its root; the branch whose issues reach deepest is the shape the client meant,
+ * so its issues name the field instead.
+ */
+function namedIssues(path: readonly PropertyKey[], code: string | undefined, message: string | undefined, params: unknown): Array<{ path: string; message: string }> {
+  const branches = code === 'invalid_union' ? ((params as ZodIssueLike | undefined)?.errors ?? []) : [];
+  const depth = (branch: readonly ZodIssueLike[]) => Math.max(0, ...branch.map((issue) => issue.path?.length ?? 0));
+  const meant = branches.filter((branch) => branch.length > 0).sort((a, b) => depth(b) - depth(a))[0];
+  if (meant && depth(meant) > 0) {
+    return meant.flatMap((issue) => namedIssues([...path, ...(issue.path ?? [])], issue.code, issue.message, issue));
+  }
+  return [{ path: path.map(String).join('.') || '(root)', message: message ?? 'invalid' }];
 }
 
 /** A preHandler that answers 401 unless the bearer token matches (no-op when no token is set). */

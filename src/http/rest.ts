@@ -73,9 +73,12 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
       const fromRing = (runtime.rings.get(symbol)?.recent(since, limit) ?? []).map(predictionView);
       if (runtime.config.predictionRetentionSeconds > 0 && since !== undefined && fromRing.length < limit) {
         // Older than the ring holds: the SQLite log carries the first model's probabilities.
-        const oldestInRing = fromRing[0]?.ts ?? Number.POSITIVE_INFINITY;
+        // Its range is [from, to): `since` is exclusive, and the ring's oldest timestamp is
+        // included because snapshots often share one; rows the ring also holds are dropped.
+        const oldestInRing = fromRing[0];
         const logged = runtime.checkpoints.repository
-          .predictionsInRange(symbol, since + Number.MIN_VALUE, oldestInRing, limit - fromRing.length)
+          .predictionsInRange(symbol, nextUp(since), oldestInRing ? nextUp(oldestInRing.ts) : Number.POSITIVE_INFINITY, limit - fromRing.length)
+          .filter((row) => !oldestInRing || row.ts < oldestInRing.ts || (row.seq !== null && row.seq < oldestInRing.seq))
           .map((row) => ({ symbol: row.symbol, ts: row.ts, seq: row.seq, model: row.model, probs: row.probs, source: 'log' as const }));
         return { symbol, predictions: [...logged, ...fromRing] };
       }
@@ -127,4 +130,13 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
     { preHandler: authorise, schema: { summary: "replace the symbol's state with a stored checkpoint", params: checkpointParams, security: [{ bearer: [] }] } },
     async (request) => runtime.restore(request.params.symbol, request.params.id),
   );
+}
+
+/** The smallest double above `x` (Number.MIN_VALUE added to a timestamp changes nothing). */
+function nextUp(x: number): number {
+  if (!Number.isFinite(x)) return x;
+  if (x === 0) return Number.MIN_VALUE;
+  const bits = new BigInt64Array(new Float64Array([x]).buffer);
+  bits[0] += x > 0 ? 1n : -1n;
+  return new Float64Array(bits.buffer)[0];
 }

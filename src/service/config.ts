@@ -86,6 +86,10 @@ export function loadServiceConfig(sources: { env?: NodeJS.ProcessEnv; file?: str
     Object.assign(merged, parsed);
   }
   const env = sources.env ?? {};
+  // A misspelt variable would otherwise be ignored without a word and its default used.
+  const knownVariables = new Set(Object.keys(serviceConfigSchema.shape).map(envName));
+  const unknownVariable = Object.keys(env).find((name) => name.startsWith('LOB_RTRL_') && !knownVariables.has(name));
+  if (unknownVariable) throw new ConfigError(`${unknownVariable}: unknown configuration variable`);
   for (const key of Object.keys(serviceConfigSchema.shape)) {
     const value = env[envName(key)];
     if (value === undefined || value === '') continue;

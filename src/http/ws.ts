@@ -1,0 +1,383 @@
+// The two WebSocket routes.
+//
+// /v1/ingest: a producer streams canonical snapshot JSON, one snapshot or an array per frame.
+//   Every frame that is read is answered by one error frame per bad snapshot, then one ack
+//   listing the accepted snapshots. A frame that is not read at all (malformed JSON, over the
+//   rate limit) is answered by one error frame only. The connection survives bad input;
+//   it is closed with 1008 for persistent flooding and 1009 (by ws) for an oversized frame.
+//   With a token configured the upgrade itself is refused with 401.
+//
+// /v1/stream: a client sends {"subscribe":[...]} / {"unsubscribe":[...]} and receives every
+//   new prediction of its symbols. Each subscriber has a bounded queue: frames are written only
+//   while the socket's send buffer is below a threshold; when the queue is full it is conflated
+//   to the newest prediction per symbol (the next frame says how many were skipped); a
+//   subscriber whose send buffer does not drain for `stuckMs` is closed with 1013.
+import fastifyWebsocket from '@fastify/websocket';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
+import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
+import { z } from 'zod';
+import { describeIssues } from '../domain/schemas.js';
+import { rejected } from '../domain/types.js';
+import type { Prediction } from '../engine/symbol-engine.js';
+import type { ServiceRuntime } from '../service/runtime.js';
+import { predictionView } from './rest.js';
+
+/** Counters of the WebSocket routes, read by the Prometheus metrics. */
+export class StreamStats {
+  /** Open /v1/stream connections. */
+  subscribers = 0;
+  /** Predictions waiting in stream subscribers' queues right now. */
+  queued = 0;
+  /** Predictions never sent because a newer one of the same symbol replaced them. */
+  conflated = 0;
+  /** Predictions discarded unsent: queue overflow beyond one per symbol, or left queued when a slow subscriber was closed. */
+  dropped = 0;
+  /** Stream subscribers closed with 1013 because their send buffer did not drain. */
+  slowClosed = 0;
+  /** Open /v1/ingest connections. */
+  ingestConnections = 0;
+  /** Ingest frames refused by the per-connection rate limit. */
+  rateLimited = 0;
+}
+
+const statsByRuntime = new WeakMap<ServiceRuntime, StreamStats>();
+
+/** The WebSocket counters of `runtime` (created on first use, so callers need no registration order). */
+export function streamStatsOf(runtime: ServiceRuntime): StreamStats {
+  let stats = statsByRuntime.get(runtime);
+  if (!stats) {
+    stats = new StreamStats();
+    statsByRuntime.set(runtime, stats);
+  }
+  return stats;
+}
+
+export interface StreamLimits {
+  /** A subscriber is written to only while its socket buffers less than this many bytes. */
+  readonly sendBufferBytes: number;
+  /** A subscriber that stays at or above `sendBufferBytes` this long is closed with 1013. */
+  readonly stuckMs: number;
+  /** How often waiting queues are retried and stuck subscribers looked for. */
+  readonly drainIntervalMs: number;
+  /** An ingest producer whose unread replies exceed this is closed with 1008. */
+  readonly ingestReplyBufferBytes: number;
+}
+
+export const defaultStreamLimits: StreamLimits = {
+  sendBufferBytes: 512 * 1024,
+  stuckMs: 5000,
+  drainIntervalMs: 50,
+  ingestReplyBufferBytes: 8 * 1024 * 1024,
+};
+
+const symbolList = z.array(z.string().min(1).max(64)).min(1).max(1000);
+const streamCommandSchema = z.union([z.strictObject({ subscribe: symbolList }), z.strictObject({ unsubscribe: symbolList })]);
+
+const CLOSE_POLICY = 1008;
+const CLOSE_TRY_AGAIN_LATER = 1013;
+const CLOSE_GOING_AWAY = 1001;
+const TEXT_FRAME = { binary: false } as const;
+
+export async function registerWebSocketRoutes(
+  app: FastifyInstance,
+  runtime: ServiceRuntime,
+  authorise: (request: FastifyRequest) => Promise<void>,
+  limits: StreamLimits = defaultStreamLimits,
+): Promise<void> {
+  const stats = streamStatsOf(runtime);
+  const subscribers = new Set<Subscriber>();
+
+  await app.register(fastifyWebsocket, {
+    options: { maxPayload: runtime.config.wsMaxFrameBytes },
+    // Tell clients why the connection ends instead of a bare close.
+    preClose() {
+      for (const client of app.websocketServer.clients) client.close(CLOSE_GOING_AWAY, 'server shutting down');
+      app.websocketServer.close();
+    },
+    errorHandler(error, socket, request) {
+      request.log.debug({ err: error }, 'websocket error');
+      socket.terminate();
+    },
+  });
+
+  const drainTimer = setInterval(() => {
+    const now = performance.now();
+    for (const subscriber of subscribers) subscriber.tick(now);
+  }, limits.drainIntervalMs);
+  drainTimer.unref();
+  app.addHook('onClose', async () => clearInterval(drainTimer));
+
+  app.get('/v1/ingest', { websocket: true, preHandler: authorise }, (socket, request) => {
+    const producer = new Producer(socket, runtime, stats, limits);
+    stats.ingestConnections++;
+    socket.on('message', (data: Buffer, isBinary: boolean) => producer.onFrame(data, isBinary));
+    request.log.info('ingest connection opened');
+    socket.on('close', (code: number) => {
+      stats.ingestConnections--;
+      request.log.info({ frames: producer.frames, code }, 'ingest connection closed');
+    });
+  });
+
+  app.get('/v1/stream', { websocket: true }, (socket, request) => {
+    const subscriber = new Subscriber(socket, runtime.config.subscriberQueue, stats, limits, request.log);
+    subscribers.add(subscriber);
+    stats.subscribers++;
+    const unsubscribe = runtime.subscribe((prediction) => subscriber.offer(prediction));
+    socket.on('message', (data: Buffer) => subscriber.onCommand(data, runtime.config.maxSymbols));
+    request.log.info('stream subscriber connected');
+    socket.on('close', (code: number) => {
+      unsubscribe();
+      subscribers.delete(subscriber);
+      stats.subscribers--;
+      subscriber.discardQueue();
+      request.log.info({ code }, 'stream subscriber disconnected');
+    });
+  });
+}
+
+/** One ingest connection: a token bucket of `ingestRatePerSecond` frames with a one-second burst. */
+class Producer {
+  frames = 0;
+  private tokens: number;
+  private lastRefill = performance.now();
+  private droppedWindowStart = performance.now();
+  private droppedInWindow = 0;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly runtime: ServiceRuntime,
+    private readonly stats: StreamStats,
+    private readonly limits: StreamLimits,
+  ) {
+    this.tokens = runtime.config.ingestRatePerSecond;
+  }
+
+  onFrame(data: Buffer, isBinary: boolean): void {
+    // Frames still arriving after this side closed the connection are not ingested.
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    const frame = ++this.frames;
+    if (!this.admit()) return;
+    let value: unknown;
+    try {
+      value = JSON.parse(data.toString('utf8'));
+    } catch (error) {
+      const detail = `frame ${frame}${isBinary ? ' (binary)' : ''}: ${(error as Error).message}`;
+      // Through the engine, so malformed frames are counted with every other rejection.
+      this.runtime.process(rejected('malformed_json', detail, data.toString('utf8', 0, 200), null));
+      this.reply({ type: 'error', frame, reason: 'malformed_json', detail });
+      return;
+    }
+    const outcome = this.runtime.ingest(value);
+    for (const { reason, detail } of outcome.rejected) this.reply({ type: 'error', frame, reason, detail });
+    this.reply({ type: 'ack', frame, accepted: outcome.accepted });
+  }
+
+  private admit(): boolean {
+    const rate = this.runtime.config.ingestRatePerSecond;
+    const now = performance.now();
+    this.tokens = Math.min(rate, this.tokens + ((now - this.lastRefill) * rate) / 1000);
+    this.lastRefill = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    this.stats.rateLimited++;
+    if (now - this.droppedWindowStart > 1000) {
+      this.droppedWindowStart = now;
+      this.droppedInWindow = 0;
+    }
+    // Refused frames still cost a reply; a producer that keeps sending at more than twice
+    // its rate for a second is not going to slow down, so it is disconnected.
+    if (++this.droppedInWindow > rate) {
+      this.socket.close(CLOSE_POLICY, `rate limit of ${rate} frames/s exceeded persistently`);
+      return false;
+    }
+    this.reply({ type: 'error', frame: this.frames, reason: 'rate_limited', detail: `over ${rate} frames/s: frame ${this.frames} dropped` });
+    return false;
+  }
+
+  private reply(message: object): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    if (this.socket.bufferedAmount > this.limits.ingestReplyBufferBytes) {
+      this.socket.close(CLOSE_POLICY, 'producer does not read its replies');
+      return;
+    }
+    this.socket.send(JSON.stringify(message));
+  }
+}
+
+// Every subscriber of a symbol is sent the same bytes: the latest prediction is serialised once.
+let serialisedPrediction: Prediction | null = null;
+let serialisedFrame: Buffer = Buffer.alloc(0);
+const PREDICTION_PREFIX = '{"type":"prediction",';
+
+function frameOf(prediction: Prediction): Buffer {
+  if (prediction !== serialisedPrediction) {
+    serialisedFrame = Buffer.from(JSON.stringify({ type: 'prediction', ...predictionView(prediction) }));
+    serialisedPrediction = prediction;
+  }
+  return serialisedFrame;
+}
+
+// A prediction goes to every subscriber, and each ws.send is one write syscall. Under load
+// several predictions are made in one turn of the event loop (reads from several producers,
+// a read carrying many frames, a batch); corking each subscriber's TCP socket until the
+// loop's check phase writes them in one syscall, at the cost of the rest of the poll phase. ws exposes no batching, hence its (stable, widely used) `_socket`.
+const corkedSockets = new Set<Duplex>();
+let uncorkScheduled = false;
+
+function corkForThisTurn(socket: WebSocket): void {
+  const raw = (socket as unknown as { _socket?: Duplex })._socket;
+  if (!raw || corkedSockets.has(raw)) return;
+  raw.cork();
+  corkedSockets.add(raw);
+  if (!uncorkScheduled) {
+    uncorkScheduled = true;
+    setImmediate(uncorkAll);
+  }
+}
+
+function uncorkAll(): void {
+  uncorkScheduled = false;
+  for (const raw of corkedSockets) raw.uncork();
+  corkedSockets.clear();
+}
+
+/** One /v1/stream connection: its symbols and its bounded queue of unsent predictions. */
+class Subscriber {
+  private readonly symbols = new Set<string>();
+  private queue: Prediction[] = [];
+  /** Predictions skipped since the last frame sent; reported in the next one. */
+  private skipped = 0;
+  private lastWritable = performance.now();
+  private closing = false;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly capacity: number,
+    private readonly stats: StreamStats,
+    private readonly limits: StreamLimits,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  offer(prediction: Prediction): void {
+    if (this.closing || !this.symbols.has(prediction.symbol)) return;
+    if (this.queue.length === 0 && this.writable()) {
+      this.send(prediction);
+      return;
+    }
+    this.queue.push(prediction);
+    this.stats.queued++;
+    if (this.queue.length > this.capacity) this.conflate();
+    this.drain();
+  }
+
+  /** The drain timer: retry a waiting queue, and close a subscriber that stopped reading. */
+  tick(now: number): void {
+    if (this.closing || this.socket.readyState !== this.socket.OPEN) return;
+    if (this.writable()) {
+      this.drain();
+      return;
+    }
+    if (now - this.lastWritable > this.limits.stuckMs) {
+      this.closing = true;
+      this.stats.slowClosed++;
+      this.log.warn({ symbols: [...this.symbols], queued: this.queue.length, bufferedBytes: this.socket.bufferedAmount }, 'closing a stream subscriber that stopped reading');
+      this.discardQueue();
+      this.socket.close(CLOSE_TRY_AGAIN_LATER, `too slow: send buffer over ${this.limits.sendBufferBytes} bytes for ${this.limits.stuckMs} ms`);
+      // The close frame waits behind the unread data; do not hold the socket for ws's 30 s timeout.
+      setTimeout(() => this.socket.terminate(), this.limits.stuckMs).unref();
+    }
+  }
+
+  onCommand(data: Buffer, maxSymbols: number): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(data.toString('utf8'));
+    } catch (error) {
+      this.sendControl({ type: 'error', reason: 'malformed_json', detail: `(root): ${(error as Error).message}` });
+      return;
+    }
+    const parsed = streamCommandSchema.safeParse(value);
+    if (!parsed.success) {
+      this.sendControl({ type: 'error', reason: 'schema', detail: `expected {"subscribe":[symbols]} or {"unsubscribe":[symbols]}: ${describeIssues(parsed.error)}` });
+      return;
+    }
+    if ('subscribe' in parsed.data) {
+      const added = parsed.data.subscribe.filter((symbol) => !this.symbols.has(symbol));
+      if (this.symbols.size + new Set(added).size > maxSymbols) {
+        this.sendControl({ type: 'error', reason: 'schema', detail: `subscribe: at most ${maxSymbols} symbols per connection` });
+        return;
+      }
+      for (const symbol of added) this.symbols.add(symbol);
+    } else {
+      for (const symbol of parsed.data.unsubscribe) this.symbols.delete(symbol);
+      this.forgetUnsubscribed();
+    }
+    this.sendControl({ type: 'subscriptions', symbols: [...this.symbols] });
+  }
+
+  discardQueue(): void {
+    this.stats.dropped += this.queue.length;
+    this.stats.queued -= this.queue.length;
+    this.queue = [];
+  }
+
+  private writable(): boolean {
+    if (this.socket.readyState !== this.socket.OPEN) return false;
+    if (this.socket.bufferedAmount >= this.limits.sendBufferBytes) return false;
+    this.lastWritable = performance.now();
+    return true;
+  }
+
+  private drain(): void {
+    let sent = 0;
+    while (sent < this.queue.length && this.writable()) this.send(this.queue[sent++]);
+    if (sent > 0) {
+      this.queue.splice(0, sent);
+      this.stats.queued -= sent;
+    }
+  }
+
+  /** Keeps the newest prediction of each symbol, in the order they were made. */
+  private conflate(): void {
+    const seen = new Set<string>();
+    const kept: Prediction[] = [];
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      const prediction = this.queue[i];
+      if (seen.has(prediction.symbol)) continue;
+      seen.add(prediction.symbol);
+      kept.push(prediction);
+    }
+    kept.reverse();
+    const conflated = this.queue.length - kept.length;
+    // More symbols waiting than the queue holds: the oldest symbols' predictions go.
+    const overflow = Math.max(0, kept.length - this.capacity);
+    this.stats.conflated += conflated;
+    this.stats.dropped += overflow;
+    this.stats.queued -= conflated + overflow;
+    this.skipped += conflated + overflow;
+    this.queue = overflow > 0 ? kept.slice(overflow) : kept;
+  }
+
+  private forgetUnsubscribed(): void {
+    const before = this.queue.length;
+    this.queue = this.queue.filter((prediction) => this.symbols.has(prediction.symbol));
+    this.stats.queued -= before - this.queue.length;
+  }
+
+  private send(prediction: Prediction): void {
+    let frame = frameOf(prediction);
+    if (this.skipped > 0) {
+      frame = Buffer.concat([Buffer.from(`${PREDICTION_PREFIX}"conflated":${this.skipped},`), frame.subarray(PREDICTION_PREFIX.length)]);
+      this.skipped = 0;
+    }
+    corkForThisTurn(this.socket);
+    this.socket.send(frame, TEXT_FRAME);
+  }
+
+  private sendControl(message: object): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+}

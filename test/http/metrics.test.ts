@@ -1,0 +1,166 @@
+// GET /metrics: each metric family, with values checked against the runtime they are read
+// from, after real ticks (the AMZN canonical excerpt pushed in; the bundled Binance recording
+// served by the stand-in feed server for the feed families).
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { register as globalRegistry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/http/app.js';
+import { startFeedServer, type FeedServer } from '../../src/ingest/feed-server.js';
+import { loadServiceConfig } from '../../src/service/config.js';
+import { ServiceRuntime } from '../../src/service/runtime.js';
+
+const fixtures = join(import.meta.dirname, '../../fixtures');
+const amzn: unknown[] = readFileSync(join(fixtures, 'canonical/amzn-2012-06-21-first300.jsonl'), 'utf8')
+  .split('\n')
+  .filter(Boolean)
+  .map((line) => JSON.parse(line));
+const binanceRecording = join(fixtures, 'binance/spot_btcusdt_20240808.head3000.gz');
+const quiet = { info() {}, warn() {}, error() {}, debug() {} };
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function service(flags: Record<string, unknown> = {}): Promise<{ runtime: ServiceRuntime; app: FastifyInstance }> {
+  const db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-metrics-')), 'db.sqlite');
+  const runtime = new ServiceRuntime(loadServiceConfig({ flags: { db, demoFeed: false, levels: 5, hidden: 8, ...flags } }), quiet);
+  const app = await buildApp({ runtime, logger: false });
+  cleanups.push(async () => {
+    await app.close();
+    await runtime.stop();
+  });
+  return { runtime, app };
+}
+
+interface Scrape {
+  readonly text: string;
+  readonly types: Map<string, string>;
+  /** Sample value by `name{labels}` exactly as exposed (labels in exposition order). */
+  readonly samples: Map<string, number>;
+}
+
+async function scrape(app: FastifyInstance): Promise<Scrape> {
+  const response = await app.inject({ url: '/metrics' });
+  expect(response.statusCode).toBe(200);
+  expect(response.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
+  const types = new Map<string, string>();
+  const samples = new Map<string, number>();
+  for (const line of response.body.split('\n')) {
+    const type = /^# TYPE (\S+) (\S+)$/.exec(line);
+    if (type) types.set(type[1], type[2]);
+    const sample = /^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (sample && !line.startsWith('#')) samples.set(sample[1], Number(sample[2]));
+  }
+  return { text: response.body, types, samples };
+}
+
+describe('GET /metrics', () => {
+  it('exposes ticks, rejects by reason, step latency, checkpoint writes, symbols and subscribers as the runtime counts them', async () => {
+    const { runtime, app } = await service();
+    expect(runtime.ingest(amzn).accepted).toHaveLength(300);
+    const bad = runtime.ingest([
+      { symbol: 'AMZN', ts: 2e12, bids: [[224, 1]], asks: [[223, 1]] },
+      { symbol: 'AMZN', ts: 1, bids: [[222, 1]], asks: [[223, 1]] },
+      { symbol: 'AMZN', ts: 2e12, bids: [[220, -1]], asks: [[223, 1]] },
+      'not a snapshot',
+    ]);
+    expect(bad.rejected.map((r) => r.reason)).toEqual(['crossed_book', 'out_of_order', 'schema', 'schema']);
+    runtime.checkpoint('AMZN', 'manual');
+    runtime.checkpoint('AMZN', 'manual');
+    const unsubscribe = runtime.subscribe(() => {});
+
+    const { types, samples } = await scrape(app);
+    expect(Object.fromEntries([...types].filter(([name]) => name.startsWith('lob_rtrl_')))).toEqual({
+      lob_rtrl_ticks_total: 'counter',
+      lob_rtrl_rejects_total: 'counter',
+      lob_rtrl_disconnects_total: 'counter',
+      lob_rtrl_symbols: 'gauge',
+      lob_rtrl_step_latency_seconds: 'summary',
+      lob_rtrl_checkpoint_write_seconds: 'summary',
+      lob_rtrl_feed_reconnects_total: 'counter',
+      lob_rtrl_feed_connected: 'gauge',
+      lob_rtrl_feed_conflated_snapshots_total: 'counter',
+      lob_rtrl_feed_queued: 'gauge',
+      lob_rtrl_stream_subscribers: 'gauge',
+    });
+    expect(samples.get('lob_rtrl_ticks_total{symbol="AMZN"}')).toBe(300);
+    expect(samples.get('lob_rtrl_rejects_total{reason="crossed_book"}')).toBe(1);
+    expect(samples.get('lob_rtrl_rejects_total{reason="out_of_order"}')).toBe(1);
+    expect(samples.get('lob_rtrl_rejects_total{reason="schema"}')).toBe(2);
+    expect(samples.get('lob_rtrl_disconnects_total')).toBe(0);
+    expect(samples.get('lob_rtrl_symbols')).toBe(1);
+    expect(samples.get('lob_rtrl_stream_subscribers')).toBe(1);
+
+    // Step latency: one observation per accepted snapshot, quantiles ordered, in seconds.
+    expect(samples.get('lob_rtrl_step_latency_seconds_count')).toBe(300);
+    const quantiles = ['0.5', '0.9', '0.99', '0.999'].map((q) => samples.get(`lob_rtrl_step_latency_seconds{quantile="${q}"}`) as number);
+    expect(quantiles[0]).toBeGreaterThan(0);
+    for (let i = 1; i < quantiles.length; i++) expect(quantiles[i]).toBeGreaterThanOrEqual(quantiles[i - 1]);
+    expect(quantiles[3]).toBeLessThanOrEqual(runtime.engine.latency.maxUs / 1e6);
+    expect(samples.get('lob_rtrl_step_latency_seconds_sum')).toBeCloseTo(runtime.engine.latency.sumUs / 1e6, 9);
+    expect(samples.get('lob_rtrl_step_latency_seconds{quantile="0.5"}')).toBeCloseTo((runtime.engine.latency.quantile(0.5) as number) / 1e6, 12);
+
+    expect(samples.get('lob_rtrl_checkpoint_write_seconds_count')).toBe(2);
+    expect(samples.get('lob_rtrl_checkpoint_write_seconds_sum')).toBeGreaterThan(0);
+    expect(samples.get('lob_rtrl_checkpoint_write_seconds_sum')).toBeCloseTo(runtime.checkpointWrites.sumUs / 1e6, 9);
+
+    // Process defaults come along.
+    for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
+      expect(types.has(name), name).toBe(true);
+    }
+
+    // Values are read at scrape time: more ticks and a dropped subscriber show up next scrape.
+    unsubscribe();
+    expect(runtime.ingest({ symbol: 'MSFT', ts: 1, bids: [[30, 1]], asks: [[31, 1]] }).accepted).toHaveLength(1);
+    const next = await scrape(app);
+    expect(next.samples.get('lob_rtrl_ticks_total{symbol="MSFT"}')).toBe(1);
+    expect(next.samples.get('lob_rtrl_ticks_total{symbol="AMZN"}')).toBe(300);
+    expect(next.samples.get('lob_rtrl_symbols')).toBe(2);
+    expect(next.samples.get('lob_rtrl_stream_subscribers')).toBe(0);
+    expect(next.samples.get('lob_rtrl_step_latency_seconds_count')).toBe(301);
+  });
+
+  it('before any tick the summaries carry a zero count and no quantiles', async () => {
+    const { app } = await service();
+    const { samples, text } = await scrape(app);
+    expect(samples.get('lob_rtrl_step_latency_seconds_count')).toBe(0);
+    expect(samples.get('lob_rtrl_checkpoint_write_seconds_count')).toBe(0);
+    expect(text).not.toContain('lob_rtrl_step_latency_seconds{quantile');
+    expect(text).not.toContain('lob_rtrl_ticks_total{');
+  });
+
+  it('keeps a registry per app: two apps report their own runtimes and the global registry stays empty', async () => {
+    const first = await service();
+    const second = await service();
+    first.runtime.ingest(amzn.slice(0, 10));
+    second.runtime.ingest(amzn.slice(0, 25));
+    expect((await scrape(first.app)).samples.get('lob_rtrl_ticks_total{symbol="AMZN"}')).toBe(10);
+    expect((await scrape(second.app)).samples.get('lob_rtrl_ticks_total{symbol="AMZN"}')).toBe(25);
+    expect(await globalRegistry.metrics()).not.toContain('lob_rtrl_');
+  });
+
+  it('reports each live feed: connected, reconnects and conflated snapshots, labelled by position and venue', async () => {
+    const server: FeedServer = await startFeedServer({ recording: binanceRecording, host: '127.0.0.1', port: 0, speed: 'max', loop: false });
+    cleanups.push(() => server.close());
+    const { runtime, app } = await service({ feeds: [{ venue: 'binance', url: server.wsUrl, restUrl: server.url, symbols: ['BTCUSDT'] }] });
+    await runtime.start();
+    await expect.poll(() => runtime.engine.symbol('BTCUSDT')?.ticks ?? 0, { timeout: 20_000 }).toBeGreaterThan(5);
+
+    const { samples } = await scrape(app);
+    const stats = runtime.feeds[0].feed.stats;
+    const labels = '{feed="0",venue="binance"}';
+    expect(samples.get(`lob_rtrl_feed_connected${labels}`)).toBe(1);
+    expect(samples.get(`lob_rtrl_feed_reconnects_total${labels}`)).toBe(0);
+    const conflated = samples.get(`lob_rtrl_feed_conflated_snapshots_total${labels}`) as number;
+    expect(conflated).toBeGreaterThanOrEqual(0);
+    expect(conflated).toBeLessThanOrEqual(stats.conflatedSnapshots);
+    expect(samples.get(`lob_rtrl_feed_queued${labels}`)).toBeGreaterThanOrEqual(0);
+    const ticks = samples.get('lob_rtrl_ticks_total{symbol="BTCUSDT"}') as number;
+    expect(ticks).toBeGreaterThan(5);
+    expect(ticks).toBeLessThanOrEqual(runtime.engine.symbol('BTCUSDT')!.ticks);
+  });
+});
