@@ -407,8 +407,15 @@ class BinanceMapper implements FrameMapper {
     frame: string,
     out: MarketMessage[],
   ): void {
-    // Already contained in the snapshot or in an event applied before.
-    if (finalId <= sync.bookId) return;
+    if (finalId <= sync.bookId) {
+      // While bridging from the snapshot, an event the snapshot already holds is normal. Once
+      // live, Binance never repeats an update id, so an older one means the stream restarted
+      // (a failover, a looping stand-in): resync instead of ignoring it forever.
+      if (sync.phase === 'live') {
+        this.onGap(sync, eventTime, firstId, finalId, bids.slice(0, bidsLength), asks.slice(0, asksLength), localTs, frame, out);
+      }
+      return;
+    }
     if (firstId > sync.bookId + 1) {
       this.onGap(sync, eventTime, firstId, finalId, bids.slice(0, bidsLength), asks.slice(0, asksLength), localTs, frame, out);
       return;
@@ -448,7 +455,9 @@ class BinanceMapper implements FrameMapper {
         type: 'disconnect',
         symbol: sync.symbol,
         localTs,
-        reason: `sequence gap: expected U <= ${sync.bookId + 1}, got U=${firstId} (u=${finalId}); resyncing from a new snapshot`,
+        reason: finalId <= sync.bookId
+          ? `stream restarted: update ids went back from ${sync.bookId} to u=${finalId}; resyncing from a new snapshot`
+          : `sequence gap: expected U <= ${sync.bookId + 1}, got U=${firstId} (u=${finalId}); resyncing from a new snapshot`,
       };
       out.push(disconnect);
     } else {

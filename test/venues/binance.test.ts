@@ -122,6 +122,27 @@ describe('binance mapper: sync from the real recording', () => {
     expect(compared).toBeGreaterThanOrEqual(30);
   });
 
+  it('treats update ids going back on a live stream (a restarted or looping source) as a break, not as old news', () => {
+    const mapper = binance.createMapper({ levels: 10 });
+    const firstPass = feed(mapper, frames);
+    expect(snapshotsOf(firstPass).length).toBeGreaterThan(200);
+    mapper.takeResyncRequests();
+    // The recording again from its start, on the same connection: the diffs before the inline
+    // snapshot carry ids far below the book's.
+    const replayed = feed(mapper, frames.slice(0, SNAPSHOT_LINE));
+    const disconnects = replayed.filter((m) => m.type === 'disconnect');
+    expect(disconnects).toHaveLength(1);
+    expect((disconnects[0] as { reason: string }).reason).toContain('stream restarted');
+    expect(snapshotsOf(replayed)).toEqual([]);
+    expect(mapper.takeResyncRequests()).toEqual(['BTCUSDT']);
+    // Syncing to the recorded snapshot again gives the first pass's books again.
+    const again = [
+      ...mapper.mapRestSnapshot!('BTCUSDT', frames[SNAPSHOT_LINE].frame, frames[SNAPSHOT_LINE].localTs),
+      ...feed(mapper, frames.slice(SNAPSHOT_LINE + 1)),
+    ];
+    expect(snapshotsOf(again).map((s) => s.seq)).toEqual(snapshotsOf(firstPass).map((s) => s.seq));
+  });
+
   it('turns a missing depth frame into one disconnect and a resync, and agrees again after a fresh snapshot', () => {
     const droppedIndex = frames.indexOf(depthFrames[100]);
     const resumeIndex = frames.indexOf(depthFrames[120]);
