@@ -11,6 +11,7 @@ import { ConflictError, NotFoundError, type ServiceRuntime } from '../service/ru
 import { registerRestRoutes } from './rest.js';
 import { registerWebSocketRoutes } from './ws.js';
 import { registerMetricsRoute } from './metrics.js';
+import { registerDashboard } from './dashboard.js';
 
 export interface AppOptions {
   readonly runtime: ServiceRuntime;
@@ -62,6 +63,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await registerRestRoutes(app, runtime, requireToken(runtime.config.token));
   await registerWebSocketRoutes(app, runtime, requireToken(runtime.config.token));
   await registerMetricsRoute(app, runtime);
+  await registerDashboard(app, runtime);
   return app;
 }
 

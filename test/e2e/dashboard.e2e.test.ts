@@ -1,0 +1,143 @@
+// End to end: the service in-process on its built-in default feed (the Binance stand-in over
+// fixtures/binance, no network; default configuration except port 0 and a temporary database),
+// and the dashboard at `/` in headless Chromium (Debian's package, driven by playwright-core;
+// no browser is ever downloaded). The page must render live predictions from /v1/stream, draw
+// both charts with points, show every model's accuracy, latency and feed status, fetch nothing
+// from another origin, and come back by itself after the server drops its WebSocket.
+//
+// Waits are on DOM conditions, never on how fast the machine is. A screenshot is saved to
+// test-artifacts/dashboard.png (gitignored; CI keeps it as an artifact).
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/http/app.js';
+import { loadServiceConfig } from '../../src/service/config.js';
+import { ServiceRuntime } from '../../src/service/runtime.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const root = join(import.meta.dirname, '../..');
+const artifacts = join(root, 'test-artifacts');
+const quiet = { info() {}, warn() {}, error() {}, debug() {} };
+/** Generous: the demo feed plays the recording at its real pace on a shared machine. */
+const WAIT_MS = 45_000;
+
+let runtime: ServiceRuntime;
+let app: FastifyInstance;
+let browser: Browser;
+let page: Page;
+let origin = '';
+const pageErrors: string[] = [];
+const foreignRequests: string[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: the dashboard end-to-end test needs Debian's chromium package (apt-get install -y chromium; .ci/run installs it)`);
+  }
+  const db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-dashboard-e2e-')), 'db.sqlite');
+  runtime = new ServiceRuntime(loadServiceConfig({ env: {}, flags: { port: 0, db } }), quiet);
+  app = await buildApp({ runtime, logger: false });
+  await runtime.start();
+  origin = await app.listen({ host: '127.0.0.1', port: 0 });
+
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  page.on('console', (message) => {
+    if (message.type() === 'error') pageErrors.push(message.text());
+  });
+  page.on('request', (request) => {
+    const url = request.url();
+    if (!url.startsWith(origin) && !url.startsWith(origin.replace(/^http/, 'ws')) && !url.startsWith('data:')) foreignRequests.push(url);
+  });
+  await page.goto(`${origin}/`);
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  await runtime?.stop();
+});
+
+// Page-side code is passed as strings: the project's type check has no DOM library.
+async function inPage<T>(expression: string): Promise<T> {
+  return (await page.evaluate(expression)) as T;
+}
+
+/**
+ * Polls `condition` in the page. Not page.waitForFunction: with a string it evaluates through
+ * eval inside the page, which the dashboard's CSP (rightly) forbids.
+ */
+async function waitInPage(condition: string): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (!(await page.evaluate(condition))) {
+    if (Date.now() > deadline) throw new Error(`the page never met: ${condition}`);
+    await delay(100);
+  }
+}
+
+async function pointsOf(chart: string): Promise<number> {
+  return Number(await page.getAttribute(chart, 'data-points'));
+}
+
+describe('the dashboard in Chromium', () => {
+  it('renders live predictions: the symbol, both charts with points, every model accuracy, latency and the feed', async () => {
+    await waitInPage(`document.getElementById('symbol-name').textContent === 'BTCUSDT'`);
+    await waitInPage(`Number(document.getElementById('prob-chart').dataset.points) >= 30`);
+    await waitInPage(`document.querySelectorAll('.accuracy-row[data-accuracy]:not([data-accuracy=""])').length === 4`);
+    await waitInPage(`document.querySelector('.feed[data-connected="true"]') !== null`);
+    await waitInPage(`/\\d/.test(document.getElementById('resolved').textContent)`);
+
+    expect(await page.textContent('#symbol-name')).toBe('BTCUSDT');
+    expect(await page.getAttribute('#connection', 'data-state')).toBe('live');
+
+    // Both charts hold the same window, drawn by uPlot on a sized canvas.
+    const midPoints = await pointsOf('#mid-chart');
+    expect(midPoints).toBeGreaterThanOrEqual(30);
+    expect(await pointsOf('#prob-chart')).toBeGreaterThanOrEqual(midPoints);
+    for (const chart of ['#mid-chart', '#prob-chart']) {
+      const size = await inPage<{ width: number; height: number }>(`(({ width, height }) => ({ width, height }))(document.querySelector('${chart} canvas'))`);
+      expect(size.width, chart).toBeGreaterThan(300);
+      expect(size.height, chart).toBeGreaterThan(100);
+    }
+    const legend = await inPage<string[]>(`[...document.querySelectorAll('#prob-chart .u-legend .u-series th')].map((cell) => cell.textContent.trim())`);
+    expect(legend).toEqual(expect.arrayContaining(['rtrl', 'tbptt:10', 'logistic', 'majority', 'right', 'wrong']));
+
+    // The mid shown is a BTCUSDT price from the recording, within its range that day.
+    const mid = Number((await page.textContent('#mid'))!.replace(/,/g, ''));
+    expect(mid).toBeGreaterThan(50_000);
+    expect(mid).toBeLessThan(70_000);
+
+    // Every model's rolling accuracy is a probability, shown as a percentage.
+    const accuracy = await inPage<Array<{ model: string; accuracy: number; shown: string }>>(
+      `[...document.querySelectorAll('.accuracy-row')].map((row) => ({ model: row.dataset.model, accuracy: Number(row.dataset.accuracy), shown: row.querySelector('.accuracy-value').textContent }))`,
+    );
+    expect(accuracy.map((row) => row.model)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority']);
+    for (const row of accuracy) {
+      expect(row.accuracy, row.model).toBeGreaterThanOrEqual(0);
+      expect(row.accuracy, row.model).toBeLessThanOrEqual(1);
+      expect(row.shown, row.model).toBe(`${(row.accuracy * 100).toFixed(1)}%`);
+    }
+    // Step latency: two positive figures in microseconds.
+    expect(await page.textContent('#latency')).toMatch(/^[\d,]+(\.\d)? \/ [\d,]+(\.\d)?$/);
+    expect(await page.textContent('.feed .feed-name')).toContain('binance (demo) · connected');
+
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
+
+    expect(pageErrors).toEqual([]);
+    expect(foreignRequests).toEqual([]);
+  });
+
+  it('reconnects by itself when the server drops the stream, says so, and keeps drawing', async () => {
+    const before = await pointsOf('#prob-chart');
+    for (const client of app.websocketServer.clients) client.terminate();
+    await waitInPage(`document.getElementById('connection').textContent === 'live · reconnected ×1'`);
+    await waitInPage(`Number(document.getElementById('prob-chart').dataset.points) > ${before}`);
+    expect(await page.getAttribute('#connection', 'data-state')).toBe('live');
+    expect(pageErrors).toEqual([]);
+  });
+});
