@@ -13,7 +13,10 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bench ./bench
-RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+# better-sqlite3's object files and SQLite sources (~29 MB) are only needed to compile it.
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund \
+ && rm -rf node_modules/better-sqlite3/build/Release/obj node_modules/better-sqlite3/build/Release/obj.target \
+           node_modules/better-sqlite3/build/Release/test_extension.node node_modules/better-sqlite3/deps
 
 # ---- runtime: production dependencies and the built output only --------------------------
 FROM node:20-bookworm-slim AS runtime
@@ -30,6 +33,8 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
+# The dashboard page and its scripts are served as they are (tsc emits only .js from .ts).
+COPY src/http/dashboard ./src/http/dashboard
 # The bundled Binance recording: the built-in demo feed when no LOB_RTRL_FEEDS is set.
 COPY fixtures/binance ./fixtures/binance
 RUN mkdir -p /data && chown node:node /data
@@ -37,6 +42,6 @@ USER node
 VOLUME /data
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.LOB_RTRL_PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/src/cli/main.js", "serve"]

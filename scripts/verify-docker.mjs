@@ -116,7 +116,9 @@ export function checkDockerfile() {
   else if (!env.LOB_RTRL_DB || posix.dirname(env.LOB_RTRL_DB) !== volume) problems.push(`VOLUME ${volume}: LOB_RTRL_DB=${env.LOB_RTRL_DB} is not inside it`);
   const health = last('HEALTHCHECK');
   if (!health) problems.push('HEALTHCHECK: missing');
-  else if (!health.args.includes(`:${port}/healthz`)) problems.push(`HEALTHCHECK: does not probe :${port}/healthz`);
+  else if (!health.args.includes('/healthz') || !(health.args.includes(`:${port}/healthz`) || (health.args.includes('LOB_RTRL_PORT') && health.args.includes(`|| ${port}`)))) {
+    problems.push(`HEALTHCHECK: does not probe /healthz on LOB_RTRL_PORT (default ${port})`);
+  }
   const serviceDefaults = readFileSync(join(root, 'src/service/config.ts'), 'utf8');
   if (!new RegExp(`port: z\\.coerce\\.number\\(\\)[^\\n]*default\\(${port}\\)`).test(serviceDefaults)) problems.push(`the service's default port is not ${port} (src/service/config.ts)`);
   return { stages, env, cmd: cmdArgs };
@@ -168,6 +170,10 @@ async function smokeRun({ env, cmd }) {
     cpSync(join(root, 'dist'), join(app, 'dist'), { recursive: true });
     cpSync(join(root, 'migrations'), join(app, 'migrations'), { recursive: true });
     cpSync(join(root, 'fixtures/binance'), join(app, 'fixtures/binance'), { recursive: true });
+    cpSync(join(root, 'src/http/dashboard'), join(app, 'src/http/dashboard'), { recursive: true });
+    for (const leftover of ['build/Release/obj', 'build/Release/obj.target', 'build/Release/test_extension.node', 'deps']) {
+      rmSync(join(app, 'node_modules/better-sqlite3', leftover), { recursive: true, force: true });
+    }
     if (existsSync(join(app, 'node_modules/vitest')) || existsSync(join(app, 'node_modules/typescript'))) problems.push('runtime: dev dependencies were installed');
 
     const port = await freePort();
@@ -188,6 +194,9 @@ async function smokeRun({ env, cmd }) {
     say(`  prediction: seq ${prediction.seq}, mid ${prediction.mid}, ${prediction.models.map((m) => `${m.model} up ${Number(m.probs.up).toFixed(3)}`).join(', ')}`);
     await waitFor('/readyz 200', async () => (await fetch(`${base}/readyz`)).ok, 90_000);
     say('  /readyz 200');
+    const page = await fetch(`${base}/`);
+    if (!page.ok || !(await page.text()).includes('dashboard')) problems.push(`GET /: the dashboard is not served (${page.status})`);
+    else say('  GET / serves the dashboard');
     child.kill('SIGTERM');
     const code = await new Promise((r) => child.once('exit', (c) => r(c)));
     if (code !== 0) problems.push(`SIGTERM: exit code ${code}`);
