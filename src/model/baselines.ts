@@ -3,7 +3,7 @@
 // frequencies (majority class).
 import { countOutcome, decodeLearnerState, emptyStats, encodeLearnerState, restoreStats, sanitiseInput, statsArray, type LearnerStateParts, type OnlineLearner } from './learner.js';
 import { createOptimiser, defaultOptimiserConfig, type Optimiser, type OptimiserConfig } from './optimiser.js';
-import type { PendingMode } from './targets.js';
+import { BatchSizeAverage, type BatchReduction, type PendingMode } from './targets.js';
 import { decodeState, encodeState, requireArray, requireSameConfig } from './state-codec.js';
 
 export interface LogisticConfig {
@@ -11,7 +11,7 @@ export interface LogisticConfig {
   readonly classes: number;
   readonly optimiser: OptimiserConfig;
   readonly pending: PendingMode;
-  readonly batchReduction: 'mean' | 'sum';
+  readonly batchReduction: BatchReduction;
 }
 
 export const defaultLogisticOptimiser: OptimiserConfig = defaultOptimiserConfig;
@@ -33,6 +33,7 @@ export class LogisticLearner implements OnlineLearner {
   private readonly sumProbInput: Float64Array; // sum p x^T (C x d)
   private readonly sumInput: Float64Array; // sum x (d)
   private readonly sumProbs: Float64Array; // sum p (C)
+  private readonly batchSizes = new BatchSizeAverage();
   // FIFO mode ring.
   private readonly ringInputs: Float64Array;
   private readonly ringProbs: Float64Array;
@@ -112,8 +113,9 @@ export class LogisticLearner implements OnlineLearner {
         for (let j = 0; j < d; j++) grad[c * d + j] = this.sumProbInput[c * d + j] - target * this.sumInput[j];
         grad[biasOffset + c] = this.sumProbs[c] - target * resolved;
       }
-      if (this.config.batchReduction === 'mean' && resolved > 1) {
-        for (let i = 0; i < grad.length; i++) grad[i] /= resolved;
+      const scale = this.batchSizes.scaleFor(this.config.batchReduction, resolved);
+      if (scale !== 1) {
+        for (let i = 0; i < grad.length; i++) grad[i] *= scale;
       }
       this.discardPending();
       this.stats.labels += resolved;
@@ -156,6 +158,7 @@ export class LogisticLearner implements OnlineLearner {
         sumProbInput: this.sumProbInput,
         sumInput: this.sumInput,
         sumProbs: this.sumProbs,
+        batchSizes: this.batchSizes.state,
         ringInputs: this.ringInputs,
         ringProbs: this.ringProbs,
       },

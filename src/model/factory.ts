@@ -4,7 +4,8 @@ import type { OnlineLearner } from './learner.js';
 import { defaultOptimiserConfig, type OptimiserConfig } from './optimiser.js';
 import type { RecurrentConfig } from './recurrent-config.js';
 import { RtrlLearner } from './rtrl.js';
-import { classNames, pendingModeFor, type TargetSpec } from './targets.js';
+import { classNames, pendingModeFor, type BatchReduction, type TargetSpec } from './targets.js';
+import { TemperatureScaled } from './temperature.js';
 import { TbpttLearner } from './tbptt.js';
 
 export type ModelSpec =
@@ -44,7 +45,13 @@ export interface LearnerSettings {
   readonly outputScaleBeta: number;
   readonly recurrentGain: number;
   readonly optimiser: OptimiserConfig;
-  readonly batchReduction: 'mean' | 'sum';
+  readonly batchReduction: BatchReduction;
+  /**
+   * Step size of the online temperature put on every trained learner's probabilities
+   * (temperature.ts); 0 leaves their probabilities raw. The majority baseline is never scaled:
+   * its frequencies are already calibrated and it is the reference the others must beat.
+   */
+  readonly temperatureRate: number;
   /** Next-move predictions older than this many ticks without a mid change expire unscored. */
   readonly maxPending: number;
 }
@@ -55,7 +62,11 @@ export const defaultLearnerSettings: LearnerSettings = {
   outputScaleBeta: 0,
   recurrentGain: 1,
   optimiser: defaultOptimiserConfig,
-  batchReduction: 'mean',
+  // Full replays of LOBSTER AMZN 2012-06-21 and Binance BTCUSDT 2024-08-08/09, rtrl log-loss
+  // (majority 0.693 / 0.705): 'mean' with raw probabilities 0.869 / 0.836, 'tick' alone
+  // 0.787 / 0.716, 'tick' with the temperature 0.670 / 0.642; accuracy 0.591 / 0.66 throughout.
+  batchReduction: 'tick',
+  temperatureRate: 0.03,
   maxPending: 10_000,
 };
 
@@ -73,14 +84,19 @@ export function createLearners(specs: readonly ModelSpec[], settings: LearnerSet
     pending,
     batchReduction: settings.batchReduction,
   };
+  if (!(Number.isFinite(settings.temperatureRate) && settings.temperatureRate >= 0)) {
+    throw new Error(`temperatureRate: must be a finite number >= 0, got ${settings.temperatureRate}`);
+  }
+  const calibrated = (learner: OnlineLearner): OnlineLearner =>
+    settings.temperatureRate > 0 ? new TemperatureScaled(learner, { rate: settings.temperatureRate, pending }) : learner;
   return specs.map((spec) => {
     switch (spec.kind) {
       case 'rtrl':
-        return new RtrlLearner(recurrent);
+        return calibrated(new RtrlLearner(recurrent));
       case 'tbptt':
-        return new TbpttLearner(recurrent, spec.truncation);
+        return calibrated(new TbpttLearner(recurrent, spec.truncation));
       case 'logistic':
-        return new LogisticLearner({ inputs, classes, optimiser: settings.optimiser, pending, batchReduction: settings.batchReduction });
+        return calibrated(new LogisticLearner({ inputs, classes, optimiser: settings.optimiser, pending, batchReduction: settings.batchReduction }));
       case 'majority':
         return new MajorityLearner(classes);
     }

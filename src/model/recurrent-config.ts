@@ -3,7 +3,7 @@
 import { elmanLayout, initElmanParams, type ElmanLayout } from './network.js';
 import { defaultOptimiserConfig, type OptimiserConfig } from './optimiser.js';
 import { Rng } from './rng.js';
-import type { PendingMode } from './targets.js';
+import type { BatchReduction, PendingMode } from './targets.js';
 
 export interface RecurrentConfig {
   readonly hidden: number;
@@ -16,11 +16,8 @@ export interface RecurrentConfig {
   readonly seed: number;
   readonly optimiser: OptimiserConfig;
   readonly pending: PendingMode;
-  /**
-   * A batch of labels resolved together (next-move) is one update: its gradient is the mean
-   * over the batch (`mean`) or the sum (`sum`).
-   */
-  readonly batchReduction: 'mean' | 'sum';
+  /** How the one update of a batch of labels resolved together (next-move) weighs its ticks. */
+  readonly batchReduction: BatchReduction;
 }
 
 export const defaultRecurrentConfig = {
@@ -29,7 +26,7 @@ export const defaultRecurrentConfig = {
   recurrentGain: 1,
   seed: 1,
   optimiser: defaultOptimiserConfig,
-  batchReduction: 'mean',
+  batchReduction: 'tick',
 } as const;
 
 export interface RecurrentCore {

@@ -16,6 +16,7 @@ import { elmanDecayMask, type ElmanLayout } from './network.js';
 import { createOptimiser, type Optimiser } from './optimiser.js';
 import { createRecurrentCore, type RecurrentConfig } from './recurrent-config.js';
 import type { Rng } from './rng.js';
+import { BatchSizeAverage } from './targets.js';
 
 export class RtrlLearner implements OnlineLearner {
   readonly name: string;
@@ -42,6 +43,7 @@ export class RtrlLearner implements OnlineLearner {
   private readonly sumProbHidden: Float64Array; // sum_t p_t h_t^T      (C x N)
   private readonly sumHidden: Float64Array; // sum_t h_t                 (N)
   private readonly sumProbs: Float64Array; // sum_t p_t                  (C)
+  private readonly batchSizes = new BatchSizeAverage();
 
   // FIFO mode (horizon:k): one slot per pending tick.
   private readonly ringRows: Float64Array; // capacity x C x P
@@ -174,9 +176,9 @@ export class RtrlLearner implements OnlineLearner {
       }
       grad[cOffset + c] = this.sumProbs[c] - target * count;
     }
-    if (this.config.batchReduction === 'mean' && count > 1) {
-      const inverse = 1 / count;
-      for (let i = 0; i < grad.length; i++) grad[i] *= inverse;
+    const scale = this.batchSizes.scaleFor(this.config.batchReduction, count);
+    if (scale !== 1) {
+      for (let i = 0; i < grad.length; i++) grad[i] *= scale;
     }
     this.stats.labels += count;
     this.clearBatch();
@@ -240,6 +242,7 @@ export class RtrlLearner implements OnlineLearner {
         sumProbHidden: this.sumProbHidden,
         sumHidden: this.sumHidden,
         sumProbs: this.sumProbs,
+        batchSizes: this.batchSizes.state,
         ringRows: this.ringRows,
         ringProbs: this.ringProbs,
         ringHidden: this.ringHidden,

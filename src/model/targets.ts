@@ -44,6 +44,51 @@ export function pendingModeFor(target: TargetSpec, maxPending: number): PendingM
   return target.kind === 'next-move' ? { kind: 'batch', maxPending } : { kind: 'fifo', capacity: target.k };
 }
 
+/**
+ * How one update weighs a batch of ticks resolved together (next-move):
+ * - `tick`: the summed gradient divided by the running mean batch size. Every tick weighs the
+ *   same, as it does in the prequential scores, while an average update keeps the size of one
+ *   tick's gradient. The default.
+ * - `mean`: the mean over the batch. Each resolution weighs the same, so a tick in a run of
+ *   30 quiet ticks counts 1/30 of the lone tick after a fast move, though both are scored alike.
+ * - `sum`: the plain sum; its size grows with the run, so a norm clip caps long runs.
+ */
+export type BatchReduction = 'tick' | 'mean' | 'sum';
+
+/**
+ * Running mean of the number of ticks per resolved batch, the divisor of `tick` reduction.
+ * The weight of a new batch is max(1/k, 1/window) after k batches: the exact mean of the
+ * first `window` batches, then an exponential average that follows a market getting busier
+ * or quieter.
+ */
+export class BatchSizeAverage {
+  /** [batches seen, mean size]: the whole state, saved and restored in place with a learner's arrays. */
+  readonly state = new Float64Array(2);
+
+  constructor(readonly window = 1000) {
+    if (!(Number.isInteger(window) && window >= 1)) throw new Error(`window: must be a positive integer, got ${window}`);
+  }
+
+  get mean(): number {
+    return this.state[1];
+  }
+
+  /** Adds a batch of `count` ticks and returns the mean including it. */
+  add(count: number): number {
+    const batches = ++this.state[0];
+    const weight = Math.max(1 / batches, 1 / this.window);
+    this.state[1] += weight * (count - this.state[1]);
+    return this.state[1];
+  }
+
+  /** Gradient scale for a batch of `count` ticks resolved together under `reduction`. */
+  scaleFor(reduction: BatchReduction, count: number): number {
+    if (reduction === 'sum') return 1;
+    if (reduction === 'mean') return 1 / count;
+    return 1 / this.add(count);
+  }
+}
+
 /** The oldest `count` pending ticks get `label`; or they expire unlabelled. */
 export type Resolution =
   | { readonly kind: 'label'; readonly label: number; readonly count: number }

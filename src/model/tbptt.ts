@@ -9,6 +9,7 @@ import { createOptimiser, type Optimiser } from './optimiser.js';
 import { createRecurrentCore, type RecurrentConfig } from './recurrent-config.js';
 import { packRing, requireSameConfig, unpackRing } from './state-codec.js';
 import type { Rng } from './rng.js';
+import { BatchSizeAverage } from './targets.js';
 
 export class TbpttLearner implements OnlineLearner {
   readonly name: string;
@@ -42,6 +43,7 @@ export class TbpttLearner implements OnlineLearner {
   private readonly delta: Float64Array;
   private readonly deltaA: Float64Array;
   private readonly grad: Float64Array;
+  private readonly batchSizes = new BatchSizeAverage();
 
   constructor(readonly config: RecurrentConfig, readonly truncation: number, optimiser?: Optimiser, name = `tbptt:${truncation}`) {
     if (!(Number.isInteger(truncation) && truncation >= 1)) throw new Error(`tbptt truncation: must be a positive integer, got ${truncation}`);
@@ -117,9 +119,9 @@ export class TbpttLearner implements OnlineLearner {
       const resolved = this.pendingCount;
       this.grad.fill(0);
       while (this.pendingCount > 0) this.accumulateOldest(label);
-      if (this.config.batchReduction === 'mean' && resolved > 1) {
-        const inverse = 1 / resolved;
-        for (let i = 0; i < this.grad.length; i++) this.grad[i] *= inverse;
+      const scale = this.batchSizes.scaleFor(this.config.batchReduction, resolved);
+      if (scale !== 1) {
+        for (let i = 0; i < this.grad.length; i++) this.grad[i] *= scale;
       }
       this.stats.labels += resolved;
       countOutcome(this.stats, this.optimiser.step(this.params, this.grad));
@@ -206,7 +208,7 @@ export class TbpttLearner implements OnlineLearner {
     return {
       kind: 'tbptt',
       meta: { config: this.config, truncation: this.truncation, tick: this.tick },
-      arrays: { params: this.params },
+      arrays: { params: this.params, batchSizes: this.batchSizes.state },
       optimiser: this.optimiser,
       stats: this.stats,
       rng: this.rng,
