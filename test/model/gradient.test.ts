@@ -11,7 +11,7 @@ import type { PendingMode } from '../../src/model/targets.js';
 import type { OnlineLearner } from '../../src/model/learner.js';
 import { Rng } from '../../src/model/rng.js';
 import { GradientRecorder } from './gradient-recorder.js';
-import { finiteDifferenceGradient, referenceGradient, relativeError, type Sequence } from './reference-bptt.js';
+import { finiteDifferenceGradient, referenceGradient, relativeError, runBatched, type Sequence } from './reference-bptt.js';
 
 function makeSequence(length: number, d: number, classes: number, seed: number, runLength = 1): Sequence {
   const rng = new Rng(seed);
@@ -45,20 +45,6 @@ function runImmediate(learner: OnlineLearner, seq: Sequence): void {
   seq.inputs.forEach((x, t) => {
     learner.predict(Float64Array.from(x), probs);
     learner.resolve(seq.labels[t], 1);
-  });
-}
-
-/** Feeds the sequence, resolving each run of equal labels together when the run ends (next-move style). */
-function runBatched(learner: OnlineLearner, seq: Sequence): void {
-  const probs = new Float64Array(learner.classes);
-  let pending = 0;
-  seq.inputs.forEach((x, t) => {
-    learner.predict(Float64Array.from(x), probs);
-    pending++;
-    if (t === seq.inputs.length - 1 || seq.labels[t + 1] !== seq.labels[t]) {
-      learner.resolve(seq.labels[t], pending);
-      pending = 0;
-    }
   });
 }
 

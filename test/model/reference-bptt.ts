@@ -1,6 +1,9 @@
 // An independent reverse-mode implementation of the Elman network's loss gradient over a
 // whole sequence with frozen parameters, written from the equations, sharing no code with
-// src/model: the yardstick the RTRL and TBPTT gradients are checked against.
+// src/model: the yardstick the RTRL and TBPTT gradients are checked against. (`runBatched`
+// at the end only drives a learner the way next-move resolves labels.)
+
+import type { OnlineLearner } from '../../src/model/learner.js';
 
 export interface Sequence {
   readonly inputs: number[][]; // T x d
@@ -119,4 +122,18 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
     nb += b[i] ** 2;
   }
   return Math.sqrt(diff) / Math.max(Math.sqrt(na), Math.sqrt(nb), 1e-300);
+}
+
+/** Feeds the sequence, resolving each run of equal labels together when the run ends (next-move style). */
+export function runBatched(learner: OnlineLearner, seq: Sequence): void {
+  const probs = new Float64Array(learner.classes);
+  let pending = 0;
+  seq.inputs.forEach((x, t) => {
+    learner.predict(Float64Array.from(x), probs);
+    pending++;
+    if (t === seq.inputs.length - 1 || seq.labels[t + 1] !== seq.labels[t]) {
+      learner.resolve(seq.labels[t], pending);
+      pending = 0;
+    }
+  });
 }

@@ -11,7 +11,7 @@ import { Rng } from '../../src/model/rng.js';
 import { RtrlLearner } from '../../src/model/rtrl.js';
 import { BatchSizeAverage } from '../../src/model/targets.js';
 import { TbpttLearner } from '../../src/model/tbptt.js';
-import { referenceGradient, relativeError, type Sequence } from './reference-bptt.js';
+import { referenceGradient, relativeError, runBatched, type Sequence } from './reference-bptt.js';
 
 /** Frozen parameters; keeps every step's gradient. */
 class StepRecorder implements Optimiser {
@@ -45,21 +45,6 @@ function alternatingRuns(length: number, d: number, maxRun: number, seed: number
   return { inputs, labels, runs };
 }
 
-/** Predicts every tick and resolves each run when it ends, as next-move does. */
-function runBatched(learner: OnlineLearner, seq: Sequence): void {
-  const probs = new Float64Array(learner.classes);
-  let pending = 0;
-  seq.inputs.forEach((x, t) => {
-    learner.predict(Float64Array.from(x), probs);
-    pending++;
-    if (t === seq.inputs.length - 1 || seq.labels[t + 1] !== seq.labels[t]) {
-      learner.resolve(seq.labels[t], pending);
-      pending = 0;
-    }
-  });
-}
-
-/** Sum over steps of step gradient x the mean run length up to and including that step. */
 function unweighted(recorder: StepRecorder, runs: readonly number[]): Float64Array {
   expect(recorder.steps).toBe(runs.length);
   const total = new Float64Array(recorder.gradients[0].length);
