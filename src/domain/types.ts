@@ -59,7 +59,55 @@ export interface Rejected {
   readonly symbol: string | null;
 }
 
-export type MarketMessage = BookSnapshot | Disconnect | Rejected;
+/** Who took liquidity: +1 a buyer lifted the ask, -1 a seller hit the bid, 0 the venue does not say. */
+export type Aggressor = 1 | -1 | 0;
+
+/**
+ * An execution. Never a reason to predict by itself: trades feed the features of the next
+ * book update of their symbol.
+ */
+export interface Trade {
+  readonly type: 'trade';
+  readonly symbol: string;
+  /** Venue time of the execution, epoch ms. */
+  readonly ts: EpochMs;
+  /** Local receive time, epoch ms; equals `ts` for files that carry no receive time. */
+  readonly localTs: EpochMs;
+  readonly price: number;
+  /** Executed quantity, > 0. */
+  readonly size: number;
+  readonly aggressor: Aggressor;
+  /** The venue's trade id where it has one. */
+  readonly tradeId: string | undefined;
+}
+
+/** What happened to a resting limit order (LOBSTER message types 1 to 3; executions are trades). */
+export type OrderEventKind = 'submit' | 'cancel' | 'delete';
+
+/**
+ * A change to one resting limit order, where the source reports individual orders (LOBSTER).
+ * Like trades, order events only feed the features of the next book update.
+ */
+export interface OrderEvent {
+  readonly type: 'order_event';
+  readonly symbol: string;
+  readonly ts: EpochMs;
+  readonly localTs: EpochMs;
+  readonly kind: OrderEventKind;
+  /** Side of the resting order: +1 bid (buy order), -1 ask (sell order). */
+  readonly side: 1 | -1;
+  readonly price: number;
+  /** Shares submitted, cancelled or deleted, > 0. */
+  readonly size: number;
+  /**
+   * Where its price sat in its side of the book just before the event: the number of that
+   * side's levels priced strictly better (0 = at or inside the best), or -1 when the source
+   * cannot tell (deeper than the levels it carries).
+   */
+  readonly level: number;
+}
+
+export type MarketMessage = BookSnapshot | Trade | OrderEvent | Disconnect | Rejected;
 
 /** A rejection: `detail` names the field and value; `raw` is excerpted for the log. */
 export function rejected(reason: RejectReason, detail: string, raw: unknown, symbol: string | null): Rejected {

@@ -21,6 +21,9 @@ export interface EngineCounters {
   accepted: number;
   rejected: Partial<Record<RejectReason, number>>;
   disconnects: number;
+  /** Trades and order events applied to a symbol's flow features (they never predict by themselves). */
+  trades: number;
+  orderEvents: number;
 }
 
 export interface EngineOptions {
@@ -38,7 +41,7 @@ export interface EngineOptions {
 
 export class Engine {
   readonly symbols = new Map<string, SymbolEngine>();
-  readonly counters: EngineCounters = { eventsRead: 0, accepted: 0, rejected: {}, disconnects: 0 };
+  readonly counters: EngineCounters = { eventsRead: 0, accepted: 0, rejected: {}, disconnects: 0, trades: 0, orderEvents: 0 };
   readonly latency = new LatencyHistogram();
   private readonly sinks: PredictionSink[] = [];
   private readonly loggedReasons = new Set<string>();
@@ -76,6 +79,22 @@ export class Engine {
         const prediction = engine.onSnapshot(message, this.options.clock, this.latency);
         for (const sink of this.sinks) sink(prediction);
         return prediction;
+      }
+      case 'trade':
+      case 'order_event': {
+        const engine = this.engineFor(message.symbol);
+        if (!engine) {
+          this.reject('unknown_symbol', `symbol: "${message.symbol}" would exceed the limit of ${this.options.maxSymbols} symbols`, message.symbol, message.symbol);
+          return null;
+        }
+        if (message.type === 'trade') {
+          this.counters.trades++;
+          engine.onTrade(message);
+        } else {
+          this.counters.orderEvents++;
+          engine.onOrderEvent(message);
+        }
+        return null;
       }
       case 'rejected':
         this.reject(message.reason, message.detail, message.sample, message.symbol);

@@ -3,7 +3,7 @@
 // passes a monotonic clock only to measure step latency.
 import { FeatureExtractor, midPrice } from '../features/extract.js';
 import { OnlineNormaliser } from '../features/normaliser.js';
-import type { BookSnapshot } from '../domain/types.js';
+import type { BookSnapshot, OrderEvent, Trade } from '../domain/types.js';
 import { createLearners, modelName } from '../model/factory.js';
 import { LearnerSet } from '../model/learner-set.js';
 import { classNames, targetName } from '../model/targets.js';
@@ -117,6 +117,16 @@ export class SymbolEngine {
     this.lastInputSeq = snapshot.seq ?? null;
     if (clock && latency) latency.record((clock() - started) * 1000);
     return prediction;
+  }
+
+  /** A trade of this symbol: it only moves the flow features of the next snapshot. */
+  onTrade(trade: Trade): void {
+    this.features.observeTrade(trade);
+  }
+
+  /** An order event (submission, cancellation) of this symbol: flow features only. */
+  onOrderEvent(event: OrderEvent): void {
+    this.features.observeOrderEvent(event);
   }
 
   /** A break in the feed: features restart, pending predictions are dropped unscored. */

@@ -2,7 +2,7 @@
 // a caller-owned Float64Array. No I/O, no allocation per call; the only memory of the past is
 // the previous snapshot's best levels, copied into fields (never a reference to the snapshot,
 // whose arrays a mapper may reuse).
-import type { BookSnapshot } from '../domain/types.js';
+import type { BookSnapshot, OrderEvent, Trade } from '../domain/types.js';
 
 const BPS = 1e4;
 const STATE_FORMAT = 1;
@@ -180,6 +180,12 @@ export class FeatureExtractor {
     this.prevMid = mid;
     this.prevTs = snapshot.ts;
   }
+
+  /** A trade since the previous snapshot. The order-flow features (issue 11) accumulate it here. */
+  observeTrade(_trade: Trade): void {}
+
+  /** An order event since the previous snapshot, for the per-event features (issue 11). */
+  observeOrderEvent(_event: OrderEvent): void {}
 
   /** Forgets the previous snapshot: the next one is treated as the first of a stream. */
   reset(): void {

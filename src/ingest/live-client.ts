@@ -187,6 +187,11 @@ export class ConflatingQueue {
         this.append(message);
         this.segment += 1;
         return;
+      case 'trade':
+      case 'order_event':
+        // Flow is never conflated: each one moves the features of the next snapshot.
+        this.append(message);
+        return;
     }
   }
 
