@@ -1,3 +1,5 @@
+import { describeUntrusted } from './json-edge.js';
+
 // Domain types shared by every stage. Readonly, told apart by `type`.
 // Inside the process a book side is a flat Float64Array [price0, size0, price1, size1, ...]
 // (best level first) so features read it without chasing nested arrays.
@@ -42,11 +44,15 @@ export type RejectReason =
   | 'non_positive_size'
   | 'empty_book'
   | 'out_of_order'
+  | 'implausible_ts'
   | 'sequence_gap'
   | 'checksum_mismatch'
   | 'unknown_symbol'
   | 'unsupported_message'
-  | 'venue_error';
+  | 'venue_error'
+  | 'too_deep'
+  | 'too_many'
+  | 'rate_limited';
 
 /** An input that was dropped at the edge; it never reaches a learner. */
 export interface Rejected {
@@ -114,16 +120,8 @@ export function rejected(reason: RejectReason, detail: string, raw: unknown, sym
   return { type: 'rejected', reason, detail, sample: sampleOf(raw), symbol };
 }
 
-/** Truncates raw input for logs and error frames. */
+/** Truncates raw input for logs and error frames; never throws, whatever `raw` is. */
 export function sampleOf(raw: unknown, max = 200): string {
-  const text = typeof raw === 'string' ? raw : safeStringify(raw);
-  return text.length > max ? `${text.slice(0, max)}…` : text;
-}
-
-function safeStringify(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
+  if (typeof raw !== 'string') return describeUntrusted(raw, max);
+  return raw.length > max ? `${raw.slice(0, max)}…` : raw;
 }

@@ -1,34 +1,109 @@
-// The canonical snapshot `{"symbol","ts","seq"?,"bids":[[p,s],...],"asks":[[p,s],...]}`:
-// a push frame (one snapshot or an array of them), the body of `POST /v1/snapshots`, and
-// one line of the canonical JSONL file format.
+// The canonical messages, one JSON object each:
+//   snapshot  {"type"?:"book","symbol","ts","seq"?,"bids":[[p,s],...],"asks":[[p,s],...]}
+//   trade     {"type":"trade","symbol","ts","price","size","side"?:"buy"|"sell"|null,"id"?}
+// A push frame or `POST /v1/snapshots` body carries one message or an array of them; the
+// canonical JSONL file format holds one per line. The schemas live in src/domain/schemas.ts.
+//
+// The valid path is checked by hand (one pass, no zod): it is what every line of a file and
+// every pushed snapshot takes. Anything the hand check does not accept goes through the zod
+// schema, which either accepts it too or produces the error that names the field; the two
+// agree on what is valid (test/venues/canonical.test.ts holds them to it on fuzzed input).
 import { snapshotOrRejected } from '../domain/book-check.js';
-import { canonicalSnapshotSchema, describeIssues } from '../domain/schemas.js';
-import type { BookSnapshot, EpochMs, MarketMessage, Rejected } from '../domain/types.js';
+import { parseJsonBounded } from '../domain/json-edge.js';
+import { canonicalSnapshotSchema, canonicalTradeSchema, describeIssues, MAX_EPOCH_MS, SYMBOL_PATTERN } from '../domain/schemas.js';
+import type { Aggressor, BookSnapshot, EpochMs, MarketMessage, Rejected, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
 import { readLines } from './lines.js';
 import type { FileFormat, FrameMapper, MapperOptions, Venue } from './types.js';
 
+/** The most levels a side may list; deeper books are cut to the configured levels anyway. */
+const MAX_SIDE_LEVELS = 10_000;
+/** Messages one frame, body or line may carry unless the caller sets its own cap. */
+export const DEFAULT_MAX_BATCH = 1000;
+
+export type CanonicalMessage = BookSnapshot | Trade;
+
 /**
- * Validates one canonical snapshot and turns it into a checked BookSnapshot, truncated to
- * `levels` per side. `localTs` is the receive time (defaults to the snapshot's own `ts`,
- * as for files). Never throws.
+ * Validates one canonical message and turns it into a checked BookSnapshot (truncated to
+ * `levels` per side) or a Trade. `localTs` is the receive time (defaults to the message's own
+ * `ts`, as for files). Never throws, whatever `value` is.
  */
-export function parseCanonical(value: unknown, levels: number, localTs?: EpochMs): BookSnapshot | Rejected {
+export function parseCanonical(value: unknown, levels: number, localTs?: EpochMs): CanonicalMessage | Rejected {
+  const fast = isTrade(value) ? fastTrade(value, localTs) : fastSnapshot(value, levels, localTs);
+  if (fast !== null) return fast.type === 'book_snapshot' ? snapshotOrRejected(fast, value) : fast;
+  return isTrade(value) ? parseTradeStrictly(value, localTs) : parseSnapshotStrictly(value, levels, localTs);
+}
+
+function isTrade(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'trade';
+}
+
+function parseSnapshotStrictly(value: unknown, levels: number, localTs: EpochMs | undefined): BookSnapshot | Rejected {
   const parsed = canonicalSnapshotSchema.safeParse(value);
-  if (!parsed.success) {
-    return rejected('schema', describeIssues(parsed.error), value, symbolOf(value));
-  }
+  if (!parsed.success) return rejected('schema', describeIssues(parsed.error), value, symbolOf(value));
   const { symbol, ts, seq, bids, asks } = parsed.data;
-  const snapshot: BookSnapshot = {
-    type: 'book_snapshot',
-    symbol,
-    ts,
-    localTs: localTs ?? ts,
-    seq,
-    bids: flatten(bids, levels),
-    asks: flatten(asks, levels),
-  };
+  const snapshot: BookSnapshot = { type: 'book_snapshot', symbol, ts, localTs: localTs ?? ts, seq, bids: flatten(bids, levels), asks: flatten(asks, levels) };
   return snapshotOrRejected(snapshot, value);
+}
+
+function parseTradeStrictly(value: unknown, localTs: EpochMs | undefined): Trade | Rejected {
+  const parsed = canonicalTradeSchema.safeParse(value);
+  if (!parsed.success) return rejected('schema', describeIssues(parsed.error), value, symbolOf(value));
+  const { symbol, ts, price, size, side, id } = parsed.data;
+  return { type: 'trade', symbol, ts, localTs: localTs ?? ts, price, size, aggressor: aggressorOf(side), tradeId: id === undefined ? undefined : String(id) };
+}
+
+function aggressorOf(side: unknown): Aggressor {
+  return side === 'buy' ? 1 : side === 'sell' ? -1 : 0;
+}
+
+const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isEpochMs = (v: unknown): v is number => isFiniteNumber(v) && v >= 0 && v < MAX_EPOCH_MS;
+
+/** The snapshot when `value` is a valid canonical snapshot; null sends it to the strict path. */
+function fastSnapshot(value: unknown, levels: number, localTs: EpochMs | undefined): BookSnapshot | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  const record = value as Record<string, unknown>;
+  const { type, symbol, ts, seq, bids, asks } = record;
+  if (type !== undefined && type !== 'book') return null;
+  if (typeof symbol !== 'string' || !SYMBOL_PATTERN.test(symbol)) return null;
+  if (!isEpochMs(ts)) return null;
+  if (seq !== undefined && !(Number.isSafeInteger(seq) && (seq as number) >= 0)) return null;
+  const flatBids = fastSide(bids, levels);
+  if (flatBids === null) return null;
+  const flatAsks = fastSide(asks, levels);
+  if (flatAsks === null) return null;
+  return { type: 'book_snapshot', symbol, ts, localTs: localTs ?? ts, seq: seq as number | undefined, bids: flatBids, asks: flatAsks };
+}
+
+function fastSide(side: unknown, levels: number): Float64Array | null {
+  if (!Array.isArray(side) || side.length > MAX_SIDE_LEVELS) return null;
+  const count = Math.min(side.length, Math.max(1, Math.floor(levels)));
+  const flat = new Float64Array(2 * count);
+  for (let i = 0; i < side.length; i++) {
+    const level: unknown = side[i];
+    if (!Array.isArray(level) || level.length !== 2) return null;
+    const price: unknown = level[0];
+    const size: unknown = level[1];
+    if (!isFiniteNumber(price) || !isFiniteNumber(size) || !(size > 0)) return null;
+    if (i < count) {
+      flat[2 * i] = price;
+      flat[2 * i + 1] = size;
+    }
+  }
+  return flat;
+}
+
+function fastTrade(value: unknown, localTs: EpochMs | undefined): Trade | null {
+  const { symbol, ts, price, size, side, id } = value as Record<string, unknown>;
+  if (typeof symbol !== 'string' || !SYMBOL_PATTERN.test(symbol)) return null;
+  if (!isEpochMs(ts) || !isFiniteNumber(price) || !isFiniteNumber(size) || !(size > 0)) return null;
+  if (side !== undefined && side !== null && side !== 'buy' && side !== 'sell') return null;
+  let tradeId: string | undefined;
+  if (typeof id === 'string' && id.length >= 1 && id.length <= 64) tradeId = id;
+  else if (Number.isSafeInteger(id) && (id as number) >= 0) tradeId = String(id);
+  else if (id !== undefined) return null;
+  return { type: 'trade', symbol, ts, localTs: localTs ?? ts, price, size, aggressor: aggressorOf(side), tradeId };
 }
 
 function flatten(levels: readonly (readonly [number, number])[], limit: number): Float64Array {
@@ -41,17 +116,24 @@ function flatten(levels: readonly (readonly [number, number])[], limit: number):
   return side;
 }
 
-/** The symbol of a value that failed validation, when it names one, so rejections are counted per symbol. */
+/** The symbol of a value that failed validation, when it names a valid one, so rejections are counted per symbol. */
 function symbolOf(value: unknown): string | null {
   if (typeof value !== 'object' || value === null) return null;
   const symbol = (value as { symbol?: unknown }).symbol;
-  return typeof symbol === 'string' && symbol.length > 0 && symbol.length <= 64 ? symbol : null;
+  return typeof symbol === 'string' && SYMBOL_PATTERN.test(symbol) ? symbol : null;
 }
 
-/** The inverse of `parseCanonical`: one JSON object (one JSONL line), `seq` left out when unknown. */
+/** The inverse of `parseCanonical` for snapshots: one JSON object (one JSONL line), `seq` left out when unknown. */
 export function toCanonicalJson(snapshot: BookSnapshot): string {
   const seq = snapshot.seq === undefined ? '' : `,"seq":${snapshot.seq}`;
   return `{"symbol":${JSON.stringify(snapshot.symbol)},"ts":${snapshot.ts}${seq},"bids":${levelsJson(snapshot.bids)},"asks":${levelsJson(snapshot.asks)}}`;
+}
+
+/** The inverse of `parseCanonical` for trades. */
+export function toCanonicalTradeJson(trade: Trade): string {
+  const side = trade.aggressor === 1 ? '"buy"' : trade.aggressor === -1 ? '"sell"' : 'null';
+  const id = trade.tradeId === undefined ? '' : `,"id":${JSON.stringify(trade.tradeId)}`;
+  return `{"type":"trade","symbol":${JSON.stringify(trade.symbol)},"ts":${trade.ts},"price":${trade.price},"size":${trade.size},"side":${side}${id}}`;
 }
 
 function levelsJson(side: Float64Array): string {
@@ -63,45 +145,77 @@ function levelsJson(side: Float64Array): string {
   return `${json}]`;
 }
 
-interface LastAccepted {
+interface SymbolOrdering {
   seq: number | undefined;
   ts: number;
+  /** The last integer trade id accepted, or -1. */
+  tradeId: number;
 }
 
+export interface CanonicalMapperOptions extends MapperOptions {
+  /**
+   * With a receive time, a message stamped more than this far ahead of it is implausible and
+   * rejected (`implausible_ts`) instead of blocking its symbol's later input as out of order.
+   */
+  readonly maxClockSkewMs?: number;
+  /** Messages one frame or body may carry (default 1000). */
+  readonly maxBatch?: number;
+}
+
+/** The elements of one frame or body, or the one rejection that refuses it whole. */
+export type CanonicalBatch = { readonly ok: true; readonly elements: readonly unknown[]; readonly single: boolean } | { readonly ok: false; readonly rejection: Rejected };
+
 /**
- * Canonical snapshots in, checked snapshots out, keeping per symbol the last accepted `seq`
- * and `ts` so that a replayed or reordered snapshot is rejected as `out_of_order`.
+ * Canonical messages in, checked ones out, keeping per symbol the last accepted `seq`, `ts`
+ * and integer trade id, so that a replayed or reordered snapshot or trade is rejected as
+ * `out_of_order`.
  */
 export class CanonicalMapper implements FrameMapper {
-  private readonly last = new Map<string, LastAccepted>();
+  private readonly ordering = new Map<string, SymbolOrdering>();
+  readonly maxBatch: number;
+  private readonly maxClockSkewMs: number;
 
-  constructor(private readonly options: MapperOptions) {}
+  constructor(private readonly options: CanonicalMapperOptions) {
+    this.maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+    this.maxClockSkewMs = options.maxClockSkewMs ?? Number.POSITIVE_INFINITY;
+  }
 
   /** Resumes ordering checks where a restored symbol stopped (its last accepted seq and ts). */
   remember(symbol: string, seq: number | undefined, ts: number): void {
-    this.last.set(symbol, { seq, ts });
+    this.ordering.set(symbol, { seq, ts, tradeId: -1 });
   }
 
-  /** One JSON frame: a snapshot or a non-empty array of snapshots, received at `localTs`. */
+  /** Forgets one symbol's ordering: its next message is accepted whatever its seq and ts. */
+  forget(symbol: string): void {
+    this.ordering.delete(symbol);
+  }
+
+  /** One JSON frame: a message or a non-empty array of them, received at `localTs`. */
   map(frame: string, localTs: EpochMs): MarketMessage[] {
-    let value: unknown;
-    try {
-      value = JSON.parse(frame);
-    } catch (error) {
-      return [rejected('malformed_json', `(root): ${(error as Error).message}`, frame, null)];
-    }
-    return this.mapValue(value, localTs);
+    const parsed = parseJsonBounded(frame, '(root)');
+    if (!parsed.ok) return [rejected(parsed.reason, parsed.detail, frame, null)];
+    return this.mapValue(parsed.value, localTs);
   }
 
-  /** Already-parsed JSON (a push-ingest body); `localTs` undefined means "the snapshot's own ts". */
+  /** Already-parsed JSON (a push-ingest body); `localTs` undefined means "the message's own ts". */
   mapValue(value: unknown, localTs: EpochMs | undefined): MarketMessage[] {
-    if (!Array.isArray(value)) return [this.accept(value, localTs)];
-    if (value.length === 0) {
-      return [rejected('schema', '(root): expected a snapshot or a non-empty array of snapshots, got []', '[]', null)];
-    }
-    const messages: MarketMessage[] = new Array(value.length);
-    for (let i = 0; i < value.length; i++) messages[i] = this.accept(value[i], localTs, i);
+    const batch = this.batchOf(value);
+    if (!batch.ok) return [batch.rejection];
+    const messages: MarketMessage[] = new Array(batch.elements.length);
+    for (let i = 0; i < batch.elements.length; i++) messages[i] = this.acceptOne(batch.elements[i], localTs, batch.single ? undefined : i);
     return messages;
+  }
+
+  /** Splits a frame or body into its messages, refusing an empty or over-long array whole. */
+  batchOf(value: unknown): CanonicalBatch {
+    if (!Array.isArray(value)) return { ok: true, elements: [value], single: true };
+    if (value.length === 0) {
+      return { ok: false, rejection: rejected('schema', '(root): expected a message or a non-empty array of messages, got []', '[]', null) };
+    }
+    if (value.length > this.maxBatch) {
+      return { ok: false, rejection: rejected('too_many', `(root): at most ${this.maxBatch} messages per frame or body, got ${value.length}`, `[… ${value.length} elements]`, null) };
+    }
+    return { ok: true, elements: value, single: false };
   }
 
   takeResyncRequests(): string[] {
@@ -109,67 +223,90 @@ export class CanonicalMapper implements FrameMapper {
   }
 
   reset(): void {
-    this.last.clear();
+    this.ordering.clear();
   }
 
-  private accept(value: unknown, localTs: EpochMs | undefined, index?: number): BookSnapshot | Rejected {
+  /** Validates and orders one message; `index` is its place in an array, for error paths. */
+  acceptOne(value: unknown, localTs: EpochMs | undefined, index?: number): CanonicalMessage | Rejected {
     const result = parseCanonical(value, this.options.levels, localTs);
     if (result.type === 'rejected') {
       if (index === undefined) return result;
-      return { ...result, detail: result.reason === 'schema' ? prefixPaths(result.detail, index) : `element ${index}: ${result.detail}` };
+      return { ...result, detail: atElement(result, index) };
     }
     const where = index === undefined ? '' : `${index}.`;
-    const previous = this.last.get(result.symbol);
-    if (previous) {
-      if (result.seq !== undefined && previous.seq !== undefined && result.seq <= previous.seq) {
-        return outOfOrder(result, `${where}seq: ${result.seq} is not after the last accepted seq ${previous.seq}`, value);
-      }
-      if (result.ts < previous.ts) {
-        return outOfOrder(result, `${where}ts: ${result.ts} is before the last accepted ts ${previous.ts}`, value);
-      }
-      previous.ts = result.ts;
-      if (result.seq !== undefined) previous.seq = result.seq;
-    } else {
-      this.last.set(result.symbol, { seq: result.seq, ts: result.ts });
+    if (localTs !== undefined && result.ts > localTs + this.maxClockSkewMs) {
+      return rejected(
+        'implausible_ts',
+        `${result.symbol}: ${where}ts: ${result.ts} is ${Math.round(result.ts - localTs)} ms ahead of the receive clock (at most ${this.maxClockSkewMs} ms allowed)`,
+        value,
+        result.symbol,
+      );
     }
-    return result;
+    return result.type === 'trade' ? this.orderTrade(result, where, value) : this.orderSnapshot(result, where, value);
+  }
+
+  private orderSnapshot(snapshot: BookSnapshot, where: string, value: unknown): BookSnapshot | Rejected {
+    const previous = this.ordering.get(snapshot.symbol);
+    if (!previous) {
+      this.ordering.set(snapshot.symbol, { seq: snapshot.seq, ts: snapshot.ts, tradeId: -1 });
+      return snapshot;
+    }
+    if (snapshot.seq !== undefined && previous.seq !== undefined && snapshot.seq <= previous.seq) {
+      return outOfOrder(snapshot.symbol, `${where}seq: ${snapshot.seq} is not after the last accepted seq ${previous.seq}`, value);
+    }
+    if (snapshot.ts < previous.ts) return outOfOrder(snapshot.symbol, `${where}ts: ${snapshot.ts} is before the last accepted ts ${previous.ts}`, value);
+    previous.ts = snapshot.ts;
+    if (snapshot.seq !== undefined) previous.seq = snapshot.seq;
+    return snapshot;
+  }
+
+  private orderTrade(trade: Trade, where: string, value: unknown): Trade | Rejected {
+    const id = trade.tradeId !== undefined && /^\d{1,15}$/.test(trade.tradeId) ? Number(trade.tradeId) : -1;
+    if (id < 0) return trade;
+    let ordering = this.ordering.get(trade.symbol);
+    if (!ordering) {
+      ordering = { seq: undefined, ts: Number.NEGATIVE_INFINITY, tradeId: -1 };
+      this.ordering.set(trade.symbol, ordering);
+    }
+    if (id <= ordering.tradeId) return outOfOrder(trade.symbol, `${where}id: trade ${id} is not after the last accepted trade ${ordering.tradeId}`, value);
+    ordering.tradeId = id;
+    return trade;
   }
 }
 
-/** In an array, issue paths start at the element: `bids.3.1` becomes `2.bids.3.1`. */
-function prefixPaths(detail: string, index: number): string {
-  return detail
+/** In an array, schema paths start at the element (`bids.3.1` becomes `2.bids.3.1`); book problems say `element 2:`. */
+function atElement(rejection: Rejected, index: number): string {
+  if (rejection.reason !== 'schema') return `element ${index}: ${rejection.detail}`;
+  return rejection.detail
     .split('; ')
     .map((issue) => (issue.startsWith('(root)') ? `${index}${issue.slice('(root)'.length)}` : `${index}.${issue}`))
     .join('; ');
 }
 
-function outOfOrder(snapshot: BookSnapshot, detail: string, value: unknown): Rejected {
-  return rejected('out_of_order', `${snapshot.symbol}: ${detail}`, value, snapshot.symbol);
+function outOfOrder(symbol: string, detail: string, value: unknown): Rejected {
+  return rejected('out_of_order', `${symbol}: ${detail}`, value, symbol);
 }
 
-/** Push source of canonical snapshots (`POST /v1/snapshots`, a websocket of JSON frames). */
+/** Push source of canonical messages (`POST /v1/snapshots`, a websocket of JSON frames). */
 export const canonical: Venue = {
   id: 'canonical',
   createMapper: (options) => new CanonicalMapper(options),
   live: null,
 };
 
-/** Canonical JSONL, plain or gzip: one snapshot per line, `localTs` = `ts`. */
+/** Canonical JSONL, plain or gzip: one message (or array) per line, `localTs` = `ts`. */
 export const canonicalJsonl: FileFormat = {
   id: 'canonical',
   async *read(paths, options) {
-    const mapper = new CanonicalMapper(options);
+    const mapper = new CanonicalMapper({ ...options, maxBatch: Number.MAX_SAFE_INTEGER });
     for (const path of paths) {
       for await (const line of readLines(path)) {
-        let value: unknown;
-        try {
-          value = JSON.parse(line);
-        } catch (error) {
-          yield rejected('malformed_json', `${path}: ${(error as Error).message}`, line, null);
+        const parsed = parseJsonBounded(line, path);
+        if (!parsed.ok) {
+          yield rejected(parsed.reason, parsed.detail, line, null);
           continue;
         }
-        yield* mapper.mapValue(value, undefined);
+        yield* mapper.mapValue(parsed.value, undefined);
       }
     }
   },

@@ -1,6 +1,7 @@
 // Small helpers every websocket mapper needs at its edge: parse a frame without throwing,
 // and turn a problem into a `rejected` message that names the field.
 import type { Rejected } from '../domain/types.js';
+import { parseJsonBounded } from '../domain/json-edge.js';
 import { rejected, sampleOf } from '../domain/types.js';
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
@@ -13,13 +14,10 @@ export function describeValue(value: unknown, max = 40): string {
 }
 
 /**
- * Parses a frame (`what` names it in the error: `frame`, `snapshot`). Returns the value, or a
- * `malformed_json` rejection; never throws.
+ * Parses a frame (`what` names it in the error: `frame`, `snapshot`) with its nesting bounded.
+ * Returns the value, or a `malformed_json` rejection; never throws.
  */
 export function parseJsonFrame(text: string, what: string, symbol: string | null): { readonly value: unknown } | Rejected {
-  try {
-    return { value: JSON.parse(text) };
-  } catch (error) {
-    return rejected('malformed_json', `${what}: not valid JSON (${(error as Error).message})`, text, symbol);
-  }
+  const parsed = parseJsonBounded(text, what);
+  return parsed.ok ? { value: parsed.value } : rejected('malformed_json', parsed.detail, text, symbol);
 }
