@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { pino, type Logger } from 'pino';
 import { buildApp } from '../http/app.js';
 import { ConfigError, loadServiceConfig, type ServiceConfig } from '../service/config.js';
-import { ServiceRuntime } from '../service/runtime.js';
+import { ServiceRuntime, ShutdownCheckpointError } from '../service/runtime.js';
 import { UsageError } from './options.js';
 
 interface ServeFlags {
@@ -59,9 +59,11 @@ export async function serve(config: ServiceConfig): Promise<void> {
   const logger = createLogger(config);
   const runtime = new ServiceRuntime(config, logger.child({ component: 'runtime' }), Date.now);
   const app = await buildApp({ runtime, logger });
-  await runtime.start();
+  // Listen first: /healthz answers at once and /readyz says when the stored symbols (restored
+  // in the background, or on first use) and the feeds are ready.
   const address = await app.listen({ host: config.host, port: config.port });
-  logger.info({ address, db: config.db, symbols: [...runtime.engine.symbols.keys()] }, 'lob-rtrl serving');
+  await runtime.start();
+  logger.info({ address, db: config.db, storedSymbols: runtime.symbolsToRestore }, 'lob-rtrl serving');
   logger.info(
     `open ${address}/docs (API), ${address}/v1/symbols, ${address}/v1/symbols/BTCUSDT/prediction; stream: ws ${address.replace(/^http/, 'ws')}/v1/stream`,
   );
@@ -78,7 +80,12 @@ export async function serve(config: ServiceConfig): Promise<void> {
       logger.flush?.();
       process.exit(0);
     } catch (error) {
-      logger.error({ err: error }, 'shutdown failed');
+      if (error instanceof ShutdownCheckpointError) {
+        logger.fatal({ lost: error.lost }, `shutdown failed: ${error.message}`);
+      } else {
+        logger.fatal({ err: error }, 'shutdown failed');
+      }
+      logger.flush?.();
       process.exit(1);
     }
   };

@@ -62,6 +62,11 @@ export class SymbolEngine {
   lastPrediction: Prediction | null = null;
   /** The last accepted snapshot's own seq (null when the source has none). */
   lastInputSeq: number | null = null;
+  /**
+   * The last accepted snapshot's venue time: with `lastInputSeq`, where the ordering checks of
+   * push ingest resume after a restart. Null after an operator reset of the ordering.
+   */
+  lastInputTs: number | null = null;
   private readonly raw: Float64Array;
   private readonly normalised: Float64Array;
   private currentTs = 0;
@@ -115,8 +120,20 @@ export class SymbolEngine {
     this.ticks++;
     this.lastPrediction = prediction;
     this.lastInputSeq = snapshot.seq ?? null;
+    this.lastInputTs = snapshot.ts;
     if (clock && latency) latency.record((clock() - started) * 1000);
     return prediction;
+  }
+
+  /**
+   * Forgets where the input stream stands (its last seq and ts), so the next snapshot is
+   * accepted whatever they are: the operator's way out when a bad producer pushed a far-future
+   * ts or seq. The features and pending predictions restart as after a disconnect.
+   */
+  resetOrdering(): void {
+    this.lastInputSeq = null;
+    this.lastInputTs = null;
+    this.onDisconnect();
   }
 
   /** A trade of this symbol: it only moves the flow features of the next snapshot. */
@@ -148,6 +165,7 @@ export class SymbolEngine {
         // So a restarted service answers "latest prediction" and refuses replayed input at once.
         lastPrediction: this.lastPrediction,
         lastInputSeq: this.lastInputSeq,
+        lastInputTs: this.lastInputTs,
       },
       arrays: {
         features: this.features.getState(),
@@ -160,7 +178,17 @@ export class SymbolEngine {
     return packChunks([header, ...learnerState.learners]);
   }
 
+  /**
+   * Replaces the whole state with `bytes`, or throws and leaves this engine exactly as it was:
+   * the bytes are first applied to a scratch engine of the same configuration, so a state that
+   * fails half-way (learners restored, metrics not) is never half-applied here.
+   */
   setState(bytes: Uint8Array): void {
+    new SymbolEngine(this.symbol, this.config).applyState(bytes);
+    this.applyState(bytes);
+  }
+
+  private applyState(bytes: Uint8Array): void {
     const [headerBytes, ...learnerBytes] = unpackChunks(bytes);
     if (!headerBytes) throw new Error('symbol state: empty');
     const header = decodeState(headerBytes, 'symbol-engine');
@@ -188,5 +216,7 @@ export class SymbolEngine {
     if (!last.success) throw new Error(`symbol state: lastPrediction: ${describeIssues(last.error)}`);
     this.lastPrediction = last.data ?? null;
     this.lastInputSeq = typeof header.meta.lastInputSeq === 'number' ? header.meta.lastInputSeq : null;
+    // Checkpoints from before lastInputTs was saved resume from the last prediction's time.
+    this.lastInputTs = typeof header.meta.lastInputTs === 'number' ? header.meta.lastInputTs : 'lastInputTs' in header.meta ? null : (this.lastPrediction?.ts ?? null);
   }
 }

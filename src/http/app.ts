@@ -7,7 +7,9 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
-import { ConflictError, NotFoundError, type ServiceRuntime } from '../service/runtime.js';
+import { parseJsonBounded } from '../domain/json-edge.js';
+import { storeFailureKind } from '../store/database.js';
+import { ConflictError, NotFoundError, StoreWriteError, type ServiceRuntime } from '../service/runtime.js';
 import { registerRestRoutes } from './rest.js';
 import { registerWebSocketRoutes } from './ws.js';
 import { registerMetricsRoute } from './metrics.js';
@@ -44,10 +46,26 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     }
     if (error instanceof NotFoundError) return reply.code(404).send({ error: 'Not Found', message: error.message });
     if (error instanceof ConflictError) return reply.code(409).send({ error: 'Conflict', message: error.message });
+    if (error instanceof StoreWriteError) {
+      request.log.error({ err: error }, 'store write failed');
+      return reply.code(503).send({ error: 'Service Unavailable', message: error.message, store: error.kind });
+    }
+    const storeKind = storeFailureKind(error);
+    if (storeKind !== 'other') {
+      request.log.error({ err: error }, 'store failed');
+      return reply.code(503).send({ error: 'Service Unavailable', message: `database ${storeKind}: ${(error as Error).message}`, store: storeKind });
+    }
     const failure = error as { statusCode?: number; name?: string; message?: string };
     const status = failure.statusCode && failure.statusCode >= 400 && failure.statusCode < 600 ? failure.statusCode : 500;
     if (status >= 500) request.log.error({ err: error }, 'request failed');
     return reply.code(status).send({ error: STATUS_CODES[status] ?? 'Error', message: status >= 500 ? 'internal error' : failure.message });
+  });
+  // Bodies are parsed with their nesting bounded: a deeply nested body is a 400 naming the
+  // problem, never a stack overflow in whatever walks it next.
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const parsed = parseJsonBounded(body as string, 'body');
+    if (parsed.ok) done(null, parsed.value);
+    else done(Object.assign(new Error(parsed.detail), { statusCode: 400 }), undefined);
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]}` }));
 

@@ -2,11 +2,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { canonicalSnapshotSchema } from '../domain/schemas.js';
+import type { Socket } from 'node:net';
+import { canonicalMessageSchema, symbolSchema } from '../domain/schemas.js';
 import type { Prediction } from '../engine/symbol-engine.js';
-import { NotFoundError, type ServiceRuntime } from '../service/runtime.js';
+import { NotFoundError, type IngestOutcome, type ServiceRuntime } from '../service/runtime.js';
 
-const symbolParams = z.object({ symbol: z.string().min(1).max(64) });
+const symbolParams = z.object({ symbol: symbolSchema });
 const checkpointParams = symbolParams.extend({ id: z.coerce.number().int().positive() });
 
 /** The public shape of a prediction: probabilities named by class. */
@@ -28,7 +29,7 @@ export function predictionView(prediction: Prediction) {
 export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceRuntime, authorise: (request: FastifyRequest) => Promise<void>): Promise<void> {
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const symbolEngineOr404 = (symbol: string) => {
-    const engine = runtime.engine.symbol(symbol);
+    const engine = runtime.symbolEngine(symbol);
     if (!engine) throw new NotFoundError(`unknown symbol "${symbol}"`);
     return engine;
   };
@@ -41,7 +42,8 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
 
-  routes.get('/v1/symbols', { schema: { summary: 'symbols seen, with tick counts and the latest mid' } }, async () => ({
+  routes.get('/v1/symbols', { schema: { summary: 'symbols running, with tick counts and the latest mid; `restoring` counts stored symbols the background restore has not loaded yet' } }, async () => ({
+    restoring: runtime.symbolsToRestore,
     symbols: [...runtime.engine.symbols.values()].map((s) => ({
       symbol: s.symbol,
       ticks: s.ticks,
@@ -98,20 +100,73 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
     };
   });
 
+  // POST bodies share the ingest scheduler with every other producer, one lane per request,
+  // and the per-connection rate limit of the WebSocket route (keyed by the client's socket).
+  const buckets = new WeakMap<Socket, { tokens: number; at: number }>();
+  let postsInFlight = 0;
+  const admit = (socket: Socket, messages: number): number => {
+    const rate = runtime.config.ingestRatePerSecond;
+    const now = performance.now();
+    const bucket = buckets.get(socket) ?? { tokens: rate, at: now };
+    bucket.tokens = Math.min(rate, bucket.tokens + ((now - bucket.at) * rate) / 1000);
+    bucket.at = now;
+    buckets.set(socket, bucket);
+    if (bucket.tokens >= messages) {
+      bucket.tokens -= messages;
+      return 0;
+    }
+    return Math.ceil(((Math.min(messages, rate) - bucket.tokens) * 1000) / rate);
+  };
+
   routes.post(
     '/v1/snapshots',
     {
       preHandler: authorise,
       schema: {
-        summary: 'push one canonical snapshot or an array of them; 400 lists every rejected one',
+        summary: `push one canonical message (snapshot or trade) or an array of at most ${runtime.config.ingestMaxBatch}; 400 lists every rejected one`,
         security: [{ bearer: [] }],
-        body: z.union([canonicalSnapshotSchema, z.array(canonicalSnapshotSchema).min(1).max(10_000)]),
+        body: z.union([canonicalMessageSchema, z.array(canonicalMessageSchema).min(1).max(runtime.config.ingestMaxBatch)]),
       },
+      // The body schema documents the route; each message is validated when its turn comes, so a
+      // large body is never checked in one go on the event loop.
+      validatorCompiler: () => (data: unknown) => ({ value: data }),
     },
     async (request, reply) => {
-      const outcome = runtime.ingest(request.body);
-      return reply.code(outcome.rejected.length > 0 ? 400 : 200).send(outcome);
+      if (postsInFlight >= runtime.config.maxIngestConnections) {
+        return reply.code(503).header('retry-after', '1').send({ error: 'Service Unavailable', message: `${runtime.config.maxIngestConnections} ingest requests are in progress; try again later` });
+      }
+      const batch = runtime.ingestMapper.batchOf(request.body);
+      const waitMs = batch.ok ? admit(request.raw.socket, batch.elements.length) : 0;
+      if (waitMs > 0) {
+        runtime.process({ type: 'rejected', reason: 'rate_limited', detail: `over ${runtime.config.ingestRatePerSecond} messages/s on this connection`, sample: `[${batch.ok ? batch.elements.length : 0} messages]`, symbol: null });
+        return reply
+          .code(429)
+          .header('retry-after', String(Math.ceil(waitMs / 1000)))
+          .send({ error: 'Too Many Requests', message: `over ${runtime.config.ingestRatePerSecond} messages/s on this connection; retry in ${waitMs} ms` });
+      }
+      postsInFlight++;
+      const lane = runtime.pushLane('post-ingest');
+      try {
+        const outcome = await new Promise<IngestOutcome>((resolve) => lane.submit(request.body, resolve));
+        return reply.code(outcome.rejected.length > 0 ? 400 : 200).send(outcome);
+      } finally {
+        lane.close();
+        postsInFlight--;
+      }
     },
+  );
+
+  routes.post(
+    '/v1/symbols/:symbol/ordering/reset',
+    {
+      preHandler: authorise,
+      schema: {
+        summary: "forget the symbol's last accepted seq and ts, so its next snapshot is accepted whatever they are (after a producer pushed a far-future ts or seq); checkpointed at once",
+        params: symbolParams,
+        security: [{ bearer: [] }],
+      },
+    },
+    async (request) => ({ symbol: request.params.symbol, checkpoint: runtime.resetOrdering(request.params.symbol) }),
   );
 
   routes.get('/v1/symbols/:symbol/checkpoints', { schema: { summary: "the symbol's stored checkpoints, newest first", params: symbolParams } }, async (request) => ({

@@ -1,26 +1,36 @@
 // The two WebSocket routes.
 //
-// /v1/ingest: a producer streams canonical snapshot JSON, one snapshot or an array per frame.
-//   Every frame that is read is answered by one error frame per bad snapshot, then one ack
-//   listing the accepted snapshots. A frame that is not read at all (malformed JSON, over the
-//   rate limit) is answered by one error frame only. The connection survives bad input;
-//   it is closed with 1008 for persistent flooding and 1009 (by ws) for an oversized frame.
-//   With a token configured the upgrade itself is refused with 401.
+// /v1/ingest: a producer streams canonical messages (snapshots, trades), one or an array of at
+//   most `ingestMaxBatch` per frame. Every frame that is read is answered by one error frame
+//   per bad message, then one ack listing the accepted snapshots, once all of its messages have
+//   taken their turn in the ingest scheduler (src/service/ingest-scheduler.ts), which shares the
+//   engine fairly between producers. A frame that is not read at all (malformed or too deeply
+//   nested JSON, too many messages, over the rate limit) is answered by one error frame only.
+//   The rate limit counts messages when they arrive: `ingestRatePerSecond` per connection, with
+//   a one-second burst. While a producer has a frame waiting, its socket is not read (TCP
+//   pushes back). The connection survives bad input; it is closed with 1008 for persistent
+//   flooding and 1009 (by ws) for an oversized frame. With a token configured the upgrade
+//   itself is refused with 401; over `maxIngestConnections` with 503.
 //
 // /v1/stream: a client sends {"subscribe":[...]} / {"unsubscribe":[...]} and receives every
 //   new prediction of its symbols. Each subscriber has a bounded queue: frames are written only
 //   while the socket's send buffer is below a threshold; when the queue is full it is conflated
 //   to the newest prediction per symbol (the next frame says how many were skipped); a
-//   subscriber whose send buffer does not drain for `stuckMs` is closed with 1013.
+//   subscriber whose send buffer does not drain for `stuckMs` is closed with 1013 (the close
+//   frame queues behind what it has not read; it is cut off only if it then stops reading
+//   altogether). Clients are pinged every `streamPingSeconds`; one that has not answered the
+//   previous ping is half-open and is terminated. Over `maxStreamConnections` the upgrade is
+//   refused with 503.
 import fastifyWebsocket from '@fastify/websocket';
-import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
-import { describeIssues } from '../domain/schemas.js';
+import { messageOf, parseJsonBounded } from '../domain/json-edge.js';
+import { describeIssues, symbolSchema } from '../domain/schemas.js';
 import { rejected } from '../domain/types.js';
 import type { Prediction } from '../engine/symbol-engine.js';
-import type { ServiceRuntime } from '../service/runtime.js';
+import type { IngestOutcome, PushLane, ServiceRuntime } from '../service/runtime.js';
 import { predictionView } from './rest.js';
 
 /** Counters of the WebSocket routes, read by the Prometheus metrics. */
@@ -39,6 +49,12 @@ export class StreamStats {
   ingestConnections = 0;
   /** Ingest frames refused by the per-connection rate limit. */
   rateLimited = 0;
+  /** Upgrades refused because `maxIngestConnections` / `maxStreamConnections` were open. */
+  connectionsRefused = 0;
+  /** Stream clients terminated because they did not answer a ping. */
+  halfOpenClosed = 0;
+  /** Exceptions caught in a socket handler (a bug, never bad input): counted, logged, survived. */
+  handlerErrors = 0;
 }
 
 const statsByRuntime = new WeakMap<ServiceRuntime, StreamStats>();
@@ -71,10 +87,11 @@ export const defaultStreamLimits: StreamLimits = {
   ingestReplyBufferBytes: 8 * 1024 * 1024,
 };
 
-const symbolList = z.array(z.string().min(1).max(64)).min(1).max(1000);
+const symbolList = z.array(symbolSchema).min(1).max(1000);
 const streamCommandSchema = z.union([z.strictObject({ subscribe: symbolList }), z.strictObject({ unsubscribe: symbolList })]);
 
 const CLOSE_POLICY = 1008;
+const CLOSE_INTERNAL_ERROR = 1011;
 const CLOSE_TRY_AGAIN_LATER = 1013;
 const CLOSE_GOING_AWAY = 1001;
 const TEXT_FRAME = { binary: false } as const;
@@ -108,93 +125,158 @@ export async function registerWebSocketRoutes(
   drainTimer.unref();
   app.addHook('onClose', async () => clearInterval(drainTimer));
 
-  app.get('/v1/ingest', { websocket: true, preHandler: authorise }, (socket, request) => {
-    const producer = new Producer(socket, runtime, stats, limits);
-    stats.ingestConnections++;
-    socket.on('message', (data: Buffer, isBinary: boolean) => producer.onFrame(data, isBinary));
-    request.log.info('ingest connection opened');
-    socket.on('close', (code: number) => {
-      stats.ingestConnections--;
-      request.log.info({ frames: producer.frames, code }, 'ingest connection closed');
-    });
-  });
+  const refuseOver = (count: () => number, limit: number, what: string) => async (_request: FastifyRequest, reply: FastifyReply) => {
+    if (count() < limit) return;
+    stats.connectionsRefused++;
+    return reply.code(503).header('retry-after', '5').send({ error: 'Service Unavailable', message: `${limit} ${what} connections are open; try again later` });
+  };
 
-  app.get('/v1/stream', { websocket: true }, (socket, request) => {
-    const subscriber = new Subscriber(socket, runtime.config.subscriberQueue, stats, limits, request.log);
-    subscribers.add(subscriber);
-    stats.subscribers++;
-    const unsubscribe = runtime.subscribe((prediction) => subscriber.offer(prediction));
-    socket.on('message', (data: Buffer) => subscriber.onCommand(data, runtime.config.maxSymbols));
-    request.log.info('stream subscriber connected');
-    socket.on('close', (code: number) => {
-      unsubscribe();
-      subscribers.delete(subscriber);
-      stats.subscribers--;
-      subscriber.discardQueue();
-      request.log.info({ code }, 'stream subscriber disconnected');
-    });
-  });
+  app.get(
+    '/v1/ingest',
+    { websocket: true, preHandler: [authorise, refuseOver(() => stats.ingestConnections, runtime.config.maxIngestConnections, 'ingest')] },
+    (socket, request) => {
+      stats.ingestConnections++;
+      const producer = new Producer(socket, runtime, stats, limits, request.log);
+      socket.on('message', (data: Buffer, isBinary: boolean) => guarded(stats, request.log, socket, () => producer.onFrame(data, isBinary)));
+      request.log.info('ingest connection opened');
+      socket.on('close', (code: number) => {
+        stats.ingestConnections--;
+        producer.close();
+        request.log.info({ frames: producer.frames, code }, 'ingest connection closed');
+      });
+    },
+  );
+
+  app.get(
+    '/v1/stream',
+    { websocket: true, preHandler: refuseOver(() => stats.subscribers, runtime.config.maxStreamConnections, 'stream') },
+    (socket, request) => {
+      const subscriber = new Subscriber(socket, runtime.config.subscriberQueue, stats, limits, request.log);
+      subscribers.add(subscriber);
+      stats.subscribers++;
+      const unsubscribe = runtime.subscribe((prediction) => subscriber.offer(prediction));
+      socket.on('message', (data: Buffer) => guarded(stats, request.log, socket, () => subscriber.onCommand(data, runtime.config.maxSymbols)));
+      socket.on('pong', () => subscriber.onPong());
+      request.log.info('stream subscriber connected');
+      socket.on('close', (code: number) => {
+        unsubscribe();
+        subscribers.delete(subscriber);
+        stats.subscribers--;
+        subscriber.discardQueue();
+        request.log.info({ code }, 'stream subscriber disconnected');
+      });
+    },
+  );
+
+  const pingMs = runtime.config.streamPingSeconds * 1000;
+  if (pingMs > 0) {
+    const pingTimer = setInterval(() => {
+      for (const subscriber of subscribers) subscriber.ping();
+    }, pingMs);
+    pingTimer.unref();
+    app.addHook('onClose', async () => clearInterval(pingTimer));
+  }
 }
 
-/** One ingest connection: a token bucket of `ingestRatePerSecond` frames with a one-second burst. */
+/**
+ * Whatever a socket handler throws stays here: counted, logged, and the connection closed with
+ * 1011, so one frame can never take the process down with it.
+ */
+function guarded(stats: StreamStats, log: FastifyBaseLogger, socket: WebSocket, handle: () => void): void {
+  try {
+    handle();
+  } catch (error) {
+    stats.handlerErrors++;
+    log.error({ err: error }, 'websocket handler failed; closing the connection');
+    try {
+      socket.close(CLOSE_INTERNAL_ERROR, 'internal error');
+    } catch {
+      socket.terminate();
+    }
+  }
+}
+
+/**
+ * One ingest connection. A token bucket of `ingestRatePerSecond` messages with a one-second
+ * burst is charged when a frame arrives (not when it is processed, so a backlog cannot refill
+ * it), by the number of messages in the frame. Accepted frames wait in the producer's lane of
+ * the ingest scheduler; while one waits the socket is paused.
+ */
 class Producer {
   frames = 0;
   private tokens: number;
   private lastRefill = performance.now();
   private droppedWindowStart = performance.now();
   private droppedInWindow = 0;
+  private readonly lane: PushLane;
+  /** Frames accepted and not yet answered. */
+  private inFlight = 0;
 
   constructor(
     private readonly socket: WebSocket,
     private readonly runtime: ServiceRuntime,
     private readonly stats: StreamStats,
     private readonly limits: StreamLimits,
+    private readonly log: FastifyBaseLogger,
   ) {
     this.tokens = runtime.config.ingestRatePerSecond;
+    this.lane = runtime.pushLane('ws-ingest');
   }
 
   onFrame(data: Buffer, isBinary: boolean): void {
     // Frames still arriving after this side closed the connection are not ingested.
     if (this.socket.readyState !== this.socket.OPEN) return;
     const frame = ++this.frames;
-    if (!this.admit()) return;
-    let value: unknown;
-    try {
-      value = JSON.parse(data.toString('utf8'));
-    } catch (error) {
-      const detail = `frame ${frame}${isBinary ? ' (binary)' : ''}: ${(error as Error).message}`;
+    const text = data.toString('utf8');
+    const parsed = parseJsonBounded(text, `frame ${frame}${isBinary ? ' (binary)' : ''}`);
+    if (!parsed.ok) {
       // Through the engine, so malformed frames are counted with every other rejection.
-      this.runtime.process(rejected('malformed_json', detail, data.toString('utf8', 0, 200), null));
-      this.reply({ type: 'error', frame, reason: 'malformed_json', detail });
+      this.runtime.process(rejected(parsed.reason, parsed.detail, text.slice(0, 200), null));
+      this.reply({ type: 'error', frame, reason: parsed.reason, detail: parsed.detail });
       return;
     }
-    const outcome = this.runtime.ingest(value);
-    for (const { reason, detail } of outcome.rejected) this.reply({ type: 'error', frame, reason, detail });
-    this.reply({ type: 'ack', frame, accepted: outcome.accepted });
+    // A frame refused whole (empty, too many messages) is answered at once and costs no tokens.
+    const batch = this.runtime.ingestMapper.batchOf(parsed.value);
+    if (batch.ok && !this.admit(frame, batch.elements.length)) return;
+    this.inFlight++;
+    if (this.inFlight > 1) this.socket.pause();
+    this.lane.submit(parsed.value, (outcome) => this.answer(frame, outcome));
   }
 
-  private admit(): boolean {
+  private answer(frame: number, outcome: IngestOutcome): void {
+    this.inFlight--;
+    for (const { reason, detail } of outcome.rejected) this.reply({ type: 'error', frame, reason, detail });
+    this.reply({ type: 'ack', frame, accepted: outcome.accepted, ...(outcome.trades > 0 ? { trades: outcome.trades } : {}) });
+    if (this.inFlight <= 1 && this.socket.isPaused) this.socket.resume();
+  }
+
+  private admit(frame: number, messages: number): boolean {
     const rate = this.runtime.config.ingestRatePerSecond;
     const now = performance.now();
     this.tokens = Math.min(rate, this.tokens + ((now - this.lastRefill) * rate) / 1000);
     this.lastRefill = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
+    if (this.tokens >= messages) {
+      this.tokens -= messages;
       return true;
     }
     this.stats.rateLimited++;
+    this.runtime.process(rejected('rate_limited', `frame ${frame}: over ${rate} messages/s on this connection`, `[${messages} messages]`, null));
     if (now - this.droppedWindowStart > 1000) {
       this.droppedWindowStart = now;
       this.droppedInWindow = 0;
     }
-    // Refused frames still cost a reply; a producer that keeps sending at more than twice
-    // its rate for a second is not going to slow down, so it is disconnected.
-    if (++this.droppedInWindow > rate) {
-      this.socket.close(CLOSE_POLICY, `rate limit of ${rate} frames/s exceeded persistently`);
+    // A producer refused this often within a second is not going to slow down.
+    if (++this.droppedInWindow > Math.max(10, rate / 10)) {
+      this.log.warn({ frames: this.frames }, 'closing an ingest producer that keeps exceeding its rate limit');
+      this.socket.close(CLOSE_POLICY, `rate limit of ${rate} messages/s exceeded persistently`);
       return false;
     }
-    this.reply({ type: 'error', frame: this.frames, reason: 'rate_limited', detail: `over ${rate} frames/s: frame ${this.frames} dropped` });
+    this.reply({ type: 'error', frame, reason: 'rate_limited', detail: `over ${rate} messages/s: frame ${frame} (${messages} messages) dropped` });
     return false;
+  }
+
+  close(): void {
+    this.lane.close();
   }
 
   private reply(message: object): void {
@@ -252,6 +334,9 @@ class Subscriber {
   private skipped = 0;
   private lastWritable = performance.now();
   private closing = false;
+  /** After the 1013 close: when the send buffer last shrank, and to what. */
+  private closeProgress: { at: number; buffered: number } | null = null;
+  private awaitingPong = false;
 
   constructor(
     private readonly socket: WebSocket,
@@ -275,7 +360,11 @@ class Subscriber {
 
   /** The drain timer: retry a waiting queue, and close a subscriber that stopped reading. */
   tick(now: number): void {
-    if (this.closing || this.socket.readyState !== this.socket.OPEN) return;
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    if (this.closing) {
+      this.cutOffIfStalled(now);
+      return;
+    }
     if (this.writable()) {
       this.drain();
       return;
@@ -285,10 +374,40 @@ class Subscriber {
       this.stats.slowClosed++;
       this.log.warn({ symbols: [...this.symbols], queued: this.queue.length, bufferedBytes: this.socket.bufferedAmount }, 'closing a stream subscriber that stopped reading');
       this.discardQueue();
+      // The close frame waits behind what the client has not read yet. A client that reads,
+      // however slowly, gets to it and learns why (1013); only one that stops reading
+      // altogether for another `stuckMs` is cut off.
       this.socket.close(CLOSE_TRY_AGAIN_LATER, `too slow: send buffer over ${this.limits.sendBufferBytes} bytes for ${this.limits.stuckMs} ms`);
-      // The close frame waits behind the unread data; do not hold the socket for ws's 30 s timeout.
-      setTimeout(() => this.socket.terminate(), this.limits.stuckMs).unref();
+      this.closeProgress = { at: now, buffered: this.socket.bufferedAmount };
     }
+  }
+
+  private cutOffIfStalled(now: number): void {
+    const progress = this.closeProgress;
+    if (!progress) return;
+    const buffered = this.socket.bufferedAmount;
+    if (buffered < progress.buffered) {
+      this.closeProgress = { at: now, buffered };
+    } else if (now - progress.at > this.limits.stuckMs) {
+      this.socket.terminate();
+    }
+  }
+
+  /** Sends a ping; a client that has not answered the previous one is half-open and is dropped. */
+  ping(): void {
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    if (this.awaitingPong) {
+      this.stats.halfOpenClosed++;
+      this.log.warn({ symbols: [...this.symbols] }, 'terminating a stream client that did not answer a ping');
+      this.socket.terminate();
+      return;
+    }
+    this.awaitingPong = true;
+    this.socket.ping();
+  }
+
+  onPong(): void {
+    this.awaitingPong = false;
   }
 
   onCommand(data: Buffer, maxSymbols: number): void {

@@ -3,6 +3,7 @@
 // process with one line naming the key.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { symbolSchema } from '../domain/schemas.js';
 import { defaultEngineConfig, type EngineConfig } from '../engine/config.js';
 import { parseModelList } from '../model/factory.js';
 import { parseTarget } from '../model/targets.js';
@@ -12,7 +13,7 @@ const feedSchema = z.object({
   venue: z.string().refine((id) => id in venues && venues[id].live !== null, { message: `venue must be one of ${Object.keys(venues).filter((id) => venues[id].live).join(', ')}` }),
   url: z.string().url(),
   restUrl: z.string().url().optional(),
-  symbols: z.array(z.string().min(1)).min(1),
+  symbols: z.array(symbolSchema).min(1),
 });
 export type FeedConfig = z.infer<typeof feedSchema>;
 
@@ -40,10 +41,24 @@ export const serviceConfigSchema = z.object({
   predictionRing: z.coerce.number().int().min(1).max(1_000_000).default(1000),
   /** Also write predictions to SQLite, kept this many seconds (0 = do not log). */
   predictionRetentionSeconds: z.coerce.number().min(0).default(0),
+  /** Largest size of the SQLite file in bytes; writes past it fail as on a full disk (0 = no bound). */
+  dbMaxBytes: z.coerce.number().int().min(0).default(0),
   bodyLimitBytes: z.coerce.number().int().min(1024).default(1 << 20),
   wsMaxFrameBytes: z.coerce.number().int().min(1024).default(1 << 20),
-  /** Messages per second one ingest connection may send before frames are refused. */
+  /** Messages (snapshots and trades) one WS frame or POST body may carry. */
+  ingestMaxBatch: z.coerce.number().int().min(1).max(100_000).default(1000),
+  /** Messages per second one ingest connection may send, counted when they arrive; over it frames are refused. */
   ingestRatePerSecond: z.coerce.number().int().min(1).default(5000),
+  /** Concurrent /v1/ingest connections, and concurrent POST /v1/snapshots requests, each. */
+  maxIngestConnections: z.coerce.number().int().min(1).default(64),
+  /** Concurrent /v1/stream connections. */
+  maxStreamConnections: z.coerce.number().int().min(1).default(1024),
+  /** How long ingest runs before the event loop gets a turn, ms. */
+  ingestSliceMs: z.coerce.number().positive().max(1000).default(4),
+  /** A pushed message stamped more than this far ahead of the receive clock is rejected (implausible_ts). */
+  clockSkewSeconds: z.coerce.number().positive().default(60),
+  /** /v1/stream pings each client this often; one that has not answered the previous ping is closed (0 = never). */
+  streamPingSeconds: z.coerce.number().min(0).default(30),
   maxSymbols: z.coerce.number().int().min(1).default(1000),
   /** Queued predictions per stream subscriber before it is conflated (newest per symbol kept). */
   subscriberQueue: z.coerce.number().int().min(1).default(256),

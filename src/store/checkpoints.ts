@@ -34,7 +34,7 @@ export interface SaveCheckpointInput {
   readonly now: number;
 }
 
-export type CheckpointSkipReason = 'checksum_mismatch' | 'config_mismatch';
+export type CheckpointSkipReason = 'checksum_mismatch' | 'config_mismatch' | 'does_not_decode';
 
 export interface LoadNewestValidResult {
   /** The newest checkpoint whose payload verifies and whose config matches; null when none does. */
@@ -256,19 +256,31 @@ export class CheckpointRepository {
    */
   loadNewestValid(symbol: string, configHash: string): LoadNewestValidResult {
     const skipped: Array<{ id: number; reason: CheckpointSkipReason }> = [];
+    for (const candidate of this.newestFirst(symbol, configHash)) {
+      if ('checkpoint' in candidate) return { checkpoint: candidate.checkpoint, skipped };
+      skipped.push(candidate.skipped);
+    }
+    return { checkpoint: null, skipped };
+  }
+
+  /**
+   * The symbol's checkpoints newest to oldest, each either verified (config hash matches and
+   * the payload hashes to its checksum) or skipped with the reason. Lazy: a caller that takes
+   * the first one that decodes never reads the older payloads.
+   */
+  *newestFirst(symbol: string, configHash: string): Generator<{ readonly checkpoint: StoredCheckpoint } | { readonly skipped: { readonly id: number; readonly reason: CheckpointSkipReason } }> {
     for (const meta of this.selectMetaBySymbol.all(symbol)) {
       if (meta.configHash !== configHash) {
-        skipped.push({ id: meta.id, reason: 'config_mismatch' });
+        yield { skipped: { id: meta.id, reason: 'config_mismatch' } };
         continue;
       }
       const payload = this.selectPayloadById.get(meta.id);
       if (!payload || checksumOf(payload) !== meta.checksum) {
-        skipped.push({ id: meta.id, reason: 'checksum_mismatch' });
+        yield { skipped: { id: meta.id, reason: 'checksum_mismatch' } };
         continue;
       }
-      return { checkpoint: { meta, payload }, skipped };
+      yield { checkpoint: { meta, payload } };
     }
-    return { checkpoint: null, skipped };
   }
 
   /** Records oldest first, payloads as base64; every symbol when `symbol` is omitted. */
@@ -326,6 +338,12 @@ export class CheckpointRepository {
     if (problems.length) throw new CheckpointImportError(problems);
     rows.sort((a, b) => a.order - b.order || a.id - b.id);
     return this.importTransaction(rows.map((row) => row.params));
+  }
+
+  /** Deletes all but the newest `keep` checkpoints of `symbol` (making room on a full disk); returns how many went. */
+  keepNewest(symbol: string, keep: number): number {
+    if (!(Number.isInteger(keep) && keep >= 1)) throw new RangeError(`keep must be an integer >= 1, got ${keep}`);
+    return this.pruneSymbol.run({ symbol, offset: keep - 1 }).changes;
   }
 
   /** Deletes every checkpoint of `symbol`; returns how many. */

@@ -3,7 +3,7 @@
 import type Database from 'better-sqlite3';
 import type { SymbolEngine } from '../engine/symbol-engine.js';
 import { CheckpointRepository, type CheckpointMeta } from './checkpoints.js';
-import { openDatabase } from './database.js';
+import { openDatabase, type OpenDatabaseOptions } from './database.js';
 
 export interface CheckpointLogger {
   warn(fields: object, message: string): void;
@@ -16,28 +16,36 @@ export class EngineCheckpoints {
     this.repository = new CheckpointRepository(db, { keepPerSymbol });
   }
 
-  static open(path: string, keepPerSymbol = 5): EngineCheckpoints {
-    return new EngineCheckpoints(openDatabase(path), keepPerSymbol);
+  static open(path: string, keepPerSymbol = 5, options: Pick<OpenDatabaseOptions, 'maxBytes'> = {}): EngineCheckpoints {
+    return new EngineCheckpoints(openDatabase(path, options), keepPerSymbol);
   }
 
   /**
-   * Restores `engine` from its newest checkpoint that verifies and matches `configHash`.
-   * Returns the checkpoint id used, or null when the symbol starts fresh.
+   * Restores `engine` from its newest checkpoint that verifies, matches `configHash` and
+   * decodes whole; a checkpoint that verifies but does not decode (written by incompatible
+   * code, or damaged before its checksum was taken) is skipped with a warning naming it and
+   * the next older one is tried. `setState` applies nothing unless the whole state decodes, so
+   * a skipped checkpoint leaves no trace. Returns the checkpoint id used, or null when the
+   * symbol starts fresh.
    */
   restore(engine: SymbolEngine, configHash: string, logger?: CheckpointLogger): number | null {
-    const { checkpoint, skipped } = this.repository.loadNewestValid(engine.symbol, configHash);
-    for (const skip of skipped) {
-      logger?.warn({ symbol: engine.symbol, checkpoint: skip.id, reason: skip.reason }, 'checkpoint skipped');
+    for (const candidate of this.repository.newestFirst(engine.symbol, configHash)) {
+      if ('skipped' in candidate) {
+        logger?.warn({ symbol: engine.symbol, checkpoint: candidate.skipped.id, reason: candidate.skipped.reason }, 'checkpoint skipped');
+        continue;
+      }
+      const { meta, payload } = candidate.checkpoint;
+      try {
+        engine.setState(payload);
+        return meta.id;
+      } catch (error) {
+        logger?.warn(
+          { symbol: engine.symbol, checkpoint: meta.id, reason: 'does_not_decode', error: (error as Error).message },
+          'checkpoint skipped: its payload verifies but does not decode; trying the next older one',
+        );
+      }
     }
-    if (!checkpoint) return null;
-    try {
-      engine.setState(checkpoint.payload);
-      return checkpoint.meta.id;
-    } catch (error) {
-      // A payload that verifies but does not decode was written by incompatible code.
-      logger?.warn({ symbol: engine.symbol, checkpoint: checkpoint.meta.id, error: (error as Error).message }, 'checkpoint could not be loaded; starting fresh');
-      return null;
-    }
+    return null;
   }
 
   /** Writes the engine's state now; returns only after the transaction committed. */

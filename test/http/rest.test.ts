@@ -78,18 +78,20 @@ describe('health', () => {
     expect((await post(app, '/v1/snapshots', snapshots.slice(0, 50))).statusCode).toBe(200);
     const cold = await app.inject({ url: '/readyz' });
     expect(cold.statusCode).toBe(503);
-    expect(cold.json()).toEqual({ status: 'not ready', checks: { database: true, feeds: true, learners: false } });
+    expect(cold.json()).toEqual({ status: 'not ready', checks: { database: true, feeds: true, learners: false, restored: true } });
 
     // The normaliser warms up after 100 ticks.
     expect((await post(app, '/v1/snapshots', snapshots.slice(50, 100))).statusCode).toBe(200);
     const warm = await app.inject({ url: '/readyz' });
     expect(warm.statusCode).toBe(200);
-    expect(warm.json()).toEqual({ status: 'ready', checks: { database: true, feeds: true, learners: true } });
+    expect(warm.json()).toEqual({ status: 'ready', checks: { database: true, feeds: true, learners: true, restored: true } });
 
     runtime.checkpoints.close();
     const closed = await app.inject({ url: '/readyz' });
     expect(closed.statusCode).toBe(503);
     expect(closed.json().checks.database).toBe(false);
+    // With the database gone the shutdown cannot save the 100 ticks, and says so.
+    await expect(shutDown(running[0])).rejects.toThrow(/shutdown checkpoints failed for 1 symbol\(s\): AMZN \(100 ticks/);
   });
 });
 
@@ -98,7 +100,7 @@ describe('push ingest and reads', () => {
     const { app } = await service();
     const one = await post(app, '/v1/snapshots', snapshots[0]);
     expect(one.statusCode).toBe(200);
-    expect(one.json()).toEqual({ accepted: [{ symbol: 'AMZN', seq: 0 }], rejected: [] });
+    expect(one.json()).toEqual({ accepted: [{ symbol: 'AMZN', seq: 0 }], trades: 0, rejected: [] });
     const rest = await post(app, '/v1/snapshots', snapshots.slice(1));
     expect(rest.statusCode).toBe(200);
     expect(rest.json().accepted.map((ack: { seq: number }) => ack.seq)).toEqual(snapshots.slice(1).map((s) => s.seq));
@@ -139,17 +141,22 @@ describe('push ingest and reads', () => {
 
   it('a bad body is a 400 naming the field, alone or inside an array; a bad book a 400 with its reason', async () => {
     const { app, runtime } = await service();
+    // Each message is checked on its own, as on the WebSocket: the body's good messages are
+    // taken, every bad one is listed with the path of its field.
     const negativeSize = await post(app, '/v1/snapshots', { ...snapshots[0], bids: [[223.18, -5]] });
     expect(negativeSize.statusCode).toBe(400);
-    expect(negativeSize.json()).toEqual({ error: 'Bad Request', message: 'invalid body', issues: [{ path: 'bids.0.1', message: 'size must be > 0' }] });
+    expect(negativeSize.json()).toEqual({ accepted: [], trades: 0, rejected: [{ reason: 'schema', detail: 'bids.0.1: size must be > 0' }] });
 
-    const inArray = await post(app, '/v1/snapshots', [snapshots[0], { ...snapshots[1], asks: [[223.95, 'many']] }]);
+    const inArray = await post(app, '/v1/snapshots', [{ ...snapshots[0], bids: [[223.18, -5]] }, { ...snapshots[1], asks: [[223.95, 'many']] }]);
     expect(inArray.statusCode).toBe(400);
-    expect(inArray.json().issues).toEqual([{ path: '1.asks.0.1', message: expect.stringContaining('expected number') }]);
+    expect(inArray.json().rejected).toEqual([
+      { reason: 'schema', detail: '0.bids.0.1: size must be > 0' },
+      { reason: 'schema', detail: expect.stringMatching(/^1\.asks\.0\.1: .*expected number/) },
+    ]);
 
     const noSymbol = await post(app, '/v1/snapshots', { ts: 1, bids: [], asks: [] });
     expect(noSymbol.statusCode).toBe(400);
-    expect(noSymbol.json().issues.map((issue: { path: string }) => issue.path)).toEqual(['symbol']);
+    expect(noSymbol.json().rejected[0].detail).toMatch(/^symbol: /);
 
     // Schema-valid but crossed: the book check rejects it and names the field and values.
     const crossed = await post(app, '/v1/snapshots', { symbol: 'AMZN', ts: 1, bids: [[224, 1]], asks: [[223, 1]] });
@@ -161,9 +168,9 @@ describe('push ingest and reads', () => {
     expect(malformed.statusCode).toBe(400);
     expect(malformed.json()).toEqual({ error: 'Bad Request', message: expect.stringContaining('not valid JSON') });
 
-    // Nothing bad reached the engine; the crossed book was counted by reason.
+    // Nothing bad reached a learner; every rejection was counted by reason.
     expect(runtime.engine.symbols.size).toBe(0);
-    expect(runtime.engine.counters.rejected).toEqual({ crossed_book: 1 });
+    expect(runtime.engine.counters.rejected).toEqual({ schema: 4, crossed_book: 1 });
   });
 
   it('a body over the limit is a 413', async () => {
@@ -299,7 +306,7 @@ describe('checkpoints', () => {
     // can send the same snapshots again.
     const replayed: Record<string, unknown>[] = [];
     for (const snapshot of snapshots.slice(at, at + 40)) {
-      expect((await post(app, '/v1/snapshots', snapshot)).json()).toEqual({ accepted: [{ symbol: 'AMZN', seq: snapshot.seq }], rejected: [] });
+      expect((await post(app, '/v1/snapshots', snapshot)).json()).toEqual({ accepted: [{ symbol: 'AMZN', seq: snapshot.seq }], trades: 0, rejected: [] });
       replayed.push(withoutLocalTs((await app.inject({ url: '/v1/symbols/AMZN/prediction' })).json()));
     }
     // Same code, same state, same inputs: equal to the last bit.
@@ -351,6 +358,11 @@ describe('checkpoints', () => {
 
     const second = await service({}, first.db);
     await second.runtime.start();
+    // The service answers at once; stored symbols load in the background, or on first use.
+    expect((await second.app.inject({ url: '/v1/symbols' })).json()).toEqual({ restoring: 1, symbols: [] });
+    expect((await second.app.inject({ url: '/readyz' })).json().checks.restored).toBe(false);
+    await second.runtime.whenRestored();
+    expect((await second.app.inject({ url: '/readyz' })).json().checks.restored).toBe(true);
     const symbols = (await second.app.inject({ url: '/v1/symbols' })).json().symbols;
     expect(symbols).toEqual([{ symbol: 'AMZN', ticks: 120, disconnects: 0, lastTs: snapshots[119].ts, mid: before.mid }]);
     expect(withoutLocalTs((await second.app.inject({ url: '/v1/symbols/AMZN/prediction' })).json())).toEqual(before);
@@ -396,10 +408,30 @@ describe('documents and errors', () => {
   it('a failure inside a route is a 500 with no stack trace or internal message', async () => {
     const { app, runtime } = await service();
     await post(app, '/v1/snapshots', snapshots.slice(0, 3));
-    runtime.checkpoints.close(); // the next write throws inside the route
+    const amzn = runtime.engine.symbol('AMZN')!;
+    amzn.getState = () => {
+      throw new Error('state codec bug at src/model/state-codec.ts:57');
+    };
     const response = await post(app, '/v1/symbols/AMZN/checkpoints');
+    delete (amzn as { getState?: unknown }).getState;
     expect(response.statusCode).toBe(500);
     expect(response.json()).toEqual({ error: 'Internal Server Error', message: 'internal error' });
-    expect(response.body).not.toMatch(/\bat\b|\.ts|\.js|database|stack/i);
+    expect(response.body).not.toMatch(/\bat\b|\.ts|\.js|codec|stack/i);
+  });
+
+  it('a checkpoint that cannot be written is a 503 saying why, and readiness reports the database down until a write succeeds', async () => {
+    const { app, runtime } = await service();
+    await post(app, '/v1/snapshots', snapshots.slice(0, 3));
+    runtime.checkpoints.db.pragma('query_only = ON'); // every write now fails as on a read-only file
+    const response = await post(app, '/v1/symbols/AMZN/checkpoints');
+    expect(response.statusCode).toBe(503);
+    expect(response.json()).toEqual({ error: 'Service Unavailable', message: expect.stringMatching(/checkpoint of AMZN not written: .*readonly/i), store: 'readonly' });
+    const ready = await app.inject({ url: '/readyz' });
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json().checks).toMatchObject({ database: false, reason: expect.stringMatching(/^database: readonly: /) });
+
+    runtime.checkpoints.db.pragma('query_only = OFF');
+    expect((await post(app, '/v1/symbols/AMZN/checkpoints')).statusCode).toBe(201);
+    expect((await app.inject({ url: '/readyz' })).json().checks.database).toBe(true);
   });
 });

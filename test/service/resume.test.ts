@@ -51,7 +51,7 @@ async function serviceOn(db: string): Promise<SpawnedService> {
 async function pushAll(service: SpawnedService, from: number, to: number): Promise<void> {
   for (let i = from; i < to; i++) {
     const { status, json } = await service.post('/v1/snapshots', lines[i]);
-    expect({ i, status, json }).toEqual({ i, status: 200, json: { accepted: [{ symbol: 'AMZN', seq: i }], rejected: [] } });
+    expect({ i, status, json }).toEqual({ i, status: 200, json: { accepted: [{ symbol: 'AMZN', seq: i }], trades: 0, rejected: [] } });
   }
 }
 

@@ -8,20 +8,23 @@ import { loadServiceConfig } from '../../src/service/config.js';
 import { ServiceRuntime } from '../../src/service/runtime.js';
 
 const lines = readFileSync(join(import.meta.dirname, '../../fixtures/canonical/amzn-2012-06-21-first300.jsonl'), 'utf8').trim().split('\n');
+/** The wall clock of the run: just after the recorded data, as for a live producer (pushed ts may not run ahead of it). */
+const after = (JSON.parse(lines[lines.length - 1]) as { ts: number }).ts + 1_000;
 const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 
 describe('service runtime restart', () => {
   it('restores the latest prediction and the ingest order checks from the checkpoint', async () => {
     const db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-runtime-')), 'db.sqlite');
     const config = loadServiceConfig({ flags: { db, demoFeed: false, levels: 5, hidden: 8 } });
-    const first = new ServiceRuntime(config, quiet, () => 1_000);
+    const first = new ServiceRuntime(config, quiet, () => after);
     await first.start();
     for (const line of lines.slice(0, 50)) expect(first.ingest(JSON.parse(line)).accepted).toHaveLength(1);
     const latest = first.engine.symbol('AMZN')!.lastPrediction;
     await first.stop();
 
-    const second = new ServiceRuntime(config, quiet, () => 2_000);
+    const second = new ServiceRuntime(config, quiet, () => after + 1_000);
     await second.start();
+    await second.whenRestored();
     expect(second.engine.symbol('AMZN')!.lastPrediction).toEqual(latest);
     expect(second.engine.symbol('AMZN')!.ticks).toBe(50);
     const replayed = second.ingest(JSON.parse(lines[49]));
