@@ -21,7 +21,11 @@ export interface MetricsSummary {
   readonly confusion: number[][];
 }
 
-/** Figures over the last `window` scored predictions (fewer while the stream is young). */
+/**
+ * Figures over about the last `window` scored predictions: windows are kept in buckets (see
+ * BucketedWindow), so `n` lies within one bucket below `window` once the stream is long
+ * enough, and is exactly the number of scores the figures cover.
+ */
 export interface RollingMetrics {
   readonly window: number;
   readonly n: number;
@@ -30,39 +34,166 @@ export interface RollingMetrics {
   readonly brier: number | null;
 }
 
-/** JSON-able checkpoint of a PrequentialMetrics; `recent*` hold the last scores, oldest first. */
+/** A window's buckets in a checkpoint: complete buckets oldest first, then the open one. */
+export interface RollingWindowState {
+  readonly window: number;
+  readonly bucketSize: number;
+  /** Per complete bucket: [hits, logLossSum, brierSum], flattened. */
+  readonly complete: number[];
+  /** The bucket being filled: [hits, logLossSum, brierSum, count]. */
+  readonly open: number[];
+}
+
+/** JSON-able checkpoint of a PrequentialMetrics. Version 1 (every recent score) is still read. */
 export interface PrequentialMetricsState {
-  readonly version: 1;
+  readonly version: 2;
   readonly classes: number;
-  readonly windows: number[];
   readonly n: number;
   readonly correct: number;
   readonly logLossSum: number;
   readonly brierSum: number;
   /** Row-major `[true][predicted]`, length classes². */
   readonly confusion: number[];
-  readonly recentCorrect: number[];
-  readonly recentLogLoss: number[];
-  readonly recentBrier: number[];
+  readonly rolling: RollingWindowState[];
 }
 
 const finiteNumber = z.number().refine(Number.isFinite, { message: 'must be a finite number' });
 const count = z.number().int().nonnegative();
 
-/** For a checkpoint read back from storage (an edge): validate before `setState`. */
-export const prequentialMetricsStateSchema = z.object({
-  version: z.literal(1),
+const overall = {
   classes: z.number().int().min(2),
-  windows: z.array(z.number().int().positive()),
   n: count,
   correct: count,
   logLossSum: finiteNumber,
   brierSum: finiteNumber,
   confusion: z.array(count),
-  recentCorrect: z.array(z.number().int().min(0).max(1)),
-  recentLogLoss: z.array(finiteNumber),
-  recentBrier: z.array(finiteNumber),
-});
+};
+
+/** For a checkpoint read back from storage (an edge): validate before `setState`. */
+export const prequentialMetricsStateSchema = z.discriminatedUnion('version', [
+  z.object({
+    version: z.literal(2),
+    ...overall,
+    rolling: z.array(
+      z.object({
+        window: z.number().int().positive(),
+        bucketSize: z.number().int().positive(),
+        complete: z.array(finiteNumber).max(3 * 1024),
+        open: z.array(finiteNumber).length(4),
+      }),
+    ),
+  }),
+  // Checkpoints written before windows were bucketed kept every recent score.
+  z.object({
+    version: z.literal(1),
+    ...overall,
+    windows: z.array(z.number().int().positive()),
+    recentCorrect: z.array(z.number().int().min(0).max(1)),
+    recentLogLoss: z.array(finiteNumber),
+    recentBrier: z.array(finiteNumber),
+  }),
+]);
+
+export type StoredMetricsState = z.infer<typeof prequentialMetricsStateSchema>;
+
+/** Buckets per window: a 10,000-tick window costs 64 buckets, not 10,000 scores. */
+const BUCKETS_PER_WINDOW = 64;
+
+/**
+ * A sliding window over the last `window` scores kept as sums over buckets of `bucketSize`
+ * scores (1 for windows of at most 64, so small windows are exact). It covers the open bucket
+ * and as many of the newest complete buckets as fit in `window`: between window − bucketSize + 1
+ * and window scores once that many were seen. Memory and checkpoint size are O(64) whatever the
+ * window; sums are recomputed from the buckets when read, so they never drift.
+ */
+export class BucketedWindow {
+  readonly bucketSize: number;
+  /** Complete buckets kept: the most that can fit beside an empty open bucket. */
+  private readonly slots: number;
+  private readonly hits: Float64Array;
+  private readonly logLoss: Float64Array;
+  private readonly brier: Float64Array;
+  private head = 0;
+  private filled = 0;
+  private openHits = 0;
+  private openLogLoss = 0;
+  private openBrier = 0;
+  private openCount = 0;
+
+  constructor(readonly window: number) {
+    this.bucketSize = Math.ceil(window / BUCKETS_PER_WINDOW);
+    this.slots = Math.floor(window / this.bucketSize);
+    this.hits = new Float64Array(this.slots);
+    this.logLoss = new Float64Array(this.slots);
+    this.brier = new Float64Array(this.slots);
+  }
+
+  record(hit: number, logLoss: number, brier: number): void {
+    this.openHits += hit;
+    this.openLogLoss += logLoss;
+    this.openBrier += brier;
+    if (++this.openCount < this.bucketSize) return;
+    this.hits[this.head] = this.openHits;
+    this.logLoss[this.head] = this.openLogLoss;
+    this.brier[this.head] = this.openBrier;
+    this.head = this.head + 1 === this.slots ? 0 : this.head + 1;
+    if (this.filled < this.slots) this.filled++;
+    this.openHits = this.openLogLoss = this.openBrier = this.openCount = 0;
+  }
+
+  /** Complete buckets the window covers now. */
+  private covered(): number {
+    return Math.min(this.filled, Math.floor((this.window - this.openCount) / this.bucketSize));
+  }
+
+  get n(): number {
+    return this.openCount + this.covered() * this.bucketSize;
+  }
+
+  /** Sum of hits (0), log-losses (1) or Brier scores (2) over the window. Allocation-free. */
+  sum(which: 0 | 1 | 2): number {
+    const ring = which === 0 ? this.hits : which === 1 ? this.logLoss : this.brier;
+    let total = which === 0 ? this.openHits : which === 1 ? this.openLogLoss : this.openBrier;
+    const covered = this.covered();
+    for (let k = 1; k <= covered; k++) total += ring[(this.head - k + this.slots) % this.slots];
+    return total;
+  }
+
+  getState(): RollingWindowState {
+    const complete: number[] = [];
+    for (let k = this.filled; k > 0; k--) {
+      const at = (this.head - k + this.slots) % this.slots;
+      complete.push(this.hits[at], this.logLoss[at], this.brier[at]);
+    }
+    return { window: this.window, bucketSize: this.bucketSize, complete, open: [this.openHits, this.openLogLoss, this.openBrier, this.openCount] };
+  }
+
+  /** Restores `getState()` of a window of the same length and bucket size. */
+  setState(state: RollingWindowState): void {
+    if (state.window !== this.window || state.bucketSize !== this.bucketSize) {
+      throw new RangeError(`rolling window ${this.window}: state is for window ${state.window} in buckets of ${state.bucketSize}`);
+    }
+    const buckets = state.complete.length / 3;
+    if (!Number.isInteger(buckets) || buckets > this.slots) throw new RangeError(`rolling window ${this.window}: ${state.complete.length} bucket values, expected a multiple of 3 up to ${3 * this.slots}`);
+    const openCount = state.open[3];
+    if (!(Number.isInteger(openCount) && openCount >= 0 && openCount < this.bucketSize)) throw new RangeError(`rolling window ${this.window}: open bucket count ${openCount}`);
+    this.clear();
+    for (let b = 0; b < buckets; b++) {
+      this.hits[b] = state.complete[3 * b];
+      this.logLoss[b] = state.complete[3 * b + 1];
+      this.brier[b] = state.complete[3 * b + 2];
+    }
+    this.filled = buckets;
+    this.head = buckets % this.slots;
+    [this.openHits, this.openLogLoss, this.openBrier] = state.open;
+    this.openCount = openCount;
+  }
+
+  clear(): void {
+    this.head = this.filled = 0;
+    this.openHits = this.openLogLoss = this.openBrier = this.openCount = 0;
+  }
+}
 
 export class PrequentialMetrics {
   readonly classes: number;
@@ -73,18 +204,7 @@ export class PrequentialMetrics {
   private logLossSum = 0;
   private brierSum = 0;
   private readonly confusion: Float64Array;
-
-  // One ring of the last max(windows) scores serves every window; each window keeps
-  // running sums and subtracts the score that falls out of it.
-  private readonly capacity: number;
-  private readonly ringCorrect: Uint8Array;
-  private readonly ringLogLoss: Float64Array;
-  private readonly ringBrier: Float64Array;
-  private head = 0;
-  private filled = 0;
-  private readonly windowCorrect: Float64Array;
-  private readonly windowLogLoss: Float64Array;
-  private readonly windowBrier: Float64Array;
+  private readonly rollingWindows: BucketedWindow[];
 
   constructor(classes: number, rollingWindows: readonly number[] = DEFAULT_ROLLING_WINDOWS) {
     if (!Number.isInteger(classes) || classes < 2) {
@@ -98,13 +218,7 @@ export class PrequentialMetrics {
     this.classes = classes;
     this.windows = [...rollingWindows];
     this.confusion = new Float64Array(classes * classes);
-    this.capacity = rollingWindows.length ? Math.max(...rollingWindows) : 0;
-    this.ringCorrect = new Uint8Array(this.capacity);
-    this.ringLogLoss = new Float64Array(this.capacity);
-    this.ringBrier = new Float64Array(this.capacity);
-    this.windowCorrect = new Float64Array(rollingWindows.length);
-    this.windowLogLoss = new Float64Array(rollingWindows.length);
-    this.windowBrier = new Float64Array(rollingWindows.length);
+    this.rollingWindows = this.windows.map((window) => new BucketedWindow(window));
   }
 
   /**
@@ -138,7 +252,7 @@ export class PrequentialMetrics {
     this.logLossSum += logLoss;
     this.brierSum += brier;
     this.confusion[label * classes + predicted]++;
-    if (this.capacity > 0) this.pushRecent(hit, logLoss, brier);
+    for (let i = 0; i < this.rollingWindows.length; i++) this.rollingWindows[i].record(hit, logLoss, brier);
   }
 
   /** Scored predictions so far. */
@@ -158,8 +272,9 @@ export class PrequentialMetrics {
 
   /** Accuracy over `windows[windowIndex]`; NaN before the first score. Allocation-free. */
   rollingAccuracy(windowIndex: number): number {
-    const n = Math.min(this.filled, this.windows[windowIndex]);
-    return n ? this.windowCorrect[windowIndex] / n : Number.NaN;
+    const window = this.rollingWindows[windowIndex];
+    const n = window.n;
+    return n ? window.sum(0) / n : Number.NaN;
   }
 
   summary(): MetricsSummary {
@@ -180,115 +295,69 @@ export class PrequentialMetrics {
   }
 
   rolling(): RollingMetrics[] {
-    return this.windows.map((window, i) => {
-      const n = Math.min(this.filled, window);
+    return this.rollingWindows.map((window) => {
+      const n = window.n;
       return {
-        window,
+        window: window.window,
         n,
-        accuracy: n ? this.windowCorrect[i] / n : null,
-        logLoss: n ? this.windowLogLoss[i] / n : null,
-        brier: n ? this.windowBrier[i] / n : null,
+        accuracy: n ? window.sum(0) / n : null,
+        logLoss: n ? window.sum(1) / n : null,
+        brier: n ? window.sum(2) / n : null,
       };
     });
   }
 
   getState(): PrequentialMetricsState {
-    const recentCorrect: number[] = [];
-    const recentLogLoss: number[] = [];
-    const recentBrier: number[] = [];
-    for (let k = this.filled; k > 0; k--) {
-      const at = (this.head - k + this.capacity) % this.capacity;
-      recentCorrect.push(this.ringCorrect[at]);
-      recentLogLoss.push(this.ringLogLoss[at]);
-      recentBrier.push(this.ringBrier[at]);
-    }
     return {
-      version: 1,
+      version: 2,
       classes: this.classes,
-      windows: [...this.windows],
       n: this.n,
       correct: this.correct,
       logLossSum: this.logLossSum,
       brierSum: this.brierSum,
       confusion: Array.from(this.confusion),
-      recentCorrect,
-      recentLogLoss,
-      recentBrier,
+      rolling: this.rollingWindows.map((window) => window.getState()),
     };
   }
 
   /**
-   * Restores a checkpoint taken by `getState` (validate untrusted input with a schema first).
-   * The windows may differ from the saved ones: the recent scores are replayed into this
-   * object's rings, so a longer window simply starts with what was kept.
+   * Restores a checkpoint taken by `getState` (validate untrusted input with the schema
+   * first). A configured window the checkpoint has no buckets for starts empty; a version-1
+   * checkpoint's recent scores are replayed into the buckets.
    */
-  setState(state: PrequentialMetricsState): void {
+  setState(state: PrequentialMetricsState | StoredMetricsState): void {
     if (state.classes !== this.classes) {
       throw new RangeError(`state.classes: expected ${this.classes}, got ${state.classes}`);
     }
     if (state.confusion.length !== this.classes * this.classes) {
       throw new RangeError(`state.confusion: expected ${this.classes * this.classes} counts, got ${state.confusion.length}`);
     }
-    const recent = state.recentCorrect.length;
-    if (state.recentLogLoss.length !== recent || state.recentBrier.length !== recent || recent > state.n) {
-      throw new RangeError(
-        `state.recent*: lengths ${recent}/${state.recentLogLoss.length}/${state.recentBrier.length} must agree and not exceed n=${state.n}`,
-      );
+    if (state.version === 1) {
+      const recent = state.recentCorrect.length;
+      if (state.recentLogLoss.length !== recent || state.recentBrier.length !== recent || recent > state.n) {
+        throw new RangeError(`state.recent*: lengths ${recent}/${state.recentLogLoss.length}/${state.recentBrier.length} must agree and not exceed n=${state.n}`);
+      }
     }
+    const saved = state.version === 2 ? state.rolling : [];
+    // Check every saved window before changing anything.
+    const matches = this.rollingWindows.map((window) => saved.find((s) => s.window === window.window && s.bucketSize === window.bucketSize) ?? null);
+    const probe = this.rollingWindows.map((window) => new BucketedWindow(window.window));
+    matches.forEach((match, i) => match && probe[i].setState(match));
+
     this.n = state.n;
     this.correct = state.correct;
     this.logLossSum = state.logLossSum;
     this.brierSum = state.brierSum;
     this.confusion.set(state.confusion);
-    this.head = 0;
-    this.filled = 0;
-    this.windowCorrect.fill(0);
-    this.windowLogLoss.fill(0);
-    this.windowBrier.fill(0);
-    if (this.capacity === 0) return;
-    for (let k = Math.max(0, recent - this.capacity); k < recent; k++) {
-      this.pushRecent(state.recentCorrect[k], state.recentLogLoss[k], state.recentBrier[k]);
-    }
-  }
-
-  private pushRecent(hit: number, logLoss: number, brier: number): void {
-    const capacity = this.capacity;
-    const windows = this.windows;
-    for (let i = 0; i < windows.length; i++) {
-      const window = windows[i];
-      if (this.filled >= window) {
-        const leaving = (this.head - window + capacity) % capacity;
-        this.windowCorrect[i] -= this.ringCorrect[leaving];
-        this.windowLogLoss[i] -= this.ringLogLoss[leaving];
-        this.windowBrier[i] -= this.ringBrier[leaving];
+    this.rollingWindows.forEach((window, i) => {
+      const match = matches[i];
+      if (match) window.setState(match);
+      else window.clear();
+    });
+    if (state.version === 1) {
+      for (let k = 0; k < state.recentCorrect.length; k++) {
+        for (const window of this.rollingWindows) window.record(state.recentCorrect[k], state.recentLogLoss[k], state.recentBrier[k]);
       }
-      this.windowCorrect[i] += hit;
-      this.windowLogLoss[i] += logLoss;
-      this.windowBrier[i] += brier;
-    }
-    this.ringCorrect[this.head] = hit;
-    this.ringLogLoss[this.head] = logLoss;
-    this.ringBrier[this.head] = brier;
-    this.head = this.head + 1 === capacity ? 0 : this.head + 1;
-    if (this.filled < capacity) this.filled++;
-    // Adding and subtracting floats for millions of ticks drifts; once per lap of the
-    // ring the float sums are recomputed exactly (amortised O(1) per record).
-    if (this.head === 0) this.resumWindows();
-  }
-
-  private resumWindows(): void {
-    const capacity = this.capacity;
-    for (let i = 0; i < this.windows.length; i++) {
-      const n = Math.min(this.filled, this.windows[i]);
-      let logLoss = 0;
-      let brier = 0;
-      for (let k = 1; k <= n; k++) {
-        const at = (this.head - k + capacity) % capacity;
-        logLoss += this.ringLogLoss[at];
-        brier += this.ringBrier[at];
-      }
-      this.windowLogLoss[i] = logLoss;
-      this.windowBrier[i] = brier;
     }
   }
 }
@@ -529,8 +598,9 @@ export class MetricsTimeline {
 }
 
 // The schema and the interface describe the same object; this line fails to compile if they drift apart.
-const stateSchemaMatches: z.infer<typeof prequentialMetricsStateSchema> extends PrequentialMetricsState
-  ? PrequentialMetricsState extends z.infer<typeof prequentialMetricsStateSchema>
+type CurrentStoredState = Extract<StoredMetricsState, { version: 2 }>;
+const stateSchemaMatches: CurrentStoredState extends PrequentialMetricsState
+  ? PrequentialMetricsState extends CurrentStoredState
     ? true
     : false
   : false = true;

@@ -26,7 +26,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
-import { messageOf, parseJsonBounded } from '../domain/json-edge.js';
+import { parseJsonBounded } from '../domain/json-edge.js';
 import { describeIssues, symbolSchema } from '../domain/schemas.js';
 import { rejected } from '../domain/types.js';
 import type { Prediction } from '../engine/symbol-engine.js';
@@ -411,14 +411,12 @@ class Subscriber {
   }
 
   onCommand(data: Buffer, maxSymbols: number): void {
-    let value: unknown;
-    try {
-      value = JSON.parse(data.toString('utf8'));
-    } catch (error) {
-      this.sendControl({ type: 'error', reason: 'malformed_json', detail: `(root): ${(error as Error).message}` });
+    const command = parseJsonBounded(data.toString('utf8'), '(root)');
+    if (!command.ok) {
+      this.sendControl({ type: 'error', reason: command.reason, detail: command.detail });
       return;
     }
-    const parsed = streamCommandSchema.safeParse(value);
+    const parsed = streamCommandSchema.safeParse(command.value);
     if (!parsed.success) {
       this.sendControl({ type: 'error', reason: 'schema', detail: `expected {"subscribe":[symbols]} or {"unsubscribe":[symbols]}: ${describeIssues(parsed.error)}` });
       return;

@@ -9,6 +9,7 @@
 import WebSocket from 'ws';
 import type { RawData } from 'ws';
 import type { BookSnapshot, Disconnect, EpochMs, MarketMessage } from '../domain/types.js';
+import { redactText } from '../domain/redact.js';
 import { sampleOf } from '../domain/types.js';
 import type { FrameMapper, LiveProtocol, Venue } from '../venues/types.js';
 import { Backoff, type BackoffPolicy, checkBackoffPolicy, defaultBackoffPolicy } from './backoff.js';
@@ -533,7 +534,7 @@ class LiveFeedClient implements LiveFeed {
       for (const symbol of Object.keys(this.synced)) this.synced[symbol] = false;
       const delay = this.backoff.next();
       this.logger?.warn(
-        { venue: this.protocol.venue, reason: outcome.reason, attempt: this.backoff.attempts, delayMs: Math.round(delay) },
+        { venue: this.protocol.venue, reason: redactText(outcome.reason), attempt: this.backoff.attempts, delayMs: Math.round(delay) },
         'live feed disconnected; reconnecting',
       );
       await this.sleep(delay);
@@ -769,9 +770,10 @@ class LiveFeedClient implements LiveFeed {
     this.socket = undefined;
   }
 
+  /** Errors quote URLs (a feed's may carry credentials): stored, served and logged redacted. */
   private noteError(message: string): void {
-    this.lastError = message;
-    this.logger?.warn({ venue: this.protocol.venue, error: message }, 'live feed error');
+    this.lastError = redactText(message);
+    this.logger?.warn({ venue: this.protocol.venue, error: this.lastError }, 'live feed error');
   }
 }
 

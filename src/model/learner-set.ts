@@ -12,6 +12,9 @@ import { Labeler, type TargetSpec } from './targets.js';
 /** Called for every prediction whose label resolved, before its learner sees the label. */
 export type ScoreSink = (learnerIndex: number, probs: Float64Array, offset: number, label: number) => void;
 
+/** Pending ticks the ring holds before it first grows. */
+const INITIAL_PENDING_SLOTS = 64;
+
 export class LearnerSet {
   readonly classes: number;
   readonly labeler: Labeler;
@@ -19,9 +22,14 @@ export class LearnerSet {
   readonly probs: Float64Array;
   /** Predictions that expired unlabelled (a book that never moved) or were dropped by a disconnect. */
   unscored = 0;
-  /** Per learner, the probabilities of its pending predictions, oldest at `head`. */
-  private readonly pendingProbs: Float64Array;
+  /**
+   * Per learner, the probabilities of its pending predictions, oldest at `head`, in a ring of
+   * `slots` that starts small and doubles up to `capacity` when a book stays still for long:
+   * a quiet symbol holds a few KB here, not capacity x learners x classes.
+   */
+  private pendingProbs: Float64Array;
   private readonly capacity: number;
+  private slots: number;
   private head = 0;
   private count = 0;
   private readonly row: Float64Array[];
@@ -34,7 +42,8 @@ export class LearnerSet {
     }
     this.labeler = new Labeler(target, maxPending);
     this.capacity = target.kind === 'horizon' ? target.k : maxPending;
-    this.pendingProbs = new Float64Array(learners.length * this.capacity * this.classes);
+    this.slots = Math.min(this.capacity, INITIAL_PENDING_SLOTS);
+    this.pendingProbs = new Float64Array(learners.length * this.slots * this.classes);
     this.probs = new Float64Array(learners.length * this.classes);
     this.row = learners.map((_, i) => this.probs.subarray(i * this.classes, (i + 1) * this.classes));
   }
@@ -56,8 +65,9 @@ export class LearnerSet {
         this.count = 0;
       }
     }
-    const stride = this.capacity * this.classes;
-    const slot = (this.head + this.count) % this.capacity;
+    if (this.count === this.slots) this.grow();
+    const stride = this.slots * this.classes;
+    const slot = (this.head + this.count) % this.slots;
     for (let i = 0; i < this.learners.length; i++) {
       const row = this.row[i];
       this.learners[i].predict(features, row);
@@ -68,17 +78,32 @@ export class LearnerSet {
     return this.probs;
   }
 
+  /** Doubles the pending ring (up to `capacity`), laying each learner's ring out from slot 0. */
+  private grow(): void {
+    const slots = Math.min(this.capacity, this.slots * 2);
+    if (slots === this.slots) return;
+    const grown = new Float64Array(this.learners.length * slots * this.classes);
+    const oldStride = this.slots * this.classes;
+    for (let i = 0; i < this.learners.length; i++) {
+      const block = this.pendingProbs.subarray(i * oldStride, (i + 1) * oldStride);
+      grown.set(packRing(block, this.classes, this.slots, this.head, this.count), i * slots * this.classes);
+    }
+    this.pendingProbs = grown;
+    this.slots = slots;
+    this.head = 0;
+  }
+
   private resolve(label: number, resolved: number, score: ScoreSink | undefined): void {
-    const stride = this.capacity * this.classes;
+    const stride = this.slots * this.classes;
     for (let i = 0; i < this.learners.length; i++) {
       if (score) {
         for (let r = 0; r < resolved; r++) {
-          score(i, this.pendingProbs, i * stride + ((this.head + r) % this.capacity) * this.classes, label);
+          score(i, this.pendingProbs, i * stride + ((this.head + r) % this.slots) * this.classes, label);
         }
       }
       this.learners[i].resolve(label, resolved);
     }
-    this.head = (this.head + resolved) % this.capacity;
+    this.head = (this.head + resolved) % this.slots;
     this.count -= resolved;
   }
 
@@ -92,11 +117,11 @@ export class LearnerSet {
 
   /** Pending probabilities are saved only for the pending ticks, learner by learner. */
   getState(): { labeler: Float64Array; pendingProbs: Float64Array; cursor: Float64Array; learners: Uint8Array[] } {
-    const stride = this.capacity * this.classes;
+    const stride = this.slots * this.classes;
     const pendingProbs = new Float64Array(this.learners.length * this.count * this.classes);
     for (let i = 0; i < this.learners.length; i++) {
       const block = this.pendingProbs.subarray(i * stride, (i + 1) * stride);
-      pendingProbs.set(packRing(block, this.classes, this.capacity, this.head, this.count), i * this.count * this.classes);
+      pendingProbs.set(packRing(block, this.classes, this.slots, this.head, this.count), i * this.count * this.classes);
     }
     return {
       labeler: this.labeler.getState(),
@@ -114,9 +139,15 @@ export class LearnerSet {
       throw new Error('state: pending probabilities do not match the configured learners and target');
     }
     this.labeler.setState(state.labeler);
-    const stride = this.capacity * this.classes;
+    let slots = Math.min(this.capacity, INITIAL_PENDING_SLOTS);
+    while (slots < count) slots = Math.min(this.capacity, slots * 2);
+    if (slots !== this.slots) {
+      this.slots = slots;
+      this.pendingProbs = new Float64Array(this.learners.length * slots * this.classes);
+    }
+    const stride = this.slots * this.classes;
     for (let i = 0; i < this.learners.length; i++) {
-      unpackRing(state.pendingProbs.subarray(i * perLearner, (i + 1) * perLearner), this.pendingProbs.subarray(i * stride, (i + 1) * stride), this.classes, this.capacity, 0);
+      unpackRing(state.pendingProbs.subarray(i * perLearner, (i + 1) * perLearner), this.pendingProbs.subarray(i * stride, (i + 1) * stride), this.classes, this.slots, 0);
     }
     this.head = 0;
     this.count = count;

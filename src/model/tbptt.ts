@@ -11,6 +11,9 @@ import { packRing, requireSameConfig, unpackRing } from './state-codec.js';
 import type { Rng } from './rng.js';
 import { BatchSizeAverage } from './targets.js';
 
+/** Pending ticks the rings hold before they first grow. */
+const INITIAL_PENDING_SLOTS = 64;
+
 export class TbpttLearner implements OnlineLearner {
   readonly name: string;
   readonly classes: number;
@@ -20,24 +23,31 @@ export class TbpttLearner implements OnlineLearner {
   private readonly optimiser: Optimiser;
   private readonly rng: Rng;
 
-  /** History ring: slot of tick t holds x_t and h_t; `historySize` >= truncation + pending. */
-  private readonly historySize: number;
-  private readonly historyInputs: Float64Array;
-  private readonly historyHidden: Float64Array;
+  /**
+   * History ring: slot of tick t (t mod `historySize`) holds x_t and h_t. It must reach back from
+   * the newest tick to the window start of the oldest pending one; it starts small and doubles
+   * (up to truncation + pending capacity + 1) when a still book leaves many ticks pending.
+   */
+  private historySize: number;
+  private readonly maxHistorySize: number;
+  private historyInputs: Float64Array;
+  private historyHidden: Float64Array;
   /** Ticks since the sequence started (a reset starts a new one); the newest tick is tick - 1. */
   private tick = 0;
 
   /** Pending ticks, oldest first: tick index, probabilities, and s*V at prediction time. */
   private readonly pendingCapacity: number;
-  private readonly pendingTicks: Float64Array;
-  private readonly pendingProbs: Float64Array;
-  private readonly pendingOutputWeights: Float64Array;
+  /** Allocated pending slots: grows by doubling up to `pendingCapacity`. */
+  private pendingSlots: number;
+  private pendingTicks: Float64Array;
+  private pendingProbs: Float64Array;
+  private pendingOutputWeights: Float64Array;
   private pendingHead = 0;
   private pendingCount = 0;
 
-  /** One view per history slot, made once so reading the history allocates nothing. */
-  private readonly hiddenViews: Float64Array[];
-  private readonly initialHidden: Float64Array;
+  /** h_{t-1} and h_s copied out of the history for the kernels (h before a sequence is zero). */
+  private readonly hPrevious: Float64Array;
+  private readonly hCurrent: Float64Array;
   private readonly input: Float64Array;
   private readonly hScratch: Float64Array;
   private readonly delta: Float64Array;
@@ -57,14 +67,16 @@ export class TbpttLearner implements OnlineLearner {
     this.optimiser = optimiser ?? createOptimiser(config.optimiser, total, elmanDecayMask(this.layout));
     this.pendingCapacity = config.pending.kind === 'batch' ? config.pending.maxPending : config.pending.capacity;
     // +1 keeps h_{t-truncation} (the state the window starts from) of the oldest pending tick.
-    this.historySize = truncation + this.pendingCapacity + 1;
+    this.maxHistorySize = truncation + this.pendingCapacity + 1;
+    this.historySize = Math.min(this.maxHistorySize, truncation + INITIAL_PENDING_SLOTS + 1);
     this.historyInputs = new Float64Array(this.historySize * d);
     this.historyHidden = new Float64Array(this.historySize * n);
-    this.pendingTicks = new Float64Array(this.pendingCapacity);
-    this.pendingProbs = new Float64Array(this.pendingCapacity * c);
-    this.pendingOutputWeights = new Float64Array(this.pendingCapacity * c * n);
-    this.hiddenViews = Array.from({ length: this.historySize }, (_, slot) => this.historyHidden.subarray(slot * n, slot * n + n));
-    this.initialHidden = new Float64Array(n);
+    this.pendingSlots = Math.min(this.pendingCapacity, INITIAL_PENDING_SLOTS);
+    this.pendingTicks = new Float64Array(this.pendingSlots);
+    this.pendingProbs = new Float64Array(this.pendingSlots * c);
+    this.pendingOutputWeights = new Float64Array(this.pendingSlots * c * n);
+    this.hPrevious = new Float64Array(n);
+    this.hCurrent = new Float64Array(n);
     this.input = new Float64Array(d);
     this.hScratch = new Float64Array(n);
     this.delta = new Float64Array(n);
@@ -80,8 +92,13 @@ export class TbpttLearner implements OnlineLearner {
     const { n, d, classes, vOffset, outputScale } = this.layout;
     const bad = sanitiseInput(features, this.input);
     if (bad > 0) this.stats.nonFiniteInputs += bad;
-    const previous = this.hiddenAt(this.tick - 1);
-    elmanStateStep(n, d, this.params, previous, this.input, this.hScratch);
+    if (this.pendingCount === this.pendingSlots && this.pendingSlots < this.pendingCapacity) this.growPending();
+    // The new tick's window start must stay in the history: from the oldest pending tick's
+    // window start to this tick.
+    const oldestNeeded = this.pendingCount > 0 ? Math.max(0, this.pendingTicks[this.pendingHead] - this.truncation) : this.tick;
+    if (this.tick - oldestNeeded + 1 > this.historySize && this.historySize < this.maxHistorySize) this.growHistory(oldestNeeded);
+    this.loadHidden(this.tick - 1, this.hPrevious);
+    elmanStateStep(n, d, this.params, this.hPrevious, this.input, this.hScratch);
     if (!allFinite(this.hScratch, 0, n)) {
       this.hScratch.fill(0);
       this.stats.stateResets++;
@@ -91,11 +108,11 @@ export class TbpttLearner implements OnlineLearner {
     this.historyInputs.set(this.input, slot * d);
     elmanOutput(n, classes, vOffset, outputScale, this.params, this.hScratch, probs);
 
-    if (this.pendingCount === this.pendingCapacity) {
-      this.pendingHead = (this.pendingHead + 1) % this.pendingCapacity;
+    if (this.pendingCount === this.pendingSlots) {
+      this.pendingHead = (this.pendingHead + 1) % this.pendingSlots;
       this.pendingCount--;
     }
-    const p = (this.pendingHead + this.pendingCount) % this.pendingCapacity;
+    const p = (this.pendingHead + this.pendingCount) % this.pendingSlots;
     this.pendingTicks[p] = this.tick;
     for (let c = 0; c < classes; c++) {
       this.pendingProbs[p * classes + c] = probs[c];
@@ -106,10 +123,50 @@ export class TbpttLearner implements OnlineLearner {
     this.tick++;
   }
 
-  /** h of a tick of the current sequence; before its start the state is zero. */
-  private hiddenAt(tick: number): Float64Array {
-    if (tick < 0) return this.initialHidden;
-    return this.hiddenViews[tick % this.historySize];
+  /** Copies h of a tick of the current sequence into `into`; before its start the state is zero. */
+  private loadHidden(tick: number, into: Float64Array): Float64Array {
+    if (tick < 0) {
+      into.fill(0);
+    } else {
+      const from = (tick % this.historySize) * this.layout.n;
+      into.set(this.historyHidden.subarray(from, from + this.layout.n));
+    }
+    return into;
+  }
+
+  /** Doubles the pending ring (up to its capacity), laying it out from slot 0. */
+  private growPending(): void {
+    const { n, classes } = this.layout;
+    const slots = Math.min(this.pendingCapacity, this.pendingSlots * 2);
+    const regrow = (values: Float64Array, stride: number) => {
+      const grown = new Float64Array(slots * stride);
+      grown.set(packRing(values, stride, this.pendingSlots, this.pendingHead, this.pendingCount));
+      return grown;
+    };
+    this.pendingTicks = regrow(this.pendingTicks, 1);
+    this.pendingProbs = regrow(this.pendingProbs, classes);
+    this.pendingOutputWeights = regrow(this.pendingOutputWeights, classes * n);
+    this.pendingSlots = slots;
+    this.pendingHead = 0;
+  }
+
+  /** Grows the history so ticks `from` .. tick (inclusive) fit, keeping each at slot t mod size. */
+  private growHistory(from: number): void {
+    const { n, d } = this.layout;
+    let size = this.historySize;
+    while (size < this.tick - from + 1) size *= 2;
+    size = Math.min(this.maxHistorySize, size);
+    const inputs = new Float64Array(size * d);
+    const hidden = new Float64Array(size * n);
+    for (let t = from; t < this.tick; t++) {
+      const oldSlot = t % this.historySize;
+      const newSlot = t % size;
+      inputs.set(this.historyInputs.subarray(oldSlot * d, oldSlot * d + d), newSlot * d);
+      hidden.set(this.historyHidden.subarray(oldSlot * n, oldSlot * n + n), newSlot * n);
+    }
+    this.historyInputs = inputs;
+    this.historyHidden = hidden;
+    this.historySize = size;
   }
 
   resolve(label: number, count: number): void {
@@ -145,7 +202,7 @@ export class TbpttLearner implements OnlineLearner {
     const t = this.pendingTicks[slot];
     const delta = this.delta;
     const deltaA = this.deltaA;
-    const hT = this.hiddenAt(t);
+    const hT = this.loadHidden(t, this.hCurrent);
 
     // Output layer and dL/dh_t with the output weights the prediction was made with.
     delta.fill(0);
@@ -161,8 +218,8 @@ export class TbpttLearner implements OnlineLearner {
 
     const oldest = Math.max(0, t - this.truncation + 1);
     for (let s = t; s >= oldest; s--) {
-      const hS = this.hiddenAt(s);
-      const hPrev = this.hiddenAt(s - 1);
+      const hS = this.loadHidden(s, this.hCurrent);
+      const hPrev = this.loadHidden(s - 1, this.hPrevious);
       const xBase = (s % this.historySize) * d;
       for (let k = 0; k < n; k++) deltaA[k] = delta[k] * (1 - hS[k] * hS[k]);
       for (let i = 0; i < n; i++) {
@@ -181,7 +238,7 @@ export class TbpttLearner implements OnlineLearner {
         delta[j] = sum;
       }
     }
-    this.pendingHead = (this.pendingHead + 1) % this.pendingCapacity;
+    this.pendingHead = (this.pendingHead + 1) % this.pendingSlots;
     this.pendingCount--;
   }
 
@@ -222,7 +279,7 @@ export class TbpttLearner implements OnlineLearner {
     const historyFrom = this.liveHistoryStart();
     const live = Math.max(0, this.tick - historyFrom);
     const historyStart = historyFrom % this.historySize;
-    const pending = (values: Float64Array, stride: number) => packRing(values, stride, this.pendingCapacity, this.pendingHead, this.pendingCount);
+    const pending = (values: Float64Array, stride: number) => packRing(values, stride, this.pendingSlots, this.pendingHead, this.pendingCount);
     return encodeLearnerState({
       ...parts,
       meta: { ...parts.meta, historyFrom },
@@ -242,13 +299,27 @@ export class TbpttLearner implements OnlineLearner {
     const { meta, arrays } = decodeLearnerState(bytes, this.stateParts());
     requireSameConfig(meta.truncation, this.truncation, 'truncation');
     this.tick = Number(meta.tick);
-    const historyStart = Number(meta.historyFrom) % this.historySize;
     const empty = new Float64Array(0);
-    unpackRing(arrays.historyInputs ?? empty, this.historyInputs, d, this.historySize, historyStart);
+    const pendingTicks = arrays.pendingTicks ?? empty;
+    const historyInputs = arrays.historyInputs ?? empty;
+    // Size the rings for what was saved before unpacking into them.
+    let slots = Math.min(this.pendingCapacity, INITIAL_PENDING_SLOTS);
+    while (slots < pendingTicks.length && slots < this.pendingCapacity) slots = Math.min(this.pendingCapacity, slots * 2);
+    this.pendingSlots = slots;
+    this.pendingTicks = new Float64Array(slots);
+    this.pendingProbs = new Float64Array(slots * classes);
+    this.pendingOutputWeights = new Float64Array(slots * classes * n);
+    let size = Math.min(this.maxHistorySize, this.truncation + INITIAL_PENDING_SLOTS + 1);
+    while (size < historyInputs.length / d + 1 && size < this.maxHistorySize) size = Math.min(this.maxHistorySize, size * 2);
+    this.historySize = size;
+    this.historyInputs = new Float64Array(size * d);
+    this.historyHidden = new Float64Array(size * n);
+    const historyStart = Number(meta.historyFrom) % this.historySize;
+    unpackRing(historyInputs, this.historyInputs, d, this.historySize, historyStart);
     unpackRing(arrays.historyHidden ?? empty, this.historyHidden, n, this.historySize, historyStart);
     this.pendingHead = 0;
-    this.pendingCount = unpackRing(arrays.pendingTicks ?? empty, this.pendingTicks, 1, this.pendingCapacity, 0);
-    unpackRing(arrays.pendingProbs ?? empty, this.pendingProbs, classes, this.pendingCapacity, 0);
-    unpackRing(arrays.pendingOutputWeights ?? empty, this.pendingOutputWeights, classes * n, this.pendingCapacity, 0);
+    this.pendingCount = unpackRing(pendingTicks, this.pendingTicks, 1, this.pendingSlots, 0);
+    unpackRing(arrays.pendingProbs ?? empty, this.pendingProbs, classes, this.pendingSlots, 0);
+    unpackRing(arrays.pendingOutputWeights ?? empty, this.pendingOutputWeights, classes * n, this.pendingSlots, 0);
   }
 }

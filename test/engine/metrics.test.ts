@@ -22,7 +22,7 @@ const HAND_HITS = [1, 0, 1, 0, 0, 1];
 
 const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
 
-/** Rolling sums are kept incrementally, so a restored copy may differ in the last bits. */
+/** Rolling sums are added up from buckets in one order, so a restored copy may differ in the last bits. */
 function expectSameRolling(actual: PrequentialMetrics, expected: PrequentialMetrics): void {
   const want = expected.rolling();
   actual.rolling().forEach((got, i) => {
@@ -148,10 +148,13 @@ describe('PrequentialMetrics rolling windows', () => {
       hits.push(predicted === label ? 1 : 0);
       logLosses.push(-Math.log(Math.max(1e-12, probs[label])));
       briers.push(2 * (1 - probs[label]) ** 2);
-      if (i === 4321 || i === 24_999) {
+      if (i === 4321 || i === 24_999 || i === 24_990) {
         metrics.rolling().forEach((rolling, w) => {
-          const from = Math.max(0, hits.length - windows[w]);
-          expect(rolling.n).toBe(hits.length - from);
+          // Buckets of ceil(W / 64) scores: the window covers between W - bucket + 1 and W of the newest.
+          const bucket = Math.ceil(windows[w] / 64);
+          expect(rolling.n).toBeLessThanOrEqual(Math.min(windows[w], hits.length));
+          expect(rolling.n).toBeGreaterThan(Math.min(windows[w], hits.length) - bucket);
+          const from = hits.length - rolling.n;
           expect(rolling.accuracy).toBeCloseTo(mean(hits.slice(from)), 12);
           expect(rolling.logLoss).toBeCloseTo(mean(logLosses.slice(from)), 9);
           expect(rolling.brier).toBeCloseTo(mean(briers.slice(from)), 9);
@@ -181,17 +184,55 @@ describe('PrequentialMetrics state', () => {
     expectSameRolling(restored, original);
   });
 
-  it('restores into different windows from the recent scores it kept', () => {
+  it('starts a window the checkpoint has no buckets for afresh, and keeps the overall figures', () => {
     const original = new PrequentialMetrics(3, [4]);
     recordAll(original, HAND_STREAM);
-    const restored = new PrequentialMetrics(3, [3, 10]);
+    const restored = new PrequentialMetrics(3, [4, 10]);
     restored.setState(original.getState());
-    const [lastThree, lastTen] = restored.rolling();
-    expect(lastThree.accuracy).toBeCloseTo(mean(HAND_HITS.slice(3)), 12);
-    // Only 4 scores were kept, so a 10-window starts from those 4.
-    expect(lastTen.n).toBe(4);
-    expect(lastTen.brier).toBeCloseTo(mean(HAND_BRIER.slice(2)), 9);
-    expect(restored.summary().n).toBe(6);
+    const [lastFour, lastTen] = restored.rolling();
+    expect(lastFour.accuracy).toBeCloseTo(mean(HAND_HITS.slice(2)), 12);
+    expect(lastTen.n).toBe(0);
+    expect(restored.summary()).toEqual(original.summary());
+  });
+
+  it('reads a version-1 checkpoint (every recent score) into its buckets', () => {
+    const original = new PrequentialMetrics(3, [2, 4]);
+    recordAll(original, HAND_STREAM);
+    const summary = original.summary();
+    const version1 = prequentialMetricsStateSchema.parse({
+      version: 1,
+      classes: 3,
+      windows: [4],
+      n: HAND_STREAM.length,
+      correct: HAND_HITS.reduce((a, b) => a + b, 0),
+      logLossSum: HAND_LOG_LOSS.reduce((a, b) => a + b, 0),
+      brierSum: HAND_BRIER.reduce((a, b) => a + b, 0),
+      confusion: summary.confusion.flat(),
+      recentCorrect: HAND_HITS.slice(2),
+      recentLogLoss: HAND_LOG_LOSS.slice(2),
+      recentBrier: HAND_BRIER.slice(2),
+    });
+    const restored = new PrequentialMetrics(3, [2, 4]);
+    restored.setState(version1);
+    expect(restored.summary().n).toBe(summary.n);
+    // The hand log-losses above are rounded to 6 decimals.
+    restored.rolling().forEach((got, i) => {
+      const want = original.rolling()[i];
+      expect([got.window, got.n, got.accuracy]).toEqual([want.window, want.n, want.accuracy]);
+      expect(got.logLoss).toBeCloseTo(want.logLoss!, 5);
+      expect(got.brier).toBeCloseTo(want.brier!, 9);
+    });
+  });
+
+  it('keeps a checkpoint small whatever the window: 64 buckets, not every score', () => {
+    const metrics = new PrequentialMetrics(2, [1000, 10_000]);
+    const probs = Float64Array.of(0.4, 0.6);
+    for (let i = 0; i < 50_000; i++) metrics.record(probs, 0, i % 3 === 0 ? 0 : 1);
+    const bytes = JSON.stringify(metrics.getState()).length;
+    expect(bytes).toBeLessThan(12_000);
+    const restored = new PrequentialMetrics(2, [1000, 10_000]);
+    restored.setState(prequentialMetricsStateSchema.parse(JSON.parse(JSON.stringify(metrics.getState()))));
+    expectSameRolling(restored, metrics);
   });
 
   it('refuses a state for another number of classes, naming the field', () => {
