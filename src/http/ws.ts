@@ -17,8 +17,8 @@
 //   while the socket's send buffer is below a threshold; when the queue is full it is conflated
 //   to the newest prediction per symbol (the next frame says how many were skipped); a
 //   subscriber whose send buffer does not drain for `stuckMs` is closed with 1013 (the close
-//   frame queues behind what it has not read; it is cut off only if it then stops reading
-//   altogether). Clients are pinged every `streamPingSeconds`; one that has not answered the
+//   frame queues behind what it has not read; it is cut off only if it has not read that far
+//   within `closeGraceMs`). Clients are pinged every `streamPingSeconds`; one that has not answered the
 //   previous ping is half-open and is terminated. Over `maxStreamConnections` the upgrade is
 //   refused with 503.
 import fastifyWebsocket from '@fastify/websocket';
@@ -45,6 +45,8 @@ export class StreamStats {
   dropped = 0;
   /** Stream subscribers closed with 1013 because their send buffer did not drain. */
   slowClosed = 0;
+  /** Of those, the ones that had not read up to the close frame within the grace and were cut off. */
+  slowTerminated = 0;
   /** Open /v1/ingest connections. */
   ingestConnections = 0;
   /** Ingest frames refused by the per-connection rate limit. */
@@ -78,6 +80,8 @@ export interface StreamLimits {
   readonly drainIntervalMs: number;
   /** An ingest producer whose unread replies exceed this is closed with 1008. */
   readonly ingestReplyBufferBytes: number;
+  /** A subscriber closed for being slow has this long to read up to its close frame before it is cut off. */
+  readonly closeGraceMs: number;
 }
 
 export const defaultStreamLimits: StreamLimits = {
@@ -85,6 +89,7 @@ export const defaultStreamLimits: StreamLimits = {
   stuckMs: 5000,
   drainIntervalMs: 50,
   ingestReplyBufferBytes: 8 * 1024 * 1024,
+  closeGraceMs: 30_000,
 };
 
 const symbolList = z.array(symbolSchema).min(1).max(1000);
@@ -334,8 +339,8 @@ class Subscriber {
   private skipped = 0;
   private lastWritable = performance.now();
   private closing = false;
-  /** After the 1013 close: when the send buffer last shrank, and to what. */
-  private closeProgress: { at: number; buffered: number } | null = null;
+  /** When the 1013 close was sent. */
+  private closedAt: number | null = null;
   private awaitingPong = false;
 
   constructor(
@@ -360,11 +365,11 @@ class Subscriber {
 
   /** The drain timer: retry a waiting queue, and close a subscriber that stopped reading. */
   tick(now: number): void {
-    if (this.socket.readyState !== this.socket.OPEN) return;
     if (this.closing) {
-      this.cutOffIfStalled(now);
+      if (this.socket.readyState === this.socket.CLOSING) this.cutOffIfStalled(now);
       return;
     }
+    if (this.socket.readyState !== this.socket.OPEN) return;
     if (this.writable()) {
       this.drain();
       return;
@@ -374,21 +379,21 @@ class Subscriber {
       this.stats.slowClosed++;
       this.log.warn({ symbols: [...this.symbols], queued: this.queue.length, bufferedBytes: this.socket.bufferedAmount }, 'closing a stream subscriber that stopped reading');
       this.discardQueue();
-      // The close frame waits behind what the client has not read yet. A client that reads,
-      // however slowly, gets to it and learns why (1013); only one that stops reading
-      // altogether for another `stuckMs` is cut off.
+      // The close frame waits behind what the client has not read yet. A client that reads it
+      // within `closeGraceMs` learns why (1013); only then is it cut off.
       this.socket.close(CLOSE_TRY_AGAIN_LATER, `too slow: send buffer over ${this.limits.sendBufferBytes} bytes for ${this.limits.stuckMs} ms`);
-      this.closeProgress = { at: now, buffered: this.socket.bufferedAmount };
+      this.closedAt = now;
     }
   }
 
+  /**
+   * Progress of a socket that has stopped reading cannot be seen from here (kernel buffers on
+   * both ends hide it), so a closed subscriber gets a fixed grace to read up to its close frame;
+   * only then is it cut off.
+   */
   private cutOffIfStalled(now: number): void {
-    const progress = this.closeProgress;
-    if (!progress) return;
-    const buffered = this.socket.bufferedAmount;
-    if (buffered < progress.buffered) {
-      this.closeProgress = { at: now, buffered };
-    } else if (now - progress.at > this.limits.stuckMs) {
+    if (this.closedAt !== null && now - this.closedAt > this.limits.closeGraceMs) {
+      this.stats.slowTerminated++;
       this.socket.terminate();
     }
   }

@@ -144,7 +144,7 @@ describe('WS /v1/stream', () => {
   });
 
   it('conflates a subscriber that stops reading, within a bounded queue, and closes it with 1013 when it stays stuck', async () => {
-    const limits: StreamLimits = { sendBufferBytes: 64 * 1024, stuckMs: 1000, drainIntervalMs: 20, ingestReplyBufferBytes: 1 << 20 };
+    const limits: StreamLimits = { sendBufferBytes: 64 * 1024, stuckMs: 1000, drainIntervalMs: 20, ingestReplyBufferBytes: 1 << 20, closeGraceMs: 30_000 };
     const queueLimit = 16;
     const { url, runtime, app } = await startStreamOnly({ subscriberQueue: queueLimit }, limits);
     const stats = streamStatsOf(runtime);

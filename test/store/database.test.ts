@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../src/store/database.js';
+import { DatabaseOpenError, openDatabase, storeFailureKind } from '../../src/store/database.js';
 import { CheckpointRepository } from '../../src/store/checkpoints.js';
 
 let workDir: string;
@@ -16,6 +16,36 @@ afterEach(() => {
 });
 
 describe('openDatabase', () => {
+  it('names the file in every start-up error: a folder that cannot be made, a 0-byte file, a file that is not a database', () => {
+    const aFile = join(workDir, 'plain-file');
+    writeFileSync(aFile, 'x');
+    expect(() => openDatabase(join(aFile, 'state.sqlite'))).toThrow(new RegExp(`^database ${aFile}/state.sqlite: cannot create its folder`));
+
+    const empty = join(workDir, 'empty.sqlite');
+    writeFileSync(empty, '');
+    expect(() => openDatabase(empty)).toThrow(DatabaseOpenError);
+    expect(() => openDatabase(empty)).toThrow(`database ${empty} is an empty file (0 bytes), so it holds no checkpoints`);
+    expect(() => openDatabase(empty, { readonly: true })).toThrow(/is an empty file \(0 bytes\)/);
+
+    const notDb = join(workDir, 'text.sqlite');
+    writeFileSync(notDb, 'this is not sqlite, but long enough to have a header of its own......'.repeat(20));
+    expect(() => openDatabase(notDb)).toThrow(new RegExp(`^database ${notDb}: file is not a database`));
+  });
+
+  it('bounds the file size: writes past maxBytes fail as on a full disk', () => {
+    const db = openDatabase(join(workDir, 'small.sqlite'), { maxBytes: 64 * 1024 });
+    const repository = new CheckpointRepository(db, { keepPerSymbol: 1000 });
+    let failure: unknown = null;
+    try {
+      for (let i = 0; i < 100; i++) repository.save({ symbol: 'S', tickCount: i, configHash: 'h', payload: new Uint8Array(8 * 1024).fill(i), now: i });
+    } catch (error) {
+      failure = error;
+    }
+    expect(storeFailureKind(failure)).toBe('full');
+    expect((failure as Error).message).toMatch(/database or disk is full/);
+    db.close();
+  });
+
   it('creates missing parent folders and sets WAL, synchronous=FULL, foreign keys and a busy timeout', () => {
     const path = join(workDir, 'nested', 'deeper', 'state.sqlite');
     const db = openDatabase(path, { busyTimeoutMs: 2_500 });
