@@ -4,7 +4,10 @@
 //   features  feature extraction and online normalisation
 //   sources   read throughput over the real recordings in ../shared/data
 //   service   WS tick-to-prediction latency with 100 subscribers, ingest ramp, checkpoint writes
-// `--only learners|features|sources|service` runs one section. The recordings are looked for in
+//   flood     a polite producer's ack latency and /healthz beside ten flooding producers
+//   symbols   1,000 symbols: memory per idle symbol, checkpoint size, restart, checkpoint stalls
+// `--only <section>` runs one section; `--baseline <dist/src/cli/main.js of another checkout>`
+// also runs flood and symbols against that build, side by side. The recordings are looked for in
 // ../shared/data next to the repository (not the working directory), or in LOB_SHARED_DATA.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -15,7 +18,9 @@ import { z } from 'zod';
 import { benchBinanceRaw } from './binance-raw.js';
 import { benchFeatures } from './features.js';
 import { benchFileSources } from './file-sources.js';
+import { benchFlood, formatFlood } from './flood.js';
 import { benchService } from './service.js';
+import { benchSymbols, formatSymbols } from './symbols.js';
 import {
   BENCH_CLASSES,
   BENCH_HIDDEN_SIZES,
@@ -31,7 +36,7 @@ import {
 } from './learners.js';
 import { defaultOptimiserConfig } from '../src/model/optimiser.js';
 
-const SECTIONS = ['learners', 'features', 'sources', 'service'] as const;
+const SECTIONS = ['learners', 'features', 'sources', 'service', 'flood', 'symbols'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The repository root: the nearest directory above this module holding lob-rtrl's package.json. */
@@ -46,8 +51,17 @@ function repoRoot(): string {
   }
 }
 
+/** `--baseline <cli>` anywhere in the arguments, removed from them. */
+function takeBaseline(argv: string[]): string | undefined {
+  const at = argv.indexOf('--baseline');
+  if (at < 0) return undefined;
+  const [, cli] = argv.splice(at, 2);
+  if (!cli) throw new Error('bench: --baseline needs the path of another build\'s dist/src/cli/main.js');
+  return resolve(cli);
+}
+
 function parseSections(argv: readonly string[]): readonly Section[] {
-  const usage = `usage: node dist/bench/run.js [--only ${SECTIONS.join('|')}]`;
+  const usage = `usage: node dist/bench/run.js [--only ${SECTIONS.join('|')}] [--baseline <other checkout>/dist/src/cli/main.js]`;
   if (argv.length === 0) return SECTIONS;
   const only = argv[0] === '--only' && argv.length === 2 ? argv[1] : argv.length === 1 && argv[0].startsWith('--only=') ? argv[0].slice('--only='.length) : undefined;
   if (only === undefined) throw new Error(`bench: unexpected arguments "${argv.join(' ')}"; ${usage}`);
@@ -235,8 +249,28 @@ async function serviceSection(root: string): Promise<void> {
   await benchService(root);
 }
 
+async function floodSection(root: string, baseline: string | undefined): Promise<void> {
+  heading('ingest flood (server in its own process; 10 flooders x 1,000-snapshot frames, 1 producer at 100 ticks/s)');
+  const results = [];
+  if (baseline) results.push(await benchFlood(root, baseline, `baseline ${baseline}`));
+  results.push(await benchFlood(root, resolve(root, 'dist/src/cli/main.js'), 'this build'));
+  console.log(formatFlood(results));
+  console.log('goal: polite ack p99 < 50 ms and /healthz p99 < 50 ms (unanswered polite frames count at their age at the end).');
+}
+
+async function symbolsSection(root: string, baseline: string | undefined): Promise<void> {
+  heading('1,000 symbols (server in its own process, default models)');
+  const results = [];
+  if (baseline) results.push(await benchSymbols(root, baseline, `baseline ${baseline}`));
+  results.push(await benchSymbols(root, resolve(root, 'dist/src/cli/main.js'), 'this build'));
+  console.log(formatSymbols(results));
+  console.log('goal: at most 300 KB per idle symbol; no /healthz wait over 50 ms.');
+}
+
 async function main(): Promise<void> {
-  const sections = parseSections(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  const baseline = takeBaseline(argv);
+  const sections = parseSections(argv);
   const root = repoRoot();
   const dataDir = resolve(process.env.LOB_SHARED_DATA ?? resolve(root, '../shared/data'));
   const cpu = cpus();
@@ -248,6 +282,8 @@ async function main(): Promise<void> {
     if (section === 'learners') await learnersSection(root);
     else if (section === 'features') featuresSection();
     else if (section === 'sources') await sourcesSection(dataDir);
+    else if (section === 'flood') await floodSection(root, baseline);
+    else if (section === 'symbols') await symbolsSection(root, baseline);
     else await serviceSection(root);
   }
 }

@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { streamStatsOf } from '../../src/http/ws.js';
+import { ServiceRuntime } from '../../src/service/runtime.js';
 import { AMZN, amznTick, Client, startService, type CanonicalRow } from './ws-harness.js';
 
 const deepArrays = `${'['.repeat(5000)}${']'.repeat(5000)}`;
@@ -161,7 +162,6 @@ describe('timestamps, sequence numbers and symbols', () => {
 
     // A restart on the same database resumes the reset ordering, not the poisoned one.
     await runtime.stop();
-    const { ServiceRuntime } = await import('../../src/service/runtime.js');
     const restarted = new ServiceRuntime(runtime.config, { info() {}, warn() {}, error() {}, debug() {} });
     await restarted.start();
     await restarted.whenRestored();

@@ -2,7 +2,7 @@
 // that verifies but does not decode, credentials in a feed URL. The shutdown cases run a real
 // `lob-rtrl serve` (signals and exit codes are the point); the others the runtime in-process.
 import Database from 'better-sqlite3';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -120,6 +120,34 @@ describe('restore', () => {
     expect(() => second.restore('AMZN', bad.id)).toThrow(/does not decode .*the symbol's state is unchanged/);
     expect(second.engine.symbol('AMZN')!.ticks).toBe(expectedState.ticks);
     await second.stop();
+  });
+});
+
+describe('corruption found at run time', () => {
+  it('marks the database not ready, for good, when SQLite reports corruption while restoring; the symbol runs fresh', async () => {
+    const db = join(workDir, 'corrupt.sqlite');
+    const config = loadServiceConfig({ flags: { db, demoFeed: false, levels: 5, hidden: 8, models: 'rtrl,logistic,majority' } });
+    const first = new ServiceRuntime(config, quiet);
+    for (let i = 0; i < 20; i++) first.ingest(snapshot(i));
+    for (let k = 0; k < 3; k++) first.checkpoint('AMZN', 'manual');
+    await first.stop();
+    // Garbage over every page past the schema's: the checkpoint b-tree and its overflow pages.
+    const bytes = readFileSync(db);
+    const pageSize = bytes.readUInt16BE(16);
+    for (let offset = 4 * pageSize; offset < bytes.length; offset += pageSize) bytes.fill(0xa5, offset, offset + pageSize);
+    writeFileSync(db, bytes);
+
+    const { logger, lines: logged } = capturingLogger();
+    const second = new ServiceRuntime(config, logger);
+    await second.start();
+    await second.whenRestored();
+    expect(second.engine.symbol('AMZN')?.ticks).toBe(0);
+    expect(second.storeHealth).toMatchObject({ corrupt: true, writable: false, lastFailure: { kind: 'corrupt' } });
+    expect(second.readiness()).toMatchObject({ database: false, reason: expect.stringMatching(/^database: corrupt: /) });
+    expect(logged).toContainEqual(expect.objectContaining({ level: 'error', message: 'checkpoints could not be read; the symbol starts fresh' }));
+    second.ingest(snapshot(0));
+    expect(second.engine.symbol('AMZN')?.ticks).toBe(1);
+    await expect(second.stop()).rejects.toThrow(/shutdown checkpoints failed/);
   });
 });
 

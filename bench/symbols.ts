@@ -1,0 +1,154 @@
+// Many symbols in one service, from outside: `lob-rtrl serve` in its own process with the default
+// models, 1,000 symbols pushed a few ticks each. Measures what an idle symbol costs in resident
+// memory, what its checkpoint weighs (young, and after 2,000 ticks), how long a restart on that
+// database takes to listen and to have every symbol restored, and how long /healthz waits while
+// periodic checkpoints of 300 symbols are written. Goals: an idle symbol at most 300 KB, no
+// stall over 50 ms. `--cli <path>` runs another build under the same load.
+//   npx tsc -p tsconfig.build.json && node dist/bench/run.js --only symbols
+import Database from 'better-sqlite3';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatTable } from './learners.js';
+import { percentiles, spawnServer, type SpawnedServer } from './spawned-server.js';
+
+const SYMBOLS = 1000;
+const TICKS_PER_SYMBOL = 20;
+const BUSY_TICKS = 2000;
+const PERIODIC_SYMBOLS = 300;
+const BODY_SNAPSHOTS = 500;
+
+interface Row {
+  readonly ts: number;
+  readonly bids: number[][];
+  readonly asks: number[][];
+}
+
+export interface SymbolsResult {
+  readonly label: string;
+  readonly rssPerIdleSymbolKb: number;
+  readonly checkpointYoungKb: number;
+  readonly checkpointBusyKb: number;
+  readonly databaseMb: number;
+  readonly listenSeconds: number;
+  readonly restoredSeconds: number;
+  readonly restoreHealthMs: { p50: number; p99: number; max: number };
+  readonly periodicHealthMs: { p50: number; p99: number; max: number };
+}
+
+async function post(server: SpawnedServer, body: string): Promise<void> {
+  const response = await fetch(`${server.url}/v1/snapshots`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+  if (response.status !== 200) throw new Error(`POST /v1/snapshots: ${response.status} ${(await response.text()).slice(0, 200)}`);
+}
+
+/** Times GET /healthz back to back (10 ms apart) until `until` resolves. */
+async function pollHealth(url: string, until: Promise<unknown>): Promise<number[]> {
+  let done = false;
+  void until.then(() => (done = true));
+  const latencies: number[] = [];
+  while (!done) {
+    const started = performance.now();
+    await (await fetch(`${url}/healthz`)).arrayBuffer();
+    latencies.push(performance.now() - started);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return latencies;
+}
+
+export async function benchSymbols(root: string, cli: string, label: string): Promise<SymbolsResult> {
+  const rows = readFileSync(join(root, 'fixtures/canonical/amzn-2012-06-21-first300.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Row);
+  const snapshot = (symbol: string, seq: number) => {
+    const row = rows[seq % rows.length];
+    return `{"symbol":"${symbol}","ts":${rows[0].ts + seq},"seq":${seq},"bids":${JSON.stringify(row.bids)},"asks":${JSON.stringify(row.asks)}}`;
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'lob-rtrl-bench-symbols-'));
+  const db = join(dir, 'symbols.sqlite');
+  const env = { LOB_RTRL_DB: db, LOB_RTRL_MAX_SYMBOLS: '2000', LOB_RTRL_CHECKPOINT_EVERY_SECONDS: '3600', LOB_RTRL_CHECKPOINT_EVERY_TICKS: '1000000' };
+  try {
+    // 1. Idle symbols: RSS before and after 1,000 symbols with a few ticks each.
+    const first = await spawnServer(cli, env);
+    await post(first, snapshot('WARM', 0));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const baseRss = first.rssBytes();
+    for (let tick = 0; tick < TICKS_PER_SYMBOL; tick++) {
+      for (let from = 0; from < SYMBOLS; from += BODY_SNAPSHOTS) {
+        const parts: string[] = [];
+        for (let s = from; s < Math.min(SYMBOLS, from + BODY_SNAPSHOTS); s++) parts.push(snapshot(`S${s}`, tick));
+        await post(first, `[${parts.join(',')}]`);
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const rssPerIdleSymbolKb = (first.rssBytes() - baseRss) / SYMBOLS / 1024;
+    // One busy symbol, for the checkpoint size after many ticks.
+    for (let from = 0; from < BUSY_TICKS; from += BODY_SNAPSHOTS) {
+      const parts: string[] = [];
+      for (let tick = from; tick < from + BODY_SNAPSHOTS; tick++) parts.push(snapshot('BUSY', tick));
+      await post(first, `[${parts.join(',')}]`);
+    }
+    await first.stop();
+    const store = new Database(db, { readonly: true });
+    const sizeOf = (symbol: string) => (store.prepare('SELECT size_bytes FROM checkpoints WHERE symbol = ? ORDER BY id DESC LIMIT 1').pluck().get(symbol) as number) / 1024;
+    const checkpointYoungKb = sizeOf('S0');
+    const checkpointBusyKb = sizeOf('BUSY');
+    store.close();
+    const databaseMb = statSync(db).size / 1024 / 1024;
+
+    // 2. Restart on that database: time to listen, time until every symbol is restored, and
+    // /healthz meanwhile (a build that restores before listening answers once it is done).
+    const spawned = performance.now();
+    const second = await spawnServer(cli, env);
+    const listenSeconds = (performance.now() - spawned) / 1000;
+    const restored = (async () => {
+      for (;;) {
+        const body = (await (await fetch(`${second.url}/v1/symbols`)).json()) as { restoring?: number; symbols: unknown[] };
+        if ((body.restoring ?? 0) === 0 && body.symbols.length >= SYMBOLS) return;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    const restoreHealth = await pollHealth(second.url, restored);
+    const restoredSeconds = (performance.now() - spawned) / 1000;
+    await second.stop();
+
+    // 3. Periodic checkpoints of 300 symbols that moved, every 2 s, with /healthz polled.
+    const third = await spawnServer(cli, { ...env, LOB_RTRL_CHECKPOINT_EVERY_SECONDS: '2' });
+    const parts: string[] = [];
+    for (let s = 0; s < PERIODIC_SYMBOLS; s++) parts.push(snapshot(`S${s}`, TICKS_PER_SYMBOL));
+    await post(third, `[${parts.join(',')}]`);
+    const periodicHealth = await pollHealth(third.url, new Promise((resolve) => setTimeout(resolve, 6000)));
+    await third.stop();
+
+    return {
+      label,
+      rssPerIdleSymbolKb,
+      checkpointYoungKb,
+      checkpointBusyKb,
+      databaseMb,
+      listenSeconds,
+      restoredSeconds,
+      restoreHealthMs: percentiles(restoreHealth),
+      periodicHealthMs: percentiles(periodicHealth),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function formatSymbols(results: readonly SymbolsResult[]): string {
+  const f = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
+  return formatTable(
+    ['build', 'RSS/idle symbol KB', 'checkpoint KB (20 / 2,000 ticks)', 'db MB', 'listen s', 'all restored s', '/healthz while restoring p99/max ms', '/healthz during checkpoints p99/max ms'],
+    results.map((r) => [
+      r.label,
+      f(r.rssPerIdleSymbolKb, 0),
+      `${f(r.checkpointYoungKb, 0)} / ${f(r.checkpointBusyKb, 0)}`,
+      f(r.databaseMb),
+      f(r.listenSeconds, 2),
+      f(r.restoredSeconds, 2),
+      `${f(r.restoreHealthMs.p99)} / ${f(r.restoreHealthMs.max)}`,
+      `${f(r.periodicHealthMs.p99)} / ${f(r.periodicHealthMs.max)}`,
+    ]),
+  );
+}
