@@ -76,8 +76,10 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
           return timeline;
         }
       : undefined,
-    onNewSymbol: (symbolEngine) => {
-      resumed.set(symbolEngine.symbol, store ? store.restore(symbolEngine, configHash, options.logger) : null);
+    createSymbol: (symbol, fresh) => {
+      const restored = store ? store.restore(symbol, fresh, configHash, options.logger) : { engine: fresh(), checkpoint: null };
+      resumed.set(symbol, restored.checkpoint);
+      return restored.engine;
     },
   });
 

@@ -33,7 +33,12 @@ export interface EngineOptions {
   /** Symbol -> timeline, created on first sight; replay uses it for the HTML report. */
   readonly timelineFor?: (symbol: string, models: readonly string[], classes: number) => MetricsTimeline;
   readonly onScored?: ScoredListener;
-  /** Called when a symbol is first seen, before its first tick: checkpoints restore here. */
+  /**
+   * Builds the engine of a symbol first seen, before its first tick: checkpoints restore here,
+   * each candidate into its own `fresh()` engine. Default: a fresh engine.
+   */
+  readonly createSymbol?: (symbol: string, fresh: () => SymbolEngine) => SymbolEngine;
+  /** Called once a new symbol's engine is in place. */
   readonly onNewSymbol?: (engine: SymbolEngine) => void;
   /** At most this many symbols (a bound on memory for push ingest). */
   readonly maxSymbols?: number;
@@ -56,11 +61,22 @@ export class Engine {
     };
   }
 
+  /** Puts `engine` in place of its symbol's running one (a restore built it whole beside it). */
+  replace(engine: SymbolEngine): void {
+    if (!this.symbols.has(engine.symbol)) throw new Error(`replace: ${engine.symbol} is not running`);
+    this.symbols.set(engine.symbol, engine);
+  }
+
+  /** A fresh engine for `symbol` with this engine's configuration, not yet in place. */
+  freshSymbol(symbol: string): SymbolEngine {
+    return new SymbolEngine(symbol, this.config, null, this.options.onScored ?? null);
+  }
+
   symbol(symbol: string): SymbolEngine | undefined {
     return this.symbols.get(symbol);
   }
 
-  /** The symbol's engine, created (and restored through `onNewSymbol`) if new; null over the symbol limit. */
+  /** The symbol's engine, created (and restored through `createSymbol`) if new; null over the symbol limit. */
   symbolOrCreate(symbol: string): SymbolEngine | null {
     return this.engineFor(symbol);
   }
@@ -125,7 +141,8 @@ export class Engine {
     if (existing) return existing;
     if (this.options.maxSymbols !== undefined && this.symbols.size >= this.options.maxSymbols) return null;
     const timeline = this.options.timelineFor?.(symbol, this.config.models.map(modelName), classNames(this.config.target).length) ?? null;
-    const engine = new SymbolEngine(symbol, this.config, timeline, this.options.onScored ?? null);
+    const fresh = () => new SymbolEngine(symbol, this.config, timeline, this.options.onScored ?? null);
+    const engine = this.options.createSymbol ? this.options.createSymbol(symbol, fresh) : fresh();
     this.symbols.set(symbol, engine);
     this.options.onNewSymbol?.(engine);
     return engine;

@@ -184,11 +184,16 @@ export class SymbolEngine {
    * fails half-way (learners restored, metrics not) is never half-applied here.
    */
   setState(bytes: Uint8Array): void {
-    new SymbolEngine(this.symbol, this.config).applyState(bytes);
-    this.applyState(bytes);
+    new SymbolEngine(this.symbol, this.config).loadState(bytes);
+    this.loadState(bytes);
   }
 
-  private applyState(bytes: Uint8Array): void {
+  /**
+   * Loads `bytes` into an engine nothing else holds yet (a restore builds one per candidate
+   * checkpoint): cheaper than `setState`, but a failure leaves it half-loaded, so the caller
+   * throws it away.
+   */
+  loadState(bytes: Uint8Array): void {
     const [headerBytes, ...learnerBytes] = unpackChunks(bytes);
     if (!headerBytes) throw new Error('symbol state: empty');
     const header = decodeState(headerBytes, 'symbol-engine');

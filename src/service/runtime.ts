@@ -212,7 +212,7 @@ export class ServiceRuntime {
       clock: () => performance.now(),
       logger,
       maxSymbols: config.maxSymbols,
-      onNewSymbol: (symbolEngine) => this.onNewSymbol(symbolEngine),
+      createSymbol: (symbol, fresh) => this.createSymbol(symbol, fresh),
     });
     this.engine.addSink((prediction) => this.onPrediction(prediction));
   }
@@ -268,21 +268,30 @@ export class ServiceRuntime {
     return this.engine.symbolOrCreate(symbol) ?? undefined;
   }
 
-  private onNewSymbol(symbolEngine: SymbolEngine): void {
-    this.unrestored.delete(symbolEngine.symbol);
+  /** A symbol first seen: restored from its checkpoints (or fresh), and its ingest ordering resumed. */
+  private createSymbol(symbol: string, fresh: () => SymbolEngine): SymbolEngine {
+    this.unrestored.delete(symbol);
+    let symbolEngine: SymbolEngine;
     let restored: number | null = null;
     try {
-      restored = this.checkpoints.restore(symbolEngine, this.configHash, this.logger);
+      ({ engine: symbolEngine, checkpoint: restored } = this.checkpoints.restore(symbol, fresh, this.configHash, this.logger));
     } catch (error) {
       // A store that cannot be read must not stop the symbol from running: it starts fresh.
       this.noteStoreFailure(error);
-      this.logger.error({ symbol: symbolEngine.symbol, err: error }, 'checkpoints could not be read; the symbol starts fresh');
+      this.logger.error({ symbol, err: error }, 'checkpoints could not be read; the symbol starts fresh');
+      symbolEngine = fresh();
     }
+    this.resumeOrdering(symbolEngine);
+    this.lastCheckpointTick.set(symbol, symbolEngine.ticks);
+    if (restored !== null) this.logger.info({ symbol, checkpoint: restored, ticks: symbolEngine.ticks }, 'resumed from checkpoint');
+    return symbolEngine;
+  }
+
+  private resumeOrdering(symbolEngine: SymbolEngine): void {
+    this.ingestMapper.forget(symbolEngine.symbol);
     if (symbolEngine.lastInputTs !== null || symbolEngine.lastInputSeq !== null) {
       this.ingestMapper.remember(symbolEngine.symbol, symbolEngine.lastInputSeq ?? undefined, symbolEngine.lastInputTs ?? Number.NEGATIVE_INFINITY);
     }
-    this.lastCheckpointTick.set(symbolEngine.symbol, symbolEngine.ticks);
-    if (restored !== null) this.logger.info({ symbol: symbolEngine.symbol, checkpoint: restored, ticks: symbolEngine.ticks }, 'resumed from checkpoint');
   }
 
   private startFeed(feedConfig: FeedConfig): void {
@@ -343,11 +352,14 @@ export class ServiceRuntime {
   private runPushItem(item: PushItem): void {
     const { batch } = item;
     try {
-      const message = this.ingestMapper.acceptOne(item.element, batch.localTs, item.index);
+      const valid = this.ingestMapper.validate(item.element, batch.localTs, item.index);
+      // A stored symbol is restored before the ordering check, so it is checked against where it stopped.
+      const known = valid.type === 'rejected' ? null : this.engine.symbolOrCreate(valid.symbol);
+      const message = valid.type === 'rejected' || known === null ? valid : this.ingestMapper.order(valid, item.element, item.index);
       if (message.type === 'rejected') {
         this.process(message);
         batch.outcome.rejected.push({ reason: message.reason, detail: message.detail });
-      } else if (this.engine.symbolOrCreate(message.symbol) === null) {
+      } else if (known === null) {
         const detail = `${item.index === undefined ? '' : `${item.index}.`}symbol: "${message.symbol}" exceeds the limit of ${this.config.maxSymbols} symbols`;
         this.process({ type: 'rejected', reason: 'unknown_symbol', detail, sample: message.symbol, symbol: message.symbol });
         batch.outcome.rejected.push({ reason: 'unknown_symbol', detail });
@@ -473,18 +485,17 @@ export class ServiceRuntime {
     if (!stored || stored.meta.symbol !== symbol) throw new NotFoundError(`checkpoint ${id} of ${symbol} not found`);
     if (checksumOf(stored.payload) !== stored.meta.checksum) throw new ConflictError(`checkpoint ${id}: checksum does not match its payload`);
     if (stored.meta.configHash !== this.configHash) throw new ConflictError(`checkpoint ${id}: made with another configuration`);
-    const symbolEngine = this.engine.symbolOrCreate(symbol);
-    if (!symbolEngine) throw new ConflictError(`symbol limit of ${this.config.maxSymbols} reached`);
+    if (!this.engine.symbolOrCreate(symbol)) throw new ConflictError(`symbol limit of ${this.config.maxSymbols} reached`);
+    // Built whole beside the running engine, which is replaced only once the state has loaded.
+    const symbolEngine = this.engine.freshSymbol(symbol);
     try {
-      symbolEngine.setState(stored.payload);
+      symbolEngine.loadState(stored.payload);
     } catch (error) {
       throw new ConflictError(`checkpoint ${id}: its payload does not decode (${(error as Error).message}); the symbol's state is unchanged`);
     }
+    this.engine.replace(symbolEngine);
     this.lastCheckpointTick.set(symbol, symbolEngine.ticks);
-    this.ingestMapper.forget(symbol);
-    if (symbolEngine.lastInputTs !== null || symbolEngine.lastInputSeq !== null) {
-      this.ingestMapper.remember(symbol, symbolEngine.lastInputSeq ?? undefined, symbolEngine.lastInputTs ?? Number.NEGATIVE_INFINITY);
-    }
+    this.resumeOrdering(symbolEngine);
     return stored.meta;
   }
 

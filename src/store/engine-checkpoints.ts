@@ -21,31 +21,31 @@ export class EngineCheckpoints {
   }
 
   /**
-   * Restores `engine` from its newest checkpoint that verifies, matches `configHash` and
-   * decodes whole; a checkpoint that verifies but does not decode (written by incompatible
-   * code, or damaged before its checksum was taken) is skipped with a warning naming it and
-   * the next older one is tried. `setState` applies nothing unless the whole state decodes, so
-   * a skipped checkpoint leaves no trace. Returns the checkpoint id used, or null when the
-   * symbol starts fresh.
+   * A symbol's engine restored from its newest checkpoint that verifies, matches `configHash`
+   * and decodes whole, each candidate loaded into its own `fresh()` engine; a checkpoint that
+   * verifies but does not decode (written by incompatible code, or damaged before its checksum
+   * was taken) is skipped with a warning naming it, and the next older one tried, so nothing of
+   * it is ever half-applied. `checkpoint` is the id used, or null when the symbol starts fresh.
    */
-  restore(engine: SymbolEngine, configHash: string, logger?: CheckpointLogger): number | null {
-    for (const candidate of this.repository.newestFirst(engine.symbol, configHash)) {
+  restore(symbol: string, fresh: () => SymbolEngine, configHash: string, logger?: CheckpointLogger): { engine: SymbolEngine; checkpoint: number | null } {
+    for (const candidate of this.repository.newestFirst(symbol, configHash)) {
       if ('skipped' in candidate) {
-        logger?.warn({ symbol: engine.symbol, checkpoint: candidate.skipped.id, reason: candidate.skipped.reason }, 'checkpoint skipped');
+        logger?.warn({ symbol, checkpoint: candidate.skipped.id, reason: candidate.skipped.reason }, 'checkpoint skipped');
         continue;
       }
       const { meta, payload } = candidate.checkpoint;
+      const engine = fresh();
       try {
-        engine.setState(payload);
-        return meta.id;
+        engine.loadState(payload);
+        return { engine, checkpoint: meta.id };
       } catch (error) {
         logger?.warn(
-          { symbol: engine.symbol, checkpoint: meta.id, reason: 'does_not_decode', error: (error as Error).message },
+          { symbol, checkpoint: meta.id, reason: 'does_not_decode', error: (error as Error).message },
           'checkpoint skipped: its payload verifies but does not decode; trying the next older one',
         );
       }
     }
-    return null;
+    return { engine: fresh(), checkpoint: null };
   }
 
   /** Writes the engine's state now; returns only after the transaction committed. */

@@ -228,21 +228,36 @@ export class CanonicalMapper implements FrameMapper {
 
   /** Validates and orders one message; `index` is its place in an array, for error paths. */
   acceptOne(value: unknown, localTs: EpochMs | undefined, index?: number): CanonicalMessage | Rejected {
+    const message = this.validate(value, localTs, index);
+    return message.type === 'rejected' ? message : this.order(message, value, index);
+  }
+
+  /** The checks that need no history: shape, book soundness, the receive clock's skew. */
+  validate(value: unknown, localTs: EpochMs | undefined, index?: number): CanonicalMessage | Rejected {
     const result = parseCanonical(value, this.options.levels, localTs);
     if (result.type === 'rejected') {
       if (index === undefined) return result;
       return { ...result, detail: atElement(result, index) };
     }
-    const where = index === undefined ? '' : `${index}.`;
     if (localTs !== undefined && result.ts > localTs + this.maxClockSkewMs) {
       return rejected(
         'implausible_ts',
-        `${result.symbol}: ${where}ts: ${result.ts} is ${Math.round(result.ts - localTs)} ms ahead of the receive clock (at most ${this.maxClockSkewMs} ms allowed)`,
+        `${result.symbol}: ${index === undefined ? '' : `${index}.`}ts: ${result.ts} is ${Math.round(result.ts - localTs)} ms ahead of the receive clock (at most ${this.maxClockSkewMs} ms allowed)`,
         value,
         result.symbol,
       );
     }
-    return result.type === 'trade' ? this.orderTrade(result, where, value) : this.orderSnapshot(result, where, value);
+    return result;
+  }
+
+  /**
+   * The checks against the symbol's history (seq, ts and trade id must move forward); a message
+   * that passes becomes that history. A caller that restores symbols on first sight does so
+   * between `validate` and `order`, so the restored history is the one checked against.
+   */
+  order(message: CanonicalMessage, value: unknown, index?: number): CanonicalMessage | Rejected {
+    const where = index === undefined ? '' : `${index}.`;
+    return message.type === 'trade' ? this.orderTrade(message, where, value) : this.orderSnapshot(message, where, value);
   }
 
   private orderSnapshot(snapshot: BookSnapshot, where: string, value: unknown): BookSnapshot | Rejected {
