@@ -2,7 +2,7 @@
 // the features as the engine does before the learners (per symbol an extractor and an online
 // normaliser over preallocated arrays).
 import type { MarketMessage } from '../src/domain/types.js';
-import type { FileFormat } from '../src/venues/types.js';
+import { messageBatches, type FileFormat } from '../src/venues/types.js';
 import { FeatureExtractor } from '../src/features/extract.js';
 import { OnlineNormaliser } from '../src/features/normaliser.js';
 
@@ -43,10 +43,12 @@ export async function drain(format: FileFormat, paths: readonly string[], levels
   const counts = new Map<string, number>();
   const featuriser = featurise ? new Featuriser(levels) : null;
   const started = performance.now();
-  for await (const message of format.read(paths, { levels })) {
-    const key = message.type === 'rejected' ? `rejected:${message.reason}` : message.type;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-    featuriser?.feed(message);
+  for await (const batch of messageBatches(format, paths, { levels })) {
+    for (const message of batch) {
+      const key = message.type === 'rejected' ? `rejected:${message.reason}` : message.type;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      featuriser?.feed(message);
+    }
   }
   return { counts, ms: performance.now() - started, snapshots: counts.get('book_snapshot') ?? 0 };
 }

@@ -12,6 +12,7 @@ import { MetricsTimeline } from '../engine/metrics.js';
 import { renderReportHtml, type ReplayReportData } from '../engine/report-html.js';
 import type { Prediction } from '../engine/symbol-engine.js';
 import { fileFormatById } from '../venues/registry.js';
+import { messageBatches } from '../venues/types.js';
 import { ProgressReporter } from './progress.js';
 import { EngineCheckpoints } from '../store/engine-checkpoints.js';
 
@@ -98,12 +99,21 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
     : null;
   const started = performance.now();
   try {
-    const source = format.read(options.files, { levels: options.config.levels, symbol: options.symbol });
-    const paced = options.speed === 'max' ? source : pace(source, options.speed);
-    for await (const message of paced) {
-      engine.process(message);
-      progress?.tick();
-      if (out?.writableNeedDrain) await once(out, 'drain');
+    const readOptions = { levels: options.config.levels, symbol: options.symbol };
+    if (options.speed === 'max') {
+      for await (const batch of messageBatches(format, options.files, readOptions)) {
+        for (const message of batch) {
+          engine.process(message);
+          progress?.tick();
+        }
+        if (out?.writableNeedDrain) await once(out, 'drain');
+      }
+    } else {
+      for await (const message of pace(format.read(options.files, readOptions), options.speed)) {
+        engine.process(message);
+        progress?.tick();
+        if (out?.writableNeedDrain) await once(out, 'drain');
+      }
     }
   } finally {
     progress?.finish();

@@ -9,11 +9,11 @@
 // schema, which either accepts it too or produces the error that names the field; the two
 // agree on what is valid (test/venues/canonical.test.ts holds them to it on fuzzed input).
 import { snapshotOrRejected } from '../domain/book-check.js';
-import { parseJsonBounded } from '../domain/json-edge.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan, parseJsonBounded } from '../domain/json-edge.js';
 import { canonicalSnapshotSchema, canonicalTradeSchema, describeIssues, MAX_EPOCH_MS, SYMBOL_PATTERN } from '../domain/schemas.js';
 import type { Aggressor, BookSnapshot, EpochMs, MarketMessage, Rejected, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
-import { readLines } from './lines.js';
+import { readLineBatches } from './lines.js';
 import type { FileFormat, FrameMapper, MapperOptions, Venue } from './types.js';
 
 /** The most levels a side may list; deeper books are cut to the configured levels anyway. */
@@ -31,6 +31,8 @@ export type CanonicalMessage = BookSnapshot | Trade;
 export function parseCanonical(value: unknown, levels: number, localTs?: EpochMs): CanonicalMessage | Rejected {
   const fast = isTrade(value) ? fastTrade(value, localTs) : fastSnapshot(value, levels, localTs);
   if (fast !== null) return fast.type === 'book_snapshot' ? snapshotOrRejected(fast, value) : fast;
+  // The strict path walks the value recursively (zod): bound its depth first, whoever parsed it.
+  if (nestsDeeperThan(value, MAX_JSON_DEPTH)) return rejected('too_deep', `(root): nested deeper than ${MAX_JSON_DEPTH} levels`, value, null);
   return isTrade(value) ? parseTradeStrictly(value, localTs) : parseSnapshotStrictly(value, levels, localTs);
 }
 
@@ -57,6 +59,16 @@ function aggressorOf(side: unknown): Aggressor {
   return side === 'buy' ? 1 : side === 'sell' ? -1 : 0;
 }
 
+/** The last symbol that passed the pattern: a file or a stream repeats one symbol line after line. */
+let lastValidSymbol = '';
+function isValidSymbol(symbol: unknown): symbol is string {
+  if (typeof symbol !== 'string') return false;
+  if (symbol === lastValidSymbol) return true;
+  if (!SYMBOL_PATTERN.test(symbol)) return false;
+  lastValidSymbol = symbol;
+  return true;
+}
+
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 const isEpochMs = (v: unknown): v is number => isFiniteNumber(v) && v >= 0 && v < MAX_EPOCH_MS;
 
@@ -66,7 +78,7 @@ function fastSnapshot(value: unknown, levels: number, localTs: EpochMs | undefin
   const record = value as Record<string, unknown>;
   const { type, symbol, ts, seq, bids, asks } = record;
   if (type !== undefined && type !== 'book') return null;
-  if (typeof symbol !== 'string' || !SYMBOL_PATTERN.test(symbol)) return null;
+  if (!isValidSymbol(symbol)) return null;
   if (!isEpochMs(ts)) return null;
   if (seq !== undefined && !(Number.isSafeInteger(seq) && (seq as number) >= 0)) return null;
   const flatBids = fastSide(bids, levels);
@@ -96,7 +108,7 @@ function fastSide(side: unknown, levels: number): Float64Array | null {
 
 function fastTrade(value: unknown, localTs: EpochMs | undefined): Trade | null {
   const { symbol, ts, price, size, side, id } = value as Record<string, unknown>;
-  if (typeof symbol !== 'string' || !SYMBOL_PATTERN.test(symbol)) return null;
+  if (!isValidSymbol(symbol)) return null;
   if (!isEpochMs(ts) || !isFiniteNumber(price) || !isFiniteNumber(size) || !(size > 0)) return null;
   if (side !== undefined && side !== null && side !== 'buy' && side !== 'sell') return null;
   let tradeId: string | undefined;
@@ -309,20 +321,36 @@ export const canonical: Venue = {
   live: null,
 };
 
-/** Canonical JSONL, plain or gzip: one message (or array) per line, `localTs` = `ts`. */
+/**
+ * Canonical JSONL, plain or gzip: one message (or array) per line, `localTs` = `ts`. A file is
+ * read in bulk, so lines go straight to JSON.parse (iterative in V8, so depth cannot overflow
+ * it); whatever the fast path does not accept has its depth bounded before the strict path.
+ */
 export const canonicalJsonl: FileFormat = {
   id: 'canonical',
   async *read(paths, options) {
-    const mapper = new CanonicalMapper({ ...options, maxBatch: Number.MAX_SAFE_INTEGER });
-    for (const path of paths) {
-      for await (const line of readLines(path)) {
-        const parsed = parseJsonBounded(line, path);
-        if (!parsed.ok) {
-          yield rejected(parsed.reason, parsed.detail, line, null);
+    for await (const batch of readCanonicalBatches(paths, options)) yield* batch;
+  },
+  readBatches: (paths, options) => readCanonicalBatches(paths, options),
+};
+
+async function* readCanonicalBatches(paths: readonly string[], options: MapperOptions): AsyncGenerator<MarketMessage[]> {
+  const mapper = new CanonicalMapper({ ...options, maxBatch: Number.MAX_SAFE_INTEGER });
+  for (const path of paths) {
+    for await (const lines of readLineBatches(path)) {
+      const messages: MarketMessage[] = [];
+      for (const line of lines) {
+        let value: unknown;
+        try {
+          value = JSON.parse(line);
+        } catch (error) {
+          messages.push(rejected('malformed_json', `${path}: not valid JSON (${(error as Error).message})`, line, null));
           continue;
         }
-        yield* mapper.mapValue(parsed.value, undefined);
+        if (Array.isArray(value)) messages.push(...mapper.mapValue(value, undefined));
+        else messages.push(mapper.acceptOne(value, undefined));
       }
+      yield messages;
     }
-  },
-};
+  }
+}

@@ -3,7 +3,6 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 
 export async function isGzipFile(path: string): Promise<boolean> {
@@ -19,21 +18,57 @@ export async function isGzipFile(path: string): Promise<boolean> {
 
 /** Text lines of a plain or gzip file, without line terminators; blank lines skipped. */
 export async function* readLines(path: string): AsyncGenerator<string> {
+  for await (const batch of readLineBatches(path)) yield* batch;
+}
+
+/** `readLines` a decoded chunk at a time: one await per chunk instead of one per line. */
+export async function* readLineBatches(path: string): AsyncGenerator<string[]> {
   const gzip = await isGzipFile(path);
-  const raw = createReadStream(path);
+  const raw = createReadStream(path, { highWaterMark: 1 << 18 });
   const stream: Readable = gzip ? raw.pipe(createGunzip()) : raw;
-  yield* linesOf(stream);
+  yield* lineBatchesOf(stream);
 }
 
 /** Text lines of any readable byte stream (a zip entry, a gunzip stream...). */
 export async function* linesOf(stream: Readable): AsyncGenerator<string> {
-  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+  for await (const batch of lineBatchesOf(stream)) yield* batch;
+}
+
+/**
+ * The lines of a byte stream, split on \n, \r\n or \r, a decoded chunk's worth at a time; blank
+ * lines skipped. Split by hand rather than with node:readline, which costs several times more
+ * per line.
+ */
+export async function* lineBatchesOf(stream: Readable): AsyncGenerator<string[]> {
+  stream.setEncoding('utf8');
+  let carry = '';
   try {
-    for await (const line of lines) {
-      if (line.length > 0) yield line;
+    for await (const chunk of stream as AsyncIterable<string>) {
+      const text = carry + chunk;
+      const lines: string[] = [];
+      let start = 0;
+      // Lone \r terminators are rare (old Mac files): the next \r is found once and reused.
+      let cr = text.indexOf('\r');
+      for (;;) {
+        const newline = text.indexOf('\n', start);
+        const end = newline < 0 ? text.length : newline;
+        if (cr >= 0 && cr < start) cr = text.indexOf('\r', start);
+        if (cr >= 0 && cr < end - 1) {
+          if (cr > start) lines.push(text.slice(start, cr));
+          start = cr + 1;
+          continue;
+        }
+        if (newline < 0) break;
+        const stop = cr === end - 1 ? cr : end;
+        if (stop > start) lines.push(text.slice(start, stop));
+        start = newline + 1;
+      }
+      carry = text.slice(start);
+      if (lines.length > 0) yield lines;
     }
+    const last = carry.endsWith('\r') ? carry.slice(0, -1) : carry;
+    if (last.length > 0) yield [last];
   } finally {
-    lines.close();
     stream.destroy();
   }
 }
