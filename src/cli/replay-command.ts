@@ -57,7 +57,7 @@ export function registerReplayCommand(program: Command): void {
 
 function printSummary(report: Awaited<ReturnType<typeof runReplay>>): void {
   const lines = [
-    `events read ${report.eventsRead}, accepted ${report.accepted}, rejected ${Object.values(report.rejected).reduce((a, b) => a + b, 0)}, disconnects ${report.disconnects}`,
+    `events read ${report.eventsRead}, accepted ${report.accepted}, rejected ${Object.values(report.rejected).reduce((a, b) => a + b, 0)}, disconnects ${report.disconnects}, trades ${report.trades}, order events ${report.orderEvents}`,
     `${report.wallSeconds.toFixed(1)} s, ${Math.round(report.eventsPerSecond)} events/s, step latency p50 ${report.stepLatencyUs.p50?.toFixed(0)} us p99 ${report.stepLatencyUs.p99?.toFixed(0)} us`,
   ];
   for (const symbol of report.symbols) {

@@ -649,6 +649,9 @@ class LiveFeedClient implements LiveFeed {
     while (!this.closed) {
       const outcome = await this.runConnection();
       if (this.closed) break;
+      // Trades held for a book that will not come now still happened: they go before the marker.
+      const held = this.mapper.releaseHeld?.();
+      if (held !== undefined && held.length > 0) this.emitAll(held);
       if (outcome.opened) {
         const marker: Disconnect = { type: 'disconnect', symbol: null, localTs: this.now(), reason: outcome.reason };
         this.deliver(marker);
