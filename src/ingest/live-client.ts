@@ -832,8 +832,7 @@ class LiveFeedClient implements LiveFeed {
   private resubscribe(symbol: string): void {
     const socket = this.socket;
     if (socket === undefined || socket.readyState !== WebSocket.OPEN) return;
-    for (const frame of this.protocol.unsubscribeFrames([symbol])) socket.send(frame);
-    for (const frame of this.protocol.subscribeFrames([symbol])) socket.send(frame);
+    for (const frame of this.protocol.resyncFrames([symbol])) socket.send(frame);
     this.logger?.info({ venue: this.protocol.venue, symbol }, 'resubscribed to resync');
   }
 

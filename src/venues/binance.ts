@@ -661,6 +661,8 @@ function createLiveProtocol(tradeChannel: BinanceTradeChannel | null): LiveProto
       requestId += 1;
       return [JSON.stringify({ method: 'UNSUBSCRIBE', params: streamsOf(symbols, tradeChannel), id: requestId })];
     },
+    // Books resync from REST snapshots; the stream itself is never touched.
+    resyncFrames: () => [],
     // Binance pings at the websocket level and ws answers those pongs itself.
     pingFrame: () => null,
     snapshotUrl: (baseRestUrl, symbol) =>

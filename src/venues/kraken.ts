@@ -434,6 +434,11 @@ function krakenLive(depth: KrakenDepth): LiveProtocol {
     connectUrl: (baseUrl) => baseUrl,
     subscribeFrames: (symbols) => (symbols.length ? [JSON.stringify({ event: 'subscribe', pair: [...symbols], subscription })] : []),
     unsubscribeFrames: (symbols) => (symbols.length ? [JSON.stringify({ event: 'unsubscribe', pair: [...symbols], subscription })] : []),
+    // A new book subscription starts with a snapshot.
+    resyncFrames: (symbols) =>
+      symbols.length
+        ? [JSON.stringify({ event: 'unsubscribe', pair: [...symbols], subscription }), JSON.stringify({ event: 'subscribe', pair: [...symbols], subscription })]
+        : [],
     pingFrame: () => JSON.stringify({ event: 'ping' }),
     snapshotUrl: () => null,
   };

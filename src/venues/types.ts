@@ -50,6 +50,12 @@ export interface LiveProtocol {
   subscribeFrames(symbols: readonly string[]): string[];
   /** Frames to send to drop a symbol (its book and its trades), where the venue supports it. */
   unsubscribeFrames(symbols: readonly string[]): string[];
+  /**
+   * Frames that make a venue which streams its own snapshots send a fresh book for these
+   * symbols: the book channel only, so their trades keep flowing. Empty where books resync
+   * from REST (`snapshotUrl`).
+   */
+  resyncFrames(symbols: readonly string[]): string[];
   /** An application-level ping frame, where the venue wants one (Kraken `ping`); null otherwise. */
   pingFrame(): string | null;
   /**

@@ -632,6 +632,7 @@ describe('binance live protocol', () => {
     expect(live.connectUrl('ws://127.0.0.1:8080/', ['btcusdt'])).toBe('ws://127.0.0.1:8080/stream?streams=btcusdt@depth@100ms/btcusdt@trade');
     expect(live.snapshotUrl('https://api.binance.com', 'btcusdt')).toBe('https://api.binance.com/api/v3/depth?symbol=BTCUSDT&limit=1000');
     expect(live.subscribeFrames(['btcusdt'])).toEqual([]);
+    expect(live.resyncFrames(['btcusdt'])).toEqual([]);
     expect(live.pingFrame()).toBeNull();
     const [unsubscribe] = live.unsubscribeFrames(['BTCUSDT']);
     expect(JSON.parse(unsubscribe)).toMatchObject({ method: 'UNSUBSCRIBE', params: ['btcusdt@depth@100ms', 'btcusdt@trade'] });
