@@ -3,8 +3,10 @@
 // Frames are either event objects (`systemStatus`, `subscriptionStatus`, `heartbeat`, `pong`,
 // `error`) or channel arrays:
 //   trades    [channelID, [[price, volume, time, side, orderType, misc(, tradeId)], ...], "trade", pair]
-//             side is the taker's: "b"/"buy" or "s"/"sell"; time is decimal epoch seconds. On
-//             subscription the last 50 trades come first, so after a reconnect some repeat.
+//             side is the taker's: "b"/"buy" or "s"/"sell"; time is decimal epoch seconds. The
+//             first trade message after each subscription is a snapshot of the last 50 trades,
+//             history from before it: skipped, as tardis-node does, so a reconnect never feeds
+//             old trades (or the same trade twice) into the features of a fresh book.
 //   snapshot  [channelID, {"as": [[price, volume, ts], ...], "bs": [...]}, "book-N", pair]
 //   update    [channelID, {"a": [...]}, "book-N", pair]
 //             [channelID, {"b": [...], "c": checksum}, "book-N", pair]
@@ -258,15 +260,6 @@ function applyEntries(side: KrakenSide, entries: unknown): void {
   }
 }
 
-/** The newest trades emitted for a pair: repeats from a (re)subscription's snapshot are recognised by them. */
-interface LastTrades {
-  /** The venue's trade id of the newest trade when the trades carry one, else null. */
-  id: number | null;
-  /** The newest trade time, and `price volume side` of every trade emitted at exactly that time. */
-  ts: number;
-  atTs: string[];
-}
-
 function parseDepth(channelName: string): number | null {
   const match = /^book-(\d{1,4})$/.exec(channelName);
   if (!match) return null;
@@ -279,8 +272,8 @@ function parseDepth(channelName: string): number | null {
 class KrakenMapper implements FrameMapper {
   private readonly books = new Map<string, KrakenBook>();
   private readonly resync = new Set<string>();
-  /** Kept across reset(), so the 50 trades a new subscription replays are not counted twice. */
-  private readonly lastTrades = new Map<string, LastTrades>();
+  /** Pairs whose trade subscription was confirmed and whose snapshot of past trades is still to come. */
+  private readonly tradeSnapshotDue = new Set<string>();
   private readonly levels: number;
 
   constructor(options: MapperOptions) {
@@ -305,6 +298,7 @@ class KrakenMapper implements FrameMapper {
   reset(): void {
     this.books.clear();
     this.resync.clear();
+    this.tradeSnapshotDue.clear();
   }
 
   private mapEvent(message: RawEvent, frame: string): MarketMessage[] {
@@ -318,9 +312,13 @@ class KrakenMapper implements FrameMapper {
         if (message.status === 'error') {
           return [rejected('venue_error', `subscriptionStatus.errorMessage: ${shown(message.errorMessage, 120)}`, frame, pair)];
         }
-        // After a book unsubscribe (the resync path) nothing more arrives for the old book.
         const name = isRecord(message.subscription) ? message.subscription.name : undefined;
-        if (message.status === 'unsubscribed' && pair !== null && name !== 'trade') this.books.delete(pair);
+        if (pair !== null && name === 'trade') {
+          if (message.status === 'subscribed') this.tradeSnapshotDue.add(pair);
+          return [];
+        }
+        // After a book unsubscribe (the resync path) nothing more arrives for the old book.
+        if (message.status === 'unsubscribed' && pair !== null) this.books.delete(pair);
         return [];
       }
       case 'error':
@@ -368,6 +366,7 @@ class KrakenMapper implements FrameMapper {
     if (message.length !== 4 || !Array.isArray(message[1])) {
       return [rejected('schema', `[1]: trades must be an array of [price, volume, time, side, orderType, misc], got ${shown(message[1], 40)}`, frame, pair)];
     }
+    if (this.tradeSnapshotDue.delete(pair)) return [];
     const entries = message[1] as unknown[];
     const out: MarketMessage[] = [];
     for (let i = 0; i < entries.length; i++) out.push(this.mapTrade(entries[i], `[1][${i}]`, pair, frame, localTs));
@@ -394,13 +393,12 @@ class KrakenMapper implements FrameMapper {
     }
     if (typeof orderType !== 'string') return rejected('schema', `${at}[4]: order type must be a string, got ${shown(orderType, 40)}`, frame, pair);
     if (typeof misc !== 'string') return rejected('schema', `${at}[5]: misc must be a string, got ${shown(misc, 40)}`, frame, pair);
-    let tradeId: number | null = null;
+    let tradeId: string | undefined;
     if (tradeIdRaw !== undefined) {
-      const text = typeof tradeIdRaw === 'number' ? String(tradeIdRaw) : tradeIdRaw;
-      if (typeof text !== 'string' || !TRADE_ID_TEXT.test(text)) {
+      tradeId = typeof tradeIdRaw === 'number' ? String(tradeIdRaw) : typeof tradeIdRaw === 'string' ? tradeIdRaw : '';
+      if (!TRADE_ID_TEXT.test(tradeId)) {
         return rejected('schema', `${at}[6]: trade id must be a non-negative integer, got ${shown(tradeIdRaw, 40)}`, frame, pair);
       }
-      tradeId = Number(text);
     }
     const price = Number(priceText);
     const size = Number(volumeText);
@@ -411,26 +409,7 @@ class KrakenMapper implements FrameMapper {
     if (!(size > 0)) return rejected('non_positive_size', `${at}[1]: volume must be > 0, got ${shown(volumeText, 40)}`, frame, pair);
     if (!Number.isFinite(ts)) return rejected('non_finite', `${at}[2]: time must be finite, got ${shown(timeText, 40)}`, frame, pair);
 
-    // The feed is in time order, so an id not above the newest one, or (without ids) a time
-    // before the newest one, or the very price, volume and side of a trade at that time, is a
-    // trade that a new subscription's snapshot replays.
-    const key = `${priceText} ${volumeText} ${aggressor}`;
-    const last = this.lastTrades.get(pair);
-    if (last !== undefined) {
-      const repeat = tradeId !== null && last.id !== null ? tradeId <= last.id : ts < last.ts || (ts === last.ts && last.atTs.includes(key));
-      if (repeat) {
-        const what = tradeId !== null && last.id !== null ? `trade id ${tradeId}` : `time ${timeText}`;
-        return rejected('out_of_order', `${at}: ${what} is not after the newest trade of ${pair}; a repeat`, frame, pair);
-      }
-    }
-    if (last === undefined) this.lastTrades.set(pair, { id: tradeId, ts, atTs: [key] });
-    else {
-      last.id = tradeId;
-      if (ts !== last.ts) last.atTs.length = 0;
-      last.ts = ts;
-      last.atTs.push(key);
-    }
-    return { type: 'trade', symbol: pair, ts, localTs, price, size, aggressor, tradeId: tradeId === null ? undefined : String(tradeId) };
+    return { type: 'trade', symbol: pair, ts, localTs, price, size, aggressor, tradeId };
   }
 
   private applySnapshot(pair: string, depth: number, payload: Record<string, unknown>, frame: string, localTs: EpochMs): MarketMessage[] {

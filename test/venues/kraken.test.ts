@@ -346,34 +346,24 @@ describe('kraken v1 trade mapper', () => {
     ]);
   });
 
-  it('recognises the trades a new subscription replays as repeats, across a reconnect, by id or else by time', () => {
+  it('skips the snapshot of past trades that follows each confirmed trade subscription, and only that', () => {
     const mapper = kraken.createMapper({ levels: 10 });
+    const status = (name: string, status = 'subscribed') =>
+      JSON.stringify({ channelID: 0, channelName: name, event: 'subscriptionStatus', pair: 'XBT/USD', status, subscription: { name } });
+    expect(mapper.map(status('book'), LOCAL_TS)).toEqual([]);
     expect(tradesOf(mapper.map(docTrades, LOCAL_TS))).toHaveLength(2);
+    expect(mapper.map(status('trade'), LOCAL_TS)).toEqual([]);
+    // The message right after the confirmation is the snapshot of the last trades; the next is live.
+    expect(mapper.map(docTrades, LOCAL_TS)).toEqual([]);
+    expect(tradesOf(mapper.map(docTrades, LOCAL_TS))).toHaveLength(2);
+    // Per pair: another pair's trades do not consume the snapshot of this one.
+    mapper.map(status('trade'), LOCAL_TS);
+    expect(tradesOf(mapper.map(edit(docTrades, (m) => (m[3] = 'ETH/USD')), LOCAL_TS))).toHaveLength(2);
+    expect(mapper.map(docTrades, LOCAL_TS)).toEqual([]);
+    // A reconnect forgets a snapshot still due; the new subscription's confirmation sets it again.
+    mapper.map(status('trade'), LOCAL_TS);
     mapper.reset();
-    // The resubscription's snapshot repeats the second trade, then a new one follows.
-    const replay = edit(docTrades, (m) => {
-      m[1][0] = m[1][1];
-      m[1][1] = ['6061.00000', '0.10000000', '1534614058.000000', 's', 'm', ''];
-    });
-    const out = mapper.map(replay, LOCAL_TS + 1);
-    expect(out.map((m) => m.type)).toEqual(['rejected', 'trade']);
-    expect(out[0]).toMatchObject({ reason: 'out_of_order', detail: '[1][0]: time 1534614057.324998 is not after the newest trade of XBT/USD; a repeat' });
-    // With ids, an equal time is no repeat but an equal id is.
-    const withIds = kraken.createMapper({ levels: 10 });
-    const ids = (first: number, second: number) =>
-      edit(docTrades, (m) => {
-        m[1][0].push(first);
-        m[1][1].push(second);
-        m[1][1][2] = m[1][0][2];
-      });
-    expect(tradesOf(withIds.map(ids(7, 8), LOCAL_TS))).toHaveLength(2);
-    expect(withIds.map(ids(8, 9), LOCAL_TS).map((m) => m.type)).toEqual(['rejected', 'trade']);
-    // Without ids, two trades at the same time are two trades unless they are the same one.
-    const sameTime = kraken.createMapper({ levels: 10 });
-    const atOneTime = edit(docTrades, (m) => (m[1][1][2] = m[1][0][2]));
-    expect(tradesOf(sameTime.map(atOneTime, LOCAL_TS))).toHaveLength(2);
-    expect(sameTime.map(atOneTime, LOCAL_TS).map((m) => m.type)).toEqual(['rejected', 'rejected']);
-    expect(tradesOf(sameTime.map(edit(atOneTime, (m) => (m[1] = [[...m[1][0].slice(0, 1), '0.5', ...m[1][0].slice(2)]])), LOCAL_TS))).toHaveLength(1);
+    expect(tradesOf(mapper.map(docTrades, LOCAL_TS))).toHaveLength(2);
   });
 
   it('passes trades through among the books of the same connection in arrival order', () => {
