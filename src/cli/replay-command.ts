@@ -19,7 +19,7 @@ export function registerReplayCommand(program: Command): void {
   program
     .command('replay')
     .description('replay historical order-book files through the engine and score every model prequentially')
-    .argument('<files...>', 'input files, in order (several files continue one stream)')
+    .argument('<files...>', 'input files, in order (several files continue one stream; tardis-csv merges book and trades files by arrival)')
     .requiredOption('--format <format>', `input format: ${Object.keys(fileFormats).join('|')}`)
     .option('--symbol <symbol>', 'symbol name to use (default: from the data or the file name)')
     .option('--levels <n>', 'book levels per side used for features', '10')
