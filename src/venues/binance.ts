@@ -173,6 +173,23 @@ function isIgnoredChannel(channel: string): boolean {
   return false;
 }
 
+/** The event's symbol `s`, or the stream's where a combined-stream payload leaves it out. */
+function symbolOf(data: Record<string, unknown>, streamSymbol: string | null): string | Problem {
+  const raw = data.s;
+  if (typeof raw === 'string' && raw.length > 0) return raw.toUpperCase();
+  if (streamSymbol !== null && raw === undefined) return streamSymbol;
+  return { reason: 'schema', detail: `s: expected a symbol, got ${describe(raw)}` };
+}
+
+/** A trade's price or quantity: a finite decimal > 0, or a Problem naming the field. */
+function positiveDecimal(raw: unknown, field: string, what: string, notPositive: RejectReason): number | Problem {
+  if (typeof raw !== 'string' && typeof raw !== 'number') return { reason: 'schema', detail: `${field}: expected a decimal ${what}, got ${describe(raw)}` };
+  const value = decimal(raw);
+  if (!Number.isFinite(value)) return { reason: 'non_finite', detail: `${field}: ${what} must be a finite decimal, got ${describe(raw)}` };
+  if (!(value > 0)) return { reason: notPositive, detail: `${field}: ${what} must be > 0, got ${describe(raw)}` };
+  return value;
+}
+
 /** A non-negative integer id (trade id, aggregate trade id) as text, or a Problem naming the field. */
 function tradeIdOf(record: Record<string, unknown>, field: string): string | Problem {
   const value = record[field];
@@ -352,12 +369,9 @@ class BinanceMapper implements FrameMapper {
     localTs: EpochMs,
     out: MarketMessage[],
   ): void {
-    const rawSymbol = data.s;
-    let symbol: string;
-    if (typeof rawSymbol === 'string' && rawSymbol.length > 0) symbol = rawSymbol.toUpperCase();
-    else if (streamSymbol !== null && rawSymbol === undefined) symbol = streamSymbol;
-    else {
-      out.push(this.reject('schema', `s: expected a symbol, got ${describe(rawSymbol)}`, frame, streamSymbol));
+    const symbol = symbolOf(data, streamSymbol);
+    if (typeof symbol !== 'string') {
+      out.push(this.reject(symbol.reason, symbol.detail, frame, streamSymbol));
       return;
     }
     if (data.e !== undefined && data.e !== channel) {
@@ -369,30 +383,14 @@ class BinanceMapper implements FrameMapper {
       out.push(this.reject(tradeId.reason, tradeId.detail, frame, symbol));
       return;
     }
-    if (typeof data.p !== 'string' && typeof data.p !== 'number') {
-      out.push(this.reject('schema', `p: expected a decimal price, got ${describe(data.p)}`, frame, symbol));
+    const price = positiveDecimal(data.p, 'p', 'price', 'schema');
+    if (isProblem(price)) {
+      out.push(this.reject(price.reason, price.detail, frame, symbol));
       return;
     }
-    if (typeof data.q !== 'string' && typeof data.q !== 'number') {
-      out.push(this.reject('schema', `q: expected a decimal quantity, got ${describe(data.q)}`, frame, symbol));
-      return;
-    }
-    const price = decimal(data.p);
-    if (!Number.isFinite(price)) {
-      out.push(this.reject('non_finite', `p: price must be a finite decimal, got ${describe(data.p)}`, frame, symbol));
-      return;
-    }
-    if (!(price > 0)) {
-      out.push(this.reject('schema', `p: price must be > 0, got ${describe(data.p)}`, frame, symbol));
-      return;
-    }
-    const quantity = decimal(data.q);
-    if (!Number.isFinite(quantity)) {
-      out.push(this.reject('non_finite', `q: quantity must be a finite decimal, got ${describe(data.q)}`, frame, symbol));
-      return;
-    }
-    if (!(quantity > 0)) {
-      out.push(this.reject('non_positive_size', `q: quantity must be > 0, got ${describe(data.q)}`, frame, symbol));
+    const quantity = positiveDecimal(data.q, 'q', 'quantity', 'non_positive_size');
+    if (isProblem(quantity)) {
+      out.push(this.reject(quantity.reason, quantity.detail, frame, symbol));
       return;
     }
     const tradeTime = data.T;
@@ -426,12 +424,9 @@ class BinanceMapper implements FrameMapper {
   }
 
   private mapDiff(data: Record<string, unknown>, streamSymbol: string | null, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
-    const rawSymbol = data.s;
-    let symbol: string;
-    if (typeof rawSymbol === 'string' && rawSymbol.length > 0) symbol = rawSymbol.toUpperCase();
-    else if (streamSymbol !== null && rawSymbol === undefined) symbol = streamSymbol;
-    else {
-      out.push(this.reject('schema', `s: expected a symbol, got ${describe(rawSymbol)}`, frame, streamSymbol));
+    const symbol = symbolOf(data, streamSymbol);
+    if (typeof symbol !== 'string') {
+      out.push(this.reject(symbol.reason, symbol.detail, frame, streamSymbol));
       return;
     }
     const eventTime = data.E;

@@ -28,14 +28,19 @@ interface TardisLayout {
   readonly levels: number;
 }
 
+/** Looks columns of `header` up by name; throws naming the missing one (the wrong file was given). */
+function columnFinder(header: string, names: readonly string[], dataType: string): (name: string) => number {
+  return (name) => {
+    const index = names.indexOf(name);
+    if (index === -1) throw new Error(`tardis-csv: ${dataType} header has no "${name}" column: ${sampleOf(header, 120)}`);
+    return index;
+  };
+}
+
 /** Reads the header; throws when it is not a book_snapshot header (the wrong file was given). */
 export function tardisLayout(header: string, levels: number): TardisLayout {
   const names = header.split(',');
-  const find = (name: string): number => {
-    const index = names.indexOf(name);
-    if (index === -1) throw new Error(`tardis-csv: header has no "${name}" column: ${sampleOf(header, 120)}`);
-    return index;
-  };
+  const find = columnFinder(header, names, 'book_snapshot');
   const levelColumns = { asks: [] as number[], bids: [] as number[] };
   names.forEach((name, column) => {
     const match = LEVEL_COLUMN.exec(name);
@@ -119,6 +124,36 @@ function badCell(cells: CsvCells, lineNumber: number, field: string, column: num
   return rejectRow('schema', `line ${lineNumber} ${field}: expected a number, got ${JSON.stringify(cells.text(column))}`, line, symbol);
 }
 
+/** The columns every tardis.dev data type starts with. */
+interface RowHeadLayout {
+  readonly columnCount: number;
+  readonly symbol: number;
+  readonly timestamp: number;
+  readonly localTimestamp: number;
+}
+
+interface RowHead {
+  readonly symbol: string;
+  /** µs, as in the file. */
+  readonly timestamp: number;
+  readonly localTimestamp: number;
+}
+
+/** Splits `line` into `cells` and reads its symbol and both times, or rejects the row naming the cell. */
+function readRowHead(cells: CsvCells, layout: RowHeadLayout, line: string, lineNumber: number, symbolOverride: string | undefined): RowHead | Rejected {
+  const count = cells.split(line);
+  if (count !== layout.columnCount) {
+    return rejectRow('schema', `line ${lineNumber}: expected ${layout.columnCount} columns, got ${count}`, line, null);
+  }
+  const symbol = symbolOverride ?? cells.text(layout.symbol);
+  if (symbol.length === 0) return rejectRow('schema', `line ${lineNumber} symbol: empty`, line, null);
+  const timestamp = cells.number(layout.timestamp);
+  if (!Number.isFinite(timestamp)) return badCell(cells, lineNumber, 'timestamp', layout.timestamp, line, symbol);
+  const localTimestamp = cells.number(layout.localTimestamp);
+  if (!Number.isFinite(localTimestamp)) return badCell(cells, lineNumber, 'local_timestamp', layout.localTimestamp, line, symbol);
+  return { symbol, timestamp, localTimestamp };
+}
+
 /**
  * Maps data rows of one book_snapshot file. Keeps the cell boundaries and the level scratch
  * between rows. Never throws: a bad row becomes a `rejected`.
@@ -137,18 +172,9 @@ export class TardisRowMapper {
 
   map(line: string, lineNumber: number): BookSnapshot | Rejected {
     const layout = this.layout;
-    const cells = this.cells;
-    const count = cells.split(line);
-    if (count !== layout.columnCount) {
-      return rejectRow('schema', `line ${lineNumber}: expected ${layout.columnCount} columns, got ${count}`, line, null);
-    }
-
-    const symbol = this.symbolOverride ?? cells.text(layout.symbol);
-    if (symbol.length === 0) return rejectRow('schema', `line ${lineNumber} symbol: empty`, line, null);
-    const timestamp = cells.number(layout.timestamp);
-    if (!Number.isFinite(timestamp)) return badCell(cells, lineNumber, 'timestamp', layout.timestamp, line, symbol);
-    const localTimestamp = cells.number(layout.localTimestamp);
-    if (!Number.isFinite(localTimestamp)) return badCell(cells, lineNumber, 'local_timestamp', layout.localTimestamp, line, symbol);
+    const head = readRowHead(this.cells, layout, line, lineNumber, this.symbolOverride);
+    if ('type' in head) return head;
+    const { symbol, timestamp, localTimestamp } = head;
 
     const asks = this.side(line, lineNumber, layout.asks, 'asks', symbol);
     if (!(asks instanceof Float64Array)) return asks;
@@ -208,16 +234,10 @@ interface TardisTradeLayout {
   readonly amount: number;
 }
 
-const TRADE_COLUMNS = ['symbol', 'timestamp', 'local_timestamp', 'id', 'side', 'price', 'amount'] as const;
-
 /** Reads a trades header; throws when a column is missing (the wrong file was given). */
 export function tardisTradeLayout(header: string): TardisTradeLayout {
   const names = header.split(',');
-  const find = (name: (typeof TRADE_COLUMNS)[number]): number => {
-    const index = names.indexOf(name);
-    if (index === -1) throw new Error(`tardis-csv: trades header has no "${name}" column: ${sampleOf(header, 120)}`);
-    return index;
-  };
+  const find = columnFinder(header, names, 'trades');
   return {
     columnCount: names.length,
     symbol: find('symbol'),
@@ -258,16 +278,9 @@ export class TardisTradeRowMapper {
   map(line: string, lineNumber: number): Trade | Rejected {
     const layout = this.layout;
     const cells = this.cells;
-    const count = cells.split(line);
-    if (count !== layout.columnCount) {
-      return rejectRow('schema', `line ${lineNumber}: expected ${layout.columnCount} columns, got ${count}`, line, null);
-    }
-    const symbol = this.symbolOverride ?? cells.text(layout.symbol);
-    if (symbol.length === 0) return rejectRow('schema', `line ${lineNumber} symbol: empty`, line, null);
-    const timestamp = cells.number(layout.timestamp);
-    if (!Number.isFinite(timestamp)) return badCell(cells, lineNumber, 'timestamp', layout.timestamp, line, symbol);
-    const localTimestamp = cells.number(layout.localTimestamp);
-    if (!Number.isFinite(localTimestamp)) return badCell(cells, lineNumber, 'local_timestamp', layout.localTimestamp, line, symbol);
+    const head = readRowHead(cells, layout, line, lineNumber, this.symbolOverride);
+    if ('type' in head) return head;
+    const { symbol, timestamp, localTimestamp } = head;
     const side = cells.text(layout.side);
     const aggressor = aggressorOf(side);
     if (aggressor === null) {
@@ -275,13 +288,13 @@ export class TardisTradeRowMapper {
     }
     const price = cells.number(layout.price);
     if (!Number.isFinite(price)) {
-      const reason = cells.isEmpty(layout.price) || Number.isNaN(price) ? 'schema' : 'non_finite';
+      const reason = Number.isNaN(price) ? 'schema' : 'non_finite';
       return rejectRow(reason, `line ${lineNumber} price: expected a finite number, got ${JSON.stringify(cells.text(layout.price))}`, line, symbol);
     }
     if (!(price > 0)) return rejectRow('schema', `line ${lineNumber} price: must be > 0, got ${JSON.stringify(cells.text(layout.price))}`, line, symbol);
     const amount = cells.number(layout.amount);
     if (!Number.isFinite(amount)) {
-      const reason = cells.isEmpty(layout.amount) || Number.isNaN(amount) ? 'schema' : 'non_finite';
+      const reason = Number.isNaN(amount) ? 'schema' : 'non_finite';
       return rejectRow(reason, `line ${lineNumber} amount: expected a finite number, got ${JSON.stringify(cells.text(layout.amount))}`, line, symbol);
     }
     if (!(amount > 0)) {

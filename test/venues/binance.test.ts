@@ -8,6 +8,7 @@ import { binance, binanceVenue } from '../../src/venues/binance.js';
 import { parseRecordedLine } from '../../src/venues/lines.js';
 import type { RecordedFrame } from '../../src/venues/lines.js';
 import type { FrameMapper } from '../../src/venues/types.js';
+import { expectSoundTrade } from './sound-trade.js';
 
 // fixtures/binance/README.md: the first 3000 lines of spot_btcusdt_20240808.gz, REST snapshot on line 8.
 const fixture = new URL('../../fixtures/binance/spot_btcusdt_20240808.head3000.gz', import.meta.url);
@@ -62,12 +63,6 @@ interface TradeData {
 }
 const tradeData = (frame: string) => (JSON.parse(frame) as { data: TradeData }).data;
 
-function expectSoundTrade(trade: Trade): void {
-  expect(Number.isFinite(trade.price) && trade.price > 0).toBe(true);
-  expect(Number.isFinite(trade.size) && trade.size > 0).toBe(true);
-  expect(Number.isFinite(trade.ts)).toBe(true);
-  expect([1, -1]).toContain(trade.aggressor);
-}
 
 function expectSound(snapshot: BookSnapshot): void {
   for (const value of snapshot.bids) expect(Number.isFinite(value)).toBe(true);

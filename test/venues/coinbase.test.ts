@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { BookSnapshot, Disconnect, MarketMessage, Rejected, Trade } from '../../src/domain/types.js';
 import { coinbase, coinbaseVenue, isoToEpochMs } from '../../src/venues/coinbase.js';
+import { expectSoundTrade } from './sound-trade.js';
 
 const lines = (name: string): string[] =>
   readFileSync(new URL(`../../fixtures/coinbase/${name}`, import.meta.url), 'utf8')
@@ -41,10 +42,7 @@ function edit(frame: string, change: (message: any) => void): string {
 function expectSound(messages: MarketMessage[]): void {
   for (const message of messages) {
     if (message.type === 'trade') {
-      expect(Number.isFinite(message.price) && message.price > 0).toBe(true);
-      expect(Number.isFinite(message.size) && message.size > 0).toBe(true);
-      expect(Number.isFinite(message.ts)).toBe(true);
-      expect([1, -1]).toContain(message.aggressor);
+      expectSoundTrade(message);
       continue;
     }
     if (message.type !== 'book_snapshot') continue;
