@@ -19,7 +19,7 @@ export function registerReplayCommand(program: Command): void {
   program
     .command('replay')
     .description('replay historical order-book files through the engine and score every model prequentially')
-    .argument('<files...>', 'input files, in order (several files continue one stream)')
+    .argument('<files...>', 'input files, in order (several files continue one stream; tardis-csv merges book and trades files by arrival)')
     .requiredOption('--format <format>', `input format: ${Object.keys(fileFormats).join('|')}`)
     .option('--symbol <symbol>', 'symbol name to use (default: from the data or the file name)')
     .option('--levels <n>', 'book levels per side used for features', '10')
@@ -57,7 +57,7 @@ export function registerReplayCommand(program: Command): void {
 
 function printSummary(report: Awaited<ReturnType<typeof runReplay>>): void {
   const lines = [
-    `events read ${report.eventsRead}, accepted ${report.accepted}, rejected ${Object.values(report.rejected).reduce((a, b) => a + b, 0)}, disconnects ${report.disconnects}`,
+    `events read ${report.eventsRead}, accepted ${report.accepted}, rejected ${Object.values(report.rejected).reduce((a, b) => a + b, 0)}, disconnects ${report.disconnects}, trades ${report.trades}, order events ${report.orderEvents}`,
     `${report.wallSeconds.toFixed(1)} s, ${Math.round(report.eventsPerSecond)} events/s, step latency p50 ${report.stepLatencyUs.p50?.toFixed(0)} us p99 ${report.stepLatencyUs.p99?.toFixed(0)} us`,
   ];
   for (const symbol of report.symbols) {

@@ -42,6 +42,9 @@ export interface ReplayReport {
   readonly accepted: number;
   readonly rejected: Record<string, number>;
   readonly disconnects: number;
+  /** Trades and order events applied to flow features (they are not among the events read). */
+  readonly trades: number;
+  readonly orderEvents: number;
   readonly wallSeconds: number;
   readonly eventsPerSecond: number;
   readonly stepLatencyUs: { readonly p50: number | null; readonly p99: number | null };
@@ -138,6 +141,8 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
     accepted: engine.counters.accepted,
     rejected: { ...engine.counters.rejected },
     disconnects: engine.counters.disconnects,
+    trades: engine.counters.trades,
+    orderEvents: engine.counters.orderEvents,
     wallSeconds,
     eventsPerSecond: wallSeconds > 0 ? engine.counters.eventsRead / wallSeconds : 0,
     stepLatencyUs: { p50: engine.latency.quantile(0.5), p99: engine.latency.quantile(0.99) },

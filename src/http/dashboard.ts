@@ -74,6 +74,7 @@ export function serviceStatus(runtime: ServiceRuntime) {
         reconnects: stats.reconnects,
         conflatedSnapshots: stats.conflatedSnapshots,
         droppedMessages: stats.droppedMessages,
+        droppedTrades: stats.droppedTrades,
         resyncs: stats.resyncs,
         synced: stats.synced,
         lastError: stats.lastError,

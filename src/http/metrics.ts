@@ -142,6 +142,16 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
       eachFeed((labels, stats) => this.inc(labels, stats.conflatedSnapshots));
     },
   });
+  new Counter({
+    name: 'lob_rtrl_feed_dropped_trades_total',
+    help: 'Trades dropped because the engine lagged far behind (each run of drops is marked by a disconnect of its symbol)',
+    labelNames: feedLabels,
+    registers: [registry],
+    collect() {
+      this.reset();
+      eachFeed((labels, stats) => this.inc(labels, stats.droppedTrades));
+    },
+  });
   new Gauge({
     name: 'lob_rtrl_feed_queued',
     help: 'Messages waiting for the engine, per feed',

@@ -5,10 +5,11 @@
 // Continuity is explicit: every lost connection becomes a `disconnect` message, the mapper
 // forgets its books, and the client reconnects with backoff, resubscribes and resyncs each
 // symbol (REST snapshot or resubscription). A slow consumer gets the newest book of each
-// symbol rather than an ever-growing backlog (see ConflatingQueue).
+// symbol rather than an ever-growing backlog, and every trade in order (dropped, counted and
+// marked by a disconnect only far beyond normal lag; see ConflatingQueue).
 import WebSocket from 'ws';
 import type { RawData } from 'ws';
-import type { BookSnapshot, Disconnect, EpochMs, MarketMessage } from '../domain/types.js';
+import type { BookSnapshot, Disconnect, EpochMs, MarketMessage, OrderEvent, Trade } from '../domain/types.js';
 import { redactText } from '../domain/redact.js';
 import { sampleOf } from '../domain/types.js';
 import type { FrameMapper, LiveProtocol, Venue } from '../venues/types.js';
@@ -54,6 +55,11 @@ export interface LiveFeedOptions {
   readonly maxPendingPerSymbol?: number;
   /** Rejections that may wait for the consumer; later ones are dropped and counted (default 100). */
   readonly maxPendingRejections?: number;
+  /**
+   * Trades that may wait for the consumer; beyond it newer ones are dropped, counted and marked
+   * by a disconnect of their symbol (default 10 000). See ConflatingQueue.
+   */
+  readonly maxPendingFlow?: number;
   /** Upper bound on waiting messages; raised to the minimum the other limits need. */
   readonly maxQueued?: number;
   /** Uniform [0, 1) source for backoff jitter (default Math.random). */
@@ -77,10 +83,16 @@ export interface LiveFeedStats {
   readonly conflatedSnapshots: number;
   /** Rejections over the cap and redundant disconnect markers dropped while the consumer lagged. */
   readonly droppedMessages: number;
-  /** Messages waiting for the consumer now, and the most that ever waited. */
+  /** Trades dropped because `maxPendingFlow` trades were waiting. */
+  readonly droppedTrades: number;
+  /** Messages waiting for the consumer now (trades included), and the most that ever waited. */
   readonly queued: number;
   readonly queueHighWater: number;
+  /** Books, markers and rejections that may wait before the queue compacts. */
   readonly queueCapacity: number;
+  /** Trades waiting now, and the bound beyond which newer ones are dropped. */
+  readonly queuedTrades: number;
+  readonly maxPendingFlow: number;
   readonly lastError: string | null;
   readonly connected: boolean;
   /** Per symbol: the mapper has a book that continues the venue's stream. */
@@ -105,34 +117,57 @@ export function createLiveFeed(venue: Venue, config: LiveFeedConfig, options: Li
 export interface ConflatingQueueLimits {
   readonly maxPendingPerSymbol: number;
   readonly maxPendingRejections: number;
+  /** Books, disconnect markers and rejections that may wait; flow is bounded apart. */
   readonly capacity: number;
+  /** Trades and order events that may wait before newer ones are dropped (default DEFAULT_MAX_PENDING_FLOW). */
+  readonly maxPendingFlow?: number;
 }
 
+/** Minutes of a busy symbol's trades: reached only by a consumer that has stopped keeping up. */
+export const DEFAULT_MAX_PENDING_FLOW = 10_000;
+
 /**
- * FIFO of MarketMessages whose length stays bounded however slowly it is drained.
+ * FIFO of MarketMessages whose length stays bounded however slowly it is drained, and which
+ * never reorders what a symbol's engine sees: per symbol, books and flow (trades, order events)
+ * come out in the order they went in, and nothing crosses a disconnect.
  *
  * - Snapshots conflate: once `maxPendingPerSymbol` snapshots of a symbol wait, a newer one
- *   overwrites the newest waiting one in place, unless a marker or rejection has been queued
- *   after it; a snapshot never jumps over a barrier.
- * - Disconnects and rejections are barriers: never reordered against the snapshots around
- *   them, never merged with anything. Rejections beyond `maxPendingRejections` are dropped.
- * - When the queue reaches `capacity` (possible only when barriers keep splitting snapshots
- *   into separate runs), it is compacted: a snapshot followed later in the queue by a newer
- *   snapshot of the same symbol is dropped (a coarser conflation), and so is a disconnect
- *   that an earlier waiting disconnect already covers with no book of its symbol in between
- *   (it tells the consumer nothing new). Order is untouched. What survives is at most one
- *   snapshot per symbol plus O(symbols^2) markers plus the rejections, which is what
- *   `minimumCapacity` reserves.
+ *   replaces the newest waiting one: in place when none of that symbol's flow waits after it,
+ *   otherwise by emptying the waiting one's slot and appending the newer one after that flow,
+ *   so no book moves ahead of a trade that arrived before it. Never across a barrier.
+ * - Flow is never conflated: each trade moves the features of the next book. Up to
+ *   `maxPendingFlow` may wait. Beyond that (a consumer far behind) newer flow is dropped and
+ *   counted, and a symbol whose flow is dropped gets a `disconnect` at that point (one per run
+ *   of drops), so its features restart instead of silently learning from thinned flow.
+ * - Disconnects and rejections are barriers: never reordered against anything around them,
+ *   never merged with anything. Rejections beyond `maxPendingRejections` are dropped.
+ * - When `capacity` books, markers and rejections wait (possible only when barriers keep
+ *   splitting snapshots into separate runs), the queue is compacted: a snapshot followed later
+ *   by a newer snapshot of the same symbol is dropped (a coarser conflation; flow between them
+ *   keeps its place before the newer one), and so is a disconnect that an earlier waiting one
+ *   already covers with neither book nor flow of its symbol in between (it tells the consumer
+ *   nothing new). Order is untouched. Without flow what survives is at most one snapshot per
+ *   symbol plus O(symbols^2) markers plus the rejections, which is what `minimumCapacity`
+ *   reserves; each waiting run of flow can keep one marker more, so when compaction cannot get
+ *   under `capacity` the next one waits until twice as many are waiting. Books, markers and
+ *   rejections thus stay under 2 (capacity + maxPendingFlow), flow under maxPendingFlow.
  */
 export class ConflatingQueue {
   private items: (MarketMessage | undefined)[] = [];
   private head = 0;
+  /** Waiting slots emptied by a conflated snapshot; `shift` skips them. */
+  private holes = 0;
   /** Bumped by every barrier; a snapshot can be overwritten only within its own segment. */
   private segment = 0;
-  private readonly slots = new Map<string, SnapshotSlot>();
+  private readonly slots = new Map<string, SymbolSlot>();
   private pendingRejections = 0;
+  private pendingFlow = 0;
+  private readonly maxPendingFlow: number;
+  /** Books, markers and rejections waiting at which the next append compacts. */
+  private compactAt: number;
   private conflatedCount = 0;
   private droppedCount = 0;
+  private droppedFlowCount = 0;
   private highWater = 0;
 
   constructor(private readonly limits: ConflatingQueueLimits) {
@@ -145,27 +180,44 @@ export class ConflatingQueue {
     if (!(Number.isInteger(limits.capacity) && limits.capacity >= 1)) {
       throw new RangeError(`capacity: must be an integer >= 1, got ${limits.capacity}`);
     }
+    this.maxPendingFlow = limits.maxPendingFlow ?? DEFAULT_MAX_PENDING_FLOW;
+    if (!(Number.isInteger(this.maxPendingFlow) && this.maxPendingFlow >= 1)) {
+      throw new RangeError(`maxPendingFlow: must be an integer >= 1, got ${this.maxPendingFlow}`);
+    }
+    this.compactAt = limits.capacity;
   }
 
   /** The smallest capacity at which compaction always makes room, for `symbolCount` symbols. */
   static minimumCapacity(symbolCount: number, maxPendingRejections: number): number {
-    const markers = (symbolCount + 1) * (symbolCount + 1);
+    const markers = 1 + symbolCount + symbolCount * (symbolCount + 1);
     return symbolCount + markers + maxPendingRejections + 1;
   }
 
+  /** Messages waiting, flow included. */
   get length(): number {
-    return this.items.length - this.head;
+    return this.items.length - this.head - this.holes;
+  }
+
+  /** Trades and order events waiting. */
+  get flowLength(): number {
+    return this.pendingFlow;
   }
 
   get conflated(): number {
     return this.conflatedCount;
   }
 
+  /** Rejections over their cap and redundant disconnect markers. */
   get dropped(): number {
     return this.droppedCount;
   }
 
-  /** The most messages that ever waited at once. */
+  /** Trades and order events dropped because `maxPendingFlow` were waiting. */
+  get droppedFlow(): number {
+    return this.droppedFlowCount;
+  }
+
+  /** The most messages that ever waited at once, flow included. */
   get maxLength(): number {
     return this.highWater;
   }
@@ -181,69 +233,119 @@ export class ConflatingQueue {
           return;
         }
         this.pendingRejections += 1;
-        this.append(message);
+        this.append(message, false);
         this.segment += 1;
         return;
       case 'disconnect':
-        this.append(message);
+        this.append(message, false);
         this.segment += 1;
+        if (message.symbol !== null) this.slotFor(message.symbol).breakIsLatest = true;
+        else for (const slot of this.slots.values()) slot.breakIsLatest = true;
         return;
       case 'trade':
       case 'order_event':
-        // Flow is never conflated: each one moves the features of the next snapshot.
-        this.append(message);
+        this.pushFlow(message);
         return;
     }
   }
 
   shift(): MarketMessage | undefined {
-    if (this.head === this.items.length) return undefined;
-    const message = this.items[this.head];
-    this.items[this.head] = undefined;
-    this.head += 1;
-    if (message?.type === 'book_snapshot') {
-      const slot = this.slots.get(message.symbol);
-      if (slot) slot.pending -= 1;
-    } else if (message?.type === 'rejected') {
-      this.pendingRejections -= 1;
+    while (this.head < this.items.length) {
+      const message = this.items[this.head];
+      this.items[this.head] = undefined;
+      this.head += 1;
+      if (message === undefined) {
+        this.holes -= 1;
+        continue;
+      }
+      if (message.type === 'book_snapshot') {
+        const slot = this.slots.get(message.symbol);
+        if (slot) slot.pending -= 1;
+      } else if (message.type === 'rejected') {
+        this.pendingRejections -= 1;
+      } else if (message.type === 'trade' || message.type === 'order_event') {
+        this.pendingFlow -= 1;
+      }
+      this.afterShift();
+      return message;
     }
-    if (this.head === this.items.length) {
-      this.items.length = 0;
-      this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.dropConsumedPrefix();
-    }
-    return message;
+    return undefined;
   }
 
   /** Forgets everything waiting (the feed is closing). */
   clear(): void {
     this.items = [];
     this.head = 0;
+    this.holes = 0;
     this.slots.clear();
     this.pendingRejections = 0;
+    this.pendingFlow = 0;
+    this.compactAt = this.limits.capacity;
+  }
+
+  private afterShift(): void {
+    if (this.head === this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+      this.holes = 0;
+      this.compactAt = this.limits.capacity;
+    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.dropConsumedPrefix();
+    }
+  }
+
+  private slotFor(symbol: string): SymbolSlot {
+    let slot = this.slots.get(symbol);
+    if (slot === undefined) {
+      slot = { position: -1, segment: -1, pending: 0, flowAfter: false, breakIsLatest: false };
+      this.slots.set(symbol, slot);
+    }
+    return slot;
   }
 
   private pushSnapshot(snapshot: BookSnapshot): void {
-    let slot = this.slots.get(snapshot.symbol);
-    if (slot === undefined) {
-      slot = { position: -1, segment: -1, pending: 0 };
-      this.slots.set(snapshot.symbol, slot);
-    }
+    const slot = this.slotFor(snapshot.symbol);
     // pending > 0 means the newest snapshot of this symbol (at slot.position) is still waiting.
     if (slot.pending >= this.limits.maxPendingPerSymbol && slot.segment === this.segment) {
-      this.items[slot.position] = snapshot;
       this.conflatedCount += 1;
-      return;
+      if (!slot.flowAfter) {
+        this.items[slot.position] = snapshot;
+        return;
+      }
+      this.items[slot.position] = undefined;
+      this.holes += 1;
+      slot.pending -= 1;
     }
-    this.append(snapshot);
+    this.append(snapshot, false);
     slot.position = this.items.length - 1;
     slot.segment = this.segment;
     slot.pending += 1;
+    slot.flowAfter = false;
+    slot.breakIsLatest = false;
   }
 
-  private append(message: MarketMessage): void {
-    if (this.length >= this.limits.capacity) this.compact();
+  private pushFlow(message: Trade | OrderEvent): void {
+    const slot = this.slotFor(message.symbol);
+    if (this.pendingFlow >= this.maxPendingFlow) {
+      this.droppedFlowCount += 1;
+      if (!slot.breakIsLatest) {
+        this.push({
+          type: 'disconnect',
+          symbol: message.symbol,
+          localTs: message.localTs,
+          reason: `consumer behind: ${this.maxPendingFlow} trades and order events waiting, newer ones of ${message.symbol} dropped`,
+        });
+      }
+      return;
+    }
+    this.append(message, true);
+    this.pendingFlow += 1;
+    slot.flowAfter = true;
+    slot.breakIsLatest = false;
+  }
+
+  private append(message: MarketMessage, flow: boolean): void {
+    if (!flow && this.length - this.pendingFlow >= this.compactAt) this.compact();
     this.items.push(message);
     const length = this.length;
     if (length > this.highWater) this.highWater = length;
@@ -257,14 +359,18 @@ export class ConflatingQueue {
   }
 
   private compact(): void {
-    const waiting = this.items.slice(this.head);
+    const waiting: MarketMessage[] = [];
+    for (let i = this.head; i < this.items.length; i += 1) {
+      const message = this.items[i];
+      if (message !== undefined) waiting.push(message);
+    }
     const keep = new Array<boolean>(waiting.length).fill(true);
 
     // Backwards: keep only the newest snapshot of each symbol.
     const newerSeen = new Set<string>();
     for (let i = waiting.length - 1; i >= 0; i -= 1) {
       const message = waiting[i];
-      if (message?.type !== 'book_snapshot') continue;
+      if (message.type !== 'book_snapshot') continue;
       if (newerSeen.has(message.symbol)) {
         keep[i] = false;
         this.conflatedCount += 1;
@@ -273,62 +379,67 @@ export class ConflatingQueue {
       }
     }
 
-    // Forwards: drop disconnects already covered by an earlier kept one with no book of
-    // their symbol kept in between. `allCoveredExcept` non-null = a null-symbol disconnect
-    // covers every symbol except those listed (books seen since).
+    // Forwards: drop disconnects already covered by an earlier kept one with neither book nor
+    // flow of their symbol kept in between. `allCoveredExcept` non-null = a null-symbol
+    // disconnect covers every symbol except those listed (seen since).
     let allCoveredExcept: Set<string> | null = null;
     const coveredSymbols = new Set<string>();
     for (let i = 0; i < waiting.length; i += 1) {
       const message = waiting[i];
-      if (message === undefined || !keep[i]) continue;
-      if (message.type === 'book_snapshot') {
+      if (!keep[i]) continue;
+      if (message.type === 'book_snapshot' || message.type === 'trade' || message.type === 'order_event') {
         coveredSymbols.delete(message.symbol);
         allCoveredExcept?.add(message.symbol);
       } else if (message.type === 'disconnect') {
-        if (message.symbol === null) {
-          if (allCoveredExcept !== null && allCoveredExcept.size === 0) {
-            keep[i] = false;
-            this.droppedCount += 1;
-          } else {
-            allCoveredExcept = new Set();
-            coveredSymbols.clear();
-          }
-        } else if (coveredSymbols.has(message.symbol) || (allCoveredExcept !== null && !allCoveredExcept.has(message.symbol))) {
+        const covered =
+          message.symbol === null
+            ? allCoveredExcept !== null && allCoveredExcept.size === 0
+            : coveredSymbols.has(message.symbol) || (allCoveredExcept !== null && !allCoveredExcept.has(message.symbol));
+        if (covered) {
           keep[i] = false;
           this.droppedCount += 1;
+        } else if (message.symbol === null) {
+          allCoveredExcept = new Set();
+          coveredSymbols.clear();
         } else {
           coveredSymbols.add(message.symbol);
         }
       }
     }
 
-    const kept: (MarketMessage | undefined)[] = [];
+    const kept: MarketMessage[] = [];
     for (let i = 0; i < waiting.length; i += 1) if (keep[i]) kept.push(waiting[i]);
     this.items = kept;
     this.head = 0;
+    this.holes = 0;
     this.rebuildSlots();
+    const barriersAndBooks = kept.length - this.pendingFlow;
+    this.compactAt = barriersAndBooks < this.limits.capacity ? this.limits.capacity : 2 * barriersAndBooks;
   }
 
+  /** Recomputes each symbol's newest waiting snapshot after compaction; `breakIsLatest` survives it unchanged. */
   private rebuildSlots(): void {
     for (const slot of this.slots.values()) {
       slot.pending = 0;
       slot.position = -1;
       slot.segment = -1;
+      slot.flowAfter = false;
     }
     this.segment += 1;
     let barrierAfter = false;
     for (let i = this.items.length - 1; i >= 0; i -= 1) {
       const message = this.items[i];
       if (message === undefined) continue;
+      if (message.type === 'trade' || message.type === 'order_event') {
+        const slot = this.slotFor(message.symbol);
+        if (slot.pending === 0) slot.flowAfter = true;
+        continue;
+      }
       if (message.type !== 'book_snapshot') {
         barrierAfter = true;
         continue;
       }
-      let slot = this.slots.get(message.symbol);
-      if (slot === undefined) {
-        slot = { position: -1, segment: -1, pending: 0 };
-        this.slots.set(message.symbol, slot);
-      }
+      const slot = this.slotFor(message.symbol);
       if (slot.pending === 0) {
         slot.position = i;
         // Only a snapshot with no barrier after it may still be overwritten in place.
@@ -339,11 +450,18 @@ export class ConflatingQueue {
   }
 }
 
-interface SnapshotSlot {
+interface SymbolSlot {
   /** Index in `items` of the newest waiting snapshot of the symbol (valid while pending > 0). */
   position: number;
   segment: number;
   pending: number;
+  /** Flow of the symbol waits after its newest waiting snapshot, which so cannot be overwritten in place. */
+  flowAfter: boolean;
+  /**
+   * The symbol's latest message pushed is a disconnect covering it: its flow can be dropped with
+   * no new marker, since the consumer already restarts its features there.
+   */
+  breakIsLatest: boolean;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -371,6 +489,7 @@ class LiveFeedClient implements LiveFeed {
   private readonly mapper: FrameMapper;
   private readonly queue: ConflatingQueue;
   private readonly queueCapacity: number;
+  private readonly maxPendingFlow: number;
   private readonly backoff: Backoff;
   private readonly backoffPolicy: BackoffPolicy;
   private readonly now: () => EpochMs;
@@ -441,10 +560,12 @@ class LiveFeedClient implements LiveFeed {
     const maxPendingRejections = options.maxPendingRejections ?? 100;
     const minimum = ConflatingQueue.minimumCapacity(this.symbols.length, maxPendingRejections);
     this.queueCapacity = Math.max(minimum, options.maxQueued ?? 0);
+    this.maxPendingFlow = options.maxPendingFlow ?? DEFAULT_MAX_PENDING_FLOW;
     this.queue = new ConflatingQueue({
       maxPendingPerSymbol: options.maxPendingPerSymbol ?? 1,
       maxPendingRejections,
       capacity: this.queueCapacity,
+      maxPendingFlow: this.maxPendingFlow,
     });
     for (const symbol of this.symbols) this.synced[symbol] = false;
   }
@@ -455,9 +576,12 @@ class LiveFeedClient implements LiveFeed {
       reconnects: Math.max(0, this.counters.connects - 1),
       conflatedSnapshots: this.queue.conflated,
       droppedMessages: this.queue.dropped,
+      droppedTrades: this.queue.droppedFlow,
       queued: this.queue.length,
       queueHighWater: this.queue.maxLength,
       queueCapacity: this.queueCapacity,
+      queuedTrades: this.queue.flowLength,
+      maxPendingFlow: this.maxPendingFlow,
       lastError: this.lastError,
       connected: this.connected,
       synced: { ...this.synced },
@@ -526,6 +650,9 @@ class LiveFeedClient implements LiveFeed {
     while (!this.closed) {
       const outcome = await this.runConnection();
       if (this.closed) break;
+      // Trades held for a book that will not come now still happened: they go before the marker.
+      const held = this.mapper.releaseHeld?.();
+      if (held !== undefined && held.length > 0) this.emitAll(held);
       if (outcome.opened) {
         const marker: Disconnect = { type: 'disconnect', symbol: null, localTs: this.now(), reason: outcome.reason };
         this.deliver(marker);
@@ -706,8 +833,7 @@ class LiveFeedClient implements LiveFeed {
   private resubscribe(symbol: string): void {
     const socket = this.socket;
     if (socket === undefined || socket.readyState !== WebSocket.OPEN) return;
-    for (const frame of this.protocol.unsubscribeFrames([symbol])) socket.send(frame);
-    for (const frame of this.protocol.subscribeFrames([symbol])) socket.send(frame);
+    for (const frame of this.protocol.resyncFrames([symbol])) socket.send(frame);
     this.logger?.info({ venue: this.protocol.venue, symbol }, 'resubscribed to resync');
   }
 

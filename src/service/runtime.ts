@@ -153,8 +153,13 @@ export class PushLane {
   }
 }
 
-/** Messages a live feed may have waiting in its lane before its client's own (conflating) queue holds the rest. */
-const FEED_LANE_LIMIT = 64;
+/**
+ * Messages a live feed may have waiting in its lane (about a tenth of a second of engine work)
+ * before its client's own queue holds the rest, where snapshots of a lagging feed conflate.
+ */
+const FEED_LANE_LIMIT = 1024;
+/** Books of one symbol that may wait in a feed's queue before newer ones replace them. */
+const FEED_PENDING_BOOKS = 256;
 /** A failed tick or interval checkpoint of a symbol is retried no sooner than this, doubling to a minute. */
 const CHECKPOINT_RETRY_MS = 1000;
 const CHECKPOINT_RETRY_MAX_MS = 60_000;
@@ -299,6 +304,10 @@ export class ServiceRuntime {
       now: this.now,
       levels: this.config.levels,
       logger: this.logger,
+      // A mapper releases what it held during a resync in one burst; books conflate only once a
+      // symbol has this many waiting, i.e. when the engine really lags, not on every burst.
+      maxPendingPerSymbol: FEED_PENDING_BOOKS,
+      maxQueued: FEED_PENDING_BOOKS * (feedConfig.symbols.length + 1),
     });
     const lane = this.scheduler.lane<MarketMessage>(`feed:${feedConfig.venue}`, (message) => this.process(message));
     const running: RunningFeed = { config: feedConfig, feed, done: Promise.resolve() };

@@ -1,8 +1,10 @@
 // The `binance-raw` recording format (../shared/data/binance-spot-btcusdt, from hftbacktest):
 // one `<receive ns> <frame>` per line, gzip or plain, Binance combined-stream frames, with the
 // REST depth snapshot inline as a bare `{"lastUpdateId",...}` line. Every frame goes through the
-// same mapper as the live feed; the inline snapshot goes through `mapRestSnapshot`.
-// Several paths are read in order as one continuous stream (one mapper, one book).
+// same mapper as the live feed; the inline snapshot goes through `mapRestSnapshot`. `@trade`
+// (and `@aggTrade`) frames become trades in recorded order, interleaved with the books exactly
+// as they were received. Several paths are read in order as one continuous stream (one mapper,
+// one book).
 import type { EpochMs, MarketMessage } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
 import { readRecordedFrames } from './lines.js';
@@ -113,6 +115,8 @@ async function* readBinanceRaw(
       yield* mapper.map(frame, localTs);
     }
   }
+  // Trades recorded while the book awaited a snapshot that never came are still trades.
+  yield* mapper.releaseHeld?.() ?? [];
   if (held !== null) {
     const { body } = held as HeldSnapshot;
     const detail = 'symbol: the inline snapshot could not be attributed (no frame names a symbol); pass options.symbol';

@@ -1,28 +1,41 @@
-// Binance spot: the diff-depth stream kept in sync with REST depth snapshots, and the
-// partial-book streams. Raw Binance shapes stay in this file; only MarketMessage leaves it.
+// Binance spot: the diff-depth stream kept in sync with REST depth snapshots, the partial-book
+// streams, and the `<symbol>@trade` / `<symbol>@aggTrade` streams. Raw Binance shapes stay in
+// this file; only MarketMessage leaves it.
+// Reference: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams
+// (also github.com/binance/binance-spot-api-docs, web-socket-streams.md).
 //
 // Sync follows Binance's "How to manage a local order book correctly" (spot, current text):
 // buffer diff events, fetch a snapshot, refetch while the snapshot is older than the first
 // buffered event, drop events with u <= lastUpdateId, then apply an event only when
 // U <= bookId + 1 <= u; an event with U > bookId + 1 means events were missed: discard the
 // book and start over. Quantities are absolute; a zero quantity removes the level.
+//
+// Trades: `@trade` carries one fill (`t` trade id), `@aggTrade` the fills of one taker order at
+// one price (`a` aggregate trade id); both carry `p`, `q`, the trade time `T` (the venue time
+// used here; `E` is when the event was pushed) and `m`, "is the buyer the market maker?": when
+// the buyer rested on the book the seller crossed the spread, so m = true is a sell aggressor.
+// While a book waits for its REST snapshot its diff events are held back, and so are its trades:
+// they come out with those events, in arrival order, so a resync never moves a trade across a
+// book of its symbol.
 import { L2Book } from '../book/l2-book.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
-import type { BookSnapshot, Disconnect, EpochMs, MarketMessage, Rejected, RejectReason } from '../domain/types.js';
+import type { BookSnapshot, Disconnect, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
 import { describeValue, isRecord, parseJsonFrame } from './frame.js';
 import { rejected } from '../domain/types.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
 const DEFAULT_LEVELS = 10;
-/** Diff events kept while no snapshot is applied: ~200 s of a 100 ms stream. Older ones go first. */
+/**
+ * Diff events and trades held while no snapshot is applied (a minute or more of a busy symbol).
+ * Past it the oldest goes first: a diff is dropped (the snapshot must then be newer anyway), a
+ * trade is handed over at once, since it precedes everything still held.
+ */
 const MAX_BUFFERED_EVENTS = 2000;
 const REST_SNAPSHOT_LIMIT = 1000;
 
-// Channels that carry no order-book state; their frames map to nothing.
-const NON_BOOK_CHANNELS = ['bookTicker', 'trade', 'aggTrade', 'kline_', 'ticker', 'miniTicker', 'avgPrice'];
-const NON_BOOK_EVENTS = new Set([
-  'trade',
-  'aggTrade',
+// Channels that carry neither order-book state nor trades; their frames map to nothing.
+const IGNORED_CHANNELS = ['bookTicker', 'kline_', 'ticker', 'miniTicker', 'avgPrice'];
+const IGNORED_EVENTS = new Set([
   'kline',
   '24hrTicker',
   '24hrMiniTicker',
@@ -55,8 +68,12 @@ class LevelScratch {
   }
 }
 
+/** The trade stream a live connection subscribes beside depth. */
+export type BinanceTradeChannel = 'trade' | 'aggTrade';
+
 /** A diff event held until a snapshot arrives; its levels are copied out of the scratch. */
 interface BufferedEvent {
+  readonly type: 'diff';
   readonly eventTime: number;
   readonly firstId: number;
   readonly finalId: number;
@@ -80,7 +97,8 @@ interface SymbolSync {
   phase: SyncPhase;
   /** Update id the book reflects: the snapshot's lastUpdateId, then each applied event's u. */
   bookId: number;
-  buffered: BufferedEvent[];
+  /** Diff events and this symbol's trades, in arrival order, while awaiting a snapshot. */
+  buffered: (BufferedEvent | Trade)[];
   snapshotRequested: boolean;
   /** A snapshot was emitted since the book was last discarded, so a gap must be announced. */
   emittedSinceReset: boolean;
@@ -150,9 +168,35 @@ function envelopeStreamName(frame: string): string | null {
   return end < 0 ? null : frame.slice(ENVELOPE_PREFIX.length, end);
 }
 
-function isNonBookChannel(channel: string): boolean {
-  for (const prefix of NON_BOOK_CHANNELS) if (channel.startsWith(prefix)) return true;
+function isIgnoredChannel(channel: string): boolean {
+  for (const prefix of IGNORED_CHANNELS) if (channel.startsWith(prefix)) return true;
   return false;
+}
+
+/** The event's symbol `s`, or the stream's where a combined-stream payload leaves it out. */
+function symbolOf(data: Record<string, unknown>, streamSymbol: string | null): string | Problem {
+  const raw = data.s;
+  if (typeof raw === 'string' && raw.length > 0) return raw.toUpperCase();
+  if (streamSymbol !== null && raw === undefined) return streamSymbol;
+  return { reason: 'schema', detail: `s: expected a symbol, got ${describe(raw)}` };
+}
+
+/** A trade's price or quantity: a finite decimal > 0, or a Problem naming the field. */
+function positiveDecimal(raw: unknown, field: string, what: string, notPositive: RejectReason): number | Problem {
+  if (typeof raw !== 'string' && typeof raw !== 'number') return { reason: 'schema', detail: `${field}: expected a decimal ${what}, got ${describe(raw)}` };
+  const value = decimal(raw);
+  if (!Number.isFinite(value)) return { reason: 'non_finite', detail: `${field}: ${what} must be a finite decimal, got ${describe(raw)}` };
+  if (!(value > 0)) return { reason: notPositive, detail: `${field}: ${what} must be > 0, got ${describe(raw)}` };
+  return value;
+}
+
+/** A non-negative integer id (trade id, aggregate trade id) as text, or a Problem naming the field. */
+function tradeIdOf(record: Record<string, unknown>, field: string): string | Problem {
+  const value = record[field];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    return { reason: 'schema', detail: `${field}: expected a non-negative integer trade id, got ${describe(value)}` };
+  }
+  return String(value);
 }
 
 class BinanceMapper implements FrameMapper {
@@ -174,7 +218,7 @@ class BinanceMapper implements FrameMapper {
     const fastName = envelopeStreamName(frame);
     if (fastName !== null) {
       const at = fastName.indexOf('@');
-      if (at > 0 && isNonBookChannel(fastName.slice(at + 1))) return out;
+      if (at > 0 && isIgnoredChannel(fastName.slice(at + 1))) return out;
     }
     const parsed = parseJsonFrame(frame, 'frame', null);
     if ('type' in parsed) {
@@ -214,6 +258,20 @@ class BinanceMapper implements FrameMapper {
     return symbols;
   }
 
+  releaseHeld(): MarketMessage[] {
+    const out: MarketMessage[] = [];
+    for (const sync of this.syncs.values()) {
+      if (!sync.buffered.some((item) => item.type === 'trade')) continue;
+      const diffs: BufferedEvent[] = [];
+      for (const item of sync.buffered) {
+        if (item.type === 'trade') out.push(item);
+        else diffs.push(item);
+      }
+      sync.buffered = diffs;
+    }
+    return out;
+  }
+
   reset(): void {
     this.syncs.clear();
     this.resyncRequests.clear();
@@ -233,12 +291,13 @@ class BinanceMapper implements FrameMapper {
     }
     const streamSymbol = stream.slice(0, at).toUpperCase();
     const channel = stream.slice(at + 1);
-    if (isNonBookChannel(channel)) return;
+    if (isIgnoredChannel(channel)) return;
     if (!isRecord(data)) {
       out.push(this.reject('schema', `data: expected a JSON object, got ${describe(data)}`, frame, streamSymbol));
       return;
     }
-    if (DIFF_CHANNEL.test(channel)) this.mapDiff(data, streamSymbol, frame, localTs, out);
+    if (channel === 'trade' || channel === 'aggTrade') this.mapTrade(data, channel, streamSymbol, frame, localTs, out);
+    else if (DIFF_CHANNEL.test(channel)) this.mapDiff(data, streamSymbol, frame, localTs, out);
     else if (PARTIAL_CHANNEL.test(channel)) this.mapPartial(data, streamSymbol, frame, localTs, out);
     else out.push(this.reject('unsupported_message', `stream: unsupported channel ${describe(stream)}`, frame, streamSymbol));
   }
@@ -247,7 +306,8 @@ class BinanceMapper implements FrameMapper {
     if ('e' in message) {
       const event = message.e;
       if (event === 'depthUpdate') this.mapDiff(message, null, frame, localTs, out);
-      else if (typeof event !== 'string' || !NON_BOOK_EVENTS.has(event)) {
+      else if (event === 'trade' || event === 'aggTrade') this.mapTrade(message, event, null, frame, localTs, out);
+      else if (typeof event !== 'string' || !IGNORED_EVENTS.has(event)) {
         out.push(this.reject('unsupported_message', `e: unsupported event type ${describe(event)}`, frame, null));
       }
       return;
@@ -301,13 +361,72 @@ class BinanceMapper implements FrameMapper {
     out.push(snapshotOrRejected(snapshot, frame));
   }
 
+  private mapTrade(
+    data: Record<string, unknown>,
+    channel: BinanceTradeChannel,
+    streamSymbol: string | null,
+    frame: string,
+    localTs: EpochMs,
+    out: MarketMessage[],
+  ): void {
+    const symbol = symbolOf(data, streamSymbol);
+    if (typeof symbol !== 'string') {
+      out.push(this.reject(symbol.reason, symbol.detail, frame, streamSymbol));
+      return;
+    }
+    if (data.e !== undefined && data.e !== channel) {
+      out.push(this.reject('schema', `e: expected "${channel}" on a @${channel} stream, got ${describe(data.e)}`, frame, symbol));
+      return;
+    }
+    const tradeId = tradeIdOf(data, channel === 'trade' ? 't' : 'a');
+    if (typeof tradeId !== 'string') {
+      out.push(this.reject(tradeId.reason, tradeId.detail, frame, symbol));
+      return;
+    }
+    const price = positiveDecimal(data.p, 'p', 'price', 'schema');
+    if (isProblem(price)) {
+      out.push(this.reject(price.reason, price.detail, frame, symbol));
+      return;
+    }
+    const quantity = positiveDecimal(data.q, 'q', 'quantity', 'non_positive_size');
+    if (isProblem(quantity)) {
+      out.push(this.reject(quantity.reason, quantity.detail, frame, symbol));
+      return;
+    }
+    const tradeTime = data.T;
+    if (typeof tradeTime !== 'number') {
+      out.push(this.reject('schema', `T: expected a trade time in ms, got ${describe(tradeTime)}`, frame, symbol));
+      return;
+    }
+    // JSON.parse reads an overlong exponent as Infinity.
+    if (!Number.isFinite(tradeTime)) {
+      out.push(this.reject('non_finite', `T: trade time must be finite, got ${describe(tradeTime)}`, frame, symbol));
+      return;
+    }
+    const buyerIsMaker = data.m;
+    if (typeof buyerIsMaker !== 'boolean') {
+      out.push(this.reject('schema', `m: expected true or false (is the buyer the maker), got ${describe(buyerIsMaker)}`, frame, symbol));
+      return;
+    }
+    const trade: Trade = {
+      type: 'trade',
+      symbol,
+      ts: tradeTime,
+      localTs,
+      price,
+      size: quantity,
+      aggressor: buyerIsMaker ? -1 : 1,
+      tradeId,
+    };
+    const sync = this.syncs.get(symbol);
+    if (sync !== undefined && sync.phase === 'awaiting_snapshot') this.buffer(sync, trade, out);
+    else out.push(trade);
+  }
+
   private mapDiff(data: Record<string, unknown>, streamSymbol: string | null, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
-    const rawSymbol = data.s;
-    let symbol: string;
-    if (typeof rawSymbol === 'string' && rawSymbol.length > 0) symbol = rawSymbol.toUpperCase();
-    else if (streamSymbol !== null && rawSymbol === undefined) symbol = streamSymbol;
-    else {
-      out.push(this.reject('schema', `s: expected a symbol, got ${describe(rawSymbol)}`, frame, streamSymbol));
+    const symbol = symbolOf(data, streamSymbol);
+    if (typeof symbol !== 'string') {
+      out.push(this.reject(symbol.reason, symbol.detail, frame, streamSymbol));
       return;
     }
     const eventTime = data.E;
@@ -337,6 +456,7 @@ class BinanceMapper implements FrameMapper {
     const sync = this.syncFor(symbol);
     if (sync.phase === 'awaiting_snapshot') {
       this.buffer(sync, {
+        type: 'diff',
         eventTime,
         firstId,
         finalId,
@@ -344,7 +464,7 @@ class BinanceMapper implements FrameMapper {
         asks: this.askScratch.copy(),
         localTs,
         frame,
-      });
+      }, out);
       return;
     }
     this.applyEvent(sync, eventTime, firstId, finalId, this.bidScratch.values, this.bidScratch.length,
@@ -368,7 +488,7 @@ class BinanceMapper implements FrameMapper {
       out.push(this.reject('out_of_order', detail, raw, symbol));
       return;
     }
-    const firstBuffered = sync.buffered[0];
+    const firstBuffered = sync.buffered.find((item): item is BufferedEvent => item.type === 'diff');
     // A snapshot at exactly U - 1 still joins the first buffered event (U <= lastUpdateId + 1).
     if (firstBuffered !== undefined && lastUpdateId < firstBuffered.firstId - 1) {
       const detail = `lastUpdateId: snapshot ${lastUpdateId} is older than the first buffered event (U=${firstBuffered.firstId}); requesting another`;
@@ -386,7 +506,8 @@ class BinanceMapper implements FrameMapper {
     sync.buffered = [];
     for (const event of pending) {
       // A gap inside the buffer sends the book back to awaiting_snapshot: keep the rest buffered.
-      if ((sync.phase as SyncPhase) === 'awaiting_snapshot') this.buffer(sync, event);
+      if ((sync.phase as SyncPhase) === 'awaiting_snapshot') this.buffer(sync, event, out);
+      else if (event.type === 'trade') out.push(event);
       else {
         this.applyEvent(sync, event.eventTime, event.firstId, event.finalId, event.bids, event.bids.length,
           event.asks, event.asks.length, event.localTs, event.frame, out);
@@ -469,11 +590,14 @@ class BinanceMapper implements FrameMapper {
     sync.phase = 'awaiting_snapshot';
     sync.emittedSinceReset = false;
     sync.buffered = [];
-    this.buffer(sync, { eventTime, firstId, finalId, bids, asks, localTs, frame });
+    this.buffer(sync, { type: 'diff', eventTime, firstId, finalId, bids, asks, localTs, frame }, out);
   }
 
-  private buffer(sync: SymbolSync, event: BufferedEvent): void {
-    if (sync.buffered.length >= MAX_BUFFERED_EVENTS) sync.buffered.shift();
+  private buffer(sync: SymbolSync, event: BufferedEvent | Trade, out: MarketMessage[]): void {
+    if (sync.buffered.length >= MAX_BUFFERED_EVENTS) {
+      const oldest = sync.buffered.shift() as BufferedEvent | Trade;
+      if (oldest.type === 'trade') out.push(oldest);
+    }
     sync.buffered.push(event);
     // Binance's order: buffer first, then fetch the snapshot, so it is never older than the stream.
     if (!sync.snapshotRequested) this.requestSnapshot(sync);
@@ -506,26 +630,34 @@ class BinanceMapper implements FrameMapper {
   }
 }
 
-function streamsOf(symbols: readonly string[]): string[] {
-  return symbols.map((symbol) => `${symbol.toLowerCase()}@depth@100ms`);
+function streamsOf(symbols: readonly string[], tradeChannel: BinanceTradeChannel | null): string[] {
+  const streams: string[] = [];
+  for (const symbol of symbols) {
+    const lower = symbol.toLowerCase();
+    streams.push(`${lower}@depth@100ms`);
+    if (tradeChannel !== null) streams.push(`${lower}@${tradeChannel}`);
+  }
+  return streams;
 }
 
 function withoutTrailingSlash(url: string): string {
   return url.endsWith('/') ? url.slice(0, -1) : url;
 }
 
-function createLiveProtocol(): LiveProtocol {
+function createLiveProtocol(tradeChannel: BinanceTradeChannel | null): LiveProtocol {
   let requestId = 0;
   return {
     venue: 'binance',
-    connectUrl: (baseUrl, symbols) => `${withoutTrailingSlash(baseUrl)}/stream?streams=${streamsOf(symbols).join('/')}`,
+    connectUrl: (baseUrl, symbols) => `${withoutTrailingSlash(baseUrl)}/stream?streams=${streamsOf(symbols, tradeChannel).join('/')}`,
     // The combined-stream URL already subscribes.
     subscribeFrames: () => [],
     unsubscribeFrames: (symbols) => {
       if (symbols.length === 0) return [];
       requestId += 1;
-      return [JSON.stringify({ method: 'UNSUBSCRIBE', params: streamsOf(symbols), id: requestId })];
+      return [JSON.stringify({ method: 'UNSUBSCRIBE', params: streamsOf(symbols, tradeChannel), id: requestId })];
     },
+    // Books resync from REST snapshots; the stream itself is never touched.
+    resyncFrames: () => [],
     // Binance pings at the websocket level and ws answers those pongs itself.
     pingFrame: () => null,
     snapshotUrl: (baseRestUrl, symbol) =>
@@ -533,8 +665,17 @@ function createLiveProtocol(): LiveProtocol {
   };
 }
 
-export const binance: Venue = {
-  id: 'binance',
-  createMapper: (options: MapperOptions): FrameMapper => new BinanceMapper(options),
-  live: createLiveProtocol(),
-};
+/**
+ * Binance spot; the live client subscribes `<symbol>@depth@100ms` and, unless `tradeChannel` is
+ * null, `<symbol>@trade` (every fill) or `<symbol>@aggTrade` (fills aggregated per taker order
+ * and price). The mapper reads whichever stream a frame names, so replay needs no option.
+ */
+export function binanceVenue(tradeChannel: BinanceTradeChannel | null = 'trade'): Venue {
+  return {
+    id: 'binance',
+    createMapper: (options: MapperOptions): FrameMapper => new BinanceMapper(options),
+    live: createLiveProtocol(tradeChannel),
+  };
+}
+
+export const binance: Venue = binanceVenue();

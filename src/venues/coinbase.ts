@@ -3,10 +3,17 @@
 //   {"type":"snapshot","product_id":"BTC-USD","bids":[[price, size],...],"asks":[...]}
 //   {"type":"l2update","product_id":"BTC-USD","time":"2022-08-04T15:25:05.010758Z",
 //    "changes":[["buy"|"sell", price, size],...]}     size is absolute; "0" removes the level
+// and, on the same connection, the `matches` channel:
+//   {"type":"match"|"last_match","trade_id":10,"sequence":50,"maker_order_id":..,
+//    "taker_order_id":..,"time":"2014-11-07T08:19:27.028459Z","product_id":"BTC-USD",
+//    "size":"5.23512","price":"400.23","side":"sell"}
+// where `side` is the MAKER's side ("sell": a resting sell was lifted, so the taker bought),
+// and `last_match`, the first message after subscribing, repeats the latest trade before it.
 // Several products share one connection, each with its own book. level2 has no sequence
-// numbers, so continuity rests on the channel's delivery guarantee.
+// numbers, so continuity rests on the channel's delivery guarantee; matches may be dropped by
+// the venue (its docs say so), so trade ids can skip.
 // Reference: https://docs.cdp.coinbase.com/exchange/websocket-feed/channels
-import type { BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason } from '../domain/types.js';
+import type { Aggressor, BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
 import { rejected, sampleOf } from '../domain/types.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
 import { L2Book } from '../book/l2-book.js';
@@ -27,6 +34,11 @@ interface RawMessage {
   readonly changes?: unknown;
   readonly message?: unknown;
   readonly reason?: unknown;
+  // match / last_match
+  readonly trade_id?: unknown;
+  readonly price?: unknown;
+  readonly size?: unknown;
+  readonly side?: unknown;
 }
 
 const DEFAULT_LEVELS = 10;
@@ -128,6 +140,8 @@ function checkChanges(changes: unknown): readonly RawChange[] {
 class CoinbaseMapper implements FrameMapper {
   private readonly books = new Map<string, L2Book>();
   private readonly resync = new Set<string>();
+  /** Per product, the last trade id emitted; kept across reset() so a reconnect's last_match is not counted twice. */
+  private readonly lastTradeIds = new Map<string, number>();
   private readonly levels: number;
 
   constructor(options: MapperOptions) {
@@ -146,6 +160,9 @@ class CoinbaseMapper implements FrameMapper {
       case 'snapshot':
       case 'l2update':
         return this.mapBookMessage(message, frame, localTs);
+      case 'match':
+      case 'last_match':
+        return [this.mapMatch(message, frame, localTs)];
       case 'subscriptions':
       case 'heartbeat':
         return [];
@@ -158,6 +175,46 @@ class CoinbaseMapper implements FrameMapper {
       default:
         return [rejected('unsupported_message', `type: ${shown(message.type, 40)} is not handled`, frame, null)];
     }
+  }
+
+  /**
+   * A trade, or a rejection naming the field. A trade id at or below the last one emitted for
+   * the product is a repeat (the `last_match` after a reconnect), not a second trade.
+   */
+  private mapMatch(message: RawMessage, frame: string, localTs: EpochMs): Trade | Rejected {
+    const product = message.product_id;
+    if (typeof product !== 'string' || product.length === 0) {
+      return rejected('schema', `product_id: must be a non-empty string, got ${shown(product, 40)}`, frame, null);
+    }
+    const tradeId = message.trade_id;
+    if (typeof tradeId !== 'number' || !Number.isSafeInteger(tradeId) || tradeId < 0) {
+      return rejected('schema', `trade_id: must be a non-negative integer, got ${shown(tradeId, 40)}`, frame, product);
+    }
+    const time = typeof message.time === 'string' ? isoToEpochMs(message.time) : null;
+    if (time === null) return rejected('schema', `time: must be an ISO-8601 UTC time, got ${shown(message.time, 40)}`, frame, product);
+    const makerSide = message.side;
+    if (makerSide !== 'buy' && makerSide !== 'sell') {
+      return rejected('schema', `side: the maker's side must be "buy" or "sell", got ${shown(makerSide, 40)}`, frame, product);
+    }
+    let price: number;
+    let size: number;
+    try {
+      price = checkDecimal(message.price, 'price', 'price');
+      size = checkDecimal(message.size, 'size', 'size');
+    } catch (error) {
+      if (!(error instanceof FrameError)) throw error;
+      return rejected(error.reason, error.detail, frame, product);
+    }
+    if (!(price > 0)) return rejected('schema', `price: must be > 0, got ${shown(message.price, 40)}`, frame, product);
+    if (!(size > 0)) return rejected('non_positive_size', `size: must be > 0, got ${shown(message.size, 40)}`, frame, product);
+    const lastTradeId = this.lastTradeIds.get(product);
+    if (lastTradeId !== undefined && tradeId <= lastTradeId) {
+      return rejected('out_of_order', `trade_id: ${tradeId} is not after the last trade of ${product} (${lastTradeId}); a repeat`, frame, product);
+    }
+    this.lastTradeIds.set(product, tradeId);
+    // A resting sell was lifted by a buyer (+1); a resting buy was hit by a seller (-1).
+    const aggressor: Aggressor = makerSide === 'sell' ? 1 : -1;
+    return { type: 'trade', symbol: product, ts: time, localTs, price, size, aggressor, tradeId: String(tradeId) };
   }
 
   takeResyncRequests(): string[] {
@@ -259,13 +316,17 @@ class CoinbaseMapper implements FrameMapper {
 export type CoinbaseLevel2Channel = 'level2_batch' | 'level2';
 
 function coinbaseLive(channel: CoinbaseLevel2Channel): LiveProtocol {
-  const frame = (type: 'subscribe' | 'unsubscribe', symbols: readonly string[]): string[] =>
-    symbols.length ? [JSON.stringify({ type, product_ids: [...symbols], channels: [channel] })] : [];
+  const frame = (type: 'subscribe' | 'unsubscribe', symbols: readonly string[], channels: readonly string[]): string[] =>
+    symbols.length ? [JSON.stringify({ type, product_ids: [...symbols], channels })] : [];
+  const bookAndTrades = [channel, 'matches'];
   return {
     venue: 'coinbase',
     connectUrl: (baseUrl) => baseUrl,
-    subscribeFrames: (symbols) => frame('subscribe', symbols),
-    unsubscribeFrames: (symbols) => frame('unsubscribe', symbols),
+    subscribeFrames: (symbols) => frame('subscribe', symbols, bookAndTrades),
+    unsubscribeFrames: (symbols) => frame('unsubscribe', symbols, bookAndTrades),
+    // A new level2 subscription starts with a snapshot; matches stay subscribed, so no trade is
+    // missed (nor its last_match repeated) while the book comes back.
+    resyncFrames: (symbols) => [...frame('unsubscribe', symbols, [channel]), ...frame('subscribe', symbols, [channel])],
     pingFrame: () => null,
     snapshotUrl: () => null,
   };

@@ -1,7 +1,12 @@
-// Kraken websocket API v1, public `book` channel (wss://ws.kraken.com).
+// Kraken websocket API v1, public `book` and `trade` channels (wss://ws.kraken.com).
 //
 // Frames are either event objects (`systemStatus`, `subscriptionStatus`, `heartbeat`, `pong`,
 // `error`) or channel arrays:
+//   trades    [channelID, [[price, volume, time, side, orderType, misc(, tradeId)], ...], "trade", pair]
+//             side is the taker's: "b"/"buy" or "s"/"sell"; time is decimal epoch seconds. The
+//             first trade message after each subscription is a snapshot of the last 50 trades,
+//             history from before it: skipped, as tardis-node does, so a reconnect never feeds
+//             old trades (or the same trade twice) into the features of a fresh book.
 //   snapshot  [channelID, {"as": [[price, volume, ts], ...], "bs": [...]}, "book-N", pair]
 //   update    [channelID, {"a": [...]}, "book-N", pair]
 //             [channelID, {"b": [...], "c": checksum}, "book-N", pair]
@@ -11,8 +16,9 @@
 //
 // The checksum is computed from the venue's exact strings, so each side keeps them next to the
 // parsed numbers; a numeric book could not reproduce "5290.80000" from 5290.8.
-// Reference: https://docs.kraken.com/api/docs/guides/spot-ws-book-v1
-import type { BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason } from '../domain/types.js';
+// Reference: https://docs.kraken.com/api/docs/guides/spot-ws-book-v1 (book checksum),
+// https://docs.kraken.com/api/docs/websocket-v1/trade (trade channel)
+import type { Aggressor, BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
 import { rejected, sampleOf } from '../domain/types.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
 import { isRecord, parseJsonFrame } from './frame.js';
@@ -29,7 +35,24 @@ interface RawEvent {
   readonly status?: unknown;
   readonly pair?: unknown;
   readonly errorMessage?: unknown;
+  readonly subscription?: unknown;
 }
+
+/** The taker's side as the trade channel spells it (the reference lists buy/sell, its example b/s). */
+function takerSide(side: unknown): Aggressor | null {
+  switch (side) {
+    case 'b':
+    case 'buy':
+      return 1;
+    case 's':
+    case 'sell':
+      return -1;
+    default:
+      return null;
+  }
+}
+
+const TRADE_ID_TEXT = /^\d{1,15}$/;
 
 /** The checksum covers the ten best levels per side whatever the subscribed depth. */
 const CHECKSUM_LEVELS = 10;
@@ -249,6 +272,8 @@ function parseDepth(channelName: string): number | null {
 class KrakenMapper implements FrameMapper {
   private readonly books = new Map<string, KrakenBook>();
   private readonly resync = new Set<string>();
+  /** Pairs whose trade subscription was confirmed and whose snapshot of past trades is still to come. */
+  private readonly tradeSnapshotDue = new Set<string>();
   private readonly levels: number;
 
   constructor(options: MapperOptions) {
@@ -273,6 +298,7 @@ class KrakenMapper implements FrameMapper {
   reset(): void {
     this.books.clear();
     this.resync.clear();
+    this.tradeSnapshotDue.clear();
   }
 
   private mapEvent(message: RawEvent, frame: string): MarketMessage[] {
@@ -286,7 +312,12 @@ class KrakenMapper implements FrameMapper {
         if (message.status === 'error') {
           return [rejected('venue_error', `subscriptionStatus.errorMessage: ${shown(message.errorMessage, 120)}`, frame, pair)];
         }
-        // After an unsubscribe (the resync path) nothing more arrives for the old book.
+        const name = isRecord(message.subscription) ? message.subscription.name : undefined;
+        if (pair !== null && name === 'trade') {
+          if (message.status === 'subscribed') this.tradeSnapshotDue.add(pair);
+          return [];
+        }
+        // After a book unsubscribe (the resync path) nothing more arrives for the old book.
         if (message.status === 'unsubscribed' && pair !== null) this.books.delete(pair);
         return [];
       }
@@ -309,6 +340,7 @@ class KrakenMapper implements FrameMapper {
     if (typeof channelName !== 'string') {
       return [rejected('schema', `[${message.length - 2}]: channel name must be a string, got ${shown(channelName, 40)}`, frame, pair)];
     }
+    if (channelName === 'trade') return this.mapTrades(message, pair, frame, localTs);
     if (!channelName.startsWith('book')) {
       return [rejected('unsupported_message', `[${message.length - 2}]: channel ${shown(channelName, 40)} is not handled`, frame, pair)];
     }
@@ -327,6 +359,57 @@ class KrakenMapper implements FrameMapper {
     return isSnapshot
       ? this.applySnapshot(pair, depth, objects[0], frame, localTs)
       : this.applyUpdate(pair, objects, frame, localTs);
+  }
+
+  /** One trade per entry; a bad entry is rejected naming its field, its neighbours still count. */
+  private mapTrades(message: unknown[], pair: string, frame: string, localTs: EpochMs): MarketMessage[] {
+    if (message.length !== 4 || !Array.isArray(message[1])) {
+      return [rejected('schema', `[1]: trades must be an array of [price, volume, time, side, orderType, misc], got ${shown(message[1], 40)}`, frame, pair)];
+    }
+    if (this.tradeSnapshotDue.delete(pair)) return [];
+    const entries = message[1] as unknown[];
+    const out: MarketMessage[] = [];
+    for (let i = 0; i < entries.length; i++) out.push(this.mapTrade(entries[i], `[1][${i}]`, pair, frame, localTs));
+    return out;
+  }
+
+  private mapTrade(entry: unknown, at: string, pair: string, frame: string, localTs: EpochMs): Trade | Rejected {
+    if (!Array.isArray(entry) || entry.length < 6 || entry.length > 7) {
+      return rejected('schema', `${at}: must be [price, volume, time, side, orderType, misc(, tradeId)], got ${shown(entry, 60)}`, frame, pair);
+    }
+    const [priceText, volumeText, timeText, side, orderType, misc, tradeIdRaw] = entry as unknown[];
+    if (typeof priceText !== 'string' || !DECIMAL.test(priceText)) {
+      return rejected('schema', `${at}[0]: price must be a decimal string, got ${shown(priceText, 40)}`, frame, pair);
+    }
+    if (typeof volumeText !== 'string' || !DECIMAL.test(volumeText)) {
+      return rejected('schema', `${at}[1]: volume must be a decimal string, got ${shown(volumeText, 40)}`, frame, pair);
+    }
+    if (typeof timeText !== 'string' || !DECIMAL.test(timeText)) {
+      return rejected('schema', `${at}[2]: time must be decimal epoch seconds, got ${shown(timeText, 40)}`, frame, pair);
+    }
+    const aggressor = takerSide(side);
+    if (aggressor === null) {
+      return rejected('schema', `${at}[3]: side must be "b" or "s" (the taker's), got ${shown(side, 40)}`, frame, pair);
+    }
+    if (typeof orderType !== 'string') return rejected('schema', `${at}[4]: order type must be a string, got ${shown(orderType, 40)}`, frame, pair);
+    if (typeof misc !== 'string') return rejected('schema', `${at}[5]: misc must be a string, got ${shown(misc, 40)}`, frame, pair);
+    let tradeId: string | undefined;
+    if (tradeIdRaw !== undefined) {
+      tradeId = typeof tradeIdRaw === 'number' ? String(tradeIdRaw) : typeof tradeIdRaw === 'string' ? tradeIdRaw : '';
+      if (!TRADE_ID_TEXT.test(tradeId)) {
+        return rejected('schema', `${at}[6]: trade id must be a non-negative integer, got ${shown(tradeIdRaw, 40)}`, frame, pair);
+      }
+    }
+    const price = Number(priceText);
+    const size = Number(volumeText);
+    const ts = krakenSecondsToMs(timeText);
+    if (!Number.isFinite(price)) return rejected('non_finite', `${at}[0]: price must be finite, got ${shown(priceText, 40)}`, frame, pair);
+    if (!(price > 0)) return rejected('schema', `${at}[0]: price must be > 0, got ${shown(priceText, 40)}`, frame, pair);
+    if (!Number.isFinite(size)) return rejected('non_finite', `${at}[1]: volume must be finite, got ${shown(volumeText, 40)}`, frame, pair);
+    if (!(size > 0)) return rejected('non_positive_size', `${at}[1]: volume must be > 0, got ${shown(volumeText, 40)}`, frame, pair);
+    if (!Number.isFinite(ts)) return rejected('non_finite', `${at}[2]: time must be finite, got ${shown(timeText, 40)}`, frame, pair);
+
+    return { type: 'trade', symbol: pair, ts, localTs, price, size, aggressor, tradeId };
   }
 
   private applySnapshot(pair: string, depth: number, payload: Record<string, unknown>, frame: string, localTs: EpochMs): MarketMessage[] {
@@ -428,19 +511,26 @@ const VALID_DEPTHS = [10, 25, 100, 500, 1000] as const;
 export type KrakenDepth = (typeof VALID_DEPTHS)[number];
 
 function krakenLive(depth: KrakenDepth): LiveProtocol {
-  const subscription = { name: 'book', depth };
+  const book = { name: 'book', depth };
+  const trade = { name: 'trade' };
+  // One subscription per request: the v1 API takes a single `subscription` object.
+  const frames = (event: 'subscribe' | 'unsubscribe', symbols: readonly string[], subscriptions: readonly object[]): string[] =>
+    symbols.length ? subscriptions.map((subscription) => JSON.stringify({ event, pair: [...symbols], subscription })) : [];
   return {
     venue: 'kraken',
     connectUrl: (baseUrl) => baseUrl,
-    subscribeFrames: (symbols) => (symbols.length ? [JSON.stringify({ event: 'subscribe', pair: [...symbols], subscription })] : []),
-    unsubscribeFrames: (symbols) => (symbols.length ? [JSON.stringify({ event: 'unsubscribe', pair: [...symbols], subscription })] : []),
+    subscribeFrames: (symbols) => frames('subscribe', symbols, [book, trade]),
+    unsubscribeFrames: (symbols) => frames('unsubscribe', symbols, [book, trade]),
+    // A new book subscription starts with a snapshot; the trade subscription stays, so no trade
+    // is missed meanwhile.
+    resyncFrames: (symbols) => [...frames('unsubscribe', symbols, [book]), ...frames('subscribe', symbols, [book])],
     pingFrame: () => JSON.stringify({ event: 'ping' }),
     snapshotUrl: () => null,
   };
 }
 
 /**
- * Kraken v1 `book` at a subscription depth of 10, 25, 100, 500 or 1000 levels per side.
+ * Kraken v1 `book` at a subscription depth of 10, 25, 100, 500 or 1000 levels per side, and `trade`.
  * The mapper reads the depth of each book from its channel name (`book-N`), so it keeps any
  * subscription correct; `depth` only chooses what the live client asks for.
  */

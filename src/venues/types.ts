@@ -30,6 +30,13 @@ export interface FrameMapper {
    * the live client fetches or re-subscribes for them. Cleared by `takeResyncRequests`.
    */
   takeResyncRequests(): string[];
+  /**
+   * Trades the mapper holds back while a book resyncs (so they come out in arrival order with
+   * that book's updates), handed over now because no book is coming for them: the connection
+   * dropped, the recording ended. The live client delivers them before its disconnect marker.
+   * Absent where a mapper never holds anything back.
+   */
+  releaseHeld?(): MarketMessage[];
   /** Forgets every book: called on reconnect, before the new subscription. */
   reset(): void;
 }
@@ -41,8 +48,14 @@ export interface LiveProtocol {
   connectUrl(baseUrl: string, symbols: readonly string[]): string;
   /** Frames to send right after the socket opens (empty when the URL subscribes). */
   subscribeFrames(symbols: readonly string[]): string[];
-  /** Frames to send to drop a symbol, where the venue supports it. */
+  /** Frames to send to drop a symbol (its book and its trades), where the venue supports it. */
   unsubscribeFrames(symbols: readonly string[]): string[];
+  /**
+   * Frames that make a venue which streams its own snapshots send a fresh book for these
+   * symbols: the book channel only, so their trades keep flowing. Empty where books resync
+   * from REST (`snapshotUrl`).
+   */
+  resyncFrames(symbols: readonly string[]): string[];
   /** An application-level ping frame, where the venue wants one (Kraken `ping`); null otherwise. */
   pingFrame(): string | null;
   /**

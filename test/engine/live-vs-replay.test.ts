@@ -1,6 +1,7 @@
 // Live and replay are one pipeline: the Binance recording replayed as a file and the same
 // recording streamed by the local Binance stand-in into the live client give the same
-// predictions (same seeds, speed max).
+// predictions (same seeds, speed max), and the recording's trades reach the engine the same
+// way on both paths: the same trades, in the same order among the books.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,17 +11,36 @@ import { Engine } from '../../src/engine/engine.js';
 import { predictionLine, runReplay } from '../../src/cli/replay.js';
 import { startFeedServer } from '../../src/ingest/feed-server.js';
 import { createLiveFeed } from '../../src/ingest/live-client.js';
+import type { MarketMessage } from '../../src/domain/types.js';
 import { binance } from '../../src/venues/binance.js';
+import { binanceRaw } from '../../src/venues/binance-raw.js';
 
 const recording = join(import.meta.dirname, '../../fixtures/binance/spot_btcusdt_20240808.head3000.gz');
 const config: EngineConfig = { ...defaultEngineConfig, learner: { ...defaultEngineConfig.learner, hidden: 8 } };
 
+/**
+ * What reaches the engine, in order, minus the receive time (the wall clock live, the recorded
+ * one in replay): every book by its update id, every trade by all it carries.
+ */
+function arrival(message: MarketMessage): string | null {
+  if (message.type === 'book_snapshot') return `book ${message.seq} ${message.ts}`;
+  if (message.type === 'trade') return `trade ${message.tradeId} ${message.ts} ${message.price} ${message.size} ${message.aggressor}`;
+  return null;
+}
+
 describe('live equals replay', () => {
   it('binance-raw replay and feed-server -> live client give identical predictions', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'lob-rtrl-live-'));
-    await runReplay({ files: [recording], format: 'binance-raw', config, out: join(dir, 'replay.jsonl'), speed: 'max' });
+    const report = await runReplay({ files: [recording], format: 'binance-raw', config, out: join(dir, 'replay.jsonl'), speed: 'max' });
     const expected = readFileSync(join(dir, 'replay.jsonl'), 'utf8').split('\n').filter(Boolean);
     expect(expected.length).toBeGreaterThan(250);
+    // fixtures/binance/README.md: 518 recorded trades.
+    expect(report.trades).toBe(518);
+    const replayed: string[] = [];
+    for await (const message of binanceRaw.read([recording], { levels: config.levels })) {
+      const seen = arrival(message);
+      if (seen !== null) replayed.push(seen);
+    }
 
     const server = await startFeedServer({ recording, speed: 'max', loop: false });
     const feed = createLiveFeed(binance, { url: server.wsUrl, restUrl: server.url, symbols: ['BTCUSDT'] }, {
@@ -31,12 +51,15 @@ describe('live equals replay', () => {
     });
     const engine = new Engine(config);
     const live: string[] = [];
+    const arrived: string[] = [];
     engine.addSink((prediction) => live.push(predictionLine(prediction)));
     try {
       const deadline = Date.now() + 60_000;
       for await (const message of feed.messages()) {
         engine.process(message);
-        if (live.length >= expected.length || Date.now() > deadline) break;
+        const seen = arrival(message);
+        if (seen !== null) arrived.push(seen);
+        if (arrived.length >= replayed.length || Date.now() > deadline) break;
       }
     } finally {
       await feed.close();
@@ -44,6 +67,8 @@ describe('live equals replay', () => {
     }
     expect(feed.stats.conflatedSnapshots).toBe(0);
     expect(engine.counters.disconnects).toBe(0);
+    expect(engine.counters.trades).toBe(report.trades);
+    expect(arrived).toEqual(replayed);
     expect(live).toEqual(expected);
   });
 });

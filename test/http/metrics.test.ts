@@ -84,6 +84,7 @@ describe('GET /metrics', () => {
       lob_rtrl_feed_reconnects_total: 'counter',
       lob_rtrl_feed_connected: 'gauge',
       lob_rtrl_feed_conflated_snapshots_total: 'counter',
+      lob_rtrl_feed_dropped_trades_total: 'counter',
       lob_rtrl_feed_queued: 'gauge',
       lob_rtrl_stream_subscribers: 'gauge',
     });

@@ -39,6 +39,7 @@ export function seqDiffVenue(streamSnapshots: boolean): Venue {
     connectUrl: (base) => `${base}/feed`,
     subscribeFrames: (symbols) => [JSON.stringify({ op: 'subscribe', symbols })],
     unsubscribeFrames: (symbols) => [JSON.stringify({ op: 'unsubscribe', symbols })],
+    resyncFrames: (symbols) => [JSON.stringify({ op: 'unsubscribe', symbols }), JSON.stringify({ op: 'subscribe', symbols })],
     pingFrame: () => JSON.stringify({ op: 'ping' }),
     snapshotUrl: (base, symbol) => (streamSnapshots ? null : `${base}/depth?symbol=${encodeURIComponent(symbol)}`),
   };

@@ -1,13 +1,14 @@
 // The live client with the real Binance venue, against a local server that serves the real
 // recorded frames of fixtures/binance/ (see its README): the combined diff-depth stream over
-// a websocket and the recorded REST depth snapshot over HTTP.
+// a websocket (with its bookTicker and trade frames) and the recorded REST depth snapshot over
+// HTTP.
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { BookSnapshot, Disconnect, MarketMessage } from '../../src/domain/types.js';
+import type { BookSnapshot, Disconnect, MarketMessage, Trade } from '../../src/domain/types.js';
 import { createLiveFeed } from '../../src/ingest/live-client.js';
 import { binance } from '../../src/venues/binance.js';
 import { readRecordedFrames } from '../../src/venues/lines.js';
@@ -43,16 +44,24 @@ async function loadRecording(): Promise<Recording> {
   return { streamFrames, restBody, tickers };
 }
 
-/** What replay produces from the same frames with the same mapper: the reference output. */
-function replay(recording: Recording): BookSnapshot[] {
+/**
+ * What replay produces from the same frames with the same mapper: the reference output. The
+ * server below sends every frame before the client's REST fetch can be answered, so the
+ * snapshot is applied after the last frame here too.
+ */
+function replay(recording: Recording): MarketMessage[] {
   const mapper = binance.createMapper({ levels: 10, symbols: ['BTCUSDT'] });
   const out: MarketMessage[] = [];
   for (const frame of recording.streamFrames) out.push(...mapper.map(frame, 0));
   out.push(...mapper.mapRestSnapshot!('BTCUSDT', recording.restBody, 0));
-  return out.filter((m): m is BookSnapshot => m.type === 'book_snapshot');
+  return out;
 }
 
 const snapshotsOf = (messages: MarketMessage[]): BookSnapshot[] => messages.filter((m): m is BookSnapshot => m.type === 'book_snapshot');
+const tradesOf = (messages: MarketMessage[]): Trade[] => messages.filter((m): m is Trade => m.type === 'trade');
+/** Books and trades in the order they came, as `B<seq>` / `T<trade id>`. */
+const order = (messages: MarketMessage[]): string[] =>
+  messages.flatMap((m) => (m.type === 'book_snapshot' ? [`B${m.seq}`] : m.type === 'trade' ? [`T${m.tradeId}`] : []));
 
 describe('live client with the Binance venue and recorded frames', () => {
   let recording: Recording;
@@ -88,10 +97,12 @@ describe('live client with the Binance venue and recorded frames', () => {
   });
 
   it('syncs from the REST snapshot, matches replay exactly, and resyncs after a dropped connection', async () => {
-    const reference = replay(recording);
-    // The fixture README: 279 snapshots, the first at u=50093239224.
+    const replayed = replay(recording);
+    const reference = snapshotsOf(replayed);
+    // The fixture README: 279 snapshots, the first at u=50093239224, and 518 trades.
     expect(reference).toHaveLength(279);
     expect(reference[0].seq).toBe(50093239224);
+    expect(tradesOf(replayed)).toHaveLength(518);
 
     const feed = createLiveFeed(
       binance,
@@ -105,16 +116,19 @@ describe('live client with the Binance venue and recorded frames', () => {
     );
     try {
       const { items } = collect(feed.messages());
-      await until(() => snapshotsOf(items).length === reference.length, 'the first 279 snapshots');
+      await until(() => order(items).length === replayed.length, 'the first 279 snapshots and 518 trades');
       wss.clients.forEach((socket) => socket.terminate());
-      await until(() => snapshotsOf(items).length === 2 * reference.length, '279 more snapshots after reconnecting');
+      await until(() => order(items).length === 2 * replayed.length, '279 more snapshots and 518 more trades after reconnecting');
 
-      expect(connectPaths).toEqual(['/stream?streams=btcusdt@depth@100ms', '/stream?streams=btcusdt@depth@100ms']);
+      expect(connectPaths).toEqual(['/stream?streams=btcusdt@depth@100ms/btcusdt@trade', '/stream?streams=btcusdt@depth@100ms/btcusdt@trade']);
       expect(restPaths).toEqual(['/api/v3/depth?symbol=BTCUSDT&limit=1000', '/api/v3/depth?symbol=BTCUSDT&limit=1000']);
 
       const markerIndex = items.findIndex((m) => m.type === 'disconnect');
-      expect(markerIndex).toBe(reference.length);
+      expect(markerIndex).toBe(replayed.length);
       expect((items[markerIndex] as Disconnect).symbol).toBeNull();
+      expect(order(items.slice(0, markerIndex))).toEqual(order(replayed));
+      expect(order(items.slice(markerIndex + 1))).toEqual(order(replayed));
+      for (const trade of tradesOf(items)) expect(trade.localTs).toBe(CLOCK_MS);
       for (const run of [items.slice(0, markerIndex), items.slice(markerIndex + 1)]) {
         const live = snapshotsOf(run);
         expect(live).toHaveLength(reference.length);
@@ -144,6 +158,52 @@ describe('live client with the Binance venue and recorded frames', () => {
       expect(feed.stats).toMatchObject({ connects: 2, reconnects: 1, snapshotFetches: 2, synced: { BTCUSDT: true } });
     } finally {
       await feed.close();
+    }
+  });
+});
+
+describe('live client with the Binance venue, when the book never syncs', () => {
+  it('delivers the trades held for the missing snapshot before the disconnect marker, in recorded order', async () => {
+    const recording = await loadRecording();
+    // The first 200 stream frames: depth diffs, tickers and trades, all before any book can sync.
+    const sent = recording.streamFrames.slice(0, 200);
+    const sentTrades = sent.filter((frame) => frame.startsWith('{"stream":"btcusdt@trade"'));
+    expect(sentTrades.length).toBeGreaterThan(10);
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    let connections = 0;
+    wss.on('connection', (socket) => {
+      connections += 1;
+      if (connections > 1) return;
+      for (const frame of sent) socket.send(frame);
+      // Dropped once the client has had time to ask for (and be refused) a snapshot.
+      setTimeout(() => socket.terminate(), 200);
+    });
+    const http = createServer((_request, response) => {
+      response.writeHead(503, { 'content-type': 'application/json' });
+      response.end('{"code":-1003,"msg":"Too many requests."}');
+    });
+    http.listen(0, '127.0.0.1');
+    await Promise.all([once(wss, 'listening'), once(http, 'listening')]);
+    const feed = createLiveFeed(
+      binance,
+      { url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, restUrl: `http://127.0.0.1:${(http.address() as AddressInfo).port}`, symbols: ['BTCUSDT'] },
+      { now: () => CLOCK_MS, levels: 10, backoff: { initialMs: 1_000, maxMs: 1_000, jitter: 'none' } },
+    );
+    try {
+      const { items } = collect(feed.messages());
+      await until(() => items.some((m) => m.type === 'disconnect'), 'the disconnect marker');
+      const markerIndex = items.findIndex((m) => m.type === 'disconnect');
+      expect(items.slice(0, markerIndex).map((m) => m.type)).toEqual(sentTrades.map(() => 'trade'));
+      expect(tradesOf(items.slice(0, markerIndex)).map((t) => t.tradeId)).toEqual(
+        sentTrades.map((frame) => String((JSON.parse(frame) as { data: { t: number } }).data.t)),
+      );
+      expect(snapshotsOf(items)).toEqual([]);
+      expect(feed.stats.snapshotFailures).toBeGreaterThan(0);
+    } finally {
+      await feed.close();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
     }
   });
 });

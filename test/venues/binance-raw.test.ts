@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { BookSnapshot, MarketMessage } from '../../src/domain/types.js';
+import type { BookSnapshot, MarketMessage, Trade } from '../../src/domain/types.js';
 import { binanceRaw } from '../../src/venues/binance-raw.js';
 import { parseRecordedLine } from '../../src/venues/lines.js';
 
@@ -29,6 +29,8 @@ async function collect(paths: string[], options: { levels: number; symbol?: stri
 
 const snapshotsOf = (messages: readonly MarketMessage[]) =>
   messages.filter((m): m is BookSnapshot => m.type === 'book_snapshot');
+const tradesOf = (messages: readonly MarketMessage[]) => messages.filter((m): m is Trade => m.type === 'trade');
+const markersOf = (messages: readonly MarketMessage[]) => messages.filter((m) => m.type !== 'book_snapshot' && m.type !== 'trade');
 
 interface Depth {
   E: number;
@@ -86,13 +88,27 @@ describe('binance-raw over the recorded excerpt', () => {
     return frame.startsWith('{"stream":"btcusdt@depth@100ms"') && (JSON.parse(frame) as { data: Depth }).data.u > 50093239218;
   });
 
-  it('emits one sound snapshot per diff event after the inline REST snapshot, nothing else', async () => {
+  it('emits one sound snapshot per diff event after the inline REST snapshot and one trade per @trade line, nothing else', async () => {
     const messages = await collect([fixturePath], { levels: 10 });
-    expect(messages.filter((m) => m.type !== 'book_snapshot')).toEqual([]);
+    expect(markersOf(messages)).toEqual([]);
     const snapshots = snapshotsOf(messages);
     expect(depthLines).toHaveLength(281);
     expect(snapshots).toHaveLength(279);
     expect(new Set(snapshots.map((s) => s.symbol))).toEqual(new Set(['BTCUSDT']));
+    const tradeLines = lines.filter((line) => line.includes(' {"stream":"btcusdt@trade"'));
+    const trades = tradesOf(messages);
+    expect(trades).toHaveLength(518);
+    trades.forEach((trade, i) => {
+      const line = tradeLines[i];
+      const data = (JSON.parse(line.slice(line.indexOf(' ') + 1)) as { data: { t: number; T: number; p: string; q: string; m: boolean } }).data;
+      expect(trade).toMatchObject({ symbol: 'BTCUSDT', tradeId: String(data.t), ts: data.T, price: Number(data.p), size: Number(data.q), aggressor: data.m ? -1 : 1 });
+      expect(trade.localTs).toBeCloseTo(Number(line.slice(0, line.indexOf(' '))) / 1e6, 3);
+    });
+    // A trade comes out where its line stands: between the books of the diff lines around it.
+    const lastBook = snapshots[snapshots.length - 1];
+    const lastBookLine = lines.findIndex((line) => line.includes(`"u":${lastBook.seq},`));
+    const tradesAfterLastBook = tradeLines.filter((line) => lines.indexOf(line) > lastBookLine).length;
+    expect(messages.slice(messages.indexOf(lastBook) + 1).map((m) => m.type)).toEqual(Array(tradesAfterLastBook).fill('trade'));
   });
 
   it('first and last snapshots match an independent replay of the raw frames', async () => {
@@ -124,8 +140,9 @@ describe('binance-raw over the recorded excerpt', () => {
     const head = writeRecording('part1.gz', lines.slice(0, 1500), true);
     const tail = writeRecording('part2.gz', lines.slice(1500), true);
     const split = await collect([head, tail], { levels: 10 });
-    expect(split.filter((m) => m.type !== 'book_snapshot')).toEqual([]);
+    expect(markersOf(split)).toEqual([]);
     expect(snapshotsOf(split)).toEqual(whole);
+    expect(tradesOf(split)).toEqual(tradesOf(await collect([fixturePath], { levels: 10 })));
   });
 
   it('holds a snapshot recorded before any frame names the symbol, and honours options.symbol', async () => {
@@ -151,6 +168,13 @@ describe('binance-raw over the recorded excerpt', () => {
     expect(snapshotsOf(guessed)).toEqual([]);
     const told = await collect([mixed], { levels: 10, symbol: 'BTCUSDT' });
     expect(snapshotsOf(told)).toHaveLength(279);
+  });
+
+  it('still emits the trades of a recording that ends before the book could sync', async () => {
+    const beforeSnapshot = writeRecording('no-snapshot.txt', lines.slice(0, 7), false);
+    const messages = await collect([beforeSnapshot], { levels: 10 });
+    expect(messages.map((m) => m.type)).toEqual(['trade']);
+    expect((messages[0] as Trade).tradeId).toBe('3735683259');
   });
 
   it('reports an inline snapshot it cannot attribute to a symbol', async () => {

@@ -3,11 +3,12 @@ import { gunzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkBook } from '../../src/domain/book-check.js';
-import type { BookSnapshot, MarketMessage, Rejected } from '../../src/domain/types.js';
-import { binance } from '../../src/venues/binance.js';
+import type { BookSnapshot, MarketMessage, Rejected, Trade } from '../../src/domain/types.js';
+import { binance, binanceVenue } from '../../src/venues/binance.js';
 import { parseRecordedLine } from '../../src/venues/lines.js';
 import type { RecordedFrame } from '../../src/venues/lines.js';
 import type { FrameMapper } from '../../src/venues/types.js';
+import { expectSoundTrade } from './sound-trade.js';
 
 // fixtures/binance/README.md: the first 3000 lines of spot_btcusdt_20240808.gz, REST snapshot on line 8.
 const fixture = new URL('../../fixtures/binance/spot_btcusdt_20240808.head3000.gz', import.meta.url);
@@ -44,6 +45,24 @@ function feed(mapper: FrameMapper, recorded: readonly RecordedFrame[]): MarketMe
 
 const snapshotsOf = (messages: readonly MarketMessage[]) =>
   messages.filter((m): m is BookSnapshot => m.type === 'book_snapshot');
+const tradesOf = (messages: readonly MarketMessage[]) => messages.filter((m): m is Trade => m.type === 'trade');
+/** Everything but books and trades: disconnects and rejections. */
+const markersOf = (messages: readonly MarketMessage[]) => messages.filter((m) => m.type !== 'book_snapshot' && m.type !== 'trade');
+const isTrade = (frame: string) => frame.startsWith('{"stream":"btcusdt@trade"');
+
+interface TradeData {
+  e: string;
+  E: number;
+  s: string;
+  t: number;
+  p: string;
+  q: string;
+  T: number;
+  m: boolean;
+  M: boolean;
+}
+const tradeData = (frame: string) => (JSON.parse(frame) as { data: TradeData }).data;
+
 
 function expectSound(snapshot: BookSnapshot): void {
   for (const value of snapshot.bids) expect(Number.isFinite(value)).toBe(true);
@@ -78,7 +97,7 @@ describe('binance mapper: sync from the real recording', () => {
     expect(mapper.takeResyncRequests()).toEqual(['BTCUSDT']);
 
     const messages = feed(mapper, frames.slice(SNAPSHOT_LINE));
-    expect(messages.filter((m) => m.type !== 'book_snapshot')).toEqual([]);
+    expect(markersOf(messages)).toEqual([]);
     expect(mapper.takeResyncRequests()).toEqual([]);
     const snapshots = snapshotsOf(messages);
     const applicable = depthFrames.filter((f) => depthData(f.frame).u > SNAPSHOT_ID);
@@ -178,7 +197,7 @@ describe('binance mapper: sync from the real recording', () => {
       expect([...resumed[i].bids]).toEqual([...expected[i].bids]);
       expect([...resumed[i].asks]).toEqual([...expected[i].asks]);
     }
-    expect(rest.filter((m) => m.type !== 'book_snapshot')).toEqual([]);
+    expect(markersOf(rest)).toEqual([]);
   });
 
   it('refuses a snapshot older than the first buffered event and asks for another', () => {
@@ -195,7 +214,7 @@ describe('binance mapper: sync from the real recording', () => {
     expect(mapper.takeResyncRequests()).toEqual(['BTCUSDT']);
     // The real snapshot then syncs the buffered events as usual.
     const synced = feed(mapper, frames.slice(SNAPSHOT_LINE));
-    expect(synced.filter((m) => m.type !== 'book_snapshot')).toEqual([]);
+    expect(markersOf(synced)).toEqual([]);
     expect(snapshotsOf(synced).length).toBe(depthFrames.length - 2);
   });
 
@@ -232,6 +251,153 @@ describe('binance mapper: sync from the real recording', () => {
   });
 });
 
+describe('binance mapper: trades from the recording', () => {
+  const tradeFrames = frames.filter((f) => isTrade(f.frame));
+
+  it('turns every recorded @trade frame into one trade: id t, trade time T, receive time, price, size', () => {
+    const trades = tradesOf(feed(binance.createMapper({ levels: 10 }), frames));
+    // fixtures/binance/README.md: 518 trade frames in the excerpt.
+    expect(tradeFrames).toHaveLength(518);
+    expect(trades).toHaveLength(518);
+    trades.forEach((trade, i) => {
+      const data = tradeData(tradeFrames[i].frame);
+      expect(trade).toMatchObject({ symbol: 'BTCUSDT', tradeId: String(data.t), ts: data.T, price: Number(data.p), size: Number(data.q) });
+      expect(trade.localTs).toBeCloseTo(tradeFrames[i].localTs, 6);
+      expectSoundTrade(trade);
+    });
+    // By hand from line 4: t=3735683259, p "61837.63000000", q "0.02000000", T 1723161255342,
+    // m true (the buyer rested on the bid, so a seller crossed): a sell aggressor.
+    expect(trades[0]).toEqual({
+      type: 'trade',
+      symbol: 'BTCUSDT',
+      ts: 1723161255342,
+      localTs: 1723161254087.896568,
+      price: 61837.63,
+      size: 0.02,
+      aggressor: -1,
+      tradeId: '3735683259',
+    });
+  });
+
+  it('signs the aggressor from m, and the sign agrees with where the trade printed against the book', () => {
+    const messages = feed(binance.createMapper({ levels: 10 }), frames);
+    tradesOf(messages).forEach((trade, i) => expect(trade.aggressor).toBe(tradeData(tradeFrames[i].frame).m ? -1 : 1));
+    // Independent check of the sign's meaning: a buyer who crosses pays the ask (above the
+    // mid of the latest book), a seller hits the bid. Books are 100 ms apart, so a few trades
+    // print against a book that has moved on.
+    let mid = Number.NaN;
+    let compared = 0;
+    let agree = 0;
+    for (const message of messages) {
+      if (message.type === 'book_snapshot') mid = (message.bids[0] + message.asks[0]) / 2;
+      if (message.type === 'trade' && Number.isFinite(mid)) {
+        compared += 1;
+        if (Math.sign(message.price - mid) === message.aggressor) agree += 1;
+      }
+    }
+    expect(compared).toBe(517);
+    expect(agree / compared).toBeGreaterThan(0.95);
+  });
+
+  it('emits trades and books in the order they were received', () => {
+    const tokens = (messages: readonly MarketMessage[]) =>
+      messages.flatMap((m) => (m.type === 'trade' ? [`T${m.tradeId}`] : m.type === 'book_snapshot' ? [`B${m.seq}`] : []));
+    const recorded = frames.flatMap(({ frame }) => {
+      if (isTrade(frame)) return [`T${tradeData(frame).t}`];
+      if (isDepth(frame) && depthData(frame).u > SNAPSHOT_ID) return [`B${depthData(frame).u}`];
+      return [];
+    });
+    expect(tokens(feed(binance.createMapper({ levels: 10 }), frames))).toEqual(recorded);
+  });
+
+  it('holds a symbol\'s trades while its book resyncs and releases them in arrival order with the books', () => {
+    const depthFrames = frames.filter((f) => isDepth(f.frame));
+    const droppedIndex = frames.indexOf(depthFrames[100]);
+    const resumeIndex = frames.indexOf(depthFrames[120]);
+    const freshAt = depthData(depthFrames[115].frame).u;
+    const freshBody = restBodyOf(snapshotsOf(feed(binance.createMapper({ levels: 100_000 }), frames)).find((s) => s.seq === freshAt)!);
+
+    const mapper = binance.createMapper({ levels: 10 });
+    feed(mapper, frames.slice(0, droppedIndex));
+    const duringGap = feed(mapper, frames.slice(droppedIndex + 1, resumeIndex + 1));
+    const heldFrames = frames.slice(droppedIndex + 1, resumeIndex + 1).filter((f) => isTrade(f.frame));
+    // The frame after the dropped one reveals the gap; trades before it still belong to the old book.
+    const gapAt = frames.indexOf(depthFrames[101]);
+    const beforeGap = frames.slice(droppedIndex + 1, gapAt).filter((f) => isTrade(f.frame));
+    expect(heldFrames.length - beforeGap.length).toBeGreaterThan(5);
+    expect(tradesOf(duringGap).map((t) => t.tradeId)).toEqual(beforeGap.map((f) => String(tradeData(f.frame).t)));
+    expect(duringGap.map((m) => m.type)).toEqual([...beforeGap.map(() => 'trade'), 'disconnect']);
+
+    const resumed = [...mapper.mapRestSnapshot!('BTCUSDT', freshBody, frames[resumeIndex].localTs), ...feed(mapper, frames.slice(resumeIndex + 1))];
+    // Every held trade comes out, in arrival order, and no book overtakes a trade received
+    // before its diff event: the order is the recorded order of the frames that survive.
+    const order = (messages: readonly MarketMessage[]) =>
+      messages.flatMap((m) => (m.type === 'trade' ? [`T${m.tradeId}`] : m.type === 'book_snapshot' ? [`B${m.seq}`] : []));
+    const recorded = frames.slice(gapAt).flatMap(({ frame }) => {
+      if (isTrade(frame)) return [`T${tradeData(frame).t}`];
+      if (isDepth(frame) && depthData(frame).u > freshAt) return [`B${depthData(frame).u}`];
+      return [];
+    });
+    expect(order(resumed)).toEqual(recorded);
+    expect(mapper.releaseHeld!()).toEqual([]);
+  });
+
+  it('hands held trades over when no book comes for them (a dropped connection, the end of a recording)', () => {
+    const mapper = binance.createMapper({ levels: 10 });
+    const beforeSnapshot = feed(mapper, frames.slice(0, SNAPSHOT_LINE));
+    expect(beforeSnapshot).toEqual([]);
+    const released = mapper.releaseHeld!();
+    expect(released.map((m) => m.type)).toEqual(['trade']);
+    expect((released[0] as Trade).tradeId).toBe(String(tradeData(frames[3].frame).t));
+    expect(mapper.releaseHeld!()).toEqual([]);
+    // The diff events stay held: the snapshot still syncs them.
+    expect(snapshotsOf(mapper.mapRestSnapshot!('BTCUSDT', frames[SNAPSHOT_LINE].frame, 1))).toHaveLength(1);
+  });
+
+  it('maps the documented @aggTrade payload, bare and in its envelope', () => {
+    // developers.binance.com/docs/binance-spot-api-docs/web-socket-streams, "Aggregate Trade Streams".
+    const documented = { e: 'aggTrade', E: 1672515782136, s: 'BNBBTC', a: 12345, p: '0.001', q: '100', f: 100, l: 105, T: 1672515782136, m: true, M: true };
+    const expected: Trade = { type: 'trade', symbol: 'BNBBTC', ts: 1672515782136, localTs: 7, price: 0.001, size: 100, aggressor: -1, tradeId: '12345' };
+    const mapper = binance.createMapper({ levels: 10 });
+    expect(mapper.map(JSON.stringify(documented), 7)).toEqual([expected]);
+    expect(mapper.map(JSON.stringify({ stream: 'bnbbtc@aggTrade', data: documented }), 7)).toEqual([expected]);
+    expect(mapper.map(JSON.stringify({ stream: 'bnbbtc@aggTrade', data: { ...documented, m: false } }), 7)).toEqual([{ ...expected, aggressor: 1 }]);
+  });
+
+  const recordedTrade = JSON.parse(tradeFrames[0].frame) as { stream: string; data: Record<string, unknown> };
+  const tradeWith = (change: (data: Record<string, unknown>) => void): string => {
+    const data = structuredClone(recordedTrade.data);
+    change(data);
+    return JSON.stringify({ stream: recordedTrade.stream, data });
+  };
+  const tradeCases: [string, string, Rejected['reason'], string][] = [
+    ['a missing price', tradeWith((d) => delete d.p), 'schema', 'p:'],
+    ['a non-numeric price', tradeWith((d) => (d.p = 'abc')), 'non_finite', 'p:'],
+    ['a NaN price', tradeWith((d) => (d.p = 'NaN')), 'non_finite', 'p:'],
+    ['an infinite price', tradeWith((d) => (d.p = '1e400')), 'non_finite', 'p:'],
+    ['a zero price', tradeWith((d) => (d.p = '0.00000000')), 'schema', 'p:'],
+    ['a zero quantity', tradeWith((d) => (d.q = '0.00000000')), 'non_positive_size', 'q:'],
+    ['a negative quantity', tradeWith((d) => (d.q = '-0.1')), 'non_positive_size', 'q:'],
+    ['a missing quantity', tradeWith((d) => delete d.q), 'schema', 'q:'],
+    ['an empty quantity', tradeWith((d) => (d.q = '')), 'non_finite', 'q:'],
+    ['a missing trade time', tradeWith((d) => delete d.T), 'schema', 'T:'],
+    ['a trade time as text', tradeWith((d) => (d.T = '1723161255342')), 'schema', 'T:'],
+    ['an infinite trade time', tradeWith((d) => (d.T = 1)).replace('"T":1,', '"T":1e400,'), 'non_finite', 'T:'],
+    ['a missing maker flag', tradeWith((d) => delete d.m), 'schema', 'm:'],
+    ['a maker flag as text', tradeWith((d) => (d.m = 'true')), 'schema', 'm:'],
+    ['a missing trade id', tradeWith((d) => delete d.t), 'schema', 't:'],
+    ['a negative trade id', tradeWith((d) => (d.t = -1)), 'schema', 't:'],
+    ['an event type of another stream', tradeWith((d) => (d.e = 'aggTrade')), 'schema', 'e:'],
+    ['a bare trade without s', JSON.stringify({ ...recordedTrade.data, s: undefined }), 'schema', 's:'],
+  ];
+
+  it.each(tradeCases)('rejects a trade with %s naming the field, and counts it under its reason', (_label, frame, reason, field) => {
+    const rejected = firstRejected(binance.createMapper({ levels: 10 }).map(frame, 1));
+    expect(rejected.reason).toBe(reason);
+    expect(rejected.detail.startsWith(field)).toBe(true);
+  });
+});
+
 describe('binance mapper: partial book, non-book and malformed frames', () => {
   // A depth20 payload cut from the recorded REST snapshot (same shape as @depth20@100ms).
   const recorded = JSON.parse(frames[SNAPSHOT_LINE].frame) as { lastUpdateId: number; bids: string[][]; asks: string[][] };
@@ -265,13 +431,12 @@ describe('binance mapper: partial book, non-book and malformed frames', () => {
     expect(snapshotsOf(messages)).toEqual(viaRest);
   });
 
-  it('maps bookTicker, trade, subscription acks and other non-book frames to nothing', () => {
+  it('maps bookTicker, subscription acks and other frames with neither book nor trade to nothing', () => {
     const mapper = binance.createMapper({ levels: 10 });
     const ticker = frames.find((f) => f.frame.includes('@bookTicker'))!.frame;
-    const trade = frames.find((f) => f.frame.includes('@trade'))!.frame;
     const bareTicker = JSON.stringify((JSON.parse(ticker) as { data: unknown }).data);
-    const bareTrade = JSON.stringify((JSON.parse(trade) as { data: unknown }).data);
-    for (const frame of [ticker, trade, bareTicker, bareTrade, '{"result":null,"id":1}', '{"stream":"!ticker@arr","data":[]}']) {
+    const kline = '{"stream":"bnbbtc@kline_1m","data":{"e":"kline","E":1672515782136,"s":"BNBBTC","k":{}}}';
+    for (const frame of [ticker, bareTicker, kline, '{"result":null,"id":1}', '{"stream":"!ticker@arr","data":[]}']) {
       expect(mapper.map(frame, 1)).toEqual([]);
     }
     expect(mapper.takeResyncRequests()).toEqual([]);
@@ -340,6 +505,7 @@ describe('binance mapper: never throws, never emits a non-finite book', () => {
   function expectOnlySoundOutput(messages: readonly MarketMessage[]): void {
     for (const message of messages) {
       if (message.type === 'book_snapshot') expectSound(message);
+      else if (message.type === 'trade') expectSoundTrade(message);
       else if (message.type === 'rejected') expect(message.detail.length).toBeGreaterThan(0);
     }
   }
@@ -420,12 +586,24 @@ describe('binance mapper: never throws, never emits a non-finite book', () => {
     const { mapper, nextId } = syncedMapper();
     const levels = levelsArbitrary(8);
     const depthEvent = depthEventArbitrary(nextId, levels);
-    const stream = fc.constantFrom('btcusdt@depth@100ms', 'btcusdt@depth', 'btcusdt@depth10', 'btcusdt@bookTicker', 'x@y', '');
+    const stream = fc.constantFrom('btcusdt@depth@100ms', 'btcusdt@depth', 'btcusdt@depth10', 'btcusdt@bookTicker', 'btcusdt@trade', 'btcusdt@aggTrade', 'x@y', '');
+    const tradeEvent = fc.record({
+      e: fc.constantFrom('trade', 'aggTrade'),
+      s: fc.oneof({ weight: 9, arbitrary: fc.constant('BTCUSDT') }, { weight: 1, arbitrary: fc.jsonValue() }),
+      t: fc.oneof(fc.nat(), fc.jsonValue()),
+      a: fc.oneof(fc.nat(), fc.jsonValue()),
+      p: fc.oneof(decimalIn(0, 70000), junk),
+      q: fc.oneof(quantity, junk),
+      T: fc.oneof(fc.constant(1723161255342), fc.jsonValue()),
+      m: fc.oneof(fc.boolean(), fc.jsonValue()),
+    });
     const frame = fc.oneof(
       fc.jsonValue().map((value) => JSON.stringify(value)),
       fc.tuple(stream, fc.jsonValue()).map(([name, data]) => JSON.stringify({ stream: name, data })),
       depthEvent.map((data) => JSON.stringify({ stream: 'btcusdt@depth@100ms', data })),
       depthEvent.map((data) => JSON.stringify(data)),
+      tradeEvent.map((data) => JSON.stringify({ stream: `btcusdt@${data.e}`, data })),
+      tradeEvent.map((data) => JSON.stringify(data)),
       fc.record({ lastUpdateId: fc.jsonValue(), bids: levels, asks: levels }).map((body) => JSON.stringify(body)),
     );
     fc.assert(
@@ -444,14 +622,24 @@ describe('binance live protocol', () => {
   it('builds the combined-stream URL, the REST snapshot URL and no app-level ping', () => {
     expect(live.venue).toBe('binance');
     expect(live.connectUrl('wss://stream.binance.com:9443', ['BTCUSDT', 'ethusdt'])).toBe(
-      'wss://stream.binance.com:9443/stream?streams=btcusdt@depth@100ms/ethusdt@depth@100ms',
+      'wss://stream.binance.com:9443/stream?streams=btcusdt@depth@100ms/btcusdt@trade/ethusdt@depth@100ms/ethusdt@trade',
     );
-    expect(live.connectUrl('ws://127.0.0.1:8080/', ['btcusdt'])).toBe('ws://127.0.0.1:8080/stream?streams=btcusdt@depth@100ms');
+    expect(live.connectUrl('ws://127.0.0.1:8080/', ['btcusdt'])).toBe('ws://127.0.0.1:8080/stream?streams=btcusdt@depth@100ms/btcusdt@trade');
     expect(live.snapshotUrl('https://api.binance.com', 'btcusdt')).toBe('https://api.binance.com/api/v3/depth?symbol=BTCUSDT&limit=1000');
     expect(live.subscribeFrames(['btcusdt'])).toEqual([]);
+    expect(live.resyncFrames(['btcusdt'])).toEqual([]);
     expect(live.pingFrame()).toBeNull();
     const [unsubscribe] = live.unsubscribeFrames(['BTCUSDT']);
-    expect(JSON.parse(unsubscribe)).toMatchObject({ method: 'UNSUBSCRIBE', params: ['btcusdt@depth@100ms'] });
+    expect(JSON.parse(unsubscribe)).toMatchObject({ method: 'UNSUBSCRIBE', params: ['btcusdt@depth@100ms', 'btcusdt@trade'] });
+  });
+
+  it('subscribes @aggTrade instead, or depth alone, when asked', () => {
+    expect(binanceVenue('aggTrade').live!.connectUrl('wss://stream.binance.com:9443', ['BTCUSDT'])).toBe(
+      'wss://stream.binance.com:9443/stream?streams=btcusdt@depth@100ms/btcusdt@aggTrade',
+    );
+    expect(binanceVenue(null).live!.connectUrl('wss://stream.binance.com:9443', ['BTCUSDT'])).toBe(
+      'wss://stream.binance.com:9443/stream?streams=btcusdt@depth@100ms',
+    );
   });
 
   it('forgets books and pending resync requests on reset', () => {

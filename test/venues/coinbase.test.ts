@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { BookSnapshot, Disconnect, MarketMessage, Rejected } from '../../src/domain/types.js';
+import type { BookSnapshot, Disconnect, MarketMessage, Rejected, Trade } from '../../src/domain/types.js';
 import { coinbase, coinbaseVenue, isoToEpochMs } from '../../src/venues/coinbase.js';
+import { expectSoundTrade } from './sound-trade.js';
 
 const lines = (name: string): string[] =>
   readFileSync(new URL(`../../fixtures/coinbase/${name}`, import.meta.url), 'utf8')
@@ -12,6 +13,9 @@ const lines = (name: string): string[] =>
 // Coinbase's documented level2 snapshot, single-change and multiple-change l2updates.
 const [docSnapshot, docUpdateSingle, docUpdateMultiple] = lines('level2-docs.jsonl');
 const [docHeartbeat, docSubscriptions, docError] = lines('control.jsonl');
+// Coinbase's documented match; the matches channel opens with the same message typed last_match.
+const [docMatch] = lines('matches-docs.jsonl');
+const docLastMatch = docMatch.replace('"type":"match"', '"type":"last_match"');
 
 /** The same documented frame for a second product. */
 const asEth = (frame: string): string => frame.replace('"BTC-USD"', '"ETH-USD"');
@@ -37,6 +41,10 @@ function edit(frame: string, change: (message: any) => void): string {
 
 function expectSound(messages: MarketMessage[]): void {
   for (const message of messages) {
+    if (message.type === 'trade') {
+      expectSoundTrade(message);
+      continue;
+    }
     if (message.type !== 'book_snapshot') continue;
     expect(Number.isFinite(message.ts)).toBe(true);
     for (const value of [...message.bids, ...message.asks]) expect(Number.isFinite(value)).toBe(true);
@@ -198,8 +206,90 @@ describe('coinbase level2 mapper: bad input', () => {
   });
 });
 
+describe('coinbase matches mapper', () => {
+  const onlyTrade = (messages: MarketMessage[]): Trade => {
+    expect(messages.map((m) => m.type)).toEqual(['trade']);
+    return messages[0] as Trade;
+  };
+  const onlyRejection = (messages: MarketMessage[]): Rejected => {
+    expect(messages.map((m) => m.type)).toEqual(['rejected']);
+    return messages[0] as Rejected;
+  };
+
+  it('maps the documented match: maker side sell means a buyer lifted it, id trade_id, venue time time', () => {
+    const trade = onlyTrade(coinbase.createMapper({ levels: 10 }).map(docMatch, LOCAL_TS));
+    expect(trade).toEqual({
+      type: 'trade',
+      symbol: 'BTC-USD',
+      // 2014-11-07T08:19:27.028459Z
+      ts: Date.UTC(2014, 10, 7, 8, 19, 27, 28) + 0.459,
+      localTs: LOCAL_TS,
+      price: 400.23,
+      size: 5.23512,
+      aggressor: 1,
+      tradeId: '10',
+    });
+  });
+
+  it('signs a match on a resting buy as a sell aggressor', () => {
+    const trade = onlyTrade(coinbase.createMapper({ levels: 10 }).map(edit(docMatch, (m) => (m.side = 'buy')), LOCAL_TS));
+    expect(trade.aggressor).toBe(-1);
+  });
+
+  it('takes last_match as a trade, and a repeated trade id (a reconnect\'s last_match) as a counted repeat, not a second trade', () => {
+    const mapper = coinbase.createMapper({ levels: 10 });
+    expect(onlyTrade(mapper.map(docLastMatch, LOCAL_TS)).tradeId).toBe('10');
+    const next = onlyTrade(mapper.map(edit(docMatch, (m) => (m.trade_id = 11)), LOCAL_TS + 1));
+    expect(next.tradeId).toBe('11');
+    mapper.reset();
+    const repeat = onlyRejection(mapper.map(edit(docLastMatch, (m) => (m.trade_id = 11)), LOCAL_TS + 2));
+    expect(repeat).toMatchObject({ reason: 'out_of_order', symbol: 'BTC-USD' });
+    expect(repeat.detail).toBe('trade_id: 11 is not after the last trade of BTC-USD (11); a repeat');
+    // Trade ids are per product.
+    expect(onlyTrade(mapper.map(asEth(docMatch), LOCAL_TS + 3)).symbol).toBe('ETH-USD');
+  });
+
+  it('passes trades through in arrival order among the books of the same connection, before the first snapshot too', () => {
+    const mapper = coinbase.createMapper({ levels: 10 });
+    const frames = [docLastMatch, docSnapshot, edit(docMatch, (m) => (m.trade_id = 11)), docUpdateSingle, edit(docMatch, (m) => (m.trade_id = 12))];
+    const out = frames.flatMap((frame, i) => mapper.map(frame, LOCAL_TS + i));
+    expect(out.map((m) => (m.type === 'trade' ? `T${m.tradeId}` : m.type))).toEqual(['T10', 'book_snapshot', 'T11', 'book_snapshot', 'T12']);
+  });
+
+  const badMatches: [string, (m: any) => void, Rejected['reason'], string][] = [
+    ['a missing price', (m) => delete m.price, 'schema', 'price: price must be a decimal string, got undefined'],
+    ['a price as a JSON number', (m) => (m.price = 400.23), 'schema', 'price: price must be a decimal string, got 400.23'],
+    ['a non-numeric price', (m) => (m.price = 'NaN'), 'schema', 'price: price must be a decimal string, got "NaN"'],
+    ['an overflowing price', (m) => (m.price = '9'.repeat(400)), 'non_finite', 'price: price must be finite'],
+    ['a zero price', (m) => (m.price = '0.00'), 'schema', 'price: must be > 0, got "0.00"'],
+    ['a zero size', (m) => (m.size = '0'), 'non_positive_size', 'size: must be > 0, got "0"'],
+    ['a negative size', (m) => (m.size = '-1.5'), 'schema', 'size: size must be a decimal string, got "-1.5"'],
+    ['a missing size', (m) => delete m.size, 'schema', 'size: size must be a decimal string, got undefined'],
+    ['a missing time', (m) => delete m.time, 'schema', 'time: must be an ISO-8601 UTC time, got undefined'],
+    ['a time that is no instant', (m) => (m.time = '2014-11-31T08:19:27Z'), 'schema', 'time: must be an ISO-8601 UTC time'],
+    ['a missing trade id', (m) => delete m.trade_id, 'schema', 'trade_id: must be a non-negative integer, got undefined'],
+    ['a trade id as text', (m) => (m.trade_id = '10'), 'schema', 'trade_id: must be a non-negative integer, got "10"'],
+    ['an unknown side', (m) => (m.side = 'bid'), 'schema', 'side: the maker\'s side must be "buy" or "sell", got "bid"'],
+    ['no product', (m) => delete m.product_id, 'schema', 'product_id: must be a non-empty string, got undefined'],
+  ];
+
+  it.each(badMatches)('rejects a match with %s, naming the field', (_label, change, reason, detail) => {
+    const rejection = onlyRejection(coinbase.createMapper({ levels: 10 }).map(edit(docMatch, change), LOCAL_TS));
+    expect(rejection.reason).toBe(reason);
+    expect(rejection.detail.startsWith(detail)).toBe(true);
+  });
+
+  it('leaves the book alone when a match is rejected', () => {
+    const mapper = coinbase.createMapper({ levels: 10 });
+    mapper.map(docSnapshot, LOCAL_TS);
+    mapper.map(edit(docMatch, (m) => (m.size = '0')), LOCAL_TS);
+    expect(mapper.takeResyncRequests()).toEqual([]);
+    expect(onlySnapshot(mapper.map(docUpdateSingle, LOCAL_TS)).symbol).toBe('BTC-USD');
+  });
+});
+
 describe('coinbase level2 mapper: never throws', () => {
-  const fixtureFrames = [docSnapshot, docUpdateSingle, docUpdateMultiple, docHeartbeat, docSubscriptions, docError];
+  const fixtureFrames = [docSnapshot, docUpdateSingle, docUpdateMultiple, docHeartbeat, docSubscriptions, docError, docMatch, docLastMatch];
 
   it('survives arbitrary strings', () => {
     const mapper = coinbase.createMapper({ levels: 10 });
@@ -225,8 +315,12 @@ describe('coinbase level2 mapper: never throws', () => {
     mapper.map(docSnapshot, LOCAL_TS);
     const value = fc.jsonValue({ maxDepth: 4 });
     const shaped = fc.record({
-      type: fc.constantFrom('snapshot', 'l2update', 'error', 'heartbeat'),
+      type: fc.constantFrom('snapshot', 'l2update', 'error', 'heartbeat', 'match', 'last_match'),
       product_id: fc.oneof(fc.constant('BTC-USD'), value),
+      trade_id: fc.oneof(fc.nat(), value),
+      price: fc.oneof(fc.constant('400.23'), fc.string({ maxLength: 12 }), value),
+      size: fc.oneof(fc.constant('5.23512'), fc.constant('0'), value),
+      side: fc.oneof(fc.constantFrom('buy', 'sell'), value),
       time: fc.oneof(fc.constant('2022-08-04T15:25:05.010758Z'), fc.string({ maxLength: 30 }), value),
       bids: value,
       asks: value,
@@ -278,14 +372,23 @@ describe('coinbase time parsing', () => {
 });
 
 describe('coinbase live protocol', () => {
-  it('subscribes to level2_batch by default and to level2 on request', () => {
+  it('subscribes to level2_batch (level2 on request) and matches, and resyncs the book channel alone', () => {
     const live = coinbase.live!;
     expect(live.connectUrl('wss://ws-feed.exchange.coinbase.com', ['BTC-USD'])).toBe('wss://ws-feed.exchange.coinbase.com');
-    expect(JSON.parse(live.subscribeFrames(['ETH-USD', 'BTC-USD'])[0])).toEqual({ type: 'subscribe', product_ids: ['ETH-USD', 'BTC-USD'], channels: ['level2_batch'] });
-    expect(JSON.parse(live.unsubscribeFrames(['BTC-USD'])[0])).toEqual({ type: 'unsubscribe', product_ids: ['BTC-USD'], channels: ['level2_batch'] });
+    expect(JSON.parse(live.subscribeFrames(['ETH-USD', 'BTC-USD'])[0])).toEqual({
+      type: 'subscribe',
+      product_ids: ['ETH-USD', 'BTC-USD'],
+      channels: ['level2_batch', 'matches'],
+    });
+    expect(JSON.parse(live.unsubscribeFrames(['BTC-USD'])[0])).toEqual({ type: 'unsubscribe', product_ids: ['BTC-USD'], channels: ['level2_batch', 'matches'] });
+    // Resubscribing matches would lose trades meanwhile and repeat a last_match.
+    expect(live.resyncFrames(['BTC-USD']).map((frame) => JSON.parse(frame))).toEqual([
+      { type: 'unsubscribe', product_ids: ['BTC-USD'], channels: ['level2_batch'] },
+      { type: 'subscribe', product_ids: ['BTC-USD'], channels: ['level2_batch'] },
+    ]);
     expect(live.subscribeFrames([])).toEqual([]);
     expect(live.pingFrame()).toBeNull();
     expect(live.snapshotUrl('https://api.exchange.coinbase.com', 'BTC-USD')).toBeNull();
-    expect(JSON.parse(coinbaseVenue('level2').live!.subscribeFrames(['BTC-USD'])[0]).channels).toEqual(['level2']);
+    expect(JSON.parse(coinbaseVenue('level2').live!.subscribeFrames(['BTC-USD'])[0]).channels).toEqual(['level2', 'matches']);
   });
 });

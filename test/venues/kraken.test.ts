@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { BookSnapshot, Disconnect, MarketMessage, Rejected } from '../../src/domain/types.js';
+import type { BookSnapshot, Disconnect, MarketMessage, Rejected, Trade } from '../../src/domain/types.js';
 import { kraken, krakenBookChecksum, krakenSecondsToMs, krakenVenue } from '../../src/venues/kraken.js';
+import { expectSoundTrade } from './sound-trade.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../../fixtures/kraken/${name}`, import.meta.url), 'utf8');
 const lines = (name: string): string[] => fixture(name).split('\n').filter((line) => line.length > 0);
@@ -13,6 +14,8 @@ const [guideSnapshot, guideUpdate] = lines('checksum-guide.jsonl');
 // Kraken's support article: a real XBT/USD depth-10 snapshot.
 const articleSnapshot = fixture('support-article-xbtusd-book10.json').trim();
 const control = lines('control.jsonl');
+// Kraken's v1 trade reference: the documented two-trade message (a sell, then a buy).
+const [docTrades] = lines('trade-docs.jsonl');
 
 const LOCAL_TS = 1_700_000_000_000;
 
@@ -36,6 +39,10 @@ function edit(frame: string, change: (message: any) => void): string {
 
 function expectSound(messages: MarketMessage[]): void {
   for (const message of messages) {
+    if (message.type === 'trade') {
+      expectSoundTrade(message);
+      continue;
+    }
     if (message.type !== 'book_snapshot') continue;
     expect(Number.isFinite(message.ts)).toBe(true);
     for (const value of [...message.bids, ...message.asks]) expect(Number.isFinite(value)).toBe(true);
@@ -163,6 +170,14 @@ describe('kraken v1 book mapper: checksum failures and resync', () => {
     expect(mapper.map(guideUpdate, LOCAL_TS + 2)).toEqual([]);
   });
 
+  it('keeps the book when only the trade subscription is confirmed gone', () => {
+    const mapper = kraken.createMapper({ levels: 10 });
+    mapper.map(guideSnapshot, LOCAL_TS);
+    const unsubscribed = JSON.stringify({ channelID: 0, channelName: 'trade', event: 'subscriptionStatus', pair: 'BTC/USD', status: 'unsubscribed', subscription: { name: 'trade' } });
+    expect(mapper.map(unsubscribed, LOCAL_TS + 1)).toEqual([]);
+    expect(onlySnapshot(mapper.map(guideUpdate, LOCAL_TS + 2)).symbol).toBe('BTC/USD');
+  });
+
   it('computes the documented checksum from the documented levels, and a naive string CRC agrees on random books', () => {
     const asks = ['0.05005', '0.05010', '0.05015', '0.05020', '0.05025', '0.05030', '0.05035', '0.05040', '0.05045', '0.05050'];
     const bids = ['0.05000', '0.04995', '0.04990', '0.04980', '0.04975', '0.04970', '0.04965', '0.04960', '0.04955', '0.04950'];
@@ -287,7 +302,7 @@ describe('kraken v1 book mapper: bad input', () => {
   it('rejects malformed JSON, unknown channels, bad depths and bad checksum fields', () => {
     const mapper = kraken.createMapper({ levels: 10 });
     expect((mapper.map('{"event":', LOCAL_TS)[0] as Rejected).reason).toBe('malformed_json');
-    expect((mapper.map('[0,{"a":[]},"trade","XBT/USD"]', LOCAL_TS)[0] as Rejected).reason).toBe('unsupported_message');
+    expect((mapper.map('[0,["5698.40000","5700.00000","1542057299.545897","1.01234567","0.98765432"],"spread","XBT/USD"]', LOCAL_TS)[0] as Rejected).reason).toBe('unsupported_message');
     expect((mapper.map(articleSnapshot.replace('"book-10"', '"book-0"'), LOCAL_TS)[0] as Rejected).detail).toContain('book-N');
     mapper.map(guideSnapshot, LOCAL_TS);
     const badChecksum = mapper.map(guideUpdate.replace('"974947235"', '"97494x235"'), LOCAL_TS);
@@ -303,8 +318,98 @@ describe('kraken v1 book mapper: bad input', () => {
   });
 });
 
+describe('kraken v1 trade mapper', () => {
+  const tradesOf = (messages: MarketMessage[]): Trade[] => messages.filter((m): m is Trade => m.type === 'trade');
+  const withEntry = (change: (entry: unknown[]) => void): string => edit(docTrades, (m) => change(m[1][0]));
+
+  it('maps the documented message: one trade per entry, taker side s = sell and b = buy, time in epoch seconds', () => {
+    const out = kraken.createMapper({ levels: 10 }).map(docTrades, LOCAL_TS);
+    expect(out).toEqual([
+      { type: 'trade', symbol: 'XBT/USD', ts: 1_534_614_057_321.597, localTs: LOCAL_TS, price: 5541.2, size: 0.15850568, aggressor: -1, tradeId: undefined },
+      { type: 'trade', symbol: 'XBT/USD', ts: 1_534_614_057_324.998, localTs: LOCAL_TS, price: 6060, size: 0.02455, aggressor: 1, tradeId: undefined },
+    ]);
+  });
+
+  it('accepts the side spelled out, and a seventh element as the trade id', () => {
+    const spelled = edit(docTrades, (m) => {
+      m[1][0][3] = 'sell';
+      m[1][1][3] = 'buy';
+      m[1][0].push(4665846);
+      m[1][1].push('4665847');
+    });
+    const trades = tradesOf(kraken.createMapper({ levels: 10 }).map(spelled, LOCAL_TS));
+    expect(trades.map((t) => [t.aggressor, t.tradeId])).toEqual([
+      [-1, '4665846'],
+      [1, '4665847'],
+    ]);
+  });
+
+  it('skips the snapshot of past trades that follows each confirmed trade subscription, and only that', () => {
+    const mapper = kraken.createMapper({ levels: 10 });
+    const status = (name: string, status = 'subscribed') =>
+      JSON.stringify({ channelID: 0, channelName: name, event: 'subscriptionStatus', pair: 'XBT/USD', status, subscription: { name } });
+    expect(mapper.map(status('book'), LOCAL_TS)).toEqual([]);
+    expect(tradesOf(mapper.map(docTrades, LOCAL_TS))).toHaveLength(2);
+    expect(mapper.map(status('trade'), LOCAL_TS)).toEqual([]);
+    // The message right after the confirmation is the snapshot of the last trades; the next is live.
+    expect(mapper.map(docTrades, LOCAL_TS)).toEqual([]);
+    expect(tradesOf(mapper.map(docTrades, LOCAL_TS))).toHaveLength(2);
+    // Per pair: another pair's trades do not consume the snapshot of this one.
+    mapper.map(status('trade'), LOCAL_TS);
+    expect(tradesOf(mapper.map(edit(docTrades, (m) => (m[3] = 'ETH/USD')), LOCAL_TS))).toHaveLength(2);
+    expect(mapper.map(docTrades, LOCAL_TS)).toEqual([]);
+    // A reconnect forgets a snapshot still due; the new subscription's confirmation sets it again.
+    mapper.map(status('trade'), LOCAL_TS);
+    mapper.reset();
+    expect(tradesOf(mapper.map(docTrades, LOCAL_TS))).toHaveLength(2);
+  });
+
+  it('passes trades through among the books of the same connection in arrival order', () => {
+    const mapper = kraken.createMapper({ levels: 10 });
+    const frames = [docTrades, guideSnapshot, edit(docTrades, (m) => (m[3] = 'BTC/USD')), guideUpdate];
+    const out = frames.flatMap((frame) => mapper.map(frame, LOCAL_TS));
+    expect(out.map((m) => `${m.type}:${'symbol' in m ? m.symbol : ''}`)).toEqual([
+      'trade:XBT/USD',
+      'trade:XBT/USD',
+      'book_snapshot:BTC/USD',
+      'trade:BTC/USD',
+      'trade:BTC/USD',
+      'book_snapshot:BTC/USD',
+    ]);
+  });
+
+  const badTrades: [string, (entry: unknown[]) => void, Rejected['reason'], string][] = [
+    ['a non-decimal price', (e) => (e[0] = 'abc'), 'schema', '[1][0][0]: price must be a decimal string, got "abc"'],
+    ['a price as a JSON number', (e) => (e[0] = 5541.2), 'schema', '[1][0][0]: price must be a decimal string, got 5541.2'],
+    ['an overflowing price', (e) => (e[0] = '9'.repeat(400)), 'non_finite', '[1][0][0]: price must be finite'],
+    ['a zero price', (e) => (e[0] = '0.00000'), 'schema', '[1][0][0]: price must be > 0, got "0.00000"'],
+    ['a zero volume', (e) => (e[1] = '0.00000000'), 'non_positive_size', '[1][0][1]: volume must be > 0, got "0.00000000"'],
+    ['a negative volume', (e) => (e[1] = '-0.1'), 'schema', '[1][0][1]: volume must be a decimal string, got "-0.1"'],
+    ['a missing time', (e) => (e[2] = null), 'schema', '[1][0][2]: time must be decimal epoch seconds, got null'],
+    ['an unknown side', (e) => (e[3] = 'x'), 'schema', '[1][0][3]: side must be "b" or "s" (the taker\'s), got "x"'],
+    ['an order type that is no string', (e) => (e[4] = 1), 'schema', '[1][0][4]: order type must be a string, got 1'],
+    ['a misc that is no string', (e) => (e[5] = null), 'schema', '[1][0][5]: misc must be a string, got null'],
+    ['a negative trade id', (e) => e.push(-1), 'schema', '[1][0][6]: trade id must be a non-negative integer, got -1'],
+    ['missing fields', (e) => e.splice(3), 'schema', '[1][0]: must be [price, volume, time, side, orderType, misc(, tradeId)]'],
+  ];
+
+  it.each(badTrades)('rejects an entry with %s naming the field, and still maps its neighbour', (_label, change, reason, detail) => {
+    const out = kraken.createMapper({ levels: 10 }).map(withEntry(change), LOCAL_TS);
+    expect(out.map((m) => m.type)).toEqual(['rejected', 'trade']);
+    const rejection = out[0] as Rejected;
+    expect(rejection).toMatchObject({ reason, symbol: 'XBT/USD' });
+    expect(rejection.detail.startsWith(detail)).toBe(true);
+  });
+
+  it('rejects a trade message whose trades are not an array', () => {
+    const [rejection] = kraken.createMapper({ levels: 10 }).map('[0,{"a":[]},"trade","XBT/USD"]', LOCAL_TS) as Rejected[];
+    expect(rejection).toMatchObject({ reason: 'schema', symbol: 'XBT/USD' });
+    expect(rejection.detail.startsWith('[1]: trades must be an array')).toBe(true);
+  });
+});
+
 describe('kraken v1 book mapper: never throws', () => {
-  const fixtureFrames = [guideSnapshot, guideUpdate, articleSnapshot, ...control];
+  const fixtureFrames = [guideSnapshot, guideUpdate, articleSnapshot, docTrades, ...control];
 
   it('survives arbitrary strings', () => {
     const mapper = kraken.createMapper({ levels: 10 });
@@ -330,8 +435,13 @@ describe('kraken v1 book mapper: never throws', () => {
     mapper.map(guideSnapshot, LOCAL_TS);
     const value = fc.jsonValue({ maxDepth: 4 });
     const channel = fc.tuple(value, fc.dictionary(fc.constantFrom('a', 'b', 'c', 'as', 'bs'), value), fc.constantFrom('book-10', 'book-1000', 'book-x'), fc.constantFrom('BTC/USD', 'XBT/USD'));
+    const tradeEntry = fc.oneof(
+      value,
+      fc.tuple(fc.oneof(fc.constant('5541.20000'), value), fc.oneof(fc.constant('0.15850568'), value), fc.oneof(fc.constant('1534614057.321597'), value), fc.oneof(fc.constantFrom('b', 's', 'buy'), value), fc.constant('l'), fc.constant('')),
+    );
+    const trades = fc.tuple(value, fc.oneof(value, fc.array(tradeEntry, { maxLength: 4 })), fc.constant('trade'), fc.constantFrom('BTC/USD', 'XBT/USD'));
     fc.assert(
-      fc.property(fc.oneof(value, channel), (message) => {
+      fc.property(fc.oneof(value, channel, trades), (message) => {
         expectSound(mapper.map(JSON.stringify(message), LOCAL_TS));
       }),
       { numRuns: 300 },
@@ -370,8 +480,17 @@ describe('kraken live protocol', () => {
     expect(live.connectUrl('wss://ws.kraken.com', ['XBT/USD'])).toBe('wss://ws.kraken.com');
     expect(live.subscribeFrames(['XBT/USD', 'ETH/USD']).map((f) => JSON.parse(f))).toEqual([
       { event: 'subscribe', pair: ['XBT/USD', 'ETH/USD'], subscription: { name: 'book', depth: 10 } },
+      { event: 'subscribe', pair: ['XBT/USD', 'ETH/USD'], subscription: { name: 'trade' } },
     ]);
-    expect(JSON.parse(live.unsubscribeFrames(['XBT/USD'])[0])).toEqual({ event: 'unsubscribe', pair: ['XBT/USD'], subscription: { name: 'book', depth: 10 } });
+    expect(live.unsubscribeFrames(['XBT/USD']).map((f) => JSON.parse(f))).toEqual([
+      { event: 'unsubscribe', pair: ['XBT/USD'], subscription: { name: 'book', depth: 10 } },
+      { event: 'unsubscribe', pair: ['XBT/USD'], subscription: { name: 'trade' } },
+    ]);
+    // A book resync leaves the trade subscription alone.
+    expect(live.resyncFrames(['XBT/USD']).map((f) => JSON.parse(f))).toEqual([
+      { event: 'unsubscribe', pair: ['XBT/USD'], subscription: { name: 'book', depth: 10 } },
+      { event: 'subscribe', pair: ['XBT/USD'], subscription: { name: 'book', depth: 10 } },
+    ]);
     expect(live.subscribeFrames([])).toEqual([]);
     expect(JSON.parse(live.pingFrame()!)).toEqual({ event: 'ping' });
     expect(live.snapshotUrl('https://api.kraken.com', 'XBT/USD')).toBeNull();
