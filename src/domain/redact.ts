@@ -46,3 +46,14 @@ export function redactText(text: string): string {
     .replace(USERINFO_IN_TEXT, `$1${REDACTED}@`)
     .replace(PARAMETER_IN_TEXT, (whole, separator: string, name: string) => (isSecretParameter(name) ? `${separator}${name}=${REDACTED}` : whole));
 }
+
+/**
+ * An error as pino's `err` key shows it ({type, message, stack}), with anything URL-like in the
+ * message and stack redacted. Logging the Error itself would print a feed URL's credentials.
+ */
+export function redactedError(error: unknown): { type: string; message: string; stack?: string } {
+  if (error instanceof Error) {
+    return { type: error.name, message: redactText(error.message), ...(error.stack ? { stack: redactText(error.stack) } : {}) };
+  }
+  return { type: 'Error', message: redactText(typeof error === 'string' ? error : String(error)) };
+}

@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../domain/package-root.js';
+import { redactedError } from '../domain/redact.js';
 import type { ServiceRuntime } from '../service/runtime.js';
 import { streamStatsOf } from './ws.js';
 
@@ -96,7 +97,7 @@ export async function registerDashboard(app: FastifyInstance, runtime: ServiceRu
   } catch (error) {
     // A build that left the page out (an image copying dist/ only) still serves the API.
     const reason = (error as Error).message;
-    runtime.logger.error({ error: reason }, 'dashboard disabled: its assets are missing from this installation');
+    runtime.logger.error({ err: redactedError(error) }, 'dashboard disabled: its assets are missing from this installation');
     assets = [];
     app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.code(503).send({ error: 'Service Unavailable', message: `dashboard not installed: ${reason}` }));
   }

@@ -10,7 +10,7 @@
 import WebSocket from 'ws';
 import type { RawData } from 'ws';
 import type { BookSnapshot, Disconnect, EpochMs, MarketMessage, OrderEvent, Trade } from '../domain/types.js';
-import { redactText } from '../domain/redact.js';
+import { redactedError, redactText } from '../domain/redact.js';
 import { sampleOf } from '../domain/types.js';
 import type { FrameMapper, LiveProtocol, Venue } from '../venues/types.js';
 import { Backoff, type BackoffPolicy, checkBackoffPolicy, defaultBackoffPolicy } from './backoff.js';
@@ -49,6 +49,11 @@ export interface LiveFeedOptions {
    * symbol in sync this long resets its resync attempts (default 60 000 ms).
    */
   readonly healthyAfterMs?: number;
+  /**
+   * A REST snapshot request (headers and body) that takes longer is abandoned and retried
+   * (default 10 000 ms; without it undici waits up to 300 s and the symbol stays unsynced).
+   */
+  readonly snapshotTimeoutMs?: number;
   /** Resync attempts per symbol before the whole connection is dropped and rebuilt (default 5). */
   readonly maxResyncAttempts?: number;
   /** Snapshots of one symbol that may wait for the consumer before newer ones conflate (default 1). */
@@ -480,6 +485,20 @@ interface ResyncState {
   backoff: Backoff;
   /** now() when the symbol last came into sync; NaN while it never has on this connection. */
   syncedAt: number;
+  /** now() before which the venue asked not to be asked again (Retry-After on 429 or 418). */
+  notBefore: number;
+}
+
+/**
+ * The wait a 429 or 418 answer asks for, ms: Retry-After in seconds or as an HTTP date; absent
+ * or unreadable, null (the backoff alone spaces the retry).
+ */
+export function retryAfterMs(header: string | null, nowMs: number): number | null {
+  if (header === null || header.trim() === '') return null;
+  const text = header.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isFinite(at) ? Math.max(0, at - nowMs) : null;
 }
 
 const CLOSE_GRACE_MS = 1_000;
@@ -501,6 +520,7 @@ class LiveFeedClient implements LiveFeed {
   private readonly pingIntervalMs: number;
   private readonly handshakeTimeoutMs: number;
   private readonly healthyAfterMs: number;
+  private readonly snapshotTimeoutMs: number;
   private readonly maxResyncAttempts: number;
   private readonly usesRestSnapshots: boolean;
 
@@ -553,6 +573,7 @@ class LiveFeedClient implements LiveFeed {
     this.pingIntervalMs = nonNegative('pingIntervalMs', options.pingIntervalMs ?? 15_000);
     this.handshakeTimeoutMs = positive('handshakeTimeoutMs', options.handshakeTimeoutMs ?? 10_000);
     this.healthyAfterMs = nonNegative('healthyAfterMs', options.healthyAfterMs ?? 60_000);
+    this.snapshotTimeoutMs = positive('snapshotTimeoutMs', options.snapshotTimeoutMs ?? 10_000);
     this.maxResyncAttempts = positive('maxResyncAttempts', options.maxResyncAttempts ?? 5);
     this.backoffPolicy = checkBackoffPolicy({ ...defaultBackoffPolicy, ...options.backoff });
     this.backoff = new Backoff(this.backoffPolicy, this.random);
@@ -799,7 +820,7 @@ class LiveFeedClient implements LiveFeed {
   private startResync(symbol: string): void {
     let state = this.resync.get(symbol);
     if (state === undefined) {
-      state = { attempts: 0, inFlight: false, timer: undefined, backoff: new Backoff(this.backoffPolicy, this.random), syncedAt: Number.NaN };
+      state = { attempts: 0, inFlight: false, timer: undefined, backoff: new Backoff(this.backoffPolicy, this.random), syncedAt: Number.NaN, notBefore: Number.NEGATIVE_INFINITY };
       this.resync.set(symbol, state);
     }
     this.synced[symbol] = false;
@@ -812,7 +833,7 @@ class LiveFeedClient implements LiveFeed {
       this.dropConnection(`resync of ${symbol} failed after ${state.attempts} attempts`);
       return;
     }
-    const delay = state.attempts === 0 ? 0 : state.backoff.next();
+    const delay = Math.max(state.attempts === 0 ? 0 : state.backoff.next(), state.notBefore - this.now());
     state.attempts += 1;
     this.counters.resyncs += 1;
     const generation = this.generation;
@@ -843,11 +864,26 @@ class LiveFeedClient implements LiveFeed {
     state.inFlight = true;
     let failure: string | undefined;
     try {
-      const response = await this.fetchImpl(url, { signal: this.connectionAbort?.signal });
-      const body = await response.text();
+      const timeout = AbortSignal.timeout(this.snapshotTimeoutMs);
+      const signal = this.connectionAbort ? AbortSignal.any([this.connectionAbort.signal, timeout]) : timeout;
+      let response: Response;
+      let body: string;
+      try {
+        response = await this.fetchImpl(url, { signal });
+        body = await response.text();
+      } catch (error) {
+        if (timeout.aborted && !this.connectionAbort?.signal.aborted) throw new Error(`no answer within ${this.snapshotTimeoutMs} ms`);
+        throw error;
+      }
       if (generation !== this.generation || this.closed) return;
       if (!response.ok) {
         failure = `HTTP ${response.status}: ${sampleOf(body, 120)}`;
+        // 429: too many requests; 418: Binance's ban for not backing off. Both say when to come back.
+        const wait = response.status === 429 || response.status === 418 ? retryAfterMs(response.headers.get('retry-after'), this.now()) : null;
+        if (wait !== null) {
+          state.notBefore = this.now() + wait;
+          failure += ` (retry after ${Math.round(wait)} ms)`;
+        }
       } else {
         this.counters.snapshotFetches += 1;
         const localTs = this.now();
@@ -899,7 +935,7 @@ class LiveFeedClient implements LiveFeed {
   /** Errors quote URLs (a feed's may carry credentials): stored, served and logged redacted. */
   private noteError(message: string): void {
     this.lastError = redactText(message);
-    this.logger?.warn({ venue: this.protocol.venue, error: this.lastError }, 'live feed error');
+    this.logger?.warn({ venue: this.protocol.venue, err: redactedError(this.lastError) }, 'live feed error');
   }
 }
 

@@ -8,7 +8,7 @@
 // slices of a few milliseconds, so no producer starves another and the event loop (health,
 // readiness, the stream) is never held for longer than one slice.
 import { join } from 'node:path';
-import { redactText, redactUrl } from '../domain/redact.js';
+import { redactedError, redactUrl } from '../domain/redact.js';
 import type { EpochMs, MarketMessage } from '../domain/types.js';
 import { packageRoot } from '../domain/package-root.js';
 import { engineConfigHash, type EngineConfig } from '../engine/config.js';
@@ -320,7 +320,7 @@ export class ServiceRuntime {
           if (lane.queued >= FEED_LANE_LIMIT) await lane.queuedBelow(FEED_LANE_LIMIT / 2);
         }
       } catch (error) {
-        this.logger.error({ venue: feedConfig.venue, url: redactUrl(feedConfig.url), error: redactText((error as Error).message) }, 'feed stopped');
+        this.logger.error({ venue: feedConfig.venue, url: redactUrl(feedConfig.url), err: redactedError(error) }, 'feed stopped');
       }
     })();
     this.feeds.push(running);
@@ -405,7 +405,7 @@ export class ServiceRuntime {
       try {
         listener(prediction);
       } catch (error) {
-        this.logger.warn({ error: (error as Error).message }, 'prediction listener failed');
+        this.logger.warn({ err: error }, 'prediction listener failed');
       }
     }
   }

@@ -189,6 +189,12 @@ export class FakeExchange extends EventEmitter {
   connectionCount = 0;
   /** Answer this many REST requests with HTTP 500 before serving snapshots again. */
   failRestRequests = 0;
+  /** Answer this many REST requests with this status and headers (a 429 with Retry-After, say). */
+  restRefusal: { count: number; status: number; headers: Record<string, string> } | null = null;
+  /** Leave this many REST requests unanswered (a venue that hangs). */
+  stallRestRequests = 0;
+  /** When each REST request arrived (Date.now). */
+  readonly restRequestTimes: number[] = [];
   private readonly connections = new Set<ClientConnection>();
   private readonly gapNext = new Set<string>();
   private ticker: NodeJS.Timeout | undefined;
@@ -222,7 +228,18 @@ export class FakeExchange extends EventEmitter {
       const url = new URL(request.url ?? '/', 'http://127.0.0.1');
       const symbol = url.searchParams.get('symbol') ?? '';
       this.restRequests.push(symbol);
+      this.restRequestTimes.push(Date.now());
       this.emit('rest', symbol);
+      if (this.stallRestRequests > 0) {
+        this.stallRestRequests -= 1;
+        return;
+      }
+      if (this.restRefusal && this.restRefusal.count > 0) {
+        this.restRefusal.count -= 1;
+        response.writeHead(this.restRefusal.status, { 'content-type': 'application/json', ...this.restRefusal.headers });
+        response.end(JSON.stringify({ code: -1003, msg: 'Too many requests' }));
+        return;
+      }
       const book = this.books.get(symbol);
       if (this.failRestRequests > 0 || book === undefined) {
         if (this.failRestRequests > 0) this.failRestRequests -= 1;

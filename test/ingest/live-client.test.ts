@@ -165,6 +165,32 @@ describe('live feed client against a local exchange', () => {
     expect(live.stats.reconnects).toBe(0);
   });
 
+  it('waits as long as a 429 Retry-After asks before the next snapshot request', async () => {
+    exchange.restRefusal = { count: 1, status: 429, headers: { 'retry-after': '1' } };
+    exchange.startTicking(5);
+    const live = startFeed({ now: Date.now });
+    const { items } = collect(live.messages());
+    await syncedWithUpdates(items);
+    // The refused symbol's second request came at least the second Retry-After asked for, far
+    // beyond the 10 ms backoff it would otherwise have waited.
+    const refused = exchange.restRequests[0];
+    const times = exchange.restRequests.map((symbol, i) => ({ symbol, at: exchange.restRequestTimes[i] })).filter((r) => r.symbol === refused);
+    expect(times).toHaveLength(2);
+    expect(times[1].at - times[0].at).toBeGreaterThanOrEqual(1000);
+    expect(live.stats.lastError).toMatch(/HTTP 429: .*\(retry after 1000 ms\)$/);
+  });
+
+  it('abandons a snapshot request the venue never answers after snapshotTimeoutMs, and retries', async () => {
+    exchange.stallRestRequests = 1;
+    exchange.startTicking(5);
+    const live = startFeed({ snapshotTimeoutMs: 200 });
+    const { items } = collect(live.messages());
+    await syncedWithUpdates(items);
+    expect(live.stats.snapshotFailures).toBe(1);
+    expect(live.stats.lastError).toMatch(/no answer within 200 ms$/);
+    expect(exchange.restRequests).toHaveLength(3);
+  });
+
   it('rebuilds the connection when a symbol cannot be resynced, instead of retrying forever', async () => {
     exchange.failRestRequests = Number.MAX_SAFE_INTEGER;
     exchange.startTicking(5);
