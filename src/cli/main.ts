@@ -8,10 +8,12 @@ import { registerDemoCommand } from './demo.js';
 import { registerServeCommand } from './serve.js';
 import { registerCheckpointsCommand } from './checkpoints-command.js';
 import { UsageError } from './options.js';
+import { packageVersion } from '../domain/package-root.js';
 
 const program = new Command()
   .name('lob-rtrl')
   .description('Limit-order-book signals from an online recurrent network trained by exact RTRL')
+  .version(packageVersion(), '-V, --version', 'print the version and exit')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 

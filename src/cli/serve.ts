@@ -38,14 +38,15 @@ export function registerServeCommand(program: Command): void {
     .option('--seed <n>', 'initialisation seed (LOB_RTRL_SEED)')
     .action(async (flags: ServeFlags) => {
       let config: ServiceConfig;
+      const warnings: string[] = [];
       try {
         const { config: file, ...rest } = flags;
-        config = loadServiceConfig({ env: process.env, file, flags: rest });
+        config = loadServiceConfig({ env: process.env, file, flags: rest, warnings });
       } catch (error) {
         if (error instanceof ConfigError) throw new UsageError(`config: ${error.message}`);
         throw error;
       }
-      await serve(config);
+      await serve(config, warnings);
     });
 }
 
@@ -55,8 +56,9 @@ export function createLogger(config: Pick<ServiceConfig, 'logLevel'>): Logger {
     : pino({ level: config.logLevel });
 }
 
-export async function serve(config: ServiceConfig): Promise<void> {
+export async function serve(config: ServiceConfig, configWarnings: readonly string[] = []): Promise<void> {
   const logger = createLogger(config);
+  for (const warning of configWarnings) logger.warn(`config: ${warning}`);
   const runtime = new ServiceRuntime(config, logger.child({ component: 'runtime' }), Date.now);
   const app = await buildApp({ runtime, logger });
   // Listen first: /healthz answers at once and /readyz says when the stored symbols (restored

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,4 +15,10 @@ export function packageRoot(): string {
     if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
     dir = parent;
   }
+}
+
+/** lob-rtrl's version, from its package.json (what `--version`, the API document and reports show). */
+export function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version?: unknown };
+  return typeof manifest.version === 'string' ? manifest.version : '0.0.0';
 }

@@ -8,6 +8,7 @@ import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCom
 import { timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { parseJsonBounded } from '../domain/json-edge.js';
+import { packageVersion } from '../domain/package-root.js';
 import { storeFailureKind } from '../store/database.js';
 import { ConflictError, NotFoundError, StoreWriteError, type ServiceRuntime } from '../service/runtime.js';
 import { registerRestRoutes } from './rest.js';
@@ -71,7 +72,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(fastifySwagger, {
     openapi: {
-      info: { title: 'lob-rtrl', description: 'Limit-order-book signals from an online RNN trained by exact RTRL', version: '0.1.0' },
+      info: { title: 'lob-rtrl', description: 'Limit-order-book signals from an online RNN trained by exact RTRL', version: packageVersion() },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     },
     transform: jsonSchemaTransform,

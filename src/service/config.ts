@@ -25,7 +25,7 @@ export const serviceConfigSchema = z.object({
   db: z.string().min(1).default('./data/lob-rtrl.sqlite'),
   feeds: z.array(feedSchema).default([]),
   /** With no feeds: serve the bundled Binance recording on loopback and subscribe to it. */
-  demoFeed: z.coerce.boolean().default(true),
+  demoFeed: booleanSetting().default(true),
   token: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
   logLevel: z.enum(logLevels).default('info'),
   levels: z.coerce.number().int().min(1).max(1000).default(defaultEngineConfig.levels),
@@ -66,6 +66,21 @@ export const serviceConfigSchema = z.object({
 
 export type ServiceConfig = z.infer<typeof serviceConfigSchema>;
 
+/**
+ * A boolean from JSON (true/false) or text (true/false, 1/0, yes/no, on/off, any case).
+ * z.coerce.boolean() would read the text "false" as true.
+ */
+function booleanSetting() {
+  const words: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false, on: true, off: false };
+  return z.union([
+    z.boolean(),
+    z
+      .string()
+      .transform((text) => words[text.trim().toLowerCase()])
+      .refine((value) => value !== undefined, { message: 'expected true or false' }),
+  ]).pipe(z.boolean());
+}
+
 function validates(parse: (text: string) => unknown): (text: string) => boolean {
   return (text) => {
     try {
@@ -75,6 +90,17 @@ function validates(parse: (text: string) => unknown): (text: string) => boolean 
       return false;
     }
   };
+}
+
+/**
+ * The variables Kubernetes injects for a Service named lob-rtrl: LOB_RTRL_SERVICE_HOST,
+ * LOB_RTRL_SERVICE_PORT[_<name>], and LOB_RTRL_PORT[_<port>_<proto>[_PROTO|_PORT|_ADDR]] whose
+ * value is tcp://host:port (or a piece of it). A LOB_RTRL_PORT that is a plain number is ours.
+ */
+export function isServiceLinkVariable(name: string, value: string | undefined): boolean {
+  if (/^LOB_RTRL_SERVICE_(HOST|PORT)(_[A-Z0-9_]+)?$/.test(name)) return true;
+  if (/^LOB_RTRL_PORT_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?$/.test(name)) return true;
+  return name === 'LOB_RTRL_PORT' && typeof value === 'string' && /^(tcp|udp|sctp):\/\//.test(value);
 }
 
 /** Environment variable for each key: LOB_RTRL_ + upper snake case (checkpointEveryTicks -> LOB_RTRL_CHECKPOINT_EVERY_TICKS). */
@@ -88,7 +114,7 @@ export class ConfigError extends Error {}
  * Layers the sources and validates once. `file` is a JSON object with the same keys;
  * `env` values are strings (FEEDS is JSON); `flags` are already typed by the CLI.
  */
-export function loadServiceConfig(sources: { env?: NodeJS.ProcessEnv; file?: string; flags?: Record<string, unknown> }): ServiceConfig {
+export function loadServiceConfig(sources: { env?: NodeJS.ProcessEnv; file?: string; flags?: Record<string, unknown>; warnings?: string[] }): ServiceConfig {
   const merged: Record<string, unknown> = {};
   if (sources.file) {
     let parsed: unknown;
@@ -101,21 +127,32 @@ export function loadServiceConfig(sources: { env?: NodeJS.ProcessEnv; file?: str
     Object.assign(merged, parsed);
   }
   const env = sources.env ?? {};
+  const fileSetsPort = 'port' in merged;
+  const flagSetsPort = sources.flags?.port !== undefined;
+  // Kubernetes gives every pod docker-link variables for each Service in its namespace; a
+  // Service named lob-rtrl makes LOB_RTRL_SERVICE_HOST, LOB_RTRL_PORT=tcp://10.0.0.7:8080 and
+  // friends. They are not configuration: each is noted and ignored.
+  const serviceLinks = Object.keys(env).filter((name) => isServiceLinkVariable(name, env[name]));
+  if (serviceLinks.length > 0) {
+    const portIsLink = serviceLinks.includes(envName('port'));
+    sources.warnings?.push(
+      `ignoring Kubernetes service-link variables ${serviceLinks.join(', ')} (a Service named lob-rtrl in this namespace)` +
+        (portIsLink && !fileSetsPort && !flagSetsPort ? `; listening on the default port ${serviceConfigSchema.shape.port.parse(undefined)}: set --port or the config file's port, or enableServiceLinks: false` : ''),
+    );
+  }
   // A misspelt variable would otherwise be ignored without a word and its default used.
   const knownVariables = new Set(Object.keys(serviceConfigSchema.shape).map(envName));
-  const unknownVariable = Object.keys(env).find((name) => name.startsWith('LOB_RTRL_') && !knownVariables.has(name));
+  const unknownVariable = Object.keys(env).find((name) => name.startsWith('LOB_RTRL_') && !knownVariables.has(name) && !serviceLinks.includes(name));
   if (unknownVariable) throw new ConfigError(`${unknownVariable}: unknown configuration variable`);
   for (const key of Object.keys(serviceConfigSchema.shape)) {
     const value = env[envName(key)];
-    if (value === undefined || value === '') continue;
+    if (value === undefined || value === '' || serviceLinks.includes(envName(key))) continue;
     if (key === 'feeds') {
       try {
         merged.feeds = JSON.parse(value);
       } catch (error) {
         throw new ConfigError(`${envName(key)}: not valid JSON (${(error as Error).message})`);
       }
-    } else if (key === 'demoFeed') {
-      merged.demoFeed = !['0', 'false', 'no', 'off'].includes(value.toLowerCase());
     } else {
       merged[key] = value;
     }

@@ -23,7 +23,7 @@ import { rejected, sampleOf } from '../domain/types.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
 import { isRecord, parseJsonFrame } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
-import { crc32Begin, crc32Byte, crc32End } from './crc32.js';
+import { crc32 } from 'node:zlib';
 
 // ---- raw venue messages (never leave this file) ---------------------------------------------
 
@@ -62,7 +62,6 @@ const MAX_DEPTH = 1000;
 
 const DECIMAL = /^\d+(?:\.\d+)?$/;
 const CHECKSUM_TEXT = /^\d{1,10}$/;
-const CHAR_DOT = 0x2e;
 const CHAR_ZERO = 0x30;
 
 // ---- one side of a depth-limited book -------------------------------------------------------
@@ -153,7 +152,7 @@ interface KrakenBook {
 /**
  * Kraken's book checksum: for the ten best asks (ascending) then the ten best bids
  * (descending), the price then the volume string with '.' removed and leading zeros stripped,
- * all concatenated; CRC-32 of that, unsigned. Hashed character by character, no string built.
+ * all concatenated; CRC-32 (zlib's) of that, unsigned.
  */
 export function krakenBookChecksum(
   askPriceTexts: readonly string[],
@@ -161,33 +160,22 @@ export function krakenBookChecksum(
   bidPriceTexts: readonly string[],
   bidVolumeTexts: readonly string[],
 ): number {
-  let crc = crc32Begin();
-  crc = hashSide(crc, askPriceTexts, askVolumeTexts);
-  crc = hashSide(crc, bidPriceTexts, bidVolumeTexts);
-  return crc32End(crc);
+  return crc32(checksumText(askPriceTexts, askVolumeTexts) + checksumText(bidPriceTexts, bidVolumeTexts)) >>> 0;
 }
 
-function hashSide(crc: number, priceTexts: readonly string[], volumeTexts: readonly string[]): number {
+function checksumText(priceTexts: readonly string[], volumeTexts: readonly string[]): string {
   const count = Math.min(CHECKSUM_LEVELS, priceTexts.length);
-  let register = crc;
-  for (let i = 0; i < count; i++) {
-    register = hashDigits(register, priceTexts[i]);
-    register = hashDigits(register, volumeTexts[i]);
-  }
-  return register;
+  let text = '';
+  for (let i = 0; i < count; i++) text += checksumDigits(priceTexts[i]) + checksumDigits(volumeTexts[i]);
+  return text;
 }
 
-function hashDigits(crc: number, text: string): number {
-  let register = crc;
-  let leading = true;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code === CHAR_DOT) continue;
-    if (leading && code === CHAR_ZERO) continue;
-    leading = false;
-    register = crc32Byte(register, code);
-  }
-  return register;
+/** "0.05005" -> "5005": the dot removed, then the leading zeros. */
+function checksumDigits(text: string): string {
+  const digits = text.indexOf('.') >= 0 ? text.replace('.', '') : text;
+  let start = 0;
+  while (start < digits.length && digits.charCodeAt(start) === CHAR_ZERO) start++;
+  return digits.slice(start);
 }
 
 // ---- frame validation -----------------------------------------------------------------------

@@ -30,6 +30,41 @@ function problemOf(load: () => unknown): string {
 }
 
 describe('loadServiceConfig', () => {
+  it('reads "false" in a JSON file as false, and refuses a word that is not a boolean, naming the key', () => {
+    expect(loadServiceConfig({ file: configFile({ demoFeed: 'false' }) }).demoFeed).toBe(false);
+    expect(loadServiceConfig({ file: configFile({ demoFeed: false }) }).demoFeed).toBe(false);
+    expect(loadServiceConfig({ file: configFile({ demoFeed: 'ON' }) }).demoFeed).toBe(true);
+    expect(loadServiceConfig({ env: { LOB_RTRL_DEMO_FEED: 'no' } }).demoFeed).toBe(false);
+    expect(problemOf(() => loadServiceConfig({ file: configFile({ demoFeed: 'maybe' }) }))).toMatch(/^demoFeed \(LOB_RTRL_DEMO_FEED\): expected true or false/);
+  });
+
+  it('ignores, with one warning, the service-link variables Kubernetes injects for a Service named lob-rtrl', () => {
+    const env = {
+      LOB_RTRL_SERVICE_HOST: '10.96.0.12',
+      LOB_RTRL_SERVICE_PORT: '8080',
+      LOB_RTRL_SERVICE_PORT_HTTP: '8080',
+      LOB_RTRL_PORT: 'tcp://10.96.0.12:8080',
+      LOB_RTRL_PORT_8080_TCP: 'tcp://10.96.0.12:8080',
+      LOB_RTRL_PORT_8080_TCP_PROTO: 'tcp',
+      LOB_RTRL_PORT_8080_TCP_PORT: '8080',
+      LOB_RTRL_PORT_8080_TCP_ADDR: '10.96.0.12',
+      LOB_RTRL_LOG_LEVEL: 'warn',
+    };
+    const warnings: string[] = [];
+    const config = loadServiceConfig({ env, warnings });
+    expect(config).toMatchObject({ port: 8080, logLevel: 'warn' });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^ignoring Kubernetes service-link variables LOB_RTRL_SERVICE_HOST, .*LOB_RTRL_PORT_8080_TCP_ADDR .*listening on the default port 8080/);
+    // A port from a flag or the config file wins and the warning says nothing about the port.
+    const fromFlag: string[] = [];
+    expect(loadServiceConfig({ env, flags: { port: '9100' }, warnings: fromFlag }).port).toBe(9100);
+    expect(fromFlag[0]).not.toMatch(/default port/);
+    expect(loadServiceConfig({ env, file: configFile({ port: 9200 }) }).port).toBe(9200);
+    // A plain number in LOB_RTRL_PORT is still ours; another unknown LOB_RTRL_ variable still fatal.
+    expect(loadServiceConfig({ env: { LOB_RTRL_PORT: '9300' } }).port).toBe(9300);
+    expect(problemOf(() => loadServiceConfig({ env: { ...env, LOB_RTRL_PROT: '1' } }))).toBe('LOB_RTRL_PROT: unknown configuration variable');
+  });
+
   it('has the documented defaults, and they imply the default engine', () => {
     const config = loadServiceConfig({});
     expect(config).toMatchObject({
