@@ -58,6 +58,8 @@ export class SymbolEngine {
   readonly targetName: string;
   /** Accepted snapshots of this symbol, across restarts. */
   ticks = 0;
+  /** Accepted snapshots in this process only (never checkpointed): what a Prometheus counter needs. */
+  ticksThisProcess = 0;
   disconnects = 0;
   lastPrediction: Prediction | null = null;
   /** The last accepted snapshot's own seq (null when the source has none). */
@@ -118,6 +120,7 @@ export class SymbolEngine {
       models,
     };
     this.ticks++;
+    this.ticksThisProcess++;
     this.lastPrediction = prediction;
     this.lastInputSeq = snapshot.seq ?? null;
     this.lastInputTs = snapshot.ts;
