@@ -13,6 +13,7 @@ interface ReplayFlags extends ModelFlags {
   db?: string;
   speed: string;
   progress: boolean;
+  json?: boolean;
 }
 
 export function registerReplayCommand(program: Command): void {
@@ -34,6 +35,7 @@ export function registerReplayCommand(program: Command): void {
     .option('--db <file>', 'SQLite checkpoint database: resume each symbol from it, checkpoint at the end')
     .option('--speed <speed>', 'max, or a multiple of the recorded pacing', 'max')
     .option('--no-progress', 'do not print progress to stderr')
+    .option('--json', 'print the summary as JSON (the --report document) instead of a table')
     .action(async (files: string[], flags: ReplayFlags) => {
       if (!(flags.format in fileFormats)) throw new UsageError(`--format: unknown format "${flags.format}" (expected ${Object.keys(fileFormats).join(', ')})`);
       for (const file of files) if (!existsSync(file)) throw new UsageError(`${file}: no such file or folder`);
@@ -51,7 +53,8 @@ export function registerReplayCommand(program: Command): void {
         progress: flags.progress ? process.stderr : undefined,
         logger: { warn: (fields, message) => process.stderr.write(`warning: ${message} ${JSON.stringify(fields)}\n`) },
       });
-      printSummary(report);
+      if (flags.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      else printSummary(report);
     });
 }
 

@@ -2,8 +2,8 @@
 // source (a file format), the clock (the data's own time) and the sinks (files) are chosen here.
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MarketMessage } from '../domain/types.js';
 import { engineConfigHash, type EngineConfig } from '../engine/config.js';
@@ -11,6 +11,8 @@ import { Engine } from '../engine/engine.js';
 import { MetricsTimeline } from '../engine/metrics.js';
 import { renderReportHtml, type ReplayReportData } from '../engine/report-html.js';
 import type { Prediction } from '../engine/symbol-engine.js';
+import { packageVersion } from '../domain/package-root.js';
+import { inputBytesRead } from '../venues/input-bytes.js';
 import { fileFormatById } from '../venues/registry.js';
 import { messageBatches } from '../venues/types.js';
 import { ProgressReporter } from './progress.js';
@@ -34,6 +36,8 @@ export interface ReplayOptions {
 }
 
 export interface ReplayReport {
+  /** lob-rtrl's version that made the report. */
+  readonly version: string;
   readonly files: readonly string[];
   readonly format: string;
   readonly target: string;
@@ -98,7 +102,7 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
   }
 
   const progress = options.progress
-    ? new ProgressReporter({ label: 'replay', stream: options.progress, tty: Boolean(options.progress.isTTY) })
+    ? new ProgressReporter({ label: 'replay', stream: options.progress, tty: Boolean(options.progress.isTTY), bytes: { total: await inputSize(options.files), read: progressOf(inputBytesRead()) } })
     : null;
   const started = performance.now();
   try {
@@ -133,6 +137,7 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
   }
 
   const report: ReplayReport = {
+    version: packageVersion(),
     files: options.files,
     format: options.format,
     target: [...engine.symbols.values()][0]?.targetName ?? '',
@@ -206,4 +211,23 @@ async function* pace(source: AsyncIterable<MarketMessage>, speed: number): Async
     }
     yield message;
   }
+}
+
+/** Bytes of the input files (a folder: the files directly in it, as the LOBSTER reader takes them). */
+async function inputSize(paths: readonly string[]): Promise<number> {
+  let bytes = 0;
+  for (const path of paths) {
+    const info = await stat(path);
+    if (info.isDirectory()) {
+      for (const entry of await readdir(path, { withFileTypes: true })) if (entry.isFile()) bytes += (await stat(join(path, entry.name))).size;
+    } else {
+      bytes += info.size;
+    }
+  }
+  return bytes;
+}
+
+/** Bytes read by this replay: the process-wide count less what was read before it started. */
+function progressOf(before: number): () => number {
+  return () => inputBytesRead() - before;
 }
