@@ -8,6 +8,7 @@ interface ReplayFlags extends ModelFlags {
   format: string;
   symbol?: string;
   out?: string;
+  featuresOut?: string;
   report?: string;
   html?: string;
   db?: string;
@@ -29,7 +30,8 @@ export function registerReplayCommand(program: Command): void {
     .option('--lr <rate>', 'learning rate alpha_0')
     .option('--seed <n>', 'initialisation seed')
     .option('--models <list>', 'comma-separated: rtrl,tbptt:K,logistic,majority', 'rtrl,tbptt:10,logistic,majority')
-    .option('--out <file>', 'write the first model\'s predictions as JSONL')
+    .option('--out <file>', "write every tick: every model's probabilities and the realised label (JSON lines, or Apache Parquet for *.parquet)")
+    .option('--features-out <file>', 'write every tick\'s feature vector with its realised label (JSON lines, or Parquet for *.parquet)')
     .option('--report <file>', 'write the evaluation report as JSON')
     .option('--html <file>', 'write a self-contained HTML report')
     .option('--db <file>', 'SQLite checkpoint database: resume each symbol from it, checkpoint at the end')
@@ -46,6 +48,7 @@ export function registerReplayCommand(program: Command): void {
         symbol: flags.symbol,
         config,
         out: flags.out,
+        featuresOut: flags.featuresOut,
         report: flags.report,
         html: flags.html,
         db: flags.db,

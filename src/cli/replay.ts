@@ -1,7 +1,5 @@
 // `lob-rtrl replay`: historical files through the same engine the live service runs. Only the
 // source (a file format), the clock (the data's own time) and the sinks (files) are chosen here.
-import { once } from 'node:events';
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,12 +8,14 @@ import { engineConfigHash, type EngineConfig } from '../engine/config.js';
 import { Engine } from '../engine/engine.js';
 import { MetricsTimeline } from '../engine/metrics.js';
 import { renderReportHtml, type ReplayReportData } from '../engine/report-html.js';
-import type { Prediction } from '../engine/symbol-engine.js';
 import { packageVersion } from '../domain/package-root.js';
 import { inputBytesRead } from '../venues/input-bytes.js';
 import { fileFormatById } from '../venues/registry.js';
 import { messageBatches } from '../venues/types.js';
+import { modelName } from '../model/factory.js';
+import { classNames } from '../model/targets.js';
 import { ProgressReporter } from './progress.js';
+import { TickOutput } from './tick-output.js';
 import { EngineCheckpoints } from '../store/engine-checkpoints.js';
 
 export interface ReplayOptions {
@@ -24,7 +24,10 @@ export interface ReplayOptions {
   readonly symbol?: string;
   readonly config: EngineConfig;
   /** JSONL of the first model's predictions. */
+  /** Every tick with every model's probabilities and its realised label: JSON lines, or Parquet for `*.parquet`. */
   readonly out?: string;
+  /** Every tick's feature vector (before standardisation) with its realised label, JSON lines or Parquet. */
+  readonly featuresOut?: string;
   readonly report?: string;
   readonly html?: string;
   readonly db?: string;
@@ -60,23 +63,24 @@ export interface ReplayReport {
   }>;
 }
 
-/** One `--out` line: the first model's prediction in the documented shape. */
-export function predictionLine(prediction: Prediction): string {
-  const first = prediction.models[0];
-  const probs: Record<string, number> = {};
-  prediction.classNames.forEach((name, c) => (probs[name] = first.probs[c]));
-  return JSON.stringify({ symbol: prediction.symbol, ts: prediction.ts, seq: prediction.seq, mid: prediction.mid, model: first.model, target: prediction.target, probs });
-}
-
 export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
   const format = fileFormatById(options.format);
   const configHash = engineConfigHash(options.config);
   const timelines = new Map<string, MetricsTimeline>();
   const store = options.db ? EngineCheckpoints.open(options.db) : null;
   const resumed = new Map<string, number | null>();
+  const output = await TickOutput.open({
+    out: options.out,
+    featuresOut: options.featuresOut,
+    levels: options.config.levels,
+    models: options.config.models.map(modelName),
+    classNames: classNames(options.config.target),
+  });
   const engine = new Engine(options.config, {
     clock: () => performance.now(),
     logger: options.logger,
+    onScored: output ? (symbol, modelIndex, _probs, _offset, label) => output.onScored(symbol, modelIndex, label) : undefined,
+    onNewSymbol: output ? (symbolEngine) => output.onNewSymbol(symbolEngine) : undefined,
     timelineFor: options.html
       ? (symbol, models, classes) => {
           const timeline = new MetricsTimeline({ models, classes });
@@ -91,15 +95,7 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
     },
   });
 
-  let out: WriteStream | null = null;
-  if (options.out) {
-    await mkdir(dirname(options.out), { recursive: true });
-    out = createWriteStream(options.out);
-    const sink = out;
-    engine.addSink((prediction) => {
-      sink.write(`${predictionLine(prediction)}\n`);
-    });
-  }
+  if (output) engine.addSink((prediction) => output.onPrediction(prediction));
 
   const progress = options.progress
     ? new ProgressReporter({ label: 'replay', stream: options.progress, tty: Boolean(options.progress.isTTY), bytes: { total: await inputSize(options.files), read: progressOf(inputBytesRead()) } })
@@ -113,21 +109,20 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
           engine.process(message);
           progress?.tick();
         }
-        if (out?.writableNeedDrain) await once(out, 'drain');
+        const drained = output?.ready();
+        if (drained) await drained;
       }
     } else {
       for await (const message of pace(format.read(options.files, readOptions), options.speed)) {
         engine.process(message);
         progress?.tick();
-        if (out?.writableNeedDrain) await once(out, 'drain');
+        const drained = output?.ready();
+        if (drained) await drained;
       }
     }
   } finally {
     progress?.finish();
-    if (out) {
-      out.end();
-      await once(out, 'finish');
-    }
+    await output?.close();
   }
   const wallSeconds = (performance.now() - started) / 1000;
 

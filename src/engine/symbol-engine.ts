@@ -97,6 +97,11 @@ export class SymbolEngine {
     };
   }
 
+  /** The last tick's feature vector before standardisation (valid until the next tick). */
+  get rawFeatures(): Float64Array {
+    return this.raw;
+  }
+
   /** One tick. `clock` (ms, monotonic) and `latency` are optional, for measurement only. */
   onSnapshot(snapshot: BookSnapshot, clock?: () => number, latency?: LatencyHistogram): Prediction {
     const started = clock ? clock() : 0;
