@@ -1,5 +1,6 @@
 // `lob-rtrl replay`: historical files through the same engine the live service runs. Only the
 // source (a file format), the clock (the data's own time) and the sinks (files) are chosen here.
+import { FEATURE_SET_VERSION } from '../features/extract.js';
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -38,6 +39,8 @@ export interface ReplayReport {
   readonly format: string;
   readonly target: string;
   readonly configHash: string;
+  /** Version of the feature set the learners saw (FEATURE_SET_VERSION). */
+  readonly featureSet: string;
   readonly eventsRead: number;
   readonly accepted: number;
   readonly rejected: Record<string, number>;
@@ -137,6 +140,7 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
     format: options.format,
     target: [...engine.symbols.values()][0]?.targetName ?? '',
     configHash,
+    featureSet: FEATURE_SET_VERSION,
     eventsRead: engine.counters.eventsRead,
     accepted: engine.counters.accepted,
     rejected: { ...engine.counters.rejected },
