@@ -23,7 +23,7 @@ export function registerReplayCommand(program: Command): void {
     .requiredOption('--format <format>', `input format: ${Object.keys(fileFormats).join('|')}`)
     .option('--symbol <symbol>', 'symbol name to use (default: from the data or the file name)')
     .option('--levels <n>', 'book levels per side used for features', '10')
-    .option('--target <target>', 'next-move | horizon:K | horizon:K:THETA', 'next-move')
+    .option('--target <target>', 'next-move | horizon:K[:THETA] (ticks) | horizon:1s, horizon:500ms[:THETA] (venue time)', 'next-move')
     .option('--hidden <n>', 'hidden units of the recurrent models')
     .option('--lr <rate>', 'learning rate alpha_0')
     .option('--seed <n>', 'initialisation seed')

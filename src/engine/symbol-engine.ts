@@ -103,7 +103,7 @@ export class SymbolEngine {
     this.normaliser.normalise(this.raw, this.normalised);
     const mid = midPrice(snapshot);
     this.timeline?.recordMid(snapshot.ts, mid);
-    const probs = this.learners.step(mid, this.normalised, this.scoreSink);
+    const probs = this.learners.step(mid, this.normalised, this.scoreSink, snapshot.ts);
     const classes = this.classNames.length;
     const models: ModelPrediction[] = this.modelNames.map((model, i) => ({ model, probs: Array.from(probs.subarray(i * classes, (i + 1) * classes)) }));
     const prediction: Prediction = {

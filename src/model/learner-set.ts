@@ -7,7 +7,7 @@
 // the tick the label became known, and never one used before the tick it labels.
 import type { OnlineLearner } from './learner.js';
 import { packRing, unpackRing } from './state-codec.js';
-import { Labeler, type TargetSpec } from './targets.js';
+import { Labeler, pendingCapacity, type TargetSpec } from './targets.js';
 
 /** Called for every prediction whose label resolved, before its learner sees the label. */
 export type ScoreSink = (learnerIndex: number, probs: Float64Array, offset: number, label: number) => void;
@@ -41,7 +41,7 @@ export class LearnerSet {
       if (learner.classes !== this.classes) throw new Error(`models: ${learner.name} has ${learner.classes} classes, expected ${this.classes}`);
     }
     this.labeler = new Labeler(target, maxPending);
-    this.capacity = target.kind === 'horizon' ? target.k : maxPending;
+    this.capacity = pendingCapacity(target, maxPending);
     this.slots = Math.min(this.capacity, INITIAL_PENDING_SLOTS);
     this.pendingProbs = new Float64Array(learners.length * this.slots * this.classes);
     this.probs = new Float64Array(learners.length * this.classes);
@@ -52,10 +52,9 @@ export class LearnerSet {
     return this.count;
   }
 
-  /** One tick: resolve, score, learn, predict. Returns `probs` (valid until the next call). */
-  step(mid: number, features: Float64Array, score?: ScoreSink): Float64Array {
-    const resolution = this.labeler.observe(mid);
-    if (resolution !== null) {
+  /** One tick at venue time `ts`: resolve, score, learn, predict. Returns `probs` (valid until the next call). */
+  step(mid: number, features: Float64Array, score?: ScoreSink, ts = 0): Float64Array {
+    for (let resolution = this.labeler.observe(mid, ts); resolution !== null; resolution = this.labeler.observe(mid, ts)) {
       if (resolution.kind === 'label') {
         this.resolve(resolution.label, resolution.count, score);
       } else {
@@ -74,7 +73,7 @@ export class LearnerSet {
       this.pendingProbs.set(row, i * stride + slot * this.classes);
     }
     this.count++;
-    this.labeler.addPending(mid);
+    this.labeler.addPending(mid, ts);
     return this.probs;
   }
 
