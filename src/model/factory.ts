@@ -1,6 +1,7 @@
 // Builds the configured learners from a model list such as `rtrl,tbptt:10,logistic,majority`.
 import { LogisticLearner, MajorityLearner } from './baselines.js';
 import type { OnlineLearner } from './learner.js';
+import { MixtureLearner } from './mixture.js';
 import { defaultOptimiserConfig, type OptimiserConfig } from './optimiser.js';
 import type { RecurrentConfig } from './recurrent-config.js';
 import { RtrlLearner } from './rtrl.js';
@@ -12,7 +13,9 @@ export type ModelSpec =
   | { readonly kind: 'rtrl' }
   | { readonly kind: 'tbptt'; readonly truncation: number }
   | { readonly kind: 'logistic' }
-  | { readonly kind: 'majority' };
+  | { readonly kind: 'majority' }
+  /** The exponentially weighted mixture of every other configured model (mixture.ts). */
+  | { readonly kind: 'mix' };
 
 export function modelName(spec: ModelSpec): string {
   return spec.kind === 'tbptt' ? `tbptt:${spec.truncation}` : spec.kind;
@@ -23,18 +26,19 @@ export function parseModelList(text: string): ModelSpec[] {
   const entries = text.split(',').map((entry) => entry.trim()).filter((entry) => entry.length > 0);
   if (entries.length === 0) throw new Error('models: the list is empty');
   const specs = entries.map((entry): ModelSpec => {
-    if (entry === 'rtrl' || entry === 'logistic' || entry === 'majority') return { kind: entry };
+    if (entry === 'rtrl' || entry === 'logistic' || entry === 'majority' || entry === 'mix') return { kind: entry };
     const match = /^tbptt:(\d+)$/.exec(entry);
     if (match) {
       const truncation = Number(match[1]);
       if (truncation < 1 || truncation > 10_000) throw new Error(`models: tbptt truncation must be in [1, 10000], got ${match[1]}`);
       return { kind: 'tbptt', truncation };
     }
-    throw new Error(`models: unknown model "${entry}" (expected rtrl, tbptt:K, logistic or majority)`);
+    throw new Error(`models: unknown model "${entry}" (expected rtrl, tbptt:K, logistic, majority or mix)`);
   });
   const names = specs.map(modelName);
   const duplicate = names.find((name, i) => names.indexOf(name) !== i);
   if (duplicate) throw new Error(`models: "${duplicate}" is listed twice`);
+  if (names.includes('mix') && specs.length === 1) throw new Error('models: mix needs at least one other model to mix');
   return specs;
 }
 
@@ -99,6 +103,8 @@ export function createLearners(specs: readonly ModelSpec[], settings: LearnerSet
         return calibrated(new LogisticLearner({ inputs, classes, optimiser: settings.optimiser, pending, batchReduction: settings.batchReduction }));
       case 'majority':
         return new MajorityLearner(classes);
+      case 'mix':
+        return new MixtureLearner(specs.length - 1, classes, pending);
     }
   });
 }
