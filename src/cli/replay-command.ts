@@ -27,7 +27,7 @@ export function registerReplayCommand(program: Command): void {
     .option('--hidden <n>', 'hidden units of the recurrent models')
     .option('--lr <rate>', 'learning rate alpha_0')
     .option('--seed <n>', 'initialisation seed')
-    .option('--models <list>', 'comma-separated: rtrl,tbptt:K,logistic,majority', 'rtrl,tbptt:10,logistic,majority')
+    .option('--models <list>', 'comma-separated: rtrl,tbptt:K,logistic,majority,mix', 'rtrl,tbptt:10,logistic,majority,mix')
     .option('--out <file>', 'write the first model\'s predictions as JSONL')
     .option('--report <file>', 'write the evaluation report as JSON')
     .option('--html <file>', 'write a self-contained HTML report')
@@ -67,6 +67,7 @@ function printSummary(report: Awaited<ReturnType<typeof runReplay>>): void {
       const f = (v: number | null, digits = 4) => (v === null ? '-' : v.toFixed(digits));
       lines.push(`  ${model.name.padEnd(10)} ${String(model.n).padStart(8)} ${f(model.accuracy).padStart(9)} ${f(model.macroF1).padStart(8)} ${f(model.logLoss).padStart(8)} ${f(model.brier).padStart(7)}`);
     }
+    if (symbol.mixWeights) lines.push(`  mix weights: ${symbol.mixWeights.map(({ model, weight }) => `${model} ${weight.toFixed(3)}`).join(', ')}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 }

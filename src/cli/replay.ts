@@ -56,6 +56,8 @@ export interface ReplayReport {
     readonly ticks: number;
     readonly resumedFromCheckpoint: number | null;
     readonly models: ReadonlyArray<{ name: string; n: number; accuracy: number | null; macroF1: number | null; logLoss: number | null; brier: number | null; confusion: number[][] }>;
+    /** The mix model's final weight on each member, when `mix` is among the models. */
+    readonly mixWeights: ReadonlyArray<{ model: string; weight: number }> | null;
   }>;
 }
 
@@ -155,6 +157,7 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
       ticks: symbolEngine.ticks,
       resumedFromCheckpoint: resumed.get(symbolEngine.symbol) ?? null,
       models: symbolEngine.metrics.map((metrics, i) => ({ name: symbolEngine.modelNames[i], ...metrics.summary() })),
+      mixWeights: symbolEngine.mixtureWeights(),
     })),
   };
 

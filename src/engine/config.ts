@@ -20,7 +20,7 @@ export interface EngineConfig {
 export const defaultEngineConfig: EngineConfig = {
   levels: 10,
   target: { kind: 'next-move' },
-  models: parseModelList('rtrl,tbptt:10,logistic,majority'),
+  models: parseModelList('rtrl,tbptt:10,logistic,majority,mix'),
   learner: defaultLearnerSettings,
   normaliser: { halfLife: 1000, clip: 5, warmup: 100 },
   rollingWindows: [1000, 10_000],

@@ -136,6 +136,14 @@ export class SymbolEngine {
     this.onDisconnect();
   }
 
+  /** The mix's current weight on each member model, or null without a `mix` among the models. */
+  mixtureWeights(): { model: string; weight: number }[] | null {
+    const { mixture, mixtureMembers } = this.learners;
+    if (!mixture) return null;
+    const weights = mixture.weights(new Float64Array(mixture.members));
+    return mixtureMembers.map((learner, i) => ({ model: this.modelNames[learner], weight: weights[i] }));
+  }
+
   /** A trade of this symbol: it only moves the flow features of the next snapshot. */
   onTrade(trade: Trade): void {
     this.features.observeTrade(trade);

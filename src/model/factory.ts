@@ -1,4 +1,4 @@
-// Builds the configured learners from a model list such as `rtrl,tbptt:10,logistic,majority`.
+// Builds the configured learners from a model list such as `rtrl,tbptt:10,logistic,majority,mix`.
 import { LogisticLearner, MajorityLearner } from './baselines.js';
 import type { OnlineLearner } from './learner.js';
 import { MixtureLearner } from './mixture.js';

@@ -30,7 +30,7 @@ export const serviceConfigSchema = z.object({
   logLevel: z.enum(logLevels).default('info'),
   levels: z.coerce.number().int().min(1).max(1000).default(defaultEngineConfig.levels),
   target: z.string().default('next-move').refine(validates(parseTarget), { message: 'expected next-move, horizon:K, horizon:Ns or horizon:Nms, each with an optional :THETA' }),
-  models: z.string().default('rtrl,tbptt:10,logistic,majority').refine(validates(parseModelList), { message: 'expected a comma list of rtrl, tbptt:K, logistic, majority' }),
+  models: z.string().default('rtrl,tbptt:10,logistic,majority,mix').refine(validates(parseModelList), { message: 'expected a comma list of rtrl, tbptt:K, logistic, majority, mix' }),
   hidden: z.coerce.number().int().min(1).max(256).default(defaultEngineConfig.learner.hidden),
   lr: z.coerce.number().positive().max(10).default(defaultEngineConfig.learner.optimiser.learningRate),
   seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).default(defaultEngineConfig.learner.seed),
