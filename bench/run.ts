@@ -35,6 +35,7 @@ import {
   type TimingOptions,
 } from './learners.js';
 import { defaultOptimiserConfig } from '../src/model/optimiser.js';
+import { featureDimension } from '../src/features/extract.js';
 
 const SECTIONS = ['learners', 'features', 'sources', 'service', 'flood', 'symbols'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -230,7 +231,7 @@ function featuresSection(): void {
   const result = benchFeatures();
   const format = (n: number): string => `${(n / 1e6).toFixed(2)} M/s`;
   console.log(
-    `features L=${result.levels} (dimension ${4 * result.levels + 6}), ${result.ticks.toLocaleString('en-US')} ticks, synthetic books: ` +
+    `features L=${result.levels} (dimension ${featureDimension(result.levels)}), ${result.ticks.toLocaleString('en-US')} ticks, synthetic books: ` +
       `extract ${format(result.extractPerSecond)}, normalise ${format(result.normalisePerSecond)}, ` +
       `extract + normalise ${format(result.bothPerSecond)}`,
   );

@@ -25,11 +25,11 @@ export function registerReplayCommand(program: Command): void {
     .requiredOption('--format <format>', `input format: ${Object.keys(fileFormats).join('|')}`)
     .option('--symbol <symbol>', 'symbol name to use (default: from the data or the file name)')
     .option('--levels <n>', 'book levels per side used for features', '10')
-    .option('--target <target>', 'next-move | horizon:K | horizon:K:THETA', 'next-move')
+    .option('--target <target>', 'next-move | horizon:K[:THETA] (ticks) | horizon:1s, horizon:500ms[:THETA] (venue time)', 'next-move')
     .option('--hidden <n>', 'hidden units of the recurrent models')
     .option('--lr <rate>', 'learning rate alpha_0')
     .option('--seed <n>', 'initialisation seed')
-    .option('--models <list>', 'comma-separated: rtrl,tbptt:K,logistic,majority', 'rtrl,tbptt:10,logistic,majority')
+    .option('--models <list>', 'comma-separated: rtrl,tbptt:K,logistic,majority,mix', 'rtrl,tbptt:10,logistic,majority,mix')
     .option('--out <file>', "write every tick: every model's probabilities and the realised label (JSON lines, or Apache Parquet for *.parquet)")
     .option('--features-out <file>', 'write every tick\'s feature vector with its realised label (JSON lines, or Parquet for *.parquet)')
     .option('--report <file>', 'write the evaluation report as JSON')
@@ -73,6 +73,7 @@ function printSummary(report: Awaited<ReturnType<typeof runReplay>>): void {
       const f = (v: number | null, digits = 4) => (v === null ? '-' : v.toFixed(digits));
       lines.push(`  ${model.name.padEnd(10)} ${String(model.n).padStart(8)} ${f(model.accuracy).padStart(9)} ${f(model.macroF1).padStart(8)} ${f(model.logLoss).padStart(8)} ${f(model.brier).padStart(7)}`);
     }
+    if (symbol.mixWeights) lines.push(`  mix weights: ${symbol.mixWeights.map(({ model, weight }) => `${model} ${weight.toFixed(3)}`).join(', ')}`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -2,6 +2,7 @@
 // source (a file format), the clock (the data's own time) and the sinks (files) are chosen here.
 import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { FEATURE_SET_VERSION } from '../features/extract.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MarketMessage } from '../domain/types.js';
 import { engineConfigHash, type EngineConfig } from '../engine/config.js';
@@ -45,6 +46,8 @@ export interface ReplayReport {
   readonly format: string;
   readonly target: string;
   readonly configHash: string;
+  /** Version of the feature set the learners saw (FEATURE_SET_VERSION). */
+  readonly featureSet: string;
   readonly eventsRead: number;
   readonly accepted: number;
   readonly rejected: Record<string, number>;
@@ -60,6 +63,8 @@ export interface ReplayReport {
     readonly ticks: number;
     readonly resumedFromCheckpoint: number | null;
     readonly models: ReadonlyArray<{ name: string; n: number; accuracy: number | null; macroF1: number | null; logLoss: number | null; brier: number | null; confusion: number[][] }>;
+    /** The mix model's final weight on each member, when `mix` is among the models. */
+    readonly mixWeights: ReadonlyArray<{ model: string; weight: number }> | null;
   }>;
 }
 
@@ -137,6 +142,7 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
     format: options.format,
     target: [...engine.symbols.values()][0]?.targetName ?? '',
     configHash,
+    featureSet: FEATURE_SET_VERSION,
     eventsRead: engine.counters.eventsRead,
     accepted: engine.counters.accepted,
     rejected: { ...engine.counters.rejected },
@@ -151,6 +157,7 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
       ticks: symbolEngine.ticks,
       resumedFromCheckpoint: resumed.get(symbolEngine.symbol) ?? null,
       models: symbolEngine.metrics.map((metrics, i) => ({ name: symbolEngine.modelNames[i], ...metrics.summary() })),
+      mixWeights: symbolEngine.mixtureWeights(),
     })),
   };
 

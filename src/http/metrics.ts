@@ -184,6 +184,19 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
   });
 
   new Gauge({
+    name: 'lob_rtrl_mix_weight',
+    help: "The mix model's weight on each member model, per symbol (absent without a mix)",
+    labelNames: ['symbol', 'model'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const symbolEngine of engine.symbols.values()) {
+        for (const { model, weight } of symbolEngine.mixtureWeights() ?? []) this.set({ symbol: symbolEngine.symbol, model }, weight);
+      }
+    },
+  });
+
+  new Gauge({
     name: 'lob_rtrl_symbols',
     help: 'Symbols with a live engine',
     registers: [registry],

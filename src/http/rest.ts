@@ -112,6 +112,7 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
       ticks: engine.ticks,
       unscored: engine.learners.unscored,
       models: engine.metrics.map((metrics, i) => ({ model: engine.modelNames[i], overall: metrics.summary(), rolling: metrics.rolling(), learner: engine.learners.learners[i].stats })),
+      mixWeights: engine.mixtureWeights(),
     };
   });
 

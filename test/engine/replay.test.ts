@@ -33,7 +33,7 @@ describe('replay', () => {
     expect(first).toMatchObject({ symbol: 'AMZN', seq: 0, target: 'next-move' });
     expect(first.mid).toBeCloseTo((223.18 + 223.95) / 2, 10);
     expect(first.localTs).toBe(first.ts);
-    expect(Object.keys(first.models)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority']);
+    expect(Object.keys(first.models)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority', 'mix']);
     for (const probs of Object.values(first.models) as Array<{ down: number; up: number }>) expect(probs.down + probs.up).toBeCloseTo(1, 12);
   });
 
@@ -106,10 +106,11 @@ describe('replay', () => {
     const report = await runReplay({ files: lobsterFixture, format: 'lobster', config, report: join(dir, 'r.json'), html: join(dir, 'r.html'), speed: 'max' });
     const written = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
     expect(written).toEqual(JSON.parse(JSON.stringify(report)));
-    expect(report).toMatchObject({ eventsRead: 2000, accepted: 2000, rejected: {}, disconnects: 0 });
+    expect(report).toMatchObject({ eventsRead: 2000, accepted: 2000, rejected: {}, disconnects: 0, trades: 365, orderEvents: 1635, featureSet: 'flow-2' });
+    expect(report.symbols[0].mixWeights?.map((w) => w.model)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority']);
     expect(report.stepLatencyUs.p50).toBeGreaterThan(0);
     const models = report.symbols[0].models;
-    expect(models.map((m) => m.name)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority']);
+    expect(models.map((m) => m.name)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority', 'mix']);
     for (const model of models) {
       expect(model.n).toBeGreaterThan(1900);
       expect(model.confusion.flat().reduce((a, b) => a + b, 0)).toBe(model.n);

@@ -84,6 +84,7 @@ describe('GET /metrics', () => {
       lob_rtrl_model_accuracy: 'gauge',
       lob_rtrl_rejects_total: 'counter',
       lob_rtrl_disconnects_total: 'counter',
+      lob_rtrl_mix_weight: 'gauge',
       lob_rtrl_symbols: 'gauge',
       lob_rtrl_step_latency_seconds: 'histogram',
       lob_rtrl_checkpoint_write_seconds: 'histogram',
@@ -113,6 +114,10 @@ describe('GET /metrics', () => {
     expect(samples.get('lob_rtrl_disconnects_total')).toBe(0);
     expect(samples.get('lob_rtrl_symbols')).toBe(1);
     expect(samples.get('lob_rtrl_stream_subscribers')).toBe(1);
+    // The default models end with mix: one weight per other model, summing to 1.
+    const weights = ['rtrl', 'tbptt:10', 'logistic', 'majority'].map((model) => samples.get(`lob_rtrl_mix_weight{symbol="AMZN",model="${model}"}`) ?? Number.NaN);
+    expect(weights.every((w) => w > 0 && w < 1)).toBe(true);
+    expect(weights.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
 
     // Per model: the rolling and lifetime figures are the symbol's own metrics, read at scrape time.
     const amznEngine = runtime.engine.symbol('AMZN')!;

@@ -75,7 +75,7 @@ describe('loadServiceConfig', () => {
       demoFeed: true,
       logLevel: 'info',
       target: 'next-move',
-      models: 'rtrl,tbptt:10,logistic,majority',
+      models: 'rtrl,tbptt:10,logistic,majority,mix',
       checkpointKeep: 5,
       predictionRetentionSeconds: 0,
       bodyLimitBytes: 1 << 20,
@@ -133,8 +133,8 @@ describe('loadServiceConfig', () => {
     expect(problemOf(() => loadServiceConfig({ flags: { hidden: '0' } }))).toMatch(/^hidden \(LOB_RTRL_HIDDEN\): /);
     expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_LOG_LEVEL: 'loud' } }))).toMatch(/^logLevel \(LOB_RTRL_LOG_LEVEL\): .*"info"/);
     expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_TOKEN: 'short' } }))).toBe('token (LOB_RTRL_TOKEN): must be at least 16 characters');
-    expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_MODELS: 'rtrl,transformer' } }))).toBe('models (LOB_RTRL_MODELS): expected a comma list of rtrl, tbptt:K, logistic, majority');
-    expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_TARGET: 'horizon:x' } }))).toBe('target (LOB_RTRL_TARGET): expected next-move, horizon:K or horizon:K:THETA');
+    expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_MODELS: 'rtrl,transformer' } }))).toBe('models (LOB_RTRL_MODELS): expected a comma list of rtrl, tbptt:K, logistic, majority, mix');
+    expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_TARGET: 'horizon:x' } }))).toBe('target (LOB_RTRL_TARGET): expected next-move, horizon:K, horizon:Ns or horizon:Nms, each with an optional :THETA');
     expect(problemOf(() => loadServiceConfig({ file: configFile({ bodyLimitBytes: 10 }) }))).toMatch(/^bodyLimitBytes \(LOB_RTRL_BODY_LIMIT_BYTES\): /);
   });
 
