@@ -7,8 +7,12 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MarketMessage } from '../domain/types.js';
 import { engineConfigHash, type EngineConfig } from '../engine/config.js';
-import { Engine } from '../engine/engine.js';
-import { MetricsTimeline } from '../engine/metrics.js';
+import { Engine, type EngineCounters } from '../engine/engine.js';
+import type { LatencyHistogram, LatencyState } from '../engine/latency.js';
+import { MetricsTimeline, type MetricsSummary, type RollingMetrics, type TimelineData } from '../engine/metrics.js';
+import { SymbolWorkerPool } from '../engine/worker-pool.js';
+import type { SymbolSummary } from '../engine/worker-protocol.js';
+import { classNames, targetName } from '../model/targets.js';
 import { renderReportHtml, type ReplayReportData } from '../engine/report-html.js';
 import type { Prediction } from '../engine/symbol-engine.js';
 import { fileFormatById } from '../venues/registry.js';
@@ -31,6 +35,8 @@ export interface ReplayOptions {
   /** Progress output; none when undefined. */
   readonly progress?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   readonly logger?: { warn(fields: object, message: string): void };
+  /** Worker threads the symbols are spread over; 1 (the default here) runs them on this thread. */
+  readonly workers?: number;
 }
 
 export interface ReplayReport {
@@ -64,11 +70,115 @@ export function predictionLine(prediction: Prediction): string {
   return JSON.stringify({ symbol: prediction.symbol, ts: prediction.ts, seq: prediction.seq, mid: prediction.mid, model: first.model, target: prediction.target, probs });
 }
 
+/** What the report and the HTML page need of one symbol, wherever it ran. */
+interface SymbolOutcome {
+  readonly symbol: string;
+  readonly ticks: number;
+  readonly modelNames: readonly string[];
+  readonly summaries: readonly MetricsSummary[];
+  readonly rolling: readonly RollingMetrics[][];
+  readonly timeline: TimelineData | null;
+}
+
+/** What a driver (in-thread or on workers) hands back once the input is through. */
+interface RunOutcome {
+  readonly counters: EngineCounters;
+  readonly latency: LatencyHistogram;
+  readonly wallSeconds: number;
+  readonly symbols: readonly SymbolOutcome[];
+  readonly resumed: ReadonlyMap<string, number | null>;
+}
+
+/** In-flight rounds per worker pool before the reader waits: enough to keep every worker busy. */
+const ROUNDS_IN_FLIGHT = 8;
+
 export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
-  const format = fileFormatById(options.format);
   const configHash = engineConfigHash(options.config);
-  const timelines = new Map<string, MetricsTimeline>();
   const store = options.db ? EngineCheckpoints.open(options.db) : null;
+  let out: WriteStream | null = null;
+  if (options.out) {
+    await mkdir(dirname(options.out), { recursive: true });
+    out = createWriteStream(options.out);
+  }
+  let outcome: RunOutcome;
+  try {
+    const workers = options.workers ?? 1;
+    outcome = workers > 1 ? await replayOnWorkers(options, workers, configHash, store, out) : await replayInThread(options, configHash, store, out);
+  } finally {
+    store?.close();
+  }
+  const { counters, latency, wallSeconds } = outcome;
+
+  const report: ReplayReport = {
+    files: options.files,
+    format: options.format,
+    target: outcome.symbols.length > 0 ? targetName(options.config.target) : '',
+    configHash,
+    eventsRead: counters.eventsRead,
+    accepted: counters.accepted,
+    rejected: { ...counters.rejected },
+    disconnects: counters.disconnects,
+    trades: counters.trades,
+    orderEvents: counters.orderEvents,
+    wallSeconds,
+    eventsPerSecond: wallSeconds > 0 ? counters.eventsRead / wallSeconds : 0,
+    stepLatencyUs: { p50: latency.quantile(0.5), p99: latency.quantile(0.99) },
+    symbols: outcome.symbols.map((symbol) => ({
+      symbol: symbol.symbol,
+      ticks: symbol.ticks,
+      resumedFromCheckpoint: outcome.resumed.get(symbol.symbol) ?? null,
+      models: symbol.summaries.map((summary, i) => ({ name: symbol.modelNames[i], ...summary })),
+    })),
+  };
+
+  if (options.report) {
+    await mkdir(dirname(options.report), { recursive: true });
+    await writeFile(options.report, `${JSON.stringify(report, null, 2)}\n`);
+  }
+  if (options.html) {
+    for (const [index, symbol] of outcome.symbols.entries()) {
+      if (!symbol.timeline) continue;
+      const data: ReplayReportData = {
+        meta: {
+          files: options.files,
+          symbol: symbol.symbol,
+          source: options.format,
+          target: targetName(options.config.target),
+          classNames: classNames(options.config.target),
+          generatedAt: new Date().toISOString(),
+        },
+        counts: { eventsRead: report.eventsRead, accepted: report.accepted, rejected: counters.rejected, disconnects: report.disconnects },
+        performance: {
+          wallSeconds,
+          stepLatencyUs: report.stepLatencyUs.p50 === null ? null : { p50: report.stepLatencyUs.p50, p99: report.stepLatencyUs.p99 ?? report.stepLatencyUs.p50 },
+        },
+        models: symbol.summaries.map((summary, i) => ({ name: symbol.modelNames[i], summary, rolling: symbol.rolling[i] })),
+        timeline: symbol.timeline,
+      };
+      // One page per symbol: the first at the given path, the others beside it.
+      const path = index === 0 ? options.html : options.html.replace(/(\.html?)?$/, `.${symbol.symbol.replace(/[^A-Za-z0-9_-]/g, '_')}$1`);
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, renderReportHtml(data));
+    }
+  }
+  return report;
+}
+
+/** Writes `out` (if any) to the end and waits until it is flushed. */
+async function finishOut(out: WriteStream | null): Promise<void> {
+  if (!out) return;
+  out.end();
+  await once(out, 'finish');
+}
+
+function progressFor(options: ReplayOptions): ProgressReporter | null {
+  return options.progress ? new ProgressReporter({ label: 'replay', stream: options.progress, tty: Boolean(options.progress.isTTY) }) : null;
+}
+
+/** Every symbol on this thread, through the one Engine (`--workers 1`). */
+async function replayInThread(options: ReplayOptions, configHash: string, store: EngineCheckpoints | null, out: WriteStream | null): Promise<RunOutcome> {
+  const format = fileFormatById(options.format);
+  const timelines = new Map<string, MetricsTimeline>();
   const resumed = new Map<string, number | null>();
   const engine = new Engine(options.config, {
     clock: () => performance.now(),
@@ -86,20 +196,14 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
       return restored.engine;
     },
   });
-
-  let out: WriteStream | null = null;
-  if (options.out) {
-    await mkdir(dirname(options.out), { recursive: true });
-    out = createWriteStream(options.out);
+  if (out) {
     const sink = out;
     engine.addSink((prediction) => {
       sink.write(`${predictionLine(prediction)}\n`);
     });
   }
 
-  const progress = options.progress
-    ? new ProgressReporter({ label: 'replay', stream: options.progress, tty: Boolean(options.progress.isTTY) })
-    : null;
+  const progress = progressFor(options);
   const started = performance.now();
   try {
     const readOptions = { levels: options.config.levels, symbol: options.symbol };
@@ -120,73 +224,155 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
     }
   } finally {
     progress?.finish();
-    if (out) {
-      out.end();
-      await once(out, 'finish');
-    }
+    await finishOut(out);
   }
   const wallSeconds = (performance.now() - started) / 1000;
 
   if (store) {
     for (const symbolEngine of engine.symbols.values()) store.save(symbolEngine, configHash, 'replay-end', Date.now());
-    store.close();
   }
-
-  const report: ReplayReport = {
-    files: options.files,
-    format: options.format,
-    target: [...engine.symbols.values()][0]?.targetName ?? '',
-    configHash,
-    eventsRead: engine.counters.eventsRead,
-    accepted: engine.counters.accepted,
-    rejected: { ...engine.counters.rejected },
-    disconnects: engine.counters.disconnects,
-    trades: engine.counters.trades,
-    orderEvents: engine.counters.orderEvents,
+  return {
+    counters: engine.counters,
+    latency: engine.latency,
     wallSeconds,
-    eventsPerSecond: wallSeconds > 0 ? engine.counters.eventsRead / wallSeconds : 0,
-    stepLatencyUs: { p50: engine.latency.quantile(0.5), p99: engine.latency.quantile(0.99) },
+    resumed,
     symbols: [...engine.symbols.values()].map((symbolEngine) => ({
       symbol: symbolEngine.symbol,
       ticks: symbolEngine.ticks,
-      resumedFromCheckpoint: resumed.get(symbolEngine.symbol) ?? null,
-      models: symbolEngine.metrics.map((metrics, i) => ({ name: symbolEngine.modelNames[i], ...metrics.summary() })),
+      modelNames: symbolEngine.modelNames,
+      summaries: symbolEngine.metrics.map((metrics) => metrics.summary()),
+      rolling: symbolEngine.metrics.map((metrics) => metrics.rolling()),
+      timeline: timelines.get(symbolEngine.symbol)?.toData() ?? null,
     })),
   };
+}
 
-  if (options.report) {
-    await mkdir(dirname(options.report), { recursive: true });
-    await writeFile(options.report, `${JSON.stringify(report, null, 2)}\n`);
+/**
+ * Symbols spread over `workers` threads (src/engine/worker-pool.ts). This thread reads the
+ * files, counts and rejects as the Engine does, restores and saves checkpoints; the workers
+ * run the symbols. Predictions come back in input order, so `--out` is the in-thread file byte
+ * for byte. Symbols run side by side only where their messages are interleaved in the input
+ * (a canonical file of many symbols): files of one symbol after another are read in turn.
+ */
+async function replayOnWorkers(options: ReplayOptions, workers: number, configHash: string, store: EngineCheckpoints | null, out: WriteStream | null): Promise<RunOutcome> {
+  const format = fileFormatById(options.format);
+  // Counts and logs exactly as the in-thread engine does; it never holds a symbol.
+  const counting = new Engine(options.config, { logger: options.logger });
+  const resumed = new Map<string, number | null>();
+  const opening: Promise<void>[] = [];
+  const sink = out;
+  const pool = new SymbolWorkerPool({
+    workers,
+    config: options.config,
+    timelines: Boolean(options.html),
+    onPrediction: sink ? (prediction) => sink.write(`${predictionLine(prediction)}\n`) : () => {},
+  });
+  const open = (symbol: string): void => {
+    const stored = store ? [...store.repository.newestFirst(symbol, configHash)] : [];
+    const candidates = stored.flatMap((entry) => ('checkpoint' in entry ? [{ id: entry.checkpoint.meta.id, payload: entry.checkpoint.payload }] : []));
+    opening.push(
+      pool.open(symbol, candidates).then((opened) => {
+        resumed.set(symbol, opened.checkpoint);
+        // The warnings EngineCheckpoints.restore gives, for the candidates it would have tried.
+        for (const entry of stored) {
+          if ('skipped' in entry) {
+            options.logger?.warn({ symbol, checkpoint: entry.skipped.id, reason: entry.skipped.reason }, 'checkpoint skipped');
+            continue;
+          }
+          if (entry.checkpoint.meta.id === opened.checkpoint) break;
+          const failure = opened.failures.find((f) => f.id === entry.checkpoint.meta.id);
+          options.logger?.warn(
+            { symbol, checkpoint: entry.checkpoint.meta.id, reason: 'does_not_decode', error: failure?.message },
+            'checkpoint skipped: its payload verifies but does not decode; trying the next older one',
+          );
+        }
+      }),
+    );
+  };
+  const dispatch = (message: MarketMessage): void => {
+    counting.count(message);
+    switch (message.type) {
+      case 'book_snapshot':
+        if (!pool.has(message.symbol)) open(message.symbol);
+        pool.snapshot(message);
+        return;
+      case 'trade':
+        if (!pool.has(message.symbol)) open(message.symbol);
+        pool.trade(message);
+        return;
+      case 'order_event':
+        if (!pool.has(message.symbol)) open(message.symbol);
+        pool.orderEvent(message);
+        return;
+      case 'disconnect':
+        pool.disconnect(message.symbol);
+        return;
+      case 'rejected':
+        return;
+    }
+  };
+
+  const progress = progressFor(options);
+  const started = performance.now();
+  let outcome: { symbols: SymbolSummary[]; latency: LatencyState[] };
+  try {
+    try {
+      const readOptions = { levels: options.config.levels, symbol: options.symbol };
+      if (options.speed === 'max') {
+        for await (const batch of messageBatches(format, options.files, readOptions)) {
+          for (const message of batch) {
+            dispatch(message);
+            progress?.tick();
+          }
+          pool.flush();
+          await pool.roundsBelow(ROUNDS_IN_FLIGHT * pool.size);
+          if (pool.firstFailure) break;
+          if (out?.writableNeedDrain) await once(out, 'drain');
+        }
+      } else {
+        for await (const message of pace(format.read(options.files, readOptions), options.speed)) {
+          dispatch(message);
+          progress?.tick();
+          pool.flush();
+          await pool.roundsBelow(ROUNDS_IN_FLIGHT * pool.size);
+          if (pool.firstFailure) break;
+          if (out?.writableNeedDrain) await once(out, 'drain');
+        }
+      }
+      await pool.drain();
+      if (pool.firstFailure) throw new Error(`replay: a worker thread failed: ${pool.firstFailure.message}`);
+      await Promise.all(opening);
+    } finally {
+      progress?.finish();
+      await finishOut(out);
+    }
+    outcome = await pool.summary(store !== null);
+  } finally {
+    await pool.close();
   }
-  if (options.html) {
-    const symbols = [...engine.symbols.values()];
-    for (const [index, symbolEngine] of symbols.entries()) {
-      const timeline = timelines.get(symbolEngine.symbol);
-      if (!timeline) continue;
-      const data: ReplayReportData = {
-        meta: {
-          files: options.files,
-          symbol: symbolEngine.symbol,
-          source: options.format,
-          target: symbolEngine.targetName,
-          classNames: symbolEngine.classNames,
-          generatedAt: new Date().toISOString(),
-        },
-        counts: { eventsRead: report.eventsRead, accepted: report.accepted, rejected: engine.counters.rejected, disconnects: report.disconnects },
-        performance: {
-          wallSeconds,
-          stepLatencyUs: report.stepLatencyUs.p50 === null ? null : { p50: report.stepLatencyUs.p50, p99: report.stepLatencyUs.p99 ?? report.stepLatencyUs.p50 },
-        },
-        models: symbolEngine.metrics.map((metrics, i) => ({ name: symbolEngine.modelNames[i], summary: metrics.summary(), rolling: metrics.rolling() })),
-        timeline: timeline.toData(),
-      };
-      // One page per symbol: the first at the given path, the others beside it.
-      const path = index === 0 ? options.html : options.html.replace(/(\.html?)?$/, `.${symbolEngine.symbol.replace(/[^A-Za-z0-9_-]/g, '_')}$1`);
-      await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, renderReportHtml(data));
+  const wallSeconds = (performance.now() - started) / 1000;
+
+  if (store) {
+    for (const summary of outcome.symbols) {
+      if (summary.state) store.repository.save({ symbol: summary.symbol, tickCount: summary.ticks, configHash, payload: summary.state, reason: 'replay-end', now: Date.now() });
     }
   }
-  return report;
+  const latency = counting.latency;
+  for (const state of outcome.latency) latency.add(state);
+  return {
+    counters: counting.counters,
+    latency,
+    wallSeconds,
+    resumed,
+    symbols: outcome.symbols.map((summary) => ({
+      symbol: summary.symbol,
+      ticks: summary.ticks,
+      modelNames: summary.modelNames,
+      summaries: summary.summaries,
+      rolling: summary.rolling,
+      timeline: summary.timeline,
+    })),
+  };
 }
 
 /** Replays at the data's own pacing times `speed`: the data's clock, never the wall clock's. */
