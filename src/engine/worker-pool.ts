@@ -269,6 +269,16 @@ export class SymbolWorkerPool {
     return this.request(worker, { op: 'resetOrdering', requestId: this.nextRequest++, symbolId: this.symbolIds.get(symbol)! });
   }
 
+  /**
+   * Stops one worker from outside, as a crash or an out-of-memory kill would: its exit is
+   * handled as any failure (for drills and the tests of that path).
+   */
+  async terminateWorker(index: number): Promise<void> {
+    const worker = this.workers[index];
+    if (!worker) throw new RangeError(`no worker ${index}`);
+    await worker.thread.terminate();
+  }
+
   /** Stops every worker; what is still in flight is dropped. */
   async close(): Promise<void> {
     this.closing = true;
