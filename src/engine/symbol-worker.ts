@@ -10,7 +10,7 @@ import { MetricsTimeline } from './metrics.js';
 import { SymbolEngine } from './symbol-engine.js';
 import { modelName } from '../model/factory.js';
 import { classNames } from '../model/targets.js';
-import { EVERY_SYMBOL, predictionStride, RecordReader, type RecordHandler } from './worker-wire.js';
+import { EVERY_SYMBOL, PREDICTION_HEADER, predictionStride, RecordReader, type RecordHandler } from './worker-wire.js';
 import type { SymbolSummary, SymbolOpened, SymbolSnapshot, WorkerReply, WorkerRequest, WorkerStartData } from './worker-protocol.js';
 
 const port = parentPort;
@@ -36,7 +36,8 @@ function engineOf(symbolId: number): SymbolEngine {
 
 const handler: RecordHandler = {
   snapshot(symbolId: number, snapshot: BookSnapshot): void {
-    const prediction = engineOf(symbolId).onSnapshot(snapshot, clock, latency);
+    const engine = engineOf(symbolId);
+    const prediction = engine.onSnapshot(snapshot, clock, latency);
     if (outputLength + stride > output.length) {
       const grown = new Float64Array(output.length * 2);
       grown.set(output.subarray(0, outputLength));
@@ -48,7 +49,9 @@ const handler: RecordHandler = {
     output[at + 2] = prediction.localTs;
     output[at + 3] = prediction.seq;
     output[at + 4] = prediction.mid;
-    let slot = at + 5;
+    output[at + 5] = engine.ticks;
+    output[at + 6] = engine.normaliser.isWarm ? 1 : 0;
+    let slot = at + PREDICTION_HEADER;
     for (const model of prediction.models) for (const p of model.probs) output[slot++] = p;
     outputLength = at + stride;
   },
@@ -76,7 +79,7 @@ function fresh(symbolId: number, symbol: string): SymbolEngine {
 }
 
 function snapshotOf(engine: SymbolEngine): SymbolSnapshot {
-  return { ticks: engine.ticks, lastPrediction: engine.lastPrediction, lastInputSeq: engine.lastInputSeq, lastInputTs: engine.lastInputTs, warm: engine.normaliser.isWarm };
+  return { ticks: engine.ticks, disconnects: engine.disconnects, lastPrediction: engine.lastPrediction, lastInputSeq: engine.lastInputSeq, lastInputTs: engine.lastInputTs, warm: engine.normaliser.isWarm };
 }
 
 /** Opens a symbol from the newest candidate state that loads whole, else fresh (the main thread verified checksums and configuration). */
@@ -104,7 +107,7 @@ function summaryOf(symbolId: number, withState: boolean): SymbolSummary {
     symbolId,
     symbol: engine.symbol,
     ...snapshotOf(engine),
-    disconnects: engine.disconnects,
+    unscored: engine.learners.unscored,
     modelNames: engine.modelNames,
     summaries: engine.metrics.map((metrics) => metrics.summary()),
     rolling: engine.metrics.map((metrics) => metrics.rolling()),

@@ -14,7 +14,7 @@ import { modelName } from '../model/factory.js';
 import { classNames, targetName } from '../model/targets.js';
 import type { EngineConfig } from './config.js';
 import type { Prediction } from './symbol-engine.js';
-import { EVERY_SYMBOL, predictionStride, RecordWriter } from './worker-wire.js';
+import { EVERY_SYMBOL, PREDICTION_HEADER, predictionStride, RecordWriter } from './worker-wire.js';
 import type { SymbolOpened, SymbolSnapshot, SymbolSummary, WorkerReply, WorkerRequest, WorkerStartData, WorkerSummary } from './worker-protocol.js';
 
 /** One worker per core: what `--workers` and LOB_RTRL_WORKERS default to. */
@@ -41,8 +41,11 @@ export interface WorkerPoolOptions {
   readonly config: EngineConfig;
   /** Each worker records the HTML report's timeline of its symbols. */
   readonly timelines?: boolean;
-  /** Every prediction, in the order the snapshots were pushed. */
-  readonly onPrediction: (prediction: Prediction) => void;
+  /**
+   * Every prediction, in the order the snapshots were pushed, with its symbol's accepted
+   * snapshots and whether its normaliser is warm, right after that tick.
+   */
+  readonly onPrediction: (prediction: Prediction, ticks: number, warm: boolean) => void;
   /**
    * A worker died (an uncaught error, an exit, a batch that threw): its symbols take no more
    * input and their predictions from unanswered rounds are lost. The pool goes on with the others.
@@ -94,6 +97,9 @@ export class SymbolWorkerPool {
   private snapshotsInRound = 0;
   private recordsInRound = 0;
   private nextRound = 0;
+  /** Rounds handed over so far (ids below this one). */
+  private emittedRounds = 0;
+  private readonly emitWaiters: Array<{ round: number; resolve: () => void }> = [];
   private nextRequest = 0;
   private closing = false;
   private readonly roundWaiters: Array<{ below: number; resolve: () => void }> = [];
@@ -230,6 +236,22 @@ export class SymbolWorkerPool {
     return new Promise((resolve) => this.roundWaiters.push({ below: count, resolve }));
   }
 
+  /**
+   * Flushes, and resolves once the predictions of everything pushed so far have been handed
+   * over (later rounds do not hold it back).
+   */
+  whenHandedOver(): Promise<void> {
+    this.flush();
+    const last = this.nextRound - 1;
+    if (last < this.emittedRounds) return Promise.resolve();
+    return new Promise((resolve) => this.emitWaiters.push({ round: last, resolve }));
+  }
+
+  /** Every live worker's step latency histogram. */
+  async latency(): Promise<WorkerSummary['latency'][]> {
+    return (await this.summary(false, [])).latency;
+  }
+
   /** Flushes and waits until every prediction pushed so far has been handed over. */
   async drain(): Promise<void> {
     this.flush();
@@ -243,7 +265,6 @@ export class SymbolWorkerPool {
       this.workers.map((worker) => {
         if (worker.failed) return null;
         const ids = wanted.map((s) => this.symbolIds.get(s)).filter((id): id is number => id !== undefined && this.ownerOf[id] === worker.index);
-        if (symbols && ids.length === 0) return null;
         return this.request<WorkerSummary>(worker, { op: 'summary', requestId: this.nextRequest++, symbolIds: ids, withState });
       }),
     );
@@ -382,15 +403,20 @@ export class SymbolWorkerPool {
   private emitReady(): void {
     while (this.rounds.length > 0 && this.rounds[0].waiting === 0) {
       const round = this.rounds.shift()!;
+      this.emittedRounds = round.id + 1;
       const cursors = new Int32Array(round.predictions.length);
       for (let i = 0; i < round.snapshots; i++) {
         const owner = round.owners[i];
         const predictions = round.predictions[owner];
         // A failed worker's snapshots made no predictions.
         if (!predictions) continue;
-        this.options.onPrediction(this.predictionAt(predictions, cursors[owner]));
+        const at = cursors[owner];
+        this.options.onPrediction(this.predictionAt(predictions, at), predictions[at + 5], predictions[at + 6] === 1);
         cursors[owner] += this.stride;
       }
+    }
+    for (let i = this.emitWaiters.length - 1; i >= 0; i--) {
+      if (this.emitWaiters[i].round < this.emittedRounds) this.emitWaiters.splice(i, 1)[0].resolve();
     }
     for (let i = this.roundWaiters.length - 1; i >= 0; i--) {
       const waiter = this.roundWaiters[i];
@@ -405,7 +431,7 @@ export class SymbolWorkerPool {
     const classes = this.classNames.length;
     const models = this.modelNames.map((model, m) => {
       const probs = new Array<number>(classes);
-      const from = at + 5 + m * classes;
+      const from = at + PREDICTION_HEADER + m * classes;
       for (let c = 0; c < classes; c++) probs[c] = values[from + c];
       return { model, probs };
     });

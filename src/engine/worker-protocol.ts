@@ -17,6 +17,7 @@ export interface WorkerStartData {
 /** Where a symbol's input stream stands, as the main thread needs it without asking. */
 export interface SymbolSnapshot {
   readonly ticks: number;
+  readonly disconnects: number;
   readonly lastPrediction: Prediction | null;
   readonly lastInputSeq: number | null;
   readonly lastInputTs: number | null;
@@ -33,7 +34,8 @@ export interface SymbolOpened extends SymbolSnapshot {
 export interface SymbolSummary extends SymbolSnapshot {
   readonly symbolId: number;
   readonly symbol: string;
-  readonly disconnects: number;
+  /** Predictions made and not yet scored. */
+  readonly unscored: number;
   readonly modelNames: readonly string[];
   readonly summaries: MetricsSummary[];
   readonly rolling: RollingMetrics[][];

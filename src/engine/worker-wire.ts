@@ -9,7 +9,8 @@
 //   order     [2, symbolId, ts, localTs, kind, side, price, size, level]
 //   disconnect[3, symbolId or -1 for every symbol of the worker]
 // Trade ids and disconnect reasons stay behind: nothing below the engine reads them.
-// Output record: [symbolId, ts, localTs, seq, mid, probs of every model in model order...].
+// Output record: [symbolId, ts, localTs, seq, mid, ticks, warm, probs of every model in model order...]
+// (ticks and warm: the symbol's accepted snapshots and whether its normaliser is warm, after the tick).
 import type { BookSnapshot, OrderEvent, OrderEventKind, Trade } from '../domain/types.js';
 
 export const RECORD_SNAPSHOT = 0;
@@ -197,7 +198,10 @@ export class RecordReader {
   }
 }
 
-/** Slots of one output record: symbol id, ts, localTs, seq, mid, then models × classes probabilities. */
+/** Slots of one output record before the probabilities. */
+export const PREDICTION_HEADER = 7;
+
+/** Slots of one output record: symbol id, ts, localTs, seq, mid, ticks, warm, then models × classes probabilities. */
 export function predictionStride(models: number, classes: number): number {
-  return 5 + models * classes;
+  return PREDICTION_HEADER + models * classes;
 }

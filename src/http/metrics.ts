@@ -70,7 +70,7 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const symbolEngine of engine.symbols.values()) this.inc({ symbol: symbolEngine.symbol }, symbolEngine.ticks);
+      for (const symbol of runtime.symbolViews()) this.inc({ symbol: symbol.symbol }, symbol.ticks);
     },
   });
 
@@ -100,11 +100,11 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     help: 'Symbols with a live engine',
     registers: [registry],
     collect() {
-      this.set(engine.symbols.size);
+      this.set(runtime.symbolViews().length);
     },
   });
 
-  new LatencySummary('lob_rtrl_step_latency_seconds', 'Engine step (features, learners, scoring) per snapshot', registry, () => engine.latency);
+  new LatencySummary('lob_rtrl_step_latency_seconds', 'Engine step (features, learners, scoring) per snapshot', registry, () => runtime.stepLatency);
   new LatencySummary('lob_rtrl_checkpoint_write_seconds', 'Checkpoint write, from serialising the state to the committed transaction', registry, () => runtime.checkpointWrites);
 
   // Feeds are labelled by position and venue: URLs can carry credentials.
