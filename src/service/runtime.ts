@@ -244,6 +244,10 @@ export class ServiceRuntime {
   private readonly workerLatency = new LatencyHistogram();
   private latencyTimer: NodeJS.Timeout | null = null;
   private flushScheduled = false;
+  /** Checkpoints being taken from workers and written; push acknowledgements wait for them. */
+  private readonly checkpointsInFlight = new Set<Promise<void>>();
+  /** Symbols whose tick checkpoint fell due while predictions were handed back. */
+  private readonly dueOnWorkers = new Set<string>();
   private stopping = false;
 
   constructor(
@@ -595,7 +599,11 @@ export class ServiceRuntime {
       }
     } finally {
       if (--batch.remaining === 0) {
-        if (this.pool) void this.settled().then(() => batch.done(batch.outcome));
+        if (this.pool) {
+          void this.settled()
+            .then(() => Promise.all(this.checkpointsInFlight))
+            .then(() => batch.done(batch.outcome));
+        }
         else batch.done(batch.outcome);
       }
     }
@@ -636,7 +644,30 @@ export class ServiceRuntime {
     if (!symbolEngine) return;
     const last = this.lastCheckpointTick.get(symbol) ?? 0;
     if (symbolEngine.ticks - last < this.config.checkpointEveryTicks) return;
-    this.queueCheckpoint(symbol, 'ticks');
+    if (this.pool) this.checkpointSoon(symbol);
+    else this.queueCheckpoint(symbol, 'ticks');
+  }
+
+  /**
+   * A symbol on a worker whose tick checkpoint is due: taken as soon as the predictions being
+   * handed back are through (one per symbol however many of its ticks were in the round), and
+   * tracked, so the acknowledgement of those ticks waits for it as it would on one thread.
+   */
+  private checkpointSoon(symbol: string): void {
+    if (this.stopping) return;
+    const failing = this.failingCheckpoints.get(symbol);
+    if (failing && this.now() < failing.retryAt) return;
+    if (this.dueOnWorkers.size === 0) {
+      queueMicrotask(() => {
+        for (const due of this.dueOnWorkers) {
+          const written = this.checkpointWithBackoff(due, 'ticks');
+          this.checkpointsInFlight.add(written);
+          void written.finally(() => this.checkpointsInFlight.delete(written));
+        }
+        this.dueOnWorkers.clear();
+      });
+    }
+    this.dueOnWorkers.add(symbol);
   }
 
   private queueCheckpoint(symbol: string, reason: string): void {
@@ -662,14 +693,21 @@ export class ServiceRuntime {
   private runQueuedCheckpoint(symbol: string): void {
     const reason = this.checkpointReasons.get(symbol) ?? 'ticks';
     this.checkpointReasons.delete(symbol);
+    void this.checkpointWithBackoff(symbol, reason);
+  }
+
+  /** Writes a checkpoint; a failure is logged once per streak and retried with backoff, never thrown. */
+  private async checkpointWithBackoff(symbol: string, reason: string): Promise<void> {
     const symbolEngine = this.symbolView(symbol, false);
     if (!symbolEngine) return;
-    this.checkpoint(symbol, reason).catch((error: unknown) => {
+    try {
+      await this.checkpoint(symbol, reason);
+    } catch (error) {
       const failing = this.failingCheckpoints.get(symbol);
       const delayMs = failing ? Math.min(CHECKPOINT_RETRY_MAX_MS, failing.delayMs * 2) : CHECKPOINT_RETRY_MS;
       this.failingCheckpoints.set(symbol, { retryAt: this.now() + delayMs, delayMs });
       if (!failing) this.logger.error({ symbol, ticks: symbolEngine.ticks, err: error }, 'checkpoint failed; retrying with backoff');
-    });
+    }
   }
 
   /**
@@ -829,6 +867,7 @@ export class ServiceRuntime {
     this.scheduler.close();
     // What the workers still hold reaches the ring and the log before the checkpoints.
     if (this.pool) await this.pool.drain();
+    await Promise.all(this.checkpointsInFlight);
     if (this.config.predictionRetentionSeconds > 0) this.flushPredictionLog();
     const lost = await this.writeShutdownCheckpoints();
     if (this.pool) await this.pool.close();

@@ -117,7 +117,7 @@ describe('restore', () => {
     expect(logged).toContainEqual(expect.objectContaining({ level: 'warn', fields: expect.objectContaining({ checkpoint: bad.id, reason: 'does_not_decode' }) }));
     expect(logged).toContainEqual(expect.objectContaining({ message: 'resumed from checkpoint', fields: expect.objectContaining({ checkpoint: good.id }) }));
     // The restore route refuses the broken one whole and leaves the running state alone.
-    expect(() => second.restore('AMZN', bad.id)).toThrow(/does not decode .*the symbol's state is unchanged/);
+    await expect(second.restore('AMZN', bad.id)).rejects.toThrow(/does not decode .*the symbol's state is unchanged/);
     expect(second.engine.symbol('AMZN')!.ticks).toBe(expectedState.ticks);
     await second.stop();
   });
