@@ -206,6 +206,8 @@ const FEED_PENDING_BOOKS = 256;
 /** A failed tick or interval checkpoint of a symbol is retried no sooner than this, doubling to a minute. */
 const CHECKPOINT_RETRY_MS = 1000;
 const CHECKPOINT_RETRY_MAX_MS = 60_000;
+/** Rounds of input per worker thread posted and not yet answered before ingest is held. */
+const ROUNDS_IN_FLIGHT_PER_WORKER = 8;
 /** Attempts at each shutdown checkpoint before its loss is reported. */
 const SHUTDOWN_ATTEMPTS = 3;
 
@@ -263,6 +265,13 @@ export class ServiceRuntime {
     this.scheduler = new IngestScheduler({
       sliceMs: config.ingestSliceMs,
       onError: (lane, error) => logger.error({ lane, err: error }, 'ingest item failed; the lane goes on'),
+      // Workers that fall behind hold every producer here, so what they have not run stays
+      // bounded: push acknowledgements wait, live feeds' queues fill and conflate.
+      hold: () => {
+        const pool = this.pool;
+        if (!pool || pool.roundsInFlight < ROUNDS_IN_FLIGHT_PER_WORKER * pool.size) return null;
+        return pool.roundsBelow((ROUNDS_IN_FLIGHT_PER_WORKER / 2) * pool.size);
+      },
     });
     this.checkpointLane = this.scheduler.lane<string>('checkpoints', (symbol) => this.runQueuedCheckpoint(symbol));
     this.restoreLane = this.scheduler.lane<string>('restore', (symbol) => {
