@@ -414,10 +414,10 @@ export class ServiceRuntime {
     if (this.workerSymbols.size >= this.config.maxSymbols) return null;
     // Restored here, whole and verified, so the ordering checks resume at once; the worker
     // then loads the same state.
-    const restored = this.createSymbol(symbol, () => this.engine.freshSymbol(symbol));
+    const { engine: restored, checkpoint } = this.restoreSymbol(symbol, () => this.engine.freshSymbol(symbol));
     const view = new WorkerSymbol(symbol, restored);
     this.workerSymbols.set(symbol, view);
-    const candidates = restored.ticks > 0 || restored.lastInputTs !== null || restored.lastInputSeq !== null ? [{ id: 0, payload: restored.getState() }] : [];
+    const candidates = checkpoint === null ? [] : [{ id: checkpoint, payload: restored.getState() }];
     this.pool.open(symbol, candidates).catch((error: unknown) => this.logger.error({ symbol, err: error }, 'symbol could not be opened on its worker'));
     return view;
   }
@@ -484,6 +484,11 @@ export class ServiceRuntime {
 
   /** A symbol first seen: restored from its checkpoints (or fresh), and its ingest ordering resumed. */
   private createSymbol(symbol: string, fresh: () => SymbolEngine): SymbolEngine {
+    return this.restoreSymbol(symbol, fresh).engine;
+  }
+
+  /** `createSymbol`, also saying which checkpoint it resumed from (null: fresh). */
+  private restoreSymbol(symbol: string, fresh: () => SymbolEngine): { engine: SymbolEngine; checkpoint: number | null } {
     this.unrestored.delete(symbol);
     let symbolEngine: SymbolEngine;
     let restored: number | null = null;
@@ -498,7 +503,7 @@ export class ServiceRuntime {
     this.resumeOrdering(symbolEngine);
     this.lastCheckpointTick.set(symbol, symbolEngine.ticks);
     if (restored !== null) this.logger.info({ symbol, checkpoint: restored, ticks: symbolEngine.ticks }, 'resumed from checkpoint');
-    return symbolEngine;
+    return { engine: symbolEngine, checkpoint: restored };
   }
 
   private resumeOrdering(symbolEngine: SymbolEngine): void {
