@@ -131,7 +131,10 @@ export interface RecordHandler {
  * what they keep out of a snapshot, so nothing holds a reference past its record).
  */
 export class RecordReader {
-  private readonly snapshot: ScratchSnapshot = { type: 'book_snapshot', symbol: '', ts: 0, localTs: 0, seq: undefined, bids: new Float64Array(0), asks: new Float64Array(0) };
+  // Two snapshots, with and without a seq, so neither ever changes the kind of value a field
+  // holds: such a change would throw away the optimised code of everything that reads it.
+  private readonly sequenced: ScratchSnapshot = { type: 'book_snapshot', symbol: '', ts: 0, localTs: 0, seq: 0, bids: new Float64Array(0), asks: new Float64Array(0) };
+  private readonly unsequenced: ScratchSnapshot = { type: 'book_snapshot', symbol: '', ts: 0, localTs: 0, seq: undefined, bids: new Float64Array(0), asks: new Float64Array(0) };
   private readonly trade: ScratchTrade = { type: 'trade', symbol: '', ts: 0, localTs: 0, price: 0, size: 0, aggressor: 0, tradeId: undefined };
   private readonly orderEvent: ScratchOrderEvent = { type: 'order_event', symbol: '', ts: 0, localTs: 0, kind: 'submit', side: 1, price: 0, size: 0, level: -1 };
 
@@ -144,7 +147,7 @@ export class RecordReader {
       const symbolId = records[at + 1];
       switch (kind) {
         case RECORD_SNAPSHOT: {
-          const s = this.snapshot;
+          const s = records[at + 4] === 1 ? this.sequenced : this.unsequenced;
           const bidLength = records[at + 6];
           const askLength = records[at + 7];
           if (s.bids.length !== bidLength) s.bids = new Float64Array(bidLength);
@@ -156,7 +159,7 @@ export class RecordReader {
           s.symbol = this.symbolName(symbolId);
           s.ts = records[at + 2];
           s.localTs = records[at + 3];
-          s.seq = records[at + 4] === 1 ? records[at + 5] : undefined;
+          if (s === this.sequenced) s.seq = records[at + 5];
           handler.snapshot(symbolId, s);
           at = asksAt + askLength;
           break;
