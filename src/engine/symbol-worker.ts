@@ -123,7 +123,7 @@ function answer(request: WorkerRequest): WorkerReply {
       outputLength = 0;
       reader.read(request.records, handler);
       const made = output.slice(0, outputLength);
-      return { op: 'batch', round: request.round, predictions: made, records: request.records.buffer as ArrayBuffer };
+      return { op: 'batch', round: request.round, predictions: made };
     }
     case 'open':
       return { op: 'reply', requestId: request.requestId, value: open(request.symbolId, request.symbol, request.candidates) };
@@ -153,7 +153,9 @@ port.on('message', (request: WorkerRequest) => {
   } catch (error) {
     reply = { op: 'failed', requestId: request.op === 'batch' ? -1 : request.requestId, round: request.op === 'batch' ? request.round : -1, message: (error as Error).stack ?? String(error) };
   }
-  const transfer: ArrayBuffer[] = [];
-  if (reply.op === 'batch') transfer.push(reply.predictions.buffer as ArrayBuffer, reply.records);
-  port.postMessage(reply, transfer);
+  // Copied, never transferred: detaching a buffer in this isolate would invalidate V8's
+  // ArrayBufferDetaching protector, and every typed-array kernel here would then run with
+  // detach checks (measured: about a quarter more CPU per tick). The copy is a memcpy of the
+  // batch's predictions.
+  port.postMessage(reply);
 });

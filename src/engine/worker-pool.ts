@@ -4,7 +4,8 @@
 // (the k-th new symbol goes to worker k mod N): stable for a given input, and equal numbers
 // of symbols per worker. Its messages are written as records (worker-wire.ts) into its
 // worker's pending batch; `flush` posts every worker's pending batch as one round, the
-// buffers transferred. Each worker answers a round with the predictions it made, and the pool
+// buffers transferred (the main thread runs no kernels, so its detached buffers cost nothing
+// that matters). Each worker answers a round with the predictions it made, and the pool
 // hands them to `onPrediction` in the order their snapshots were pushed, whatever the worker:
 // the global order of predictions is the input order, exactly as with one thread.
 import { availableParallelism } from 'node:os';
@@ -362,7 +363,6 @@ export class SymbolWorkerPool {
         }
         round.predictions[worker.index] = reply.predictions;
         round.waiting--;
-        worker.writer.recycle(reply.records);
         this.emitReady();
         return;
       }

@@ -58,6 +58,6 @@ export type WorkerRequest =
   | { readonly op: 'resetOrdering'; readonly requestId: number; readonly symbolId: number };
 
 export type WorkerReply =
-  | { readonly op: 'batch'; readonly round: number; readonly predictions: Float64Array; readonly records: ArrayBuffer }
+  | { readonly op: 'batch'; readonly round: number; readonly predictions: Float64Array }
   | { readonly op: 'reply'; readonly requestId: number; readonly value: unknown }
   | { readonly op: 'failed'; readonly requestId: number; readonly round: number; readonly message: string };

@@ -1,7 +1,9 @@
 // The wire between the main thread and the symbol workers: market messages and predictions as
 // flat Float64Array records, a batch at a time, so one postMessage carries thousands of ticks
-// and the buffer is transferred, never copied or turned into JSON. Every number crosses as the
-// float64 it was, so a worker's predictions are the in-thread ones bit for bit.
+// and nothing is turned into JSON. Input batches are transferred; the predictions coming back
+// are copied, because a worker that detaches a buffer slows every typed-array kernel it runs
+// (symbol-worker.ts says why). Every number crosses as the float64 it was, so a worker's
+// predictions are the in-thread ones bit for bit.
 //
 // Input record layouts (the first slot is the kind):
 //   snapshot  [0, symbolId, ts, localTs, hasSeq, seq, bidLength, askLength, bids..., asks...]
@@ -34,11 +36,6 @@ export class RecordWriter {
 
   get empty(): boolean {
     return this.count === 0;
-  }
-
-  /** Reuses a buffer the worker sent back, when it is at least as large as the current one. */
-  recycle(buffer: ArrayBuffer): void {
-    if (this.length === 0 && buffer.byteLength >= this.buffer.byteLength) this.buffer = new Float64Array(buffer);
   }
 
   snapshot(symbolId: number, snapshot: BookSnapshot): void {
