@@ -6,6 +6,7 @@
 //   service   WS tick-to-prediction latency with 100 subscribers, ingest ramp, checkpoint writes
 //   flood     a polite producer's ack latency and /healthz beside ten flooding producers
 //   symbols   1,000 symbols: memory per idle symbol, checkpoint size, restart, checkpoint stalls
+//   workers   two busy symbols: main thread, one worker thread, two worker threads (events/s)
 // `--only <section>` runs one section; `--baseline <dist/src/cli/main.js of another checkout>`
 // also runs flood and symbols against that build, side by side. The recordings are looked for in
 // ../shared/data next to the repository (not the working directory), or in LOB_SHARED_DATA.
@@ -21,6 +22,7 @@ import { benchFileSources } from './file-sources.js';
 import { benchFlood, formatFlood } from './flood.js';
 import { benchService } from './service.js';
 import { benchSymbols, formatSymbols } from './symbols.js';
+import { benchWorkers } from './workers.js';
 import {
   BENCH_CLASSES,
   BENCH_HIDDEN_SIZES,
@@ -37,7 +39,7 @@ import {
 import { defaultOptimiserConfig } from '../src/model/optimiser.js';
 import { featureDimension } from '../src/features/extract.js';
 
-const SECTIONS = ['learners', 'features', 'sources', 'service', 'flood', 'symbols'] as const;
+const SECTIONS = ['learners', 'features', 'sources', 'service', 'flood', 'symbols', 'workers'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The repository root: the nearest directory above this module holding lob-rtrl's package.json. */
@@ -268,6 +270,11 @@ async function symbolsSection(root: string, baseline: string | undefined): Promi
   console.log('goal: at most 300 KB per idle symbol; no /healthz wait over 50 ms.');
 }
 
+async function workersSection(root: string, dataDir: string): Promise<void> {
+  heading('workers (symbols on worker threads, one worker against two)');
+  await benchWorkers(root, dataDir);
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const baseline = takeBaseline(argv);
@@ -285,6 +292,7 @@ async function main(): Promise<void> {
     else if (section === 'sources') await sourcesSection(dataDir);
     else if (section === 'flood') await floodSection(root, baseline);
     else if (section === 'symbols') await symbolsSection(root, baseline);
+    else if (section === 'workers') await workersSection(root, dataDir);
     else await serviceSection(root);
   }
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { engineConfigFromFlags, speedOption, UsageError, type ModelFlags } from './options.js';
+import { defaultWorkerCount } from '../engine/worker-pool.js';
+import { engineConfigFromFlags, speedOption, UsageError, workersOption, type ModelFlags } from './options.js';
 import { runReplay } from './replay.js';
 import { fileFormats } from '../venues/registry.js';
 
@@ -15,6 +16,7 @@ interface ReplayFlags extends ModelFlags {
   speed: string;
   progress: boolean;
   json?: boolean;
+  workers?: string;
 }
 
 export function registerReplayCommand(program: Command): void {
@@ -36,12 +38,14 @@ export function registerReplayCommand(program: Command): void {
     .option('--html <file>', 'write a self-contained HTML report')
     .option('--db <file>', 'SQLite checkpoint database: resume each symbol from it, checkpoint at the end')
     .option('--speed <speed>', 'max, or a multiple of the recorded pacing', 'max')
+    .option('--workers <n>', 'worker threads the symbols are spread over (env LOB_RTRL_WORKERS; default one per core; 0 or 1: all on the main thread)')
     .option('--no-progress', 'do not print progress to stderr')
     .option('--json', 'print the summary as JSON (the --report document) instead of a table')
     .action(async (files: string[], flags: ReplayFlags) => {
       if (!(flags.format in fileFormats)) throw new UsageError(`--format: unknown format "${flags.format}" (expected ${Object.keys(fileFormats).join(', ')})`);
       for (const file of files) if (!existsSync(file)) throw new UsageError(`${file}: no such file or folder`);
       const config = engineConfigFromFlags(flags);
+      const workers = workersOption(flags.workers, process.env.LOB_RTRL_WORKERS, defaultWorkerCount());
       const report = await runReplay({
         files,
         format: flags.format,
@@ -53,6 +57,7 @@ export function registerReplayCommand(program: Command): void {
         html: flags.html,
         db: flags.db,
         speed: speedOption(flags.speed),
+        workers,
         progress: flags.progress ? process.stderr : undefined,
         logger: { warn: (fields, message) => process.stderr.write(`warning: ${message} ${JSON.stringify(fields)}\n`) },
       });

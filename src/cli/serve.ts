@@ -19,6 +19,7 @@ interface ServeFlags {
   hidden?: string;
   lr?: string;
   seed?: string;
+  workers?: string;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -36,6 +37,7 @@ export function registerServeCommand(program: Command): void {
     .option('--hidden <n>', 'hidden units (LOB_RTRL_HIDDEN)')
     .option('--lr <rate>', 'learning rate (LOB_RTRL_LR)')
     .option('--seed <n>', 'initialisation seed (LOB_RTRL_SEED)')
+    .option('--workers <n>', 'worker threads the symbols are spread over, default one per core; 0 or 1: all on the main thread (LOB_RTRL_WORKERS)')
     .action(async (flags: ServeFlags) => {
       let config: ServiceConfig;
       const warnings: string[] = [];

@@ -102,6 +102,11 @@ export class SymbolEngine {
     return this.raw;
   }
 
+  /** The feature normaliser has seen its warm-up ticks (readiness waits for it). */
+  get warm(): boolean {
+    return this.normaliser.isWarm;
+  }
+
   /** One tick. `clock` (ms, monotonic) and `latency` are optional, for measurement only. */
   onSnapshot(snapshot: BookSnapshot, clock?: () => number, latency?: LatencyHistogram): Prediction {
     const started = clock ? clock() : 0;

@@ -2,6 +2,7 @@
 // (LOB_RTRL_*) < command-line flags, validated once at start. An invalid value stops the
 // process with one line naming the key.
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { symbolSchema } from '../domain/schemas.js';
 import { defaultEngineConfig, type EngineConfig } from '../engine/config.js';
@@ -60,6 +61,8 @@ export const serviceConfigSchema = z.object({
   /** /v1/stream pings each client this often; one that has not answered the previous ping is closed (0 = never). */
   streamPingSeconds: z.coerce.number().min(0).default(30),
   maxSymbols: z.coerce.number().int().min(1).default(1000),
+  /** Worker threads the symbols are spread over (default one per core); 0 or 1 runs them all on the main thread. */
+  workers: z.coerce.number().int().min(0).max(256).default(availableParallelism()),
   /** Queued predictions per stream subscriber before it is conflated (newest per symbol kept). */
   subscriberQueue: z.coerce.number().int().min(1).default(256),
 });

@@ -38,7 +38,7 @@ beforeAll(async () => {
     throw new Error(`${CHROMIUM} is missing: the dashboard end-to-end test needs Debian's chromium package (apt-get install -y chromium; .ci/run installs it)`);
   }
   const db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-dashboard-e2e-')), 'db.sqlite');
-  runtime = new ServiceRuntime(loadServiceConfig({ env: {}, flags: { port: 0, db } }), quiet);
+  runtime = new ServiceRuntime(loadServiceConfig({ env: {}, flags: { port: 0, db, workers: 1 } }), quiet);
   app = await buildApp({ runtime, logger: false });
   await runtime.start();
   origin = await app.listen({ host: '127.0.0.1', port: 0 });

@@ -193,13 +193,13 @@ describe('prequential metrics through the engine', () => {
 });
 
 describe('tick output around a disconnect and a resume', () => {
-  it('ticks dropped unscored by a disconnect leave without a label, in tick order, and later ticks keep theirs', async () => {
+  it('ticks pending at a disconnect leave without a label, in tick order, exactly those the learners dropped, and later ticks keep theirs', async () => {
     const { TickOutput } = await import('../../src/cli/tick-output.js');
     const { modelName } = await import('../../src/model/factory.js');
     const dir = tempDir();
     const small = { ...config, models: parseModelList('logistic') };
-    const output = (await TickOutput.open({ out: join(dir, 'out.jsonl'), levels: 5, models: small.models.map(modelName), classNames: ['down', 'up'] }))!;
-    const engine = new Engine(small, { onScored: (symbol, m, _p, _o, label) => output.onScored(symbol, m, label), onNewSymbol: (e) => output.onNewSymbol(e) });
+    const output = (await TickOutput.open({ out: join(dir, 'out.jsonl'), levels: 5, models: small.models.map(modelName), target: small.target, maxPending: small.learner.maxPending }))!;
+    const engine = new Engine(small);
     engine.addSink((prediction) => output.onPrediction(prediction));
     const books = readFileSync(canonicalFixture, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { ts: number; bids: number[][]; asks: number[][] });
     const snapshot = (i: number): BookSnapshot => ({ type: 'book_snapshot', symbol: 'AMZN', ts: books[i].ts, localTs: books[i].ts, seq: i, bids: Float64Array.from(books[i].bids.flat()), asks: Float64Array.from(books[i].asks.flat()) });
@@ -207,6 +207,7 @@ describe('tick output around a disconnect and a resume', () => {
     const pendingAtBreak = engine.symbol('AMZN')!.learners.pending;
     expect(pendingAtBreak).toBeGreaterThan(0);
     engine.process({ type: 'disconnect', symbol: 'AMZN', localTs: books[60].ts, reason: 'test' });
+    output.onDisconnect('AMZN', 60);
     for (let i = 60; i < 120; i++) engine.process(snapshot(i));
     await output.close();
     const rows = readFileSync(join(dir, 'out.jsonl'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { seq: number; label: string | null });

@@ -28,7 +28,7 @@ afterEach(async () => {
 
 async function service(flags: Record<string, unknown> = {}): Promise<{ runtime: ServiceRuntime; app: FastifyInstance }> {
   const db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-metrics-')), 'db.sqlite');
-  const runtime = new ServiceRuntime(loadServiceConfig({ flags: { db, demoFeed: false, levels: 5, hidden: 8, ...flags } }), quiet);
+  const runtime = new ServiceRuntime(loadServiceConfig({ flags: { db, demoFeed: false, workers: 1, levels: 5, hidden: 8, ...flags } }), quiet);
   const app = await buildApp({ runtime, logger: false });
   cleanups.push(async () => {
     await app.close();

@@ -34,7 +34,7 @@ interface Service {
 const running: Service[] = [];
 
 async function service(flags: Record<string, unknown> = {}, db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-rest-')), 'db.sqlite')): Promise<Service> {
-  const config = loadServiceConfig({ flags: { db, demoFeed: false, levels: 5, hidden: 8, ...flags } });
+  const config = loadServiceConfig({ flags: { db, demoFeed: false, workers: 1, levels: 5, hidden: 8, ...flags } });
   const runtime = new ServiceRuntime(config, quiet);
   const app = await buildApp({ runtime, logger: false });
   const created = { runtime, app, db };

@@ -2,7 +2,7 @@
 // line naming the key for every kind of bad value.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/domain/package-root.js';
@@ -82,6 +82,16 @@ describe('loadServiceConfig', () => {
     });
     expect(config.token).toBeUndefined();
     expect(engineConfigHash(engineConfigOf(config))).toBe(engineConfigHash(defaultEngineConfig));
+  });
+
+  it('runs one worker thread per core by default; file < LOB_RTRL_WORKERS < --workers; a bad count names the key', () => {
+    expect(loadServiceConfig({}).workers).toBe(availableParallelism());
+    const file = configFile({ workers: 3 });
+    expect(loadServiceConfig({ file }).workers).toBe(3);
+    expect(loadServiceConfig({ file, env: { LOB_RTRL_WORKERS: '0' } }).workers).toBe(0);
+    expect(loadServiceConfig({ file, env: { LOB_RTRL_WORKERS: '0' }, flags: { workers: '2' } }).workers).toBe(2);
+    expect(() => loadServiceConfig({ env: { LOB_RTRL_WORKERS: 'many' } })).toThrow(/^workers \(LOB_RTRL_WORKERS\):/);
+    expect(() => loadServiceConfig({ flags: { workers: '1.5' } })).toThrow(ConfigError);
   });
 
   it('layers defaults < file < environment < flags, key by key', () => {
