@@ -25,6 +25,7 @@ export const readinessResponse = z.object({
     feeds: z.boolean(),
     learners: z.boolean(),
     restored: z.boolean(),
+    workers: z.boolean().optional().describe('with worker threads: false once one has failed'),
     reason: z.string().optional(),
   }),
 });
