@@ -1,6 +1,6 @@
 // Every venue and file format, registered in one place. Entry points look sources up here
 // by id; nothing else knows the list.
-import { binance } from './binance.js';
+import { binance, binanceUsdm } from './binance.js';
 import { binanceRaw } from './binance-raw.js';
 import { canonical, canonicalJsonl } from './canonical.js';
 import { coinbase } from './coinbase.js';
@@ -11,6 +11,7 @@ import type { FileFormat, Venue } from './types.js';
 
 export const venues: Readonly<Record<string, Venue>> = {
   binance,
+  'binance-usdm': binanceUsdm,
   coinbase,
   kraken,
   canonical,
