@@ -5,6 +5,7 @@ import { binanceRaw } from './binance-raw.js';
 import { canonical, canonicalJsonl } from './canonical.js';
 import { coinbase } from './coinbase.js';
 import { kraken } from './kraken.js';
+import { krakenV2 } from './kraken-v2.js';
 import { lobster } from './lobster.js';
 import { tardisCsv } from './tardis-csv.js';
 import type { FileFormat, Venue } from './types.js';
@@ -14,6 +15,7 @@ export const venues: Readonly<Record<string, Venue>> = {
   'binance-usdm': binanceUsdm,
   coinbase,
   kraken,
+  'kraken-v2': krakenV2,
   canonical,
 };
 
