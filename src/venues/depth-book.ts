@@ -141,3 +141,44 @@ export function levelsOption(levels: number, fallback = 10): number {
   const whole = Math.floor(levels);
   return Number.isFinite(whole) && whole > 0 ? whole : fallback;
 }
+
+/**
+ * `[price, size, ...]` levels as Bybit and OKX send them (decimal strings), parsed into reused
+ * storage: `values` [p0, s0, p1, s1, ...] and the strings themselves for checksums.
+ */
+export class TextLevels {
+  values = new Float64Array(128);
+  readonly prices: string[] = [];
+  readonly sizes: string[] = [];
+  count = 0;
+
+  /**
+   * Reads `raw` (`field` names it in a Problem). `zero` allows size 0, a delete in a delta.
+   * On a Problem the contents are undefined; nothing is applied anywhere.
+   */
+  read(raw: unknown, field: string, zero: 'zero_deletes' | 'positive'): Problem | null {
+    if (!Array.isArray(raw)) return { reason: 'schema', detail: `${field}: expected an array of [price, size], got ${describeValue(raw)}` };
+    if (this.values.length < 2 * raw.length) this.values = new Float64Array(Math.max(2 * raw.length, 2 * this.values.length));
+    this.prices.length = raw.length;
+    this.sizes.length = raw.length;
+    for (let i = 0; i < raw.length; i += 1) {
+      const level: unknown = raw[i];
+      if (!Array.isArray(level) || level.length < 2) return { reason: 'schema', detail: `${field}[${i}]: expected [price, size], got ${describeValue(level)}` };
+      const price = decimalText(level[0], `${field}[${i}][0]`, 'positive');
+      if (isProblem(price)) return price.reason === 'non_positive_size' ? { reason: 'schema', detail: price.detail } : price;
+      const size = decimalText(level[1], `${field}[${i}][1]`, zero);
+      if (isProblem(size)) return size;
+      this.values[2 * i] = price;
+      this.values[2 * i + 1] = size;
+      this.prices[i] = level[0] as string;
+      this.sizes[i] = level[1] as string;
+    }
+    this.count = raw.length;
+    return null;
+  }
+
+  /** Applies the levels read last to `side` of `book`, in order (a later entry for a price wins). */
+  applyTo(book: DepthBook, side: BookSide): void {
+    for (let i = 0; i < this.count; i += 1) book.set(side, this.values[2 * i], this.values[2 * i + 1], this.prices[i], this.sizes[i]);
+  }
+}

@@ -2,6 +2,7 @@
 // by id; nothing else knows the list.
 import { binance, binanceUsdm } from './binance.js';
 import { binanceRaw } from './binance-raw.js';
+import { bybit } from './bybit.js';
 import { canonical, canonicalJsonl } from './canonical.js';
 import { coinbase } from './coinbase.js';
 import { kraken } from './kraken.js';
@@ -13,6 +14,7 @@ import type { FileFormat, Venue } from './types.js';
 export const venues: Readonly<Record<string, Venue>> = {
   binance,
   'binance-usdm': binanceUsdm,
+  bybit,
   coinbase,
   kraken,
   'kraken-v2': krakenV2,
