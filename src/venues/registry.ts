@@ -8,6 +8,7 @@ import { coinbase } from './coinbase.js';
 import { kraken } from './kraken.js';
 import { krakenV2 } from './kraken-v2.js';
 import { lobster } from './lobster.js';
+import { okx } from './okx.js';
 import { tardisCsv } from './tardis-csv.js';
 import type { FileFormat, Venue } from './types.js';
 
@@ -18,6 +19,7 @@ export const venues: Readonly<Record<string, Venue>> = {
   coinbase,
   kraken,
   'kraken-v2': krakenV2,
+  okx,
   canonical,
 };
 
