@@ -3,13 +3,17 @@
 // REST after a `pu` gap; Bybit, OKX and Kraken v2 streaming their own snapshots and resyncing by
 // resubscribing the book channel after a gap or a failed checksum.
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { BookSnapshot, MarketMessage, Trade } from '../../src/domain/types.js';
+import { startFeedServer } from '../../src/ingest/feed-server.js';
 import { createLiveFeed } from '../../src/ingest/live-client.js';
+import { binanceRaw } from '../../src/venues/binance-raw.js';
 import { binanceUsdm } from '../../src/venues/binance.js';
 import { bybit } from '../../src/venues/bybit.js';
 import { krakenV2 } from '../../src/venues/kraken-v2.js';
@@ -99,6 +103,51 @@ describe('live client: binance-usdm', () => {
       expect(feed.stats).toMatchObject({ connects: 1, snapshotFetches: 2, synced: { BTCUSDT: true } });
     } finally {
       await feed.close();
+    }
+  });
+});
+
+describe('live client: binance-usdm against the Binance stand-in serving a futures recording', () => {
+  it('gets the same books as replaying the recording, through /fapi/v1/depth', async () => {
+    // A recording in the binance-raw layout with futures frames (pu chains each event to the
+    // previous u) and the REST body inline inside the fourth event's [U; u].
+    const lines: string[] = [];
+    let ns = 1_700_000_000_000_000_000n;
+    const line = (frame: string) => {
+      ns += 1_000_000n;
+      lines.push(`${ns} ${frame}`);
+    };
+    for (let k = 0; k < 12; k += 1) {
+      const U = 1001 + 10 * k;
+      const u = 1010 + 10 * k;
+      const data = { e: 'depthUpdate', E: 1_700_000_000_000 + k, T: 1_700_000_000_000 + k, s: 'BTCUSDT', U, u, pu: u - 10, b: [[`${99 - k * 0.1}`, `${k + 1}`]], a: [[`${101 + k * 0.1}`, '1']] };
+      line(JSON.stringify({ stream: 'btcusdt@depth@0ms', data }));
+      line(JSON.stringify({ stream: 'btcusdt@aggTrade', data: { e: 'aggTrade', E: 1, s: 'BTCUSDT', a: 100 + k, p: '100', q: '0.5', f: 1, l: 1, T: 1_700_000_000_000 + k, m: k % 2 === 0 } }));
+      if (k === 3) line(JSON.stringify({ lastUpdateId: 1035, E: 1, T: 1, bids: [['98.5', '2'], ['98', '3']], asks: [['101.5', '2']] }));
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'usdm-feed-'));
+    const recording = join(dir, 'usdm.txt');
+    writeFileSync(recording, `${lines.join('\n')}\n`);
+    const replayed: BookSnapshot[] = [];
+    for await (const message of binanceRaw.read([recording], { levels: 5 })) if (message.type === 'book_snapshot') replayed.push(message);
+    expect(replayed.map((b) => b.seq)).toEqual([1040, 1050, 1060, 1070, 1080, 1090, 1100, 1110, 1120]);
+
+    const feedServer = await startFeedServer({ recording, speed: 'max', loop: false });
+    // Lossless queue: the stand-in sends at full speed and every book is compared.
+    const feed = createLiveFeed(binanceUsdm, { url: feedServer.wsUrl, restUrl: feedServer.url, symbols: ['BTCUSDT'] }, { ...options, maxPendingPerSymbol: 1_000, maxQueued: 2_000 });
+    try {
+      const { items } = collect(feed.messages());
+      await until(() => books(items).length === replayed.length, 'every book of the recording');
+      const live = books(items);
+      expect(live.map((b) => b.seq)).toEqual(replayed.map((b) => b.seq));
+      live.forEach((book, i) => expect([...book.bids]).toEqual([...replayed[i].bids]));
+      expect(items.filter((m) => m.type === 'trade')).toHaveLength(12);
+      expect(items.filter((m) => m.type === 'rejected' || m.type === 'disconnect')).toEqual([]);
+      expect(feedServer.stats.depthRequests).toBe(1);
+    } finally {
+      await feed.close();
+      await feedServer.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
