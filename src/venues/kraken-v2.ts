@@ -147,7 +147,9 @@ class KrakenV2Mapper implements FrameMapper {
   /** Acks of subscribe/unsubscribe/ping: only a failure says something. */
   private mapResponse(message: Record<string, unknown>, frame: string): MarketMessage[] {
     if (message.success === false) {
-      const symbol = isRecord(message.result) && typeof message.result.symbol === 'string' ? message.result.symbol : null;
+      // Kraken names the symbol at the top of a failed response, inside `result` of a good one.
+      const named = typeof message.symbol === 'string' ? message.symbol : isRecord(message.result) ? message.result.symbol : undefined;
+      const symbol = typeof named === 'string' ? named : null;
       return [rejected('venue_error', `error: ${message.method} failed: ${describeValue(message.error, 120)}`, frame, symbol)];
     }
     // The resync path unsubscribes the book first: nothing more comes for the old book.

@@ -104,6 +104,8 @@ describe('kraken-v2 trade', () => {
     expect(mapper.map('{"method":"subscribe","result":{"channel":"book","symbol":"BTC/USD","depth":10,"snapshot":true},"success":true,"time_in":"2023-09-25T09:04:31.742599Z","time_out":"2023-09-25T09:04:31.742648Z"}', 1)).toEqual([]);
     const failed = mapper.map('{"error":"Currency pair not supported","method":"subscribe","success":false,"symbol":"X/Y"}', 1) as Rejected[];
     expect(failed[0].reason).toBe('venue_error');
+    expect(failed[0].symbol).toBe('X/Y');
+    expect(failed[0].detail).toContain('Currency pair not supported');
   });
 });
 
