@@ -1,0 +1,202 @@
+// N-API entry of the native RTRL kernels. The instruction set is chosen once at load from
+// what the CPU reports (AVX-512F, else AVX2 with FMA, else the portable baseline); `select`
+// switches it for tests and the bench. Every call checks that each array is a Float64Array
+// long enough for the shape it is given, so a wrong call throws instead of writing out of
+// bounds; nothing is allocated per call.
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernel.h"
+
+namespace {
+
+using lobrtrl::KernelTable;
+
+std::vector<const KernelTable*> supportedTables() {
+  std::vector<const KernelTable*> tables;
+#if defined(LOB_RTRL_X86)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) tables.push_back(&lobrtrl::avx512Table);
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) tables.push_back(&lobrtrl::avx2Table);
+#endif
+  tables.push_back(&lobrtrl::baselineTable);
+  return tables;
+}
+
+const std::vector<const KernelTable*> supported = supportedTables();
+const KernelTable* active = supported.front();
+
+// Slopes 1 - h^2 for the current call; grows once to the largest N seen, never shrinks.
+std::vector<double> slopeScratch;
+
+bool readInt(const Napi::CallbackInfo& info, size_t index, const char* name, int min, int* out) {
+  const Napi::Value value = info[index];
+  if (!value.IsNumber()) {
+    Napi::TypeError::New(info.Env(), std::string(name) + ": expected a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= min && number <= 1 << 20) || number != static_cast<double>(static_cast<int>(number))) {
+    Napi::RangeError::New(info.Env(), std::string(name) + ": expected an integer >= " + std::to_string(min)).ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = static_cast<int>(number);
+  return true;
+}
+
+/** The data of argument `index` if it is a Float64Array of at least `length` elements from `offset`. */
+double* float64At(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t offset, int64_t length) {
+  napi_typedarray_type type;
+  size_t elements = 0;
+  void* data = nullptr;
+  napi_value array = info[index];
+  bool isTyped = false;
+  napi_is_typedarray(info.Env(), array, &isTyped);
+  if (!isTyped || napi_get_typedarray_info(info.Env(), array, &type, &elements, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_float64_array) {
+    Napi::TypeError::New(info.Env(), std::string(name) + ": expected a Float64Array").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  if (offset < 0 || static_cast<int64_t>(elements) < offset + length) {
+    Napi::RangeError::New(info.Env(), std::string(name) + ": needs " + std::to_string(offset + length) + " elements, has " +
+                                          std::to_string(elements)).ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  return static_cast<double*>(data) + offset;
+}
+
+double* slopesFor(int n) {
+  if (static_cast<int>(slopeScratch.size()) < n) slopeScratch.resize(n);
+  return slopeScratch.data();
+}
+
+// step(n, d, classes, vOffset, scale, params, hPrev, x, h, sPrev, s, probs, rows, rowsOffset,
+//      sumRows?, sumProbRows?, sumProbHidden?, sumHidden?, sumProbs?) -> finite
+Napi::Value Step(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 14 && info.Length() != 19) {
+    Napi::TypeError::New(env, "step: expected 14 arguments (FIFO) or 19 (batch sums)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  lobrtrl::StepArgs a{};
+  int rowsOffset = 0;
+  if (!readInt(info, 0, "n", 1, &a.n) || !readInt(info, 1, "d", 0, &a.d) || !readInt(info, 2, "classes", 1, &a.classes) ||
+      !readInt(info, 3, "vOffset", 0, &a.vOffset) || !readInt(info, 13, "rowsOffset", 0, &rowsOffset)) return env.Undefined();
+  if (!info[4].IsNumber()) {
+    Napi::TypeError::New(env, "scale: expected a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  a.scale = info[4].As<Napi::Number>().DoubleValue();
+  const int64_t n = a.n, d = a.d, c = a.classes;
+  const int64_t p = n * n + n * d + n;
+  if (a.vOffset < p) {
+    Napi::RangeError::New(env, "vOffset: must be at least P").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const int64_t total = a.vOffset + c * n + c;
+  if (!(a.params = float64At(info, 5, "params", 0, total))) return env.Undefined();
+  if (!(a.hPrev = float64At(info, 6, "hPrev", 0, n))) return env.Undefined();
+  if (!(a.x = float64At(info, 7, "x", 0, d))) return env.Undefined();
+  if (!(a.h = float64At(info, 8, "h", 0, n))) return env.Undefined();
+  if (!(a.sPrev = float64At(info, 9, "sPrev", 0, n * p))) return env.Undefined();
+  if (!(a.s = float64At(info, 10, "s", 0, n * p))) return env.Undefined();
+  if (!(a.probs = float64At(info, 11, "probs", 0, c))) return env.Undefined();
+  if (!(a.rows = float64At(info, 12, "rows", rowsOffset, c * p))) return env.Undefined();
+  if (a.h == a.hPrev || a.s == a.sPrev) {
+    Napi::RangeError::New(env, "step: outputs must not alias the previous state").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (info.Length() == 19) {
+    if (!(a.sumRows = float64At(info, 14, "sumRows", 0, c * p))) return env.Undefined();
+    if (!(a.sumProbRows = float64At(info, 15, "sumProbRows", 0, p))) return env.Undefined();
+    if (!(a.sumProbHidden = float64At(info, 16, "sumProbHidden", 0, c * n))) return env.Undefined();
+    if (!(a.sumHidden = float64At(info, 17, "sumHidden", 0, n))) return env.Undefined();
+    if (!(a.sumProbs = float64At(info, 18, "sumProbs", 0, c))) return env.Undefined();
+  }
+  a.slope = slopesFor(a.n);
+  return Napi::Boolean::New(env, active->step(a));
+}
+
+// sensitivity(n, d, params, hPrev, x, h, sPrev, sNext)
+Napi::Value Sensitivity(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 8) {
+    Napi::TypeError::New(env, "sensitivity: expected 8 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int n = 0, d = 0;
+  if (!readInt(info, 0, "n", 1, &n) || !readInt(info, 1, "d", 0, &d)) return env.Undefined();
+  const int64_t p = static_cast<int64_t>(n) * n + static_cast<int64_t>(n) * d + n;
+  const double* params = float64At(info, 2, "params", 0, p);
+  if (!params) return env.Undefined();
+  const double* hPrev = float64At(info, 3, "hPrev", 0, n);
+  if (!hPrev) return env.Undefined();
+  const double* x = float64At(info, 4, "x", 0, d);
+  if (!x) return env.Undefined();
+  const double* h = float64At(info, 5, "h", 0, n);
+  if (!h) return env.Undefined();
+  const double* sPrev = float64At(info, 6, "sPrev", 0, n * p);
+  if (!sPrev) return env.Undefined();
+  double* sNext = float64At(info, 7, "sNext", 0, n * p);
+  if (!sNext) return env.Undefined();
+  if (sNext == sPrev) {
+    Napi::RangeError::New(env, "sensitivity: sNext must not alias sPrev").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  active->sensitivity(n, d, params, hPrev, x, h, sPrev, sNext, slopesFor(n));
+  return env.Undefined();
+}
+
+// fmaLoop(iterations) -> [flops, checksum]
+Napi::Value FmaLoop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int iterations = 0;
+  if (info.Length() != 1 || !readInt(info, 0, "iterations", 1, &iterations)) {
+    if (!env.IsExceptionPending()) Napi::TypeError::New(env, "fmaLoop: expected (iterations)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double flops = 0;
+  const double checksum = active->fmaLoop(iterations, &flops);
+  Napi::Array result = Napi::Array::New(env, 2);
+  result.Set(0u, Napi::Number::New(env, flops));
+  result.Set(1u, Napi::Number::New(env, checksum));
+  return result;
+}
+
+Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), active->name); }
+
+Napi::Value Select(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsString()) {
+    Napi::TypeError::New(env, "select: expected an instruction set name").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const std::string wanted = info[0].As<Napi::String>().Utf8Value();
+  for (const KernelTable* table : supported) {
+    if (wanted == table->name) {
+      active = table;
+      return Napi::String::New(env, active->name);
+    }
+  }
+  Napi::RangeError::New(env, "select: this CPU does not run \"" + wanted + "\"").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Napi::Array names = Napi::Array::New(env, supported.size());
+  for (size_t i = 0; i < supported.size(); ++i) names.Set(static_cast<uint32_t>(i), Napi::String::New(env, supported[i]->name));
+  exports.Set("supportedIsas", names);
+  exports.Set("isa", Napi::Function::New(env, Isa, "isa"));
+  exports.Set("select", Napi::Function::New(env, Select, "select"));
+  exports.Set("step", Napi::Function::New(env, Step, "step"));
+  exports.Set("sensitivity", Napi::Function::New(env, Sensitivity, "sensitivity"));
+  exports.Set("fmaLoop", Napi::Function::New(env, FmaLoop, "fmaLoop"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(lob_rtrl_native, Init)

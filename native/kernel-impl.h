@@ -1,0 +1,285 @@
+// The RTRL step written once over a vector "traits" type, included by each isa-*.cc inside
+// its own namespace (KERNEL_NS) and compiled there with that instruction set's flags, so the
+// AVX-512, AVX2+FMA and baseline copies never meet at link time.
+//
+// Traits V provide: reg (a vector of W doubles), W, R and CV (the register tile: R output
+// rows by CV vectors of columns), zero, load, store (unaligned), set1, fma(a, b, c) = a b + c,
+// mul, add, sub, hsum.
+//
+// Sensitivity S_t = diag(1 - h_t^2)(W S_{t-1} + I_t), N x P row-major, P = N^2 + N d + N.
+// The columns are walked in strips of CV * W; within a strip every block of R output rows
+// keeps its R x CV accumulators in registers across the whole inner loop over the N source
+// rows (one load of S_{t-1} feeds R fused multiply-adds, one broadcast of W feeds CV). The
+// strip of S_{t-1} (N x CV W doubles) stays in L1 across the row blocks. The tile's epilogue
+// adds I_t (only where the tile meets a row's own W, U or b block) and scales by 1 - h^2
+// before the single store; once a strip is complete for all N rows, its projection
+// s V[c,:] S_t is formed while the strip is still in cache.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "kernel.h"
+
+namespace KERNEL_NS {
+
+using lobrtrl::StepArgs;
+
+struct ScalarTraits {
+  using reg = double;
+  static constexpr int W = 1;
+  static inline reg zero() { return 0.0; }
+  static inline reg load(const double* p) { return *p; }
+  static inline void store(double* p, reg v) { *p = v; }
+  static inline reg set1(double x) { return x; }
+  static inline reg fma(reg a, reg b, reg c) { return a * b + c; }
+  static inline reg mul(reg a, reg b) { return a * b; }
+  static inline reg add(reg a, reg b) { return a + b; }
+  static inline reg sub(reg a, reg b) { return a - b; }
+  static inline double hsum(reg v) { return v; }
+};
+
+struct Shape {
+  int n, d, p;
+  const double* w;  // W, N x N, at params[0]
+  const double* hPrev;
+  const double* x;
+  const double* slope;  // 1 - h_t^2
+  const double* sPrev;
+  double* sNext;
+};
+
+/** I_t[row, col]: h_{t-1} on row's W block, x_t on its U block, 1 at its b entry. */
+static inline double immediate(const Shape& c, int row, int col) {
+  const int wStart = row * c.n;
+  if (col >= wStart && col < wStart + c.n) return c.hPrev[col - wStart];
+  const int uStart = c.n * c.n + row * c.d;
+  if (col >= uStart && col < uStart + c.d) return c.x[col - uStart];
+  return col == c.n * c.n + c.n * c.d + row ? 1.0 : 0.0;
+}
+
+/** Whether columns [j, j + width) of `row` meet any non-zero of I_t. */
+static inline bool touchesImmediate(const Shape& c, int row, int j, int width) {
+  const int end = j + width;
+  const int wStart = row * c.n;
+  if (j < wStart + c.n && end > wStart) return true;
+  const int uStart = c.n * c.n + row * c.d;
+  if (j < uStart + c.d && end > uStart) return true;
+  const int b = c.n * c.n + c.n * c.d + row;
+  return j <= b && b < end;
+}
+
+/** Rows k..k+R-1, columns j..j+CV*W-1; returns the sum of (v - v) over the stored values (0 when all finite). */
+template <class V, int R, int CV>
+static inline double tile(const Shape& c, int k, int j) {
+  typename V::reg acc[R][CV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < CV; ++v) acc[r][v] = V::zero();
+  const int n = c.n, p = c.p;
+  const double* src = c.sPrev + j;
+  const double* wRows = c.w + static_cast<int64_t>(k) * n;
+  for (int m = 0; m < n; ++m) {
+    typename V::reg s[CV];
+    const double* srcRow = src + static_cast<int64_t>(m) * p;
+#pragma GCC unroll 8
+    for (int v = 0; v < CV; ++v) s[v] = V::load(srcRow + v * V::W);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const typename V::reg weight = V::set1(wRows[r * n + m]);
+#pragma GCC unroll 8
+      for (int v = 0; v < CV; ++v) acc[r][v] = V::fma(weight, s[v], acc[r][v]);
+    }
+  }
+  constexpr int width = CV * V::W;
+  typename V::reg check = V::zero();
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const int row = k + r;
+    double* out = c.sNext + static_cast<int64_t>(row) * p + j;
+    if (touchesImmediate(c, row, j, width)) {
+      double spill[width];
+#pragma GCC unroll 8
+      for (int v = 0; v < CV; ++v) V::store(spill + v * V::W, acc[r][v]);
+      // (W S + I) first, then the scaling: the same order as the TypeScript kernel.
+      for (int i = 0; i < width; ++i) spill[i] = (spill[i] + immediate(c, row, j + i)) * c.slope[row];
+#pragma GCC unroll 8
+      for (int v = 0; v < CV; ++v) {
+        const typename V::reg value = V::load(spill + v * V::W);
+        V::store(out + v * V::W, value);
+        check = V::add(check, V::sub(value, value));
+      }
+    } else {
+      const typename V::reg slope = V::set1(c.slope[row]);
+#pragma GCC unroll 8
+      for (int v = 0; v < CV; ++v) {
+        const typename V::reg value = V::mul(acc[r][v], slope);
+        V::store(out + v * V::W, value);
+        check = V::add(check, V::sub(value, value));
+      }
+    }
+  }
+  return V::hsum(check);
+}
+
+/** Every row block of one column strip; the last N mod R rows in one smaller tile. */
+template <class V, int R, int CV>
+static inline double strip(const Shape& c, int j) {
+  double check = 0;
+  int k = 0;
+  for (; k + R <= c.n; k += R) check += tile<V, R, CV>(c, k, j);
+  switch (c.n - k) {
+    case 0: break;
+    case 1: check += tile<V, 1, CV>(c, k, j); break;
+    case 2: if constexpr (R > 2) check += tile<V, 2, CV>(c, k, j); break;
+    case 3: if constexpr (R > 3) check += tile<V, 3, CV>(c, k, j); break;
+    case 4: if constexpr (R > 4) check += tile<V, 4, CV>(c, k, j); break;
+    case 5: if constexpr (R > 5) check += tile<V, 5, CV>(c, k, j); break;
+    case 6: if constexpr (R > 6) check += tile<V, 6, CV>(c, k, j); break;
+    case 7: if constexpr (R > 7) check += tile<V, 7, CV>(c, k, j); break;
+    default: break;
+  }
+  return check;
+}
+
+struct Projection {
+  int classes;
+  double scale;
+  const double* v;  // V, C x N
+  double* rows;     // C x P; null when no projection is wanted
+};
+
+/** rows[c, j..j+CV*W) = sum_k (s V[c,k]) S_t[k, j..]: the strip just written, still in cache. */
+template <class V, int CV>
+static inline void projectStrip(const Shape& c, const Projection& out, int j) {
+  for (int cls = 0; cls < out.classes; ++cls) {
+    typename V::reg acc[CV];
+#pragma GCC unroll 8
+    for (int v = 0; v < CV; ++v) acc[v] = V::zero();
+    const double* vRow = out.v + cls * c.n;
+    for (int k = 0; k < c.n; ++k) {
+      const typename V::reg weight = V::set1(out.scale * vRow[k]);
+      const double* src = c.sNext + static_cast<int64_t>(k) * c.p + j;
+#pragma GCC unroll 8
+      for (int v = 0; v < CV; ++v) acc[v] = V::fma(weight, V::load(src + v * V::W), acc[v]);
+    }
+    double* dst = out.rows + static_cast<int64_t>(cls) * c.p + j;
+#pragma GCC unroll 8
+    for (int v = 0; v < CV; ++v) V::store(dst + v * V::W, acc[v]);
+  }
+}
+
+/** The whole sensitivity update (and projection when out.rows is set); true when S_t is finite. */
+template <class V>
+static bool sensitivityAndProjection(const Shape& c, const Projection& out) {
+  constexpr int wide = V::CV * V::W;
+  double check = 0;
+  int j = 0;
+  for (; j + wide <= c.p; j += wide) {
+    check += strip<V, V::R, V::CV>(c, j);
+    if (out.rows) projectStrip<V, V::CV>(c, out, j);
+  }
+  for (; j + V::W <= c.p; j += V::W) {
+    check += strip<V, V::R, 1>(c, j);
+    if (out.rows) projectStrip<V, 1>(c, out, j);
+  }
+  for (; j < c.p; ++j) {
+    check += strip<ScalarTraits, 4, 1>(c, j);
+    if (out.rows) projectStrip<ScalarTraits, 1>(c, out, j);
+  }
+  return check == 0;
+}
+
+static void computeSlopes(int n, const double* h, double* slope) {
+  for (int i = 0; i < n; ++i) slope[i] = 1.0 - h[i] * h[i];
+}
+
+static void sensitivityOnly(int n, int d, const double* params, const double* hPrev, const double* x,
+                            const double* h, const double* sPrev, double* sNext, double* slope) {
+  computeSlopes(n, h, slope);
+  const Shape shape{n, d, n * n + n * d + n, params, hPrev, x, slope, sPrev, sNext};
+  sensitivityAndProjection<VecTraits>(shape, Projection{0, 0.0, nullptr, nullptr});
+}
+
+static bool step(const StepArgs& a) {
+  const int n = a.n, d = a.d, classes = a.classes;
+  const int p = n * n + n * d + n;
+  const double* params = a.params;
+  const double* u = params + n * n;
+  const double* b = params + n * n + n * d;
+  // h_t = tanh(W h_{t-1} + U x_t + b), summed in the TypeScript kernel's order.
+  bool finite = true;
+  for (int i = 0; i < n; ++i) {
+    double sum = b[i];
+    const double* wRow = params + i * n;
+    for (int j = 0; j < n; ++j) sum += wRow[j] * a.hPrev[j];
+    const double* uRow = u + i * d;
+    for (int j = 0; j < d; ++j) sum += uRow[j] * a.x[j];
+    const double value = std::tanh(sum);
+    a.h[i] = value;
+    if (value - value != 0) finite = false;
+  }
+  computeSlopes(n, a.h, a.slope);
+  const Shape shape{n, d, p, params, a.hPrev, a.x, a.slope, a.sPrev, a.s};
+  const Projection projection{classes, a.scale, params + a.vOffset, a.rows};
+  if (!sensitivityAndProjection<VecTraits>(shape, projection)) finite = false;
+  const int64_t sLength = static_cast<int64_t>(n) * p;
+  const int64_t rowsLength = static_cast<int64_t>(classes) * p;
+  if (!finite) {
+    // Only non-finite parameters get here; the state starts afresh, as in rtrl.ts.
+    std::memset(a.h, 0, sizeof(double) * n);
+    std::memset(a.s, 0, sizeof(double) * sLength);
+    std::memset(a.rows, 0, sizeof(double) * rowsLength);
+  }
+
+  // probs = softmax(s V h + c), max subtracted.
+  const double* vMat = params + a.vOffset;
+  const double* cBias = vMat + classes * n;
+  double max = -INFINITY;
+  for (int cls = 0; cls < classes; ++cls) {
+    double z = 0;
+    for (int k = 0; k < n; ++k) z += vMat[cls * n + k] * a.h[k];
+    z = a.scale * z + cBias[cls];
+    a.probs[cls] = z;
+    if (z > max) max = z;
+  }
+  double sum = 0;
+  for (int cls = 0; cls < classes; ++cls) {
+    const double e = std::exp(a.probs[cls] - max);
+    a.probs[cls] = e;
+    sum += e;
+  }
+  for (int cls = 0; cls < classes; ++cls) a.probs[cls] /= sum;
+
+  if (a.sumRows) {
+    for (int64_t i = 0; i < rowsLength; ++i) a.sumRows[i] += a.rows[i];
+    for (int cls = 0; cls < classes; ++cls) {
+      const double pc = a.probs[cls];
+      const double* row = a.rows + static_cast<int64_t>(cls) * p;
+      for (int j = 0; j < p; ++j) a.sumProbRows[j] += pc * row[j];
+      for (int k = 0; k < n; ++k) a.sumProbHidden[cls * n + k] += pc * a.h[k];
+      a.sumProbs[cls] += pc;
+    }
+    for (int k = 0; k < n; ++k) a.sumHidden[k] += a.h[k];
+  }
+  return finite;
+}
+
+/** Independent FMA chains, enough to cover latency times ports, all in registers. */
+static double fmaLoop(int64_t iterations, double* flops) {
+  constexpr int chains = FMA_CHAINS;
+  typename VecTraits::reg acc[chains];
+  for (int i = 0; i < chains; ++i) acc[i] = VecTraits::set1(1.0 + i * 1e-3);
+  const typename VecTraits::reg decay = VecTraits::set1(0.999999);
+  const typename VecTraits::reg offset = VecTraits::set1(1e-7);
+  for (int64_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 32
+    for (int i = 0; i < chains; ++i) acc[i] = VecTraits::fma(acc[i], decay, offset);
+  }
+  typename VecTraits::reg total = VecTraits::zero();
+  for (int i = 0; i < chains; ++i) total = VecTraits::add(total, acc[i]);
+  *flops = 2.0 * static_cast<double>(iterations) * chains * VecTraits::W;
+  return VecTraits::hsum(total);
+}
+
+}  // namespace KERNEL_NS

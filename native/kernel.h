@@ -1,0 +1,48 @@
+// The native RTRL kernels, one table per instruction set. addon.cc picks a table at load time
+// from what the CPU reports; every table computes the same step (see kernel-impl.h).
+#pragma once
+#include <cstdint>
+
+namespace lobrtrl {
+
+struct StepArgs {
+  int n, d, classes;
+  int vOffset;   // offset of V in params ([W | U | b | V | c]); c follows V
+  double scale;  // output scale s
+  const double* params;
+  const double* hPrev;
+  const double* x;
+  double* h;            // out: h_t
+  const double* sPrev;  // N x P
+  double* s;            // out: S_t, N x P
+  double* probs;        // out: C
+  double* rows;         // out: s V[c,:] S_t, C x P
+  double* slope;        // scratch: N
+  // Batch (next-move) running sums, all null for a FIFO learner.
+  double* sumRows;        // C x P
+  double* sumProbRows;    // P
+  double* sumProbHidden;  // C x N
+  double* sumHidden;      // N
+  double* sumProbs;       // C
+};
+
+struct KernelTable {
+  const char* name;
+  // Whole predict-side RTRL tick; false when h_t or S_t was not finite (both are then zeroed,
+  // as are the projected rows, before the probabilities and sums are formed).
+  bool (*step)(const StepArgs& args);
+  // S_t = diag(1 - h^2)(W S_{t-1} + I_t) alone (bench and tests); slope is scratch of N.
+  void (*sensitivity)(int n, int d, const double* params, const double* hPrev, const double* x,
+                      const double* h, const double* sPrev, double* sNext, double* slope);
+  // `iterations` rounds of independent fused multiply-adds in registers; returns their
+  // flop count through `flops` and a value that depends on every one of them.
+  double (*fmaLoop)(int64_t iterations, double* flops);
+};
+
+extern const KernelTable baselineTable;
+#if defined(LOB_RTRL_X86)
+extern const KernelTable avx2Table;
+extern const KernelTable avx512Table;
+#endif
+
+}  // namespace lobrtrl

@@ -1,0 +1,66 @@
+// Loader of the native RTRL addon (native/, built by node-gyp at install into
+// build/Release/lob_rtrl_native.node). Loading never throws: a missing or broken addon is
+// reported as a reason, and the caller falls back to the TypeScript kernels.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's exports (native/addon.cc); every array argument is checked for type and length there. */
+export interface NativeRtrlAddon {
+  /** Instruction sets this CPU runs, best first ('avx512', 'avx2', 'baseline'). */
+  readonly supportedIsas: readonly string[];
+  isa(): string;
+  /** Switches the instruction set (tests and the bench); throws for one the CPU lacks. */
+  select(isa: string): string;
+  /**
+   * One predict-side RTRL tick: h, S, the projection s V[c,:] S into rows at rowsOffset, the
+   * softmax probs, and with the five batch sums also their accumulation. False when h or S
+   * was not finite (h, S and the rows are then zero).
+   */
+  step(
+    n: number, d: number, classes: number, vOffset: number, scale: number,
+    params: Float64Array, hPrev: Float64Array, x: Float64Array, h: Float64Array,
+    sPrev: Float64Array, s: Float64Array, probs: Float64Array, rows: Float64Array, rowsOffset: number,
+    ...batchSums: [] | [sumRows: Float64Array, sumProbRows: Float64Array, sumProbHidden: Float64Array, sumHidden: Float64Array, sumProbs: Float64Array]
+  ): boolean;
+  /** rtrlSensitivityStep's contract (elman.ts), to 1e-12 relative rather than bit for bit. */
+  sensitivity(n: number, d: number, params: Float64Array, hPrev: Float64Array, x: Float64Array, h: Float64Array, sPrev: Float64Array, sNext: Float64Array): void;
+  /** `iterations` rounds of independent in-register FMAs: [flops, checksum]. */
+  fmaLoop(iterations: number): [number, number];
+}
+
+export type NativeLoad = { readonly ok: true; readonly addon: NativeRtrlAddon; readonly path: string } | { readonly ok: false; readonly reason: string };
+
+const ADDON_FILE = join('build', 'Release', 'lob_rtrl_native.node');
+
+/** The addon next to the package root: the first directory above this module holding build/Release. */
+export function findNativeAddon(from = dirname(fileURLToPath(import.meta.url))): string | undefined {
+  let dir = from;
+  for (;;) {
+    const candidate = join(dir, ADDON_FILE);
+    if (existsSync(candidate)) return candidate;
+    if (existsSync(join(dir, 'package.json'))) return undefined;
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+function isAddon(value: unknown): value is NativeRtrlAddon {
+  if (typeof value !== 'object' || value === null) return false;
+  const exports = value as Record<string, unknown>;
+  return Array.isArray(exports.supportedIsas) && ['isa', 'select', 'step', 'sensitivity', 'fmaLoop'].every((name) => typeof exports[name] === 'function');
+}
+
+/** Loads the addon at `path` (default: found above this module). */
+export function loadNativeAddon(path: string | undefined = findNativeAddon()): NativeLoad {
+  if (path === undefined) return { ok: false, reason: `${ADDON_FILE} was not built (npm ci builds it with node-gyp; a failed build leaves the TypeScript kernel)` };
+  try {
+    const loaded: unknown = createRequire(import.meta.url)(path);
+    if (!isAddon(loaded)) return { ok: false, reason: `${path} does not export the RTRL kernels` };
+    return { ok: true, addon: loaded, path };
+  } catch (error) {
+    return { ok: false, reason: `${path} failed to load: ${error instanceof Error ? error.message : String(error)}` };
+  }
+}
