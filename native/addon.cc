@@ -29,18 +29,22 @@ std::vector<const KernelTable*> supportedTables() {
 const std::vector<const KernelTable*> supported = supportedTables();
 const KernelTable* active = supported.front();
 
-// Slopes 1 - h^2 for the current call; grows once to the largest N seen, never shrinks.
-std::vector<double> slopeScratch;
+// Scratch of the current call (lobrtrl::scratchLength); grows to the largest shape seen, never shrinks.
+std::vector<double> scratch;
 
-bool readInt(const Napi::CallbackInfo& info, size_t index, const char* name, int min, int* out) {
+// Shapes stay far below 2^31 elements in S (N^2 P): N and d up to 4096, offsets up to 2^30.
+constexpr int kMaxDimension = 4096;
+constexpr int kMaxOffset = 1 << 30;
+
+bool readInt(const Napi::CallbackInfo& info, size_t index, const char* name, int min, int max, int* out) {
   const Napi::Value value = info[index];
   if (!value.IsNumber()) {
     Napi::TypeError::New(info.Env(), std::string(name) + ": expected a number").ThrowAsJavaScriptException();
     return false;
   }
   const double number = value.As<Napi::Number>().DoubleValue();
-  if (!(number >= min && number <= 1 << 20) || number != static_cast<double>(static_cast<int>(number))) {
-    Napi::RangeError::New(info.Env(), std::string(name) + ": expected an integer >= " + std::to_string(min)).ThrowAsJavaScriptException();
+  if (!(number >= min && number <= max) || number != static_cast<double>(static_cast<int>(number))) {
+    Napi::RangeError::New(info.Env(), std::string(name) + ": expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]").ThrowAsJavaScriptException();
     return false;
   }
   *out = static_cast<int>(number);
@@ -68,9 +72,10 @@ double* float64At(const Napi::CallbackInfo& info, size_t index, const char* name
   return static_cast<double*>(data) + offset;
 }
 
-double* slopesFor(int n) {
-  if (static_cast<int>(slopeScratch.size()) < n) slopeScratch.resize(n);
-  return slopeScratch.data();
+double* scratchFor(int n, int classes) {
+  const size_t length = static_cast<size_t>(lobrtrl::scratchLength(n, classes));
+  if (scratch.size() < length) scratch.resize(length);
+  return scratch.data();
 }
 
 // step(n, d, classes, vOffset, scale, params, hPrev, x, h, sPrev, s, probs, rows, rowsOffset,
@@ -83,8 +88,8 @@ Napi::Value Step(const Napi::CallbackInfo& info) {
   }
   lobrtrl::StepArgs a{};
   int rowsOffset = 0;
-  if (!readInt(info, 0, "n", 1, &a.n) || !readInt(info, 1, "d", 0, &a.d) || !readInt(info, 2, "classes", 1, &a.classes) ||
-      !readInt(info, 3, "vOffset", 0, &a.vOffset) || !readInt(info, 13, "rowsOffset", 0, &rowsOffset)) return env.Undefined();
+  if (!readInt(info, 0, "n", 1, kMaxDimension, &a.n) || !readInt(info, 1, "d", 0, kMaxDimension, &a.d) || !readInt(info, 2, "classes", 1, kMaxDimension, &a.classes) ||
+      !readInt(info, 3, "vOffset", 0, kMaxOffset, &a.vOffset) || !readInt(info, 13, "rowsOffset", 0, kMaxOffset, &rowsOffset)) return env.Undefined();
   if (!info[4].IsNumber()) {
     Napi::TypeError::New(env, "scale: expected a number").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -116,7 +121,7 @@ Napi::Value Step(const Napi::CallbackInfo& info) {
     if (!(a.sumHidden = float64At(info, 17, "sumHidden", 0, n))) return env.Undefined();
     if (!(a.sumProbs = float64At(info, 18, "sumProbs", 0, c))) return env.Undefined();
   }
-  a.slope = slopesFor(a.n);
+  a.scratch = scratchFor(a.n, a.classes);
   return Napi::Boolean::New(env, active->step(a));
 }
 
@@ -128,7 +133,7 @@ Napi::Value Sensitivity(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   int n = 0, d = 0;
-  if (!readInt(info, 0, "n", 1, &n) || !readInt(info, 1, "d", 0, &d)) return env.Undefined();
+  if (!readInt(info, 0, "n", 1, kMaxDimension, &n) || !readInt(info, 1, "d", 0, kMaxDimension, &d)) return env.Undefined();
   const int64_t p = static_cast<int64_t>(n) * n + static_cast<int64_t>(n) * d + n;
   const double* params = float64At(info, 2, "params", 0, p);
   if (!params) return env.Undefined();
@@ -146,7 +151,7 @@ Napi::Value Sensitivity(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "sensitivity: sNext must not alias sPrev").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  active->sensitivity(n, d, params, hPrev, x, h, sPrev, sNext, slopesFor(n));
+  active->sensitivity(n, d, params, hPrev, x, h, sPrev, sNext, scratchFor(n, 0));
   return env.Undefined();
 }
 
@@ -154,7 +159,7 @@ Napi::Value Sensitivity(const Napi::CallbackInfo& info) {
 Napi::Value FmaLoop(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int iterations = 0;
-  if (info.Length() != 1 || !readInt(info, 0, "iterations", 1, &iterations)) {
+  if (info.Length() != 1 || !readInt(info, 0, "iterations", 1, kMaxOffset, &iterations)) {
     if (!env.IsExceptionPending()) Napi::TypeError::New(env, "fmaLoop: expected (iterations)").ThrowAsJavaScriptException();
     return env.Undefined();
   }

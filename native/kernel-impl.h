@@ -68,20 +68,32 @@ static inline bool touchesImmediate(const Shape& c, int row, int j, int width) {
   return j <= b && b < end;
 }
 
-/** Rows k..k+R-1, columns j..j+CV*W-1; returns the sum of (v - v) over the stored values (0 when all finite). */
+struct Projection {
+  int classes;
+  const double* scaledV;  // s V, C x N
+  double* rows;           // C x P; null when no projection is wanted
+  double* strip;          // scratch: the strip's projection, C x (CV W)
+};
+
+/**
+ * Rows k..k+R-1 of one column strip whose S_{t-1} columns were packed contiguously
+ * (`packed`, N x CV*W), so the inner loop walks one dense block instead of N rows P apart
+ * (at N = 64 those are 64 pages, more than the first-level TLB holds). Returns the sum of
+ * (v - v) over the stored values: 0 when all are finite.
+ */
 template <class V, int R, int CV>
-static inline double tile(const Shape& c, int k, int j) {
+static inline double tile(const Shape& c, const Projection& proj, const double* packed, int k, int j) {
+  constexpr int width = CV * V::W;
   typename V::reg acc[R][CV];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int v = 0; v < CV; ++v) acc[r][v] = V::zero();
   const int n = c.n, p = c.p;
-  const double* src = c.sPrev + j;
   const double* wRows = c.w + static_cast<int64_t>(k) * n;
   for (int m = 0; m < n; ++m) {
     typename V::reg s[CV];
-    const double* srcRow = src + static_cast<int64_t>(m) * p;
+    const double* srcRow = packed + m * width;
 #pragma GCC unroll 8
     for (int v = 0; v < CV; ++v) s[v] = V::load(srcRow + v * V::W);
 #pragma GCC unroll 16
@@ -91,12 +103,15 @@ static inline double tile(const Shape& c, int k, int j) {
       for (int v = 0; v < CV; ++v) acc[r][v] = V::fma(weight, s[v], acc[r][v]);
     }
   }
-  constexpr int width = CV * V::W;
-  typename V::reg check = V::zero();
+  // One finiteness accumulator per column vector, so the checks form CV short chains.
+  typename V::reg check[CV];
+#pragma GCC unroll 8
+  for (int v = 0; v < CV; ++v) check[v] = V::zero();
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     const int row = k + r;
     double* out = c.sNext + static_cast<int64_t>(row) * p + j;
+    typename V::reg value[CV];
     if (touchesImmediate(c, row, j, width)) {
       double spill[width];
 #pragma GCC unroll 8
@@ -104,89 +119,85 @@ static inline double tile(const Shape& c, int k, int j) {
       // (W S + I) first, then the scaling: the same order as the TypeScript kernel.
       for (int i = 0; i < width; ++i) spill[i] = (spill[i] + immediate(c, row, j + i)) * c.slope[row];
 #pragma GCC unroll 8
-      for (int v = 0; v < CV; ++v) {
-        const typename V::reg value = V::load(spill + v * V::W);
-        V::store(out + v * V::W, value);
-        check = V::add(check, V::sub(value, value));
-      }
+      for (int v = 0; v < CV; ++v) value[v] = V::load(spill + v * V::W);
     } else {
       const typename V::reg slope = V::set1(c.slope[row]);
 #pragma GCC unroll 8
-      for (int v = 0; v < CV; ++v) {
-        const typename V::reg value = V::mul(acc[r][v], slope);
-        V::store(out + v * V::W, value);
-        check = V::add(check, V::sub(value, value));
+      for (int v = 0; v < CV; ++v) value[v] = V::mul(acc[r][v], slope);
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < CV; ++v) {
+      V::store(out + v * V::W, value[v]);
+      check[v] = V::add(check[v], V::sub(value[v], value[v]));
+    }
+    // The projection s V[c,:] S_t gathers each finished row while it is still in registers.
+    if (proj.rows) {
+      for (int cls = 0; cls < proj.classes; ++cls) {
+        const typename V::reg weight = V::set1(proj.scaledV[cls * n + row]);
+        double* into = proj.strip + cls * width;
+#pragma GCC unroll 8
+        for (int v = 0; v < CV; ++v) V::store(into + v * V::W, V::fma(weight, value[v], V::load(into + v * V::W)));
       }
     }
   }
-  return V::hsum(check);
+#pragma GCC unroll 8
+  for (int v = 1; v < CV; ++v) check[0] = V::add(check[0], check[v]);
+  return V::hsum(check[0]);
 }
 
-/** Every row block of one column strip; the last N mod R rows in one smaller tile. */
+/**
+ * One column strip: pack its S_{t-1} columns (asking for the next strip's meanwhile, which no
+ * hardware prefetcher would guess), every row block, the last N mod R rows in one smaller
+ * tile, then the strip's projection.
+ */
 template <class V, int R, int CV>
-static inline double strip(const Shape& c, int j) {
+static inline double strip(const Shape& c, const Projection& proj, double* packed, int j) {
+  constexpr int width = CV * V::W;
+  const bool prefetch = j + 2 * width <= c.p;
+  for (int m = 0; m < c.n; ++m) {
+    const double* from = c.sPrev + static_cast<int64_t>(m) * c.p + j;
+    if (prefetch) {
+      __builtin_prefetch(from + width);
+      __builtin_prefetch(from + width + 8);
+      __builtin_prefetch(from + width + 16);
+    }
+    std::memcpy(packed + m * width, from, sizeof(double) * width);
+  }
+  if (proj.rows) std::memset(proj.strip, 0, sizeof(double) * proj.classes * width);
   double check = 0;
   int k = 0;
-  for (; k + R <= c.n; k += R) check += tile<V, R, CV>(c, k, j);
+  for (; k + R <= c.n; k += R) check += tile<V, R, CV>(c, proj, packed, k, j);
   switch (c.n - k) {
     case 0: break;
-    case 1: check += tile<V, 1, CV>(c, k, j); break;
-    case 2: if constexpr (R > 2) check += tile<V, 2, CV>(c, k, j); break;
-    case 3: if constexpr (R > 3) check += tile<V, 3, CV>(c, k, j); break;
-    case 4: if constexpr (R > 4) check += tile<V, 4, CV>(c, k, j); break;
-    case 5: if constexpr (R > 5) check += tile<V, 5, CV>(c, k, j); break;
-    case 6: if constexpr (R > 6) check += tile<V, 6, CV>(c, k, j); break;
-    case 7: if constexpr (R > 7) check += tile<V, 7, CV>(c, k, j); break;
+    case 1: check += tile<V, 1, CV>(c, proj, packed, k, j); break;
+    case 2: if constexpr (R > 2) check += tile<V, 2, CV>(c, proj, packed, k, j); break;
+    case 3: if constexpr (R > 3) check += tile<V, 3, CV>(c, proj, packed, k, j); break;
+    case 4: if constexpr (R > 4) check += tile<V, 4, CV>(c, proj, packed, k, j); break;
+    case 5: if constexpr (R > 5) check += tile<V, 5, CV>(c, proj, packed, k, j); break;
+    case 6: if constexpr (R > 6) check += tile<V, 6, CV>(c, proj, packed, k, j); break;
+    case 7: if constexpr (R > 7) check += tile<V, 7, CV>(c, proj, packed, k, j); break;
     default: break;
+  }
+  if (proj.rows) {
+    for (int cls = 0; cls < proj.classes; ++cls) {
+      std::memcpy(proj.rows + static_cast<int64_t>(cls) * c.p + j, proj.strip + cls * width, sizeof(double) * width);
+    }
   }
   return check;
 }
 
-struct Projection {
-  int classes;
-  double scale;
-  const double* v;  // V, C x N
-  double* rows;     // C x P; null when no projection is wanted
-};
+/** Widest strip of any instruction set: sizes the packing scratch (lobrtrl::scratchLength). */
+static_assert(VecTraits::CV * VecTraits::W <= lobrtrl::kMaxStripWidth, "strip wider than the scratch");
 
-/** rows[c, j..j+CV*W) = sum_k (s V[c,k]) S_t[k, j..]: the strip just written, still in cache. */
-template <class V, int CV>
-static inline void projectStrip(const Shape& c, const Projection& out, int j) {
-  for (int cls = 0; cls < out.classes; ++cls) {
-    typename V::reg acc[CV];
-#pragma GCC unroll 8
-    for (int v = 0; v < CV; ++v) acc[v] = V::zero();
-    const double* vRow = out.v + cls * c.n;
-    for (int k = 0; k < c.n; ++k) {
-      const typename V::reg weight = V::set1(out.scale * vRow[k]);
-      const double* src = c.sNext + static_cast<int64_t>(k) * c.p + j;
-#pragma GCC unroll 8
-      for (int v = 0; v < CV; ++v) acc[v] = V::fma(weight, V::load(src + v * V::W), acc[v]);
-    }
-    double* dst = out.rows + static_cast<int64_t>(cls) * c.p + j;
-#pragma GCC unroll 8
-    for (int v = 0; v < CV; ++v) V::store(dst + v * V::W, acc[v]);
-  }
-}
-
-/** The whole sensitivity update (and projection when out.rows is set); true when S_t is finite. */
+/** The whole sensitivity update (and projection when proj.rows is set); true when S_t is finite. */
 template <class V>
-static bool sensitivityAndProjection(const Shape& c, const Projection& out) {
+static bool sensitivityAndProjection(const Shape& c, const Projection& proj, double* packed) {
   constexpr int wide = V::CV * V::W;
   double check = 0;
   int j = 0;
-  for (; j + wide <= c.p; j += wide) {
-    check += strip<V, V::R, V::CV>(c, j);
-    if (out.rows) projectStrip<V, V::CV>(c, out, j);
-  }
-  for (; j + V::W <= c.p; j += V::W) {
-    check += strip<V, V::R, 1>(c, j);
-    if (out.rows) projectStrip<V, 1>(c, out, j);
-  }
-  for (; j < c.p; ++j) {
-    check += strip<ScalarTraits, 4, 1>(c, j);
-    if (out.rows) projectStrip<ScalarTraits, 1>(c, out, j);
-  }
+  for (; j + wide <= c.p; j += wide) check += strip<V, V::R, V::CV>(c, proj, packed, j);
+  for (; j + V::W <= c.p; j += V::W) check += strip<V, V::R, 1>(c, proj, packed, j);
+  for (; j < c.p; ++j) check += strip<ScalarTraits, 4, 1>(c, proj, packed, j);
   return check == 0;
 }
 
@@ -195,10 +206,11 @@ static void computeSlopes(int n, const double* h, double* slope) {
 }
 
 static void sensitivityOnly(int n, int d, const double* params, const double* hPrev, const double* x,
-                            const double* h, const double* sPrev, double* sNext, double* slope) {
+                            const double* h, const double* sPrev, double* sNext, double* scratch) {
+  double* slope = scratch;
   computeSlopes(n, h, slope);
   const Shape shape{n, d, n * n + n * d + n, params, hPrev, x, slope, sPrev, sNext};
-  sensitivityAndProjection<VecTraits>(shape, Projection{0, 0.0, nullptr, nullptr});
+  sensitivityAndProjection<VecTraits>(shape, Projection{0, nullptr, nullptr, nullptr}, scratch + n);
 }
 
 static bool step(const StepArgs& a) {
@@ -219,10 +231,16 @@ static bool step(const StepArgs& a) {
     a.h[i] = value;
     if (value - value != 0) finite = false;
   }
-  computeSlopes(n, a.h, a.slope);
-  const Shape shape{n, d, p, params, a.hPrev, a.x, a.slope, a.sPrev, a.s};
-  const Projection projection{classes, a.scale, params + a.vOffset, a.rows};
-  if (!sensitivityAndProjection<VecTraits>(shape, projection)) finite = false;
+  // Scratch layout (lobrtrl::scratchLength): slopes N | packed strip N x strip | s V C x N | projection strip C x strip.
+  double* slope = a.scratch;
+  double* packed = slope + n;
+  double* scaledV = packed + n * lobrtrl::kMaxStripWidth;
+  double* projectionStrip = scaledV + classes * n;
+  computeSlopes(n, a.h, slope);
+  for (int i = 0; i < classes * n; ++i) scaledV[i] = a.scale * params[a.vOffset + i];
+  const Shape shape{n, d, p, params, a.hPrev, a.x, slope, a.sPrev, a.s};
+  const Projection projection{classes, scaledV, a.rows, projectionStrip};
+  if (!sensitivityAndProjection<VecTraits>(shape, projection, packed)) finite = false;
   const int64_t sLength = static_cast<int64_t>(n) * p;
   const int64_t rowsLength = static_cast<int64_t>(classes) * p;
   if (!finite) {

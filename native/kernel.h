@@ -5,6 +5,15 @@
 
 namespace lobrtrl {
 
+/** Widest column strip of any instruction set's tile (AVX-512: 3 vectors of 8). */
+constexpr int kMaxStripWidth = 32;
+
+/** Doubles of scratch a step needs: slopes, the packed strip, s V and the projection strip. */
+inline int64_t scratchLength(int n, int classes) {
+  return static_cast<int64_t>(n) + static_cast<int64_t>(n) * kMaxStripWidth + static_cast<int64_t>(classes) * n +
+         static_cast<int64_t>(classes) * kMaxStripWidth;
+}
+
 struct StepArgs {
   int n, d, classes;
   int vOffset;   // offset of V in params ([W | U | b | V | c]); c follows V
@@ -17,7 +26,7 @@ struct StepArgs {
   double* s;            // out: S_t, N x P
   double* probs;        // out: C
   double* rows;         // out: s V[c,:] S_t, C x P
-  double* slope;        // scratch: N
+  double* scratch;      // scratchLength(n, classes) doubles
   // Batch (next-move) running sums, all null for a FIFO learner.
   double* sumRows;        // C x P
   double* sumProbRows;    // P
@@ -31,9 +40,9 @@ struct KernelTable {
   // Whole predict-side RTRL tick; false when h_t or S_t was not finite (both are then zeroed,
   // as are the projected rows, before the probabilities and sums are formed).
   bool (*step)(const StepArgs& args);
-  // S_t = diag(1 - h^2)(W S_{t-1} + I_t) alone (bench and tests); slope is scratch of N.
+  // S_t = diag(1 - h^2)(W S_{t-1} + I_t) alone (bench and tests); scratch of scratchLength(n, 0).
   void (*sensitivity)(int n, int d, const double* params, const double* hPrev, const double* x,
-                      const double* h, const double* sPrev, double* sNext, double* slope);
+                      const double* h, const double* sPrev, double* sNext, double* scratch);
   // `iterations` rounds of independent fused multiply-adds in registers; returns their
   // flop count through `flops` and a value that depends on every one of them.
   double (*fmaLoop)(int64_t iterations, double* flops);
