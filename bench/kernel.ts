@@ -3,7 +3,7 @@
 // timed in the same run), then the whole RTRL step (predict + resolve, one Adam update per
 // tick) on both kernels; bench/run.ts puts the numpy step of the same shape beside it.
 import { performance } from 'node:perf_hooks';
-import { loadNativeAddon, type NativeRtrlAddon } from '../src/model/kernels/native.js';
+import { findNativeAddon, loadNativeAddon, type NativeRtrlAddon } from '../src/model/kernels/native.js';
 import { JS_KERNEL, nativeKernelOf } from '../src/model/kernels/select.js';
 import { RtrlLearner } from '../src/model/rtrl.js';
 import { BENCH_CLASSES, InputPool, kernelRate, rateOf, recurrentConfig, sensitivityKernelFlops, type TimingOptions } from './learners.js';
@@ -75,6 +75,6 @@ export function benchKernelAt(addon: NativeRtrlAddon, n: number, timing: TimingO
 }
 
 export function loadAddonForBench(): NativeRtrlAddon | string {
-  const loaded = loadNativeAddon();
+  const loaded = loadNativeAddon(findNativeAddon());
   return loaded.ok ? loaded.addon : loaded.reason;
 }

@@ -1,5 +1,6 @@
 // `lob-rtrl replay`: historical files through the same engine the live service runs. Only the
 // source (a file format), the clock (the data's own time) and the sinks (files) are chosen here.
+import { currentRtrlKernel } from '../model/kernels/select.js';
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -47,6 +48,8 @@ export interface ReplayReport {
   readonly orderEvents: number;
   readonly wallSeconds: number;
   readonly eventsPerSecond: number;
+  /** The RTRL kernel the learners ran on ('js', 'native-avx2', ...). */
+  readonly kernel: string;
   readonly stepLatencyUs: { readonly p50: number | null; readonly p99: number | null };
   readonly symbols: ReadonlyArray<{
     readonly symbol: string;
@@ -145,6 +148,7 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
     orderEvents: engine.counters.orderEvents,
     wallSeconds,
     eventsPerSecond: wallSeconds > 0 ? engine.counters.eventsRead / wallSeconds : 0,
+    kernel: currentRtrlKernel().name,
     stepLatencyUs: { p50: engine.latency.quantile(0.5), p99: engine.latency.quantile(0.99) },
     symbols: [...engine.symbols.values()].map((symbolEngine) => ({
       symbol: symbolEngine.symbol,

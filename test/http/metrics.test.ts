@@ -9,6 +9,7 @@ import { register as globalRegistry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.js';
 import { startFeedServer, type FeedServer } from '../../src/ingest/feed-server.js';
+import { currentRtrlKernel } from '../../src/model/kernels/select.js';
 import { loadServiceConfig } from '../../src/service/config.js';
 import { ServiceRuntime } from '../../src/service/runtime.js';
 
@@ -79,6 +80,7 @@ describe('GET /metrics', () => {
       lob_rtrl_rejects_total: 'counter',
       lob_rtrl_disconnects_total: 'counter',
       lob_rtrl_symbols: 'gauge',
+      lob_rtrl_kernel_info: 'gauge',
       lob_rtrl_step_latency_seconds: 'summary',
       lob_rtrl_checkpoint_write_seconds: 'summary',
       lob_rtrl_feed_reconnects_total: 'counter',
@@ -95,6 +97,10 @@ describe('GET /metrics', () => {
     expect(samples.get('lob_rtrl_disconnects_total')).toBe(0);
     expect(samples.get('lob_rtrl_symbols')).toBe(1);
     expect(samples.get('lob_rtrl_stream_subscribers')).toBe(1);
+    // The kernel the learners were built on, and no other.
+    const kernels = [...samples].filter(([name]) => name.startsWith('lob_rtrl_kernel_info'));
+    expect(kernels).toEqual([[`lob_rtrl_kernel_info{kernel="${currentRtrlKernel().name}"}`, 1]]);
+    expect(kernels[0][0]).toMatch(/kernel="(js|native-(avx512|avx2|baseline))"/);
 
     // Step latency: one observation per accepted snapshot, quantiles ordered, in seconds.
     expect(samples.get('lob_rtrl_step_latency_seconds_count')).toBe(300);

@@ -18,7 +18,7 @@ import { Rng } from '../../src/model/rng.js';
 const RELATIVE_TOLERANCE = 1e-12;
 
 function requireAddon(): NativeRtrlAddon {
-  const loaded = loadNativeAddon();
+  const loaded = loadNativeAddon(findNativeAddon());
   if (!loaded.ok) throw new Error(`the native addon must be built for this test (npm ci, or npx node-gyp rebuild): ${loaded.reason}`);
   return loaded.addon;
 }

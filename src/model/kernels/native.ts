@@ -3,8 +3,8 @@
 // reported as a reason, and the caller falls back to the TypeScript kernels.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../../domain/package-root.js';
 
 /** The addon's exports (native/addon.cc); every array argument is checked for type and length there. */
 export interface NativeRtrlAddon {
@@ -34,17 +34,10 @@ export type NativeLoad = { readonly ok: true; readonly addon: NativeRtrlAddon; r
 
 const ADDON_FILE = join('build', 'Release', 'lob_rtrl_native.node');
 
-/** The addon next to the package root: the first directory above this module holding build/Release. */
-export function findNativeAddon(from = dirname(fileURLToPath(import.meta.url))): string | undefined {
-  let dir = from;
-  for (;;) {
-    const candidate = join(dir, ADDON_FILE);
-    if (existsSync(candidate)) return candidate;
-    if (existsSync(join(dir, 'package.json'))) return undefined;
-    const parent = dirname(dir);
-    if (parent === dir) return undefined;
-    dir = parent;
-  }
+/** The built addon in the package folder `root` (lob-rtrl's own by default), if it is there. */
+export function findNativeAddon(root: string = packageRoot()): string | undefined {
+  const candidate = join(root, ADDON_FILE);
+  return existsSync(candidate) ? candidate : undefined;
 }
 
 function isAddon(value: unknown): value is NativeRtrlAddon {
@@ -53,8 +46,8 @@ function isAddon(value: unknown): value is NativeRtrlAddon {
   return Array.isArray(exports.supportedIsas) && ['isa', 'select', 'step', 'sensitivity', 'fmaLoop'].every((name) => typeof exports[name] === 'function');
 }
 
-/** Loads the addon at `path` (default: found above this module). */
-export function loadNativeAddon(path: string | undefined = findNativeAddon()): NativeLoad {
+/** Loads the addon at `path` (undefined: none was built). */
+export function loadNativeAddon(path: string | undefined): NativeLoad {
   if (path === undefined) return { ok: false, reason: `${ADDON_FILE} was not built (npm ci builds it with node-gyp; a failed build leaves the TypeScript kernel)` };
   try {
     const loaded: unknown = createRequire(import.meta.url)(path);

@@ -1,7 +1,7 @@
 // Which RTRL kernel runs: the native addon when it loads, else the TypeScript reference
 // (elman.ts). `LOB_RTRL_KERNEL=js|native` (or the `kernel` setting) forces one; forcing
 // `native` where the addon is missing is an error, never a silent fallback.
-import { loadNativeAddon, type NativeLoad, type NativeRtrlAddon } from './native.js';
+import { findNativeAddon, loadNativeAddon, type NativeLoad, type NativeRtrlAddon } from './native.js';
 
 export const KERNEL_CHOICES = ['auto', 'js', 'native'] as const;
 export type KernelChoice = (typeof KERNEL_CHOICES)[number];
@@ -22,7 +22,7 @@ let processKernel: RtrlKernel | undefined;
 
 /** The addon, loaded at most once per process (a failed load is remembered too). */
 function loadOnce(): NativeLoad {
-  nativeLoad ??= loadNativeAddon();
+  nativeLoad ??= loadNativeAddon(findNativeAddon());
   return nativeLoad;
 }
 
