@@ -171,6 +171,49 @@ Napi::Value FmaLoop(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// adam(params, grad, m, v, decayMask, l2, clipNorm, rate, beta1, beta2, epsilon, correction1,
+//      correction2) -> 0 applied | 1 clipped | 2 skipped (non-finite gradient)
+Napi::Value Adam(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 13) {
+    Napi::TypeError::New(env, "adam: expected 13 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  bool isTyped = false;
+  napi_is_typedarray(env, info[0], &isTyped);
+  if (!isTyped || napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float64_array) {
+    Napi::TypeError::New(env, "params: expected a Float64Array").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  lobrtrl::AdamArgs a{};
+  a.length = static_cast<int64_t>(length);
+  a.params = static_cast<double*>(data);
+  if (!(a.grad = float64At(info, 1, "grad", 0, a.length)) || !(a.m = float64At(info, 2, "m", 0, a.length)) ||
+      !(a.v = float64At(info, 3, "v", 0, a.length))) return env.Undefined();
+  size_t maskLength = 0;
+  void* mask = nullptr;
+  isTyped = false;
+  napi_is_typedarray(env, info[4], &isTyped);
+  if (!isTyped || napi_get_typedarray_info(env, info[4], &type, &maskLength, &mask, nullptr, nullptr) != napi_ok || type != napi_uint8_array ||
+      maskLength < length) {
+    Napi::TypeError::New(env, "decayMask: expected a Uint8Array as long as params").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  a.decayMask = static_cast<const uint8_t*>(mask);
+  double* scalars[] = {&a.l2, &a.clipNorm, &a.rate, &a.beta1, &a.beta2, &a.epsilon, &a.correction1, &a.correction2};
+  for (size_t i = 0; i < 8; ++i) {
+    if (!info[5 + i].IsNumber()) {
+      Napi::TypeError::New(env, "adam: argument " + std::to_string(5 + i) + " must be a number").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    *scalars[i] = info[5 + i].As<Napi::Number>().DoubleValue();
+  }
+  return Napi::Number::New(env, active->adam(a));
+}
+
 Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), active->name); }
 
 Napi::Value Select(const Napi::CallbackInfo& info) {
@@ -199,6 +242,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("step", Napi::Function::New(env, Step, "step"));
   exports.Set("sensitivity", Napi::Function::New(env, Sensitivity, "sensitivity"));
   exports.Set("fmaLoop", Napi::Function::New(env, FmaLoop, "fmaLoop"));
+  exports.Set("adam", Napi::Function::New(env, Adam, "adam"));
   return exports;
 }
 

@@ -25,5 +25,5 @@ struct VecTraits {
 #include "kernel-impl.h"
 
 namespace lobrtrl {
-const KernelTable avx2Table{"avx2", lobrtrl_avx2::step, lobrtrl_avx2::sensitivityOnly, lobrtrl_avx2::fmaLoop};
+const KernelTable avx2Table{"avx2", lobrtrl_avx2::step, lobrtrl_avx2::sensitivityOnly, lobrtrl_avx2::fmaLoop, lobrtrl_avx2::adam};
 }

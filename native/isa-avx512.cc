@@ -22,5 +22,5 @@ struct VecTraits {
 #include "kernel-impl.h"
 
 namespace lobrtrl {
-const KernelTable avx512Table{"avx512", lobrtrl_avx512::step, lobrtrl_avx512::sensitivityOnly, lobrtrl_avx512::fmaLoop};
+const KernelTable avx512Table{"avx512", lobrtrl_avx512::step, lobrtrl_avx512::sensitivityOnly, lobrtrl_avx512::fmaLoop, lobrtrl_avx512::adam};
 }

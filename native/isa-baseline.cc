@@ -26,5 +26,5 @@ struct VecTraits {
 #include "kernel-impl.h"
 
 namespace lobrtrl {
-const KernelTable baselineTable{"baseline", lobrtrl_baseline::step, lobrtrl_baseline::sensitivityOnly, lobrtrl_baseline::fmaLoop};
+const KernelTable baselineTable{"baseline", lobrtrl_baseline::step, lobrtrl_baseline::sensitivityOnly, lobrtrl_baseline::fmaLoop, lobrtrl_baseline::adam};
 }

@@ -283,6 +283,61 @@ static bool step(const StepArgs& a) {
   return finite;
 }
 
+/** optimiser.ts prepareGradient then Adam.step, term for term. */
+static lobrtrl::AdamOutcome adam(const lobrtrl::AdamArgs& a) {
+  const int64_t length = a.length;
+  double* grad = a.grad;
+  double maxAbs = 0;
+  bool finite = true;
+  for (int64_t i = 0; i < length; ++i) {
+    double g = grad[i];
+    if (a.l2 != 0 && a.decayMask[i] == 1) {
+      g += a.l2 * a.params[i];
+      grad[i] = g;
+    }
+    const double magnitude = std::fabs(g);
+    finite &= magnitude - magnitude == 0;
+    maxAbs = magnitude > maxAbs ? magnitude : maxAbs;
+  }
+  if (!finite) return lobrtrl::kSkippedNonFinite;
+  lobrtrl::AdamOutcome outcome = lobrtrl::kApplied;
+  double factor = 1;
+  if (a.clipNorm != 0 && maxAbs != 0) {
+    // The norm of the gradient scaled by its largest magnitude: a huge finite gradient is
+    // clipped rather than overflowing to infinity.
+    const double inverse = 1 / maxAbs;
+    double sum = 0;
+    for (int64_t i = 0; i < length; ++i) {
+      const double scaled = grad[i] * inverse;
+      sum += scaled * scaled;
+    }
+    const double norm = maxAbs * std::sqrt(sum);
+    if (norm > a.clipNorm) {
+      factor = a.clipNorm / norm;
+      outcome = lobrtrl::kClipped;
+    }
+  }
+  // The clip scaling folded into the update pass; one division and one square root per
+  // element (rate / correction1 and 1 / correction2 hoisted), which moves results by rounding only.
+  const double b1 = a.beta1, b2 = a.beta2;
+  const double stepScale = a.rate / a.correction1;
+  const double inverseCorrection2 = 1 / a.correction2;
+  double* __restrict params = a.params;
+  double* __restrict first = a.m;
+  double* __restrict second = a.v;
+  double* __restrict gradient = grad;
+  for (int64_t i = 0; i < length; ++i) {
+    const double g = gradient[i] * factor;  // factor 1 when not clipped: exact
+    gradient[i] = g;
+    const double m = b1 * first[i] + (1 - b1) * g;
+    const double v = b2 * second[i] + (1 - b2) * g * g;
+    first[i] = m;
+    second[i] = v;
+    params[i] -= (stepScale * m) / (std::sqrt(v * inverseCorrection2) + a.epsilon);
+  }
+  return outcome;
+}
+
 /** Independent FMA chains, enough to cover latency times ports, all in registers. */
 static double fmaLoop(int64_t iterations, double* flops) {
   constexpr int chains = FMA_CHAINS;

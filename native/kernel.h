@@ -35,6 +35,19 @@ struct StepArgs {
   double* sumProbs;       // C
 };
 
+struct AdamArgs {
+  int64_t length;
+  double* params;
+  double* grad;  // scaled in place when clipped, as the TypeScript optimiser does
+  double* m;
+  double* v;
+  const uint8_t* decayMask;  // 1 where L2 applies
+  double l2, clipNorm, rate, beta1, beta2, epsilon, correction1, correction2;
+};
+
+/** What an optimiser step did (optimiser.ts StepOutcome). */
+enum AdamOutcome { kApplied = 0, kClipped = 1, kSkippedNonFinite = 2 };
+
 struct KernelTable {
   const char* name;
   // Whole predict-side RTRL tick; false when h_t or S_t was not finite (both are then zeroed,
@@ -46,6 +59,8 @@ struct KernelTable {
   // `iterations` rounds of independent fused multiply-adds in registers; returns their
   // flop count through `flops` and a value that depends on every one of them.
   double (*fmaLoop)(int64_t iterations, double* flops);
+  // prepareGradient (L2, finiteness, global-norm clip without overflow) then one Adam update.
+  AdamOutcome (*adam)(const AdamArgs& args);
 };
 
 extern const KernelTable baselineTable;

@@ -66,7 +66,7 @@ export class RtrlLearner implements OnlineLearner {
     this.rng = core.rng;
     this.classes = config.classes;
     const { n, d, classes: c, recurrent: p, total } = this.layout;
-    this.optimiser = optimiser ?? createOptimiser(config.optimiser, total, elmanDecayMask(this.layout));
+    this.optimiser = optimiser ?? createOptimiser(config.optimiser, total, elmanDecayMask(this.layout), kernel.native);
     this.h = new Float64Array(n);
     this.hNext = new Float64Array(n);
     this.s = new Float64Array(n * p);

@@ -10,7 +10,7 @@ import { elmanOutput, elmanStateStep, projectSensitivity, rtrlSensitivityStep } 
 import { findNativeAddon, loadNativeAddon, type NativeRtrlAddon } from '../../src/model/kernels/native.js';
 import { JS_KERNEL, nativeKernelOf } from '../../src/model/kernels/select.js';
 import { RtrlLearner } from '../../src/model/rtrl.js';
-import { defaultOptimiserConfig } from '../../src/model/optimiser.js';
+import { createOptimiser, defaultOptimiserConfig, type StepOutcome } from '../../src/model/optimiser.js';
 import type { RecurrentConfig } from '../../src/model/recurrent-config.js';
 import type { PendingMode } from '../../src/model/targets.js';
 import { Rng } from '../../src/model/rng.js';
@@ -173,6 +173,33 @@ describe.each(addon.supportedIsas)('native kernel, %s', (isa) => {
     const probsFromZero = new Float64Array(classes);
     elmanOutput(n, classes, p, 1, params, new Float64Array(n), probsFromZero);
     expect(firstOutOfTolerance(probs, probsFromZero, 1)).toBeUndefined();
+  });
+});
+
+describe.each(addon.supportedIsas)('native Adam, %s', (isa) => {
+  it('clips, skips non-finite gradients, applies L2 where the mask says, and moves the parameters as the TypeScript Adam', () => {
+    addon.select(isa);
+    const size = 37;
+    const mask = Uint8Array.from({ length: size }, (_, i) => (i % 3 === 0 ? 0 : 1));
+    const config = { ...defaultOptimiserConfig, l2: 0.01, clipNorm: 1.5 };
+    const js = createOptimiser(config, size, mask);
+    const native = createOptimiser(config, size, mask, addon);
+    const rng = new Rng(9);
+    const paramsJs = normals(rng, size);
+    const paramsNative = Float64Array.from(paramsJs);
+    const outcomes: StepOutcome[] = [];
+    for (let step = 0; step < 40; step++) {
+      // Small gradients (applied), large ones (clipped), now and then a NaN (skipped).
+      const grad = normals(rng, size, step % 2 === 0 ? 0.01 : 10);
+      if (step % 13 === 5) grad[4] = Number.NaN;
+      const outcome = js.step(paramsJs, Float64Array.from(grad));
+      expect(native.step(paramsNative, Float64Array.from(grad))).toBe(outcome);
+      outcomes.push(outcome);
+    }
+    expect(new Set(outcomes)).toEqual(new Set(['applied', 'clipped', 'skipped_non_finite']));
+    expect(native.steps).toBe(js.steps);
+    expect(firstOutOfTolerance(paramsNative, paramsJs, 1)).toBeUndefined();
+    expect(firstOutOfTolerance(native.getState(), js.getState(), 1)).toBeUndefined();
   });
 });
 

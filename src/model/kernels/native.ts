@@ -26,6 +26,14 @@ export interface NativeRtrlAddon {
   ): boolean;
   /** rtrlSensitivityStep's contract (elman.ts), to 1e-12 relative rather than bit for bit. */
   sensitivity(n: number, d: number, params: Float64Array, hPrev: Float64Array, x: Float64Array, h: Float64Array, sPrev: Float64Array, sNext: Float64Array): void;
+  /**
+   * optimiser.ts prepareGradient then one Adam update, in place; the caller passes the rate
+   * and bias corrections of this step. Returns 0 applied, 1 clipped, 2 skipped (non-finite).
+   */
+  adam(
+    params: Float64Array, grad: Float64Array, m: Float64Array, v: Float64Array, decayMask: Uint8Array,
+    l2: number, clipNorm: number, rate: number, beta1: number, beta2: number, epsilon: number, correction1: number, correction2: number,
+  ): number;
   /** `iterations` rounds of independent in-register FMAs: [flops, checksum]. */
   fmaLoop(iterations: number): [number, number];
 }
@@ -43,7 +51,7 @@ export function findNativeAddon(root: string = packageRoot()): string | undefine
 function isAddon(value: unknown): value is NativeRtrlAddon {
   if (typeof value !== 'object' || value === null) return false;
   const exports = value as Record<string, unknown>;
-  return Array.isArray(exports.supportedIsas) && ['isa', 'select', 'step', 'sensitivity', 'fmaLoop'].every((name) => typeof exports[name] === 'function');
+  return Array.isArray(exports.supportedIsas) && ['isa', 'select', 'step', 'sensitivity', 'fmaLoop', 'adam'].every((name) => typeof exports[name] === 'function');
 }
 
 /** Loads the addon at `path` (undefined: none was built). */
