@@ -79,7 +79,8 @@
               "native/isa-avx512.cc"
             ],
             "cflags_cc": [
-              "-mavx512f"
+              "-mavx512f",
+              "-Wno-maybe-uninitialized"
             ],
             "xcode_settings": {
               "OTHER_CPLUSPLUSFLAGS": [
