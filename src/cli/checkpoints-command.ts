@@ -92,6 +92,7 @@ interface CheckpointsFlags {
   db?: string;
   symbol?: string;
   out?: string;
+  json?: boolean;
 }
 
 /** The service configuration these flags and the environment give, with config errors as usage errors. */
@@ -113,9 +114,15 @@ export function registerCheckpointsCommand(program: Command): void {
 
   common(checkpoints.command('list').description('one line per checkpoint; * marks those made with the current model configuration'))
     .option('--symbol <symbol>', 'only this symbol')
+    .option('--json', 'print a JSON array (every field, full config hash, `current` for the starred ones) instead of a table')
     .action((flags: CheckpointsFlags) => {
       const config = configOf(flags);
       const metas = listCheckpoints(config.db, flags.symbol);
+      if (flags.json) {
+        const current = engineConfigHash(engineConfigOf(config));
+        process.stdout.write(`${JSON.stringify(metas.map((meta) => ({ ...meta, current: meta.configHash === current })), null, 2)}\n`);
+        return;
+      }
       if (metas.length === 0) {
         process.stdout.write(`no checkpoints${flags.symbol ? ` of ${flags.symbol}` : ''} in ${config.db}\n`);
         return;

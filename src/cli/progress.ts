@@ -30,6 +30,11 @@ export interface ProgressOptions {
   readonly plainPercentStep?: number;
   /** Characters of the bar; default 24. */
   readonly barWidth?: number;
+  /**
+   * The input's size and how much of it has been read: with no event total, the bar, the
+   * percentage and the ETA follow the bytes (a replay knows its files' sizes, not their events).
+   */
+  readonly bytes?: { readonly total: number; readonly read: () => number };
 }
 
 const CLEAR_TO_END_OF_LINE = '\x1b[K';
@@ -44,6 +49,7 @@ export class ProgressReporter {
   private readonly plainIntervalMs: number;
   private readonly plainPercentStep: number;
   private readonly barWidth: number;
+  private readonly bytes: ProgressOptions['bytes'];
   private readonly startedAt: number;
   private total: number | undefined;
   private events = 0;
@@ -63,6 +69,7 @@ export class ProgressReporter {
     this.plainPercentStep = options.plainPercentStep ?? 10;
     this.barWidth = options.barWidth ?? 24;
     this.total = validTotal(options.total);
+    this.bytes = options.bytes && validTotal(options.bytes.total) !== undefined ? options.bytes : undefined;
     this.startedAt = this.now();
     this.lastWriteAt = this.startedAt;
     this.nextCheckAt = this.checkEvery;
@@ -105,45 +112,56 @@ export class ProgressReporter {
 
   private redraw(at: number): void {
     this.lastWriteAt = at;
-    const { elapsed, rate, eta } = this.timing(at);
+    const { elapsed, rate, eta, fraction } = this.timing(at);
     const total = this.total;
     const parts = [this.label];
-    if (total !== undefined) {
-      const fraction = Math.min(1, this.events / total);
+    if (fraction !== null) {
       const filled = Math.round(fraction * this.barWidth);
       parts.push(`[${'█'.repeat(filled)}${'░'.repeat(this.barWidth - filled)}]`, `${(fraction * 100).toFixed(1).padStart(5)}%`);
-      parts.push(`${formatCount(this.events)}/${formatCount(total)} events`);
-    } else {
-      parts.push(`${formatCount(this.events)} events`);
     }
-    parts.push(`${formatRate(rate)} ev/s`, total !== undefined ? `ETA ${formatDuration(eta)}` : `elapsed ${formatDuration(elapsed)}`);
+    if (total !== undefined) parts.push(`${formatCount(this.events)}/${formatCount(total)} events`);
+    else parts.push(`${formatCount(this.events)} events`);
+    if (total === undefined && this.bytes) parts.push(`${formatMiB(this.bytes.read())}/${formatMiB(this.bytes.total)} MiB`);
+    parts.push(`${formatRate(rate)} ev/s`, fraction !== null ? `ETA ${formatDuration(eta)}` : `elapsed ${formatDuration(elapsed)}`);
     this.stream.write(`\r${this.fit(parts.join('  '))}${CLEAR_TO_END_OF_LINE}`);
   }
 
   private writePlain(at: number): void {
     this.lastWriteAt = at;
-    const { elapsed, rate, eta } = this.timing(at);
+    const { elapsed, rate, eta, fraction } = this.timing(at);
     const total = this.total;
     const progress =
       total !== undefined
-        ? `${Math.floor(Math.min(1, this.events / total) * 100)}% ${formatCount(this.events)}/${formatCount(total)} events`
-        : `${formatCount(this.events)} events`;
-    const etaText = total !== undefined ? `, ETA ${formatDuration(eta)}` : '';
+        ? `${Math.floor((fraction ?? 0) * 100)}% ${formatCount(this.events)}/${formatCount(total)} events`
+        : fraction !== null
+          ? `${Math.floor(fraction * 100)}% of the input, ${formatCount(this.events)} events`
+          : `${formatCount(this.events)} events`;
+    const etaText = fraction !== null ? `, ETA ${formatDuration(eta)}` : '';
     this.stream.write(`${this.label}: ${progress}, ${formatRate(rate)} events/s${etaText}, elapsed ${formatDuration(elapsed)}\n`);
   }
 
   private crossedPercentStep(): boolean {
-    if (this.total === undefined || !(this.plainPercentStep > 0)) return false;
-    const step = Math.floor(((this.events / this.total) * 100) / this.plainPercentStep);
+    const fraction = this.fraction();
+    if (fraction === null || !(this.plainPercentStep > 0)) return false;
+    const step = Math.floor((fraction * 100) / this.plainPercentStep);
     if (step <= this.lastPercentStep) return false;
     this.lastPercentStep = step;
     return true;
   }
 
-  private timing(at: number): { elapsed: number; rate: number; eta: number } {
+  /** Share of the work done, 0..1: by events when their total is known, else by bytes read; null when neither is. */
+  private fraction(): number | null {
+    if (this.total !== undefined) return Math.min(1, this.events / this.total);
+    if (this.bytes) return Math.min(1, Math.max(0, this.bytes.read() / this.bytes.total));
+    return null;
+  }
+
+  private timing(at: number): { elapsed: number; rate: number; eta: number; fraction: number | null } {
     const elapsed = (at - this.startedAt) / 1000;
     const rate = elapsed > 0 ? this.events / elapsed : Number.NaN;
-    return { elapsed, rate, eta: etaSeconds(this.events, this.total, rate) };
+    const fraction = this.fraction();
+    const eta = this.total !== undefined ? etaSeconds(this.events, this.total, rate) : fraction === null ? Number.NaN : etaFromFraction(fraction, elapsed);
+    return { elapsed, rate, eta, fraction };
   }
 
   private fit(line: string): string {
@@ -162,6 +180,16 @@ export function etaSeconds(done: number, total: number | undefined, eventsPerSec
   if (total === undefined) return Number.NaN;
   if (done >= total) return 0;
   return eventsPerSecond > 0 ? (total - done) / eventsPerSecond : Number.NaN;
+}
+
+/** Seconds left when `fraction` of the work took `elapsed` seconds, at the same pace: 0 once done, NaN before any progress. */
+export function etaFromFraction(fraction: number, elapsed: number): number {
+  if (fraction >= 1) return 0;
+  return fraction > 0 ? (elapsed * (1 - fraction)) / fraction : Number.NaN;
+}
+
+function formatMiB(bytes: number): string {
+  return (bytes / (1024 * 1024)).toFixed(1);
 }
 
 /** `m:ss` or `h:mm:ss`; `--:--` when unknown. */

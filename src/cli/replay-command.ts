@@ -9,12 +9,14 @@ interface ReplayFlags extends ModelFlags {
   format: string;
   symbol?: string;
   out?: string;
+  featuresOut?: string;
   report?: string;
   html?: string;
   db?: string;
   speed: string;
   progress: boolean;
   kernel?: string;
+  json?: boolean;
 }
 
 export function registerReplayCommand(program: Command): void {
@@ -30,13 +32,15 @@ export function registerReplayCommand(program: Command): void {
     .option('--lr <rate>', 'learning rate alpha_0')
     .option('--seed <n>', 'initialisation seed')
     .option('--models <list>', 'comma-separated: rtrl,tbptt:K,logistic,majority', 'rtrl,tbptt:10,logistic,majority')
-    .option('--out <file>', 'write the first model\'s predictions as JSONL')
+    .option('--out <file>', "write every tick: every model's probabilities and the realised label (JSON lines, or Apache Parquet for *.parquet)")
+    .option('--features-out <file>', 'write every tick\'s feature vector with its realised label (JSON lines, or Parquet for *.parquet)')
     .option('--report <file>', 'write the evaluation report as JSON')
     .option('--html <file>', 'write a self-contained HTML report')
     .option('--db <file>', 'SQLite checkpoint database: resume each symbol from it, checkpoint at the end')
     .option('--speed <speed>', 'max, or a multiple of the recorded pacing', 'max')
     .option('--no-progress', 'do not print progress to stderr')
     .option('--kernel <kernel>', 'RTRL kernel: auto|js|native (default LOB_RTRL_KERNEL, else auto)')
+    .option('--json', 'print the summary as JSON (the --report document) instead of a table')
     .action(async (files: string[], flags: ReplayFlags) => {
       if (!(flags.format in fileFormats)) throw new UsageError(`--format: unknown format "${flags.format}" (expected ${Object.keys(fileFormats).join(', ')})`);
       for (const file of files) if (!existsSync(file)) throw new UsageError(`${file}: no such file or folder`);
@@ -49,6 +53,7 @@ export function registerReplayCommand(program: Command): void {
         symbol: flags.symbol,
         config,
         out: flags.out,
+        featuresOut: flags.featuresOut,
         report: flags.report,
         html: flags.html,
         db: flags.db,
@@ -56,7 +61,8 @@ export function registerReplayCommand(program: Command): void {
         progress: flags.progress ? process.stderr : undefined,
         logger: { warn: (fields, message) => process.stderr.write(`warning: ${message} ${JSON.stringify(fields)}\n`) },
       });
-      printSummary(report);
+      if (flags.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      else printSummary(report);
     });
 }
 

@@ -1,20 +1,22 @@
 // `lob-rtrl replay`: historical files through the same engine the live service runs. Only the
 // source (a file format), the clock (the data's own time) and the sinks (files) are chosen here.
-import { currentRtrlKernel } from '../model/kernels/select.js';
-import { once } from 'node:events';
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MarketMessage } from '../domain/types.js';
 import { engineConfigHash, type EngineConfig } from '../engine/config.js';
 import { Engine } from '../engine/engine.js';
 import { MetricsTimeline } from '../engine/metrics.js';
 import { renderReportHtml, type ReplayReportData } from '../engine/report-html.js';
-import type { Prediction } from '../engine/symbol-engine.js';
+import { packageVersion } from '../domain/package-root.js';
+import { currentRtrlKernel } from '../model/kernels/select.js';
+import { inputBytesRead } from '../venues/input-bytes.js';
 import { fileFormatById } from '../venues/registry.js';
 import { messageBatches } from '../venues/types.js';
+import { modelName } from '../model/factory.js';
+import { classNames } from '../model/targets.js';
 import { ProgressReporter } from './progress.js';
+import { TickOutput } from './tick-output.js';
 import { EngineCheckpoints } from '../store/engine-checkpoints.js';
 
 export interface ReplayOptions {
@@ -23,7 +25,10 @@ export interface ReplayOptions {
   readonly symbol?: string;
   readonly config: EngineConfig;
   /** JSONL of the first model's predictions. */
+  /** Every tick with every model's probabilities and its realised label: JSON lines, or Parquet for `*.parquet`. */
   readonly out?: string;
+  /** Every tick's feature vector (before standardisation) with its realised label, JSON lines or Parquet. */
+  readonly featuresOut?: string;
   readonly report?: string;
   readonly html?: string;
   readonly db?: string;
@@ -35,6 +40,8 @@ export interface ReplayOptions {
 }
 
 export interface ReplayReport {
+  /** lob-rtrl's version that made the report. */
+  readonly version: string;
   readonly files: readonly string[];
   readonly format: string;
   readonly target: string;
@@ -59,23 +66,24 @@ export interface ReplayReport {
   }>;
 }
 
-/** One `--out` line: the first model's prediction in the documented shape. */
-export function predictionLine(prediction: Prediction): string {
-  const first = prediction.models[0];
-  const probs: Record<string, number> = {};
-  prediction.classNames.forEach((name, c) => (probs[name] = first.probs[c]));
-  return JSON.stringify({ symbol: prediction.symbol, ts: prediction.ts, seq: prediction.seq, mid: prediction.mid, model: first.model, target: prediction.target, probs });
-}
-
 export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
   const format = fileFormatById(options.format);
   const configHash = engineConfigHash(options.config);
   const timelines = new Map<string, MetricsTimeline>();
   const store = options.db ? EngineCheckpoints.open(options.db) : null;
   const resumed = new Map<string, number | null>();
+  const output = await TickOutput.open({
+    out: options.out,
+    featuresOut: options.featuresOut,
+    levels: options.config.levels,
+    models: options.config.models.map(modelName),
+    classNames: classNames(options.config.target),
+  });
   const engine = new Engine(options.config, {
     clock: () => performance.now(),
     logger: options.logger,
+    onScored: output ? (symbol, modelIndex, _probs, _offset, label) => output.onScored(symbol, modelIndex, label) : undefined,
+    onNewSymbol: output ? (symbolEngine) => output.onNewSymbol(symbolEngine) : undefined,
     timelineFor: options.html
       ? (symbol, models, classes) => {
           const timeline = new MetricsTimeline({ models, classes });
@@ -90,18 +98,10 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
     },
   });
 
-  let out: WriteStream | null = null;
-  if (options.out) {
-    await mkdir(dirname(options.out), { recursive: true });
-    out = createWriteStream(options.out);
-    const sink = out;
-    engine.addSink((prediction) => {
-      sink.write(`${predictionLine(prediction)}\n`);
-    });
-  }
+  if (output) engine.addSink((prediction) => output.onPrediction(prediction));
 
   const progress = options.progress
-    ? new ProgressReporter({ label: 'replay', stream: options.progress, tty: Boolean(options.progress.isTTY) })
+    ? new ProgressReporter({ label: 'replay', stream: options.progress, tty: Boolean(options.progress.isTTY), bytes: { total: await inputSize(options.files), read: progressOf(inputBytesRead()) } })
     : null;
   const started = performance.now();
   try {
@@ -112,21 +112,20 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
           engine.process(message);
           progress?.tick();
         }
-        if (out?.writableNeedDrain) await once(out, 'drain');
+        const drained = output?.ready();
+        if (drained) await drained;
       }
     } else {
       for await (const message of pace(format.read(options.files, readOptions), options.speed)) {
         engine.process(message);
         progress?.tick();
-        if (out?.writableNeedDrain) await once(out, 'drain');
+        const drained = output?.ready();
+        if (drained) await drained;
       }
     }
   } finally {
     progress?.finish();
-    if (out) {
-      out.end();
-      await once(out, 'finish');
-    }
+    await output?.close();
   }
   const wallSeconds = (performance.now() - started) / 1000;
 
@@ -136,6 +135,7 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
   }
 
   const report: ReplayReport = {
+    version: packageVersion(),
     files: options.files,
     format: options.format,
     target: [...engine.symbols.values()][0]?.targetName ?? '',
@@ -210,4 +210,23 @@ async function* pace(source: AsyncIterable<MarketMessage>, speed: number): Async
     }
     yield message;
   }
+}
+
+/** Bytes of the input files (a folder: the files directly in it, as the LOBSTER reader takes them). */
+async function inputSize(paths: readonly string[]): Promise<number> {
+  let bytes = 0;
+  for (const path of paths) {
+    const info = await stat(path);
+    if (info.isDirectory()) {
+      for (const entry of await readdir(path, { withFileTypes: true })) if (entry.isFile()) bytes += (await stat(join(path, entry.name))).size;
+    } else {
+      bytes += info.size;
+    }
+  }
+  return bytes;
+}
+
+/** Bytes read by this replay: the process-wide count less what was read before it started. */
+function progressOf(before: number): () => number {
+  return () => inputBytesRead() - before;
 }

@@ -63,7 +63,10 @@ export class Engine {
 
   /** Puts `engine` in place of its symbol's running one (a restore built it whole beside it). */
   replace(engine: SymbolEngine): void {
-    if (!this.symbols.has(engine.symbol)) throw new Error(`replace: ${engine.symbol} is not running`);
+    const running = this.symbols.get(engine.symbol);
+    if (!running) throw new Error(`replace: ${engine.symbol} is not running`);
+    // The process-lifetime count follows the symbol, not the object, so the counter never goes back.
+    engine.ticksThisProcess += running.ticksThisProcess;
     this.symbols.set(engine.symbol, engine);
   }
 

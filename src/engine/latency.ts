@@ -32,6 +32,24 @@ export class LatencyHistogram {
     return this.maxUs;
   }
 
+  /**
+   * Recordings at or below the upper bound of bucket `index` (cumulative, as Prometheus' `le`
+   * buckets count). Bucket i holds values up to `bucketUpperUs(i)`.
+   */
+  countAtOrBelow(index: number): number {
+    let seen = 0;
+    const last = Math.min(index, this.buckets.length - 1);
+    for (let i = 0; i <= last; i++) seen += this.buckets[i];
+    return seen;
+  }
+
+  static bucketUpperUs(index: number): number {
+    return MIN_US * Math.pow(10, index / PER_DECADE);
+  }
+
+  static readonly bucketsPerDecade = PER_DECADE;
+  static readonly bucketCount = PER_DECADE * DECADES + 1;
+
   reset(): void {
     this.buckets.fill(0);
     this.count = 0;

@@ -58,6 +58,8 @@ export class SymbolEngine {
   readonly targetName: string;
   /** Accepted snapshots of this symbol, across restarts. */
   ticks = 0;
+  /** Accepted snapshots in this process only (never checkpointed): what a Prometheus counter needs. */
+  ticksThisProcess = 0;
   disconnects = 0;
   lastPrediction: Prediction | null = null;
   /** The last accepted snapshot's own seq (null when the source has none). */
@@ -95,6 +97,11 @@ export class SymbolEngine {
     };
   }
 
+  /** The last tick's feature vector before standardisation (valid until the next tick). */
+  get rawFeatures(): Float64Array {
+    return this.raw;
+  }
+
   /** One tick. `clock` (ms, monotonic) and `latency` are optional, for measurement only. */
   onSnapshot(snapshot: BookSnapshot, clock?: () => number, latency?: LatencyHistogram): Prediction {
     const started = clock ? clock() : 0;
@@ -118,6 +125,7 @@ export class SymbolEngine {
       models,
     };
     this.ticks++;
+    this.ticksThisProcess++;
     this.lastPrediction = prediction;
     this.lastInputSeq = snapshot.seq ?? null;
     this.lastInputTs = snapshot.ts;

@@ -15,6 +15,7 @@ import { registerRestRoutes } from './rest.js';
 import { registerWebSocketRoutes } from './ws.js';
 import { registerMetricsRoute } from './metrics.js';
 import { registerDashboard } from './dashboard.js';
+import { registerAsyncApiRoute } from './asyncapi.js';
 
 export interface AppOptions {
   readonly runtime: ServiceRuntime;
@@ -83,6 +84,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await registerWebSocketRoutes(app, runtime, requireToken(runtime.config.token));
   await registerMetricsRoute(app, runtime);
   await registerDashboard(app, runtime);
+  await registerAsyncApiRoute(app);
   return app;
 }
 

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../domain/package-root.js';
 import { redactedError } from '../domain/redact.js';
 import type { ServiceRuntime } from '../service/runtime.js';
+import { statusResponse } from './api-schemas.js';
 import { streamStatsOf } from './ws.js';
 
 export interface DashboardAsset {
@@ -114,7 +115,7 @@ export async function registerDashboard(app: FastifyInstance, runtime: ServiceRu
 
   app.get(
     '/v1/status',
-    { schema: { summary: 'feed status (connected, reconnects, conflated snapshots, sync), engine step latency p50/p99 in µs, stream counters, symbols' } },
+    { schema: { summary: 'feed status (connected, reconnects, conflated snapshots, sync), engine step latency p50/p99 in µs, stream counters, symbols', response: { 200: statusResponse } } },
     async () => serviceStatus(runtime),
   );
 }

@@ -3,46 +3,66 @@
 // each step, so nothing here adds work to a tick.
 import { currentRtrlKernel } from '../model/kernels/select.js';
 import type { FastifyInstance } from 'fastify';
-import { collectDefaultMetrics, Counter, Gauge, Registry, Summary } from 'prom-client';
-import type { LatencyHistogram } from '../engine/latency.js';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { packageVersion } from '../domain/package-root.js';
+import { LatencyHistogram } from '../engine/latency.js';
+import type { SymbolEngine } from '../engine/symbol-engine.js';
 import type { ServiceRuntime } from '../service/runtime.js';
+import { streamStatsOf } from './ws.js';
 
-/** Quantiles published for each measured duration. */
-const QUANTILES = [0.5, 0.9, 0.99, 0.999] as const;
-
-type SummaryExport = Awaited<ReturnType<Summary['get']>>;
+type HistogramExport = Awaited<ReturnType<Histogram['get']>>;
 
 /**
- * A Prometheus summary whose numbers come from one of the engine's fixed-memory latency
+ * Prometheus `le` bounds: every fifth bucket of the engine's histogram (four per decade, from
+ * 1 µs to 100 s), so each bound is exactly one of the engine's own and the cumulative counts are
+ * exact, not interpolated.
+ */
+const BUCKET_STRIDE = LatencyHistogram.bucketsPerDecade / 4;
+const FIRST_BUCKET = LatencyHistogram.bucketsPerDecade; // 1 µs: the histogram starts a decade lower, at 0.1 µs
+const EXPORTED_BUCKETS: number[] = [];
+for (let i = FIRST_BUCKET; i < LatencyHistogram.bucketCount; i += BUCKET_STRIDE) EXPORTED_BUCKETS.push(i);
+
+/**
+ * A Prometheus histogram whose buckets are read from one of the engine's fixed-memory latency
  * histograms (microseconds) at scrape time.
  *
- * Why not a prom-client Histogram: the engine records every step into its own log-bucket
- * histogram anyway; a second one observed per tick would add a label lookup and a bucket
- * search to the hot path for the same information. A summary cannot be aggregated across
- * processes, but this service is one process, and the quantiles are exact to the engine
- * histogram's bucket width (about 6%).
+ * Why not observe a prom-client Histogram per tick: the engine records every step into its own
+ * log-bucket histogram anyway; a second one would add a label lookup and a bucket search to the
+ * hot path for the same information. Exported as cumulative buckets it aggregates across
+ * instances (`histogram_quantile(0.99, sum by (le) (rate(..._bucket[5m])))`).
  */
-class LatencySummary extends Summary {
+class EngineHistogram extends Histogram {
   constructor(
     private readonly metricName: string,
-    help: string,
+    private readonly helpText: string,
     registry: Registry,
     private readonly source: () => LatencyHistogram,
   ) {
-    super({ name: metricName, help, percentiles: [...QUANTILES], registers: [registry] });
+    super({ name: metricName, help: helpText, buckets: EXPORTED_BUCKETS.map((i) => LatencyHistogram.bucketUpperUs(i) / 1e6), registers: [registry] });
   }
 
-  override async get(): Promise<SummaryExport> {
-    const exported = await super.get();
+  override async get(): Promise<HistogramExport> {
     const histogram = this.source();
-    const values: SummaryExport['values'] = [];
-    if (histogram.count > 0) {
-      for (const q of QUANTILES) values.push({ labels: { quantile: q }, value: (histogram.quantile(q) ?? 0) / 1e6 });
+    const values: HistogramExport['values'] = [];
+    for (const index of EXPORTED_BUCKETS) {
+      values.push({ metricName: `${this.metricName}_bucket`, labels: { le: roundBound(LatencyHistogram.bucketUpperUs(index) / 1e6) }, value: histogram.countAtOrBelow(index) });
     }
+    values.push({ metricName: `${this.metricName}_bucket`, labels: { le: '+Inf' }, value: histogram.count });
     values.push({ metricName: `${this.metricName}_sum`, labels: {}, value: histogram.sumUs / 1e6 });
     values.push({ metricName: `${this.metricName}_count`, labels: {}, value: histogram.count });
-    return { ...exported, values };
+    // prom-client's MetricType is a declared enum with no runtime value: its string stands in.
+    return { name: this.metricName, help: this.helpText, type: 'histogram', values, aggregator: 'sum' } as unknown as HistogramExport;
   }
+
+  // The registry prints histograms through this one (prom-client's exemplar path), not `get`.
+  async getForPromString(): Promise<HistogramExport> {
+    return this.get();
+  }
+}
+
+/** Bounds printed with 6 significant digits: the same text from every instance, so they aggregate. */
+function roundBound(seconds: number): number {
+  return Number(seconds.toPrecision(6));
 }
 
 /**
@@ -64,14 +84,82 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
   const registry = new Registry();
   const { engine } = runtime;
 
+  new Gauge({
+    name: 'lob_rtrl_build_info',
+    help: 'Always 1; the labels say which build runs',
+    labelNames: ['version', 'node'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.set({ version: packageVersion(), node: process.versions.node }, 1);
+    },
+  });
+
   new Counter({
     name: 'lob_rtrl_ticks_total',
-    help: 'Snapshots accepted per symbol (continues across restarts from the restored checkpoint)',
+    help: 'Snapshots accepted per symbol since this process started (rate() stays true across restarts)',
     labelNames: ['symbol'],
     registers: [registry],
     collect() {
       this.reset();
-      for (const symbolEngine of engine.symbols.values()) this.inc({ symbol: symbolEngine.symbol }, symbolEngine.ticks);
+      for (const symbolEngine of engine.symbols.values()) this.inc({ symbol: symbolEngine.symbol }, symbolEngine.ticksThisProcess);
+    },
+  });
+
+  new Gauge({
+    name: 'lob_rtrl_ticks_lifetime',
+    help: 'Snapshots the symbol has learned from over its whole life, restored checkpoints included',
+    labelNames: ['symbol'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const symbolEngine of engine.symbols.values()) this.set({ symbol: symbolEngine.symbol }, symbolEngine.ticks);
+    },
+  });
+
+  // Per model and rolling window: what an accuracy-drift alert compares with the lifetime mean.
+  const modelLabels = ['symbol', 'model', 'window'] as const;
+  const eachRolling = (visit: (labels: { symbol: string; model: string; window: string }, rolling: ReturnType<SymbolEngine['metrics'][number]['rolling']>[number]) => void) => {
+    for (const symbolEngine of engine.symbols.values()) {
+      symbolEngine.metrics.forEach((metrics, m) => {
+        for (const rolling of metrics.rolling()) {
+          if (rolling.n > 0) visit({ symbol: symbolEngine.symbol, model: symbolEngine.modelNames[m], window: String(rolling.window) }, rolling);
+        }
+      });
+    }
+  };
+  new Gauge({
+    name: 'lob_rtrl_model_rolling_accuracy',
+    help: 'Accuracy of the last `window` scored predictions, per symbol and model',
+    labelNames: modelLabels,
+    registers: [registry],
+    collect() {
+      this.reset();
+      eachRolling((labels, rolling) => this.set(labels, rolling.accuracy ?? 0));
+    },
+  });
+  new Gauge({
+    name: 'lob_rtrl_model_rolling_log_loss',
+    help: 'Mean log-loss (nats) of the last `window` scored predictions, per symbol and model',
+    labelNames: modelLabels,
+    registers: [registry],
+    collect() {
+      this.reset();
+      eachRolling((labels, rolling) => this.set(labels, rolling.logLoss ?? 0));
+    },
+  });
+  new Gauge({
+    name: 'lob_rtrl_model_accuracy',
+    help: 'Accuracy over every scored prediction of the symbol\'s life, per model',
+    labelNames: ['symbol', 'model'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const symbolEngine of engine.symbols.values()) {
+        symbolEngine.metrics.forEach((metrics, m) => {
+          if (metrics.count > 0) this.set({ symbol: symbolEngine.symbol, model: symbolEngine.modelNames[m] }, metrics.meanAccuracy());
+        });
+      }
     },
   });
 
@@ -113,8 +201,8 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     },
   });
 
-  new LatencySummary('lob_rtrl_step_latency_seconds', 'Engine step (features, learners, scoring) per snapshot', registry, () => engine.latency);
-  new LatencySummary('lob_rtrl_checkpoint_write_seconds', 'Checkpoint write, from serialising the state to the committed transaction', registry, () => runtime.checkpointWrites);
+  new EngineHistogram('lob_rtrl_step_latency_seconds', 'Engine step (features, learners, scoring) per snapshot', registry, () => engine.latency);
+  new EngineHistogram('lob_rtrl_checkpoint_write_seconds', 'Checkpoint write, from serialising the state to the committed transaction', registry, () => runtime.checkpointWrites);
 
   // Feeds are labelled by position and venue: URLs can carry credentials.
   const feedLabels = ['feed', 'venue'] as const;
@@ -161,6 +249,39 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
       eachFeed((labels, stats) => this.inc(labels, stats.droppedTrades));
     },
   });
+  new Counter({
+    name: 'lob_rtrl_feed_resyncs_total',
+    help: 'Book resyncs started (REST re-fetch or resubscription), the first sync of each symbol included',
+    labelNames: feedLabels,
+    registers: [registry],
+    collect() {
+      this.reset();
+      eachFeed((labels, stats) => this.inc(labels, stats.resyncs));
+    },
+  });
+  new Counter({
+    name: 'lob_rtrl_feed_snapshot_failures_total',
+    help: 'REST snapshot fetches that failed (timeout, HTTP error, bad body)',
+    labelNames: feedLabels,
+    registers: [registry],
+    collect() {
+      this.reset();
+      eachFeed((labels, stats) => this.inc(labels, stats.snapshotFailures));
+    },
+  });
+  new Gauge({
+    name: 'lob_rtrl_feed_synced',
+    help: '1 while the symbol\'s book continues the venue\'s stream, 0 while it waits for a snapshot or resync',
+    labelNames: [...feedLabels, 'symbol'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      runtime.feeds.forEach((running, index) => {
+        const synced = running.feed.stats.synced;
+        for (const symbol of running.config.symbols) this.set({ feed: String(index), venue: running.config.venue, symbol }, synced[symbol] ? 1 : 0);
+      });
+    },
+  });
   new Gauge({
     name: 'lob_rtrl_feed_queued',
     help: 'Messages waiting for the engine, per feed',
@@ -178,6 +299,32 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     registers: [registry],
     collect() {
       this.set(runtime.subscriberCount);
+    },
+  });
+
+  const streamStats = streamStatsOf(runtime);
+  const streamCounter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  streamCounter('lob_rtrl_stream_conflated_total', 'Predictions never sent because a newer one of the same symbol replaced them in a subscriber queue', () => streamStats.conflated);
+  streamCounter('lob_rtrl_stream_dropped_total', 'Predictions discarded unsent (queue overflow, or queued when a slow subscriber was closed)', () => streamStats.dropped);
+  streamCounter('lob_rtrl_stream_slow_closed_total', 'Stream subscribers closed with 1013 because their send buffer did not drain', () => streamStats.slowClosed);
+  streamCounter('lob_rtrl_stream_half_open_closed_total', 'Stream subscribers terminated because they did not answer a ping', () => streamStats.halfOpenClosed);
+  streamCounter('lob_rtrl_connections_refused_total', 'WebSocket upgrades refused because the connection limit was reached', () => streamStats.connectionsRefused);
+  streamCounter('lob_rtrl_ingest_rate_limited_total', 'Ingest frames refused by the per-connection rate limit', () => streamStats.rateLimited);
+  new Gauge({
+    name: 'lob_rtrl_ingest_connections',
+    help: 'Open /v1/ingest connections',
+    registers: [registry],
+    collect() {
+      this.set(streamStats.ingestConnections);
     },
   });
 

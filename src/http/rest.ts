@@ -5,6 +5,20 @@ import { z } from 'zod';
 import type { Socket } from 'node:net';
 import { canonicalMessageSchema, symbolSchema } from '../domain/schemas.js';
 import type { Prediction } from '../engine/symbol-engine.js';
+import {
+  checkpointMeta,
+  checkpointsResponse,
+  errorResponse,
+  errorResponses,
+  healthResponse,
+  ingestOutcomeResponse,
+  orderingResetResponse,
+  predictionResponse,
+  predictionsResponse,
+  readinessResponse,
+  symbolMetricsResponse,
+  symbolsResponse,
+} from './api-schemas.js';
 import { NotFoundError, type IngestOutcome, type ServiceRuntime } from '../service/runtime.js';
 
 const symbolParams = z.object({ symbol: symbolSchema });
@@ -34,15 +48,15 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
     return engine;
   };
 
-  routes.get('/healthz', { schema: { summary: 'the process is up' } }, async () => ({ status: 'ok' }));
+  routes.get('/healthz', { schema: { summary: 'the process is up', response: { 200: healthResponse } } }, async () => ({ status: 'ok' as const }));
 
-  routes.get('/readyz', { schema: { summary: 'database open, feeds connected and in sync, learners warm' } }, async (_request, reply) => {
+  routes.get('/readyz', { schema: { summary: 'database open, feeds connected and in sync, learners warm', response: { 200: readinessResponse, 503: readinessResponse } } }, async (_request, reply) => {
     const checks = runtime.readiness();
     const ready = checks.database && checks.feeds && checks.learners;
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
 
-  routes.get('/v1/symbols', { schema: { summary: 'symbols running, with tick counts and the latest mid; `restoring` counts stored symbols the background restore has not loaded yet' } }, async () => ({
+  routes.get('/v1/symbols', { schema: { summary: 'symbols running, with tick counts and the latest mid; `restoring` counts stored symbols the background restore has not loaded yet', response: { 200: symbolsResponse } } }, async () => ({
     restoring: runtime.symbolsToRestore,
     symbols: [...runtime.engine.symbols.values()].map((s) => ({
       symbol: s.symbol,
@@ -53,7 +67,7 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
     })),
   }));
 
-  routes.get('/v1/symbols/:symbol/prediction', { schema: { summary: 'the latest prediction of every model', params: symbolParams } }, async (request) => {
+  routes.get('/v1/symbols/:symbol/prediction', { schema: { summary: 'the latest prediction of every model', params: symbolParams, response: { 200: predictionResponse, ...errorResponses(400, 404) } } }, async (request) => {
     const engine = symbolEngineOr404(request.params.symbol);
     if (!engine.lastPrediction) throw new NotFoundError(`no prediction yet for "${request.params.symbol}"`);
     return predictionView(engine.lastPrediction);
@@ -66,6 +80,7 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
         summary: 'recent predictions (memory ring; SQLite log when retention is enabled)',
         params: symbolParams,
         querystring: z.object({ since: z.coerce.number().optional(), limit: z.coerce.number().int().min(1).max(10_000).default(100) }),
+        response: { 200: predictionsResponse, ...errorResponses(400, 404) },
       },
     },
     async (request) => {
@@ -88,12 +103,12 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
     },
   );
 
-  routes.get('/v1/symbols/:symbol/metrics', { schema: { summary: "every model's prequential metrics, overall and over rolling windows", params: symbolParams } }, async (request) => {
+  routes.get('/v1/symbols/:symbol/metrics', { schema: { summary: "every model's prequential metrics, overall and over rolling windows", params: symbolParams, response: { 200: symbolMetricsResponse, ...errorResponses(400, 404) } } }, async (request) => {
     const engine = symbolEngineOr404(request.params.symbol);
     return {
       symbol: engine.symbol,
       target: engine.targetName,
-      classes: engine.classNames,
+      classes: [...engine.classNames],
       ticks: engine.ticks,
       unscored: engine.learners.unscored,
       models: engine.metrics.map((metrics, i) => ({ model: engine.modelNames[i], overall: metrics.summary(), rolling: metrics.rolling(), learner: engine.learners.learners[i].stats })),
@@ -126,6 +141,7 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
         summary: `push one canonical message (snapshot or trade) or an array of at most ${runtime.config.ingestMaxBatch}; 400 lists every rejected one`,
         security: [{ bearer: [] }],
         body: z.union([canonicalMessageSchema, z.array(canonicalMessageSchema).min(1).max(runtime.config.ingestMaxBatch)]),
+        response: { 200: ingestOutcomeResponse, 400: ingestOutcomeResponse.or(errorResponse), ...errorResponses(401, 413, 429, 503) },
       },
       // The body schema documents the route; each message is validated when its turn comes, so a
       // large body is never checked in one go on the event loop.
@@ -164,25 +180,27 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
         summary: "forget the symbol's last accepted seq and ts, so its next snapshot is accepted whatever they are (after a producer pushed a far-future ts or seq); checkpointed at once",
         params: symbolParams,
         security: [{ bearer: [] }],
+        response: { 200: orderingResetResponse, ...errorResponses(400, 401, 404, 503) },
       },
     },
     async (request) => ({ symbol: request.params.symbol, checkpoint: runtime.resetOrdering(request.params.symbol) }),
   );
 
-  routes.get('/v1/symbols/:symbol/checkpoints', { schema: { summary: "the symbol's stored checkpoints, newest first", params: symbolParams } }, async (request) => ({
+  routes.get('/v1/symbols/:symbol/checkpoints', { schema: { summary: "the symbol's stored checkpoints, newest first", params: symbolParams, response: { 200: checkpointsResponse, ...errorResponses(400) } } }, async (request) => ({
     symbol: request.params.symbol,
     checkpoints: runtime.checkpoints.repository.list(request.params.symbol),
   }));
 
-  routes.post('/v1/symbols/:symbol/checkpoints', { preHandler: authorise, schema: { summary: 'write a checkpoint now', params: symbolParams, security: [{ bearer: [] }] } }, async (request, reply) => {
+  routes.post('/v1/symbols/:symbol/checkpoints', { preHandler: authorise, schema: { summary: 'write a checkpoint now', params: symbolParams, security: [{ bearer: [] }], response: { 201: checkpointMeta, ...errorResponses(400, 401, 404, 503) } } }, async (request, reply) => {
     symbolEngineOr404(request.params.symbol);
     const meta = runtime.checkpoint(request.params.symbol, 'manual');
+    if (!meta) throw new NotFoundError(`unknown symbol "${request.params.symbol}"`);
     return reply.code(201).send(meta);
   });
 
   routes.post(
     '/v1/symbols/:symbol/checkpoints/:id/restore',
-    { preHandler: authorise, schema: { summary: "replace the symbol's state with a stored checkpoint", params: checkpointParams, security: [{ bearer: [] }] } },
+    { preHandler: authorise, schema: { summary: "replace the symbol's state with a stored checkpoint", params: checkpointParams, security: [{ bearer: [] }], response: { 200: checkpointMeta, ...errorResponses(400, 401, 404, 409, 503) } } },
     async (request) => runtime.restore(request.params.symbol, request.params.id),
   );
 }

@@ -25,12 +25,12 @@ import fastifyWebsocket from '@fastify/websocket';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import { z } from 'zod';
 import { parseJsonBounded } from '../domain/json-edge.js';
-import { describeIssues, symbolSchema } from '../domain/schemas.js';
+import { describeIssues } from '../domain/schemas.js';
 import { rejected } from '../domain/types.js';
 import type { Prediction } from '../engine/symbol-engine.js';
 import type { IngestOutcome, PushLane, ServiceRuntime } from '../service/runtime.js';
+import { streamCommand } from './api-schemas.js';
 import { predictionView } from './rest.js';
 
 /** Counters of the WebSocket routes, read by the Prometheus metrics. */
@@ -92,8 +92,7 @@ export const defaultStreamLimits: StreamLimits = {
   closeGraceMs: 30_000,
 };
 
-const symbolList = z.array(symbolSchema).min(1).max(1000);
-const streamCommandSchema = z.union([z.strictObject({ subscribe: symbolList }), z.strictObject({ unsubscribe: symbolList })]);
+const streamCommandSchema = streamCommand;
 
 const CLOSE_POLICY = 1008;
 const CLOSE_INTERNAL_ERROR = 1011;

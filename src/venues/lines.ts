@@ -1,9 +1,9 @@
 // Line readers shared by every file format. Gzip is detected by its magic bytes, not by
 // the file name, so a renamed file still reads.
-import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
+import { countedReadStream } from './input-bytes.js';
 
 export async function isGzipFile(path: string): Promise<boolean> {
   const handle = await open(path, 'r');
@@ -24,7 +24,7 @@ export async function* readLines(path: string): AsyncGenerator<string> {
 /** `readLines` a decoded chunk at a time: one await per chunk instead of one per line. */
 export async function* readLineBatches(path: string): AsyncGenerator<string[]> {
   const gzip = await isGzipFile(path);
-  const raw = createReadStream(path, { highWaterMark: 1 << 18 });
+  const raw = countedReadStream(path, { highWaterMark: 1 << 18 });
   const stream: Readable = gzip ? raw.pipe(createGunzip()) : raw;
   yield* lineBatchesOf(stream);
 }

@@ -2,7 +2,6 @@
 // row k of the orderbook file being the book after message k. Read from the sample .zip,
 // from the CSV pair, or from a folder holding either. Layout and halt semantics follow
 // LOBSTER_SampleFiles_ReadMe.txt (see ../shared/data/lobster).
-import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -10,6 +9,7 @@ import { createGunzip } from 'node:zlib';
 import { snapshotOrRejected } from '../domain/book-check.js';
 import type { BookSnapshot, Disconnect, EpochMs, MarketMessage, Rejected, RejectReason } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
+import { countedReadStream } from './input-bytes.js';
 import { isGzipFile } from './lines.js';
 import type { FileFormat, MapperOptions } from './types.js';
 import { isZipFile, openZip, type ZipArchive } from './zip.js';
@@ -365,7 +365,7 @@ async function findPairs(paths: readonly string[], archives: ZipArchive[]): Prom
 }
 
 async function openCsv(path: string): Promise<Readable> {
-  const file = createReadStream(path);
+  const file = countedReadStream(path);
   return (await isGzipFile(path)) ? file.pipe(createGunzip()) : file;
 }
 

@@ -4,6 +4,7 @@
 import { open as openFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { openPromise, type Entry } from 'yauzl';
+import { countedDecompressed } from './input-bytes.js';
 
 export interface ZipArchive {
   /** Entry names in archive order (directories left out). */
@@ -30,7 +31,7 @@ export async function openZip(path: string): Promise<ZipArchive> {
     open(name) {
       const entry = entries.get(name);
       if (!entry) return Promise.reject(new Error(`${path}: no entry named ${name}`));
-      return zip.openReadStreamPromise(entry);
+      return zip.openReadStreamPromise(entry).then((stream) => countedDecompressed(stream, entry.compressedSize, entry.uncompressedSize));
     },
     close() {
       if (zip.isOpen) zip.close();

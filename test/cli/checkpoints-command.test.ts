@@ -206,6 +206,11 @@ describe('the built CLI', () => {
     // The service's default model configuration differs from these (hidden 8, 5 levels): no star.
     expect(listed.stdout).not.toContain(' *');
 
+    const asJson = await run(['list', '--json'], { LOB_RTRL_DB: source });
+    expect(asJson.code).toBe(0);
+    const listedJson = JSON.parse(asJson.stdout) as Array<Record<string, unknown>>;
+    expect(listedJson).toEqual(listCheckpoints(source).map((meta) => ({ ...meta, current: false })));
+
     writeFileSync(join(dir, 'bad.json'), '[{"symbol": 1}]');
     const refused = await run(['import', join(dir, 'bad.json'), '--db', join(dir, 'copy.sqlite')]);
     expect(refused.code).toBe(1);

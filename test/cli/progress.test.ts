@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ProgressReporter, etaSeconds, formatDuration, formatRate, type ProgressStream } from '../../src/cli/progress.js';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { ProgressReporter, etaFromFraction, etaSeconds, formatDuration, formatRate, type ProgressStream } from '../../src/cli/progress.js';
+import { inputBytesRead } from '../../src/venues/input-bytes.js';
+import { readLines } from '../../src/venues/lines.js';
+import { lobster } from '../../src/venues/lobster.js';
 
 class FakeStream implements ProgressStream {
   readonly chunks: string[] = [];
@@ -134,5 +141,69 @@ describe('progress arithmetic', () => {
     expect(formatRate(12_345)).toBe('12.3k');
     expect(formatRate(4_560_000)).toBe('4.56M');
     expect(formatRate(Number.NaN)).toBe('?');
+  });
+});
+
+describe('ProgressReporter by bytes read', () => {
+  it('draws the bar, the percentage and the ETA from the bytes read when the event total is unknown', () => {
+    const stream = new FakeStream(true, 160);
+    const clock = new FakeClock();
+    let read = 0;
+    const progress = new ProgressReporter({ stream, now: clock.now, checkEvery: 100, barWidth: 10, bytes: { total: 40 * 1024 * 1024, read: () => read } });
+    clock.ms = 2000;
+    read = 10 * 1024 * 1024; // a quarter in 2 s: 6 s left
+    progress.tick(1000);
+    expect(stream.chunks).toEqual(['\rreplay  [███░░░░░░░]   25.0%  1,000 events  10.0/40.0 MiB  500 ev/s  ETA 0:06\x1b[K']);
+  });
+
+  it('writes the share of the input and the ETA on plain lines, one per step of 10%', () => {
+    const stream = new FakeStream(false);
+    const clock = new FakeClock();
+    let read = 0;
+    const progress = new ProgressReporter({ stream, now: clock.now, checkEvery: 1, bytes: { total: 1000, read: () => read } });
+    clock.ms = 1000;
+    read = 50; // under the first step: nothing yet
+    progress.tick(10);
+    read = 200; // 20% after 1 s: 4 s left
+    progress.tick(10);
+    expect(stream.chunks).toEqual(['replay: 20% of the input, 20 events, 20 events/s, ETA 0:04, elapsed 0:01\n']);
+  });
+
+  it('etaFromFraction: the same pace for the rest, 0 when done, unknown before any progress', () => {
+    expect(etaFromFraction(0.25, 10)).toBe(30);
+    expect(etaFromFraction(1, 10)).toBe(0);
+    expect(etaFromFraction(0, 10)).toBeNaN();
+  });
+});
+
+describe('inputBytesRead', () => {
+  it('counts every byte of a plain and of a gzip file the line reader reads, as stored on disk', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lob-rtrl-bytes-'));
+    const text = Array.from({ length: 5000 }, (_, i) => `line ${i}`).join('\n');
+    writeFileSync(join(dir, 'plain.txt'), text);
+    writeFileSync(join(dir, 'packed.gz'), gzipSync(text));
+    for (const name of ['plain.txt', 'packed.gz']) {
+      const before = inputBytesRead();
+      let lines = 0;
+      for await (const _line of readLines(join(dir, name))) lines++;
+      expect(lines).toBe(5000);
+      // The stream is closed a tick after the last line.
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const size = name === 'plain.txt' ? Buffer.byteLength(text) : gzipSync(text).length;
+      expect(inputBytesRead() - before).toBe(size);
+    }
+  });
+
+  it('counts a zip entry as its compressed size once the entry has been read through', async () => {
+    const archive = join(import.meta.dirname, '../../fixtures/lobster/LOBSTER_excerpt_AMZN_2012-06-21_5_first300.zip');
+    const before = inputBytesRead();
+    let books = 0;
+    for await (const message of lobster.read([archive], { levels: 5 })) if (message.type === 'book_snapshot') books++;
+    expect(books).toBeGreaterThan(0);
+    const { size } = statSync(archive);
+    const read = inputBytesRead() - before;
+    // Both entries' compressed bytes: the archive less its headers and central directory.
+    expect(read).toBeGreaterThan(size * 0.8);
+    expect(read).toBeLessThanOrEqual(size);
   });
 });

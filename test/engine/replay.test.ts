@@ -30,9 +30,75 @@ describe('replay', () => {
     expect(a.split('\n').filter(Boolean)).toHaveLength(2000);
     expect(readFileSync(runs[1], 'utf8')).toBe(a);
     const first = JSON.parse(a.split('\n')[0]);
-    expect(first).toMatchObject({ symbol: 'AMZN', seq: 0, model: 'rtrl', target: 'next-move' });
+    expect(first).toMatchObject({ symbol: 'AMZN', seq: 0, target: 'next-move' });
     expect(first.mid).toBeCloseTo((223.18 + 223.95) / 2, 10);
-    expect(first.probs.down + first.probs.up).toBeCloseTo(1, 12);
+    expect(first.localTs).toBe(first.ts);
+    expect(Object.keys(first.models)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority']);
+    for (const probs of Object.values(first.models) as Array<{ down: number; up: number }>) expect(probs.down + probs.up).toBeCloseTo(1, 12);
+  });
+
+  it('--out: one line per tick in tick order, each with the label its tick resolved to (the direction of the next mid change)', async () => {
+    const dir = tempDir();
+    await runReplay({ files: lobsterFixture, format: 'lobster', config, out: join(dir, 'out.jsonl'), speed: 'max' });
+    const rows = readFileSync(join(dir, 'out.jsonl'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { seq: number; mid: number; label: string | null });
+    expect(rows.map((row) => row.seq)).toEqual(rows.map((_, i) => i));
+    let labelled = 0;
+    for (let t = 0; t < rows.length; t++) {
+      const next = rows.slice(t + 1).find((row) => row.mid !== rows[t].mid);
+      // Ticks after the last mid change never resolve.
+      expect(rows[t].label).toBe(next === undefined ? null : next.mid > rows[t].mid ? 'up' : 'down');
+      if (rows[t].label !== null) labelled++;
+    }
+    expect(labelled).toBeGreaterThan(1900);
+  });
+
+  it('--out and --features-out as Parquet hold the same rows as the JSON lines, features as the extractor computes them', async () => {
+    const dir = tempDir();
+    const models = parseModelList('logistic,majority');
+    const small = { ...config, models };
+    await runReplay({ files: lobsterFixture, format: 'lobster', config: small, out: join(dir, 'out.jsonl'), featuresOut: join(dir, 'features.jsonl'), speed: 'max' });
+    await runReplay({ files: lobsterFixture, format: 'lobster', config: small, out: join(dir, 'out.parquet'), featuresOut: join(dir, 'features.parquet'), speed: 'max' });
+    const { parquetReadObjects } = await import('hyparquet');
+    const readParquet = async (path: string) => {
+      const bytes = readFileSync(path);
+      return parquetReadObjects({ file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) });
+    };
+    const jsonRows = readFileSync(join(dir, 'out.jsonl'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { symbol: string; ts: number; localTs: number; seq: number; mid: number; target: string; models: Record<string, Record<string, number>>; label: string | null });
+    const parquetRows = await readParquet(join(dir, 'out.parquet'));
+    expect(parquetRows).toHaveLength(jsonRows.length);
+    parquetRows.forEach((row, i) => {
+      const json = jsonRows[i];
+      expect(row).toEqual({
+        symbol: json.symbol, ts: json.ts, localTs: json.localTs, seq: json.seq, mid: json.mid, target: json.target,
+        p_down_logistic: json.models.logistic.down, p_up_logistic: json.models.logistic.up,
+        p_down_majority: json.models.majority.down, p_up_majority: json.models.majority.up,
+        label: json.label,
+      });
+    });
+
+    // The features: recomputed here from the same books with the extractor, row for row.
+    const { FeatureExtractor, featureNames } = await import('../../src/features/extract.js');
+    const { lobster } = await import('../../src/venues/lobster.js');
+    const extractor = new FeatureExtractor(5);
+    const expected: number[][] = [];
+    const vector = new Float64Array(extractor.dimension);
+    for await (const message of lobster.read(lobsterFixture, { levels: 5 })) {
+      if (message.type === 'trade') extractor.observeTrade(message);
+      if (message.type === 'order_event') extractor.observeOrderEvent(message);
+      if (message.type !== 'book_snapshot') continue;
+      extractor.extract(message, vector);
+      expected.push(Array.from(vector));
+    }
+    const names = featureNames(5);
+    const featureJson = readFileSync(join(dir, 'features.jsonl'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, number | string | null>);
+    const featureParquet = await readParquet(join(dir, 'features.parquet'));
+    expect(featureJson).toHaveLength(expected.length);
+    expect(featureParquet).toEqual(featureJson);
+    featureJson.forEach((row, i) => {
+      expect(Object.keys(row)).toEqual(['symbol', 'ts', 'seq', ...names, 'label']);
+      expect(names.map((name) => row[name])).toEqual(expected[i]);
+      expect(row.label).toBe(jsonRows[i].label);
+    });
   });
 
   it('writes a report with counts, latency and every model scored, and an HTML page', async () => {
@@ -122,5 +188,31 @@ describe('prequential metrics through the engine', () => {
     expect(engine.counters).toMatchObject({ eventsRead: 5, accepted: 1, rejected: { crossed_book: 3, malformed_json: 1 } });
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toContain('bids[0][0]');
+  });
+});
+
+describe('tick output around a disconnect and a resume', () => {
+  it('ticks dropped unscored by a disconnect leave without a label, in tick order, and later ticks keep theirs', async () => {
+    const { TickOutput } = await import('../../src/cli/tick-output.js');
+    const { modelName } = await import('../../src/model/factory.js');
+    const dir = tempDir();
+    const small = { ...config, models: parseModelList('logistic') };
+    const output = (await TickOutput.open({ out: join(dir, 'out.jsonl'), levels: 5, models: small.models.map(modelName), classNames: ['down', 'up'] }))!;
+    const engine = new Engine(small, { onScored: (symbol, m, _p, _o, label) => output.onScored(symbol, m, label), onNewSymbol: (e) => output.onNewSymbol(e) });
+    engine.addSink((prediction) => output.onPrediction(prediction));
+    const books = readFileSync(canonicalFixture, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { ts: number; bids: number[][]; asks: number[][] });
+    const snapshot = (i: number): BookSnapshot => ({ type: 'book_snapshot', symbol: 'AMZN', ts: books[i].ts, localTs: books[i].ts, seq: i, bids: Float64Array.from(books[i].bids.flat()), asks: Float64Array.from(books[i].asks.flat()) });
+    for (let i = 0; i < 60; i++) engine.process(snapshot(i));
+    const pendingAtBreak = engine.symbol('AMZN')!.learners.pending;
+    expect(pendingAtBreak).toBeGreaterThan(0);
+    engine.process({ type: 'disconnect', symbol: 'AMZN', localTs: books[60].ts, reason: 'test' });
+    for (let i = 60; i < 120; i++) engine.process(snapshot(i));
+    await output.close();
+    const rows = readFileSync(join(dir, 'out.jsonl'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { seq: number; label: string | null });
+    expect(rows.map((r) => r.seq)).toEqual([...Array(120).keys()]);
+    const dropped = rows.slice(60 - pendingAtBreak, 60);
+    expect(dropped.every((r) => r.label === null)).toBe(true);
+    expect(rows[60 - pendingAtBreak - 1].label).not.toBeNull();
+    expect(rows.slice(60, 100).some((r) => r.label !== null)).toBe(true);
   });
 });

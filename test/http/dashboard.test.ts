@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.js';
 import { currentRtrlKernel } from '../../src/model/kernels/select.js';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { DASHBOARD_CSP, loadDashboardAssets, registerDashboard } from '../../src/http/dashboard.js';
 import { NextMoveResolver, PredictionWindow } from '../../src/http/dashboard/series.js';
 import { predictionView } from '../../src/http/rest.js';
@@ -122,6 +123,9 @@ describe('the page and its assets', () => {
     const runtime = new ServiceRuntime(loadServiceConfig({ flags: { db, demoFeed: false } }), { ...quiet, error: (fields: object) => errors.push(JSON.stringify(fields)) });
     const Fastify = (await import('fastify')).default;
     const app = Fastify();
+    // As buildApp sets them: the routes' response schemas are zod.
+    app.setValidatorCompiler(validatorCompiler);
+    app.setSerializerCompiler(serializerCompiler);
     await registerDashboard(app, runtime, missing);
     running.push({ runtime, app });
     const page = await app.inject({ url: '/' });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { register as globalRegistry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { packageVersion } from '../../src/domain/package-root.js';
 import { buildApp } from '../../src/http/app.js';
 import { startFeedServer, type FeedServer } from '../../src/ingest/feed-server.js';
 import { currentRtrlKernel } from '../../src/model/kernels/select.js';
@@ -76,21 +77,38 @@ describe('GET /metrics', () => {
 
     const { types, samples } = await scrape(app);
     expect(Object.fromEntries([...types].filter(([name]) => name.startsWith('lob_rtrl_')))).toEqual({
+      lob_rtrl_build_info: 'gauge',
       lob_rtrl_ticks_total: 'counter',
+      lob_rtrl_ticks_lifetime: 'gauge',
+      lob_rtrl_model_rolling_accuracy: 'gauge',
+      lob_rtrl_model_rolling_log_loss: 'gauge',
+      lob_rtrl_model_accuracy: 'gauge',
       lob_rtrl_rejects_total: 'counter',
       lob_rtrl_disconnects_total: 'counter',
       lob_rtrl_symbols: 'gauge',
       lob_rtrl_kernel_info: 'gauge',
-      lob_rtrl_step_latency_seconds: 'summary',
-      lob_rtrl_checkpoint_write_seconds: 'summary',
+      lob_rtrl_step_latency_seconds: 'histogram',
+      lob_rtrl_checkpoint_write_seconds: 'histogram',
       lob_rtrl_feed_reconnects_total: 'counter',
       lob_rtrl_feed_connected: 'gauge',
       lob_rtrl_feed_conflated_snapshots_total: 'counter',
       lob_rtrl_feed_dropped_trades_total: 'counter',
+      lob_rtrl_feed_resyncs_total: 'counter',
+      lob_rtrl_feed_snapshot_failures_total: 'counter',
+      lob_rtrl_feed_synced: 'gauge',
       lob_rtrl_feed_queued: 'gauge',
       lob_rtrl_stream_subscribers: 'gauge',
+      lob_rtrl_stream_conflated_total: 'counter',
+      lob_rtrl_stream_dropped_total: 'counter',
+      lob_rtrl_stream_slow_closed_total: 'counter',
+      lob_rtrl_stream_half_open_closed_total: 'counter',
+      lob_rtrl_connections_refused_total: 'counter',
+      lob_rtrl_ingest_rate_limited_total: 'counter',
+      lob_rtrl_ingest_connections: 'gauge',
     });
+    expect(samples.get(`lob_rtrl_build_info{version="${packageVersion()}",node="${process.versions.node}"}`)).toBe(1);
     expect(samples.get('lob_rtrl_ticks_total{symbol="AMZN"}')).toBe(300);
+    expect(samples.get('lob_rtrl_ticks_lifetime{symbol="AMZN"}')).toBe(300);
     expect(samples.get('lob_rtrl_rejects_total{reason="crossed_book"}')).toBe(1);
     expect(samples.get('lob_rtrl_rejects_total{reason="out_of_order"}')).toBe(1);
     expect(samples.get('lob_rtrl_rejects_total{reason="schema"}')).toBe(2);
@@ -102,14 +120,34 @@ describe('GET /metrics', () => {
     expect(kernels).toEqual([[`lob_rtrl_kernel_info{kernel="${currentRtrlKernel().name}"}`, 1]]);
     expect(kernels[0][0]).toMatch(/kernel="(js|native-(avx512|avx2|baseline))"/);
 
-    // Step latency: one observation per accepted snapshot, quantiles ordered, in seconds.
+    // Per model: the rolling and lifetime figures are the symbol's own metrics, read at scrape time.
+    const amznEngine = runtime.engine.symbol('AMZN')!;
+    amznEngine.modelNames.forEach((model, m) => {
+      const metrics = amznEngine.metrics[m];
+      expect(samples.get(`lob_rtrl_model_accuracy{symbol="AMZN",model="${model}"}`)).toBeCloseTo(metrics.meanAccuracy(), 12);
+      for (const rolling of metrics.rolling()) {
+        expect(rolling.n).toBeGreaterThan(0);
+        expect(samples.get(`lob_rtrl_model_rolling_accuracy{symbol="AMZN",model="${model}",window="${rolling.window}"}`)).toBeCloseTo(rolling.accuracy as number, 12);
+        expect(samples.get(`lob_rtrl_model_rolling_log_loss{symbol="AMZN",model="${model}",window="${rolling.window}"}`)).toBeCloseTo(rolling.logLoss as number, 12);
+      }
+    });
+
+    // Step latency: one observation per accepted snapshot, cumulative buckets that agree with the
+    // engine's own histogram at each bound, in seconds.
     expect(samples.get('lob_rtrl_step_latency_seconds_count')).toBe(300);
-    const quantiles = ['0.5', '0.9', '0.99', '0.999'].map((q) => samples.get(`lob_rtrl_step_latency_seconds{quantile="${q}"}`) as number);
-    expect(quantiles[0]).toBeGreaterThan(0);
-    for (let i = 1; i < quantiles.length; i++) expect(quantiles[i]).toBeGreaterThanOrEqual(quantiles[i - 1]);
-    expect(quantiles[3]).toBeLessThanOrEqual(runtime.engine.latency.maxUs / 1e6);
+    expect(samples.get('lob_rtrl_step_latency_seconds_bucket{le="+Inf"}')).toBe(300);
+    const buckets = [...samples].filter(([key]) => key.startsWith('lob_rtrl_step_latency_seconds_bucket{le="') && !key.includes('+Inf'));
+    expect(buckets.length).toBe(33);
+    let previous = 0;
+    for (const [key, count] of buckets) {
+      const le = Number(/le="([^"]+)"/.exec(key)![1]);
+      expect(count).toBeGreaterThanOrEqual(previous);
+      previous = count;
+      const exact = runtime.engine.latency.countAtOrBelow(Math.round(Math.log10((le * 1e6) / 0.1) * 20));
+      expect(count, key).toBe(exact);
+    }
+    expect(buckets[0][0]).toBe('lob_rtrl_step_latency_seconds_bucket{le="0.000001"}');
     expect(samples.get('lob_rtrl_step_latency_seconds_sum')).toBeCloseTo(runtime.engine.latency.sumUs / 1e6, 9);
-    expect(samples.get('lob_rtrl_step_latency_seconds{quantile="0.5"}')).toBeCloseTo((runtime.engine.latency.quantile(0.5) as number) / 1e6, 12);
 
     expect(samples.get('lob_rtrl_checkpoint_write_seconds_count')).toBe(2);
     expect(samples.get('lob_rtrl_checkpoint_write_seconds_sum')).toBeGreaterThan(0);
@@ -131,13 +169,31 @@ describe('GET /metrics', () => {
     expect(next.samples.get('lob_rtrl_step_latency_seconds_count')).toBe(301);
   });
 
-  it('before any tick the summaries carry a zero count and no quantiles', async () => {
+  it('before any tick the histograms carry zero counts in every bucket and no symbol is labelled', async () => {
     const { app } = await service();
     const { samples, text } = await scrape(app);
     expect(samples.get('lob_rtrl_step_latency_seconds_count')).toBe(0);
     expect(samples.get('lob_rtrl_checkpoint_write_seconds_count')).toBe(0);
-    expect(text).not.toContain('lob_rtrl_step_latency_seconds{quantile');
+    expect(samples.get('lob_rtrl_step_latency_seconds_bucket{le="+Inf"}')).toBe(0);
     expect(text).not.toContain('lob_rtrl_ticks_total{');
+    expect(text).not.toContain('lob_rtrl_model_rolling_accuracy{');
+  });
+
+  it('counts ticks since process start in lob_rtrl_ticks_total and over the whole life in lob_rtrl_ticks_lifetime', async () => {
+    const db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-metrics-')), 'db.sqlite');
+    const first = await service({ db });
+    first.runtime.ingest(amzn.slice(0, 200));
+    await first.app.close();
+    await first.runtime.stop();
+
+    // The second process restores the checkpoint written at shutdown: its counter starts at 0,
+    // so rate() shows no spike, while the lifetime gauge continues.
+    const second = await service({ db });
+    second.runtime.ingest(amzn.slice(200, 250));
+    await expect.poll(() => second.runtime.engine.symbol('AMZN')?.ticks ?? 0).toBe(250);
+    const { samples } = await scrape(second.app);
+    expect(samples.get('lob_rtrl_ticks_total{symbol="AMZN"}')).toBe(50);
+    expect(samples.get('lob_rtrl_ticks_lifetime{symbol="AMZN"}')).toBe(250);
   });
 
   it('keeps a registry per app: two apps report their own runtimes and the global registry stays empty', async () => {
@@ -166,6 +222,9 @@ describe('GET /metrics', () => {
     expect(conflated).toBeGreaterThanOrEqual(0);
     expect(conflated).toBeLessThanOrEqual(stats.conflatedSnapshots);
     expect(samples.get(`lob_rtrl_feed_queued${labels}`)).toBeGreaterThanOrEqual(0);
+    expect(samples.get(`lob_rtrl_feed_resyncs_total${labels}`)).toBeGreaterThanOrEqual(1);
+    expect(samples.get(`lob_rtrl_feed_snapshot_failures_total${labels}`)).toBe(stats.snapshotFailures);
+    expect(samples.get('lob_rtrl_feed_synced{feed="0",venue="binance",symbol="BTCUSDT"}')).toBe(1);
     const ticks = samples.get('lob_rtrl_ticks_total{symbol="BTCUSDT"}') as number;
     expect(ticks).toBeGreaterThan(5);
     expect(ticks).toBeLessThanOrEqual(runtime.engine.symbol('BTCUSDT')!.ticks);
