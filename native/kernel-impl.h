@@ -72,7 +72,7 @@ struct Projection {
   int classes;
   const double* scaledV;  // s V, C x N
   double* rows;           // C x P; null when no projection is wanted
-  double* strip;          // scratch: the strip's projection, C x (CV W)
+  double* strip;          // scratch: the strip's finished S_t columns, packed N x (CV W)
 };
 
 /**
@@ -130,19 +130,52 @@ static inline double tile(const Shape& c, const Projection& proj, const double* 
       V::store(out + v * V::W, value[v]);
       check[v] = V::add(check[v], V::sub(value[v], value[v]));
     }
-    // The projection s V[c,:] S_t gathers each finished row while it is still in registers.
+    // A packed copy of the finished row for the strip's projection, read back from L1.
     if (proj.rows) {
-      for (int cls = 0; cls < proj.classes; ++cls) {
-        const typename V::reg weight = V::set1(proj.scaledV[cls * n + row]);
-        double* into = proj.strip + cls * width;
 #pragma GCC unroll 8
-        for (int v = 0; v < CV; ++v) V::store(into + v * V::W, V::fma(weight, value[v], V::load(into + v * V::W)));
-      }
+      for (int v = 0; v < CV; ++v) V::store(proj.strip + row * width + v * V::W, value[v]);
     }
   }
 #pragma GCC unroll 8
   for (int v = 1; v < CV; ++v) check[0] = V::add(check[0], check[v]);
   return V::hsum(check[0]);
+}
+
+/**
+ * rows[c, j..j+width) = sum_k (s V[c,k]) S_t[k, j..] for G classes from `first`, over the
+ * strip's packed S_t: G x CV accumulators, each S_t load feeding G fused multiply-adds.
+ */
+template <class V, int CV, int G>
+static inline void projectClasses(const Shape& c, const Projection& proj, int first, int j) {
+  constexpr int width = CV * V::W;
+  typename V::reg acc[G][CV];
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g)
+#pragma GCC unroll 8
+    for (int v = 0; v < CV; ++v) acc[g][v] = V::zero();
+  for (int k = 0; k < c.n; ++k) {
+    typename V::reg s[CV];
+#pragma GCC unroll 8
+    for (int v = 0; v < CV; ++v) s[v] = V::load(proj.strip + k * width + v * V::W);
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) {
+      const typename V::reg weight = V::set1(proj.scaledV[(first + g) * c.n + k]);
+#pragma GCC unroll 8
+      for (int v = 0; v < CV; ++v) acc[g][v] = V::fma(weight, s[v], acc[g][v]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g)
+#pragma GCC unroll 8
+    for (int v = 0; v < CV; ++v) V::store(proj.rows + static_cast<int64_t>(first + g) * c.p + j + v * V::W, acc[g][v]);
+}
+
+template <class V, int CV>
+static inline void projectStrip(const Shape& c, const Projection& proj, int j) {
+  int cls = 0;
+  for (; cls + 3 <= proj.classes; cls += 3) projectClasses<V, CV, 3>(c, proj, cls, j);
+  if (proj.classes - cls == 2) projectClasses<V, CV, 2>(c, proj, cls, j);
+  else if (proj.classes - cls == 1) projectClasses<V, CV, 1>(c, proj, cls, j);
 }
 
 /**
@@ -163,7 +196,6 @@ static inline double strip(const Shape& c, const Projection& proj, double* packe
     }
     std::memcpy(packed + m * width, from, sizeof(double) * width);
   }
-  if (proj.rows) std::memset(proj.strip, 0, sizeof(double) * proj.classes * width);
   double check = 0;
   int k = 0;
   for (; k + R <= c.n; k += R) check += tile<V, R, CV>(c, proj, packed, k, j);
@@ -178,11 +210,7 @@ static inline double strip(const Shape& c, const Projection& proj, double* packe
     case 7: if constexpr (R > 7) check += tile<V, 7, CV>(c, proj, packed, k, j); break;
     default: break;
   }
-  if (proj.rows) {
-    for (int cls = 0; cls < proj.classes; ++cls) {
-      std::memcpy(proj.rows + static_cast<int64_t>(cls) * c.p + j, proj.strip + cls * width, sizeof(double) * width);
-    }
-  }
+  if (proj.rows) projectStrip<V, CV>(c, proj, j);
   return check;
 }
 
@@ -231,7 +259,7 @@ static bool step(const StepArgs& a) {
     a.h[i] = value;
     if (value - value != 0) finite = false;
   }
-  // Scratch layout (lobrtrl::scratchLength): slopes N | packed strip N x strip | s V C x N | projection strip C x strip.
+  // Scratch layout (lobrtrl::scratchLength): slopes N | packed S_{t-1} strip N x strip | s V C x N | packed S_t strip N x strip.
   double* slope = a.scratch;
   double* packed = slope + n;
   double* scaledV = packed + n * lobrtrl::kMaxStripWidth;

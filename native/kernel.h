@@ -8,10 +8,10 @@ namespace lobrtrl {
 /** Widest column strip of any instruction set's tile (AVX-512: 3 vectors of 8). */
 constexpr int kMaxStripWidth = 32;
 
-/** Doubles of scratch a step needs: slopes, the packed strip, s V and the projection strip. */
+/** Doubles of scratch a step needs: slopes, the packed S_{t-1} strip, s V and the packed S_t strip. */
 inline int64_t scratchLength(int n, int classes) {
   return static_cast<int64_t>(n) + static_cast<int64_t>(n) * kMaxStripWidth + static_cast<int64_t>(classes) * n +
-         static_cast<int64_t>(classes) * kMaxStripWidth;
+         static_cast<int64_t>(n) * kMaxStripWidth;
 }
 
 struct StepArgs {
