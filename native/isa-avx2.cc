@@ -3,11 +3,16 @@
 #include <immintrin.h>
 
 #define KERNEL_NS lobrtrl_avx2
+// The tile shape; -DAVX2_ROWS=R -DAVX2_VECTORS=CV measures another (4 x 3 measured best here).
+#ifndef AVX2_ROWS
+#define AVX2_ROWS 4
+#define AVX2_VECTORS 3
+#endif
 #define FMA_CHAINS 12
 namespace KERNEL_NS {
 struct VecTraits {
   using reg = __m256d;
-  static constexpr int W = 4, R = 4, CV = 3;
+  static constexpr int W = 4, R = AVX2_ROWS, CV = AVX2_VECTORS;
   static inline reg zero() { return _mm256_setzero_pd(); }
   static inline reg load(const double* p) { return _mm256_loadu_pd(p); }
   static inline void store(double* p, reg v) { _mm256_storeu_pd(p, v); }

@@ -79,10 +79,11 @@ struct Projection {
  * Rows k..k+R-1 of one column strip whose S_{t-1} columns were packed contiguously
  * (`packed`, N x CV*W), so the inner loop walks one dense block instead of N rows P apart
  * (at N = 64 those are 64 pages, more than the first-level TLB holds). Returns the sum of
- * (v - v) over the stored values: 0 when all are finite.
+ * v * 0 over the stored values: 0 when all are finite.
  */
 template <class V, int R, int CV>
-static inline double tile(const Shape& c, const Projection& proj, const double* packed, int k, int j) {
+static inline typename V::reg tile(const Shape& c, const Projection& proj, const double* source,
+                                                                  int stride, int k, int j) {
   constexpr int width = CV * V::W;
   typename V::reg acc[R][CV];
 #pragma GCC unroll 16
@@ -93,7 +94,7 @@ static inline double tile(const Shape& c, const Projection& proj, const double* 
   const double* wRows = c.w + static_cast<int64_t>(k) * n;
   for (int m = 0; m < n; ++m) {
     typename V::reg s[CV];
-    const double* srcRow = packed + m * width;
+    const double* srcRow = source + static_cast<int64_t>(m) * stride;
 #pragma GCC unroll 8
     for (int v = 0; v < CV; ++v) s[v] = V::load(srcRow + v * V::W);
 #pragma GCC unroll 16
@@ -107,12 +108,18 @@ static inline double tile(const Shape& c, const Projection& proj, const double* 
   typename V::reg check[CV];
 #pragma GCC unroll 8
   for (int v = 0; v < CV; ++v) check[v] = V::zero();
+  // Rows k..k+R-1 have I_t only in W rows k..k+R-1, U rows k..k+R-1 and b[k..k+R-1]: three
+  // ranges, so one test tells whether any row of the tile needs the slow epilogue.
+  const int end = j + width;
+  const int uBase = n * n, bBase = n * n + n * c.d;
+  const bool anyImmediate = (j < (k + R) * n && end > k * n) || (j < uBase + (k + R) * c.d && end > uBase + k * c.d) ||
+                            (j < bBase + k + R && end > bBase + k);
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     const int row = k + r;
     double* out = c.sNext + static_cast<int64_t>(row) * p + j;
     typename V::reg value[CV];
-    if (touchesImmediate(c, row, j, width)) {
+    if (anyImmediate && touchesImmediate(c, row, j, width)) {
       double spill[width];
 #pragma GCC unroll 8
       for (int v = 0; v < CV; ++v) V::store(spill + v * V::W, acc[r][v]);
@@ -128,7 +135,8 @@ static inline double tile(const Shape& c, const Projection& proj, const double* 
 #pragma GCC unroll 8
     for (int v = 0; v < CV; ++v) {
       V::store(out + v * V::W, value[v]);
-      check[v] = V::add(check[v], V::sub(value[v], value[v]));
+      // value * 0 is 0 for a finite value and NaN otherwise: one fused operation per vector.
+      check[v] = V::fma(value[v], V::zero(), check[v]);
     }
     // A packed copy of the finished row for the strip's projection, read back from L1.
     if (proj.rows) {
@@ -138,7 +146,7 @@ static inline double tile(const Shape& c, const Projection& proj, const double* 
   }
 #pragma GCC unroll 8
   for (int v = 1; v < CV; ++v) check[0] = V::add(check[0], check[v]);
-  return V::hsum(check[0]);
+  return check[0];
 }
 
 /**
@@ -186,6 +194,8 @@ static inline void projectStrip(const Shape& c, const Projection& proj, int j) {
 template <class V, int R, int CV>
 static inline double strip(const Shape& c, const Projection& proj, double* packed, int j) {
   constexpr int width = CV * V::W;
+  const double* source = packed;
+  const int stride = width;
   const bool prefetch = j + 2 * width <= c.p;
   for (int m = 0; m < c.n; ++m) {
     const double* from = c.sPrev + static_cast<int64_t>(m) * c.p + j;
@@ -196,22 +206,22 @@ static inline double strip(const Shape& c, const Projection& proj, double* packe
     }
     std::memcpy(packed + m * width, from, sizeof(double) * width);
   }
-  double check = 0;
+  typename V::reg check = V::zero();
   int k = 0;
-  for (; k + R <= c.n; k += R) check += tile<V, R, CV>(c, proj, packed, k, j);
+  for (; k + R <= c.n; k += R) check = V::add(check, tile<V, R, CV>(c, proj, source, stride, k, j));
   switch (c.n - k) {
     case 0: break;
-    case 1: check += tile<V, 1, CV>(c, proj, packed, k, j); break;
-    case 2: if constexpr (R > 2) check += tile<V, 2, CV>(c, proj, packed, k, j); break;
-    case 3: if constexpr (R > 3) check += tile<V, 3, CV>(c, proj, packed, k, j); break;
-    case 4: if constexpr (R > 4) check += tile<V, 4, CV>(c, proj, packed, k, j); break;
-    case 5: if constexpr (R > 5) check += tile<V, 5, CV>(c, proj, packed, k, j); break;
-    case 6: if constexpr (R > 6) check += tile<V, 6, CV>(c, proj, packed, k, j); break;
-    case 7: if constexpr (R > 7) check += tile<V, 7, CV>(c, proj, packed, k, j); break;
+    case 1: check = V::add(check, tile<V, 1, CV>(c, proj, source, stride, k, j)); break;
+    case 2: if constexpr (R > 2) check = V::add(check, tile<V, 2, CV>(c, proj, source, stride, k, j)); break;
+    case 3: if constexpr (R > 3) check = V::add(check, tile<V, 3, CV>(c, proj, source, stride, k, j)); break;
+    case 4: if constexpr (R > 4) check = V::add(check, tile<V, 4, CV>(c, proj, source, stride, k, j)); break;
+    case 5: if constexpr (R > 5) check = V::add(check, tile<V, 5, CV>(c, proj, source, stride, k, j)); break;
+    case 6: if constexpr (R > 6) check = V::add(check, tile<V, 6, CV>(c, proj, source, stride, k, j)); break;
+    case 7: if constexpr (R > 7) check = V::add(check, tile<V, 7, CV>(c, proj, source, stride, k, j)); break;
     default: break;
   }
   if (proj.rows) projectStrip<V, CV>(c, proj, j);
-  return check;
+  return V::hsum(check);
 }
 
 /** Widest strip of any instruction set: sizes the packing scratch (lobrtrl::scratchLength). */

@@ -156,6 +156,25 @@ describe.each(addon.supportedIsas)('native kernel, %s', (isa) => {
     });
   }
 
+  it('an infinite sensitivity with a finite state is caught in S alone, wherever it sits', () => {
+    addon.select(isa);
+    const n = 9, d = 5, classes = 2;
+    const p = n * n + n * d + n;
+    const rng = new Rng(6);
+    const params = normals(rng, p + classes * n + classes, 0.3);
+    const hPrev = tanhs(rng, n);
+    const x = normals(rng, d);
+    // Last column (scalar tail strip), first column, and one inside a vector strip.
+    for (const column of [p - 1, 0, 37]) {
+      const sPrev = normals(rng, n * p, 0.3);
+      sPrev[4 * p + column] = Number.POSITIVE_INFINITY;
+      const h = new Float64Array(n);
+      const s = new Float64Array(n * p);
+      expect(addon.step(n, d, classes, p, 1, params, hPrev, x, h, sPrev, s, new Float64Array(classes), new Float64Array(classes * p), 0)).toBe(false);
+      expect(s.every((value) => value === 0)).toBe(true);
+    }
+  });
+
   it('a non-finite weight resets h, S and the projected rows to zero and reports it', () => {
     addon.select(isa);
     const n = 6, d = 3, classes = 3;
