@@ -47,6 +47,9 @@
             ]
           }
         ]
+      ],
+      "cflags_cc": [
+        "-ffp-contract=off"
       ]
     }
   ],

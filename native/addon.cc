@@ -214,6 +214,36 @@ Napi::Value Adam(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, active->adam(a));
 }
 
+// projectedGradient(classes, p, rows, rowsOffset, probs, probsOffset, label, grad):
+// grad[j] = -rows[label, j] + sum_c probs[c] rows[c, j] for j < P, the recurrent part of one
+// FIFO tick's cross-entropy gradient, summed in rtrl.ts's order (this file is compiled
+// without FMA, so the result is the TypeScript one bit for bit).
+Napi::Value ProjectedGradient(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 8) {
+    Napi::TypeError::New(env, "projectedGradient: expected 8 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int classes = 0, p = 0, rowsOffset = 0, probsOffset = 0, label = 0;
+  if (!readInt(info, 0, "classes", 1, kMaxDimension, &classes) || !readInt(info, 1, "p", 1, kMaxOffset, &p) ||
+      !readInt(info, 3, "rowsOffset", 0, kMaxOffset, &rowsOffset) || !readInt(info, 5, "probsOffset", 0, kMaxOffset, &probsOffset) ||
+      !readInt(info, 6, "label", 0, classes - 1, &label)) return env.Undefined();
+  const double* rows = float64At(info, 2, "rows", rowsOffset, static_cast<int64_t>(classes) * p);
+  if (!rows) return env.Undefined();
+  const double* probs = float64At(info, 4, "probs", probsOffset, classes);
+  if (!probs) return env.Undefined();
+  double* grad = float64At(info, 7, "grad", 0, p);
+  if (!grad) return env.Undefined();
+  const double* labelRow = rows + static_cast<int64_t>(label) * p;
+  for (int j = 0; j < p; ++j) grad[j] = -labelRow[j];
+  for (int c = 0; c < classes; ++c) {
+    const double pc = probs[c];
+    const double* row = rows + static_cast<int64_t>(c) * p;
+    for (int j = 0; j < p; ++j) grad[j] += pc * row[j];
+  }
+  return env.Undefined();
+}
+
 Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), active->name); }
 
 Napi::Value Select(const Napi::CallbackInfo& info) {
@@ -243,6 +273,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sensitivity", Napi::Function::New(env, Sensitivity, "sensitivity"));
   exports.Set("fmaLoop", Napi::Function::New(env, FmaLoop, "fmaLoop"));
   exports.Set("adam", Napi::Function::New(env, Adam, "adam"));
+  exports.Set("projectedGradient", Napi::Function::New(env, ProjectedGradient, "projectedGradient"));
   return exports;
 }
 

@@ -235,11 +235,18 @@ export class RtrlLearner implements OnlineLearner {
     const rowsBase = slot * classes * p;
     const probsBase = slot * classes;
     const labelRow = rowsBase + label * p;
-    for (let j = 0; j < p; j++) grad[j] = -this.ringRows[labelRow + j];
+    if (this.native !== undefined) {
+      this.native.projectedGradient(classes, p, this.ringRows, rowsBase, this.ringProbs, probsBase, label, grad);
+    } else {
+      for (let j = 0; j < p; j++) grad[j] = -this.ringRows[labelRow + j];
+      for (let c = 0; c < classes; c++) {
+        const pc = this.ringProbs[probsBase + c];
+        const row = rowsBase + c * p;
+        for (let j = 0; j < p; j++) grad[j] += pc * this.ringRows[row + j];
+      }
+    }
     for (let c = 0; c < classes; c++) {
       const pc = this.ringProbs[probsBase + c];
-      const row = rowsBase + c * p;
-      for (let j = 0; j < p; j++) grad[j] += pc * this.ringRows[row + j];
       const error = pc - (c === label ? 1 : 0);
       for (let k = 0; k < n; k++) grad[vOffset + c * n + k] = outputScale * error * this.ringHidden[slot * n + k];
       grad[cOffset + c] = error;

@@ -222,6 +222,26 @@ describe.each(addon.supportedIsas)('native Adam, %s', (isa) => {
   });
 });
 
+describe('native projected gradient', () => {
+  it('is the TypeScript FIFO gradient bit for bit, read from a ring slot', () => {
+    const rng = new Rng(12);
+    for (const [classes, p] of [[2, 1], [3, 97], [5, 2528]] as const) {
+      const slots = 3, slot = 1, label = classes - 1;
+      const rows = normals(rng, slots * classes * p);
+      const probs = normals(rng, slots * classes);
+      const want = new Float64Array(p);
+      const base = slot * classes * p;
+      for (let j = 0; j < p; j++) want[j] = -rows[base + label * p + j];
+      for (let c = 0; c < classes; c++) for (let j = 0; j < p; j++) want[j] += probs[slot * classes + c] * rows[base + c * p + j];
+      const got = new Float64Array(p).fill(Number.NaN);
+      addon.projectedGradient(classes, p, rows, base, probs, slot * classes, label, got);
+      expect(Array.from(got)).toEqual(Array.from(want));
+    }
+    expect(() => addon.projectedGradient(3, 10, new Float64Array(29), 0, new Float64Array(3), 0, 0, new Float64Array(10))).toThrow(/rows: needs 30 elements/);
+    expect(() => addon.projectedGradient(3, 10, new Float64Array(30), 0, new Float64Array(3), 0, 3, new Float64Array(10))).toThrow(/label/);
+  });
+});
+
 function learnerConfig(n: number, d: number, pending: PendingMode): RecurrentConfig {
   return {
     hidden: n,

@@ -34,6 +34,8 @@ export interface NativeRtrlAddon {
     params: Float64Array, grad: Float64Array, m: Float64Array, v: Float64Array, decayMask: Uint8Array,
     l2: number, clipNorm: number, rate: number, beta1: number, beta2: number, epsilon: number, correction1: number, correction2: number,
   ): number;
+  /** grad[0..P) = sum_c probs[c] rows[c,:] - rows[label,:], rtrl.ts's FIFO gradient, bit for bit. */
+  projectedGradient(classes: number, p: number, rows: Float64Array, rowsOffset: number, probs: Float64Array, probsOffset: number, label: number, grad: Float64Array): void;
   /** `iterations` rounds of independent in-register FMAs: [flops, checksum]. */
   fmaLoop(iterations: number): [number, number];
 }
@@ -51,7 +53,7 @@ export function findNativeAddon(root: string = packageRoot()): string | undefine
 function isAddon(value: unknown): value is NativeRtrlAddon {
   if (typeof value !== 'object' || value === null) return false;
   const exports = value as Record<string, unknown>;
-  return Array.isArray(exports.supportedIsas) && ['isa', 'select', 'step', 'sensitivity', 'fmaLoop', 'adam'].every((name) => typeof exports[name] === 'function');
+  return Array.isArray(exports.supportedIsas) && ['isa', 'select', 'step', 'sensitivity', 'fmaLoop', 'adam', 'projectedGradient'].every((name) => typeof exports[name] === 'function');
 }
 
 /** Loads the addon at `path` (undefined: none was built). */
