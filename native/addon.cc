@@ -30,7 +30,7 @@ const std::vector<const KernelTable*> supported = supportedTables();
 const KernelTable* active = supported.front();
 
 // Scratch of the current call (lobrtrl::scratchLength); grows to the largest shape seen, never shrinks.
-std::vector<double> scratch;
+thread_local std::vector<double> scratch;
 
 // Shapes stay far below 2^31 elements in S (N^2 P): N and d up to 4096, offsets up to 2^30.
 constexpr int kMaxDimension = 4096;
