@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import type { BookSnapshot } from '../src/domain/types.js';
 import { checkBook } from '../src/domain/book-check.js';
-import { FeatureExtractor } from '../src/features/extract.js';
+import { FeatureExtractor, featureDimension } from '../src/features/extract.js';
 import { OnlineNormaliser } from '../src/features/normaliser.js';
 
 export interface FeaturesBenchResult {
@@ -84,7 +84,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const result = benchFeatures();
   const format = (n: number): string => `${(n / 1e6).toFixed(2)} M/s`;
   console.log(
-    `features L=${result.levels} (dimension ${4 * result.levels + 6}), ${result.ticks} ticks: ` +
+    `features L=${result.levels} (dimension ${featureDimension(result.levels)}), ${result.ticks} ticks: ` +
       `extract ${format(result.extractPerSecond)}, normalise ${format(result.normalisePerSecond)}, ` +
       `extract + normalise ${format(result.bothPerSecond)}`,
   );

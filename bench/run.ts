@@ -9,6 +9,7 @@
 //   service   WS tick-to-prediction latency with 100 subscribers, ingest ramp, checkpoint writes
 //   flood     a polite producer's ack latency and /healthz beside ten flooding producers
 //   symbols   1,000 symbols: memory per idle symbol, checkpoint size, restart, checkpoint stalls
+//   workers   two busy symbols: main thread, one worker thread, two worker threads (events/s)
 // `--only <section>` runs one section; `--baseline <dist/src/cli/main.js of another checkout>`
 // also runs flood and symbols against that build, side by side. The recordings are looked for in
 // ../shared/data next to the repository (not the working directory), or in LOB_SHARED_DATA.
@@ -24,6 +25,7 @@ import { benchFileSources } from './file-sources.js';
 import { benchFlood, formatFlood } from './flood.js';
 import { benchService } from './service.js';
 import { benchSymbols, formatSymbols } from './symbols.js';
+import { benchWorkers } from './workers.js';
 import {
   BENCH_CLASSES,
   BENCH_HIDDEN_SIZES,
@@ -39,8 +41,9 @@ import {
 } from './learners.js';
 import { benchKernelAt, KERNEL_BENCH_INPUTS, KERNEL_BENCH_SIZES, loadAddonForBench, measureFmaPeaks, type KernelRow } from './kernel.js';
 import { defaultOptimiserConfig } from '../src/model/optimiser.js';
+import { featureDimension } from '../src/features/extract.js';
 
-const SECTIONS = ['kernel', 'learners', 'features', 'sources', 'service', 'flood', 'symbols'] as const;
+const SECTIONS = ['kernel', 'learners', 'features', 'sources', 'service', 'flood', 'symbols', 'workers'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The repository root: the nearest directory above this module holding lob-rtrl's package.json. */
@@ -288,7 +291,7 @@ function featuresSection(): void {
   const result = benchFeatures();
   const format = (n: number): string => `${(n / 1e6).toFixed(2)} M/s`;
   console.log(
-    `features L=${result.levels} (dimension ${4 * result.levels + 6}), ${result.ticks.toLocaleString('en-US')} ticks, synthetic books: ` +
+    `features L=${result.levels} (dimension ${featureDimension(result.levels)}), ${result.ticks.toLocaleString('en-US')} ticks, synthetic books: ` +
       `extract ${format(result.extractPerSecond)}, normalise ${format(result.normalisePerSecond)}, ` +
       `extract + normalise ${format(result.bothPerSecond)}`,
   );
@@ -325,6 +328,11 @@ async function symbolsSection(root: string, baseline: string | undefined): Promi
   console.log('goal: at most 300 KB per idle symbol; no /healthz wait over 50 ms.');
 }
 
+async function workersSection(root: string, dataDir: string): Promise<void> {
+  heading('workers (symbols on worker threads, one worker against two)');
+  await benchWorkers(root, dataDir);
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const baseline = takeBaseline(argv);
@@ -343,6 +351,7 @@ async function main(): Promise<void> {
     else if (section === 'sources') await sourcesSection(dataDir);
     else if (section === 'flood') await floodSection(root, baseline);
     else if (section === 'symbols') await symbolsSection(root, baseline);
+    else if (section === 'workers') await workersSection(root, dataDir);
     else await serviceSection(root);
   }
 }

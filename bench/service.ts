@@ -347,7 +347,7 @@ async function checkpointRun(source: TickSource, hidden: number): Promise<Checkp
         }
         if (writeEveryMs !== null && now >= nextWrite) {
           const before = performance.now();
-          const meta = runtime.checkpoint(SYMBOL, 'bench');
+          const meta = await runtime.checkpoint(SYMBOL, 'bench');
           writeTimes.record((performance.now() - before) * 1000);
           bytes = meta?.sizeBytes ?? 0;
           writes++;

@@ -95,6 +95,15 @@ class SideLevels {
     return n;
   }
 
+  /** Keeps the best `depth` levels: the worst sit at the front, so this is one shift. */
+  truncate(depth: number): void {
+    if (this.count <= depth) return;
+    const drop = this.count - depth;
+    this.prices.copyWithin(0, drop, this.count);
+    this.sizes.copyWithin(0, drop, this.count);
+    this.count = depth;
+  }
+
   best(): number {
     return this.count > 0 ? this.prices[this.count - 1] : Number.NaN;
   }
@@ -194,6 +203,14 @@ export class L2Book {
    */
   writeTop(side: BookSide, levels: number, out: Float64Array): number {
     return (side === 'bid' ? this.bids : this.asks).writeTop(Math.max(0, Math.floor(levels)), out);
+  }
+
+  /**
+   * Drops every level of `side` past the best `depth`: for venues that send no delete for a
+   * level pushed out of the subscribed depth (Kraken, OKX `books5`...).
+   */
+  truncate(side: BookSide, depth: number): void {
+    (side === 'bid' ? this.bids : this.asks).truncate(Math.max(0, Math.floor(depth)));
   }
 
   /** Highest bid price, NaN when the side is empty. */

@@ -24,6 +24,18 @@ export function speedOption(text: string): number | 'max' {
   return value;
 }
 
+/**
+ * Worker threads from `--workers` or LOB_RTRL_WORKERS (the flag wins), else one per core; 0
+ * and 1 both mean every symbol on the main thread.
+ */
+export function workersOption(flag: string | undefined, env: string | undefined, perCore: number): number {
+  const text = flag ?? (env === undefined || env === '' ? undefined : env);
+  if (text === undefined) return perCore;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 0 || value > 256) throw new UsageError(`${flag === undefined ? 'LOB_RTRL_WORKERS' : '--workers'}: expected an integer in [0, 256], got "${text}"`);
+  return Math.max(1, value);
+}
+
 export interface ModelFlags {
   levels?: string;
   target?: string;

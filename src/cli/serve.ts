@@ -21,6 +21,7 @@ interface ServeFlags {
   lr?: string;
   seed?: string;
   kernel?: string;
+  workers?: string;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -33,12 +34,13 @@ export function registerServeCommand(program: Command): void {
     .option('--db <file>', 'SQLite database file (LOB_RTRL_DB)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (LOB_RTRL_LOG_LEVEL)')
     .option('--levels <n>', 'book levels per side for features (LOB_RTRL_LEVELS)')
-    .option('--target <target>', 'next-move | horizon:K[:THETA] (LOB_RTRL_TARGET)')
+    .option('--target <target>', 'next-move | horizon:K[:THETA] (ticks) | horizon:1s, horizon:500ms[:THETA] (venue time) (LOB_RTRL_TARGET)')
     .option('--models <list>', 'rtrl,tbptt:K,logistic,majority (LOB_RTRL_MODELS)')
     .option('--hidden <n>', 'hidden units (LOB_RTRL_HIDDEN)')
     .option('--lr <rate>', 'learning rate (LOB_RTRL_LR)')
     .option('--seed <n>', 'initialisation seed (LOB_RTRL_SEED)')
     .option('--kernel <kernel>', 'RTRL kernel: auto|js|native (LOB_RTRL_KERNEL)')
+    .option('--workers <n>', 'worker threads the symbols are spread over, default one per core; 0 or 1: all on the main thread (LOB_RTRL_WORKERS)')
     .action(async (flags: ServeFlags) => {
       let config: ServiceConfig;
       const warnings: string[] = [];

@@ -3,15 +3,16 @@
 // (`--features-out`), as JSON lines or, for a `.parquet` path, Apache Parquet.
 //
 // A row is written once its label is known (or known never to come: a disconnect or an
-// expiry drops pending ticks unscored, and the ticks still pending at the end have no label),
-// so rows leave per symbol in tick order, interleaved across symbols by resolution time.
+// expiry drops pending ticks, and the ticks still pending at the end have no label), so rows
+// leave per symbol in tick order, interleaved across symbols by resolution time.
 import { once } from 'node:events';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ParquetWriter, fileWriter, schemaFromColumnData, type ColumnSource } from 'hyparquet-writer';
-import type { Prediction, SymbolEngine } from '../engine/symbol-engine.js';
+import type { Prediction } from '../engine/symbol-engine.js';
 import { featureNames } from '../features/extract.js';
+import { classNames, Labeler, type TargetSpec } from '../model/targets.js';
 
 interface PendingTick {
   readonly prediction: Prediction;
@@ -19,10 +20,14 @@ interface PendingTick {
 }
 
 interface SymbolQueue {
+  /** This run's ticks still waiting for their label, oldest first. */
   readonly ticks: PendingTick[];
-  /** Ticks pending in the restored state, predicted by an earlier run: their labels are not ours to write. */
-  inherited: number;
-  readonly engine: SymbolEngine;
+  /** The target's labeler over this run's mids: the same rule the learners are scored by. */
+  readonly labeler: Labeler;
+  /** Predictions seen so far. */
+  received: number;
+  /** Disconnects not yet applied, as the number of predictions that came before each. */
+  readonly breaks: number[];
 }
 
 /** One column of a table: a name and how to read it from a row. */
@@ -53,57 +58,66 @@ export interface TickOutputOptions {
   readonly featuresOut?: string;
   readonly levels: number;
   readonly models: readonly string[];
-  readonly classNames: readonly string[];
+  readonly target: TargetSpec;
+  /** The learners' bound on pending ticks, so ticks expire here exactly when they expire there. */
+  readonly maxPending: number;
 }
 
+/**
+ * Labels each tick from the predictions themselves (their mid and venue time) with the target's
+ * own Labeler, so it needs nothing from inside the engine and works the same whether the
+ * symbols run on this thread or on workers: only the predictions, in input order, and where
+ * the disconnects fell. A row's label is the realised label by the target's definition.
+ */
 export class TickOutput {
   private readonly symbols = new Map<string, SymbolQueue>();
-  private readonly predictionSink: TableSink<TickRow> | null;
-  private readonly featureSink: TableSink<TickRow> | null;
+  private readonly classNames: readonly string[];
 
-  private constructor(predictionSink: TableSink<TickRow> | null, featureSink: TableSink<TickRow> | null) {
-    this.predictionSink = predictionSink;
-    this.featureSink = featureSink;
+  private constructor(
+    private readonly options: TickOutputOptions,
+    private readonly predictionSink: TableSink<TickRow> | null,
+    private readonly featureSink: TableSink<TickRow> | null,
+  ) {
+    this.classNames = classNames(options.target);
   }
 
   static async open(options: TickOutputOptions): Promise<TickOutput | null> {
     if (!options.out && !options.featuresOut) return null;
-    const predictionSink = options.out ? await openSink(options.out, predictionColumns(options.models, options.classNames)) : null;
+    const predictionSink = options.out ? await openSink(options.out, predictionColumns(options.models, classNames(options.target))) : null;
     const featureSink = options.featuresOut ? await openSink(options.featuresOut, featureColumns(featureNames(options.levels))) : null;
-    return new TickOutput(predictionSink, featureSink);
+    return new TickOutput(options, predictionSink, featureSink);
   }
 
-  /** A symbol's engine is in place (restored or fresh), before its first tick of this run. */
-  onNewSymbol(engine: SymbolEngine): void {
-    this.symbols.set(engine.symbol, { ticks: [], inherited: engine.learners.pending, engine });
+  /** Whether feature vectors are wanted (then `onPrediction` needs them). */
+  get wantsFeatures(): boolean {
+    return this.featureSink !== null;
   }
 
-  /** Every prediction, after its tick's step (earlier ticks resolved, this one now pending). */
-  onPrediction(prediction: Prediction): void {
-    const queue = this.symbols.get(prediction.symbol);
-    if (!queue) return;
-    // Ticks the learners dropped unscored since the last tick (a disconnect, an expiry) leave
-    // now, without a label: the oldest go, inherited first.
-    let excess = queue.inherited + queue.ticks.length + 1 - queue.engine.learners.pending;
-    while (excess > 0 && queue.inherited > 0) {
-      queue.inherited--;
-      excess--;
+  /**
+   * A disconnect of `symbol` after its `afterTicks`-th snapshot of this run: the learners drop
+   * the ticks pending then unscored, and no later mid labels them.
+   */
+  onDisconnect(symbol: string, afterTicks: number): void {
+    const queue = this.queueOf(symbol);
+    queue.breaks.push(afterTicks);
+    this.applyBreaks(queue);
+  }
+
+  /** Every prediction in input order; `features` the tick's vector before standardisation, when wanted. */
+  onPrediction(prediction: Prediction, features: Float64Array | null = null): void {
+    const queue = this.queueOf(prediction.symbol);
+    this.applyBreaks(queue);
+    for (let resolution = queue.labeler.observe(prediction.mid, prediction.ts); resolution !== null; resolution = queue.labeler.observe(prediction.mid, prediction.ts)) {
+      if (resolution.kind === 'label') {
+        for (let r = 0; r < resolution.count; r++) this.emit(queue.ticks.shift() as PendingTick, this.classNames[resolution.label]);
+      } else {
+        // Expired unscored, as LearnerSet drops them: every pending tick goes without a label.
+        for (const tick of queue.ticks.splice(0)) this.emit(tick, null);
+      }
     }
-    while (excess-- > 0) this.emit(queue.ticks.shift() as PendingTick, null);
-    queue.ticks.push({ prediction, features: this.featureSink ? Float64Array.from(queue.engine.rawFeatures) : null });
-  }
-
-  /** A prediction of the first model was scored: the oldest pending tick of the symbol has its label. */
-  onScored(symbol: string, learnerIndex: number, label: number): void {
-    if (learnerIndex !== 0) return;
-    const queue = this.symbols.get(symbol);
-    if (!queue) return;
-    if (queue.inherited > 0) {
-      queue.inherited--;
-      return;
-    }
-    const tick = queue.ticks.shift();
-    if (tick) this.emit(tick, tick.prediction.classNames[label]);
+    queue.labeler.addPending(prediction.mid, prediction.ts);
+    queue.ticks.push({ prediction, features: this.featureSink && features ? Float64Array.from(features) : null });
+    queue.received++;
   }
 
   /** Backpressure for the replay loop: null when nothing waits. */
@@ -118,6 +132,23 @@ export class TickOutput {
     }
     await this.predictionSink?.close();
     await this.featureSink?.close();
+  }
+
+  private queueOf(symbol: string): SymbolQueue {
+    let queue = this.symbols.get(symbol);
+    if (!queue) {
+      queue = { ticks: [], labeler: new Labeler(this.options.target, this.options.maxPending), received: 0, breaks: [] };
+      this.symbols.set(symbol, queue);
+    }
+    return queue;
+  }
+
+  private applyBreaks(queue: SymbolQueue): void {
+    while (queue.breaks.length > 0 && queue.breaks[0] <= queue.received) {
+      queue.breaks.shift();
+      queue.labeler.discard();
+      for (const tick of queue.ticks.splice(0)) this.emit(tick, null);
+    }
   }
 
   private emit(tick: PendingTick, label: string | null): void {

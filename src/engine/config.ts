@@ -1,6 +1,7 @@
 // What an engine is configured with, and a stable hash of it: a checkpoint made under one
 // configuration is never loaded into another.
 import { createHash } from 'node:crypto';
+import { FEATURE_SET_VERSION } from '../features/extract.js';
 import type { NormaliserOptions } from '../features/normaliser.js';
 import { defaultLearnerSettings, modelName, parseModelList, type LearnerSettings, type ModelSpec } from '../model/factory.js';
 import { targetName, type TargetSpec } from '../model/targets.js';
@@ -19,15 +20,18 @@ export interface EngineConfig {
 export const defaultEngineConfig: EngineConfig = {
   levels: 10,
   target: { kind: 'next-move' },
-  models: parseModelList('rtrl,tbptt:10,logistic,majority'),
+  models: parseModelList('rtrl,tbptt:10,logistic,majority,mix'),
   learner: defaultLearnerSettings,
   normaliser: { halfLife: 1000, clip: 5, warmup: 100 },
   rollingWindows: [1000, 10_000],
 };
 
-/** sha256 of the configuration's canonical JSON (keys sorted), hex. */
-export function engineConfigHash(config: EngineConfig): string {
-  const canonical = stableStringify({ ...config, target: targetName(config.target), models: config.models.map(modelName) });
+/**
+ * sha256 of the configuration's canonical JSON (keys sorted), hex. The feature set's version
+ * is part of it: a checkpoint trained on other inputs never matches.
+ */
+export function engineConfigHash(config: EngineConfig, featureSet: string = FEATURE_SET_VERSION): string {
+  const canonical = stableStringify({ ...config, featureSet, target: targetName(config.target), models: config.models.map(modelName) });
   return createHash('sha256').update(canonical).digest('hex');
 }
 

@@ -129,6 +129,32 @@ export class Engine {
     }
   }
 
+  /**
+   * Counts `message` as `process` would, without running it: for a caller whose symbols run
+   * on worker threads (src/engine/worker-pool.ts). Rejections are counted and logged here;
+   * a disconnect is counted (its symbols are reset where they run).
+   */
+  count(message: MarketMessage): void {
+    switch (message.type) {
+      case 'book_snapshot':
+        this.counters.eventsRead++;
+        this.counters.accepted++;
+        return;
+      case 'trade':
+        this.counters.trades++;
+        return;
+      case 'order_event':
+        this.counters.orderEvents++;
+        return;
+      case 'rejected':
+        this.reject(message.reason, message.detail, message.sample, message.symbol);
+        return;
+      case 'disconnect':
+        this.counters.disconnects++;
+        return;
+    }
+  }
+
   private reject(reason: RejectReason, detail: string, sample: string, symbol: string | null): void {
     this.counters.eventsRead++;
     this.counters.rejected[reason] = (this.counters.rejected[reason] ?? 0) + 1;

@@ -5,6 +5,14 @@ const MIN_US = 0.1;
 const PER_DECADE = 20;
 const DECADES = 9;
 
+/** A histogram's whole content, to carry it from a worker thread and add it to another. */
+export interface LatencyState {
+  readonly buckets: Float64Array;
+  readonly count: number;
+  readonly sumUs: number;
+  readonly maxUs: number;
+}
+
 export class LatencyHistogram {
   private readonly buckets = new Float64Array(PER_DECADE * DECADES + 1);
   count = 0;
@@ -49,6 +57,19 @@ export class LatencyHistogram {
 
   static readonly bucketsPerDecade = PER_DECADE;
   static readonly bucketCount = PER_DECADE * DECADES + 1;
+
+  getState(): LatencyState {
+    return { buckets: this.buckets.slice(), count: this.count, sumUs: this.sumUs, maxUs: this.maxUs };
+  }
+
+  /** Adds another histogram's recordings (a worker's) to this one. */
+  add(state: LatencyState): void {
+    if (state.buckets.length !== this.buckets.length) throw new RangeError(`latency state: ${state.buckets.length} buckets, expected ${this.buckets.length}`);
+    for (let i = 0; i < this.buckets.length; i++) this.buckets[i] += state.buckets[i];
+    this.count += state.count;
+    this.sumUs += state.sumUs;
+    if (state.maxUs > this.maxUs) this.maxUs = state.maxUs;
+  }
 
   reset(): void {
     this.buckets.fill(0);

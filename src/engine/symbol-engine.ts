@@ -102,6 +102,11 @@ export class SymbolEngine {
     return this.raw;
   }
 
+  /** The feature normaliser has seen its warm-up ticks (readiness waits for it). */
+  get warm(): boolean {
+    return this.normaliser.isWarm;
+  }
+
   /** One tick. `clock` (ms, monotonic) and `latency` are optional, for measurement only. */
   onSnapshot(snapshot: BookSnapshot, clock?: () => number, latency?: LatencyHistogram): Prediction {
     const started = clock ? clock() : 0;
@@ -110,7 +115,7 @@ export class SymbolEngine {
     this.normaliser.normalise(this.raw, this.normalised);
     const mid = midPrice(snapshot);
     this.timeline?.recordMid(snapshot.ts, mid);
-    const probs = this.learners.step(mid, this.normalised, this.scoreSink);
+    const probs = this.learners.step(mid, this.normalised, this.scoreSink, snapshot.ts);
     const classes = this.classNames.length;
     const models: ModelPrediction[] = this.modelNames.map((model, i) => ({ model, probs: Array.from(probs.subarray(i * classes, (i + 1) * classes)) }));
     const prediction: Prediction = {
@@ -142,6 +147,14 @@ export class SymbolEngine {
     this.lastInputSeq = null;
     this.lastInputTs = null;
     this.onDisconnect();
+  }
+
+  /** The mix's current weight on each member model, or null without a `mix` among the models. */
+  mixtureWeights(): { model: string; weight: number }[] | null {
+    const { mixture, mixtureMembers } = this.learners;
+    if (!mixture) return null;
+    const weights = mixture.weights(new Float64Array(mixture.members));
+    return mixtureMembers.map((learner, i) => ({ model: this.modelNames[learner], weight: weights[i] }));
   }
 
   /** A trade of this symbol: it only moves the flow features of the next snapshot. */

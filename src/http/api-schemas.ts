@@ -25,6 +25,7 @@ export const readinessResponse = z.object({
     feeds: z.boolean(),
     learners: z.boolean(),
     restored: z.boolean(),
+    workers: z.boolean().optional().describe('with worker threads: false once one has failed'),
     reason: z.string().optional(),
   }),
 });
@@ -106,6 +107,7 @@ export const symbolMetricsResponse = z.object({
   ticks: z.number().int(),
   unscored: z.number().int(),
   models: z.array(z.object({ model: z.string(), overall: metricsSummary, rolling: z.array(rollingMetrics), learner: learnerStats })),
+  mixWeights: z.array(z.object({ model: z.string(), weight: z.number() })).nullable().describe("the mix model's weight on each member (null without a mix)"),
 });
 
 export const ingestOutcomeResponse = z.object({

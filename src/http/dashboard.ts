@@ -64,7 +64,7 @@ export function loadDashboardAssets(sourceDir: string = dashboardSourceDir()): D
 
 /** What `GET /v1/status` answers: the state a person watching the service wants at a glance. */
 export function serviceStatus(runtime: ServiceRuntime) {
-  const latency = runtime.engine.latency;
+  const latency = runtime.stepLatency;
   const stream = streamStatsOf(runtime);
   return {
     feeds: runtime.feeds.map(({ config, feed }) => {
@@ -90,7 +90,7 @@ export function serviceStatus(runtime: ServiceRuntime) {
       stepLatencyUs: { p50: latency.quantile(0.5), p99: latency.quantile(0.99), max: latency.count > 0 ? latency.maxUs : null },
     },
     stream: { subscribers: stream.subscribers, conflated: stream.conflated, dropped: stream.dropped },
-    symbols: [...runtime.engine.symbols.values()].map((s) => ({ symbol: s.symbol, ticks: s.ticks, models: s.modelNames, target: s.targetName })),
+    symbols: runtime.symbolViews().map((s) => ({ symbol: s.symbol, ticks: s.ticks, models: s.modelNames, target: s.targetName })),
   };
 }
 

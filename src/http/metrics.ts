@@ -12,6 +12,9 @@ import { streamStatsOf } from './ws.js';
 
 type HistogramExport = Awaited<ReturnType<Histogram['get']>>;
 
+/** Scores are read once per scrape: every family of one scrape sees the same figures. */
+const SCORES_FRESH_MS = 250;
+
 /**
  * Prometheus `le` bounds: every fifth bucket of the engine's histogram (four per decade, from
  * 1 µs to 100 s), so each bound is exactly one of the engine's own and the cumulative counts are
@@ -102,7 +105,7 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const symbolEngine of engine.symbols.values()) this.inc({ symbol: symbolEngine.symbol }, symbolEngine.ticksThisProcess);
+      for (const symbol of runtime.symbolViews()) this.inc({ symbol: symbol.symbol }, symbol.ticksThisProcess);
     },
   });
 
@@ -113,29 +116,29 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const symbolEngine of engine.symbols.values()) this.set({ symbol: symbolEngine.symbol }, symbolEngine.ticks);
+      for (const symbol of runtime.symbolViews()) this.set({ symbol: symbol.symbol }, symbol.ticks);
     },
   });
 
-  // Per model and rolling window: what an accuracy-drift alert compares with the lifetime mean.
-  const modelLabels = ['symbol', 'model', 'window'] as const;
-  const eachRolling = (visit: (labels: { symbol: string; model: string; window: string }, rolling: ReturnType<SymbolEngine['metrics'][number]['rolling']>[number]) => void) => {
-    for (const symbolEngine of engine.symbols.values()) {
-      symbolEngine.metrics.forEach((metrics, m) => {
-        for (const rolling of metrics.rolling()) {
-          if (rolling.n > 0) visit({ symbol: symbolEngine.symbol, model: symbolEngine.modelNames[m], window: String(rolling.window) }, rolling);
-        }
-      });
-    }
+  // Per model: what an accuracy-drift alert compares. Read once per scrape (from the workers
+  // when symbols run there) and shared by the families below.
+  let scores: { at: number; value: Promise<Awaited<ReturnType<ServiceRuntime['allSymbolMetrics']>>> } | null = null;
+  const currentScores = () => {
+    const now = performance.now();
+    if (!scores || now - scores.at > SCORES_FRESH_MS) scores = { at: now, value: runtime.allSymbolMetrics() };
+    return scores.value;
   };
+  const modelLabels = ['symbol', 'model', 'window'] as const;
   new Gauge({
     name: 'lob_rtrl_model_rolling_accuracy',
     help: 'Accuracy of the last `window` scored predictions, per symbol and model',
     labelNames: modelLabels,
     registers: [registry],
-    collect() {
+    async collect() {
       this.reset();
-      eachRolling((labels, rolling) => this.set(labels, rolling.accuracy ?? 0));
+      for (const symbol of await currentScores()) {
+        for (const model of symbol.models) for (const rolling of model.rolling) if (rolling.n > 0) this.set({ symbol: symbol.symbol, model: model.model, window: String(rolling.window) }, rolling.accuracy ?? 0);
+      }
     },
   });
   new Gauge({
@@ -143,23 +146,33 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     help: 'Mean log-loss (nats) of the last `window` scored predictions, per symbol and model',
     labelNames: modelLabels,
     registers: [registry],
-    collect() {
+    async collect() {
       this.reset();
-      eachRolling((labels, rolling) => this.set(labels, rolling.logLoss ?? 0));
+      for (const symbol of await currentScores()) {
+        for (const model of symbol.models) for (const rolling of model.rolling) if (rolling.n > 0) this.set({ symbol: symbol.symbol, model: model.model, window: String(rolling.window) }, rolling.logLoss ?? 0);
+      }
     },
   });
   new Gauge({
     name: 'lob_rtrl_model_accuracy',
-    help: 'Accuracy over every scored prediction of the symbol\'s life, per model',
+    help: "Accuracy over every scored prediction of the symbol's life, per model",
     labelNames: ['symbol', 'model'],
     registers: [registry],
-    collect() {
+    async collect() {
       this.reset();
-      for (const symbolEngine of engine.symbols.values()) {
-        symbolEngine.metrics.forEach((metrics, m) => {
-          if (metrics.count > 0) this.set({ symbol: symbolEngine.symbol, model: symbolEngine.modelNames[m] }, metrics.meanAccuracy());
-        });
+      for (const symbol of await currentScores()) {
+        for (const model of symbol.models) if (model.overall.accuracy !== null) this.set({ symbol: symbol.symbol, model: model.model }, model.overall.accuracy);
       }
+    },
+  });
+  new Gauge({
+    name: 'lob_rtrl_mix_weight',
+    help: "The mix model's weight on each member model, per symbol (absent without a mix)",
+    labelNames: ['symbol', 'model'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const symbol of await currentScores()) for (const { model, weight } of symbol.mixWeights ?? []) this.set({ symbol: symbol.symbol, model }, weight);
     },
   });
 
@@ -197,11 +210,11 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     help: 'Symbols with a live engine',
     registers: [registry],
     collect() {
-      this.set(engine.symbols.size);
+      this.set(runtime.symbolViews().length);
     },
   });
 
-  new EngineHistogram('lob_rtrl_step_latency_seconds', 'Engine step (features, learners, scoring) per snapshot', registry, () => engine.latency);
+  new EngineHistogram('lob_rtrl_step_latency_seconds', 'Engine step (features, learners, scoring) per snapshot', registry, () => runtime.stepLatency);
   new EngineHistogram('lob_rtrl_checkpoint_write_seconds', 'Checkpoint write, from serialising the state to the committed transaction', registry, () => runtime.checkpointWrites);
 
   // Feeds are labelled by position and venue: URLs can carry credentials.

@@ -43,7 +43,7 @@ export function predictionView(prediction: Prediction) {
 export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceRuntime, authorise: (request: FastifyRequest) => Promise<void>): Promise<void> {
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const symbolEngineOr404 = (symbol: string) => {
-    const engine = runtime.symbolEngine(symbol);
+    const engine = runtime.symbolView(symbol);
     if (!engine) throw new NotFoundError(`unknown symbol "${symbol}"`);
     return engine;
   };
@@ -52,13 +52,13 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
 
   routes.get('/readyz', { schema: { summary: 'database open, feeds connected and in sync, learners warm', response: { 200: readinessResponse, 503: readinessResponse } } }, async (_request, reply) => {
     const checks = runtime.readiness();
-    const ready = checks.database && checks.feeds && checks.learners;
+    const ready = checks.database && checks.feeds && checks.learners && checks.workers !== false;
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
 
   routes.get('/v1/symbols', { schema: { summary: 'symbols running, with tick counts and the latest mid; `restoring` counts stored symbols the background restore has not loaded yet', response: { 200: symbolsResponse } } }, async () => ({
     restoring: runtime.symbolsToRestore,
-    symbols: [...runtime.engine.symbols.values()].map((s) => ({
+    symbols: runtime.symbolViews().map((s) => ({
       symbol: s.symbol,
       ticks: s.ticks,
       disconnects: s.disconnects,
@@ -105,14 +105,8 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
 
   routes.get('/v1/symbols/:symbol/metrics', { schema: { summary: "every model's prequential metrics, overall and over rolling windows", params: symbolParams, response: { 200: symbolMetricsResponse, ...errorResponses(400, 404) } } }, async (request) => {
     const engine = symbolEngineOr404(request.params.symbol);
-    return {
-      symbol: engine.symbol,
-      target: engine.targetName,
-      classes: [...engine.classNames],
-      ticks: engine.ticks,
-      unscored: engine.learners.unscored,
-      models: engine.metrics.map((metrics, i) => ({ model: engine.modelNames[i], overall: metrics.summary(), rolling: metrics.rolling(), learner: engine.learners.learners[i].stats })),
-    };
+    const { unscored, models, mixWeights } = await runtime.symbolMetrics(engine.symbol);
+    return { symbol: engine.symbol, target: engine.targetName, classes: [...engine.classNames], ticks: engine.ticks, unscored, models: [...models], mixWeights };
   });
 
   // POST bodies share the ingest scheduler with every other producer, one lane per request,
@@ -183,7 +177,7 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
         response: { 200: orderingResetResponse, ...errorResponses(400, 401, 404, 503) },
       },
     },
-    async (request) => ({ symbol: request.params.symbol, checkpoint: runtime.resetOrdering(request.params.symbol) }),
+    async (request) => ({ symbol: request.params.symbol, checkpoint: await runtime.resetOrdering(request.params.symbol) }),
   );
 
   routes.get('/v1/symbols/:symbol/checkpoints', { schema: { summary: "the symbol's stored checkpoints, newest first", params: symbolParams, response: { 200: checkpointsResponse, ...errorResponses(400) } } }, async (request) => ({
@@ -193,7 +187,7 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
 
   routes.post('/v1/symbols/:symbol/checkpoints', { preHandler: authorise, schema: { summary: 'write a checkpoint now', params: symbolParams, security: [{ bearer: [] }], response: { 201: checkpointMeta, ...errorResponses(400, 401, 404, 503) } } }, async (request, reply) => {
     symbolEngineOr404(request.params.symbol);
-    const meta = runtime.checkpoint(request.params.symbol, 'manual');
+    const meta = await runtime.checkpoint(request.params.symbol, 'manual');
     if (!meta) throw new NotFoundError(`unknown symbol "${request.params.symbol}"`);
     return reply.code(201).send(meta);
   });

@@ -13,6 +13,10 @@
 //   at most 5 incoming messages per second and 1024 streams per connection.
 // - `GET /api/v3/depth`, `/api/v3/ping`, `/api/v3/time` with Binance's error bodies
 //   (`{"code":-1121,"msg":"Invalid symbol."}`).
+// - The same three under USDⓈ-M futures' paths (`/fapi/v1/depth`, `/fapi/v1/ping`, `/fapi/v1/time`),
+//   so a futures recording (diff events with `pu`) serves the `binance-usdm` venue: the frames go
+//   out as recorded, and the REST book at the stream position has the lastUpdateId of the last
+//   event sent, which the next event's `pu` names, as the futures sync rule wants.
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
@@ -770,13 +774,14 @@ export async function startFeedServer(options: FeedServerOptions): Promise<FeedS
     stats.restRequests++;
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
-      const route = url.pathname;
+      // Futures paths answer as spot's: the stand-in serves whatever market was recorded.
+      const route = url.pathname.replace(/^\/fapi\/v1\//, '/api/v3/');
       if (route !== '/api/v3/depth' && route !== '/api/v3/ping' && route !== '/api/v3/time') {
-        sendJson(res, 404, { code: -1000, msg: `Unknown endpoint ${route}.` });
+        sendJson(res, 404, { code: -1000, msg: `Unknown endpoint ${url.pathname}.` });
         return;
       }
       if (req.method !== 'GET' && req.method !== 'HEAD') {
-        sendJson(res, 405, { code: -1000, msg: `Method ${req.method} is not allowed on ${route}.` });
+        sendJson(res, 405, { code: -1000, msg: `Method ${req.method} is not allowed on ${url.pathname}.` });
         return;
       }
       if (route === '/api/v3/ping') sendJson(res, 200, {});

@@ -6,8 +6,9 @@
 // A label therefore never reaches a parameter that was used for a prediction made at or after
 // the tick the label became known, and never one used before the tick it labels.
 import type { OnlineLearner } from './learner.js';
+import { MixtureLearner } from './mixture.js';
 import { packRing, unpackRing } from './state-codec.js';
-import { Labeler, type TargetSpec } from './targets.js';
+import { Labeler, pendingCapacity, type TargetSpec } from './targets.js';
 
 /** Called for every prediction whose label resolved, before its learner sees the label. */
 export type ScoreSink = (learnerIndex: number, probs: Float64Array, offset: number, label: number) => void;
@@ -33,6 +34,11 @@ export class LearnerSet {
   private head = 0;
   private count = 0;
   private readonly row: Float64Array[];
+  /** Learner indices in prediction order: every member before the mixture that reads them. */
+  private readonly order: Int32Array;
+  /** The mixture among the learners, if one is configured, and the indices of its members. */
+  readonly mixture: MixtureLearner | null;
+  readonly mixtureMembers: readonly number[];
 
   constructor(readonly learners: readonly OnlineLearner[], readonly target: TargetSpec, readonly maxPending = 10_000) {
     if (learners.length === 0) throw new Error('models: at least one learner is needed');
@@ -41,21 +47,27 @@ export class LearnerSet {
       if (learner.classes !== this.classes) throw new Error(`models: ${learner.name} has ${learner.classes} classes, expected ${this.classes}`);
     }
     this.labeler = new Labeler(target, maxPending);
-    this.capacity = target.kind === 'horizon' ? target.k : maxPending;
+    this.capacity = pendingCapacity(target, maxPending);
     this.slots = Math.min(this.capacity, INITIAL_PENDING_SLOTS);
     this.pendingProbs = new Float64Array(learners.length * this.slots * this.classes);
     this.probs = new Float64Array(learners.length * this.classes);
     this.row = learners.map((_, i) => this.probs.subarray(i * this.classes, (i + 1) * this.classes));
+    const mixtures = learners.filter((learner): learner is MixtureLearner => learner instanceof MixtureLearner);
+    if (mixtures.length > 1) throw new Error('models: at most one mix');
+    this.mixture = mixtures[0] ?? null;
+    this.mixtureMembers = learners.flatMap((learner, i) => (learner instanceof MixtureLearner ? [] : [i]));
+    this.mixture?.bind(this.probs, this.mixtureMembers.map((i) => i * this.classes));
+    const mixtureIndex = this.mixture ? learners.indexOf(this.mixture) : -1;
+    this.order = Int32Array.from([...this.mixtureMembers, ...(mixtureIndex >= 0 ? [mixtureIndex] : [])]);
   }
 
   get pending(): number {
     return this.count;
   }
 
-  /** One tick: resolve, score, learn, predict. Returns `probs` (valid until the next call). */
-  step(mid: number, features: Float64Array, score?: ScoreSink): Float64Array {
-    const resolution = this.labeler.observe(mid);
-    if (resolution !== null) {
+  /** One tick at venue time `ts`: resolve, score, learn, predict. Returns `probs` (valid until the next call). */
+  step(mid: number, features: Float64Array, score?: ScoreSink, ts = 0): Float64Array {
+    for (let resolution = this.labeler.observe(mid, ts); resolution !== null; resolution = this.labeler.observe(mid, ts)) {
       if (resolution.kind === 'label') {
         this.resolve(resolution.label, resolution.count, score);
       } else {
@@ -68,13 +80,14 @@ export class LearnerSet {
     if (this.count === this.slots) this.grow();
     const stride = this.slots * this.classes;
     const slot = (this.head + this.count) % this.slots;
-    for (let i = 0; i < this.learners.length; i++) {
+    for (let k = 0; k < this.order.length; k++) {
+      const i = this.order[k];
       const row = this.row[i];
       this.learners[i].predict(features, row);
       this.pendingProbs.set(row, i * stride + slot * this.classes);
     }
     this.count++;
-    this.labeler.addPending(mid);
+    this.labeler.addPending(mid, ts);
     return this.probs;
   }
 

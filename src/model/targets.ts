@@ -4,7 +4,16 @@
 
 export type TargetSpec =
   | { readonly kind: 'next-move' }
-  | { readonly kind: 'horizon'; readonly k: number; readonly flatBand: number };
+  | { readonly kind: 'horizon'; readonly k: number; readonly flatBand: number }
+  /** Sign of the mid change over `ms` of venue time, for feeds whose tick rate varies. */
+  | { readonly kind: 'time-horizon'; readonly ms: number; readonly flatBand: number };
+
+/**
+ * Ticks a time horizon keeps pending at most. Past it (a burst of more ticks within one
+ * horizon) the pending ticks expire unscored, as a next-move book that never moves does: the
+ * recurrent learners keep a C x P row per pending tick, so the bound is memory.
+ */
+export const TIME_HORIZON_PENDING = 512;
 
 export const NEXT_MOVE_CLASSES = ['down', 'up'] as const;
 export const HORIZON_CLASSES = ['down', 'flat', 'up'] as const;
@@ -15,17 +24,26 @@ export function classNames(target: TargetSpec): readonly string[] {
 
 export function targetName(target: TargetSpec): string {
   if (target.kind === 'next-move') return 'next-move';
-  return target.flatBand === 0 ? `horizon:${target.k}` : `horizon:${target.k}:${target.flatBand}`;
+  const horizon = target.kind === 'horizon' ? `${target.k}` : target.ms % 1000 === 0 ? `${target.ms / 1000}s` : `${target.ms}ms`;
+  return target.flatBand === 0 ? `horizon:${horizon}` : `horizon:${horizon}:${target.flatBand}`;
 }
 
 /**
- * Parses `next-move`, `horizon:K` or `horizon:K:THETA` (THETA: relative flat band, e.g. 0.0001
- * = 1 bp). Throws an error naming the problem.
+ * Parses `next-move`, `horizon:K` (ticks), `horizon:Ns` / `horizon:Nms` (venue time), each
+ * optionally `:THETA` (relative flat band, e.g. 0.0001 = 1 bp). Throws an error naming the problem.
  */
 export function parseTarget(text: string): TargetSpec {
   if (text === 'next-move') return { kind: 'next-move' };
+  const timed = /^horizon:(\d+(?:\.\d+)?)(ms|s)(?::([0-9.eE+-]+))?$/.exec(text);
+  if (timed) {
+    const ms = Number(timed[1]) * (timed[2] === 's' ? 1000 : 1);
+    const flatBand = timed[3] === undefined ? 0 : Number(timed[3]);
+    if (!(Number.isFinite(ms) && ms >= 1 && ms <= 86_400_000)) throw new Error(`target: time horizon must be between 1 ms and 1 day, got ${timed[1]}${timed[2]}`);
+    if (!Number.isFinite(flatBand) || flatBand < 0) throw new Error(`target: flat band THETA must be a finite number >= 0, got ${timed[3]}`);
+    return { kind: 'time-horizon', ms, flatBand };
+  }
   const match = /^horizon:(\d+)(?::([0-9.eE+-]+))?$/.exec(text);
-  if (!match) throw new Error(`target: expected next-move, horizon:K or horizon:K:THETA, got "${text}"`);
+  if (!match) throw new Error(`target: expected next-move, horizon:K, horizon:Ns, horizon:Nms (each with an optional :THETA), got "${text}"`);
   const k = Number(match[1]);
   const flatBand = match[2] === undefined ? 0 : Number(match[2]);
   if (!Number.isInteger(k) || k < 1 || k > 100_000) throw new Error(`target: horizon K must be an integer in [1, 100000], got ${match[1]}`);
@@ -41,7 +59,15 @@ export function parseTarget(text: string): TargetSpec {
 export type PendingMode = { readonly kind: 'batch'; readonly maxPending: number } | { readonly kind: 'fifo'; readonly capacity: number };
 
 export function pendingModeFor(target: TargetSpec, maxPending: number): PendingMode {
-  return target.kind === 'next-move' ? { kind: 'batch', maxPending } : { kind: 'fifo', capacity: target.k };
+  if (target.kind === 'next-move') return { kind: 'batch', maxPending };
+  return { kind: 'fifo', capacity: pendingCapacity(target, maxPending) };
+}
+
+/** Most ticks pending at once under `target`. */
+export function pendingCapacity(target: TargetSpec, maxPending: number): number {
+  if (target.kind === 'horizon') return target.k;
+  if (target.kind === 'time-horizon') return Math.min(maxPending, TIME_HORIZON_PENDING);
+  return maxPending;
 }
 
 /**
@@ -96,29 +122,37 @@ export type Resolution =
 
 /**
  * Turns the stream of mid-prices into label resolutions, shared by every learner of a symbol.
- * Per tick: `observe(mid)` first (it may resolve earlier ticks with what this tick's mid
- * reveals), then the learners predict, then `addPending(mid)`. A label therefore only ever
- * reaches a learner after the prediction it labels was made.
+ * Per tick: `observe(mid, ts)` until it returns null (each call may resolve earlier ticks with
+ * what this tick reveals), then the learners predict, then `addPending(mid, ts)`. A label
+ * therefore only ever reaches a learner after the prediction it labels was made.
+ *
+ * A time horizon H labels the tick made at ts with the mid in force at ts + H: that of the
+ * last tick at or before ts + H, known once a tick later than ts + H arrives.
  */
 export class Labeler {
   private readonly mids: Float64Array;
+  private readonly times: Float64Array;
+  private readonly slots: number;
   private head = 0;
   private count = 0;
   private lastMid = Number.NaN;
 
   constructor(readonly target: TargetSpec, readonly maxPending = 10_000) {
     if (!Number.isInteger(maxPending) || maxPending < 1) throw new Error(`maxPending: must be a positive integer, got ${maxPending}`);
-    this.mids = new Float64Array(target.kind === 'horizon' ? target.k : 1);
+    this.slots = target.kind === 'next-move' ? 1 : pendingCapacity(target, maxPending);
+    this.mids = new Float64Array(this.slots);
+    this.times = new Float64Array(target.kind === 'time-horizon' ? this.slots : 0);
   }
 
   get pending(): number {
     return this.count;
   }
 
-  /** Resolutions revealed by a new tick's mid, before that tick's prediction. */
-  observe(mid: number): Resolution | null {
+  /** The next resolution revealed by a new tick (mid, venue ts), before that tick's prediction; null when none is left. */
+  observe(mid: number, ts = 0): Resolution | null {
     if (this.count === 0) return null;
-    if (this.target.kind === 'next-move') {
+    const target = this.target;
+    if (target.kind === 'next-move') {
       if (mid !== this.lastMid) {
         const resolved = this.count;
         this.count = 0;
@@ -132,25 +166,41 @@ export class Labeler {
       }
       return null;
     }
-    if (this.count < this.target.k) return null;
+    if (target.kind === 'time-horizon') {
+      if (this.times[this.head] + target.ms < ts) return { kind: 'label', label: this.takeOldest(this.lastMid, target.flatBand), count: 1 };
+      if (this.count >= this.slots) {
+        // More ticks within one horizon than the learners keep: they go unscored.
+        const expired = this.count;
+        this.count = 0;
+        this.head = 0;
+        return { kind: 'expire', count: expired };
+      }
+      return null;
+    }
+    if (this.count < target.k) return null;
+    return { kind: 'label', label: this.takeOldest(mid, target.flatBand), count: 1 };
+  }
+
+  /** Pops the oldest pending tick and labels it by the move from its mid to `mid`. */
+  private takeOldest(mid: number, flatBand: number): number {
     const then = this.mids[this.head];
-    this.head = (this.head + 1) % this.target.k;
+    this.head = (this.head + 1) % this.slots;
     this.count--;
-    const band = this.target.flatBand * then;
+    const band = flatBand * then;
     const change = mid - then;
-    const label = change > band ? 2 : change < -band ? 0 : 1;
-    return { kind: 'label', label, count: 1 };
+    return change > band ? 2 : change < -band ? 0 : 1;
   }
 
   /** Registers the tick just predicted as pending. */
-  addPending(mid: number): void {
+  addPending(mid: number, ts = 0): void {
+    this.lastMid = mid;
     if (this.target.kind === 'next-move') {
-      this.lastMid = mid;
       this.count++;
       return;
     }
-    const k = this.target.k;
-    this.mids[(this.head + this.count) % k] = mid;
+    const slot = (this.head + this.count) % this.slots;
+    this.mids[slot] = mid;
+    if (this.times.length > 0) this.times[slot] = ts;
     this.count++;
   }
 
@@ -164,19 +214,22 @@ export class Labeler {
   }
 
   getState(): Float64Array {
-    const state = new Float64Array(3 + this.mids.length);
+    const state = new Float64Array(3 + this.mids.length + this.times.length);
     state[0] = this.head;
     state[1] = this.count;
     state[2] = this.lastMid;
     state.set(this.mids, 3);
+    state.set(this.times, 3 + this.mids.length);
     return state;
   }
 
   setState(state: Float64Array): void {
-    if (state.length !== 3 + this.mids.length) throw new Error(`labeler state: expected ${3 + this.mids.length} values, got ${state.length}`);
+    const expected = 3 + this.mids.length + this.times.length;
+    if (state.length !== expected) throw new Error(`labeler state: expected ${expected} values, got ${state.length}`);
     this.head = state[0];
     this.count = state[1];
     this.lastMid = state[2];
-    this.mids.set(state.subarray(3));
+    this.mids.set(state.subarray(3, 3 + this.mids.length));
+    this.times.set(state.subarray(3 + this.mids.length));
   }
 }

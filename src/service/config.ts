@@ -2,6 +2,7 @@
 // (LOB_RTRL_*) < command-line flags, validated once at start. An invalid value stops the
 // process with one line naming the key.
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { symbolSchema } from '../domain/schemas.js';
 import { defaultEngineConfig, type EngineConfig } from '../engine/config.js';
@@ -30,8 +31,8 @@ export const serviceConfigSchema = z.object({
   token: z.string().min(16, { message: 'must be at least 16 characters' }).optional(),
   logLevel: z.enum(logLevels).default('info'),
   levels: z.coerce.number().int().min(1).max(1000).default(defaultEngineConfig.levels),
-  target: z.string().default('next-move').refine(validates(parseTarget), { message: 'expected next-move, horizon:K or horizon:K:THETA' }),
-  models: z.string().default('rtrl,tbptt:10,logistic,majority').refine(validates(parseModelList), { message: 'expected a comma list of rtrl, tbptt:K, logistic, majority' }),
+  target: z.string().default('next-move').refine(validates(parseTarget), { message: 'expected next-move, horizon:K, horizon:Ns or horizon:Nms, each with an optional :THETA' }),
+  models: z.string().default('rtrl,tbptt:10,logistic,majority,mix').refine(validates(parseModelList), { message: 'expected a comma list of rtrl, tbptt:K, logistic, majority, mix' }),
   hidden: z.coerce.number().int().min(1).max(256).default(defaultEngineConfig.learner.hidden),
   /** RTRL kernel: auto (native when its addon loads, else TypeScript), js, or native (an error when the addon is missing). */
   kernel: z.enum(KERNEL_CHOICES).default('auto'),
@@ -63,6 +64,8 @@ export const serviceConfigSchema = z.object({
   /** /v1/stream pings each client this often; one that has not answered the previous ping is closed (0 = never). */
   streamPingSeconds: z.coerce.number().min(0).default(30),
   maxSymbols: z.coerce.number().int().min(1).default(1000),
+  /** Worker threads the symbols are spread over (default one per core); 0 or 1 runs them all on the main thread. */
+  workers: z.coerce.number().int().min(0).max(256).default(availableParallelism()),
   /** Queued predictions per stream subscriber before it is conflated (newest per symbol kept). */
   subscriberQueue: z.coerce.number().int().min(1).default(256),
 });

@@ -14,6 +14,11 @@ export interface SchedulerOptions {
   readonly clock?: () => number;
   /** An item that throws is dropped and reported here; the lane goes on with the next. */
   readonly onError?: (lane: string, error: unknown) => void;
+  /**
+   * Asked before each slice: a promise holds every lane until it settles (the symbols' worker
+   * threads are behind), null lets the slice run.
+   */
+  readonly hold?: () => Promise<void> | null;
 }
 
 export interface SchedulerStats {
@@ -37,8 +42,11 @@ export class IngestScheduler {
   private scheduled: NodeJS.Immediate | null = null;
   private idleWaiters: Array<() => void> = [];
   private closed = false;
+  private holding = false;
+  private readonly hold: (() => Promise<void> | null) | undefined;
 
   constructor(options: SchedulerOptions = {}) {
+    this.hold = options.hold;
     this.sliceMs = options.sliceMs ?? 4;
     if (!(this.sliceMs > 0)) throw new RangeError(`sliceMs: must be > 0, got ${this.sliceMs}`);
     this.clock = options.clock ?? (() => performance.now());
@@ -89,7 +97,16 @@ export class IngestScheduler {
   /** Runs up to one slice now, synchronously (tests and shutdown drain with it). */
   runSlice(): void {
     this.scheduled = null;
-    if (this.closed) return;
+    if (this.closed || this.holding) return;
+    const held = this.hold?.();
+    if (held) {
+      this.holding = true;
+      void held.then(() => {
+        this.holding = false;
+        this.schedule();
+      });
+      return;
+    }
     const started = this.clock();
     const deadline = started + this.sliceMs;
     while (this.ready.length > 0) {
@@ -112,7 +129,7 @@ export class IngestScheduler {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.closed) return;
+    if (this.scheduled || this.closed || this.holding) return;
     this.scheduled = setImmediate(() => this.runSlice());
   }
 

@@ -24,6 +24,10 @@ import { CanonicalMapper } from '../venues/canonical.js';
 import { venueById } from '../venues/registry.js';
 import { engineConfigOf, type FeedConfig, type ServiceConfig } from './config.js';
 import { IngestScheduler, type IngestLane } from './ingest-scheduler.js';
+import { SymbolWorkerPool } from '../engine/worker-pool.js';
+import type { SymbolSummary } from '../engine/worker-protocol.js';
+import type { MetricsSummary, RollingMetrics } from '../engine/metrics.js';
+import type { LearnerStats } from '../model/learner.js';
 
 export interface RuntimeLogger {
   info(fields: object, message: string): void;
@@ -33,6 +37,70 @@ export interface RuntimeLogger {
 }
 
 export type PredictionListener = (prediction: Prediction) => void;
+
+/** What the service shows of a running symbol, wherever it runs (this thread or a worker). */
+export interface SymbolView {
+  readonly symbol: string;
+  readonly ticks: number;
+  /** Ticks accepted by this process (the lifetime count less what the restored checkpoint had). */
+  readonly ticksThisProcess: number;
+  readonly disconnects: number;
+  readonly lastPrediction: Prediction | null;
+  readonly modelNames: readonly string[];
+  readonly classNames: readonly string[];
+  readonly targetName: string;
+  /** The feature normaliser has seen its warm-up ticks. */
+  readonly warm: boolean;
+}
+
+/** A symbol on a worker thread, as this thread knows it: updated by each prediction handed back. */
+class WorkerSymbol implements SymbolView {
+  ticks: number;
+  ticksThisProcess: number;
+  disconnects: number;
+  lastPrediction: Prediction | null;
+  warm: boolean;
+  /** Snapshots sent to the worker: the seq of the next one where the source has none. */
+  sent: number;
+  readonly modelNames: readonly string[];
+  readonly classNames: readonly string[];
+  readonly targetName: string;
+  constructor(readonly symbol: string, from: SymbolEngine) {
+    this.ticks = from.ticks;
+    this.ticksThisProcess = from.ticksThisProcess;
+    this.sent = from.ticks;
+    this.disconnects = from.disconnects;
+    this.lastPrediction = from.lastPrediction;
+    this.warm = from.warm;
+    this.modelNames = from.modelNames;
+    this.classNames = from.classNames;
+    this.targetName = from.targetName;
+  }
+}
+
+/** A model's scores and learner counters, as /v1/symbols/:symbol/metrics shows them. */
+export interface SymbolMetrics {
+  readonly unscored: number;
+  readonly models: ReadonlyArray<{ model: string; overall: MetricsSummary; rolling: RollingMetrics[]; learner: LearnerStats }>;
+  /** The mix model's weight on each member; null without a mix. */
+  readonly mixWeights: Array<{ model: string; weight: number }> | null;
+}
+
+function metricsOfEngine(engine: SymbolEngine): SymbolMetrics {
+  return {
+    unscored: engine.learners.unscored,
+    models: engine.metrics.map((metrics, i) => ({ model: engine.modelNames[i], overall: metrics.summary(), rolling: metrics.rolling(), learner: engine.learners.learners[i].stats })),
+    mixWeights: engine.mixtureWeights(),
+  };
+}
+
+function metricsOfSummary(summary: SymbolSummary): SymbolMetrics {
+  return {
+    unscored: summary.unscored,
+    models: summary.summaries.map((overall, i) => ({ model: summary.modelNames[i], overall, rolling: summary.rolling[i], learner: summary.learnerStats[i] })),
+    mixWeights: summary.mixWeights,
+  };
+}
 
 /** The last `capacity` predictions of a symbol, oldest first. */
 export class PredictionRing {
@@ -163,13 +231,18 @@ const FEED_PENDING_BOOKS = 256;
 /** A failed tick or interval checkpoint of a symbol is retried no sooner than this, doubling to a minute. */
 const CHECKPOINT_RETRY_MS = 1000;
 const CHECKPOINT_RETRY_MAX_MS = 60_000;
+/** Rounds of input per worker thread posted and not yet answered before ingest is held. */
+const ROUNDS_IN_FLIGHT_PER_WORKER = 8;
 /** Attempts at each shutdown checkpoint before its loss is reported. */
 const SHUTDOWN_ATTEMPTS = 3;
 
 export class ServiceRuntime {
   readonly engineConfig: EngineConfig;
   readonly configHash: string;
+  /** Every symbol's engine with one thread; with workers it only counts and rejects. */
   readonly engine: Engine;
+  /** The worker threads the symbols run on, or null when they run on this thread (`workers` ≤ 1). */
+  readonly pool: SymbolWorkerPool | null;
   readonly checkpoints: EngineCheckpoints;
   readonly scheduler: IngestScheduler;
   readonly rings = new Map<string, PredictionRing>();
@@ -192,6 +265,16 @@ export class ServiceRuntime {
   private checkpointTimer: NodeJS.Timeout | null = null;
   private pruneTimer: NodeJS.Timeout | null = null;
   private readonly predictionLog: Prediction[] = [];
+  private readonly workerSymbols = new Map<string, WorkerSymbol>();
+  /** Symbols whose worker thread failed: they take no input until a restart. */
+  readonly failedSymbols = new Set<string>();
+  private readonly workerLatency = new LatencyHistogram();
+  private latencyTimer: NodeJS.Timeout | null = null;
+  private flushScheduled = false;
+  /** Checkpoints being taken from workers and written; push acknowledgements wait for them. */
+  private readonly checkpointsInFlight = new Set<Promise<void>>();
+  /** Symbols whose tick checkpoint fell due while predictions were handed back. */
+  private readonly dueOnWorkers = new Set<string>();
   private stopping = false;
 
   constructor(
@@ -207,11 +290,18 @@ export class ServiceRuntime {
     this.scheduler = new IngestScheduler({
       sliceMs: config.ingestSliceMs,
       onError: (lane, error) => logger.error({ lane, err: error }, 'ingest item failed; the lane goes on'),
+      // Workers that fall behind hold every producer here, so what they have not run stays
+      // bounded: push acknowledgements wait, live feeds' queues fill and conflate.
+      hold: () => {
+        const pool = this.pool;
+        if (!pool || pool.roundsInFlight < ROUNDS_IN_FLIGHT_PER_WORKER * pool.size) return null;
+        return pool.roundsBelow((ROUNDS_IN_FLIGHT_PER_WORKER / 2) * pool.size);
+      },
     });
     this.checkpointLane = this.scheduler.lane<string>('checkpoints', (symbol) => this.runQueuedCheckpoint(symbol));
     this.restoreLane = this.scheduler.lane<string>('restore', (symbol) => {
       this.unrestored.delete(symbol);
-      this.engine.symbolOrCreate(symbol);
+      this.symbolOrCreate(symbol);
     });
     this.engine = new Engine(this.engineConfig, {
       clock: () => performance.now(),
@@ -220,6 +310,28 @@ export class ServiceRuntime {
       createSymbol: (symbol, fresh) => this.createSymbol(symbol, fresh),
     });
     this.engine.addSink((prediction) => this.onPrediction(prediction));
+    this.pool =
+      config.workers > 1
+        ? new SymbolWorkerPool({
+            workers: config.workers,
+            config: this.engineConfig,
+            onPrediction: (prediction, ticks, warm) => {
+              const view = this.workerSymbols.get(prediction.symbol);
+              if (view) {
+                view.ticksThisProcess++;
+                view.ticks = ticks;
+                view.warm = warm;
+                view.lastPrediction = prediction;
+              }
+              this.onPrediction(prediction);
+              this.maybeCheckpoint(prediction.symbol);
+            },
+            onWorkerFailure: (worker, error, symbols) => {
+              for (const symbol of symbols) this.failedSymbols.add(symbol);
+              this.logger.error({ worker, symbols, err: error }, 'worker thread failed: its symbols take no more input until a restart (readiness reports it)');
+            },
+          })
+        : null;
   }
 
   /** The wall clock below the entry point (receive times of pushed input). */
@@ -233,7 +345,7 @@ export class ServiceRuntime {
    */
   async start(): Promise<void> {
     for (const symbol of this.checkpoints.repository.listSymbols()) {
-      if (this.engine.symbol(symbol)) continue;
+      if (this.symbolView(symbol, false)) continue;
       this.unrestored.add(symbol);
       this.restoreLane.push(symbol);
     }
@@ -245,6 +357,20 @@ export class ServiceRuntime {
       this.logger.info({ ws: this.demoFeedServer.wsUrl, rest: this.demoFeedServer.url }, 'no feeds configured: replaying the bundled Binance BTCUSDT recording on loopback as a live feed (set LOB_RTRL_FEEDS for a real venue)');
     }
     for (const feedConfig of feeds) this.startFeed(feedConfig);
+    if (this.pool) {
+      const pool = this.pool;
+      // The step latency of /metrics and the dashboard, gathered from the workers.
+      this.latencyTimer = setInterval(() => {
+        void pool.latency().then(
+          (states) => {
+            this.workerLatency.reset();
+            for (const state of states) this.workerLatency.add(state);
+          },
+          () => {},
+        );
+      }, 1000);
+      this.latencyTimer.unref();
+    }
     this.checkpointTimer = setInterval(() => this.queueCheckpoints('interval'), this.config.checkpointEverySeconds * 1000);
     this.checkpointTimer.unref();
     if (this.config.predictionRetentionSeconds > 0) {
@@ -273,8 +399,128 @@ export class ServiceRuntime {
     return this.engine.symbolOrCreate(symbol) ?? undefined;
   }
 
+  /**
+   * The symbol as the service shows it, wherever it runs; a stored one not yet restored is
+   * restored now (unless `restore` is false). Undefined when it is unknown.
+   */
+  symbolView(symbol: string, restore = true): SymbolView | undefined {
+    if (!this.pool) return restore ? this.symbolEngine(symbol) : this.engine.symbol(symbol);
+    const running = this.workerSymbols.get(symbol);
+    if (running || !restore || !this.unrestored.has(symbol)) return running;
+    return this.symbolOrCreate(symbol) ?? undefined;
+  }
+
+  /** Every running symbol, in order of first sight. */
+  symbolViews(): SymbolView[] {
+    return this.pool ? [...this.workerSymbols.values()] : [...this.engine.symbols.values()];
+  }
+
+  /** Step latency of every symbol engine, on this thread or gathered from the workers each second. */
+  get stepLatency(): LatencyHistogram {
+    return this.pool ? this.workerLatency : this.engine.latency;
+  }
+
+  /** Scores and learner counters of a running symbol (asked of its worker when it has one). */
+  async symbolMetrics(symbol: string): Promise<SymbolMetrics> {
+    if (!this.pool) {
+      const engine = this.engine.symbol(symbol);
+      if (!engine) throw new NotFoundError(`unknown symbol "${symbol}"`);
+      return metricsOfEngine(engine);
+    }
+    const summary = (await this.pool.summary(false, [symbol])).symbols[0];
+    if (!summary) throw new ConflictError(`the worker thread running "${symbol}" has failed`);
+    return metricsOfSummary(summary);
+  }
+
+  /** Every running symbol's scores at once (one request per worker), for the Prometheus scrape. */
+  async allSymbolMetrics(): Promise<Array<SymbolMetrics & { symbol: string }>> {
+    if (!this.pool) return [...this.engine.symbols.values()].map((engine) => ({ symbol: engine.symbol, ...metricsOfEngine(engine) }));
+    return (await this.pool.summary(false)).symbols.map((summary) => ({ symbol: summary.symbol, ...metricsOfSummary(summary) }));
+  }
+
+  /** The symbol, created (and restored) if new; null over the symbol limit. */
+  private symbolOrCreate(symbol: string): SymbolView | null {
+    if (!this.pool) return this.engine.symbolOrCreate(symbol);
+    const running = this.workerSymbols.get(symbol);
+    if (running) return running;
+    if (this.workerSymbols.size >= this.config.maxSymbols) return null;
+    // Restored here, whole and verified, so the ordering checks resume at once; the worker
+    // then loads the same state.
+    const { engine: restored, checkpoint } = this.restoreSymbol(symbol, () => this.engine.freshSymbol(symbol));
+    const view = new WorkerSymbol(symbol, restored);
+    this.workerSymbols.set(symbol, view);
+    const candidates = checkpoint === null ? [] : [{ id: checkpoint, payload: restored.getState() }];
+    this.pool.open(symbol, candidates).catch((error: unknown) => this.logger.error({ symbol, err: error }, 'symbol could not be opened on its worker'));
+    return view;
+  }
+
+  /** Posts what this slice queued for the workers once it ends, as one round. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled || !this.pool) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.pool?.flush();
+    });
+  }
+
+  /**
+   * Resolves once every message handed to the engine so far has made its predictions (at
+   * once on one thread): push acknowledgements wait for it, so an acknowledged snapshot's
+   * prediction is already in the ring, the stream and the REST answers.
+   */
+  settled(): Promise<void> {
+    return this.pool ? this.pool.whenHandedOver() : Promise.resolve();
+  }
+
+  /** A message for symbols on workers: counted here, queued for the owning worker. */
+  private dispatch(message: MarketMessage): { symbol: string; seq: number } | null {
+    const pool = this.pool!;
+    switch (message.type) {
+      case 'book_snapshot':
+      case 'trade':
+      case 'order_event': {
+        const view = this.symbolOrCreate(message.symbol);
+        if (!view) {
+          this.engine.count({ type: 'rejected', reason: 'unknown_symbol', detail: `symbol: "${message.symbol}" would exceed the limit of ${this.config.maxSymbols} symbols`, sample: message.symbol, symbol: message.symbol });
+          return null;
+        }
+        const worker = view as WorkerSymbol;
+        if (this.failedSymbols.has(message.symbol)) {
+          this.engine.count({ type: 'rejected', reason: 'unknown_symbol', detail: `symbol: "${message.symbol}" stopped: its worker thread failed`, sample: message.symbol, symbol: message.symbol });
+          return null;
+        }
+        this.engine.count(message);
+        this.scheduleFlush();
+        if (message.type === 'trade') pool.trade(message);
+        else if (message.type === 'order_event') pool.orderEvent(message);
+        else {
+          pool.snapshot(message);
+          const seq = message.seq ?? worker.sent;
+          worker.sent++;
+          return { symbol: message.symbol, seq };
+        }
+        return null;
+      }
+      case 'disconnect':
+        this.engine.count(message);
+        pool.disconnect(message.symbol);
+        for (const view of this.workerSymbols.values()) if (message.symbol === null || view.symbol === message.symbol) view.disconnects++;
+        this.scheduleFlush();
+        return null;
+      case 'rejected':
+        this.engine.count(message);
+        return null;
+    }
+  }
+
   /** A symbol first seen: restored from its checkpoints (or fresh), and its ingest ordering resumed. */
   private createSymbol(symbol: string, fresh: () => SymbolEngine): SymbolEngine {
+    return this.restoreSymbol(symbol, fresh).engine;
+  }
+
+  /** `createSymbol`, also saying which checkpoint it resumed from (null: fresh). */
+  private restoreSymbol(symbol: string, fresh: () => SymbolEngine): { engine: SymbolEngine; checkpoint: number | null } {
     this.unrestored.delete(symbol);
     let symbolEngine: SymbolEngine;
     let restored: number | null = null;
@@ -289,7 +535,7 @@ export class ServiceRuntime {
     this.resumeOrdering(symbolEngine);
     this.lastCheckpointTick.set(symbol, symbolEngine.ticks);
     if (restored !== null) this.logger.info({ symbol, checkpoint: restored, ticks: symbolEngine.ticks }, 'resumed from checkpoint');
-    return symbolEngine;
+    return { engine: symbolEngine, checkpoint: restored };
   }
 
   private resumeOrdering(symbolEngine: SymbolEngine): void {
@@ -326,11 +572,25 @@ export class ServiceRuntime {
     this.feeds.push(running);
   }
 
-  /** The one entry into the engine for live and pushed data. */
+  /**
+   * The one entry into the engine for live and pushed data. With workers the prediction comes
+   * later (to the ring, the stream and the listeners), so this returns null.
+   */
   process(message: MarketMessage): Prediction | null {
+    if (this.pool) {
+      this.dispatch(message);
+      return null;
+    }
     const prediction = this.engine.process(message);
     if (prediction) this.maybeCheckpoint(prediction.symbol);
     return prediction;
+  }
+
+  /** `process`, answering with the accepted snapshot's symbol and seq (at once, on workers too). */
+  private accept(message: MarketMessage): { symbol: string; seq: number } | null {
+    if (this.pool) return this.dispatch(message);
+    const prediction = this.process(message);
+    return prediction ? { symbol: prediction.symbol, seq: prediction.seq } : null;
   }
 
   /** A lane for one push producer (a WS connection, a POST body). */
@@ -363,7 +623,7 @@ export class ServiceRuntime {
     try {
       const valid = this.ingestMapper.validate(item.element, batch.localTs, item.index);
       // A stored symbol is restored before the ordering check, so it is checked against where it stopped.
-      const known = valid.type === 'rejected' ? null : this.engine.symbolOrCreate(valid.symbol);
+      const known = valid.type === 'rejected' ? null : this.symbolOrCreate(valid.symbol);
       const message = valid.type === 'rejected' || known === null ? valid : this.ingestMapper.order(valid, item.element, item.index);
       if (message.type === 'rejected') {
         this.process(message);
@@ -372,15 +632,26 @@ export class ServiceRuntime {
         const detail = `${item.index === undefined ? '' : `${item.index}.`}symbol: "${message.symbol}" exceeds the limit of ${this.config.maxSymbols} symbols`;
         this.process({ type: 'rejected', reason: 'unknown_symbol', detail, sample: message.symbol, symbol: message.symbol });
         batch.outcome.rejected.push({ reason: 'unknown_symbol', detail });
+      } else if (this.failedSymbols.has(message.symbol)) {
+        const detail = `${item.index === undefined ? '' : `${item.index}.`}symbol: "${message.symbol}" stopped: its worker thread failed`;
+        this.process({ type: 'rejected', reason: 'unknown_symbol', detail, sample: message.symbol, symbol: message.symbol });
+        batch.outcome.rejected.push({ reason: 'unknown_symbol', detail });
       } else if (message.type === 'trade') {
         this.process(message);
         batch.outcome.trades++;
       } else {
-        const prediction = this.process(message);
-        if (prediction) batch.outcome.accepted.push({ symbol: prediction.symbol, seq: prediction.seq });
+        const accepted = this.accept(message);
+        if (accepted) batch.outcome.accepted.push(accepted);
       }
     } finally {
-      if (--batch.remaining === 0) batch.done(batch.outcome);
+      if (--batch.remaining === 0) {
+        if (this.pool) {
+          void this.settled()
+            .then(() => Promise.all(this.checkpointsInFlight))
+            .then(() => batch.done(batch.outcome));
+        }
+        else batch.done(batch.outcome);
+      }
     }
   }
 
@@ -415,11 +686,34 @@ export class ServiceRuntime {
    * the scheduler like any producer, so a burst of symbols due at once is spread out.
    */
   private maybeCheckpoint(symbol: string): void {
-    const symbolEngine = this.engine.symbol(symbol);
+    const symbolEngine = this.symbolView(symbol, false);
     if (!symbolEngine) return;
     const last = this.lastCheckpointTick.get(symbol) ?? 0;
     if (symbolEngine.ticks - last < this.config.checkpointEveryTicks) return;
-    this.queueCheckpoint(symbol, 'ticks');
+    if (this.pool) this.checkpointSoon(symbol);
+    else this.queueCheckpoint(symbol, 'ticks');
+  }
+
+  /**
+   * A symbol on a worker whose tick checkpoint is due: taken as soon as the predictions being
+   * handed back are through (one per symbol however many of its ticks were in the round), and
+   * tracked, so the acknowledgement of those ticks waits for it as it would on one thread.
+   */
+  private checkpointSoon(symbol: string): void {
+    if (this.stopping) return;
+    const failing = this.failingCheckpoints.get(symbol);
+    if (failing && this.now() < failing.retryAt) return;
+    if (this.dueOnWorkers.size === 0) {
+      queueMicrotask(() => {
+        for (const due of this.dueOnWorkers) {
+          const written = this.checkpointWithBackoff(due, 'ticks');
+          this.checkpointsInFlight.add(written);
+          void written.finally(() => this.checkpointsInFlight.delete(written));
+        }
+        this.dueOnWorkers.clear();
+      });
+    }
+    this.dueOnWorkers.add(symbol);
   }
 
   private queueCheckpoint(symbol: string, reason: string): void {
@@ -432,7 +726,7 @@ export class ServiceRuntime {
 
   /** Queues a checkpoint of every symbol that moved since its last one. */
   queueCheckpoints(reason: string): void {
-    for (const symbolEngine of this.engine.symbols.values()) {
+    for (const symbolEngine of this.symbolViews()) {
       if (symbolEngine.ticks !== this.lastCheckpointTick.get(symbolEngine.symbol)) this.queueCheckpoint(symbolEngine.symbol, reason);
     }
   }
@@ -445,37 +739,61 @@ export class ServiceRuntime {
   private runQueuedCheckpoint(symbol: string): void {
     const reason = this.checkpointReasons.get(symbol) ?? 'ticks';
     this.checkpointReasons.delete(symbol);
-    const symbolEngine = this.engine.symbol(symbol);
+    void this.checkpointWithBackoff(symbol, reason);
+  }
+
+  /** Writes a checkpoint; a failure is logged once per streak and retried with backoff, never thrown. */
+  private async checkpointWithBackoff(symbol: string, reason: string): Promise<void> {
+    const symbolEngine = this.symbolView(symbol, false);
     if (!symbolEngine) return;
     try {
-      this.checkpoint(symbol, reason);
+      await this.checkpoint(symbol, reason);
     } catch (error) {
       const failing = this.failingCheckpoints.get(symbol);
       const delayMs = failing ? Math.min(CHECKPOINT_RETRY_MAX_MS, failing.delayMs * 2) : CHECKPOINT_RETRY_MS;
       this.failingCheckpoints.set(symbol, { retryAt: this.now() + delayMs, delayMs });
       if (!failing) this.logger.error({ symbol, ticks: symbolEngine.ticks, err: error }, 'checkpoint failed; retrying with backoff');
-      return;
     }
   }
 
-  /** Writes a checkpoint of `symbol` now; returns once it is committed. Throws StoreWriteError on failure. */
-  checkpoint(symbol: string, reason: string): CheckpointMeta | null {
-    const symbolEngine = this.engine.symbol(symbol);
-    if (!symbolEngine) return null;
+  /**
+   * Writes a checkpoint of `symbol`; resolves once it is committed, rejects with StoreWriteError
+   * on a store failure. On one thread the write is done before this returns; a symbol on a
+   * worker hands its state over first, and this thread writes it.
+   */
+  checkpoint(symbol: string, reason: string): Promise<CheckpointMeta | null> {
+    if (this.pool) return this.checkpointFromWorker(symbol, reason);
+    try {
+      const symbolEngine = this.engine.symbol(symbol);
+      if (!symbolEngine) return Promise.resolve(null);
+      const started = performance.now();
+      // Serialising is the engine's business: a failure there is a bug, not a store failure.
+      return Promise.resolve(this.writeCheckpoint(symbol, symbolEngine.ticks, symbolEngine.getState(), reason, started));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private async checkpointFromWorker(symbol: string, reason: string): Promise<CheckpointMeta | null> {
+    if (!this.workerSymbols.has(symbol)) return null;
     const started = performance.now();
-    // Serialising is the engine's business: a failure there is a bug, not a store failure.
-    const payload = symbolEngine.getState();
+    const taken = (await this.pool!.summary(true, [symbol])).symbols[0];
+    if (!taken?.state) throw new Error(`checkpoint of ${symbol}: its worker thread has failed`);
+    return this.writeCheckpoint(symbol, taken.ticks, taken.state, reason, started);
+  }
+
+  private writeCheckpoint(symbol: string, ticks: number, payload: Uint8Array, reason: string, started: number): CheckpointMeta {
     let meta: CheckpointMeta;
     try {
-      meta = this.checkpoints.repository.save({ symbol, tickCount: symbolEngine.ticks, configHash: this.configHash, payload, reason, now: this.now() });
+      meta = this.checkpoints.repository.save({ symbol, tickCount: ticks, configHash: this.configHash, payload, reason, now: this.now() });
     } catch (error) {
       const kind = this.noteStoreFailure(error);
       throw new StoreWriteError(kind, `checkpoint of ${symbol} not written: ${(error as Error).message}`);
     }
     this.checkpointWrites.record((performance.now() - started) * 1000);
-    this.lastCheckpointTick.set(symbol, symbolEngine.ticks);
+    this.lastCheckpointTick.set(symbol, ticks);
     if (!this.storeHealth.corrupt) this.storeHealth.writable = true;
-    if (this.failingCheckpoints.delete(symbol)) this.logger.info({ symbol, ticks: symbolEngine.ticks }, 'checkpoint writes recovered');
+    if (this.failingCheckpoints.delete(symbol)) this.logger.info({ symbol, ticks }, 'checkpoint writes recovered');
     return meta;
   }
 
@@ -489,12 +807,12 @@ export class ServiceRuntime {
   }
 
   /** Replaces a symbol's state with checkpoint `id` (checksum and configuration verified). */
-  restore(symbol: string, id: number): CheckpointMeta {
+  async restore(symbol: string, id: number): Promise<CheckpointMeta> {
     const stored = this.checkpoints.repository.get(id);
     if (!stored || stored.meta.symbol !== symbol) throw new NotFoundError(`checkpoint ${id} of ${symbol} not found`);
     if (checksumOf(stored.payload) !== stored.meta.checksum) throw new ConflictError(`checkpoint ${id}: checksum does not match its payload`);
     if (stored.meta.configHash !== this.configHash) throw new ConflictError(`checkpoint ${id}: made with another configuration`);
-    if (!this.engine.symbolOrCreate(symbol)) throw new ConflictError(`symbol limit of ${this.config.maxSymbols} reached`);
+    if (!this.symbolOrCreate(symbol)) throw new ConflictError(`symbol limit of ${this.config.maxSymbols} reached`);
     // Built whole beside the running engine, which is replaced only once the state has loaded.
     const symbolEngine = this.engine.freshSymbol(symbol);
     try {
@@ -502,7 +820,18 @@ export class ServiceRuntime {
     } catch (error) {
       throw new ConflictError(`checkpoint ${id}: its payload does not decode (${(error as Error).message}); the symbol's state is unchanged`);
     }
-    this.engine.replace(symbolEngine);
+    if (this.pool) {
+      // Verified whole here; the worker loads the same bytes after everything queued before.
+      try {
+        await this.pool.load(symbol, stored.payload);
+      } catch (error) {
+        throw new ConflictError(`checkpoint ${id}: not loaded on the symbol's worker (${(error as Error).message}); the symbol's state is unchanged`);
+      }
+      const replaced = new WorkerSymbol(symbol, symbolEngine);
+      this.workerSymbols.set(symbol, replaced);
+    } else {
+      this.engine.replace(symbolEngine);
+    }
     this.lastCheckpointTick.set(symbol, symbolEngine.ticks);
     this.resumeOrdering(symbolEngine);
     return stored.meta;
@@ -513,7 +842,16 @@ export class ServiceRuntime {
    * ts or a huge seq): its next snapshot is accepted whatever its seq and ts. Written to a
    * checkpoint at once, so a restart does not bring the old ordering back.
    */
-  resetOrdering(symbol: string): CheckpointMeta | null {
+  async resetOrdering(symbol: string): Promise<CheckpointMeta | null> {
+    if (this.pool) {
+      const view = this.workerSymbols.get(symbol);
+      if (!view) throw new NotFoundError(`unknown symbol "${symbol}"`);
+      this.ingestMapper.forget(symbol);
+      const started = performance.now();
+      const after = await this.pool.resetOrdering(symbol);
+      view.disconnects = after.disconnects;
+      return this.writeCheckpoint(symbol, after.ticks, after.state, 'ordering-reset', started);
+    }
     const symbolEngine = this.engine.symbol(symbol);
     if (!symbolEngine) throw new NotFoundError(`unknown symbol "${symbol}"`);
     this.ingestMapper.forget(symbol);
@@ -535,7 +873,7 @@ export class ServiceRuntime {
     }
   }
 
-  readiness(): { database: boolean; feeds: boolean; learners: boolean; restored: boolean; reason?: string } {
+  readiness(): { database: boolean; feeds: boolean; learners: boolean; restored: boolean; workers?: boolean; reason?: string } {
     let database = this.storeHealth.writable && !this.storeHealth.corrupt;
     try {
       this.checkpoints.db.prepare('SELECT 1').get();
@@ -544,10 +882,15 @@ export class ServiceRuntime {
       database = false;
     }
     const feeds = this.feeds.every((running) => running.feed.stats.connected && Object.values(running.feed.stats.synced).every(Boolean));
-    const learners = this.engine.symbols.size === 0 ? this.feeds.length === 0 : [...this.engine.symbols.values()].every((s) => s.normaliser.isWarm);
+    const symbols = this.symbolViews();
+    const learners = symbols.length === 0 ? this.feeds.length === 0 : symbols.every((s) => s.warm);
     const restored = this.unrestored.size === 0;
     const failure = this.storeHealth.lastFailure;
-    return database || !failure ? { database, feeds, learners, restored } : { database, feeds, learners, restored, reason: `database: ${failure.kind}: ${failure.message}` };
+    const checks = database || !failure ? { database, feeds, learners, restored } : { database, feeds, learners, restored, reason: `database: ${failure.kind}: ${failure.message}` };
+    if (!this.pool) return checks;
+    // With worker threads, whether every symbol's thread is alive (a failed one is not ready).
+    const workers = this.failedSymbols.size === 0;
+    return workers ? { ...checks, workers } : { ...checks, workers, reason: `${checks.reason ? `${checks.reason}; ` : ''}worker thread failed for ${[...this.failedSymbols].join(', ')}` };
   }
 
   /**
@@ -560,6 +903,7 @@ export class ServiceRuntime {
     this.stopping = true;
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    if (this.latencyTimer) clearInterval(this.latencyTimer);
     await Promise.all(this.feeds.map((running) => running.feed.close()));
     await Promise.all(this.feeds.map((running) => running.done));
     if (this.demoFeedServer) await this.demoFeedServer.close();
@@ -567,14 +911,18 @@ export class ServiceRuntime {
     this.restoreLane.close();
     await this.scheduler.idle();
     this.scheduler.close();
+    // What the workers still hold reaches the ring and the log before the checkpoints.
+    if (this.pool) await this.pool.drain();
+    await Promise.all(this.checkpointsInFlight);
     if (this.config.predictionRetentionSeconds > 0) this.flushPredictionLog();
     const lost = await this.writeShutdownCheckpoints();
+    if (this.pool) await this.pool.close();
     this.checkpoints.close();
     if (lost.length > 0) throw new ShutdownCheckpointError(lost);
   }
 
   private async writeShutdownCheckpoints(): Promise<Array<{ symbol: string; ticksSinceCheckpoint: number; error: string }>> {
-    let due = [...this.engine.symbols.values()].filter((s) => s.ticks !== this.lastCheckpointTick.get(s.symbol) || this.failingCheckpoints.has(s.symbol));
+    let due = this.symbolViews().filter((s) => !this.failedSymbols.has(s.symbol)).filter((s) => s.ticks !== this.lastCheckpointTick.get(s.symbol) || this.failingCheckpoints.has(s.symbol));
     let written = 0;
     const errors = new Map<string, StoreWriteError>();
     for (let attempt = 1; attempt <= SHUTDOWN_ATTEMPTS && due.length > 0; attempt++) {
@@ -582,10 +930,10 @@ export class ServiceRuntime {
         this.freeStoreSpace();
         await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
       }
-      const failed: SymbolEngine[] = [];
+      const failed: SymbolView[] = [];
       for (const symbolEngine of due) {
         try {
-          this.checkpoint(symbolEngine.symbol, 'shutdown');
+          await this.checkpoint(symbolEngine.symbol, 'shutdown');
           written++;
           errors.delete(symbolEngine.symbol);
         } catch (error) {

@@ -4,11 +4,12 @@
 // same mapper as the live feed; the inline snapshot goes through `mapRestSnapshot`. `@trade`
 // (and `@aggTrade`) frames become trades in recorded order, interleaved with the books exactly
 // as they were received. Several paths are read in order as one continuous stream (one mapper,
-// one book).
+// one book). USDⓈ-M futures recordings (`<symbol>@depth@0ms` and friends, events with `pu`, the
+// /fapi/v1/depth body inline) replay the same way under the futures sync rule; see binance.ts.
 import type { EpochMs, MarketMessage } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
 import { readRecordedFrames } from './lines.js';
-import { binance } from './binance.js';
+import { createBinanceRecordingMapper } from './binance.js';
 import type { FileFormat, FrameMapper, MapperOptions } from './types.js';
 
 const INLINE_SNAPSHOT = /^\s*\{\s*"lastUpdateId"/;
@@ -68,7 +69,7 @@ async function* readBinanceRaw(
   options: MapperOptions & { symbol?: string },
 ): AsyncGenerator<MarketMessage> {
   const fixedSymbol = options.symbol?.toUpperCase();
-  const mapper: FrameMapper = binance.createMapper({
+  const mapper: FrameMapper = createBinanceRecordingMapper({
     levels: options.levels,
     symbols: fixedSymbol !== undefined ? [fixedSymbol] : options.symbols,
   });

@@ -10,6 +10,14 @@
 // U <= bookId + 1 <= u; an event with U > bookId + 1 means events were missed: discard the
 // book and start over. Quantities are absolute; a zero quantity removes the level.
 //
+// USDⓈ-M futures (`binance-usdm`) share this mapper with the futures sync rule from "How to manage
+// a local order book correctly" (https://developers.binance.com/docs/derivatives/usds-margined-futures/
+// websocket-market-streams/How-to-manage-a-local-order-book-correctly): snapshot from
+// GET /fapi/v1/depth, drop events with u < lastUpdateId, the first applied event has
+// U <= lastUpdateId <= u, and every later event's `pu` must equal the previous event's u, else
+// resync from a new snapshot. Futures diff streams are `<symbol>@depth` (250 ms) and
+// `<symbol>@depth@0ms|@100ms|@250ms|@500ms`; their events carry `pu` and the transaction time `T`.
+//
 // Trades: `@trade` carries one fill (`t` trade id), `@aggTrade` the fills of one taker order at
 // one price (`a` aggregate trade id); both carry `p`, `q`, the trade time `T` (the venue time
 // used here; `E` is when the event was pushed) and `m`, "is the buyer the market maker?": when
@@ -44,7 +52,9 @@ const IGNORED_EVENTS = new Set([
   '1dTicker',
   'avgPrice',
 ]);
-const DIFF_CHANNEL = /^depth(@(100|1000)ms)?$/;
+const SPOT_DIFF_CHANNEL = /^depth(@(100|1000)ms)?$/;
+const USDM_DIFF_CHANNEL = /^depth(@(0|100|250|500)ms)?$/;
+const ANY_DIFF_CHANNEL = /^depth(@(0|100|250|500|1000)ms)?$/;
 const PARTIAL_CHANNEL = /^depth(5|10|20)(@(100|1000)ms)?$/;
 const ENVELOPE_PREFIX = '{"stream":"';
 
@@ -71,12 +81,20 @@ class LevelScratch {
 /** The trade stream a live connection subscribes beside depth. */
 export type BinanceTradeChannel = 'trade' | 'aggTrade';
 
+/**
+ * Which sync rule a mapper follows: spot (U <= bookId + 1), USDⓈ-M futures (`pu` chains each event
+ * to the previous one), or `auto`, for recordings: futures when a diff event carries `pu`.
+ */
+export type BinanceMarket = 'spot' | 'usdm' | 'auto';
+
 /** A diff event held until a snapshot arrives; its levels are copied out of the scratch. */
 interface BufferedEvent {
   readonly type: 'diff';
   readonly eventTime: number;
   readonly firstId: number;
   readonly finalId: number;
+  /** Futures `pu`, the previous event's u; -1 on spot. */
+  readonly previousFinalId: number;
   readonly bids: Float64Array;
   readonly asks: Float64Array;
   readonly localTs: EpochMs;
@@ -102,6 +120,8 @@ interface SymbolSync {
   snapshotRequested: boolean;
   /** A snapshot was emitted since the book was last discarded, so a gap must be announced. */
   emittedSinceReset: boolean;
+  /** Futures rule: events chain by `pu` (set by the market, or by the first `pu` seen on `auto`). */
+  chained: boolean;
 }
 
 const describe = describeValue;
@@ -201,13 +221,15 @@ function tradeIdOf(record: Record<string, unknown>, field: string): string | Pro
 
 class BinanceMapper implements FrameMapper {
   private readonly levels: number;
+  private readonly diffChannel: RegExp;
   private readonly connectionSymbols: readonly string[];
   private readonly syncs = new Map<string, SymbolSync>();
   private readonly resyncRequests = new Set<string>();
   private readonly bidScratch = new LevelScratch();
   private readonly askScratch = new LevelScratch();
 
-  constructor(options: MapperOptions) {
+  constructor(options: MapperOptions, private readonly market: BinanceMarket = 'spot') {
+    this.diffChannel = market === 'spot' ? SPOT_DIFF_CHANNEL : market === 'usdm' ? USDM_DIFF_CHANNEL : ANY_DIFF_CHANNEL;
     const levels = Math.floor(options.levels);
     this.levels = Number.isFinite(levels) && levels > 0 ? levels : DEFAULT_LEVELS;
     this.connectionSymbols = (options.symbols ?? []).map((symbol) => symbol.toUpperCase());
@@ -297,8 +319,9 @@ class BinanceMapper implements FrameMapper {
       return;
     }
     if (channel === 'trade' || channel === 'aggTrade') this.mapTrade(data, channel, streamSymbol, frame, localTs, out);
-    else if (DIFF_CHANNEL.test(channel)) this.mapDiff(data, streamSymbol, frame, localTs, out);
-    else if (PARTIAL_CHANNEL.test(channel)) this.mapPartial(data, streamSymbol, frame, localTs, out);
+    else if (this.diffChannel.test(channel)) this.mapDiff(data, streamSymbol, frame, localTs, out);
+    // Futures partial-book payloads are diff-shaped (U, u, pu, b, a), not spot's; not read here.
+    else if (this.market === 'spot' && PARTIAL_CHANNEL.test(channel)) this.mapPartial(data, streamSymbol, frame, localTs, out);
     else out.push(this.reject('unsupported_message', `stream: unsupported channel ${describe(stream)}`, frame, streamSymbol));
   }
 
@@ -448,18 +471,29 @@ class BinanceMapper implements FrameMapper {
       out.push(this.reject('out_of_order', `U: first update id ${firstId} is after final update id u=${finalId}`, frame, symbol));
       return;
     }
+    let previousFinalId = -1;
+    if (this.market === 'usdm' || (this.market === 'auto' && data.pu !== undefined)) {
+      const pu = updateId(data, 'pu');
+      if (isProblem(pu)) {
+        out.push(this.reject(pu.reason, pu.detail, frame, symbol));
+        return;
+      }
+      previousFinalId = pu;
+    }
     const problem = parseLevels(data.b, 'b', this.bidScratch, true) ?? parseLevels(data.a, 'a', this.askScratch, true);
     if (problem) {
       out.push(this.reject(problem.reason, problem.detail, frame, symbol));
       return;
     }
     const sync = this.syncFor(symbol);
+    if (previousFinalId >= 0) sync.chained = true;
     if (sync.phase === 'awaiting_snapshot') {
       this.buffer(sync, {
         type: 'diff',
         eventTime,
         firstId,
         finalId,
+        previousFinalId,
         bids: this.bidScratch.copy(),
         asks: this.askScratch.copy(),
         localTs,
@@ -467,7 +501,7 @@ class BinanceMapper implements FrameMapper {
       }, out);
       return;
     }
-    this.applyEvent(sync, eventTime, firstId, finalId, this.bidScratch.values, this.bidScratch.length,
+    this.applyEvent(sync, eventTime, firstId, finalId, previousFinalId, this.bidScratch.values, this.bidScratch.length,
       this.askScratch.values, this.askScratch.length, localTs, frame, out);
   }
 
@@ -489,8 +523,10 @@ class BinanceMapper implements FrameMapper {
       return;
     }
     const firstBuffered = sync.buffered.find((item): item is BufferedEvent => item.type === 'diff');
-    // A snapshot at exactly U - 1 still joins the first buffered event (U <= lastUpdateId + 1).
-    if (firstBuffered !== undefined && lastUpdateId < firstBuffered.firstId - 1) {
+    // Spot: a snapshot at exactly U - 1 still joins the first buffered event (U <= lastUpdateId + 1).
+    // Futures: the first applied event must have U <= lastUpdateId.
+    const oldestUsable = firstBuffered === undefined ? -1 : sync.chained ? firstBuffered.firstId : firstBuffered.firstId - 1;
+    if (firstBuffered !== undefined && lastUpdateId < oldestUsable) {
       const detail = `lastUpdateId: snapshot ${lastUpdateId} is older than the first buffered event (U=${firstBuffered.firstId}); requesting another`;
       out.push(this.reject('out_of_order', detail, raw, symbol));
       this.requestSnapshot(sync);
@@ -509,7 +545,7 @@ class BinanceMapper implements FrameMapper {
       if ((sync.phase as SyncPhase) === 'awaiting_snapshot') this.buffer(sync, event, out);
       else if (event.type === 'trade') out.push(event);
       else {
-        this.applyEvent(sync, event.eventTime, event.firstId, event.finalId, event.bids, event.bids.length,
+        this.applyEvent(sync, event.eventTime, event.firstId, event.finalId, event.previousFinalId, event.bids, event.bids.length,
           event.asks, event.asks.length, event.localTs, event.frame, out);
       }
     }
@@ -520,6 +556,7 @@ class BinanceMapper implements FrameMapper {
     eventTime: number,
     firstId: number,
     finalId: number,
+    previousFinalId: number,
     bids: Float64Array,
     bidsLength: number,
     asks: Float64Array,
@@ -528,17 +565,23 @@ class BinanceMapper implements FrameMapper {
     frame: string,
     out: MarketMessage[],
   ): void {
-    if (finalId <= sync.bookId) {
+    if (sync.chained) {
+      if (!this.continuesChain(sync, firstId, finalId, previousFinalId)) {
+        // Before the bridge an event the snapshot already holds (u < lastUpdateId) is dropped.
+        if (sync.phase === 'bridging' && finalId < sync.bookId) return;
+        this.onGap(sync, eventTime, firstId, finalId, previousFinalId, bids.slice(0, bidsLength), asks.slice(0, asksLength), localTs, frame, out);
+        return;
+      }
+    } else if (finalId <= sync.bookId) {
       // While bridging from the snapshot, an event the snapshot already holds is normal. Once
       // live, Binance never repeats an update id, so an older one means the stream restarted
       // (a failover, a looping stand-in): resync instead of ignoring it forever.
       if (sync.phase === 'live') {
-        this.onGap(sync, eventTime, firstId, finalId, bids.slice(0, bidsLength), asks.slice(0, asksLength), localTs, frame, out);
+        this.onGap(sync, eventTime, firstId, finalId, previousFinalId, bids.slice(0, bidsLength), asks.slice(0, asksLength), localTs, frame, out);
       }
       return;
-    }
-    if (firstId > sync.bookId + 1) {
-      this.onGap(sync, eventTime, firstId, finalId, bids.slice(0, bidsLength), asks.slice(0, asksLength), localTs, frame, out);
+    } else if (firstId > sync.bookId + 1) {
+      this.onGap(sync, eventTime, firstId, finalId, previousFinalId, bids.slice(0, bidsLength), asks.slice(0, asksLength), localTs, frame, out);
       return;
     }
     const book = sync.book;
@@ -560,11 +603,30 @@ class BinanceMapper implements FrameMapper {
     out.push(checked);
   }
 
+  /**
+   * Futures: while bridging, the event must hold the snapshot (U <= lastUpdateId <= u); once live,
+   * its `pu` must be the u of the event applied before it.
+   */
+  private continuesChain(sync: SymbolSync, firstId: number, finalId: number, previousFinalId: number): boolean {
+    if (sync.phase === 'bridging') return firstId <= sync.bookId && sync.bookId <= finalId;
+    return previousFinalId === sync.bookId;
+  }
+
+  private gapReason(sync: SymbolSync, firstId: number, finalId: number, previousFinalId: number): string {
+    if (sync.chained) {
+      return `sequence gap: expected pu=${sync.bookId}, got pu=${previousFinalId} (U=${firstId}, u=${finalId}); resyncing from a new snapshot`;
+    }
+    return finalId <= sync.bookId
+      ? `stream restarted: update ids went back from ${sync.bookId} to u=${finalId}; resyncing from a new snapshot`
+      : `sequence gap: expected U <= ${sync.bookId + 1}, got U=${firstId} (u=${finalId}); resyncing from a new snapshot`;
+  }
+
   private onGap(
     sync: SymbolSync,
     eventTime: number,
     firstId: number,
     finalId: number,
+    previousFinalId: number,
     bids: Float64Array,
     asks: Float64Array,
     localTs: EpochMs,
@@ -576,21 +638,21 @@ class BinanceMapper implements FrameMapper {
         type: 'disconnect',
         symbol: sync.symbol,
         localTs,
-        reason: finalId <= sync.bookId
-          ? `stream restarted: update ids went back from ${sync.bookId} to u=${finalId}; resyncing from a new snapshot`
-          : `sequence gap: expected U <= ${sync.bookId + 1}, got U=${firstId} (u=${finalId}); resyncing from a new snapshot`,
+        reason: this.gapReason(sync, firstId, finalId, previousFinalId),
       };
       out.push(disconnect);
     } else {
       // Nothing was emitted from this book yet: the snapshot simply cannot reach the stream.
-      const detail = `lastUpdateId: snapshot ${sync.bookId} does not reach the next event (U=${firstId}); requesting another`;
+      const detail = sync.chained
+        ? `lastUpdateId: snapshot ${sync.bookId} is not within the next event's [U=${firstId}; u=${finalId}]; requesting another`
+        : `lastUpdateId: snapshot ${sync.bookId} does not reach the next event (U=${firstId}); requesting another`;
       out.push(this.reject('out_of_order', detail, frame, sync.symbol));
     }
     sync.book.reset();
     sync.phase = 'awaiting_snapshot';
     sync.emittedSinceReset = false;
     sync.buffered = [];
-    this.buffer(sync, { type: 'diff', eventTime, firstId, finalId, bids, asks, localTs, frame }, out);
+    this.buffer(sync, { type: 'diff', eventTime, firstId, finalId, previousFinalId, bids, asks, localTs, frame }, out);
   }
 
   private buffer(sync: SymbolSync, event: BufferedEvent | Trade, out: MarketMessage[]): void {
@@ -619,6 +681,7 @@ class BinanceMapper implements FrameMapper {
         buffered: [],
         snapshotRequested: false,
         emittedSinceReset: false,
+        chained: this.market === 'usdm',
       };
       this.syncs.set(symbol, sync);
     }
@@ -630,11 +693,11 @@ class BinanceMapper implements FrameMapper {
   }
 }
 
-function streamsOf(symbols: readonly string[], tradeChannel: BinanceTradeChannel | null): string[] {
+function streamsOf(symbols: readonly string[], tradeChannel: BinanceTradeChannel | null, depthStream: string): string[] {
   const streams: string[] = [];
   for (const symbol of symbols) {
     const lower = symbol.toLowerCase();
-    streams.push(`${lower}@depth@100ms`);
+    streams.push(`${lower}@${depthStream}`);
     if (tradeChannel !== null) streams.push(`${lower}@${tradeChannel}`);
   }
   return streams;
@@ -644,24 +707,34 @@ function withoutTrailingSlash(url: string): string {
   return url.endsWith('/') ? url.slice(0, -1) : url;
 }
 
-function createLiveProtocol(tradeChannel: BinanceTradeChannel | null): LiveProtocol {
+interface LiveShape {
+  readonly venue: string;
+  readonly depthStream: string;
+  /** REST depth path: spot `/api/v3/depth`, USDⓈ-M futures `/fapi/v1/depth`. */
+  readonly depthPath: string;
+}
+
+const SPOT_LIVE: LiveShape = { venue: 'binance', depthStream: 'depth@100ms', depthPath: '/api/v3/depth' };
+
+function createLiveProtocol(tradeChannel: BinanceTradeChannel | null, shape: LiveShape = SPOT_LIVE): LiveProtocol {
   let requestId = 0;
+  const streams = (symbols: readonly string[]) => streamsOf(symbols, tradeChannel, shape.depthStream);
   return {
-    venue: 'binance',
-    connectUrl: (baseUrl, symbols) => `${withoutTrailingSlash(baseUrl)}/stream?streams=${streamsOf(symbols, tradeChannel).join('/')}`,
+    venue: shape.venue,
+    connectUrl: (baseUrl, symbols) => `${withoutTrailingSlash(baseUrl)}/stream?streams=${streams(symbols).join('/')}`,
     // The combined-stream URL already subscribes.
     subscribeFrames: () => [],
     unsubscribeFrames: (symbols) => {
       if (symbols.length === 0) return [];
       requestId += 1;
-      return [JSON.stringify({ method: 'UNSUBSCRIBE', params: streamsOf(symbols, tradeChannel), id: requestId })];
+      return [JSON.stringify({ method: 'UNSUBSCRIBE', params: streams(symbols), id: requestId })];
     },
     // Books resync from REST snapshots; the stream itself is never touched.
     resyncFrames: () => [],
     // Binance pings at the websocket level and ws answers those pongs itself.
     pingFrame: () => null,
     snapshotUrl: (baseRestUrl, symbol) =>
-      `${withoutTrailingSlash(baseRestUrl)}/api/v3/depth?symbol=${encodeURIComponent(symbol.toUpperCase())}&limit=${REST_SNAPSHOT_LIMIT}`,
+      `${withoutTrailingSlash(baseRestUrl)}${shape.depthPath}?symbol=${encodeURIComponent(symbol.toUpperCase())}&limit=${REST_SNAPSHOT_LIMIT}`,
   };
 }
 
@@ -679,3 +752,26 @@ export function binanceVenue(tradeChannel: BinanceTradeChannel | null = 'trade')
 }
 
 export const binance: Venue = binanceVenue();
+
+/** The diff-depth update speeds USDⓈ-M futures offers (`<symbol>@depth` alone is 250 ms). */
+export type BinanceUsdmDepthSpeed = '0ms' | '100ms' | '250ms' | '500ms';
+
+/**
+ * Binance USDⓈ-M futures (wss://fstream.binance.com, REST https://fapi.binance.com): the live
+ * client subscribes `<symbol>@depth@<speed>` and `<symbol>@aggTrade` (or `@trade`), and syncs each
+ * book against GET /fapi/v1/depth?limit=1000 with the `pu` chain.
+ */
+export function binanceUsdmVenue(tradeChannel: BinanceTradeChannel | null = 'aggTrade', speed: BinanceUsdmDepthSpeed = '100ms'): Venue {
+  return {
+    id: 'binance-usdm',
+    createMapper: (options: MapperOptions): FrameMapper => new BinanceMapper(options, 'usdm'),
+    live: createLiveProtocol(tradeChannel, { venue: 'binance-usdm', depthStream: `depth@${speed}`, depthPath: '/fapi/v1/depth' }),
+  };
+}
+
+export const binanceUsdm: Venue = binanceUsdmVenue();
+
+/** A mapper for recordings that may be spot or futures: the `pu` of the diff events decides. */
+export function createBinanceRecordingMapper(options: MapperOptions): FrameMapper {
+  return new BinanceMapper(options, 'auto');
+}

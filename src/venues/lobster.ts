@@ -7,7 +7,7 @@ import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { snapshotOrRejected } from '../domain/book-check.js';
-import type { BookSnapshot, Disconnect, EpochMs, MarketMessage, Rejected, RejectReason } from '../domain/types.js';
+import type { BookSnapshot, Disconnect, EpochMs, MarketMessage, OrderEvent, OrderEventKind, Rejected, RejectReason, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
 import { countedReadStream } from './input-bytes.js';
 import { isGzipFile } from './lines.js';
@@ -22,9 +22,16 @@ const EMPTY_BID_PRICE = -9_999_999_999;
 const MESSAGE_COLUMNS = ['time', 'type', 'order_id', 'size', 'price', 'direction'] as const;
 const TIME = 0;
 const TYPE = 1;
+const SIZE = 3;
 const PRICE = 4;
 const DIRECTION = 5;
+const SUBMISSION = 1;
+const CANCELLATION = 2;
+const DELETION = 3;
+const VISIBLE_EXECUTION = 4;
+const HIDDEN_EXECUTION = 5;
 const TRADING_HALT = 7;
+const ORDER_EVENT_KINDS: Record<number, OrderEventKind> = { [SUBMISSION]: 'submit', [CANCELLATION]: 'cancel', [DELETION]: 'delete' };
 /** Price column of a type-7 message: -1 halt, 0 quoting resumes, 1 trading resumes. */
 const HALT = -1;
 const QUOTING_RESUMES = 0;
@@ -179,6 +186,9 @@ export class LobsterRowMapper {
   private readonly levels: number;
   private halted = false;
   private lastTs = Number.NEGATIVE_INFINITY;
+  /** Whether `book` still holds the previous accepted row: the book an event of this row met. */
+  private hasPreviousBook = false;
+  private flow: Trade | OrderEvent | null = null;
 
   constructor(
     private readonly symbol: string,
@@ -191,8 +201,20 @@ export class LobsterRowMapper {
     this.levels = Math.max(1, Math.floor(levels));
   }
 
+  /**
+   * The trade (types 4, 5) or order event (types 1 to 3) of the row just mapped, when that row's
+   * book was accepted; null otherwise. Taken once: the reader yields it before the snapshot, so
+   * the flow reaches the features of the book it produced and never an earlier one.
+   */
+  takeFlow(): Trade | OrderEvent | null {
+    const flow = this.flow;
+    this.flow = null;
+    return flow;
+  }
+
   /** Maps message row `row` (0-based) and the orderbook row after it; null when nothing is emitted. */
   map(messageLine: string, orderbookLine: string, row: number): MarketMessage | null {
+    this.flow = null;
     const message = this.message;
     const messageColumns = parseCsvNumbers(messageLine, message);
     if (messageColumns !== MESSAGE_COLUMNS.length) {
@@ -243,6 +265,8 @@ export class LobsterRowMapper {
       return null;
     }
 
+    // Read before the new row overwrites the book: the level an order event met.
+    const flow = this.flowOf(type, direction, ts);
     const book = this.book;
     const bookColumns = parseCsvNumbers(orderbookLine, book);
     if (bookColumns !== book.length) {
@@ -264,8 +288,54 @@ export class LobsterRowMapper {
       asks: this.side(0, EMPTY_ASK_PRICE),
     };
     const checked = snapshotOrRejected(snapshot, orderbookLine);
-    if (checked.type === 'book_snapshot') this.lastTs = ts;
+    if (checked.type === 'book_snapshot') {
+      this.lastTs = ts;
+      this.hasPreviousBook = true;
+      this.flow = flow;
+    } else {
+      this.hasPreviousBook = false;
+    }
     return checked;
+  }
+
+  /**
+   * Executions become trades whose aggressor is the side opposite the executed resting order
+   * (LOBSTER's direction is that order's side); submissions and cancellations become order
+   * events. Cross trades (type 6) and halts carry no directional flow. Sizes that are not
+   * positive or prices that are not positive carry nothing usable and are dropped.
+   */
+  private flowOf(type: number, direction: number, ts: EpochMs): Trade | OrderEvent | null {
+    const message = this.message;
+    const size = message[SIZE];
+    const ticks = message[PRICE];
+    if (!(size > 0 && ticks > 0)) return null;
+    const side = direction as 1 | -1;
+    if (type === VISIBLE_EXECUTION || type === HIDDEN_EXECUTION) {
+      return { type: 'trade', symbol: this.symbol, ts, localTs: ts, price: ticks / PRICE_SCALE, size, aggressor: side === 1 ? -1 : 1, tradeId: undefined };
+    }
+    const kind = ORDER_EVENT_KINDS[type];
+    if (kind === undefined) return null;
+    return { type: 'order_event', symbol: this.symbol, ts, localTs: ts, kind, side, price: ticks / PRICE_SCALE, size, level: this.levelOf(side, ticks) };
+  }
+
+  /**
+   * Levels of `side` in the previous row's book priced strictly better than `ticks`; -1 when
+   * there is no previous book or the price lies beyond a side whose every file level is quoted.
+   */
+  private levelOf(side: 1 | -1, ticks: number): number {
+    if (!this.hasPreviousBook) return -1;
+    const book = this.book;
+    const offset = side === 1 ? 2 : 0;
+    const emptyPrice = side === 1 ? EMPTY_BID_PRICE : EMPTY_ASK_PRICE;
+    let better = 0;
+    let quoted = 0;
+    for (let i = offset; i < book.length; i += 4) {
+      if (book[i] === emptyPrice && book[i + 1] === 0) continue;
+      quoted++;
+      if (side === 1 ? book[i] > ticks : book[i] < ticks) better++;
+    }
+    // Worse than every quoted level of a full side: it may sit at any deeper level.
+    return better === quoted && quoted === this.fileLevels ? -1 : better;
   }
 
   /** One side in dollars, best first, padding dropped, at most `levels` levels. */
@@ -442,6 +512,8 @@ async function* readPair(pair: LobsterPair, options: MapperOptions & { symbol?: 
         return;
       }
       const mapped = mapper.map(message, orderbook, row);
+      const flow = mapper.takeFlow();
+      if (flow) yield flow;
       if (mapped) yield mapped;
     }
   } finally {
@@ -453,7 +525,9 @@ async function* readPair(pair: LobsterPair, options: MapperOptions & { symbol?: 
 /**
  * LOBSTER files: `paths` holds the sample .zip, the message + orderbook CSV pair, or a folder
  * holding them (several pairs are read one after the other). One snapshot per event row
- * (`seq` = 0-based row, `ts` = `localTs` = event time), prices in dollars, padding dropped;
+ * (`seq` = 0-based row, `ts` = `localTs` = event time), prices in dollars, padding dropped,
+ * preceded by the row's flow: executions (types 4, 5) as trades, aggressor opposite the
+ * executed order's side, and submissions/cancellations/deletions (1 to 3) as order events;
  * a trading halt emits a `disconnect` and no snapshots until trading resumes.
  * Missing or unpaired files throw; bad rows become `rejected` messages.
  */

@@ -1,18 +1,25 @@
 // Every venue and file format, registered in one place. Entry points look sources up here
 // by id; nothing else knows the list.
-import { binance } from './binance.js';
+import { binance, binanceUsdm } from './binance.js';
 import { binanceRaw } from './binance-raw.js';
+import { bybit } from './bybit.js';
 import { canonical, canonicalJsonl } from './canonical.js';
 import { coinbase } from './coinbase.js';
 import { kraken } from './kraken.js';
+import { krakenV2 } from './kraken-v2.js';
 import { lobster } from './lobster.js';
+import { okx } from './okx.js';
 import { tardisCsv } from './tardis-csv.js';
 import type { FileFormat, Venue } from './types.js';
 
 export const venues: Readonly<Record<string, Venue>> = {
   binance,
+  'binance-usdm': binanceUsdm,
+  bybit,
   coinbase,
   kraken,
+  'kraken-v2': krakenV2,
+  okx,
   canonical,
 };
 

@@ -4,11 +4,19 @@
 //   trades                 `exchange,symbol,timestamp,local_timestamp,id,side,price,amount`, side
 //                          the liquidity taker's (buy, sell, or unknown), id empty where the
 //                          exchange gives none.
+//   incremental_book_L2    `exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount`,
+//                          one row per changed level (side bid or ask, amount absolute, 0 deletes).
+//                          Each daily file starts with a snapshot: the rows with is_snapshot=true.
+//                          tardis.dev: "if is_snapshot is true and the previous row was not, a new
+//                          snapshot starts: reset the book" (a recorder reconnect mid-day does it).
+//                          Rows of one venue message share their timestamps; the book is emitted
+//                          once per such group, and once per snapshot block, through the shared L2Book.
 // Timestamps are microseconds since epoch (UTC); `local_timestamp` is the arrival time, and
 // tardis.dev orders every file by it. Each file says by its header which type it is, so a book
 // file and a trades file of one day replay together, merged by arrival as a live client saw them.
 import { snapshotOrRejected } from '../domain/book-check.js';
-import type { Aggressor, BookSnapshot, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
+import type { Aggressor, BookSnapshot, Disconnect, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
+import { DepthBook } from './depth-book.js';
 import { rejected, sampleOf } from '../domain/types.js';
 import { readLines } from './lines.js';
 import type { FileFormat, MapperOptions } from './types.js';
@@ -313,22 +321,172 @@ export class TardisTradeRowMapper {
   }
 }
 
-/** A file's data type, told by its header: book levels make a book_snapshot file, an id and a side a trades file. */
-export function tardisDataType(header: string): 'book_snapshot' | 'trades' {
-  const names = header.split(',');
-  if (names.some((name) => LEVEL_COLUMN.test(name))) return 'book_snapshot';
-  if (names.includes('side') && names.includes('price') && names.includes('amount')) return 'trades';
-  throw new Error(`tardis-csv: header is neither book_snapshot_N (asks[i]/bids[i] columns) nor trades (id,side,price,amount): ${sampleOf(header, 120)}`);
+/** Where each column of an incremental_book_L2 file sits, found from the header. */
+interface TardisIncrementalLayout extends RowHeadLayout {
+  readonly isSnapshot: number;
+  readonly side: number;
+  readonly price: number;
+  readonly amount: number;
 }
 
+/** Reads an incremental_book_L2 header; throws when a column is missing (the wrong file was given). */
+export function tardisIncrementalLayout(header: string): TardisIncrementalLayout {
+  const names = header.split(',');
+  const find = columnFinder(header, names, 'incremental_book_L2');
+  return {
+    columnCount: names.length,
+    symbol: find('symbol'),
+    timestamp: find('timestamp'),
+    localTimestamp: find('local_timestamp'),
+    isSnapshot: find('is_snapshot'),
+    side: find('side'),
+    price: find('price'),
+    amount: find('amount'),
+  };
+}
+
+interface IncrementalBook {
+  readonly depthBook: DepthBook;
+  /** The last row of this symbol was a snapshot row: more of the same block may follow. */
+  inSnapshot: boolean;
+  /** A snapshot block was read: deltas before the first are ignored (no book to apply them to). */
+  synced: boolean;
+  /** A book went out since the last reset, so a new snapshot block mid-file marks a gap. */
+  emitted: boolean;
+}
+
+const NOTHING: readonly MarketMessage[] = [];
+
+/**
+ * Maps data rows of one incremental_book_L2 file into books: each group of rows that shares
+ * symbol, timestamp and local_timestamp (one venue message), or one whole snapshot block,
+ * leaves as one snapshot of `levels` per side when the next group starts (or at `flush`).
+ * Never throws: a bad row becomes a `rejected` naming the cell and is not applied.
+ */
+export class TardisIncrementalRowMapper {
+  private readonly cells: CsvCells;
+  private readonly books = new Map<string, IncrementalBook>();
+  private readonly levels: number;
+  // The group being read; its book goes out when a row of another group arrives.
+  private pendingBook: IncrementalBook | null = null;
+  private pendingSymbol = '';
+  private pendingTimestamp = 0;
+  private pendingLocalTimestamp = 0;
+  private pendingIsSnapshot = false;
+  private pendingLine = '';
+
+  constructor(
+    private readonly layout: TardisIncrementalLayout,
+    levels: number,
+    private readonly symbolOverride?: string,
+  ) {
+    this.cells = new CsvCells(layout.columnCount);
+    this.levels = Math.max(1, Math.floor(levels) || 10);
+  }
+
+  map(line: string, lineNumber: number): readonly MarketMessage[] {
+    const layout = this.layout;
+    const cells = this.cells;
+    const head = readRowHead(cells, layout, line, lineNumber, this.symbolOverride);
+    if ('type' in head) return [head];
+    const { symbol, timestamp, localTimestamp } = head;
+    const snapshotText = cells.text(layout.isSnapshot);
+    if (snapshotText !== 'true' && snapshotText !== 'false') {
+      return [rejectRow('schema', `line ${lineNumber} is_snapshot: expected true or false, got ${JSON.stringify(snapshotText)}`, line, symbol)];
+    }
+    const isSnapshot = snapshotText === 'true';
+    const sideText = cells.text(layout.side);
+    if (sideText !== 'bid' && sideText !== 'ask') {
+      return [rejectRow('schema', `line ${lineNumber} side: expected bid or ask, got ${JSON.stringify(sideText)}`, line, symbol)];
+    }
+    const price = cells.number(layout.price);
+    if (!Number.isFinite(price) || !(price > 0)) {
+      return [rejectRow('schema', `line ${lineNumber} price: expected a finite number > 0, got ${JSON.stringify(cells.text(layout.price))}`, line, symbol)];
+    }
+    const amount = cells.number(layout.amount);
+    if (!Number.isFinite(amount) || amount < 0) {
+      return [rejectRow('schema', `line ${lineNumber} amount: expected a finite number >= 0, got ${JSON.stringify(cells.text(layout.amount))}`, line, symbol)];
+    }
+
+    let out = NOTHING;
+    const pending = this.pendingBook;
+    const sameGroup = pending !== null && this.pendingSymbol === symbol && this.pendingIsSnapshot === isSnapshot &&
+      // A snapshot block is one book even where its rows' times differ.
+      (isSnapshot || (this.pendingTimestamp === timestamp && this.pendingLocalTimestamp === localTimestamp));
+    if (pending !== null && !sameGroup) out = this.flush();
+
+    let book = this.books.get(symbol);
+    if (book === undefined) {
+      book = { depthBook: new DepthBook(false), inSnapshot: false, synced: false, emitted: false };
+      this.books.set(symbol, book);
+    }
+    if (isSnapshot && !book.inSnapshot) {
+      if (book.emitted) {
+        const disconnect: Disconnect = {
+          type: 'disconnect',
+          symbol,
+          localTs: localTimestamp / 1000,
+          reason: `line ${lineNumber}: a new snapshot block (the recorder reconnected); the book restarts from it`,
+        };
+        out = out.length === 0 ? [disconnect] : [...out, disconnect];
+      }
+      book.depthBook.reset();
+      book.synced = true;
+      book.emitted = false;
+    }
+    book.inSnapshot = isSnapshot;
+    if (!book.synced) return out;
+    book.depthBook.set(sideText, price, amount, '', '');
+    this.pendingBook = book;
+    this.pendingSymbol = symbol;
+    this.pendingTimestamp = timestamp;
+    this.pendingLocalTimestamp = localTimestamp;
+    this.pendingIsSnapshot = isSnapshot;
+    this.pendingLine = line;
+    return out;
+  }
+
+  /** The book of the group read last, if any; called when a group ends and at the end of the file. */
+  flush(): readonly MarketMessage[] {
+    const book = this.pendingBook;
+    if (book === null) return NOTHING;
+    this.pendingBook = null;
+    const message = book.depthBook.emit(this.pendingSymbol, this.pendingTimestamp / 1000, this.pendingLocalTimestamp / 1000, undefined, this.levels, this.pendingLine);
+    if (message.type === 'book_snapshot') book.emitted = true;
+    return [message];
+  }
+}
+
+/**
+ * A file's data type, told by its header: book levels make a book_snapshot file, is_snapshot an
+ * incremental_book_L2 file, an id and a side a trades file.
+ */
+export function tardisDataType(header: string): 'book_snapshot' | 'incremental_book_L2' | 'trades' {
+  const names = header.split(',');
+  if (names.some((name) => LEVEL_COLUMN.test(name))) return 'book_snapshot';
+  if (names.includes('is_snapshot') && names.includes('side') && names.includes('price') && names.includes('amount')) return 'incremental_book_L2';
+  if (names.includes('side') && names.includes('price') && names.includes('amount')) return 'trades';
+  throw new Error(`tardis-csv: header is neither book_snapshot_N (asks[i]/bids[i] columns), incremental_book_L2 (is_snapshot,side,price,amount) nor trades (id,side,price,amount): ${sampleOf(header, 120)}`);
+}
+
+type TardisMessage = BookSnapshot | Trade | Rejected | Disconnect;
+
 /** One file's messages in file order; its header picks the row mapper. */
-async function* readTardisFile(path: string, options: MapperOptions & { symbol?: string }): AsyncGenerator<BookSnapshot | Trade | Rejected> {
-  let mapRow: ((line: string, lineNumber: number) => BookSnapshot | Trade | Rejected) | undefined;
+async function* readTardisFile(path: string, options: MapperOptions & { symbol?: string }): AsyncGenerator<TardisMessage> {
+  let mapRow: ((line: string, lineNumber: number) => TardisMessage) | undefined;
+  let incremental: TardisIncrementalRowMapper | undefined;
   let lineNumber = 0;
   for await (const line of readLines(path)) {
     lineNumber++;
+    if (incremental !== undefined) {
+      yield* incremental.map(line, lineNumber) as readonly TardisMessage[];
+      continue;
+    }
     if (mapRow === undefined) {
-      if (tardisDataType(line) === 'trades') {
+      const dataType = tardisDataType(line);
+      if (dataType === 'incremental_book_L2') {
+        incremental = new TardisIncrementalRowMapper(tardisIncrementalLayout(line), options.levels, options.symbol);
+      } else if (dataType === 'trades') {
         const mapper = new TardisTradeRowMapper(tardisTradeLayout(line), options.symbol);
         mapRow = (row, at) => mapper.map(row, at);
       } else {
@@ -339,10 +497,11 @@ async function* readTardisFile(path: string, options: MapperOptions & { symbol?:
     }
     yield mapRow(line, lineNumber);
   }
+  if (incremental !== undefined) yield* incremental.flush() as readonly TardisMessage[];
 }
 
 /** When a message arrived; rejections carry no time and go out as soon as they are read. */
-function arrival(message: BookSnapshot | Trade | Rejected): number {
+function arrival(message: TardisMessage): number {
   return message.type === 'rejected' ? -Infinity : message.localTs;
 }
 
@@ -352,8 +511,8 @@ function arrival(message: BookSnapshot | Trade | Rejected): number {
  * trades file interleave. On equal arrival times the file given first goes first, so passing
  * the book file before the trades file never lets a trade reach a book it may have followed.
  */
-async function* mergeByArrival(sources: AsyncGenerator<BookSnapshot | Trade | Rejected>[]): AsyncGenerator<MarketMessage> {
-  const heads: (BookSnapshot | Trade | Rejected | undefined)[] = [];
+async function* mergeByArrival(sources: AsyncGenerator<TardisMessage>[]): AsyncGenerator<MarketMessage> {
+  const heads: (TardisMessage | undefined)[] = [];
   try {
     for (const source of sources) heads.push((await source.next()).value ?? undefined);
     for (;;) {
@@ -372,7 +531,7 @@ async function* mergeByArrival(sources: AsyncGenerator<BookSnapshot | Trade | Re
 }
 
 /**
- * tardis.dev book_snapshot and trades CSV files, plain or gzip, each with its header, merged
+ * tardis.dev book_snapshot, incremental_book_L2 and trades CSV files, plain or gzip, each with its header, merged
  * by arrival. Books: `ts` = timestamp, `localTs` = local_timestamp (µs in the file, ms here),
  * `seq` undefined. Trades: the same times, id and taker side as written. The symbol column
  * names the symbol unless `options.symbol` is given.

@@ -153,3 +153,20 @@ describe('L2Book', () => {
     );
   });
 });
+
+describe('L2Book.truncate', () => {
+  it('keeps the best levels of one side and leaves the other alone', () => {
+    const book = new L2Book(4);
+    for (const price of [100, 99, 98, 97, 96]) book.setLevel('bid', price, price / 100);
+    for (const price of [101, 102, 103]) book.setLevel('ask', price, 1);
+    book.truncate('bid', 3);
+    expect([...book.topBids(10)]).toEqual([100, 1, 99, 0.99, 98, 0.98]);
+    expect(book.depth('ask')).toBe(3);
+    // The dropped levels are really gone: setting a better one still leaves three after truncating.
+    book.setLevel('bid', 100.5, 2);
+    book.truncate('bid', 3);
+    expect([...book.topBids(10)]).toEqual([100.5, 2, 100, 1, 99, 0.99]);
+    book.truncate('ask', 5);
+    expect(book.depth('ask')).toBe(3);
+  });
+});

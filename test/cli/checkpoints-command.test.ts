@@ -26,7 +26,7 @@ function tempDir(): string {
 }
 
 function configFor(db: string): ServiceConfig {
-  return loadServiceConfig({ flags: { db, demoFeed: false, levels: 5, hidden: 8 } });
+  return loadServiceConfig({ flags: { db, demoFeed: false, workers: 1, levels: 5, hidden: 8 } });
 }
 
 /** The predictions a runtime on `db` makes for `inputs`, wall-clock receive time left out. */

@@ -38,7 +38,7 @@ beforeAll(async () => {
     throw new Error(`${CHROMIUM} is missing: the dashboard end-to-end test needs Debian's chromium package (apt-get install -y chromium; .ci/run installs it)`);
   }
   const db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-dashboard-e2e-')), 'db.sqlite');
-  runtime = new ServiceRuntime(loadServiceConfig({ env: {}, flags: { port: 0, db } }), quiet);
+  runtime = new ServiceRuntime(loadServiceConfig({ env: {}, flags: { port: 0, db, workers: 1 } }), quiet);
   app = await buildApp({ runtime, logger: false });
   await runtime.start();
   origin = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -87,7 +87,7 @@ describe('the dashboard in Chromium', () => {
   it('renders live predictions: the symbol, both charts with points, every model accuracy, latency and the feed', async () => {
     await waitInPage(`document.getElementById('symbol-name').textContent === 'BTCUSDT'`);
     await waitInPage(`Number(document.getElementById('prob-chart').dataset.points) >= 30`);
-    await waitInPage(`document.querySelectorAll('.accuracy-row[data-accuracy]:not([data-accuracy=""])').length === 4`);
+    await waitInPage(`document.querySelectorAll('.accuracy-row[data-accuracy]:not([data-accuracy=""])').length === 5`);
     await waitInPage(`document.querySelector('.feed[data-connected="true"]') !== null`);
     await waitInPage(`/\\d/.test(document.getElementById('resolved').textContent)`);
 
@@ -115,7 +115,11 @@ describe('the dashboard in Chromium', () => {
     const accuracy = await inPage<Array<{ model: string; accuracy: number; shown: string }>>(
       `[...document.querySelectorAll('.accuracy-row')].map((row) => ({ model: row.dataset.model, accuracy: Number(row.dataset.accuracy), shown: row.querySelector('.accuracy-value').textContent }))`,
     );
-    expect(accuracy.map((row) => row.model)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority']);
+    expect(accuracy.map((row) => row.model)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority', 'mix']);
+    // The mix's weight on each other model is shown in that model's row.
+    const notes = await inPage<string[]>(`[...document.querySelectorAll('.accuracy-row .accuracy-note')].map((note) => note.textContent)`);
+    for (const note of notes.slice(0, 4)) expect(note).toMatch(/mix weight \d\.\d{3}$/);
+    expect(notes[4]).not.toMatch(/mix weight/);
     for (const row of accuracy) {
       expect(row.accuracy, row.model).toBeGreaterThanOrEqual(0);
       expect(row.accuracy, row.model).toBeLessThanOrEqual(1);

@@ -33,7 +33,7 @@ describe('replay', () => {
     expect(first).toMatchObject({ symbol: 'AMZN', seq: 0, target: 'next-move' });
     expect(first.mid).toBeCloseTo((223.18 + 223.95) / 2, 10);
     expect(first.localTs).toBe(first.ts);
-    expect(Object.keys(first.models)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority']);
+    expect(Object.keys(first.models)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority', 'mix']);
     for (const probs of Object.values(first.models) as Array<{ down: number; up: number }>) expect(probs.down + probs.up).toBeCloseTo(1, 12);
   });
 
@@ -106,10 +106,11 @@ describe('replay', () => {
     const report = await runReplay({ files: lobsterFixture, format: 'lobster', config, report: join(dir, 'r.json'), html: join(dir, 'r.html'), speed: 'max' });
     const written = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
     expect(written).toEqual(JSON.parse(JSON.stringify(report)));
-    expect(report).toMatchObject({ eventsRead: 2000, accepted: 2000, rejected: {}, disconnects: 0 });
+    expect(report).toMatchObject({ eventsRead: 2000, accepted: 2000, rejected: {}, disconnects: 0, trades: 365, orderEvents: 1635, featureSet: 'flow-2' });
+    expect(report.symbols[0].mixWeights?.map((w) => w.model)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority']);
     expect(report.stepLatencyUs.p50).toBeGreaterThan(0);
     const models = report.symbols[0].models;
-    expect(models.map((m) => m.name)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority']);
+    expect(models.map((m) => m.name)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority', 'mix']);
     for (const model of models) {
       expect(model.n).toBeGreaterThan(1900);
       expect(model.confusion.flat().reduce((a, b) => a + b, 0)).toBe(model.n);
@@ -192,13 +193,13 @@ describe('prequential metrics through the engine', () => {
 });
 
 describe('tick output around a disconnect and a resume', () => {
-  it('ticks dropped unscored by a disconnect leave without a label, in tick order, and later ticks keep theirs', async () => {
+  it('ticks pending at a disconnect leave without a label, in tick order, exactly those the learners dropped, and later ticks keep theirs', async () => {
     const { TickOutput } = await import('../../src/cli/tick-output.js');
     const { modelName } = await import('../../src/model/factory.js');
     const dir = tempDir();
     const small = { ...config, models: parseModelList('logistic') };
-    const output = (await TickOutput.open({ out: join(dir, 'out.jsonl'), levels: 5, models: small.models.map(modelName), classNames: ['down', 'up'] }))!;
-    const engine = new Engine(small, { onScored: (symbol, m, _p, _o, label) => output.onScored(symbol, m, label), onNewSymbol: (e) => output.onNewSymbol(e) });
+    const output = (await TickOutput.open({ out: join(dir, 'out.jsonl'), levels: 5, models: small.models.map(modelName), target: small.target, maxPending: small.learner.maxPending }))!;
+    const engine = new Engine(small);
     engine.addSink((prediction) => output.onPrediction(prediction));
     const books = readFileSync(canonicalFixture, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { ts: number; bids: number[][]; asks: number[][] });
     const snapshot = (i: number): BookSnapshot => ({ type: 'book_snapshot', symbol: 'AMZN', ts: books[i].ts, localTs: books[i].ts, seq: i, bids: Float64Array.from(books[i].bids.flat()), asks: Float64Array.from(books[i].asks.flat()) });
@@ -206,6 +207,7 @@ describe('tick output around a disconnect and a resume', () => {
     const pendingAtBreak = engine.symbol('AMZN')!.learners.pending;
     expect(pendingAtBreak).toBeGreaterThan(0);
     engine.process({ type: 'disconnect', symbol: 'AMZN', localTs: books[60].ts, reason: 'test' });
+    output.onDisconnect('AMZN', 60);
     for (let i = 60; i < 120; i++) engine.process(snapshot(i));
     await output.close();
     const rows = readFileSync(join(dir, 'out.jsonl'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { seq: number; label: string | null });

@@ -34,20 +34,27 @@ function expectClose(actual: Float64Array, expected: readonly number[], toleranc
 }
 
 describe('FeatureExtractor layout', () => {
-  it('has 4L + 6 elements, named in output order', () => {
-    expect(new FeatureExtractor(2).dimension).toBe(14);
+  it('has 5L + 26 elements, named in output order', () => {
+    expect(new FeatureExtractor(2).dimension).toBe(36);
     expect(new FeatureExtractor(10).dimension).toBe(featureDimension(10));
+    expect(featureNames(10)).toHaveLength(featureDimension(10));
     expect(featureNames(2)).toEqual([
       'bid_dist_bps_0', 'ask_dist_bps_0', 'log1p_bid_size_0', 'log1p_ask_size_0',
       'bid_dist_bps_1', 'ask_dist_bps_1', 'log1p_bid_size_1', 'log1p_ask_size_1',
       'spread_bps', 'imbalance_l1', 'imbalance_depth', 'ofi_l1', 'mid_return_bps', 'log1p_dt_ms',
+      'ofi_l2',
+      'signed_volume_10t', 'signed_volume_100t', 'signed_volume_1000ms', 'signed_volume_10000ms',
+      'signed_trades_10t', 'signed_trades_100t', 'signed_trades_1000ms', 'signed_trades_10000ms',
+      'last_submit_bid', 'last_submit_ask', 'last_cancel_bid', 'last_cancel_ask', 'last_trade_buy', 'last_trade_sell',
+      'submits_bid', 'submits_ask', 'cancels_bid', 'cancels_ask',
+      'last_move_dir', 'log1p_ms_since_move', 'log1p_ticks_since_move',
     ]);
   });
 
   it('rejects a non-positive level count and a wrongly sized output', () => {
     expect(() => new FeatureExtractor(0)).toThrow(/levels/);
     const extractor = new FeatureExtractor(2);
-    expect(() => extractor.extract(book(0, [1, 1], [2, 1]), new Float64Array(13))).toThrow(/length 14/);
+    expect(() => extractor.extract(book(0, [1, 1], [2, 1]), new Float64Array(35))).toThrow(/length 36/);
   });
 });
 
@@ -63,7 +70,7 @@ describe('FeatureExtractor by hand, L = 2', () => {
 
     extractor.extract(first, out);
     // mid = (100 + 101) / 2 = 100.5
-    expectClose(out, [
+    expectClose(out.subarray(0, 14), [
       49.75124378109452, //  bid 0: (100.5 - 100) / 100.5 * 1e4 = 0.5 / 100.5 * 1e4
       49.75124378109452, //  ask 0: (101 - 100.5) / 100.5 * 1e4
       1.0986122886681096, // log1p(2)
@@ -82,7 +89,7 @@ describe('FeatureExtractor by hand, L = 2', () => {
 
     extractor.extract(second, out);
     // mid = (100.5 + 101) / 2 = 100.75
-    expectClose(out, [
+    expectClose(out.subarray(0, 14), [
       24.81389578163772, //  bid 0: (100.75 - 100.5) / 100.75 * 1e4 = 0.25 / 100.75 * 1e4
       24.81389578163772, //  ask 0: (101 - 100.75) / 100.75 * 1e4
       0.9162907318741551, // log1p(1.5)
@@ -140,10 +147,11 @@ describe('FeatureExtractor padding of a thin book', () => {
     const out = new Float64Array(extractor.dimension);
     // One bid level, two ask levels, L = 3. mid = (10 + 10.2) / 2 = 10.1.
     extractor.extract(book(0, [10, 4], [10.2, 1, 10.5, 2]), out);
+    expect(Array.from(out.subarray(18))).toEqual(Array<number>(out.length - 18).fill(0));
     const bid0 = (0.1 / 10.1) * 1e4; // (10.1 - 10) / 10.1 * 1e4
     const ask0 = (0.1 / 10.1) * 1e4; // (10.2 - 10.1) / 10.1 * 1e4
     const ask1 = (0.4 / 10.1) * 1e4; // (10.5 - 10.1) / 10.1 * 1e4
-    expectClose(out, [
+    expectClose(out.subarray(0, 18), [
       bid0, ask0, Math.log1p(4), Math.log1p(1),
       bid0, ask1, 0, Math.log1p(2), // bid level 1 missing: bid 0 distance repeated, size 0
       bid0, ask1, 0, 0, //             level 2 missing on both sides
@@ -305,7 +313,7 @@ function referenceFeatures(levels: number, current: RecordedBook, previous: Reco
   features.push((current.asks[0].price - current.bids[0].price) / mid * 1e4);
   features.push((qb - qa) / (qb + qa));
   features.push((bidDepth - askDepth) / (bidDepth + askDepth));
-  if (!previous) return [...features, 0, 0, 0];
+  if (!previous) return [...features, 0, 0, 0, ...Array<number>(levels - 1).fill(0)];
   const pb = current.bids[0].price;
   const pa = current.asks[0].price;
   const pbPrev = previous.bids[0].price;
@@ -317,6 +325,16 @@ function referenceFeatures(levels: number, current: RecordedBook, previous: Reco
   features.push(e / (qb + qbPrev + qa + qaPrev));
   features.push(Math.log(mid / prevMid) * 1e4);
   features.push(Math.log(1 + (current.ts - previous.ts)));
+  // Multi-level OFI (Xu, Yang, Kong & Wang 2019): the same formula on level m of both books.
+  for (let m = 1; m < levels; m++) {
+    if (m >= current.bids.length || m >= current.asks.length || m >= previous.bids.length || m >= previous.asks.length) {
+      features.push(0);
+      continue;
+    }
+    const [b, a, bp, ap] = [current.bids[m], current.asks[m], previous.bids[m], previous.asks[m]];
+    const em = (b.price >= bp.price ? b.size : 0) - (b.price <= bp.price ? bp.size : 0) - (a.price <= ap.price ? a.size : 0) + (a.price >= ap.price ? ap.size : 0);
+    features.push(em / (b.size + bp.size + a.size + ap.size));
+  }
   return features;
 }
 
@@ -341,7 +359,7 @@ describe('FeatureExtractor on a real LOBSTER excerpt', () => {
       recorded.forEach((r, i) => {
         extractor.extract(toSnapshot(r), out);
         const previous = i > 0 ? recorded[i - 1] : null;
-        expectClose(out, referenceFeatures(levels, r, previous), 1e-9);
+        expectClose(out.subarray(0, 5 * levels + 5), referenceFeatures(levels, r, previous), 1e-9);
         if (out[4 * levels + 4] !== 0) priceMoves++;
         if (out[4 * levels + 3] !== 0) nonZeroOfi++;
       });

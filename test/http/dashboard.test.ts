@@ -35,7 +35,7 @@ const running: Service[] = [];
 
 async function service(flags: Record<string, unknown> = {}): Promise<Service> {
   const db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-dashboard-')), 'db.sqlite');
-  const config = loadServiceConfig({ flags: { db, demoFeed: false, levels: 5, hidden: 8, models: 'rtrl,logistic,majority', ...flags } });
+  const config = loadServiceConfig({ flags: { db, demoFeed: false, workers: 1, levels: 5, hidden: 8, models: 'rtrl,logistic,majority', ...flags } });
   const runtime = new ServiceRuntime(config, quiet);
   const app = await buildApp({ runtime, logger: false });
   const created = { runtime, app };
@@ -120,7 +120,7 @@ describe('the page and its assets', () => {
 
     const db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-dashboard-')), 'db.sqlite');
     const errors: string[] = [];
-    const runtime = new ServiceRuntime(loadServiceConfig({ flags: { db, demoFeed: false } }), { ...quiet, error: (fields: object) => errors.push(JSON.stringify(fields)) });
+    const runtime = new ServiceRuntime(loadServiceConfig({ flags: { db, demoFeed: false, workers: 1 } }), { ...quiet, error: (fields: object) => errors.push(JSON.stringify(fields)) });
     const Fastify = (await import('fastify')).default;
     const app = Fastify();
     // As buildApp sets them: the routes' response schemas are zod.

@@ -29,7 +29,7 @@ afterEach(async () => {
 
 async function service(flags: Record<string, unknown> = {}): Promise<{ runtime: ServiceRuntime; app: FastifyInstance }> {
   const db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-metrics-')), 'db.sqlite');
-  const runtime = new ServiceRuntime(loadServiceConfig({ flags: { db, demoFeed: false, levels: 5, hidden: 8, ...flags } }), quiet);
+  const runtime = new ServiceRuntime(loadServiceConfig({ flags: { db, demoFeed: false, workers: 1, levels: 5, hidden: 8, ...flags } }), quiet);
   const app = await buildApp({ runtime, logger: false });
   cleanups.push(async () => {
     await app.close();
@@ -85,6 +85,7 @@ describe('GET /metrics', () => {
       lob_rtrl_model_accuracy: 'gauge',
       lob_rtrl_rejects_total: 'counter',
       lob_rtrl_disconnects_total: 'counter',
+      lob_rtrl_mix_weight: 'gauge',
       lob_rtrl_symbols: 'gauge',
       lob_rtrl_kernel_info: 'gauge',
       lob_rtrl_step_latency_seconds: 'histogram',
@@ -119,6 +120,10 @@ describe('GET /metrics', () => {
     const kernels = [...samples].filter(([name]) => name.startsWith('lob_rtrl_kernel_info'));
     expect(kernels).toEqual([[`lob_rtrl_kernel_info{kernel="${currentRtrlKernel().name}"}`, 1]]);
     expect(kernels[0][0]).toMatch(/kernel="(js|native-(avx512|avx2|baseline))"/);
+    // The default models end with mix: one weight per other model, summing to 1.
+    const weights = ['rtrl', 'tbptt:10', 'logistic', 'majority'].map((model) => samples.get(`lob_rtrl_mix_weight{symbol="AMZN",model="${model}"}`) ?? Number.NaN);
+    expect(weights.every((w) => w > 0 && w < 1)).toBe(true);
+    expect(weights.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
 
     // Per model: the rolling and lifetime figures are the symbol's own metrics, read at scrape time.
     const amznEngine = runtime.engine.symbol('AMZN')!;

@@ -34,7 +34,7 @@ interface Service {
 const running: Service[] = [];
 
 async function service(flags: Record<string, unknown> = {}, db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-rest-')), 'db.sqlite')): Promise<Service> {
-  const config = loadServiceConfig({ flags: { db, demoFeed: false, levels: 5, hidden: 8, ...flags } });
+  const config = loadServiceConfig({ flags: { db, demoFeed: false, workers: 1, levels: 5, hidden: 8, ...flags } });
   const runtime = new ServiceRuntime(config, quiet);
   const app = await buildApp({ runtime, logger: false });
   const created = { runtime, app, db };
@@ -117,7 +117,7 @@ describe('push ingest and reads', () => {
     const prediction = latest.json();
     expect(prediction).toMatchObject({ symbol: 'AMZN', seq: last.seq, ts: last.ts, target: 'next-move' });
     expect(prediction.mid).toBeCloseTo(lastMid, 9);
-    expect(prediction.models.map((m: { model: string }) => m.model)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority']);
+    expect(prediction.models.map((m: { model: string }) => m.model)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority', 'mix']);
     for (const model of prediction.models) {
       expect(Object.keys(model.probs)).toEqual(['down', 'up']);
       expect(model.probs.down + model.probs.up).toBeCloseTo(1, 9);
@@ -127,7 +127,7 @@ describe('push ingest and reads', () => {
     expect(metrics.statusCode).toBe(200);
     const body = metrics.json();
     expect(body).toMatchObject({ symbol: 'AMZN', target: 'next-move', classes: ['down', 'up'], ticks: 300 });
-    expect(body.models).toHaveLength(4);
+    expect(body.models).toHaveLength(5);
     for (const model of body.models) {
       expect(model.overall.n).toBeGreaterThan(0);
       expect(model.overall.n).toBeLessThanOrEqual(300);
@@ -212,7 +212,7 @@ describe('push ingest and reads', () => {
 
     const newestTen = (await get('?limit=10')).json().predictions;
     expect(newestTen.map((p: { seq: number }) => p.seq)).toEqual(snapshots.slice(290).map((s) => s.seq));
-    expect(newestTen[9].models).toHaveLength(4);
+    expect(newestTen[9].models).toHaveLength(5);
 
     const since = snapshots[250].ts;
     const expectedSince = snapshots.filter((s) => s.ts > since).map((s) => s.seq);
@@ -247,7 +247,7 @@ describe('push ingest and reads', () => {
     expect(fromLog[0]).toMatchObject({ symbol: 'AMZN', model: 'rtrl', ts: expected[0].ts });
     expect(fromLog[0].probs[0] + fromLog[0].probs[1]).toBeCloseTo(1, 9);
     // The ring part carries every model.
-    expect(all[all.length - 1].models).toHaveLength(4);
+    expect(all[all.length - 1].models).toHaveLength(5);
   });
 });
 

@@ -72,7 +72,7 @@ afterEach(async () => {
 export function newRuntime(overrides: Partial<ServiceConfig>): ServiceRuntime {
   const dir = mkdtempSync(join(tmpdir(), 'lob-rtrl-ws-'));
   // Cheap models keep thousands of ticks fast; the routes do not care which models run.
-  const config = serviceConfigSchema.parse({ db: join(dir, 'db.sqlite'), demoFeed: false, models: 'logistic,majority', levels: 5, ...overrides });
+  const config = serviceConfigSchema.parse({ db: join(dir, 'db.sqlite'), demoFeed: false, models: 'logistic,majority', levels: 5, workers: 1, ...overrides });
   const runtime = new ServiceRuntime(config, quiet);
   cleanups.push(async () => {
     await runtime.stop();

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createLearners, defaultLearnerSettings, parseModelList } from '../../src/model/factory.js';
 import { LearnerSet } from '../../src/model/learner-set.js';
 import { Rng } from '../../src/model/rng.js';
-import { Labeler, parseTarget, type TargetSpec } from '../../src/model/targets.js';
+import { Labeler, parseTarget, targetName, type TargetSpec } from '../../src/model/targets.js';
 
 const INPUTS = 4;
 
@@ -104,5 +104,53 @@ describe('Labeler', () => {
     expect(parseTarget('horizon:5:0.0001')).toEqual({ kind: 'horizon', k: 5, flatBand: 0.0001 });
     expect(() => parseTarget('horizon:0')).toThrow(/horizon K/);
     expect(() => parseTarget('later')).toThrow(/target: expected/);
+  });
+});
+
+describe('time horizons (horizon:1s, horizon:500ms)', () => {
+  it('parses and names them', () => {
+    expect(parseTarget('horizon:1s')).toEqual({ kind: 'time-horizon', ms: 1000, flatBand: 0 });
+    expect(parseTarget('horizon:500ms')).toEqual({ kind: 'time-horizon', ms: 500, flatBand: 0 });
+    expect(parseTarget('horizon:1s:0.0001')).toEqual({ kind: 'time-horizon', ms: 1000, flatBand: 0.0001 });
+    expect(targetName(parseTarget('horizon:1s'))).toBe('horizon:1s');
+    expect(targetName(parseTarget('horizon:500ms'))).toBe('horizon:500ms');
+    expect(() => parseTarget('horizon:0ms')).toThrow(/between 1 ms and 1 day/);
+  });
+
+  it('labels a tick by the mid in force one horizon later, known once a later tick arrives', () => {
+    const labeler = new Labeler(parseTarget('horizon:1s'));
+    // (ts ms, mid). The tick at 0 is labelled by the mid at 1000 ms, the tick at 900's 100.5
+    // (up), revealed by the tick at 1200; 300 by the mid at 1300 (101, up) at 1800; 900 by the
+    // mid at 1900 (100 < 100.5, down) at 2000; at 3000, 1200 (100 < 101, down) and 1800 (flat);
+    // 2000 + 1000 is not before 3000, so that one still waits.
+    const ticks: [number, number][] = [[0, 100], [300, 100], [900, 100.5], [1200, 101], [1800, 100], [2000, 100], [3000, 100]];
+    const seen: (string | null)[][] = [];
+    for (const [ts, mid] of ticks) {
+      const here: (string | null)[] = [];
+      for (let r = labeler.observe(mid, ts); r !== null; r = labeler.observe(mid, ts)) here.push(r.kind === 'label' ? ['down', 'flat', 'up'][r.label] : 'expire');
+      seen.push(here);
+      labeler.addPending(mid, ts);
+    }
+    expect(seen).toEqual([[], [], [], ['up'], ['up'], ['down'], ['down', 'flat']]);
+    expect(labeler.pending).toBe(2);
+  });
+});
+
+describe('time horizons through the learner set', () => {
+  it('every learner scores each tick once when its horizon has passed; a burst past the bound expires', () => {
+    const target = parseTarget('horizon:500ms');
+    const set = new LearnerSet(createLearners(parseModelList('rtrl,logistic,majority'), defaultLearnerSettings, 3, target), target);
+    const scored = [0, 0, 0];
+    const features = new Float64Array(3);
+    const rng = new Rng(3);
+    for (let t = 0; t < 400; t++) {
+      features[0] = rng.uniform() - 0.5;
+      set.step(100 + Math.round(rng.uniform() * 4), features, (learner) => scored[learner]++, t * 100);
+    }
+    // Ticks at 0..39900 ms: a tick is resolved once one later than its ts + 500 came, so those before 39400.
+    expect(scored).toEqual([394, 394, 394]);
+    // 600 ticks within one horizon: more than TIME_HORIZON_PENDING (512) wait, so they expire.
+    for (let t = 0; t < 600; t++) set.step(100, features, () => undefined, 40_000 + t * 1e-3);
+    expect(set.unscored).toBeGreaterThanOrEqual(512);
   });
 });

@@ -2,7 +2,7 @@
 // line naming the key for every kind of bad value.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/domain/package-root.js';
@@ -75,13 +75,23 @@ describe('loadServiceConfig', () => {
       demoFeed: true,
       logLevel: 'info',
       target: 'next-move',
-      models: 'rtrl,tbptt:10,logistic,majority',
+      models: 'rtrl,tbptt:10,logistic,majority,mix',
       checkpointKeep: 5,
       predictionRetentionSeconds: 0,
       bodyLimitBytes: 1 << 20,
     });
     expect(config.token).toBeUndefined();
     expect(engineConfigHash(engineConfigOf(config))).toBe(engineConfigHash(defaultEngineConfig));
+  });
+
+  it('runs one worker thread per core by default; file < LOB_RTRL_WORKERS < --workers; a bad count names the key', () => {
+    expect(loadServiceConfig({}).workers).toBe(availableParallelism());
+    const file = configFile({ workers: 3 });
+    expect(loadServiceConfig({ file }).workers).toBe(3);
+    expect(loadServiceConfig({ file, env: { LOB_RTRL_WORKERS: '0' } }).workers).toBe(0);
+    expect(loadServiceConfig({ file, env: { LOB_RTRL_WORKERS: '0' }, flags: { workers: '2' } }).workers).toBe(2);
+    expect(() => loadServiceConfig({ env: { LOB_RTRL_WORKERS: 'many' } })).toThrow(/^workers \(LOB_RTRL_WORKERS\):/);
+    expect(() => loadServiceConfig({ flags: { workers: '1.5' } })).toThrow(ConfigError);
   });
 
   it('layers defaults < file < environment < flags, key by key', () => {
@@ -133,8 +143,8 @@ describe('loadServiceConfig', () => {
     expect(problemOf(() => loadServiceConfig({ flags: { hidden: '0' } }))).toMatch(/^hidden \(LOB_RTRL_HIDDEN\): /);
     expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_LOG_LEVEL: 'loud' } }))).toMatch(/^logLevel \(LOB_RTRL_LOG_LEVEL\): .*"info"/);
     expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_TOKEN: 'short' } }))).toBe('token (LOB_RTRL_TOKEN): must be at least 16 characters');
-    expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_MODELS: 'rtrl,transformer' } }))).toBe('models (LOB_RTRL_MODELS): expected a comma list of rtrl, tbptt:K, logistic, majority');
-    expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_TARGET: 'horizon:x' } }))).toBe('target (LOB_RTRL_TARGET): expected next-move, horizon:K or horizon:K:THETA');
+    expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_MODELS: 'rtrl,transformer' } }))).toBe('models (LOB_RTRL_MODELS): expected a comma list of rtrl, tbptt:K, logistic, majority, mix');
+    expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_TARGET: 'horizon:x' } }))).toBe('target (LOB_RTRL_TARGET): expected next-move, horizon:K, horizon:Ns or horizon:Nms, each with an optional :THETA');
     expect(problemOf(() => loadServiceConfig({ file: configFile({ bodyLimitBytes: 10 }) }))).toMatch(/^bodyLimitBytes \(LOB_RTRL_BODY_LIMIT_BYTES\): /);
   });
 

@@ -93,10 +93,10 @@ function capturingLogger(): { logger: RuntimeLogger; lines: Array<{ level: strin
 describe('restore', () => {
   it('skips a newest checkpoint that verifies but does not decode, naming it, and resumes from the next older one', async () => {
     const db = join(workDir, 'fallback.sqlite');
-    const config = loadServiceConfig({ flags: { db, demoFeed: false, levels: 5, hidden: 8, models: 'rtrl,logistic,majority' } });
+    const config = loadServiceConfig({ flags: { db, demoFeed: false, workers: 1, levels: 5, hidden: 8, models: 'rtrl,logistic,majority' } });
     const first = new ServiceRuntime(config, quiet);
     for (let i = 0; i < 30; i++) first.ingest(snapshot(i));
-    const good = first.checkpoint('AMZN', 'manual') as CheckpointMeta;
+    const good = (await first.checkpoint('AMZN', 'manual'))!;
     const expected = first.engine.symbol('AMZN')!;
     const expectedState = { ticks: expected.ticks, labels: expected.learners.learners.map((l) => l.stats.labels), scored: expected.metrics.map((m) => m.count) };
     // Learners decode, the metrics do not: the half-applied state of old.
@@ -117,7 +117,7 @@ describe('restore', () => {
     expect(logged).toContainEqual(expect.objectContaining({ level: 'warn', fields: expect.objectContaining({ checkpoint: bad.id, reason: 'does_not_decode' }) }));
     expect(logged).toContainEqual(expect.objectContaining({ message: 'resumed from checkpoint', fields: expect.objectContaining({ checkpoint: good.id }) }));
     // The restore route refuses the broken one whole and leaves the running state alone.
-    expect(() => second.restore('AMZN', bad.id)).toThrow(/does not decode .*the symbol's state is unchanged/);
+    await expect(second.restore('AMZN', bad.id)).rejects.toThrow(/does not decode .*the symbol's state is unchanged/);
     expect(second.engine.symbol('AMZN')!.ticks).toBe(expectedState.ticks);
     await second.stop();
   });
@@ -126,7 +126,7 @@ describe('restore', () => {
 describe('corruption found at run time', () => {
   it('marks the database not ready, for good, when SQLite reports corruption while restoring; the symbol runs fresh', async () => {
     const db = join(workDir, 'corrupt.sqlite');
-    const config = loadServiceConfig({ flags: { db, demoFeed: false, levels: 5, hidden: 8, models: 'rtrl,logistic,majority' } });
+    const config = loadServiceConfig({ flags: { db, demoFeed: false, workers: 1, levels: 5, hidden: 8, models: 'rtrl,logistic,majority' } });
     const first = new ServiceRuntime(config, quiet);
     for (let i = 0; i < 20; i++) first.ingest(snapshot(i));
     for (let k = 0; k < 3; k++) first.checkpoint('AMZN', 'manual');

@@ -35,6 +35,22 @@ describe('IngestScheduler', () => {
     expect(scheduler.stats.slices).toBeGreaterThanOrEqual(5);
   });
 
+  it('holds every lane while `hold` says so (workers behind) and resumes when its promise settles', async () => {
+    let release: () => void = () => {};
+    let behind = true;
+    const scheduler = new IngestScheduler({ hold: () => (behind ? new Promise<void>((resolve) => (release = resolve)) : null) });
+    let ran = 0;
+    const lane = scheduler.lane<number>('work', () => ran++);
+    for (let i = 0; i < 10; i++) lane.push(i);
+    scheduler.runSlice();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(ran).toBe(0);
+    behind = false;
+    release();
+    await scheduler.idle();
+    expect(ran).toBe(10);
+  });
+
   it('drops an item that throws, reports it, and goes on with the lane', async () => {
     const errors: string[] = [];
     const scheduler = new IngestScheduler({ onError: (lane, error) => errors.push(`${lane}: ${(error as Error).message}`) });

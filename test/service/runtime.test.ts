@@ -15,7 +15,7 @@ const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 describe('service runtime restart', () => {
   it('restores the latest prediction and the ingest order checks from the checkpoint', async () => {
     const db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-runtime-')), 'db.sqlite');
-    const config = loadServiceConfig({ flags: { db, demoFeed: false, levels: 5, hidden: 8 } });
+    const config = loadServiceConfig({ flags: { db, demoFeed: false, workers: 1, levels: 5, hidden: 8 } });
     const first = new ServiceRuntime(config, quiet, () => after);
     await first.start();
     for (const line of lines.slice(0, 50)) expect(first.ingest(JSON.parse(line)).accepted).toHaveLength(1);

@@ -216,7 +216,7 @@ describe('lobster inputs', () => {
     const orderbook = join(scratch, `${AMZN}_orderbook_5.csv`);
     writeFileSync(message, readFileSync(amznFiles[0], 'utf8').split('\n').slice(0, 10).join('\n'));
     writeFileSync(orderbook, readFileSync(amznFiles[1], 'utf8').split('\n').slice(0, 12).join('\n'));
-    const messages = await collect([message, orderbook], 5);
+    const messages = (await collect([message, orderbook], 5)).filter((m) => m.type !== 'trade' && m.type !== 'order_event');
     expect(snapshotsOf(messages)).toHaveLength(10);
     expect(messages).toHaveLength(11);
     expect(messages[10]).toMatchObject({ type: 'rejected', reason: 'schema', detail: expect.stringContaining('the message file ends at row 10 but the orderbook file goes on') });
@@ -226,7 +226,7 @@ describe('lobster inputs', () => {
 describe('lobster trading halts (synthetic fixture: the samples contain no halt)', () => {
   it('emits a disconnect at the halt and no snapshot until trading resumes', async () => {
     const dir = join(fixtures, 'synthetic-halt');
-    const messages = await collect([dir], 5);
+    const messages = (await collect([dir], 5)).filter((m) => m.type !== 'trade' && m.type !== 'order_event');
     const realBooks = csvRows(amznFiles[1]);
     expect(messages.map((m) => m.type)).toEqual([
       ...Array<string>(20).fill('book_snapshot'),
@@ -315,5 +315,55 @@ describe('lobster rows that are not a sound book', () => {
       }),
       { numRuns: 600 },
     );
+  });
+});
+
+describe('lobster flow: executions as trades, submissions and cancellations as order events', () => {
+  it('emits each row\'s flow just before its snapshot, with the fixture rows\' values', async () => {
+    const messages = await collect(amznFiles, 5);
+    const rows = csvRows(amznFiles[0]);
+    const books = csvRows(amznFiles[1]);
+    const snapshots = snapshotsOf(messages);
+    expect(snapshots).toHaveLength(rows.length);
+    let snapshotIndex = 0;
+    let trades = 0;
+    let events = 0;
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i];
+      if (message.type === 'book_snapshot') {
+        snapshotIndex++;
+        continue;
+      }
+      // The flow of row r comes right before the snapshot of row r.
+      const next = messages[i + 1] as BookSnapshot;
+      expect(next.type).toBe('book_snapshot');
+      const row = rows[next.seq as number];
+      if (message.type === 'trade') {
+        trades++;
+        expect([4, 5]).toContain(row[1]);
+        expect(message.size).toBe(row[3]);
+        expect(message.price).toBeCloseTo(row[4] / 10_000, 9);
+        expect(message.aggressor).toBe(-row[5]);
+        expect(message.ts).toBe(next.ts);
+      } else if (message.type === 'order_event') {
+        events++;
+        expect(message.kind).toBe(({ 1: 'submit', 2: 'cancel', 3: 'delete' } as Record<number, string>)[row[1]]);
+        expect(message.side).toBe(row[5]);
+        expect(message.size).toBe(row[3]);
+      }
+    }
+    expect(snapshotIndex).toBe(rows.length);
+    // The fixture holds 220 visible and 145 hidden executions, 894 submissions, 2 cancellations, 739 deletions.
+    expect(trades).toBe(365);
+    expect(events).toBe(894 + 2 + 739);
+    // Row 1: a buy submission at 223.81 above the previous best bid 223.18: level 0.
+    // Row 2: a sell submission at 223.96 behind the best ask 223.95: level 1.
+    const flows = messages.filter((m) => m.type === 'order_event');
+    expect(flows[0]).toMatchObject({ kind: 'submit', side: 1, size: 21, price: 223.81, level: 0 });
+    expect(flows[1]).toMatchObject({ kind: 'submit', side: -1, size: 20, price: 223.96, level: 1 });
+    expect(books[0][2]).toBe(2231800);
+    // Row 28: execution of the resting buy order 11885113 (21 shares at 223.81): a seller hit the bid.
+    const trade = messages.find((m) => m.type === 'trade' && (m.size === 21));
+    expect(trade).toMatchObject({ type: 'trade', price: 223.81, size: 21, aggressor: -1 });
   });
 });

@@ -341,7 +341,7 @@ async function pollStatus() {
   }
 }
 
-function accuracyRow(model, colour, rolling, overall, best) {
+function accuracyRow(model, colour, rolling, overall, best, mixWeight) {
   const row = document.createElement('div');
   row.className = `accuracy-row${best ? ' best' : ''}`;
   row.dataset.model = model.model;
@@ -362,7 +362,7 @@ function accuracyRow(model, colour, rolling, overall, best) {
   value.textContent = percent(rolling?.accuracy);
   const note = document.createElement('div');
   note.className = 'accuracy-note';
-  note.textContent = `${(rolling?.n ?? 0).toLocaleString()} in window · overall ${percent(overall.accuracy)} of ${overall.n.toLocaleString()} · log-loss ${overall.logLoss === null ? '—' : overall.logLoss.toFixed(3)}`;
+  note.textContent = `${(rolling?.n ?? 0).toLocaleString()} in window · overall ${percent(overall.accuracy)} of ${overall.n.toLocaleString()} · log-loss ${overall.logLoss === null ? '—' : overall.logLoss.toFixed(3)}${mixWeight === undefined ? '' : ` · mix weight ${mixWeight.toFixed(3)}`}`;
   row.append(name, bar, value, note);
   return row;
 }
@@ -379,7 +379,9 @@ async function pollMetrics() {
     const accuracies = metrics.models.map((m) => m.rolling[0]?.accuracy ?? -1);
     const best = Math.max(...accuracies);
     $('accuracy').replaceChildren(
-      ...metrics.models.map((model, m) => accuracyRow(model, MODEL_COLOURS[m % MODEL_COLOURS.length], model.rolling[0], model.overall, best > 0 && accuracies[m] === best)),
+      ...metrics.models.map((model, m) =>
+        accuracyRow(model, MODEL_COLOURS[m % MODEL_COLOURS.length], model.rolling[0], model.overall, best > 0 && accuracies[m] === best, metrics.mixWeights?.find((w) => w.model === model.model)?.weight),
+      ),
     );
   } catch (error) {
     $('accuracy-window').textContent = `metrics unavailable: ${error.message}`;

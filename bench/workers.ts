@@ -1,0 +1,116 @@
+// Two busy symbols on worker threads: the same interleaved AMZN and AAPL snapshots (the LOBSTER
+// samples in ../shared/data, else the excerpts in fixtures/) through every symbol on this
+// thread (the Engine), both symbols on one worker, and one symbol per worker on two, side by
+// side in one run. The messages are read into memory first, so the figures are the engine's
+// and the wire's, not the file reader's. Run after a build:
+//   npx tsc -p tsconfig.build.json && node dist/bench/workers.js
+// LOB_BENCH_WORKER_TICKS sets the snapshots per symbol (default 20,000).
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { BookSnapshot } from '../src/domain/types.js';
+import { defaultEngineConfig, type EngineConfig } from '../src/engine/config.js';
+import { Engine } from '../src/engine/engine.js';
+import { SymbolWorkerPool } from '../src/engine/worker-pool.js';
+import { lobster } from '../src/venues/lobster.js';
+
+export interface WorkersBenchRow {
+  readonly label: string;
+  readonly ticks: number;
+  readonly seconds: number;
+  readonly eventsPerSecond: number;
+  /** Share of the wall time the main thread was busy (encoding, handing predictions over), null in-thread. */
+  readonly mainBusy: number | null;
+}
+
+async function snapshotsOf(paths: readonly string[], limit: number): Promise<BookSnapshot[]> {
+  const snapshots: BookSnapshot[] = [];
+  for await (const message of lobster.read(paths, { levels: 5 })) {
+    if (message.type !== 'book_snapshot') continue;
+    snapshots.push(message);
+    if (snapshots.length === limit) break;
+  }
+  return snapshots;
+}
+
+/** Two symbols' snapshots alternating, so both workers always have work. */
+async function twoBusySymbols(root: string, dataDir: string, perSymbol: number): Promise<{ source: string; messages: BookSnapshot[] }> {
+  const amznZip = resolve(dataDir, 'lobster/LOBSTER_SampleFile_AMZN_2012-06-21_5.zip');
+  const aaplZip = resolve(dataDir, 'lobster/LOBSTER_SampleFile_AAPL_2012-06-21_1.zip');
+  const fromData = existsSync(amznZip) && existsSync(aaplZip);
+  const fixture = (name: string) => resolve(root, 'fixtures/lobster', name);
+  const amzn = await snapshotsOf(fromData ? [amznZip] : [fixture('AMZN_2012-06-21_34200000_57600000_message_5.csv'), fixture('AMZN_2012-06-21_34200000_57600000_orderbook_5.csv')], perSymbol);
+  const aapl = await snapshotsOf(fromData ? [aaplZip] : [fixture('AAPL_2012-06-21_34200000_57600000_message_10.csv'), fixture('AAPL_2012-06-21_34200000_57600000_orderbook_10.csv')], perSymbol);
+  const ticks = Math.min(amzn.length, aapl.length);
+  const messages: BookSnapshot[] = [];
+  for (let i = 0; i < ticks; i++) messages.push(amzn[i], aapl[i]);
+  return { source: fromData ? `${dataDir}/lobster samples` : 'fixtures/lobster excerpts (samples not found)', messages };
+}
+
+/**
+ * The same books under other symbol names, run untimed first on every thread that will be
+ * timed (one warm-up symbol per worker, placed before the timed ones), so each figure is of
+ * compiled code, not of a thread's first seconds.
+ */
+function warmUpOf(messages: readonly BookSnapshot[]): BookSnapshot[] {
+  return messages.slice(0, Math.min(messages.length, 2000)).map((m) => ({ ...m, symbol: `${m.symbol}-warm-up` }));
+}
+
+function inThread(config: EngineConfig, messages: readonly BookSnapshot[]): WorkersBenchRow {
+  const engine = new Engine(config);
+  for (const message of warmUpOf(messages)) engine.process(message);
+  const started = performance.now();
+  for (const message of messages) engine.process(message);
+  const seconds = (performance.now() - started) / 1000;
+  return { label: 'main thread (--workers 1)', ticks: messages.length, seconds, eventsPerSecond: messages.length / seconds, mainBusy: null };
+}
+
+async function onWorkers(config: EngineConfig, messages: readonly BookSnapshot[], workers: number): Promise<WorkersBenchRow> {
+  let predictions = 0;
+  const pool = new SymbolWorkerPool({ workers, config, onPrediction: () => predictions++ });
+  try {
+    // Threads start, warm up and open the timed symbols before the clock runs: the figure is the steady state.
+    const warmUp = warmUpOf(messages);
+    await Promise.all([...new Set(warmUp.map((m) => m.symbol))].map((symbol) => pool.open(symbol)));
+    for (const message of warmUp) pool.snapshot(message);
+    await pool.drain();
+    await Promise.all([...new Set(messages.map((m) => m.symbol))].map((symbol) => pool.open(symbol)));
+    predictions = 0;
+    const started = performance.now();
+    const loopBefore = performance.eventLoopUtilization();
+    for (let i = 0; i < messages.length; i++) {
+      pool.snapshot(messages[i]);
+      if (i % 1024 === 1023) {
+        pool.flush();
+        await pool.roundsBelow(8 * workers);
+      }
+    }
+    await pool.drain();
+    const seconds = (performance.now() - started) / 1000;
+    const mainBusy = performance.eventLoopUtilization(loopBefore).utilization;
+    if (pool.firstFailure) throw pool.firstFailure;
+    if (predictions !== messages.length) throw new Error(`workers bench: ${predictions} predictions for ${messages.length} snapshots`);
+    return { label: `${workers} worker${workers === 1 ? '' : 's'}`, ticks: messages.length, seconds, eventsPerSecond: messages.length / seconds, mainBusy };
+  } finally {
+    await pool.close();
+  }
+}
+
+export async function benchWorkers(root: string, dataDir: string): Promise<WorkersBenchRow[]> {
+  const perSymbol = Number(process.env.LOB_BENCH_WORKER_TICKS ?? 20_000);
+  const config: EngineConfig = { ...defaultEngineConfig, levels: 5 };
+  const { source, messages } = await twoBusySymbols(root, dataDir, perSymbol);
+  console.log(`two busy symbols (AMZN, AAPL alternating), ${messages.length.toLocaleString('en-US')} snapshots from ${source}, default models (${config.models.length}, N = ${config.learner.hidden}), 5 levels`);
+  const rows = [inThread(config, messages), await onWorkers(config, messages, 1), await onWorkers(config, messages, 2)];
+  const one = rows[1].eventsPerSecond;
+  for (const row of rows) {
+    console.log(`${row.label.padEnd(28)} ${row.seconds.toFixed(2).padStart(7)} s ${Math.round(row.eventsPerSecond).toLocaleString('en-US').padStart(9)} events/s  ×${(row.eventsPerSecond / one).toFixed(2)} of one worker${row.mainBusy === null ? '' : `, main thread busy ${(row.mainBusy * 100).toFixed(0)}%`}`);
+  }
+  console.log('goal: two workers at least 1.8 times one worker.');
+  return rows;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const root = resolve(import.meta.dirname, '../..');
+  await benchWorkers(root, resolve(process.env.LOB_SHARED_DATA ?? resolve(root, '../shared/data')));
+}

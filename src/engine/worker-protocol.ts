@@ -1,0 +1,67 @@
+// The messages between the main thread and a symbol worker (src/engine/symbol-worker.ts).
+// Market data travels as transferable record batches (worker-wire.ts); these small objects,
+// structured-cloned, carry the rest: opening a symbol with its checkpoint candidates,
+// state for checkpoints, summaries for reports and REST.
+import type { LearnerStats } from '../model/learner.js';
+import type { EngineConfig } from './config.js';
+import type { LatencyState } from './latency.js';
+import type { MetricsSummary, RollingMetrics, TimelineData } from './metrics.js';
+import type { Prediction } from './symbol-engine.js';
+
+export interface WorkerStartData {
+  readonly config: EngineConfig;
+  /** Record the HTML report's timeline per symbol (replay --html). */
+  readonly timelines: boolean;
+  /** The RTRL kernel the main thread chose, so every thread runs (and reports) the same one. */
+  readonly rtrlKernel: 'js' | 'native';
+}
+
+/** Where a symbol's input stream stands, as the main thread needs it without asking. */
+export interface SymbolSnapshot {
+  readonly ticks: number;
+  readonly disconnects: number;
+  readonly lastPrediction: Prediction | null;
+  readonly lastInputSeq: number | null;
+  readonly lastInputTs: number | null;
+  readonly warm: boolean;
+}
+
+export interface SymbolOpened extends SymbolSnapshot {
+  /** The checkpoint restored, or null when the symbol started fresh. */
+  readonly checkpoint: number | null;
+  /** Candidates that verified on the main thread but did not decode here, newest first. */
+  readonly failures: Array<{ id: number; message: string }>;
+}
+
+export interface SymbolSummary extends SymbolSnapshot {
+  readonly symbolId: number;
+  readonly symbol: string;
+  /** Predictions made and not yet scored. */
+  readonly unscored: number;
+  readonly modelNames: readonly string[];
+  readonly summaries: MetricsSummary[];
+  readonly rolling: RollingMetrics[][];
+  readonly learnerStats: LearnerStats[];
+  /** The mix model's weight on each member; null without a mix. */
+  readonly mixWeights: Array<{ model: string; weight: number }> | null;
+  readonly timeline: TimelineData | null;
+  /** The whole state (SymbolEngine.getState) when asked for. */
+  readonly state: Uint8Array | null;
+}
+
+export interface WorkerSummary {
+  readonly symbols: SymbolSummary[];
+  readonly latency: LatencyState;
+}
+
+export type WorkerRequest =
+  | { readonly op: 'batch'; readonly round: number; readonly records: Float64Array }
+  | { readonly op: 'open'; readonly requestId: number; readonly symbolId: number; readonly symbol: string; readonly candidates: ReadonlyArray<{ id: number; payload: Uint8Array }> }
+  | { readonly op: 'summary'; readonly requestId: number; readonly symbolIds: number[] | null; readonly withState: boolean }
+  | { readonly op: 'load'; readonly requestId: number; readonly symbolId: number; readonly payload: Uint8Array }
+  | { readonly op: 'resetOrdering'; readonly requestId: number; readonly symbolId: number };
+
+export type WorkerReply =
+  | { readonly op: 'batch'; readonly round: number; readonly predictions: Float64Array }
+  | { readonly op: 'reply'; readonly requestId: number; readonly value: unknown }
+  | { readonly op: 'failed'; readonly requestId: number; readonly round: number; readonly message: string };
