@@ -1,15 +1,20 @@
 # syntax=docker/dockerfile:1
 # lob-rtrl service image. Build: docker build -t lob-rtrl .   Run: see README "Deployment".
 
-# ---- build: compile better-sqlite3 and the TypeScript, then drop dev dependencies ----------
+# ---- build: compile better-sqlite3, the native RTRL kernel and the TypeScript, then drop dev dependencies
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
-# node-gyp needs a compiler and python to build better-sqlite3 from source.
+# node-gyp needs a compiler and python to build better-sqlite3 from source and the native kernel.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
-COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+COPY package.json package-lock.json binding.gyp ./
+COPY native ./native
+COPY scripts/build-native.mjs ./scripts/build-native.mjs
+# npm ci runs the install script, which builds build/Release/lob_rtrl_native.node with node-gyp
+# (one build for any x86-64: AVX-512, AVX2+FMA or baseline chosen at load). The image must run
+# it, so a failed build fails here rather than leaving the TypeScript kernel.
+RUN npm ci --no-audit --no-fund && test -f build/Release/lob_rtrl_native.node
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bench ./bench
@@ -32,6 +37,8 @@ ENV NODE_ENV=production \
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The native RTRL kernel; the service logs "RTRL kernel: native-..." and /v1/status names it.
+COPY --from=build /app/build/Release/lob_rtrl_native.node ./build/Release/lob_rtrl_native.node
 COPY migrations ./migrations
 # The dashboard page and its scripts are served as they are (tsc emits only .js from .ts).
 COPY src/http/dashboard ./src/http/dashboard

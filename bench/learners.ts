@@ -12,6 +12,7 @@ import type { OnlineLearner } from '../src/model/learner.js';
 import { defaultOptimiserConfig } from '../src/model/optimiser.js';
 import { createRecurrentCore, defaultRecurrentConfig, type RecurrentConfig } from '../src/model/recurrent-config.js';
 import { Rng } from '../src/model/rng.js';
+import { JS_KERNEL, type RtrlKernel } from '../src/model/kernels/select.js';
 import { RtrlLearner } from '../src/model/rtrl.js';
 import type { PendingMode } from '../src/model/targets.js';
 import { TbpttLearner } from '../src/model/tbptt.js';
@@ -85,7 +86,7 @@ export function measureRate(run: (steps: number) => void, timing: TimingOptions 
 const POOL = 1024; // power of two: the loops index it with a mask
 
 /** Seeded standard-normal inputs and uniform labels, one view per input made up front. */
-class InputPool {
+export class InputPool {
   readonly inputs: Float64Array[];
   readonly labels: Int32Array;
 
@@ -132,24 +133,26 @@ class LearnerLoop {
   }
 }
 
-function recurrentConfig(n: number, pending: PendingMode): RecurrentConfig {
-  return { ...defaultRecurrentConfig, hidden: n, inputs: BENCH_INPUTS, classes: BENCH_CLASSES, pending };
+export function recurrentConfig(n: number, pending: PendingMode, inputs = BENCH_INPUTS): RecurrentConfig {
+  return { ...defaultRecurrentConfig, hidden: n, inputs, classes: BENCH_CLASSES, pending };
 }
 
-function rateOf(learner: OnlineLearner, pool: InputPool, timing: TimingOptions): number {
+export function rateOf(learner: OnlineLearner, pool: InputPool, timing: TimingOptions): number {
   const loop = new LearnerLoop(learner, pool);
   const rate = measureRate(loop.run, timing);
   loop.check();
   return rate;
 }
 
+export type SensitivityKernel = typeof rtrlSensitivityStep;
+
 /**
- * rtrlSensitivityStep alone, over the hidden states the network's own forward pass produces
- * from the pool (so 1 - h^2 has realistic values), ping-ponging two sensitivity buffers.
+ * A sensitivity kernel alone (rtrlSensitivityStep unless told), over the hidden states the
+ * network's own forward pass produces from the pool (so 1 - h^2 has realistic values),
+ * ping-ponging two sensitivity buffers.
  */
-function kernelRate(n: number, pool: InputPool, timing: TimingOptions): number {
-  const d = BENCH_INPUTS;
-  const { params, layout } = createRecurrentCore(recurrentConfig(n, { kind: 'fifo', capacity: 1 }));
+export function kernelRate(n: number, pool: InputPool, timing: TimingOptions, d = BENCH_INPUTS, kernel: SensitivityKernel = rtrlSensitivityStep): number {
+  const { params, layout } = createRecurrentCore(recurrentConfig(n, { kind: 'fifo', capacity: 1 }, d));
   const p = layout.recurrent;
   const states = new Float64Array((POOL + 1) * n);
   const stateViews = Array.from({ length: POOL + 1 }, (_, i) => states.subarray(i * n, i * n + n));
@@ -159,7 +162,7 @@ function kernelRate(n: number, pool: InputPool, timing: TimingOptions): number {
   const run = (steps: number): void => {
     for (let i = 0; i < steps; i++, t++) {
       const slot = t & (POOL - 1);
-      rtrlSensitivityStep(n, d, params, stateViews[slot], pool.inputs[slot], stateViews[slot + 1], buffers[t & 1], buffers[(t + 1) & 1]);
+      kernel(n, d, params, stateViews[slot], pool.inputs[slot], stateViews[slot + 1], buffers[t & 1], buffers[(t + 1) & 1]);
     }
   };
   const rate = measureRate(run, timing);
@@ -171,12 +174,12 @@ function kernelRate(n: number, pool: InputPool, timing: TimingOptions): number {
   return rate;
 }
 
-/** RTRL, TBPTT(10) and logistic steps/s and the sensitivity kernel's rate, for one N. */
-export function benchLearnersAt(n: number, timing: TimingOptions = defaultTiming, seed = 7): LearnerBenchRow {
+/** RTRL (on `kernel`, the TypeScript one unless told), TBPTT(10) and logistic steps/s and the sensitivity kernel's rate, for one N. */
+export function benchLearnersAt(n: number, timing: TimingOptions = defaultTiming, seed = 7, kernel: RtrlKernel = JS_KERNEL): LearnerBenchRow {
   const pool = new InputPool(BENCH_INPUTS, BENCH_CLASSES, seed);
   const pending: PendingMode = { kind: 'fifo', capacity: 1 };
   const config = recurrentConfig(n, pending);
-  const rtrlStepsPerSecond = rateOf(new RtrlLearner(config), pool, timing);
+  const rtrlStepsPerSecond = rateOf(new RtrlLearner(config, undefined, 'rtrl', kernel), pool, timing);
   const tbpttStepsPerSecond = rateOf(new TbpttLearner(config, BENCH_TRUNCATION), pool, timing);
   const logistic = new LogisticLearner({
     inputs: BENCH_INPUTS,

@@ -1,4 +1,7 @@
 // `npm run bench`: every benchmark in one run, in sections.
+//   kernel    the native RTRL kernel: this core's FMA peak, sensitivity GFLOP/s and share of
+//             that peak for the native and TypeScript kernels, the whole RTRL step in us on
+//             both, and the numpy step of the same shape beside it
 //   learners  RTRL / TBPTT / logistic steps per second and the sensitivity kernel's GFLOP/s,
 //             each hidden size measured beside the same step in numpy (bench/rtrl_numpy.py)
 //   features  feature extraction and online normalisation
@@ -36,10 +39,11 @@ import {
   type LearnerBenchRow,
   type TimingOptions,
 } from './learners.js';
+import { benchKernelAt, KERNEL_BENCH_INPUTS, KERNEL_BENCH_SIZES, loadAddonForBench, measureFmaPeaks, type KernelRow } from './kernel.js';
 import { defaultOptimiserConfig } from '../src/model/optimiser.js';
 import { featureDimension } from '../src/features/extract.js';
 
-const SECTIONS = ['learners', 'features', 'sources', 'service', 'flood', 'symbols', 'workers'] as const;
+const SECTIONS = ['kernel', 'learners', 'features', 'sources', 'service', 'flood', 'symbols', 'workers'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The repository root: the nearest directory above this module holding lob-rtrl's package.json. */
@@ -116,12 +120,12 @@ type NumpyReport = z.infer<typeof numpyReportSchema>;
 type NumpyOutcome = { readonly ok: true; readonly report: Extract<NumpyReport, { numpy: string }> } | { readonly ok: false; readonly reason: string };
 
 /** Runs bench/rtrl_numpy.py with the same sizes, timing and optimiser as the JS side. */
-function runNumpy(script: string, hidden: readonly number[], timing: TimingOptions, infoOnly = false): Promise<NumpyOutcome> {
+function runNumpy(script: string, hidden: readonly number[], timing: TimingOptions, infoOnly = false, inputs = BENCH_INPUTS): Promise<NumpyOutcome> {
   const optimiser = defaultOptimiserConfig;
   const args = [
     script,
     '--hidden', hidden.join(','),
-    '--inputs', String(BENCH_INPUTS),
+    '--inputs', String(inputs),
     '--classes', String(BENCH_CLASSES),
     '--repeats', String(timing.repeats),
     '--min-repeat-seconds', String(timing.minRepeatSeconds),
@@ -228,6 +232,60 @@ async function learnersSection(root: string): Promise<void> {
   console.log('JS/numpy > 1: JS is faster. JS is single-threaded; numpy uses the BLAS threads above.');
 }
 
+async function kernelSection(root: string): Promise<void> {
+  heading(`native RTRL kernel vs TypeScript, d = ${KERNEL_BENCH_INPUTS}, one core`);
+  const addon = loadAddonForBench();
+  if (typeof addon === 'string') {
+    console.log(`kernel section SKIPPED: ${addon}`);
+    return;
+  }
+  const timing = defaultTiming;
+  const peaks = measureFmaPeaks(addon);
+  const peak = Math.max(...peaks.map((entry) => entry.gflops));
+  console.log(`native instruction set: ${addon.isa()} (this CPU runs ${addon.supportedIsas.join(', ')})`);
+  console.log(`float64 FMA peak of one core, register-only FMA loop: ${peaks.map((entry) => `${entry.isa} ${entry.gflops.toFixed(1)} GFLOP/s`).join(', ')}; peak = ${peak.toFixed(1)}`);
+  const script = resolve(root, 'bench/rtrl_numpy.py');
+  const probe = await runNumpy(script, [], timing, true, KERNEL_BENCH_INPUTS);
+  let numpyUnavailable = probe.ok ? undefined : probe.reason;
+  const rows: KernelRow[] = [];
+  const numpyMicros = new Map<number, number>();
+  for (const n of KERNEL_BENCH_SIZES) {
+    process.stderr.write(`  measuring N=${n}: js and native`);
+    rows.push(benchKernelAt(addon, n, timing));
+    if (numpyUnavailable === undefined) {
+      process.stderr.write(', numpy');
+      const outcome = await runNumpy(script, [n], timing, false, KERNEL_BENCH_INPUTS);
+      if (outcome.ok) for (const row of outcome.report.results) numpyMicros.set(row.hidden, 1e6 / row.stepsPerSecond);
+      else numpyUnavailable = outcome.reason;
+    }
+    process.stderr.write('\n');
+  }
+  const ratio = (numerator: number | undefined, denominator: number): string => (numerator === undefined ? 'n/a' : (numerator / denominator).toFixed(2));
+  console.log(
+    formatTable(
+      ['N', 'js S GFLOP/s', 'js % peak', 'native S GFLOP/s', 'native % peak', 'js step us', 'native step us', 'numpy step us', 'native/numpy speed'],
+      rows.map((row) => {
+        const numpy = numpyMicros.get(row.hidden);
+        return [
+          String(row.hidden),
+          row.jsKernelGflops.toFixed(2),
+          ((100 * row.jsKernelGflops) / peak).toFixed(1),
+          row.nativeKernelGflops.toFixed(2),
+          ((100 * row.nativeKernelGflops) / peak).toFixed(1),
+          row.jsStepMicros.toFixed(1),
+          row.nativeStepMicros.toFixed(1),
+          numpy === undefined ? 'n/a' : numpy.toFixed(1),
+          ratio(numpy, row.nativeStepMicros),
+        ];
+      }),
+    ),
+  );
+  if (numpyUnavailable !== undefined) console.log(`numpy step SKIPPED: ${numpyUnavailable}`);
+  else if (probe.ok) console.log(describeNumpy(probe.report));
+  console.log('step = predict + resolve(label, 1), fifo pending capacity 1: state, S update, softmax, projection, gradient, clip, Adam.');
+  console.log('goals: native S-kernel >= 60% of peak at every N; step at N=32 <= 150 us and >= 1.5x numpy; at N=64 >= numpy.');
+}
+
 function featuresSection(): void {
   heading('features');
   const result = benchFeatures();
@@ -287,7 +345,8 @@ async function main(): Promise<void> {
       `load average ${loadavg().map((value) => value.toFixed(2)).join(' ')}, ${new Date().toISOString()}`,
   );
   for (const section of sections) {
-    if (section === 'learners') await learnersSection(root);
+    if (section === 'kernel') await kernelSection(root);
+    else if (section === 'learners') await learnersSection(root);
     else if (section === 'features') featuresSection();
     else if (section === 'sources') await sourcesSection(dataDir);
     else if (section === 'flood') await floodSection(root, baseline);

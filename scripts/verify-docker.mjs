@@ -108,6 +108,9 @@ export function checkDockerfile() {
     const source = script && join(root, script.replace(/^dist\//, '').replace(/\.js$/, '.ts'));
     if (!script || !existsSync(source)) problems.push(`CMD ${cmd.args}: ${script ?? 'no .js file'} is not built from a source file (expected ${source ?? 'dist/<path>.js'})`);
     if (!final.instructions.some((i) => i.instruction === 'COPY' && /--from=\S+\s+\S*dist\b/.test(i.args))) problems.push('CMD: the runtime stage does not copy dist/ from the build stage');
+    if (!final.instructions.some((i) => i.instruction === 'COPY' && /--from=\S+\s+\S*build\/Release\/lob_rtrl_native\.node\b/.test(i.args))) {
+      problems.push('kernel: the runtime stage does not copy build/Release/lob_rtrl_native.node from the build stage');
+    }
   }
   const entry = last('ENTRYPOINT');
   if (entry && !jsonArray(entry.args)) problems.push('ENTRYPOINT: must be exec form');
@@ -191,8 +194,12 @@ async function smokeRun({ env, cmd, nodeMajor }) {
     // What the runtime stage holds: package files, production node_modules, dist, migrations, the demo recording.
     cpSync(join(root, 'package.json'), join(app, 'package.json'));
     cpSync(join(root, 'package-lock.json'), join(app, 'package-lock.json'));
+    // The build stage's install script builds the native kernel from these.
+    cpSync(join(root, 'binding.gyp'), join(app, 'binding.gyp'));
+    cpSync(join(root, 'native'), join(app, 'native'), { recursive: true });
+    cpSync(join(root, 'scripts/build-native.mjs'), join(app, 'scripts/build-native.mjs'));
     const node = imageNode(nodeMajor);
-    say(`production install from the lockfile in ${app} with Node ${node.version}, the image's (compiles better-sqlite3) ...`);
+    say(`production install from the lockfile in ${app} with Node ${node.version}, the image's (compiles better-sqlite3 and the native RTRL kernel) ...`);
     const started = Date.now();
     execFileSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund'], { cwd: app, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...node.env } });
     say(`  installed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
@@ -200,6 +207,9 @@ async function smokeRun({ env, cmd, nodeMajor }) {
     cpSync(join(root, 'migrations'), join(app, 'migrations'), { recursive: true });
     cpSync(join(root, 'fixtures/binance'), join(app, 'fixtures/binance'), { recursive: true });
     cpSync(join(root, 'src/http/dashboard'), join(app, 'src/http/dashboard'), { recursive: true });
+    if (!existsSync(join(app, 'build/Release/lob_rtrl_native.node'))) problems.push('build: the native RTRL kernel was not built by npm ci');
+    // The runtime stage takes only the .node file of the kernel's build.
+    for (const entry of ['build/Release/obj.target', 'build/Release/.deps', 'build/Makefile', 'binding.gyp', 'native', 'scripts']) rmSync(join(app, entry), { recursive: true, force: true });
     for (const leftover of ['build/Release/obj', 'build/Release/obj.target', 'build/Release/test_extension.node', 'deps']) {
       rmSync(join(app, 'node_modules/better-sqlite3', leftover), { recursive: true, force: true });
     }
@@ -223,6 +233,10 @@ async function smokeRun({ env, cmd, nodeMajor }) {
     say(`  prediction: seq ${prediction.seq}, mid ${prediction.mid}, ${prediction.models.map((m) => `${m.model} up ${Number(m.probs.up).toFixed(3)}`).join(', ')}`);
     await waitFor('/readyz 200', async () => (await fetch(`${base}/readyz`)).ok, 90_000);
     say('  /readyz 200');
+    const status = await (await fetch(`${base}/v1/status`)).json();
+    if (!/^native-/.test(status.engine?.kernel ?? '')) problems.push(`kernel: the image runs "${status.engine?.kernel}", not the native RTRL kernel`);
+    else say(`  RTRL kernel: ${status.engine.kernel}`);
+    if (!/RTRL kernel: native-/.test(output)) problems.push('kernel: the start log does not name the native RTRL kernel');
     const page = await fetch(`${base}/`);
     if (!page.ok || !(await page.text()).includes('dashboard')) problems.push(`GET /: the dashboard is not served (${page.status})`);
     else say('  GET / serves the dashboard');

@@ -26,7 +26,7 @@ try {
   const packed = JSON.parse(run(npm, ['pack', '--json', '--pack-destination', work], { cwd: root }));
   const tarball = join(work, packed[0].filename);
   const files = packed[0].files.map((file) => file.path);
-  for (const needed of ['dist/src/cli/main.js', 'src/http/dashboard/index.html', 'migrations/001_initial.sql', 'fixtures/binance/spot_btcusdt_20240808.head3000.gz', 'LICENSE']) {
+  for (const needed of ['dist/src/cli/main.js', 'src/http/dashboard/index.html', 'migrations/001_initial.sql', 'fixtures/binance/spot_btcusdt_20240808.head3000.gz', 'LICENSE', 'binding.gyp', 'native/addon.cc', 'scripts/build-native.mjs']) {
     if (!files.includes(needed)) problems.push(`the tarball lacks ${needed}`);
   }
   if (files.some((file) => file.startsWith('test/') || file.startsWith('fixtures/lobster'))) problems.push('the tarball carries test files or test fixtures');
@@ -49,6 +49,9 @@ try {
   const replayed = JSON.parse(readFileSync(report, 'utf8'));
   if (!(replayed.accepted > 0)) problems.push(`replay accepted ${replayed.accepted} snapshots`);
   else say(`lob-rtrl replay: ${replayed.accepted} snapshots accepted`);
+  // The install script built the native RTRL kernel inside the installed package.
+  if (!/^native-/.test(replayed.kernel ?? '')) problems.push(`the installed package runs the "${replayed.kernel}" RTRL kernel, not the native one its install should have built`);
+  else say(`RTRL kernel: ${replayed.kernel}`);
 
   say('serving');
   const server = spawn(cli, ['serve', '--host', '127.0.0.1', '--port', '0', '--db', join(work, 'serve.sqlite'), '--models', 'logistic,majority'], {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { defaultWorkerCount } from '../engine/worker-pool.js';
 import { engineConfigFromFlags, speedOption, UsageError, workersOption, type ModelFlags } from './options.js';
+import { kernelChoiceOf, resolveRtrlKernelOrExplain } from './kernel-choice.js';
 import { runReplay } from './replay.js';
 import { fileFormats } from '../venues/registry.js';
 
@@ -15,6 +16,7 @@ interface ReplayFlags extends ModelFlags {
   db?: string;
   speed: string;
   progress: boolean;
+  kernel?: string;
   json?: boolean;
   workers?: string;
 }
@@ -40,11 +42,14 @@ export function registerReplayCommand(program: Command): void {
     .option('--speed <speed>', 'max, or a multiple of the recorded pacing', 'max')
     .option('--workers <n>', 'worker threads the symbols are spread over (env LOB_RTRL_WORKERS; default one per core; 0 or 1: all on the main thread)')
     .option('--no-progress', 'do not print progress to stderr')
+    .option('--kernel <kernel>', 'RTRL kernel: auto|js|native (default LOB_RTRL_KERNEL, else auto)')
     .option('--json', 'print the summary as JSON (the --report document) instead of a table')
     .action(async (files: string[], flags: ReplayFlags) => {
       if (!(flags.format in fileFormats)) throw new UsageError(`--format: unknown format "${flags.format}" (expected ${Object.keys(fileFormats).join(', ')})`);
       for (const file of files) if (!existsSync(file)) throw new UsageError(`${file}: no such file or folder`);
       const config = engineConfigFromFlags(flags);
+      const kernel = resolveRtrlKernelOrExplain(kernelChoiceOf(flags.kernel, process.env));
+      process.stderr.write(`RTRL kernel: ${kernel.name}${kernel.fallbackReason === undefined ? '' : ` (native not available: ${kernel.fallbackReason})`}\n`);
       const workers = workersOption(flags.workers, process.env.LOB_RTRL_WORKERS, defaultWorkerCount());
       const report = await runReplay({
         files,
@@ -69,7 +74,7 @@ export function registerReplayCommand(program: Command): void {
 function printSummary(report: Awaited<ReturnType<typeof runReplay>>): void {
   const lines = [
     `events read ${report.eventsRead}, accepted ${report.accepted}, rejected ${Object.values(report.rejected).reduce((a, b) => a + b, 0)}, disconnects ${report.disconnects}, trades ${report.trades}, order events ${report.orderEvents}`,
-    `${report.wallSeconds.toFixed(1)} s, ${Math.round(report.eventsPerSecond)} events/s, step latency p50 ${report.stepLatencyUs.p50?.toFixed(0)} us p99 ${report.stepLatencyUs.p99?.toFixed(0)} us`,
+    `${report.wallSeconds.toFixed(1)} s, ${Math.round(report.eventsPerSecond)} events/s (RTRL kernel ${report.kernel}), step latency p50 ${report.stepLatencyUs.p50?.toFixed(0)} us p99 ${report.stepLatencyUs.p99?.toFixed(0)} us`,
   ];
   for (const symbol of report.symbols) {
     lines.push(`${symbol.symbol}: ${symbol.ticks} ticks${symbol.resumedFromCheckpoint === null ? '' : ` (resumed from checkpoint ${symbol.resumedFromCheckpoint})`}`);

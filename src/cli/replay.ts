@@ -14,6 +14,7 @@ import type { SymbolSummary } from '../engine/worker-protocol.js';
 import { classNames, targetName } from '../model/targets.js';
 import { renderReportHtml, type ReplayReportData } from '../engine/report-html.js';
 import { packageVersion } from '../domain/package-root.js';
+import { currentRtrlKernel } from '../model/kernels/select.js';
 import { inputBytesRead } from '../venues/input-bytes.js';
 import { fileFormatById } from '../venues/registry.js';
 import { messageBatches } from '../venues/types.js';
@@ -61,6 +62,8 @@ export interface ReplayReport {
   readonly orderEvents: number;
   readonly wallSeconds: number;
   readonly eventsPerSecond: number;
+  /** The RTRL kernel the learners ran on ('js', 'native-avx2', ...). */
+  readonly kernel: string;
   readonly stepLatencyUs: { readonly p50: number | null; readonly p99: number | null };
   readonly symbols: ReadonlyArray<{
     readonly symbol: string;
@@ -131,6 +134,7 @@ export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
     orderEvents: counters.orderEvents,
     wallSeconds,
     eventsPerSecond: wallSeconds > 0 ? counters.eventsRead / wallSeconds : 0,
+    kernel: currentRtrlKernel().name,
     stepLatencyUs: { p50: latency.quantile(0.5), p99: latency.quantile(0.99) },
     symbols: outcome.symbols.map((symbol) => ({
       symbol: symbol.symbol,

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { pino, type Logger } from 'pino';
 import { buildApp } from '../http/app.js';
+import { resolveRtrlKernelOrExplain } from './kernel-choice.js';
 import { ConfigError, loadServiceConfig, type ServiceConfig } from '../service/config.js';
 import { ServiceRuntime, ShutdownCheckpointError } from '../service/runtime.js';
 import { UsageError } from './options.js';
@@ -19,6 +20,7 @@ interface ServeFlags {
   hidden?: string;
   lr?: string;
   seed?: string;
+  kernel?: string;
   workers?: string;
 }
 
@@ -37,6 +39,7 @@ export function registerServeCommand(program: Command): void {
     .option('--hidden <n>', 'hidden units (LOB_RTRL_HIDDEN)')
     .option('--lr <rate>', 'learning rate (LOB_RTRL_LR)')
     .option('--seed <n>', 'initialisation seed (LOB_RTRL_SEED)')
+    .option('--kernel <kernel>', 'RTRL kernel: auto|js|native (LOB_RTRL_KERNEL)')
     .option('--workers <n>', 'worker threads the symbols are spread over, default one per core; 0 or 1: all on the main thread (LOB_RTRL_WORKERS)')
     .action(async (flags: ServeFlags) => {
       let config: ServiceConfig;
@@ -61,6 +64,9 @@ export function createLogger(config: Pick<ServiceConfig, 'logLevel'>): Logger {
 export async function serve(config: ServiceConfig, configWarnings: readonly string[] = []): Promise<void> {
   const logger = createLogger(config);
   for (const warning of configWarnings) logger.warn(`config: ${warning}`);
+  const kernel = resolveRtrlKernelOrExplain(config.kernel);
+  if (kernel.fallbackReason === undefined) logger.info({ kernel: kernel.name }, `RTRL kernel: ${kernel.name}`);
+  else logger.warn({ kernel: kernel.name, reason: kernel.fallbackReason }, `RTRL kernel: ${kernel.name} (the native kernel is not available)`);
   const runtime = new ServiceRuntime(config, logger.child({ component: 'runtime' }), Date.now);
   const app = await buildApp({ runtime, logger });
   // Listen first: /healthz answers at once and /readyz says when the stored symbols (restored

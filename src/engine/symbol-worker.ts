@@ -9,6 +9,7 @@ import { LatencyHistogram } from './latency.js';
 import { MetricsTimeline } from './metrics.js';
 import { SymbolEngine } from './symbol-engine.js';
 import { modelName } from '../model/factory.js';
+import { useRtrlKernel } from '../model/kernels/select.js';
 import { classNames } from '../model/targets.js';
 import { EVERY_SYMBOL, PREDICTION_HEADER, predictionStride, RecordReader, type RecordHandler } from './worker-wire.js';
 import type { SymbolSummary, SymbolOpened, SymbolSnapshot, WorkerReply, WorkerRequest, WorkerStartData } from './worker-protocol.js';
@@ -16,6 +17,9 @@ import type { SymbolSummary, SymbolOpened, SymbolSnapshot, WorkerReply, WorkerRe
 const port = parentPort;
 if (!port) throw new Error('symbol-worker.ts runs as a worker thread, not as a program');
 const start = workerData as WorkerStartData;
+// Before any learner exists: the addon is loaded on this thread too (N-API modules load once
+// per thread), and a worker never runs a kernel other than the one the main thread logged.
+useRtrlKernel(start.rtrlKernel);
 const config: EngineConfig = start.config;
 const engines: (SymbolEngine | undefined)[] = [];
 const names: string[] = [];

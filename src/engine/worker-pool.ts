@@ -16,6 +16,7 @@ import { classNames, targetName } from '../model/targets.js';
 import type { EngineConfig } from './config.js';
 import type { Prediction } from './symbol-engine.js';
 import { EVERY_SYMBOL, PREDICTION_HEADER, predictionStride, RecordWriter } from './worker-wire.js';
+import { currentRtrlKernel } from '../model/kernels/select.js';
 import type { SymbolOpened, SymbolSnapshot, SymbolSummary, WorkerReply, WorkerRequest, WorkerStartData, WorkerSummary } from './worker-protocol.js';
 
 /** One worker per core: what `--workers` and LOB_RTRL_WORKERS default to. */
@@ -328,7 +329,11 @@ export class SymbolWorkerPool {
 
   private spawn(index: number): PoolWorker {
     const entry = workerEntry();
-    const data: WorkerStartData = { config: this.options.config, timelines: this.options.timelines ?? false };
+    const data: WorkerStartData = {
+      config: this.options.config,
+      timelines: this.options.timelines ?? false,
+      rtrlKernel: currentRtrlKernel().native === undefined ? 'js' : 'native',
+    };
     const thread = new Worker(entry.url, { workerData: data, execArgv: entry.execArgv });
     const worker: PoolWorker = { index, thread, writer: new RecordWriter(), symbols: [], failed: null, rounds: [], requests: new Map() };
     this.workers[index] = worker;

@@ -12,6 +12,8 @@ export interface WorkerStartData {
   readonly config: EngineConfig;
   /** Record the HTML report's timeline per symbol (replay --html). */
   readonly timelines: boolean;
+  /** The RTRL kernel the main thread chose, so every thread runs (and reports) the same one. */
+  readonly rtrlKernel: 'js' | 'native';
 }
 
 /** Where a symbol's input stream stands, as the main thread needs it without asking. */

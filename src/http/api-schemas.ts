@@ -150,6 +150,7 @@ export const statusResponse = z.object({
   engine: z.object({
     steps: z.number().int(),
     stepLatencyUs: z.object({ p50: nullableNumber, p99: nullableNumber, max: nullableNumber }),
+    kernel: z.string().describe("the RTRL kernel the learners run on: 'js', or 'native-' and the instruction set (avx512, avx2, baseline)"),
   }),
   stream: z.object({ subscribers: z.number().int(), conflated: z.number().int(), dropped: z.number().int() }),
   symbols: z.array(z.object({ symbol: z.string(), ticks: z.number().int(), models: z.array(z.string()), target: z.string() })),

@@ -4,6 +4,7 @@
 // Every asset is read once when the plugin registers and answered from memory: the page, its
 // script and stylesheet (src/http/dashboard/) and uPlot's own build from node_modules, so the
 // page works offline and nothing is ever fetched from another origin (the CSP says so too).
+import { currentRtrlKernel } from '../model/kernels/select.js';
 import type { FastifyInstance } from 'fastify';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -83,6 +84,8 @@ export function serviceStatus(runtime: ServiceRuntime) {
       };
     }),
     engine: {
+      /** The RTRL kernel the learners run on: 'js', or 'native-' + instruction set. */
+      kernel: currentRtrlKernel().name,
       steps: latency.count,
       stepLatencyUs: { p50: latency.quantile(0.5), p99: latency.quantile(0.99), max: latency.count > 0 ? latency.maxUs : null },
     },

@@ -1,6 +1,7 @@
 // GET /metrics in the Prometheus text format. Every value is read from the runtime when the
 // scraper asks (collect callbacks): the engine already counts ticks and rejects and measures
 // each step, so nothing here adds work to a tick.
+import { currentRtrlKernel } from '../model/kernels/select.js';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { packageVersion } from '../domain/package-root.js';
@@ -195,6 +196,14 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
       this.inc(engine.counters.disconnects);
     },
   });
+
+  const kernelInfo = new Gauge({
+    name: 'lob_rtrl_kernel_info',
+    help: 'The RTRL kernel the learners run on (1 for the one in use): js, or native- and the instruction set',
+    labelNames: ['kernel'],
+    registers: [registry],
+  });
+  kernelInfo.set({ kernel: currentRtrlKernel().name }, 1);
 
   new Gauge({
     name: 'lob_rtrl_symbols',

@@ -65,9 +65,20 @@ export function validateOptimiserConfig(config: OptimiserConfig): void {
   positive('adamEpsilon');
 }
 
-export function createOptimiser(config: OptimiserConfig, size: number, decayMask: Uint8Array): Optimiser {
+/** The native addon's Adam step (src/model/kernels/native.ts), structurally, so this file imports nothing native. */
+export interface NativeAdamKernel {
+  adam(
+    params: Float64Array, grad: Float64Array, m: Float64Array, v: Float64Array, decayMask: Uint8Array,
+    l2: number, clipNorm: number, rate: number, beta1: number, beta2: number, epsilon: number, correction1: number, correction2: number,
+  ): number;
+}
+
+const NATIVE_OUTCOMES: readonly StepOutcome[] = ['applied', 'clipped', 'skipped_non_finite'];
+
+/** `native`: run Adam's update in the addon (same state, same arithmetic to rounding). */
+export function createOptimiser(config: OptimiserConfig, size: number, decayMask: Uint8Array, native?: NativeAdamKernel): Optimiser {
   validateOptimiserConfig(config);
-  return config.kind === 'adam' ? new Adam(config, size, decayMask) : new Sgd(config, decayMask);
+  return config.kind === 'adam' ? new Adam(config, size, decayMask, native) : new Sgd(config, decayMask);
 }
 
 /**
@@ -142,13 +153,14 @@ class Adam implements Optimiser {
   private readonly m: Float64Array;
   private readonly v: Float64Array;
 
-  constructor(private readonly config: OptimiserConfig, size: number, private readonly decayMask: Uint8Array) {
+  constructor(private readonly config: OptimiserConfig, size: number, private readonly decayMask: Uint8Array, private readonly native?: NativeAdamKernel) {
     this.m = new Float64Array(size);
     this.v = new Float64Array(size);
   }
 
   step(params: Float64Array, grad: Float64Array): StepOutcome {
     const { adamBeta1: b1, adamBeta2: b2, adamEpsilon: eps } = this.config;
+    if (this.native !== undefined) return this.stepNative(this.native, params, grad);
     const outcome = prepareGradient(params, grad, this.config.l2, this.decayMask, this.config.clipNorm);
     if (outcome === 'skipped_non_finite') return outcome;
     const rate = learningRateAt(this.config, this.steps);
@@ -163,6 +175,16 @@ class Adam implements Optimiser {
       v[i] = b2 * v[i] + (1 - b2) * g * g;
       params[i] -= (rate * (m[i] / correction1)) / (Math.sqrt(v[i] / correction2) + eps);
     }
+    return outcome;
+  }
+
+  /** The same step in one native call; the step count, rate and corrections stay here. */
+  private stepNative(native: NativeAdamKernel, params: Float64Array, grad: Float64Array): StepOutcome {
+    const { adamBeta1: b1, adamBeta2: b2, adamEpsilon: eps, l2, clipNorm } = this.config;
+    const rate = learningRateAt(this.config, this.steps);
+    const steps = this.steps + 1;
+    const outcome = NATIVE_OUTCOMES[native.adam(params, grad, this.m, this.v, this.decayMask, l2, clipNorm, rate, b1, b2, eps, 1 - Math.pow(b1, steps), 1 - Math.pow(b2, steps))];
+    if (outcome !== 'skipped_non_finite') this.steps = steps;
     return outcome;
   }
 

@@ -11,6 +11,8 @@ import {
   projectSensitivity,
   rtrlSensitivityStep,
 } from './kernels/elman.js';
+import type { NativeRtrlAddon } from './kernels/native.js';
+import { currentRtrlKernel, type RtrlKernel } from './kernels/select.js';
 import { countOutcome, decodeLearnerState, emptyStats, encodeLearnerState, sanitiseInput, type LearnerStateParts, type OnlineLearner } from './learner.js';
 import { elmanDecayMask, type ElmanLayout } from './network.js';
 import { createOptimiser, type Optimiser } from './optimiser.js';
@@ -27,6 +29,8 @@ export class RtrlLearner implements OnlineLearner {
   readonly params: Float64Array;
   private readonly optimiser: Optimiser;
   private readonly rng: Rng;
+  /** The addon when the native kernel runs this learner's ticks, else the TypeScript kernels. */
+  private readonly native: NativeRtrlAddon | undefined;
 
   private h: Float64Array;
   private hNext: Float64Array;
@@ -53,15 +57,16 @@ export class RtrlLearner implements OnlineLearner {
   private head = 0;
   private pendingCount = 0;
 
-  constructor(readonly config: RecurrentConfig, optimiser?: Optimiser, name = 'rtrl') {
+  constructor(readonly config: RecurrentConfig, optimiser?: Optimiser, name = 'rtrl', readonly kernel: RtrlKernel = currentRtrlKernel()) {
     const core = createRecurrentCore(config);
     this.name = name;
+    this.native = kernel.native;
     this.layout = core.layout;
     this.params = core.params;
     this.rng = core.rng;
     this.classes = config.classes;
     const { n, d, classes: c, recurrent: p, total } = this.layout;
-    this.optimiser = optimiser ?? createOptimiser(config.optimiser, total, elmanDecayMask(this.layout));
+    this.optimiser = optimiser ?? createOptimiser(config.optimiser, total, elmanDecayMask(this.layout), kernel.native);
     this.h = new Float64Array(n);
     this.hNext = new Float64Array(n);
     this.s = new Float64Array(n * p);
@@ -99,6 +104,10 @@ export class RtrlLearner implements OnlineLearner {
     const { n, d, classes, recurrent: p, vOffset, outputScale } = this.layout;
     const bad = sanitiseInput(features, this.input);
     if (bad > 0) this.stats.nonFiniteInputs += bad;
+    if (this.native !== undefined) {
+      this.predictNative(this.native, probs);
+      return;
+    }
 
     elmanStateStep(n, d, this.params, this.h, this.input, this.hNext);
     rtrlSensitivityStep(n, d, this.params, this.h, this.input, this.hNext, this.s, this.sNext);
@@ -118,6 +127,40 @@ export class RtrlLearner implements OnlineLearner {
 
     elmanOutput(n, classes, vOffset, outputScale, this.params, this.h, probs);
     this.remember(probs);
+  }
+
+  /**
+   * The same tick as the TypeScript path below in one native call: state, sensitivity, the
+   * finiteness check, probabilities, and the projected rows written straight into the
+   * running sums (batch) or the ring slot (FIFO).
+   */
+  private predictNative(native: NativeRtrlAddon, probs: Float64Array): void {
+    const { n, d, classes, recurrent: p, vOffset, outputScale } = this.layout;
+    let finite: boolean;
+    if (this.config.pending.kind === 'batch') {
+      if (this.pendingCount >= this.capacity) this.discardPending();
+      finite = native.step(
+        n, d, classes, vOffset, outputScale, this.params, this.h, this.input, this.hNext, this.s, this.sNext, probs, this.rows, 0,
+        this.sumRows, this.sumProbRows, this.sumProbHidden, this.sumHidden, this.sumProbs,
+      );
+    } else {
+      if (this.pendingCount === this.capacity) {
+        this.head = (this.head + 1) % this.capacity;
+        this.pendingCount--;
+      }
+      const slot = (this.head + this.pendingCount) % this.capacity;
+      finite = native.step(n, d, classes, vOffset, outputScale, this.params, this.h, this.input, this.hNext, this.s, this.sNext, probs, this.ringRows, slot * classes * p);
+      for (let c = 0; c < classes; c++) this.ringProbs[slot * classes + c] = probs[c];
+      this.ringHidden.set(this.hNext, slot * n);
+    }
+    let swap = this.h;
+    this.h = this.hNext;
+    this.hNext = swap;
+    swap = this.s;
+    this.s = this.sNext;
+    this.sNext = swap;
+    if (!finite) this.stats.stateResets++;
+    this.pendingCount++;
   }
 
   private remember(probs: Float64Array): void {
@@ -192,11 +235,18 @@ export class RtrlLearner implements OnlineLearner {
     const rowsBase = slot * classes * p;
     const probsBase = slot * classes;
     const labelRow = rowsBase + label * p;
-    for (let j = 0; j < p; j++) grad[j] = -this.ringRows[labelRow + j];
+    if (this.native !== undefined) {
+      this.native.projectedGradient(classes, p, this.ringRows, rowsBase, this.ringProbs, probsBase, label, grad);
+    } else {
+      for (let j = 0; j < p; j++) grad[j] = -this.ringRows[labelRow + j];
+      for (let c = 0; c < classes; c++) {
+        const pc = this.ringProbs[probsBase + c];
+        const row = rowsBase + c * p;
+        for (let j = 0; j < p; j++) grad[j] += pc * this.ringRows[row + j];
+      }
+    }
     for (let c = 0; c < classes; c++) {
       const pc = this.ringProbs[probsBase + c];
-      const row = rowsBase + c * p;
-      for (let j = 0; j < p; j++) grad[j] += pc * this.ringRows[row + j];
       const error = pc - (c === label ? 1 : 0);
       for (let k = 0; k < n; k++) grad[vOffset + c * n + k] = outputScale * error * this.ringHidden[slot * n + k];
       grad[cOffset + c] = error;

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { symbolSchema } from '../domain/schemas.js';
 import { defaultEngineConfig, type EngineConfig } from '../engine/config.js';
 import { parseModelList } from '../model/factory.js';
+import { KERNEL_CHOICES } from '../model/kernels/select.js';
 import { parseTarget } from '../model/targets.js';
 import { venues } from '../venues/registry.js';
 
@@ -33,6 +34,8 @@ export const serviceConfigSchema = z.object({
   target: z.string().default('next-move').refine(validates(parseTarget), { message: 'expected next-move, horizon:K, horizon:Ns or horizon:Nms, each with an optional :THETA' }),
   models: z.string().default('rtrl,tbptt:10,logistic,majority,mix').refine(validates(parseModelList), { message: 'expected a comma list of rtrl, tbptt:K, logistic, majority, mix' }),
   hidden: z.coerce.number().int().min(1).max(256).default(defaultEngineConfig.learner.hidden),
+  /** RTRL kernel: auto (native when its addon loads, else TypeScript), js, or native (an error when the addon is missing). */
+  kernel: z.enum(KERNEL_CHOICES).default('auto'),
   lr: z.coerce.number().positive().max(10).default(defaultEngineConfig.learner.optimiser.learningRate),
   seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).default(defaultEngineConfig.learner.seed),
   checkpointEveryTicks: z.coerce.number().int().min(1).default(10_000),

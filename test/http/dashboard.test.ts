@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.js';
+import { currentRtrlKernel } from '../../src/model/kernels/select.js';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { DASHBOARD_CSP, loadDashboardAssets, registerDashboard } from '../../src/http/dashboard.js';
 import { NextMoveResolver, PredictionWindow } from '../../src/http/dashboard/series.js';
@@ -159,7 +160,8 @@ describe('GET /v1/status', () => {
     const status = (await app.inject({ url: '/v1/status' })).json();
     expect(status.feeds).toHaveLength(1);
     expect(status.feeds[0]).toMatchObject({ venue: 'binance', symbols: ['BTCUSDT'], demo: false, connected: false, synced: { BTCUSDT: false } });
-    expect(status.engine).toEqual({ steps: 0, stepLatencyUs: { p50: null, p99: null, max: null } });
+    expect(status.engine).toEqual({ kernel: currentRtrlKernel().name, steps: 0, stepLatencyUs: { p50: null, p99: null, max: null } });
+    expect(status.engine.kernel).toMatch(/^(js|native-(avx512|avx2|baseline))$/);
   });
 });
 

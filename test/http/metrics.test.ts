@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { packageVersion } from '../../src/domain/package-root.js';
 import { buildApp } from '../../src/http/app.js';
 import { startFeedServer, type FeedServer } from '../../src/ingest/feed-server.js';
+import { currentRtrlKernel } from '../../src/model/kernels/select.js';
 import { loadServiceConfig } from '../../src/service/config.js';
 import { ServiceRuntime } from '../../src/service/runtime.js';
 
@@ -86,6 +87,7 @@ describe('GET /metrics', () => {
       lob_rtrl_disconnects_total: 'counter',
       lob_rtrl_mix_weight: 'gauge',
       lob_rtrl_symbols: 'gauge',
+      lob_rtrl_kernel_info: 'gauge',
       lob_rtrl_step_latency_seconds: 'histogram',
       lob_rtrl_checkpoint_write_seconds: 'histogram',
       lob_rtrl_feed_reconnects_total: 'counter',
@@ -114,6 +116,10 @@ describe('GET /metrics', () => {
     expect(samples.get('lob_rtrl_disconnects_total')).toBe(0);
     expect(samples.get('lob_rtrl_symbols')).toBe(1);
     expect(samples.get('lob_rtrl_stream_subscribers')).toBe(1);
+    // The kernel the learners were built on, and no other.
+    const kernels = [...samples].filter(([name]) => name.startsWith('lob_rtrl_kernel_info'));
+    expect(kernels).toEqual([[`lob_rtrl_kernel_info{kernel="${currentRtrlKernel().name}"}`, 1]]);
+    expect(kernels[0][0]).toMatch(/kernel="(js|native-(avx512|avx2|baseline))"/);
     // The default models end with mix: one weight per other model, summing to 1.
     const weights = ['rtrl', 'tbptt:10', 'logistic', 'majority'].map((model) => samples.get(`lob_rtrl_mix_weight{symbol="AMZN",model="${model}"}`) ?? Number.NaN);
     expect(weights.every((w) => w > 0 && w < 1)).toBe(true);

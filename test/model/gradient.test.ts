@@ -2,8 +2,11 @@
 // gradient equals full backpropagation through time (an independent reverse-mode
 // implementation, test/model/reference-bptt.ts), and both agree with central finite
 // differences. TBPTT with a window covering the whole sequence must equal them too.
+// The RTRL cases run on the TypeScript kernel and on the native addon alike.
 import { describe, expect, it } from 'vitest';
 import { RtrlLearner } from '../../src/model/rtrl.js';
+import { findNativeAddon, loadNativeAddon } from '../../src/model/kernels/native.js';
+import { JS_KERNEL, nativeKernelOf, type RtrlKernel } from '../../src/model/kernels/select.js';
 import { TbpttLearner } from '../../src/model/tbptt.js';
 import { defaultOptimiserConfig } from '../../src/model/optimiser.js';
 import type { RecurrentConfig } from '../../src/model/recurrent-config.js';
@@ -58,7 +61,14 @@ function runLagged(learner: OnlineLearner, seq: Sequence, lag: number): void {
   for (let t = Math.max(0, seq.inputs.length - lag); t < seq.inputs.length; t++) learner.resolve(seq.labels[t], 1);
 }
 
-describe('RTRL gradient is exact', () => {
+/** Both kernels, always: the native one must be built here (npm ci builds it). */
+function kernels(): RtrlKernel[] {
+  const loaded = loadNativeAddon(findNativeAddon());
+  if (!loaded.ok) throw new Error(`the native addon must be built for this test: ${loaded.reason}`);
+  return [JS_KERNEL, nativeKernelOf(loaded.addon)];
+}
+
+describe.each(kernels().map((kernel) => [kernel.name, kernel] as const))('RTRL gradient is exact (%s kernel)', (_name, kernel) => {
   const n = 6;
   const d = 3;
   const classes = 3;
@@ -69,8 +79,9 @@ describe('RTRL gradient is exact', () => {
     const probe = new RtrlLearner(cfg);
     const theta = Float64Array.from(probe.params);
     const recorder = new GradientRecorder(theta.length);
-    const rtrl = new RtrlLearner(cfg, recorder);
+    const rtrl = new RtrlLearner(cfg, recorder, 'rtrl', kernel);
     expect(Array.from(rtrl.params)).toEqual(Array.from(theta));
+    expect(rtrl.kernel).toBe(kernel);
     runImmediate(rtrl, seq);
     expect(recorder.steps).toBe(150);
 
@@ -92,12 +103,12 @@ describe('RTRL gradient is exact', () => {
     const expected = referenceGradient(theta, shape, runs);
 
     const batchRecorder = new GradientRecorder(theta.length);
-    runBatched(new RtrlLearner(batchCfg, batchRecorder), runs);
+    runBatched(new RtrlLearner(batchCfg, batchRecorder, 'rtrl', kernel), runs);
     expect(relativeError(batchRecorder.total, expected)).toBeLessThan(1e-9);
 
     const fifoCfg = { ...batchCfg, pending: { kind: 'fifo', capacity: 4 } as const };
     const fifoRecorder = new GradientRecorder(theta.length);
-    runLagged(new RtrlLearner(fifoCfg, fifoRecorder), runs, 4);
+    runLagged(new RtrlLearner(fifoCfg, fifoRecorder, 'rtrl', kernel), runs, 4);
     expect(fifoRecorder.steps).toBe(160);
     expect(relativeError(fifoRecorder.total, expected)).toBeLessThan(1e-9);
   });

@@ -1,0 +1,282 @@
+// N-API entry of the native RTRL kernels. The instruction set is chosen once at load from
+// what the CPU reports (AVX-512F, else AVX2 with FMA, else the portable baseline); `select`
+// switches it for tests and the bench. Every call checks that each array is a Float64Array
+// long enough for the shape it is given, so a wrong call throws instead of writing out of
+// bounds; nothing is allocated per call.
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernel.h"
+
+namespace {
+
+using lobrtrl::KernelTable;
+
+std::vector<const KernelTable*> supportedTables() {
+  std::vector<const KernelTable*> tables;
+#if defined(LOB_RTRL_X86)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) tables.push_back(&lobrtrl::avx512Table);
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) tables.push_back(&lobrtrl::avx2Table);
+#endif
+  tables.push_back(&lobrtrl::baselineTable);
+  return tables;
+}
+
+const std::vector<const KernelTable*> supported = supportedTables();
+const KernelTable* active = supported.front();
+
+// Scratch of the current call (lobrtrl::scratchLength); grows to the largest shape seen, never shrinks.
+thread_local std::vector<double> scratch;
+
+// Shapes stay far below 2^31 elements in S (N^2 P): N and d up to 4096, offsets up to 2^30.
+constexpr int kMaxDimension = 4096;
+constexpr int kMaxOffset = 1 << 30;
+
+bool readInt(const Napi::CallbackInfo& info, size_t index, const char* name, int min, int max, int* out) {
+  const Napi::Value value = info[index];
+  if (!value.IsNumber()) {
+    Napi::TypeError::New(info.Env(), std::string(name) + ": expected a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= min && number <= max) || number != static_cast<double>(static_cast<int>(number))) {
+    Napi::RangeError::New(info.Env(), std::string(name) + ": expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]").ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = static_cast<int>(number);
+  return true;
+}
+
+/** The data of argument `index` if it is a Float64Array of at least `length` elements from `offset`. */
+double* float64At(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t offset, int64_t length) {
+  napi_typedarray_type type;
+  size_t elements = 0;
+  void* data = nullptr;
+  napi_value array = info[index];
+  bool isTyped = false;
+  napi_is_typedarray(info.Env(), array, &isTyped);
+  if (!isTyped || napi_get_typedarray_info(info.Env(), array, &type, &elements, &data, nullptr, nullptr) != napi_ok ||
+      type != napi_float64_array) {
+    Napi::TypeError::New(info.Env(), std::string(name) + ": expected a Float64Array").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  if (offset < 0 || static_cast<int64_t>(elements) < offset + length) {
+    Napi::RangeError::New(info.Env(), std::string(name) + ": needs " + std::to_string(offset + length) + " elements, has " +
+                                          std::to_string(elements)).ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  return static_cast<double*>(data) + offset;
+}
+
+double* scratchFor(int n, int classes) {
+  const size_t length = static_cast<size_t>(lobrtrl::scratchLength(n, classes));
+  if (scratch.size() < length) scratch.resize(length);
+  return scratch.data();
+}
+
+// step(n, d, classes, vOffset, scale, params, hPrev, x, h, sPrev, s, probs, rows, rowsOffset,
+//      sumRows?, sumProbRows?, sumProbHidden?, sumHidden?, sumProbs?) -> finite
+Napi::Value Step(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 14 && info.Length() != 19) {
+    Napi::TypeError::New(env, "step: expected 14 arguments (FIFO) or 19 (batch sums)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  lobrtrl::StepArgs a{};
+  int rowsOffset = 0;
+  if (!readInt(info, 0, "n", 1, kMaxDimension, &a.n) || !readInt(info, 1, "d", 0, kMaxDimension, &a.d) || !readInt(info, 2, "classes", 1, kMaxDimension, &a.classes) ||
+      !readInt(info, 3, "vOffset", 0, kMaxOffset, &a.vOffset) || !readInt(info, 13, "rowsOffset", 0, kMaxOffset, &rowsOffset)) return env.Undefined();
+  if (!info[4].IsNumber()) {
+    Napi::TypeError::New(env, "scale: expected a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  a.scale = info[4].As<Napi::Number>().DoubleValue();
+  const int64_t n = a.n, d = a.d, c = a.classes;
+  const int64_t p = n * n + n * d + n;
+  if (a.vOffset < p) {
+    Napi::RangeError::New(env, "vOffset: must be at least P").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const int64_t total = a.vOffset + c * n + c;
+  if (!(a.params = float64At(info, 5, "params", 0, total))) return env.Undefined();
+  if (!(a.hPrev = float64At(info, 6, "hPrev", 0, n))) return env.Undefined();
+  if (!(a.x = float64At(info, 7, "x", 0, d))) return env.Undefined();
+  if (!(a.h = float64At(info, 8, "h", 0, n))) return env.Undefined();
+  if (!(a.sPrev = float64At(info, 9, "sPrev", 0, n * p))) return env.Undefined();
+  if (!(a.s = float64At(info, 10, "s", 0, n * p))) return env.Undefined();
+  if (!(a.probs = float64At(info, 11, "probs", 0, c))) return env.Undefined();
+  if (!(a.rows = float64At(info, 12, "rows", rowsOffset, c * p))) return env.Undefined();
+  if (a.h == a.hPrev || a.s == a.sPrev) {
+    Napi::RangeError::New(env, "step: outputs must not alias the previous state").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (info.Length() == 19) {
+    if (!(a.sumRows = float64At(info, 14, "sumRows", 0, c * p))) return env.Undefined();
+    if (!(a.sumProbRows = float64At(info, 15, "sumProbRows", 0, p))) return env.Undefined();
+    if (!(a.sumProbHidden = float64At(info, 16, "sumProbHidden", 0, c * n))) return env.Undefined();
+    if (!(a.sumHidden = float64At(info, 17, "sumHidden", 0, n))) return env.Undefined();
+    if (!(a.sumProbs = float64At(info, 18, "sumProbs", 0, c))) return env.Undefined();
+  }
+  a.scratch = scratchFor(a.n, a.classes);
+  return Napi::Boolean::New(env, active->step(a));
+}
+
+// sensitivity(n, d, params, hPrev, x, h, sPrev, sNext)
+Napi::Value Sensitivity(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 8) {
+    Napi::TypeError::New(env, "sensitivity: expected 8 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int n = 0, d = 0;
+  if (!readInt(info, 0, "n", 1, kMaxDimension, &n) || !readInt(info, 1, "d", 0, kMaxDimension, &d)) return env.Undefined();
+  const int64_t p = static_cast<int64_t>(n) * n + static_cast<int64_t>(n) * d + n;
+  const double* params = float64At(info, 2, "params", 0, p);
+  if (!params) return env.Undefined();
+  const double* hPrev = float64At(info, 3, "hPrev", 0, n);
+  if (!hPrev) return env.Undefined();
+  const double* x = float64At(info, 4, "x", 0, d);
+  if (!x) return env.Undefined();
+  const double* h = float64At(info, 5, "h", 0, n);
+  if (!h) return env.Undefined();
+  const double* sPrev = float64At(info, 6, "sPrev", 0, n * p);
+  if (!sPrev) return env.Undefined();
+  double* sNext = float64At(info, 7, "sNext", 0, n * p);
+  if (!sNext) return env.Undefined();
+  if (sNext == sPrev) {
+    Napi::RangeError::New(env, "sensitivity: sNext must not alias sPrev").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  active->sensitivity(n, d, params, hPrev, x, h, sPrev, sNext, scratchFor(n, 0));
+  return env.Undefined();
+}
+
+// fmaLoop(iterations) -> [flops, checksum]
+Napi::Value FmaLoop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int iterations = 0;
+  if (info.Length() != 1 || !readInt(info, 0, "iterations", 1, kMaxOffset, &iterations)) {
+    if (!env.IsExceptionPending()) Napi::TypeError::New(env, "fmaLoop: expected (iterations)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double flops = 0;
+  const double checksum = active->fmaLoop(iterations, &flops);
+  Napi::Array result = Napi::Array::New(env, 2);
+  result.Set(0u, Napi::Number::New(env, flops));
+  result.Set(1u, Napi::Number::New(env, checksum));
+  return result;
+}
+
+// adam(params, grad, m, v, decayMask, l2, clipNorm, rate, beta1, beta2, epsilon, correction1,
+//      correction2) -> 0 applied | 1 clipped | 2 skipped (non-finite gradient)
+Napi::Value Adam(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 13) {
+    Napi::TypeError::New(env, "adam: expected 13 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  bool isTyped = false;
+  napi_is_typedarray(env, info[0], &isTyped);
+  if (!isTyped || napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float64_array) {
+    Napi::TypeError::New(env, "params: expected a Float64Array").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  lobrtrl::AdamArgs a{};
+  a.length = static_cast<int64_t>(length);
+  a.params = static_cast<double*>(data);
+  if (!(a.grad = float64At(info, 1, "grad", 0, a.length)) || !(a.m = float64At(info, 2, "m", 0, a.length)) ||
+      !(a.v = float64At(info, 3, "v", 0, a.length))) return env.Undefined();
+  size_t maskLength = 0;
+  void* mask = nullptr;
+  isTyped = false;
+  napi_is_typedarray(env, info[4], &isTyped);
+  if (!isTyped || napi_get_typedarray_info(env, info[4], &type, &maskLength, &mask, nullptr, nullptr) != napi_ok || type != napi_uint8_array ||
+      maskLength < length) {
+    Napi::TypeError::New(env, "decayMask: expected a Uint8Array as long as params").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  a.decayMask = static_cast<const uint8_t*>(mask);
+  double* scalars[] = {&a.l2, &a.clipNorm, &a.rate, &a.beta1, &a.beta2, &a.epsilon, &a.correction1, &a.correction2};
+  for (size_t i = 0; i < 8; ++i) {
+    if (!info[5 + i].IsNumber()) {
+      Napi::TypeError::New(env, "adam: argument " + std::to_string(5 + i) + " must be a number").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    *scalars[i] = info[5 + i].As<Napi::Number>().DoubleValue();
+  }
+  return Napi::Number::New(env, active->adam(a));
+}
+
+// projectedGradient(classes, p, rows, rowsOffset, probs, probsOffset, label, grad):
+// grad[j] = -rows[label, j] + sum_c probs[c] rows[c, j] for j < P, the recurrent part of one
+// FIFO tick's cross-entropy gradient, summed in rtrl.ts's order (this file is compiled
+// without FMA, so the result is the TypeScript one bit for bit).
+Napi::Value ProjectedGradient(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 8) {
+    Napi::TypeError::New(env, "projectedGradient: expected 8 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int classes = 0, p = 0, rowsOffset = 0, probsOffset = 0, label = 0;
+  if (!readInt(info, 0, "classes", 1, kMaxDimension, &classes) || !readInt(info, 1, "p", 1, kMaxOffset, &p) ||
+      !readInt(info, 3, "rowsOffset", 0, kMaxOffset, &rowsOffset) || !readInt(info, 5, "probsOffset", 0, kMaxOffset, &probsOffset) ||
+      !readInt(info, 6, "label", 0, classes - 1, &label)) return env.Undefined();
+  const double* rows = float64At(info, 2, "rows", rowsOffset, static_cast<int64_t>(classes) * p);
+  if (!rows) return env.Undefined();
+  const double* probs = float64At(info, 4, "probs", probsOffset, classes);
+  if (!probs) return env.Undefined();
+  double* grad = float64At(info, 7, "grad", 0, p);
+  if (!grad) return env.Undefined();
+  const double* labelRow = rows + static_cast<int64_t>(label) * p;
+  for (int j = 0; j < p; ++j) grad[j] = -labelRow[j];
+  for (int c = 0; c < classes; ++c) {
+    const double pc = probs[c];
+    const double* row = rows + static_cast<int64_t>(c) * p;
+    for (int j = 0; j < p; ++j) grad[j] += pc * row[j];
+  }
+  return env.Undefined();
+}
+
+Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), active->name); }
+
+Napi::Value Select(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsString()) {
+    Napi::TypeError::New(env, "select: expected an instruction set name").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const std::string wanted = info[0].As<Napi::String>().Utf8Value();
+  for (const KernelTable* table : supported) {
+    if (wanted == table->name) {
+      active = table;
+      return Napi::String::New(env, active->name);
+    }
+  }
+  Napi::RangeError::New(env, "select: this CPU does not run \"" + wanted + "\"").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Napi::Array names = Napi::Array::New(env, supported.size());
+  for (size_t i = 0; i < supported.size(); ++i) names.Set(static_cast<uint32_t>(i), Napi::String::New(env, supported[i]->name));
+  exports.Set("supportedIsas", names);
+  exports.Set("isa", Napi::Function::New(env, Isa, "isa"));
+  exports.Set("select", Napi::Function::New(env, Select, "select"));
+  exports.Set("step", Napi::Function::New(env, Step, "step"));
+  exports.Set("sensitivity", Napi::Function::New(env, Sensitivity, "sensitivity"));
+  exports.Set("fmaLoop", Napi::Function::New(env, FmaLoop, "fmaLoop"));
+  exports.Set("adam", Napi::Function::New(env, Adam, "adam"));
+  exports.Set("projectedGradient", Napi::Function::New(env, ProjectedGradient, "projectedGradient"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(lob_rtrl_native, Init)
