@@ -18,6 +18,7 @@ import { elmanDecayMask, type ElmanLayout } from './network.js';
 import { createOptimiser, type Optimiser } from './optimiser.js';
 import { createRecurrentCore, type RecurrentConfig } from './recurrent-config.js';
 import type { Rng } from './rng.js';
+import { returnSpare, scratchBuffer, takeSpare } from './scratch.js';
 import { BatchSizeAverage } from './targets.js';
 
 export class RtrlLearner implements OnlineLearner {
@@ -34,12 +35,9 @@ export class RtrlLearner implements OnlineLearner {
 
   private h: Float64Array;
   private hNext: Float64Array;
+  /** S_t, N x P. The next one is written into the thread's spare and the two trade places (scratch.ts). */
   private s: Float64Array;
-  private sNext: Float64Array;
   private readonly input: Float64Array;
-  private readonly grad: Float64Array;
-  /** Scratch for one tick's projected sensitivity rows (C x P). */
-  private readonly rows: Float64Array;
 
   // Batch mode (next-move): running sums over the pending ticks.
   private readonly sumRows: Float64Array; // sum_t rows_t            (C x P)
@@ -70,10 +68,7 @@ export class RtrlLearner implements OnlineLearner {
     this.h = new Float64Array(n);
     this.hNext = new Float64Array(n);
     this.s = new Float64Array(n * p);
-    this.sNext = new Float64Array(n * p);
     this.input = new Float64Array(d);
-    this.grad = new Float64Array(total);
-    this.rows = new Float64Array(c * p);
     const batch = config.pending.kind === 'batch';
     this.capacity = batch ? config.pending.maxPending : config.pending.capacity;
     this.sumRows = new Float64Array(batch ? c * p : 0);
@@ -110,13 +105,13 @@ export class RtrlLearner implements OnlineLearner {
     }
 
     elmanStateStep(n, d, this.params, this.h, this.input, this.hNext);
-    rtrlSensitivityStep(n, d, this.params, this.h, this.input, this.hNext, this.s, this.sNext);
-    let swap = this.h;
+    const sNext = takeSpare(n * p);
+    rtrlSensitivityStep(n, d, this.params, this.h, this.input, this.hNext, this.s, sNext);
+    const swap = this.h;
     this.h = this.hNext;
     this.hNext = swap;
-    swap = this.s;
-    this.s = this.sNext;
-    this.sNext = swap;
+    returnSpare(this.s);
+    this.s = sNext;
     if (!allFinite(this.h, 0, n) || !allFinite(this.s, 0, n * p)) {
       // Only non-finite parameters can cause this; start the state afresh rather than
       // let NaN reach a gradient.
@@ -137,10 +132,11 @@ export class RtrlLearner implements OnlineLearner {
   private predictNative(native: NativeRtrlAddon, probs: Float64Array): void {
     const { n, d, classes, recurrent: p, vOffset, outputScale } = this.layout;
     let finite: boolean;
+    const sNext = takeSpare(n * p);
     if (this.config.pending.kind === 'batch') {
       if (this.pendingCount >= this.capacity) this.discardPending();
       finite = native.step(
-        n, d, classes, vOffset, outputScale, this.params, this.h, this.input, this.hNext, this.s, this.sNext, probs, this.rows, 0,
+        n, d, classes, vOffset, outputScale, this.params, this.h, this.input, this.hNext, this.s, sNext, probs, scratchBuffer('projection', classes * p), 0,
         this.sumRows, this.sumProbRows, this.sumProbHidden, this.sumHidden, this.sumProbs,
       );
     } else {
@@ -149,16 +145,15 @@ export class RtrlLearner implements OnlineLearner {
         this.pendingCount--;
       }
       const slot = (this.head + this.pendingCount) % this.capacity;
-      finite = native.step(n, d, classes, vOffset, outputScale, this.params, this.h, this.input, this.hNext, this.s, this.sNext, probs, this.ringRows, slot * classes * p);
+      finite = native.step(n, d, classes, vOffset, outputScale, this.params, this.h, this.input, this.hNext, this.s, sNext, probs, this.ringRows, slot * classes * p);
       for (let c = 0; c < classes; c++) this.ringProbs[slot * classes + c] = probs[c];
       this.ringHidden.set(this.hNext, slot * n);
     }
-    let swap = this.h;
+    const swap = this.h;
     this.h = this.hNext;
     this.hNext = swap;
-    swap = this.s;
-    this.s = this.sNext;
-    this.sNext = swap;
+    returnSpare(this.s);
+    this.s = sNext;
     if (!finite) this.stats.stateResets++;
     this.pendingCount++;
   }
@@ -167,8 +162,8 @@ export class RtrlLearner implements OnlineLearner {
     const { n, classes, recurrent: p, vOffset, outputScale } = this.layout;
     if (this.config.pending.kind === 'batch') {
       if (this.pendingCount >= this.capacity) this.discardPending();
-      projectSensitivity(n, p, classes, vOffset, outputScale, this.params, this.s, this.rows, 0);
-      const rows = this.rows;
+      const rows = scratchBuffer('projection', classes * p);
+      projectSensitivity(n, p, classes, vOffset, outputScale, this.params, this.s, rows, 0);
       for (let i = 0; i < rows.length; i++) this.sumRows[i] += rows[i];
       for (let c = 0; c < classes; c++) {
         const pc = probs[c];
@@ -209,7 +204,7 @@ export class RtrlLearner implements OnlineLearner {
   private resolveBatch(label: number): void {
     const { n, classes, recurrent: p, vOffset, cOffset, outputScale } = this.layout;
     const count = this.pendingCount;
-    const grad = this.grad;
+    const grad = scratchBuffer('gradient', this.layout.total);
     const labelRow = label * p;
     for (let j = 0; j < p; j++) grad[j] = this.sumProbRows[j] - this.sumRows[labelRow + j];
     for (let c = 0; c < classes; c++) {
@@ -231,7 +226,7 @@ export class RtrlLearner implements OnlineLearner {
   private resolveOldest(label: number): void {
     const { n, classes, recurrent: p, vOffset, cOffset, outputScale } = this.layout;
     const slot = this.head;
-    const grad = this.grad;
+    const grad = scratchBuffer('gradient', this.layout.total);
     const rowsBase = slot * classes * p;
     const probsBase = slot * classes;
     const labelRow = rowsBase + label * p;

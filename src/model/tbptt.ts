@@ -9,6 +9,7 @@ import { createOptimiser, type Optimiser } from './optimiser.js';
 import { createRecurrentCore, type RecurrentConfig } from './recurrent-config.js';
 import { packRing, requireSameConfig, unpackRing } from './state-codec.js';
 import type { Rng } from './rng.js';
+import { scratchBuffer } from './scratch.js';
 import { BatchSizeAverage } from './targets.js';
 
 /** Pending ticks the rings hold before they first grow. */
@@ -52,7 +53,6 @@ export class TbpttLearner implements OnlineLearner {
   private readonly hScratch: Float64Array;
   private readonly delta: Float64Array;
   private readonly deltaA: Float64Array;
-  private readonly grad: Float64Array;
   private readonly batchSizes = new BatchSizeAverage();
 
   constructor(readonly config: RecurrentConfig, readonly truncation: number, optimiser?: Optimiser, name = `tbptt:${truncation}`) {
@@ -81,7 +81,6 @@ export class TbpttLearner implements OnlineLearner {
     this.hScratch = new Float64Array(n);
     this.delta = new Float64Array(n);
     this.deltaA = new Float64Array(n);
-    this.grad = new Float64Array(total);
   }
 
   get pending(): number {
@@ -167,6 +166,11 @@ export class TbpttLearner implements OnlineLearner {
     this.historyInputs = inputs;
     this.historyHidden = hidden;
     this.historySize = size;
+  }
+
+  /** The gradient being summed: the thread's scratch, as it lives only within one resolve. */
+  private get grad(): Float64Array {
+    return scratchBuffer('gradient', this.layout.total);
   }
 
   resolve(label: number, count: number): void {
