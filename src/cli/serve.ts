@@ -40,7 +40,7 @@ export function registerServeCommand(program: Command): void {
     .option('--lr <rate>', 'learning rate (LOB_RTRL_LR)')
     .option('--seed <n>', 'initialisation seed (LOB_RTRL_SEED)')
     .option('--kernel <kernel>', 'RTRL kernel: auto|js|native (LOB_RTRL_KERNEL)')
-    .option('--workers <n>', 'worker threads the symbols are spread over, default one per core; 0 or 1: all on the main thread (LOB_RTRL_WORKERS)')
+    .option('--workers <n>', 'worker threads the symbols are spread over, default 1 (every symbol on the main thread; LOB_RTRL_WORKERS)')
     .action(async (flags: ServeFlags) => {
       let config: ServiceConfig;
       const warnings: string[] = [];

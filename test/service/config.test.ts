@@ -2,7 +2,7 @@
 // line naming the key for every kind of bad value.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/domain/package-root.js';
@@ -84,8 +84,8 @@ describe('loadServiceConfig', () => {
     expect(engineConfigHash(engineConfigOf(config))).toBe(engineConfigHash(defaultEngineConfig));
   });
 
-  it('runs one worker thread per core by default; file < LOB_RTRL_WORKERS < --workers; a bad count names the key', () => {
-    expect(loadServiceConfig({}).workers).toBe(availableParallelism());
+  it('serves on one thread by default; file < LOB_RTRL_WORKERS < --workers; a bad count names the key', () => {
+    expect(loadServiceConfig({}).workers).toBe(1);
     const file = configFile({ workers: 3 });
     expect(loadServiceConfig({ file }).workers).toBe(3);
     expect(loadServiceConfig({ file, env: { LOB_RTRL_WORKERS: '0' } }).workers).toBe(0);
