@@ -18,7 +18,7 @@
 // with, is the book's venue time where sent, else `ts`.
 import type { Aggressor, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
-import { DepthBook, TextLevels, decimalText, isProblem, levelsOption, sequenceNumber } from './depth-book.js';
+import { decimalText, DepthBook, isProblem, levelsOption, loseHeldBook, sequenceNumber, TextLevels } from './depth-book.js';
 import { describeValue, isRecord, parseJsonFrame } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
@@ -125,12 +125,7 @@ class BybitMapper implements FrameMapper {
 
   /** The book can no longer be trusted: drop it, resubscribe, and mark the gap if a book was out. */
   private loseBook(symbol: string, reason: RejectReason, detail: string, frame: string, localTs: EpochMs): MarketMessage[] {
-    const emitted = this.books.get(symbol)?.emitted === true;
-    this.books.delete(symbol);
-    this.resync.add(symbol);
-    const out: MarketMessage[] = [rejected(reason, detail, frame, symbol)];
-    if (emitted) out.push({ type: 'disconnect', symbol, localTs, reason: `${reason}: ${detail}; resubscribing the book` });
-    return out;
+    return loseHeldBook(this.books, this.resync, symbol, reason, detail, frame, localTs);
   }
 
   private mapTrades(message: Record<string, unknown>, topicSymbol: string, frame: string, localTs: EpochMs): MarketMessage[] {

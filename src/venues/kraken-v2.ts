@@ -19,7 +19,7 @@
 import type { BookSide } from '../book/l2-book.js';
 import type { Aggressor, EpochMs, MarketMessage, Rejected, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
-import { DECIMAL_TEXT, DepthBook, isoTimeMs, isProblem, levelsOption } from './depth-book.js';
+import { DECIMAL_TEXT, DepthBook, isoTimeMs, isProblem, levelsOption, loseHeldBook } from './depth-book.js';
 import type { Problem } from './depth-book.js';
 import { describeValue, isRecord, parseJsonFrame } from './frame.js';
 import { krakenBookChecksum } from './kraken.js';
@@ -264,12 +264,7 @@ class KrakenV2Mapper implements FrameMapper {
    * marks the gap when a book of it was already out.
    */
   private loseBook(symbol: string, detail: string, reason: Rejected['reason'], frame: string, localTs: EpochMs): MarketMessage[] {
-    const emitted = this.books.get(symbol)?.emitted === true;
-    this.books.delete(symbol);
-    this.resync.add(symbol);
-    const out: MarketMessage[] = [rejected(reason, detail, frame, symbol)];
-    if (emitted) out.push({ type: 'disconnect', symbol, localTs, reason: `${reason}: ${detail}; resubscribing the book` });
-    return out;
+    return loseHeldBook(this.books, this.resync, symbol, reason, detail, frame, localTs);
   }
 
   private mapTrades(message: Record<string, unknown>, frame: string, localTs: EpochMs): MarketMessage[] {

@@ -21,7 +21,7 @@
 import { crc32 } from 'node:zlib';
 import type { Aggressor, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
-import { DepthBook, TextLevels, decimalText, isProblem, levelsOption } from './depth-book.js';
+import { decimalText, DepthBook, isProblem, levelsOption, loseHeldBook, TextLevels } from './depth-book.js';
 import { describeValue, isRecord, parseJsonFrame } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
@@ -170,12 +170,7 @@ class OkxMapper implements FrameMapper {
 
   /** The book can no longer be trusted: drop it, resubscribe, and mark the gap if a book was out. */
   private loseBook(symbol: string, reason: RejectReason, detail: string, frame: string, localTs: EpochMs): MarketMessage[] {
-    const emitted = this.books.get(symbol)?.emitted === true;
-    this.books.delete(symbol);
-    this.resync.add(symbol);
-    const out: MarketMessage[] = [rejected(reason, detail, frame, symbol)];
-    if (emitted) out.push({ type: 'disconnect', symbol, localTs, reason: `${reason}: ${detail}; resubscribing the book` });
-    return out;
+    return loseHeldBook(this.books, this.resync, symbol, reason, detail, frame, localTs);
   }
 
   private mapTrades(message: Record<string, unknown>, symbol: string, frame: string, localTs: EpochMs): MarketMessage[] {
