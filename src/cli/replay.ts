@@ -17,7 +17,7 @@ import { packageVersion } from '../domain/package-root.js';
 import { currentRtrlKernel } from '../model/kernels/select.js';
 import { inputBytesRead } from '../venues/input-bytes.js';
 import { fileFormatById } from '../venues/registry.js';
-import { messageBatches } from '../venues/types.js';
+import { messageBatches, type FileFormat } from '../venues/types.js';
 import { modelName } from '../model/factory.js';
 import { ProgressReporter } from './progress.js';
 import { TickOutput } from './tick-output.js';
@@ -213,24 +213,14 @@ async function replayInThread(options: ReplayOptions, configHash: string, store:
   const started = performance.now();
   try {
     const readOptions = { levels: options.config.levels, symbol: options.symbol };
-    if (options.speed === 'max') {
-      for await (const batch of messageBatches(format, options.files, readOptions)) {
-        for (const message of batch) {
-          engine.process(message);
-          if (output) noteForOutput(output, message, snapshotsSeen);
-          progress?.tick();
-        }
-        const drained = output?.ready();
-        if (drained) await drained;
-      }
-    } else {
-      for await (const message of pace(format.read(options.files, readOptions), options.speed)) {
+    for await (const batch of inputBatches(format, options, readOptions)) {
+      for (const message of batch) {
         engine.process(message);
         if (output) noteForOutput(output, message, snapshotsSeen);
         progress?.tick();
-        const drained = output?.ready();
-        if (drained) await drained;
       }
+      const drained = output?.ready();
+      if (drained) await drained;
     }
   } finally {
     progress?.finish();
@@ -330,28 +320,16 @@ async function replayOnWorkers(options: ReplayOptions, workers: number, configHa
   try {
     try {
       const readOptions = { levels: options.config.levels, symbol: options.symbol };
-      if (options.speed === 'max') {
-        for await (const batch of messageBatches(format, options.files, readOptions)) {
-          for (const message of batch) {
-            dispatch(message);
-            progress?.tick();
-          }
-          pool.flush();
-          await pool.roundsBelow(ROUNDS_IN_FLIGHT * pool.size);
-          if (pool.firstFailure) break;
-          const drained = output?.ready();
-          if (drained) await drained;
-        }
-      } else {
-        for await (const message of pace(format.read(options.files, readOptions), options.speed)) {
+      for await (const batch of inputBatches(format, options, readOptions)) {
+        for (const message of batch) {
           dispatch(message);
           progress?.tick();
-          pool.flush();
-          await pool.roundsBelow(ROUNDS_IN_FLIGHT * pool.size);
-          if (pool.firstFailure) break;
-          const drained = output?.ready();
-          if (drained) await drained;
         }
+        pool.flush();
+        await pool.roundsBelow(ROUNDS_IN_FLIGHT * pool.size);
+        if (pool.firstFailure) break;
+        const drained = output?.ready();
+        if (drained) await drained;
       }
       await pool.drain();
       if (pool.firstFailure) throw new Error(`replay: a worker thread failed: ${pool.firstFailure.message}`);
@@ -402,6 +380,18 @@ function noteForOutput(output: TickOutput, message: MarketMessage, snapshotsSeen
     if (message.symbol !== null) output.onDisconnect(message.symbol, snapshotsSeen.get(message.symbol) ?? 0);
     else for (const [symbol, seen] of snapshotsSeen) output.onDisconnect(symbol, seen);
   }
+}
+
+/**
+ * The input a batch at a time: the format's own chunks at full speed; paced, one message per
+ * batch, so each is handed on when its time comes.
+ */
+async function* inputBatches(format: FileFormat, options: ReplayOptions, readOptions: { levels: number; symbol?: string }): AsyncGenerator<readonly MarketMessage[]> {
+  if (options.speed === 'max') {
+    yield* messageBatches(format, options.files, readOptions);
+    return;
+  }
+  for await (const message of pace(format.read(options.files, readOptions), options.speed)) yield [message];
 }
 
 /** Replays at the data's own pacing times `speed`: the data's clock, never the wall clock's. */
