@@ -79,11 +79,11 @@ double* scratchFor(int n, int classes) {
 }
 
 // step(n, d, classes, vOffset, scale, params, hPrev, x, h, sPrev, s, probs, rows, rowsOffset,
-//      sumRows?, sumProbRows?, sumProbHidden?, sumHidden?, sumProbs?) -> finite
+//      logitOffsets | null, sumRows?, sumProbRows?, sumProbHidden?, sumHidden?, sumProbs?) -> finite
 Napi::Value Step(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 14 && info.Length() != 19) {
-    Napi::TypeError::New(env, "step: expected 14 arguments (FIFO) or 19 (batch sums)").ThrowAsJavaScriptException();
+  if (info.Length() != 15 && info.Length() != 20) {
+    Napi::TypeError::New(env, "step: expected 15 arguments (FIFO) or 20 (batch sums)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   lobrtrl::StepArgs a{};
@@ -114,12 +114,13 @@ Napi::Value Step(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "step: outputs must not alias the previous state").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (info.Length() == 19) {
-    if (!(a.sumRows = float64At(info, 14, "sumRows", 0, c * p))) return env.Undefined();
-    if (!(a.sumProbRows = float64At(info, 15, "sumProbRows", 0, p))) return env.Undefined();
-    if (!(a.sumProbHidden = float64At(info, 16, "sumProbHidden", 0, c * n))) return env.Undefined();
-    if (!(a.sumHidden = float64At(info, 17, "sumHidden", 0, n))) return env.Undefined();
-    if (!(a.sumProbs = float64At(info, 18, "sumProbs", 0, c))) return env.Undefined();
+  if (!info[14].IsNull() && !(a.logitOffsets = float64At(info, 14, "logitOffsets", 0, c))) return env.Undefined();
+  if (info.Length() == 20) {
+    if (!(a.sumRows = float64At(info, 15, "sumRows", 0, c * p))) return env.Undefined();
+    if (!(a.sumProbRows = float64At(info, 16, "sumProbRows", 0, p))) return env.Undefined();
+    if (!(a.sumProbHidden = float64At(info, 17, "sumProbHidden", 0, c * n))) return env.Undefined();
+    if (!(a.sumHidden = float64At(info, 18, "sumHidden", 0, n))) return env.Undefined();
+    if (!(a.sumProbs = float64At(info, 19, "sumProbs", 0, c))) return env.Undefined();
   }
   a.scratch = scratchFor(a.n, a.classes);
   return Napi::Boolean::New(env, active->step(a));

@@ -288,7 +288,7 @@ static bool step(const StepArgs& a) {
     std::memset(a.rows, 0, sizeof(double) * rowsLength);
   }
 
-  // probs = softmax(s V h + c), max subtracted.
+  // probs = softmax(s V h + c + offsets), max subtracted, in the TypeScript kernel's order.
   const double* vMat = params + a.vOffset;
   const double* cBias = vMat + classes * n;
   double max = -INFINITY;
@@ -296,6 +296,7 @@ static bool step(const StepArgs& a) {
     double z = 0;
     for (int k = 0; k < n; ++k) z += vMat[cls * n + k] * a.h[k];
     z = a.scale * z + cBias[cls];
+    if (a.logitOffsets) z += a.logitOffsets[cls];
     a.probs[cls] = z;
     if (z > max) max = z;
   }

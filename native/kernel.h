@@ -27,6 +27,7 @@ struct StepArgs {
   double* probs;        // out: C
   double* rows;         // out: s V[c,:] S_t, C x P
   double* scratch;      // scratchLength(n, classes) doubles
+  const double* logitOffsets;  // C added to the logits (the input skip's Q x), or null
   // Batch (next-move) running sums, all null for a FIFO learner.
   double* sumRows;        // C x P
   double* sumProbRows;    // P

@@ -48,6 +48,8 @@ export interface LearnerSettings {
   readonly seed: number;
   readonly outputScaleBeta: number;
   readonly recurrentGain: number;
+  /** Recurrent learners' readout also sees the inputs directly (network.ts). */
+  readonly inputSkip: boolean;
   readonly optimiser: OptimiserConfig;
   readonly batchReduction: BatchReduction;
   /**
@@ -65,6 +67,7 @@ export const defaultLearnerSettings: LearnerSettings = {
   seed: 1,
   outputScaleBeta: 0,
   recurrentGain: 1,
+  inputSkip: true,
   optimiser: defaultOptimiserConfig,
   // Full replays of LOBSTER AMZN 2012-06-21 and Binance BTCUSDT 2024-08-08/09, rtrl log-loss
   // (majority 0.693 / 0.705): 'mean' with raw probabilities 0.869 / 0.836, 'tick' alone
@@ -86,6 +89,7 @@ export function createLearners(specs: readonly ModelSpec[], settings: LearnerSet
     classes,
     outputScaleBeta: settings.outputScaleBeta,
     recurrentGain: settings.recurrentGain,
+    inputSkip: settings.inputSkip,
     seed: settings.seed,
     optimiser: settings.optimiser,
     pending,

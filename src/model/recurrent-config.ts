@@ -13,6 +13,8 @@ export interface RecurrentConfig {
   readonly outputScaleBeta: number;
   /** Standard deviation of W times sqrt(N) at initialisation. */
   readonly recurrentGain: number;
+  /** Direct input-to-output weights beside the hidden state (network.ts). */
+  readonly inputSkip: boolean;
   readonly seed: number;
   readonly optimiser: OptimiserConfig;
   readonly pending: PendingMode;
@@ -24,6 +26,7 @@ export const defaultRecurrentConfig = {
   hidden: 16,
   outputScaleBeta: 0,
   recurrentGain: 1,
+  inputSkip: true,
   seed: 1,
   optimiser: defaultOptimiserConfig,
   batchReduction: 'tick',
@@ -42,6 +45,7 @@ export function createRecurrentCore(config: RecurrentConfig): RecurrentCore {
     inputs: config.inputs,
     classes: config.classes,
     outputScaleBeta: config.outputScaleBeta,
+    inputSkip: config.inputSkip,
   });
   if (config.pending.kind === 'batch' && !(Number.isInteger(config.pending.maxPending) && config.pending.maxPending >= 1)) {
     throw new Error(`pending.maxPending: must be a positive integer, got ${config.pending.maxPending}`);

@@ -8,6 +8,7 @@ import {
   allFinite,
   elmanOutput,
   elmanStateStep,
+  inputSkipLogits,
   projectSensitivity,
   rtrlSensitivityStep,
 } from './kernels/elman.js';
@@ -45,12 +46,17 @@ export class RtrlLearner implements OnlineLearner {
   private readonly sumProbHidden: Float64Array; // sum_t p_t h_t^T      (C x N)
   private readonly sumHidden: Float64Array; // sum_t h_t                 (N)
   private readonly sumProbs: Float64Array; // sum_t p_t                  (C)
+  private readonly sumProbInput: Float64Array; // sum_t p_t x_t^T          (C x d, input skip)
+  private readonly sumInput: Float64Array; // sum_t x_t                    (d, input skip)
   private readonly batchSizes = new BatchSizeAverage();
 
   // FIFO mode (horizon:k): one slot per pending tick.
   private readonly ringRows: Float64Array; // capacity x C x P
   private readonly ringProbs: Float64Array; // capacity x C
   private readonly ringHidden: Float64Array; // capacity x N
+  private readonly ringInputs: Float64Array; // capacity x d (input skip)
+  /** Q x_t of this tick, added to the logits; null without the input skip. */
+  private readonly skipLogits: Float64Array | null;
   private readonly capacity: number;
   private head = 0;
   private pendingCount = 0;
@@ -63,7 +69,7 @@ export class RtrlLearner implements OnlineLearner {
     this.params = core.params;
     this.rng = core.rng;
     this.classes = config.classes;
-    const { n, d, classes: c, recurrent: p, total } = this.layout;
+    const { n, d, classes: c, recurrent: p, total, skipInputs } = this.layout;
     this.optimiser = optimiser ?? createOptimiser(config.optimiser, total, elmanDecayMask(this.layout), kernel.native);
     this.h = new Float64Array(n);
     this.hNext = new Float64Array(n);
@@ -76,9 +82,13 @@ export class RtrlLearner implements OnlineLearner {
     this.sumProbHidden = new Float64Array(batch ? c * n : 0);
     this.sumHidden = new Float64Array(batch ? n : 0);
     this.sumProbs = new Float64Array(batch ? c : 0);
+    this.sumProbInput = new Float64Array(batch ? c * skipInputs : 0);
+    this.sumInput = new Float64Array(batch ? skipInputs : 0);
     this.ringRows = new Float64Array(batch ? 0 : this.capacity * c * p);
     this.ringProbs = new Float64Array(batch ? 0 : this.capacity * c);
     this.ringHidden = new Float64Array(batch ? 0 : this.capacity * n);
+    this.ringInputs = new Float64Array(batch ? 0 : this.capacity * skipInputs);
+    this.skipLogits = skipInputs > 0 ? new Float64Array(c) : null;
   }
 
   get pending(): number {
@@ -96,9 +106,10 @@ export class RtrlLearner implements OnlineLearner {
   }
 
   predict(features: Float64Array, probs: Float64Array): void {
-    const { n, d, classes, recurrent: p, vOffset, outputScale } = this.layout;
+    const { n, d, classes, recurrent: p, vOffset, qOffset, outputScale } = this.layout;
     const bad = sanitiseInput(features, this.input);
     if (bad > 0) this.stats.nonFiniteInputs += bad;
+    if (this.skipLogits !== null) inputSkipLogits(classes, d, qOffset, this.params, this.input, this.skipLogits);
     if (this.native !== undefined) {
       this.predictNative(this.native, probs);
       return;
@@ -120,14 +131,14 @@ export class RtrlLearner implements OnlineLearner {
       this.stats.stateResets++;
     }
 
-    elmanOutput(n, classes, vOffset, outputScale, this.params, this.h, probs);
+    elmanOutput(n, classes, vOffset, outputScale, this.params, this.h, probs, this.skipLogits ?? undefined);
     this.remember(probs);
   }
 
   /**
    * The same tick as the TypeScript path below in one native call: state, sensitivity, the
    * finiteness check, probabilities, and the projected rows written straight into the
-   * running sums (batch) or the ring slot (FIFO).
+   * running sums (batch) or the ring slot (FIFO); the input skip's sums are kept here.
    */
   private predictNative(native: NativeRtrlAddon, probs: Float64Array): void {
     const { n, d, classes, recurrent: p, vOffset, outputScale } = this.layout;
@@ -136,7 +147,7 @@ export class RtrlLearner implements OnlineLearner {
     if (this.config.pending.kind === 'batch') {
       if (this.pendingCount >= this.capacity) this.discardPending();
       finite = native.step(
-        n, d, classes, vOffset, outputScale, this.params, this.h, this.input, this.hNext, this.s, sNext, probs, scratchBuffer('projection', classes * p), 0,
+        n, d, classes, vOffset, outputScale, this.params, this.h, this.input, this.hNext, this.s, sNext, probs, scratchBuffer('projection', classes * p), 0, this.skipLogits,
         this.sumRows, this.sumProbRows, this.sumProbHidden, this.sumHidden, this.sumProbs,
       );
     } else {
@@ -145,10 +156,11 @@ export class RtrlLearner implements OnlineLearner {
         this.pendingCount--;
       }
       const slot = (this.head + this.pendingCount) % this.capacity;
-      finite = native.step(n, d, classes, vOffset, outputScale, this.params, this.h, this.input, this.hNext, this.s, sNext, probs, this.ringRows, slot * classes * p);
+      finite = native.step(n, d, classes, vOffset, outputScale, this.params, this.h, this.input, this.hNext, this.s, sNext, probs, this.ringRows, slot * classes * p, this.skipLogits);
       for (let c = 0; c < classes; c++) this.ringProbs[slot * classes + c] = probs[c];
       this.ringHidden.set(this.hNext, slot * n);
     }
+    this.rememberInput(probs);
     const swap = this.h;
     this.h = this.hNext;
     this.hNext = swap;
@@ -174,6 +186,7 @@ export class RtrlLearner implements OnlineLearner {
         this.sumProbs[c] += pc;
       }
       for (let k = 0; k < n; k++) this.sumHidden[k] += this.h[k];
+      this.rememberInput(probs);
       this.pendingCount++;
       return;
     }
@@ -186,7 +199,25 @@ export class RtrlLearner implements OnlineLearner {
     projectSensitivity(n, p, classes, vOffset, outputScale, this.params, this.s, this.ringRows, slot * classes * p);
     for (let c = 0; c < classes; c++) this.ringProbs[slot * classes + c] = probs[c];
     this.ringHidden.set(this.h, slot * n);
+    this.rememberInput(probs);
     this.pendingCount++;
+  }
+
+  /** The input skip's share of the pending tick (before pendingCount counts it): p x^T and x, or x in its ring slot. */
+  private rememberInput(probs: Float64Array): void {
+    const { classes, skipInputs: d } = this.layout;
+    if (d === 0) return;
+    const x = this.input;
+    if (this.config.pending.kind === 'batch') {
+      for (let c = 0; c < classes; c++) {
+        const pc = probs[c];
+        const row = c * d;
+        for (let j = 0; j < d; j++) this.sumProbInput[row + j] += pc * x[j];
+      }
+      for (let j = 0; j < d; j++) this.sumInput[j] += x[j];
+      return;
+    }
+    this.ringInputs.set(x, ((this.head + this.pendingCount) % this.capacity) * d);
   }
 
   resolve(label: number, count: number): void {
@@ -214,6 +245,11 @@ export class RtrlLearner implements OnlineLearner {
       }
       grad[cOffset + c] = this.sumProbs[c] - target * count;
     }
+    const { qOffset, skipInputs: d } = this.layout;
+    for (let c = 0; c < classes; c++) {
+      const target = c === label ? 1 : 0;
+      for (let j = 0; j < d; j++) grad[qOffset + c * d + j] = this.sumProbInput[c * d + j] - target * this.sumInput[j];
+    }
     const scale = this.batchSizes.scaleFor(this.config.batchReduction, count);
     if (scale !== 1) {
       for (let i = 0; i < grad.length; i++) grad[i] *= scale;
@@ -224,7 +260,7 @@ export class RtrlLearner implements OnlineLearner {
   }
 
   private resolveOldest(label: number): void {
-    const { n, classes, recurrent: p, vOffset, cOffset, outputScale } = this.layout;
+    const { n, classes, recurrent: p, vOffset, cOffset, qOffset, skipInputs: d, outputScale } = this.layout;
     const slot = this.head;
     const grad = scratchBuffer('gradient', this.layout.total);
     const rowsBase = slot * classes * p;
@@ -245,6 +281,7 @@ export class RtrlLearner implements OnlineLearner {
       const error = pc - (c === label ? 1 : 0);
       for (let k = 0; k < n; k++) grad[vOffset + c * n + k] = outputScale * error * this.ringHidden[slot * n + k];
       grad[cOffset + c] = error;
+      for (let j = 0; j < d; j++) grad[qOffset + c * d + j] = error * this.ringInputs[slot * d + j];
     }
     this.head = (this.head + 1) % this.capacity;
     this.pendingCount--;
@@ -258,6 +295,8 @@ export class RtrlLearner implements OnlineLearner {
     this.sumProbHidden.fill(0);
     this.sumHidden.fill(0);
     this.sumProbs.fill(0);
+    this.sumProbInput.fill(0);
+    this.sumInput.fill(0);
     this.pendingCount = 0;
   }
 
@@ -291,6 +330,9 @@ export class RtrlLearner implements OnlineLearner {
         ringRows: this.ringRows,
         ringProbs: this.ringProbs,
         ringHidden: this.ringHidden,
+        sumProbInput: this.sumProbInput,
+        sumInput: this.sumInput,
+        ringInputs: this.ringInputs,
       },
       optimiser: this.optimiser,
       stats: this.stats,

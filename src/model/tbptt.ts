@@ -2,7 +2,7 @@
 // the gradient of each label's loss flows back at most `truncation` steps from the tick it
 // labels (BPTT(h) of Williams & Peng). The comparison RTRL is measured against: truncation
 // is cheap but blind to dependencies longer than the window.
-import { allFinite, elmanOutput, elmanStateStep } from './kernels/elman.js';
+import { allFinite, elmanOutput, elmanStateStep, inputSkipLogits } from './kernels/elman.js';
 import { countOutcome, decodeLearnerState, emptyStats, encodeLearnerState, sanitiseInput, type LearnerStateParts, type OnlineLearner } from './learner.js';
 import { elmanDecayMask, type ElmanLayout } from './network.js';
 import { createOptimiser, type Optimiser } from './optimiser.js';
@@ -53,6 +53,8 @@ export class TbpttLearner implements OnlineLearner {
   private readonly hScratch: Float64Array;
   private readonly delta: Float64Array;
   private readonly deltaA: Float64Array;
+  /** Q x_t of this tick (the input skip's logits). */
+  private readonly skipLogits: Float64Array;
   private readonly batchSizes = new BatchSizeAverage();
 
   constructor(readonly config: RecurrentConfig, readonly truncation: number, optimiser?: Optimiser, name = `tbptt:${truncation}`) {
@@ -81,6 +83,7 @@ export class TbpttLearner implements OnlineLearner {
     this.hScratch = new Float64Array(n);
     this.delta = new Float64Array(n);
     this.deltaA = new Float64Array(n);
+    this.skipLogits = new Float64Array(c);
   }
 
   get pending(): number {
@@ -88,7 +91,7 @@ export class TbpttLearner implements OnlineLearner {
   }
 
   predict(features: Float64Array, probs: Float64Array): void {
-    const { n, d, classes, vOffset, outputScale } = this.layout;
+    const { n, d, classes, vOffset, qOffset, skipInputs, outputScale } = this.layout;
     const bad = sanitiseInput(features, this.input);
     if (bad > 0) this.stats.nonFiniteInputs += bad;
     if (this.pendingCount === this.pendingSlots && this.pendingSlots < this.pendingCapacity) this.growPending();
@@ -105,7 +108,8 @@ export class TbpttLearner implements OnlineLearner {
     const slot = this.tick % this.historySize;
     this.historyHidden.set(this.hScratch, slot * n);
     this.historyInputs.set(this.input, slot * d);
-    elmanOutput(n, classes, vOffset, outputScale, this.params, this.hScratch, probs);
+    if (skipInputs > 0) inputSkipLogits(classes, d, qOffset, this.params, this.input, this.skipLogits);
+    elmanOutput(n, classes, vOffset, outputScale, this.params, this.hScratch, probs, skipInputs > 0 ? this.skipLogits : undefined);
 
     if (this.pendingCount === this.pendingSlots) {
       this.pendingHead = (this.pendingHead + 1) % this.pendingSlots;
@@ -199,7 +203,7 @@ export class TbpttLearner implements OnlineLearner {
 
   /** Adds the truncated gradient of the oldest pending tick's loss to `grad`, then pops it. */
   private accumulateOldest(label: number): void {
-    const { n, d, classes, uOffset, bOffset, vOffset, cOffset, outputScale } = this.layout;
+    const { n, d, classes, uOffset, bOffset, vOffset, cOffset, qOffset, skipInputs, outputScale } = this.layout;
     const params = this.params;
     const grad = this.grad;
     const slot = this.pendingHead;
@@ -218,6 +222,8 @@ export class TbpttLearner implements OnlineLearner {
         delta[k] += error * this.pendingOutputWeights[weights + k];
       }
       grad[cOffset + c] += error;
+      const xT = (t % this.historySize) * d;
+      for (let j = 0; j < skipInputs; j++) grad[qOffset + c * skipInputs + j] += error * this.historyInputs[xT + j];
     }
 
     const oldest = Math.max(0, t - this.truncation + 1);

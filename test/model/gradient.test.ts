@@ -9,6 +9,7 @@ import { findNativeAddon, loadNativeAddon } from '../../src/model/kernels/native
 import { JS_KERNEL, nativeKernelOf, type RtrlKernel } from '../../src/model/kernels/select.js';
 import { TbpttLearner } from '../../src/model/tbptt.js';
 import { defaultOptimiserConfig } from '../../src/model/optimiser.js';
+import type { ElmanLayout } from '../../src/model/network.js';
 import type { RecurrentConfig } from '../../src/model/recurrent-config.js';
 import type { PendingMode } from '../../src/model/targets.js';
 import type { OnlineLearner } from '../../src/model/learner.js';
@@ -35,11 +36,22 @@ function config(n: number, d: number, classes: number, pending: PendingMode, bet
     classes,
     outputScaleBeta: beta,
     recurrentGain: 1.2,
+    inputSkip: true,
     seed: 7,
     optimiser: defaultOptimiserConfig,
     pending,
     batchReduction: 'sum',
   };
+}
+
+/**
+ * Initial parameters with a nonzero input skip Q (it starts at zero, which would leave its
+ * share of the logits untested), and the learner set to them.
+ */
+function withSkipWeights<L extends { readonly params: Float64Array; readonly layout: ElmanLayout }>(learner: L, seed = 13): L {
+  const rng = new Rng(seed);
+  for (let i = learner.layout.qOffset; i < learner.params.length; i++) learner.params[i] = 0.5 * rng.normal();
+  return learner;
 }
 
 /** Feeds the sequence, resolving each label as soon as its tick is predicted. */
@@ -76,16 +88,16 @@ describe.each(kernels().map((kernel) => [kernel.name, kernel] as const))('RTRL g
 
   it('equals full BPTT over 150 steps and both match central finite differences', () => {
     const cfg = config(n, d, classes, { kind: 'fifo', capacity: 1 });
-    const probe = new RtrlLearner(cfg);
+    const probe = withSkipWeights(new RtrlLearner(cfg));
     const theta = Float64Array.from(probe.params);
     const recorder = new GradientRecorder(theta.length);
-    const rtrl = new RtrlLearner(cfg, recorder, 'rtrl', kernel);
+    const rtrl = withSkipWeights(new RtrlLearner(cfg, recorder, 'rtrl', kernel));
     expect(Array.from(rtrl.params)).toEqual(Array.from(theta));
     expect(rtrl.kernel).toBe(kernel);
     runImmediate(rtrl, seq);
     expect(recorder.steps).toBe(150);
 
-    const shape = { n, d, classes, scale: 1 };
+    const shape = { n, d, classes, scale: 1, skip: true };
     const bptt = referenceGradient(theta, shape, seq);
     const fd = finiteDifferenceGradient(theta, shape, seq);
     expect(relativeError(recorder.total, bptt)).toBeLessThan(1e-9);
@@ -98,17 +110,17 @@ describe.each(kernels().map((kernel) => [kernel.name, kernel] as const))('RTRL g
   it('stays exact when labels arrive late: batched runs (next-move) and a lag-4 FIFO (horizon:4)', () => {
     const runs = makeSequence(160, d, 2, 5, 6);
     const batchCfg = config(8, d, 2, { kind: 'batch', maxPending: 1000 }, 0.5);
-    const theta = Float64Array.from(new RtrlLearner(batchCfg).params);
-    const shape = { n: 8, d, classes: 2, scale: Math.pow(8, -0.5) };
+    const theta = Float64Array.from(withSkipWeights(new RtrlLearner(batchCfg)).params);
+    const shape = { n: 8, d, classes: 2, scale: Math.pow(8, -0.5), skip: true };
     const expected = referenceGradient(theta, shape, runs);
 
     const batchRecorder = new GradientRecorder(theta.length);
-    runBatched(new RtrlLearner(batchCfg, batchRecorder, 'rtrl', kernel), runs);
+    runBatched(withSkipWeights(new RtrlLearner(batchCfg, batchRecorder, 'rtrl', kernel)), runs);
     expect(relativeError(batchRecorder.total, expected)).toBeLessThan(1e-9);
 
     const fifoCfg = { ...batchCfg, pending: { kind: 'fifo', capacity: 4 } as const };
     const fifoRecorder = new GradientRecorder(theta.length);
-    runLagged(new RtrlLearner(fifoCfg, fifoRecorder, 'rtrl', kernel), runs, 4);
+    runLagged(withSkipWeights(new RtrlLearner(fifoCfg, fifoRecorder, 'rtrl', kernel)), runs, 4);
     expect(fifoRecorder.steps).toBe(160);
     expect(relativeError(fifoRecorder.total, expected)).toBeLessThan(1e-9);
   });
@@ -120,28 +132,28 @@ describe('TBPTT gradient', () => {
   const classes = 3;
   const seq = makeSequence(120, d, classes, 23);
   const cfg = config(n, d, classes, { kind: 'fifo', capacity: 1 });
-  const theta = Float64Array.from(new RtrlLearner(cfg).params);
-  const shape = { n, d, classes, scale: 1 };
+  const theta = Float64Array.from(withSkipWeights(new RtrlLearner(cfg)).params);
+  const shape = { n, d, classes, scale: 1, skip: true };
   const expected = referenceGradient(theta, shape, seq);
 
   it('equals full BPTT and RTRL when the window covers the whole sequence', () => {
     const recorder = new GradientRecorder(theta.length);
-    const tbptt = new TbpttLearner(cfg, 120, recorder);
+    const tbptt = withSkipWeights(new TbpttLearner(cfg, 120, recorder));
     expect(Array.from(tbptt.params)).toEqual(Array.from(theta));
     runImmediate(tbptt, seq);
     expect(relativeError(recorder.total, expected)).toBeLessThan(1e-9);
 
     const batchCfg = config(n, d, 2, { kind: 'batch', maxPending: 64 });
     const runs = makeSequence(130, d, 2, 3, 5);
-    const thetaBatch = Float64Array.from(new RtrlLearner(batchCfg).params);
+    const thetaBatch = Float64Array.from(withSkipWeights(new RtrlLearner(batchCfg)).params);
     const batchRecorder = new GradientRecorder(thetaBatch.length);
-    runBatched(new TbpttLearner(batchCfg, 200, batchRecorder), runs);
-    expect(relativeError(batchRecorder.total, referenceGradient(thetaBatch, { n, d, classes: 2, scale: 1 }, runs))).toBeLessThan(1e-9);
+    runBatched(withSkipWeights(new TbpttLearner(batchCfg, 200, batchRecorder)), runs);
+    expect(relativeError(batchRecorder.total, referenceGradient(thetaBatch, { n, d, classes: 2, scale: 1, skip: true }, runs))).toBeLessThan(1e-9);
   });
 
   it('is biased when truncated: tau = 3 differs from the true gradient', () => {
     const recorder = new GradientRecorder(theta.length);
-    runImmediate(new TbpttLearner(cfg, 3, recorder), seq);
+    runImmediate(withSkipWeights(new TbpttLearner(cfg, 3, recorder)), seq);
     expect(relativeError(recorder.total, expected)).toBeGreaterThan(1e-3);
     // The output layer's gradient does not depend on truncation.
     const outputStart = n * n + n * d + n;

@@ -20,6 +20,7 @@ function config(seed: number): RecurrentConfig {
     classes: 2,
     outputScaleBeta: 0,
     recurrentGain: 1,
+    inputSkip: true,
     seed,
     optimiser: { ...defaultOptimiserConfig, learningRate: 0.0015, clipNorm: 10 },
     pending: { kind: 'fifo', capacity: 1 },

@@ -130,7 +130,7 @@ describe.each(addon.supportedIsas)('native kernel, %s', (isa) => {
       const ring = new Float64Array(3 * classes * p).fill(5);
       const sums = [new Float64Array(classes * p), new Float64Array(p), new Float64Array(classes * n), new Float64Array(n), new Float64Array(classes)] as const;
       // FIFO form: the rows land in the middle slot of a ring and nowhere else.
-      expect(addon.step(n, d, classes, vOffset, scale, params, hPrev, x, h, sPrev, s, probs, ring, classes * p)).toBe(true);
+      expect(addon.step(n, d, classes, vOffset, scale, params, hPrev, x, h, sPrev, s, probs, ring, classes * p, null)).toBe(true);
       expect(firstOutOfTolerance(h, hJs, 1)).toBeUndefined();
       expect(firstOutOfTolerance(s, sJs, sensitivityMagnitude(n, d, params, hPrev, x, hJs, sPrev))).toBeUndefined();
       expect(firstOutOfTolerance(probs, probsJs, 1)).toBeUndefined();
@@ -139,11 +139,17 @@ describe.each(addon.supportedIsas)('native kernel, %s', (isa) => {
       expect(ring.subarray(0, classes * p).every((value) => value === 5)).toBe(true);
       expect(ring.subarray(2 * classes * p).every((value) => value === 5)).toBe(true);
 
-      // Batch form, twice: the sums are the rows, sum_c p_c rows_c, p h^T, h and p, accumulated.
+      // Batch form, twice, with logit offsets (the input skip's Q x): the sums are the rows,
+      // sum_c p_c rows_c, p h^T, h and p, accumulated.
+      const offsets = normals(rng, classes);
+      const probsSkipJs = new Float64Array(classes);
+      elmanOutput(n, classes, vOffset, scale, params, hJs, probsSkipJs, offsets);
+      probsJs.set(probsSkipJs);
       const rows = new Float64Array(classes * p);
       for (let repeat = 0; repeat < 2; repeat++) {
-        expect(addon.step(n, d, classes, vOffset, scale, params, hPrev, x, h, sPrev, s, probs, rows, 0, ...sums)).toBe(true);
+        expect(addon.step(n, d, classes, vOffset, scale, params, hPrev, x, h, sPrev, s, probs, rows, 0, offsets, ...sums)).toBe(true);
       }
+      expect(firstOutOfTolerance(probs, probsSkipJs, 1)).toBeUndefined();
       const sumProbRows = new Float64Array(p);
       for (let c = 0; c < classes; c++) for (let j = 0; j < p; j++) sumProbRows[j] += 2 * probsJs[c] * rowsJs[c * p + j];
       expect(firstOutOfTolerance(sums[0], rowsJs.map((value) => 2 * value), 2 * rowsSize)).toBeUndefined();
@@ -170,7 +176,7 @@ describe.each(addon.supportedIsas)('native kernel, %s', (isa) => {
       sPrev[4 * p + column] = Number.POSITIVE_INFINITY;
       const h = new Float64Array(n);
       const s = new Float64Array(n * p);
-      expect(addon.step(n, d, classes, p, 1, params, hPrev, x, h, sPrev, s, new Float64Array(classes), new Float64Array(classes * p), 0)).toBe(false);
+      expect(addon.step(n, d, classes, p, 1, params, hPrev, x, h, sPrev, s, new Float64Array(classes), new Float64Array(classes * p), 0, null)).toBe(false);
       expect(s.every((value) => value === 0)).toBe(true);
     }
   });
@@ -186,7 +192,7 @@ describe.each(addon.supportedIsas)('native kernel, %s', (isa) => {
     const s = new Float64Array(n * p).fill(9);
     const rows = new Float64Array(classes * p).fill(9);
     const probs = new Float64Array(classes);
-    expect(addon.step(n, d, classes, p, 1, params, tanhs(rng, n), normals(rng, d), h, normals(rng, n * p), s, probs, rows, 0)).toBe(false);
+    expect(addon.step(n, d, classes, p, 1, params, tanhs(rng, n), normals(rng, d), h, normals(rng, n * p), s, probs, rows, 0, null)).toBe(false);
     expect(h.every((value) => value === 0) && s.every((value) => value === 0) && rows.every((value) => value === 0)).toBe(true);
     // The probabilities come from the zeroed state: softmax(c), as the TypeScript learner gives.
     const probsFromZero = new Float64Array(classes);
@@ -249,6 +255,7 @@ function learnerConfig(n: number, d: number, pending: PendingMode): RecurrentCon
     classes: 3,
     outputScaleBeta: 0.5,
     recurrentGain: 1.2,
+    inputSkip: true,
     seed: 3,
     optimiser: defaultOptimiserConfig,
     pending,

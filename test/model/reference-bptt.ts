@@ -15,6 +15,8 @@ export interface Shape {
   readonly d: number;
   readonly classes: number;
   readonly scale: number;
+  /** Direct input-to-output weights Q (C x d) after c. */
+  readonly skip?: boolean;
 }
 
 interface Unpacked {
@@ -23,9 +25,10 @@ interface Unpacked {
   b: number[];
   V: number[][];
   c: number[];
+  Q: number[][];
 }
 
-function unpack(theta: ArrayLike<number>, { n, d, classes }: Shape): Unpacked {
+function unpack(theta: ArrayLike<number>, { n, d, classes, skip }: Shape): Unpacked {
   let o = 0;
   const take = (rows: number, cols: number) =>
     Array.from({ length: rows }, () => Array.from({ length: cols }, () => theta[o++]));
@@ -34,12 +37,13 @@ function unpack(theta: ArrayLike<number>, { n, d, classes }: Shape): Unpacked {
   const b = take(1, n)[0];
   const V = take(classes, n);
   const c = take(1, classes)[0];
-  return { W, U, b, V, c };
+  const Q = skip ? take(classes, d) : Array.from({ length: classes }, () => new Array(d).fill(0));
+  return { W, U, b, V, c, Q };
 }
 
 function forward(theta: ArrayLike<number>, shape: Shape, seq: Sequence) {
   const { n, classes, scale } = shape;
-  const { W, U, b, V, c } = unpack(theta, shape);
+  const { W, U, b, V, c, Q } = unpack(theta, shape);
   const hs: number[][] = [];
   const ps: number[][] = [];
   let h = new Array(n).fill(0);
@@ -47,7 +51,7 @@ function forward(theta: ArrayLike<number>, shape: Shape, seq: Sequence) {
   for (let t = 0; t < seq.inputs.length; t++) {
     const x = seq.inputs[t];
     const next = W.map((row, i) => Math.tanh(row.reduce((s, w, j) => s + w * h[j], 0) + U[i].reduce((s, u, j) => s + u * x[j], 0) + b[i]));
-    const z = V.map((row, k) => scale * row.reduce((s, v, j) => s + v * next[j], 0) + c[k]);
+    const z = V.map((row, k) => scale * row.reduce((s, v, j) => s + v * next[j], 0) + c[k] + Q[k].reduce((s, q, j) => s + q * x[j], 0));
     const m = Math.max(...z);
     const e = z.map((v) => Math.exp(v - m));
     const sum = e.reduce((s, v) => s + v, 0);
@@ -75,6 +79,7 @@ export function referenceGradient(theta: ArrayLike<number>, shape: Shape, seq: S
   const gb = new Array(n).fill(0);
   const gV = Array.from({ length: classes }, () => new Array(n).fill(0));
   const gc = new Array(classes).fill(0);
+  const gQ = Array.from({ length: classes }, () => new Array(d).fill(0));
   let carry = new Array(n).fill(0); // dL/dh_t flowing back from t+1
   for (let t = seq.inputs.length - 1; t >= 0; t--) {
     const h = hs[t];
@@ -83,6 +88,7 @@ export function referenceGradient(theta: ArrayLike<number>, shape: Shape, seq: S
     for (let k = 0; k < classes; k++) {
       gc[k] += dz[k];
       for (let j = 0; j < n; j++) gV[k][j] += scale * dz[k] * h[j];
+      for (let j = 0; j < d; j++) gQ[k][j] += dz[k] * seq.inputs[t][j];
     }
     const dh = carry.map((v, j) => v + scale * dz.reduce((s, e, k) => s + e * V[k][j], 0));
     const da = dh.map((v, i) => v * (1 - h[i] * h[i]));
@@ -93,7 +99,7 @@ export function referenceGradient(theta: ArrayLike<number>, shape: Shape, seq: S
     }
     carry = Array.from({ length: n }, (_, j) => da.reduce((s, v, i) => s + v * W[i][j], 0));
   }
-  return Float64Array.from([...gW.flat(), ...gU.flat(), ...gb, ...gV.flat(), ...gc]);
+  return Float64Array.from([...gW.flat(), ...gU.flat(), ...gb, ...gV.flat(), ...gc, ...(shape.skip ? gQ.flat() : [])]);
 }
 
 /** Central finite differences of the sequence loss. */

@@ -22,6 +22,7 @@ function rtrlConfig(pending: PendingMode): RecurrentConfig {
     classes: 3,
     outputScaleBeta: 0,
     recurrentGain: 1.5,
+    inputSkip: true,
     seed: 11,
     optimiser: defaultOptimiserConfig,
     pending,

@@ -68,6 +68,7 @@ function recurrentConfig(): RecurrentConfig {
     classes: 2,
     outputScaleBeta: 0,
     recurrentGain: 1.2,
+    inputSkip: true,
     seed: 5,
     optimiser: defaultOptimiserConfig,
     pending: { kind: 'batch', maxPending: 1000 },
@@ -78,7 +79,7 @@ function recurrentConfig(): RecurrentConfig {
 describe('tick-weighted batch updates', () => {
   const cfg = recurrentConfig();
   const theta = Float64Array.from(new RtrlLearner(cfg).params);
-  const expected = referenceGradient(theta, { n, d, classes: 2, scale: 1 }, seq);
+  const expected = referenceGradient(theta, { n, d, classes: 2, scale: 1, skip: true }, seq);
 
   it('RTRL: steps scaled back by the mean run length add up to the exact BPTT gradient', () => {
     const recorder = new StepRecorder();

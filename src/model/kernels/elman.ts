@@ -5,7 +5,8 @@
 //
 // Parameter layout (shared with src/model/network.ts), row-major blocks:
 //   W: N x N at 0 | U: N x d at N*N | b: N at N*N + N*d      (recurrent part, P entries)
-//   V: C x N at P | c: C at P + C*N                           (output part)
+//   V: C x N at P | c: C at P + C*N | Q: C x d at P + C*N + C  (output part; Q only with the
+//   input skip, network.ts)
 // Sensitivity S: N x P row-major, S[k*P + j] = d h[k] / d theta[j] for j < P.
 
 /** h = tanh(W hPrev + U x + b). `hOut` must not alias `hPrev`. */
@@ -29,8 +30,18 @@ export function elmanStateStep(
   }
 }
 
+/** offsets = Q x: the input skip's logits (Q, C x d, at qOffset). */
+export function inputSkipLogits(classes: number, d: number, qOffset: number, params: Float64Array, x: Float64Array, offsets: Float64Array): void {
+  for (let c = 0; c < classes; c++) {
+    let z = 0;
+    const qRow = qOffset + c * d;
+    for (let j = 0; j < d; j++) z += params[qRow + j] * x[j];
+    offsets[c] = z;
+  }
+}
+
 /**
- * probs = softmax(scale * V h + c). `logits` is scratch of length C.
+ * probs = softmax(scale * V h + c + offsets), offsets (C, the input skip's Q x) optional.
  * Subtracting the max keeps exp finite for any finite logit.
  */
 export function elmanOutput(
@@ -41,6 +52,7 @@ export function elmanOutput(
   params: Float64Array,
   h: Float64Array,
   probs: Float64Array,
+  offsets?: Float64Array,
 ): void {
   const cOffset = outputOffset + classes * n;
   let max = -Infinity;
@@ -49,6 +61,7 @@ export function elmanOutput(
     const vRow = outputOffset + c * n;
     for (let k = 0; k < n; k++) z += params[vRow + k] * h[k];
     z = scale * z + params[cOffset + c];
+    if (offsets !== undefined) z += offsets[c];
     probs[c] = z;
     if (z > max) max = z;
   }

@@ -15,13 +15,15 @@ export interface NativeRtrlAddon {
   select(isa: string): string;
   /**
    * One predict-side RTRL tick: h, S, the projection s V[c,:] S into rows at rowsOffset, the
-   * softmax probs, and with the five batch sums also their accumulation. False when h or S
-   * was not finite (h, S and the rows are then zero).
+   * softmax probs (logitOffsets, C or null, added to the logits: the input skip's Q x), and
+   * with the five batch sums also their accumulation. False when h or S was not finite (h, S
+   * and the rows are then zero).
    */
   step(
     n: number, d: number, classes: number, vOffset: number, scale: number,
     params: Float64Array, hPrev: Float64Array, x: Float64Array, h: Float64Array,
     sPrev: Float64Array, s: Float64Array, probs: Float64Array, rows: Float64Array, rowsOffset: number,
+    logitOffsets: Float64Array | null,
     ...batchSums: [] | [sumRows: Float64Array, sumProbRows: Float64Array, sumProbHidden: Float64Array, sumHidden: Float64Array, sumProbs: Float64Array]
   ): boolean;
   /** rtrlSensitivityStep's contract (elman.ts), to 1e-12 relative rather than bit for bit. */
