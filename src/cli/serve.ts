@@ -2,9 +2,11 @@
 // socket, the wall clock and the signals; everything else is the runtime and the app.
 import type { Command } from 'commander';
 import { pino, type Logger } from 'pino';
+import { BusError } from '../bus/market-log.js';
+import { startWorkerRole } from '../bus/worker-role.js';
 import { buildApp } from '../http/app.js';
 import { resolveRtrlKernelOrExplain } from './kernel-choice.js';
-import { ConfigError, loadServiceConfig, type ServiceConfig } from '../service/config.js';
+import { ConfigError, engineConfigOf, loadServiceConfig, type ServiceConfig } from '../service/config.js';
 import { ServiceRuntime, ShutdownCheckpointError } from '../service/runtime.js';
 import { UsageError } from './options.js';
 
@@ -22,6 +24,8 @@ interface ServeFlags {
   seed?: string;
   kernel?: string;
   workers?: string;
+  role?: string;
+  natsUrl?: string;
 }
 
 export function registerServeCommand(program: Command): void {
@@ -41,6 +45,8 @@ export function registerServeCommand(program: Command): void {
     .option('--seed <n>', 'initialisation seed (LOB_RTRL_SEED)')
     .option('--kernel <kernel>', 'RTRL kernel: auto|js|native (LOB_RTRL_KERNEL)')
     .option('--workers <n>', 'worker threads the symbols are spread over, default 1 (every symbol on the main thread; LOB_RTRL_WORKERS)')
+    .option('--role <role>', 'all (the embedded single process) | worker (consume partitions of the NATS market-data log; LOB_RTRL_ROLE)')
+    .option('--nats-url <url>', 'NATS servers for the distributed roles (LOB_RTRL_NATS_URL)')
     .action(async (flags: ServeFlags) => {
       let config: ServiceConfig;
       const warnings: string[] = [];
@@ -67,6 +73,10 @@ export async function serve(config: ServiceConfig, configWarnings: readonly stri
   const kernel = resolveRtrlKernelOrExplain(config.kernel);
   if (kernel.fallbackReason === undefined) logger.info({ kernel: kernel.name }, `RTRL kernel: ${kernel.name}`);
   else logger.warn({ kernel: kernel.name, reason: kernel.fallbackReason }, `RTRL kernel: ${kernel.name} (the native kernel is not available)`);
+  if (config.role === 'worker') {
+    await serveWorker(config, logger);
+    return;
+  }
   const runtime = new ServiceRuntime(config, logger.child({ component: 'runtime' }), Date.now);
   const app = await buildApp({ runtime, logger });
   // Listen first: /healthz answers at once and /readyz says when the stored symbols (restored
@@ -95,6 +105,37 @@ export async function serve(config: ServiceConfig, configWarnings: readonly stri
       } else {
         logger.fatal({ err: error }, 'shutdown failed');
       }
+      logger.flush?.();
+      process.exit(1);
+    }
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+/** `--role worker`: partitions of the NATS market-data log, not the embedded service. */
+async function serveWorker(config: ServiceConfig, logger: Logger): Promise<void> {
+  if (config.natsUrl === undefined) throw new UsageError('config: role worker needs natsUrl (LOB_RTRL_NATS_URL)');
+  let role;
+  try {
+    role = await startWorkerRole({ bus: config, engine: engineConfigOf(config), host: config.host, port: config.port, logger });
+  } catch (error) {
+    if (error instanceof BusError) throw new UsageError(error.message);
+    throw error;
+  }
+  logger.info({ address: role.address }, 'lob-rtrl worker serving /healthz and /metrics');
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, 'worker shutting down: checkpointing and releasing its partitions');
+    try {
+      await role.close();
+      logger.info('stopped cleanly');
+      logger.flush?.();
+      process.exit(0);
+    } catch (error) {
+      logger.fatal({ err: error }, 'shutdown failed');
       logger.flush?.();
       process.exit(1);
     }

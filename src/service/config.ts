@@ -3,6 +3,7 @@
 // process with one line naming the key.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { busConfigShape } from '../bus/config.js';
 import { symbolSchema } from '../domain/schemas.js';
 import { defaultEngineConfig, type EngineConfig } from '../engine/config.js';
 import { parseModelList } from '../model/factory.js';
@@ -70,6 +71,12 @@ export const serviceConfigSchema = z.object({
   workers: z.coerce.number().int().min(0).max(256).default(1),
   /** Queued predictions per stream subscriber before it is conflated (newest per symbol kept). */
   subscriberQueue: z.coerce.number().int().min(1).default(256),
+  /**
+   * What this process does: `all` is the embedded single process; `worker` consumes partitions
+   * of the NATS market-data log (natsUrl) and publishes predictions (docs/scale.md).
+   */
+  role: z.enum(['all', 'worker']).default('all'),
+  ...busConfigShape,
 });
 
 export type ServiceConfig = z.infer<typeof serviceConfigSchema>;
