@@ -20,6 +20,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { benchBinanceRaw } from './binance-raw.js';
+import { benchBus } from './bus.js';
 import { benchFeatures } from './features.js';
 import { benchFileSources } from './file-sources.js';
 import { benchFlood, formatFlood } from './flood.js';
@@ -43,7 +44,7 @@ import { benchKernelAt, KERNEL_BENCH_INPUTS, KERNEL_BENCH_SIZES, loadAddonForBen
 import { defaultOptimiserConfig } from '../src/model/optimiser.js';
 import { featureDimension } from '../src/features/extract.js';
 
-const SECTIONS = ['kernel', 'learners', 'features', 'sources', 'service', 'flood', 'symbols', 'workers'] as const;
+const SECTIONS = ['kernel', 'learners', 'features', 'sources', 'service', 'flood', 'symbols', 'workers', 'bus'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The repository root: the nearest directory above this module holding lob-rtrl's package.json. */
@@ -333,6 +334,11 @@ async function workersSection(root: string, dataDir: string): Promise<void> {
   await benchWorkers(root, dataDir);
 }
 
+async function busSection(root: string, dataDir: string): Promise<void> {
+  heading('NATS JetStream: worker processes over the market-data log (1, 2, 4 workers; failover with 2)');
+  await benchBus(root, dataDir);
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const baseline = takeBaseline(argv);
@@ -352,6 +358,7 @@ async function main(): Promise<void> {
     else if (section === 'flood') await floodSection(root, baseline);
     else if (section === 'symbols') await symbolsSection(root, baseline);
     else if (section === 'workers') await workersSection(root, dataDir);
+    else if (section === 'bus') await busSection(root, dataDir);
     else await serviceSection(root);
   }
 }

@@ -14,7 +14,7 @@ import { fromSubjectToken, marketSubject, partitionOf, subjectToken } from '../.
 import { packageRoot } from '../../src/domain/package-root.js';
 import type { BookSnapshot, Disconnect, OrderEvent, Trade } from '../../src/domain/types.js';
 import { ensureBuilt, SpawnedService } from '../service/spawned-service.js';
-import { freePort, startNatsServer, type NatsServer } from './nats-server.js';
+import { freePort, startNatsServer, type NatsServer } from '../../bench/nats-server.js';
 
 const root = packageRoot();
 const cli = join(root, 'dist/src/cli/main.js');

@@ -18,7 +18,7 @@ import { engineConfigOf, serviceConfigSchema } from '../../src/service/config.js
 import { fileFormatById } from '../../src/venues/registry.js';
 import { messageBatches } from '../../src/venues/types.js';
 import { ensureBuilt, SpawnedService } from '../service/spawned-service.js';
-import { startNatsServer, type NatsServer } from './nats-server.js';
+import { startNatsServer, type NatsServer } from '../../bench/nats-server.js';
 
 const root = packageRoot();
 const cli = join(root, 'dist/src/cli/main.js');

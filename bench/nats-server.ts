@@ -1,6 +1,6 @@
-// A real nats-server with JetStream on loopback for the distributed-mode tests (Debian's
-// `nats-server` package; .ci/run installs it). Each test file gets its own server, port and
-// store folder, removed at the end.
+// A real nats-server with JetStream on loopback for the distributed mode's tests and benchmark
+// (Debian's `nats-server` package; .ci/run installs it). Each caller gets its own server, port
+// and store folder, removed at the end.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
