@@ -4,7 +4,6 @@
 // lines, exit), never on how fast the machine is.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/domain/package-root.js';
 
@@ -119,7 +118,8 @@ export async function startService(env: Record<string, string>): Promise<Spawned
  * missing CLI counts as failure.
  */
 export async function ensureBuilt(): Promise<void> {
-  const lock = join(tmpdir(), 'lob-rtrl-test-build.lock');
+  // In the package, not the temporary folder: each test file has a temporary folder of its own.
+  const lock = join(root, 'node_modules', '.lob-rtrl-test-build.lock');
   const deadline = Date.now() + 120_000;
   for (;;) {
     try {
