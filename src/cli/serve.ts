@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { pino, type Logger } from 'pino';
 import { BusError } from '../bus/market-log.js';
+import { startIngestRole } from '../bus/ingest-role.js';
 import { startWorkerRole } from '../bus/worker-role.js';
 import { buildApp } from '../http/app.js';
 import { resolveRtrlKernelOrExplain } from './kernel-choice.js';
@@ -45,7 +46,7 @@ export function registerServeCommand(program: Command): void {
     .option('--seed <n>', 'initialisation seed (LOB_RTRL_SEED)')
     .option('--kernel <kernel>', 'RTRL kernel: auto|js|native (LOB_RTRL_KERNEL)')
     .option('--workers <n>', 'worker threads the symbols are spread over, default 1 (every symbol on the main thread; LOB_RTRL_WORKERS)')
-    .option('--role <role>', 'all (the embedded single process) | worker (consume partitions of the NATS market-data log; LOB_RTRL_ROLE)')
+    .option('--role <role>', 'all (the embedded single process) | ingest (feeds to the NATS market-data log) | worker (consume its partitions; LOB_RTRL_ROLE)')
     .option('--nats-url <url>', 'NATS servers for the distributed roles (LOB_RTRL_NATS_URL)')
     .action(async (flags: ServeFlags) => {
       let config: ServiceConfig;
@@ -73,8 +74,8 @@ export async function serve(config: ServiceConfig, configWarnings: readonly stri
   const kernel = resolveRtrlKernelOrExplain(config.kernel);
   if (kernel.fallbackReason === undefined) logger.info({ kernel: kernel.name }, `RTRL kernel: ${kernel.name}`);
   else logger.warn({ kernel: kernel.name, reason: kernel.fallbackReason }, `RTRL kernel: ${kernel.name} (the native kernel is not available)`);
-  if (config.role === 'worker') {
-    await serveWorker(config, logger);
+  if (config.role !== 'all') {
+    await serveBusRole(config, config.role, logger);
     return;
   }
   const runtime = new ServiceRuntime(config, logger.child({ component: 'runtime' }), Date.now);
@@ -113,22 +114,25 @@ export async function serve(config: ServiceConfig, configWarnings: readonly stri
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
-/** `--role worker`: partitions of the NATS market-data log, not the embedded service. */
-async function serveWorker(config: ServiceConfig, logger: Logger): Promise<void> {
-  if (config.natsUrl === undefined) throw new UsageError('config: role worker needs natsUrl (LOB_RTRL_NATS_URL)');
+/** `--role ingest|worker`: a part of the NATS deployment (docs/scale.md), not the embedded service. */
+async function serveBusRole(config: ServiceConfig, roleName: 'ingest' | 'worker', logger: Logger): Promise<void> {
+  if (config.natsUrl === undefined) throw new UsageError(`config: role ${roleName} needs natsUrl (LOB_RTRL_NATS_URL)`);
   let role;
   try {
-    role = await startWorkerRole({ bus: config, engine: engineConfigOf(config), host: config.host, port: config.port, logger });
+    role =
+      roleName === 'worker'
+        ? await startWorkerRole({ bus: config, engine: engineConfigOf(config), host: config.host, port: config.port, logger })
+        : await startIngestRole({ bus: config, feeds: config.feeds, levels: config.levels, host: config.host, port: config.port, logger });
   } catch (error) {
-    if (error instanceof BusError) throw new UsageError(error.message);
+    if (error instanceof BusError || (error instanceof Error && error.message.startsWith('feeds'))) throw new UsageError(error.message);
     throw error;
   }
-  logger.info({ address: role.address }, 'lob-rtrl worker serving /healthz and /metrics');
+  logger.info({ address: role.address, role: roleName }, `lob-rtrl ${roleName} serving /healthz and /metrics`);
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
-    logger.info({ signal }, 'worker shutting down: checkpointing and releasing its partitions');
+    logger.info({ signal }, roleName === 'worker' ? 'worker shutting down: checkpointing and releasing its partitions' : 'ingest shutting down: closing the feeds');
     try {
       await role.close();
       logger.info('stopped cleanly');

@@ -72,10 +72,11 @@ export const serviceConfigSchema = z.object({
   /** Queued predictions per stream subscriber before it is conflated (newest per symbol kept). */
   subscriberQueue: z.coerce.number().int().min(1).default(256),
   /**
-   * What this process does: `all` is the embedded single process; `worker` consumes partitions
-   * of the NATS market-data log (natsUrl) and publishes predictions (docs/scale.md).
+   * What this process does: `all` is the embedded single process; with natsUrl, `ingest` writes
+   * the feeds to the NATS market-data log and `worker` consumes its partitions and publishes
+   * predictions (docs/scale.md).
    */
-  role: z.enum(['all', 'worker']).default('all'),
+  role: z.enum(['all', 'ingest', 'worker']).default('all'),
   ...busConfigShape,
 });
 

@@ -13,6 +13,7 @@ import { BusError, connectBus, MarketLogPublisher, type BusConnection } from '..
 import { fromSubjectToken, marketSubject, partitionOf, subjectToken } from '../../src/bus/subjects.js';
 import { packageRoot } from '../../src/domain/package-root.js';
 import type { BookSnapshot, Disconnect, OrderEvent, Trade } from '../../src/domain/types.js';
+import { startFeedServer } from '../../src/ingest/feed-server.js';
 import { ensureBuilt, SpawnedService } from '../service/spawned-service.js';
 import { freePort, startNatsServer, type NatsServer } from '../../bench/nats-server.js';
 
@@ -176,6 +177,66 @@ describe('on a real nats-server', () => {
     const missing = await run({ LOB_RTRL_NATS_URL: '' });
     expect(missing.code).toBe(2);
   }, 60_000);
+
+  it('an ingest role publishes a live feed to the log; killed and restarted, it loses no acknowledged message', async () => {
+    const stand = await startFeedServer({ recording: join(root, 'fixtures/binance/spot_btcusdt_20240808.head3000.gz'), host: '127.0.0.1', port: 0, speed: 20, loop: true });
+    const env = {
+      LOB_RTRL_NATS_URL: `nats://full:full-pass@127.0.0.1:${nats.port}`,
+      LOB_RTRL_NATS_PREFIX: 'ingest',
+      LOB_RTRL_FEEDS: JSON.stringify([{ venue: 'binance', url: stand.wsUrl, restUrl: stand.url, symbols: ['BTCUSDT'] }]),
+      LOB_RTRL_LOG_LEVEL: 'info',
+    };
+    const start = async () => {
+      const child = spawn(process.execPath, [cli, 'serve', '--role', 'ingest', '--host', '127.0.0.1', '--port', '0'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const ingest = new SpawnedService(child);
+      ingest.url = String((await ingest.waitForLog((line) => line.msg === 'lob-rtrl ingest serving /healthz and /metrics', 'the ingest serving')).address);
+      return ingest;
+    };
+    const published = async (ingest: SpawnedService) => {
+      const text = await fetch(`${ingest.url}/metrics`).then((response) => response.text());
+      return Number(/^lob_rtrl_bus_published_total\{venue="binance"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    };
+    const waitPublished = async (ingest: SpawnedService, count: number) => {
+      for (const deadline = Date.now() + 60_000; (await published(ingest)) < count; ) {
+        if (Date.now() > deadline) throw new Error(`fewer than ${count} messages published`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return published(ingest);
+    };
+    const logged = async () => (await bus.jsm.streams.info('INGEST_MD')).state.messages;
+    try {
+      const first = await start();
+      const acknowledged = await waitPublished(first, 300);
+      first.signal('SIGKILL');
+      await first.exited;
+      // Everything the killed ingest counted as published is in the log (perhaps a few more it sent before dying).
+      const afterKill = await logged();
+      expect(afterKill).toBeGreaterThanOrEqual(acknowledged);
+      const second = await start();
+      const more = await waitPublished(second, 100);
+      second.signal('SIGTERM');
+      expect((await second.exited).code).toBe(0);
+      expect(await logged()).toBeGreaterThanOrEqual(afterKill + more);
+      // The log holds what a worker can read: books and trades of BTCUSDT, every one valid.
+      const consumer = await bus.js.consumers.get('INGEST_MD', { deliver_policy: DeliverPolicy.All });
+      const kinds = new Map<string, number>();
+      let read = 0;
+      const total = await logged();
+      while (read < total) {
+        const batch = await consumer.fetch({ max_messages: 1000, expires: 1000 });
+        for await (const message of batch) {
+          read++;
+          const decoded = decodeLogged(message.string(), 10);
+          expect('message' in decoded, message.string().slice(0, 200)).toBe(true);
+          if ('message' in decoded) kinds.set(decoded.message.type, (kinds.get(decoded.message.type) ?? 0) + 1);
+        }
+      }
+      expect(kinds.get('book_snapshot')).toBeGreaterThan(0);
+      expect(kinds.get('trade')).toBeGreaterThan(0);
+    } finally {
+      await stand.close();
+    }
+  }, 120_000);
 
   it('a running worker survives a NATS restart and loses nothing', async () => {
     const env = {

@@ -1,0 +1,98 @@
+// `lob-rtrl serve --role ingest`: the configured live feeds (LOB_RTRL_FEEDS) written to the
+// NATS market-data log instead of an engine. Every message the venue mappers accept
+// (snapshots, trades, disconnect markers) is published in arrival order per feed and counted
+// once JetStream acknowledged it; rejections stay here, counted. /healthz and /metrics answer
+// on the configured port. Push ingest over HTTP joins this role with the service's plugin graph.
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { messageOf } from '../domain/json-edge.js';
+import { packageVersion } from '../domain/package-root.js';
+import { redactUrl } from '../domain/redact.js';
+import { createLiveFeed, type LiveFeed } from '../ingest/live-client.js';
+import { venueById } from '../venues/registry.js';
+import type { BusConfig } from './config.js';
+import { connectBus, MarketLogPublisher } from './market-log.js';
+
+export interface IngestFeedConfig {
+  readonly venue: string;
+  readonly url: string;
+  readonly restUrl?: string;
+  readonly symbols: readonly string[];
+}
+
+export interface IngestRole {
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+interface RunningFeed {
+  readonly config: IngestFeedConfig;
+  readonly feed: LiveFeed;
+  readonly publisher: MarketLogPublisher;
+  rejected: number;
+  done: Promise<void>;
+}
+
+export async function startIngestRole(options: { bus: BusConfig; feeds: readonly IngestFeedConfig[]; levels: number; host: string; port: number; logger: Logger }): Promise<IngestRole> {
+  const { logger } = options;
+  if (options.feeds.length === 0) throw new Error('feeds (LOB_RTRL_FEEDS): role ingest needs at least one feed');
+  const bus = await connectBus(options.bus, { name: 'lob-rtrl ingest' });
+  let stopping = false;
+  const running: RunningFeed[] = options.feeds.map((config) => {
+    const feed = createLiveFeed(venueById(config.venue), { url: config.url, restUrl: config.restUrl, symbols: config.symbols }, { now: Date.now, levels: options.levels, logger });
+    const entry: RunningFeed = { config, feed, publisher: new MarketLogPublisher(bus), rejected: 0, done: Promise.resolve() };
+    entry.done = (async () => {
+      try {
+        for await (const message of feed.messages()) {
+          if (stopping) break;
+          if (message.type === 'rejected') {
+            entry.rejected++;
+            continue;
+          }
+          // One at a time: the log keeps the feed's order, and a slow log slows the feed's
+          // consumer, whose queue conflates books (never trades) as it does for an engine.
+          await entry.publisher.publish(config.venue, message);
+        }
+      } catch (error) {
+        if (!stopping) logger.error({ venue: config.venue, url: redactUrl(config.url), err: messageOf(error) }, 'feed to the market-data log stopped');
+      }
+    })();
+    return entry;
+  });
+  logger.info({ feeds: options.feeds.map((feed) => ({ venue: feed.venue, url: redactUrl(feed.url), symbols: feed.symbols })) }, 'ingest publishing to the market-data log');
+
+  const app: FastifyInstance = Fastify({ logger: false });
+  app.get('/healthz', async () => ({ ok: true, role: 'ingest', feeds: running.map(({ config, feed }) => ({ venue: config.venue, connected: feed.stats.connected, synced: feed.stats.synced })) }));
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', 'text/plain; version=0.0.4');
+    const lines = [
+      '# HELP lob_rtrl_build_info The running lob-rtrl version.',
+      '# TYPE lob_rtrl_build_info gauge',
+      `lob_rtrl_build_info{version="${packageVersion()}",role="ingest"} 1`,
+      '# HELP lob_rtrl_bus_published_total Market messages JetStream acknowledged, per feed.',
+      '# TYPE lob_rtrl_bus_published_total counter',
+      ...running.map(({ config, publisher }) => `lob_rtrl_bus_published_total{venue="${config.venue}"} ${publisher.published}`),
+      '# HELP lob_rtrl_bus_duplicates_total Messages JetStream already held (re-sent within the duplicate window).',
+      '# TYPE lob_rtrl_bus_duplicates_total counter',
+      ...running.map(({ config, publisher }) => `lob_rtrl_bus_duplicates_total{venue="${config.venue}"} ${publisher.duplicates}`),
+      '# HELP lob_rtrl_feed_rejected_total Frames the venue mapper rejected (never published).',
+      '# TYPE lob_rtrl_feed_rejected_total counter',
+      ...running.map(({ config, rejected }) => `lob_rtrl_feed_rejected_total{venue="${config.venue}"} ${rejected}`),
+      '# HELP lob_rtrl_feed_connected 1 while the feed\'s websocket is open.',
+      '# TYPE lob_rtrl_feed_connected gauge',
+      ...running.map(({ config, feed }) => `lob_rtrl_feed_connected{venue="${config.venue}"} ${feed.stats.connected ? 1 : 0}`),
+    ];
+    return `${lines.join('\n')}\n`;
+  });
+  const address = await app.listen({ host: options.host, port: options.port });
+  return {
+    address,
+    async close() {
+      stopping = true;
+      await app.close();
+      await Promise.all(running.map(({ feed }) => feed.close()));
+      await Promise.all(running.map(({ done }) => done));
+      await bus.close();
+    },
+  };
+}
