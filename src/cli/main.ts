@@ -7,6 +7,7 @@ import { registerFeedServerCommand } from './feed-server-command.js';
 import { registerDemoCommand } from './demo.js';
 import { registerServeCommand } from './serve.js';
 import { registerCheckpointsCommand } from './checkpoints-command.js';
+import { registerPredictionsCommand } from './predictions-command.js';
 import { registerPublishCommand } from './publish-command.js';
 import { UsageError } from './options.js';
 import { packageVersion } from '../domain/package-root.js';
@@ -24,6 +25,7 @@ registerReplayCommand(program);
 registerFeedServerCommand(program);
 registerCheckpointsCommand(program);
 registerPublishCommand(program);
+registerPredictionsCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -284,6 +284,22 @@ describe('on a real nats-server', () => {
       }
       expect([...sequences].sort((a, b) => a - b)).toEqual(Array.from({ length: 400 }, (_, i) => i));
       await after.close();
+
+      // The same stream through `lob-rtrl predictions`: each prediction once, in order.
+      const printed = await new Promise<string>((resolve, reject) => {
+        const reader = spawn(process.execPath, [cli, 'predictions', '--venue', 'binance', '--symbol', 'ETHUSDT', '--from', 'start', '--count', '400'], {
+          cwd: root,
+          env: { ...process.env, LOB_RTRL_NATS_URL: env.LOB_RTRL_NATS_URL, LOB_RTRL_NATS_PREFIX: 'restart' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        reader.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+        reader.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+        reader.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`predictions exited ${code}: ${out}`))));
+      });
+      const lines = printed.trim().split('\n').map((line) => JSON.parse(line) as { seq: number; venue: string; models: unknown[] });
+      expect(lines.map((line) => line.seq)).toEqual(Array.from({ length: 400 }, (_, i) => i));
+      expect(lines.every((line) => line.venue === 'binance' && line.models.length === 5)).toBe(true);
     } finally {
       worker.signal('SIGKILL');
       await worker.exited;
