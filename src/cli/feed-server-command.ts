@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { startFeedServer } from '../ingest/feed-server.js';
+import { startFeedServer } from '../standin/server.js';
 import { integerOption, speedOption, UsageError } from './options.js';
 
 interface FeedServerFlags {
