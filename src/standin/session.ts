@@ -165,8 +165,12 @@ export class Session {
     this.immediate = null;
   }
 
+  /**
+   * Starts the replay on the next turn, not now: a request that subscribes several channels
+   * is applied whole before any entry is played (and its reply goes out first).
+   */
   private kick(): void {
-    if (this.timer === null && this.immediate === null) this.pump();
+    if (this.timer === null && this.immediate === null) this.immediate = setImmediate(this.pump);
   }
 
   /**
