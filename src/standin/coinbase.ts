@@ -87,6 +87,30 @@ async function loadRecording(setup: StandInSetup, skipped: SkippedLines): Promis
   return { entries, times, matches };
 }
 
+/**
+ * How far trade ids and sequences move on for each pass of a looped recording: Coinbase never
+ * repeats a trade id (its clients drop a repeat as the `last_match` of a reconnect), so the
+ * second pass continues numbering after the first.
+ */
+interface LoopNumbering {
+  readonly tradeIdSpan: number;
+  readonly sequenceSpan: number;
+}
+
+function loopNumbering(matches: Map<number, RecordedMatch>): LoopNumbering {
+  let minId = Infinity;
+  let maxId = -Infinity;
+  let minSequence = Infinity;
+  let maxSequence = -Infinity;
+  for (const match of matches.values()) {
+    minId = Math.min(minId, match.tradeId);
+    maxId = Math.max(maxId, match.tradeId);
+    minSequence = Math.min(minSequence, match.sequence);
+    maxSequence = Math.max(maxSequence, match.sequence);
+  }
+  return matches.size === 0 ? { tradeIdSpan: 0, sequenceSpan: 0 } : { tradeIdSpan: maxId - minId + 1, sequenceSpan: maxSequence - minSequence + 1 };
+}
+
 class CoinbaseClient extends StreamedClient {
   private readonly heartbeats = new Set<string>();
   /** Per product, the book channel the client named (level2 or level2_batch), for `subscriptions`. */
@@ -97,6 +121,7 @@ class CoinbaseClient extends StreamedClient {
     books: StreamedBooks,
     setup: StandInSetup,
     private readonly matches: Map<number, RecordedMatch>,
+    private readonly numbering: LoopNumbering,
   ) {
     super(session, books, setup.stats);
     this.startHeartbeat(HEARTBEAT_MS, false, () => [...this.heartbeats].map((symbol) => this.heartbeatFrame(symbol)));
@@ -155,13 +180,27 @@ class CoinbaseClient extends StreamedClient {
     this.session.reply(this.subscriptionsFrame());
     for (const id of newMatches) {
       const last = this.lastMatch(id);
-      if (last) this.session.reply(JSON.stringify({ ...last.parsed, type: 'last_match' }));
+      if (last) this.session.reply(JSON.stringify({ ...this.renumbered(last), type: 'last_match' }));
     }
   }
 
   protected encodeSnapshot(symbol: string, book: LevelBook): string {
     const side = (name: 'bid' | 'ask') => book.top(name, Number.MAX_SAFE_INTEGER).map((level) => [level.texts[0], level.texts[1]]);
     return JSON.stringify({ type: 'snapshot', product_id: symbol, bids: side('bid'), asks: side('ask') });
+  }
+
+  protected override tradeFrame(index: number, frame: string): string {
+    const match = this.matches.get(index);
+    return this.session.loop === 0 || !match ? frame : JSON.stringify(this.renumbered(match));
+  }
+
+  /** The match as sent in the current pass: trade id and sequence moved on by one span per loop. */
+  private renumbered(match: RecordedMatch): Record<string, unknown> {
+    const loop = this.session.loop;
+    if (loop === 0) return match.parsed;
+    const fields: Record<string, unknown> = { ...match.parsed, trade_id: match.tradeId + loop * this.numbering.tradeIdSpan };
+    if (typeof match.parsed.sequence === 'number') fields.sequence = match.sequence + loop * this.numbering.sequenceSpan;
+    return fields;
   }
 
   private lastMatch(symbol: string): RecordedMatch | undefined {
@@ -171,7 +210,8 @@ class CoinbaseClient extends StreamedClient {
 
   private heartbeatFrame(symbol: string): string {
     const last = this.lastMatch(symbol);
-    return JSON.stringify({ type: 'heartbeat', sequence: last?.sequence ?? 0, last_trade_id: last?.tradeId ?? 0, product_id: symbol, time: new Date().toISOString() });
+    const shown = last ? this.renumbered(last) : { sequence: 0, trade_id: 0 };
+    return JSON.stringify({ type: 'heartbeat', sequence: shown.sequence ?? 0, last_trade_id: shown.trade_id, product_id: symbol, time: new Date().toISOString() });
   }
 
   private subscriptionsFrame(): string {
@@ -196,12 +236,13 @@ export async function loadCoinbaseStandIn(setup: StandInSetup): Promise<VenueSta
   const skipped = new SkippedLines(setup.logger);
   const { entries, times, matches } = await loadRecording(setup, skipped);
   const books = new StreamedBooks({ entries, times });
+  const numbering = loopNumbering(matches);
   const timeline = timelineOf(times);
   const errorBody = (message: string) => ({ message });
   const routeUpgrade = (url: URL): UpgradeRoute => ({
     detail: { path: url.pathname },
     open: (session): ConnectionHandler => {
-      const client = new CoinbaseClient(session, books, setup, matches);
+      const client = new CoinbaseClient(session, books, setup, matches, numbering);
       session.script = client;
       return { onMessage: (text) => client.onMessage(text), onClose: () => client.stopHeartbeat() };
     },

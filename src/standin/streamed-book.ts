@@ -117,7 +117,7 @@ export abstract class StreamedClient implements SessionScript {
     const subscription = this.subscriptions.get(entry.symbol);
     if (!subscription) return;
     if (entry.kind === 'trade') {
-      if (subscription.trades) this.session.send(entry.frame);
+      if (subscription.trades) this.session.send(this.tradeFrame(index, entry.frame));
       return;
     }
     if (!subscription.book) return;
@@ -138,6 +138,11 @@ export abstract class StreamedClient implements SessionScript {
       return;
     }
     this.session.send(entry.frame);
+  }
+
+  /** A recorded trade frame as this client gets it (a venue may renumber it on later loops). */
+  protected tradeFrame(_index: number, frame: string): string {
+    return frame;
   }
 
   /** The recording starts over: every followed book starts again from its first snapshot. */

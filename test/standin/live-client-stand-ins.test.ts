@@ -144,3 +144,20 @@ describe.each(cases.filter((c) => !c.detectsMissedUpdates))('live client against
     expect(sides(books(items).at(-1)!)).toEqual(sides(lastBook));
   });
 });
+
+describe('live client against a looping coinbase stand-in', () => {
+  it('gets the recorded snapshot again when the recording starts over, and trades whose ids move on', async () => {
+    const { symbol, recording, venue } = cases[0];
+    const recordedTrades = trades(replay(venue, recording)).length;
+    server = await startFeedServer({ venue: 'coinbase', recording, speed: 'max', loop: true });
+    feed = createLiveFeed(venue, { url: server.wsUrl, symbols: [symbol] }, options);
+    const { items } = collect(feed.messages());
+    await until(() => trades(items).length > recordedTrades + 10, 'trades of the second pass');
+    await feed.close();
+    expect(server.stats.loops).toBeGreaterThanOrEqual(1);
+    expect(server.stats.snapshotsSent).toBeGreaterThanOrEqual(2);
+    expect(items.filter((m) => m.type === 'rejected')).toEqual([]);
+    const ids = trades(items).map((t) => Number(t.tradeId));
+    expect(ids.every((id, i) => i === 0 || id > ids[i - 1])).toBe(true);
+  });
+});
