@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { BookSnapshot, MarketMessage, Trade } from '../../src/domain/types.js';
 import { createLiveFeed, type LiveFeed } from '../../src/ingest/live-client.js';
 import { startFeedServer, type FeedServer, type StandInVenue } from '../../src/standin/server.js';
+import { binance } from '../../src/venues/binance.js';
 import { coinbase } from '../../src/venues/coinbase.js';
 import { kraken } from '../../src/venues/kraken.js';
 import { krakenV2 } from '../../src/venues/kraken-v2.js';
@@ -159,5 +160,25 @@ describe('live client against a looping coinbase stand-in', () => {
     expect(items.filter((m) => m.type === 'rejected')).toEqual([]);
     const ids = trades(items).map((t) => Number(t.tradeId));
     expect(ids.every((id, i) => i === 0 || id > ids[i - 1])).toBe(true);
+  });
+});
+
+describe('live client against the binance stand-in, faults', () => {
+  const recording = fixture('binance/spot_btcusdt_20240808.head3000.gz');
+
+  it('refetches the REST snapshot after a missed diff, and reconnects after a drop', async () => {
+    server = await startFeedServer({ venue: 'binance', recording, speed: 20, loop: false });
+    feed = createLiveFeed(binance, { url: server.wsUrl, restUrl: server.url, symbols: ['BTCUSDT'] }, options);
+    const { items } = collect(feed.messages());
+    await until(() => books(items).length >= 30, 'the stream under way');
+    server.skipBookUpdates(1);
+    await until(() => feed!.stats.snapshotFetches === 2, 'the REST resync after the gap');
+    const afterResync = books(items).length;
+    await until(() => books(items).length > afterResync + 5, 'books after the resync');
+    expect(items.filter((m) => m.type === 'disconnect')).toHaveLength(1);
+    expect(feed.stats.connects).toBe(1);
+    server.dropConnections();
+    await until(() => feed!.stats.connects === 2 && feed!.stats.synced.BTCUSDT === true, 'the reconnect and its sync');
+    expect(server.stats).toMatchObject({ skippedByFault: 1, droppedByFault: 1, connections: 2 });
   });
 });
