@@ -53,6 +53,23 @@ function replay(venue: Venue, recording: string): MarketMessage[] {
   return out;
 }
 
+/** A stand-in of the case at 20 times the recorded pace and a live client of it, once 30 books came. */
+async function streamUnderWay({ id, venue, symbol, recording }: Case): Promise<{ items: MarketMessage[]; standIn: FeedServer; client: LiveFeed }> {
+  const standIn = await startFeedServer({ venue: id, recording, speed: 20, loop: false });
+  server = standIn;
+  const client = createLiveFeed(venue, { url: standIn.wsUrl, symbols: [symbol] }, options);
+  feed = client;
+  const { items } = collect(client.messages());
+  await until(() => books(items).length >= 30, 'the stream under way');
+  return { items, standIn, client };
+}
+
+/** Whether `items` hold the recording's last book (every book has its own venue time here). */
+const reachedLastBook = (standIn: Case) => {
+  const lastBook = books(replay(standIn.venue, standIn.recording)).at(-1)!;
+  return { lastBook, reached: (items: readonly MarketMessage[]) => books(items).some((book) => book.ts === lastBook.ts) };
+};
+
 let server: FeedServer | null = null;
 let feed: LiveFeed | null = null;
 afterEach(async () => {
@@ -62,11 +79,11 @@ afterEach(async () => {
   server = null;
 });
 
-describe.each(cases)('live client against the $id stand-in', ({ id, venue, symbol, recording }) => {
+describe.each(cases)('live client against the $id stand-in', (standIn) => {
+  const { id, venue, symbol, recording } = standIn;
   const expected = replay(venue, recording);
   const expectedBooks = books(expected);
-  const lastBook = expectedBooks[expectedBooks.length - 1];
-  const endsOnLastBook = (items: readonly MarketMessage[]) => books(items).some((book) => book.ts === lastBook.ts);
+  const { lastBook, reached: endsOnLastBook } = reachedLastBook(standIn);
 
   it('gets every book the recording implies, in order, and its trades', async () => {
     server = await startFeedServer({ venue: id, recording, speed: 'max', loop: false });
@@ -86,60 +103,49 @@ describe.each(cases)('live client against the $id stand-in', ({ id, venue, symbo
   });
 
   it('reconnects after the connection drops and rebuilds the book from a fresh snapshot', async () => {
-    server = await startFeedServer({ venue: id, recording, speed: 20, loop: false });
-    feed = createLiveFeed(venue, { url: server.wsUrl, symbols: [symbol] }, options);
-    const { items } = collect(feed.messages());
-    await until(() => books(items).length >= 30, 'the stream under way');
-    expect(server.dropConnections()).toBe(1);
-    await until(() => feed!.stats.connects === 2, 'the reconnect');
+    const { items, standIn: running, client } = await streamUnderWay(standIn);
+    expect(running.dropConnections()).toBe(1);
+    await until(() => client.stats.connects === 2, 'the reconnect');
     const afterDrop = items.length;
     await until(() => endsOnLastBook(items.slice(afterDrop)), 'the last recorded book after the reconnect');
     expect(sides(books(items).at(-1)!)).toEqual(sides(lastBook));
     expect(items.slice(0, afterDrop).some((m) => m.type === 'disconnect')).toBe(true);
-    expect(server.stats).toMatchObject({ droppedByFault: 1, connections: 2, snapshotsSent: 2 });
+    expect(running.stats).toMatchObject({ droppedByFault: 1, connections: 2, snapshotsSent: 2 });
   });
 });
 
-describe.each(cases.filter((c) => c.detectsMissedUpdates))('live client against the $id stand-in, a missed update', ({ id, venue, symbol, recording }) => {
-  const lastBook = books(replay(venue, recording)).at(-1)!;
-  const endsOnLastBook = (items: readonly MarketMessage[]) => books(items).some((book) => book.ts === lastBook.ts);
+describe.each(cases.filter((c) => c.detectsMissedUpdates))('live client against the $id stand-in, a missed update', (standIn) => {
+  const { lastBook, reached: endsOnLastBook } = reachedLastBook(standIn);
 
   it('resubscribes the book after a missed update fails the checksum, and ends on the recorded book', async () => {
-    server = await startFeedServer({ venue: id, recording, speed: 20, loop: false });
-    feed = createLiveFeed(venue, { url: server.wsUrl, symbols: [symbol] }, options);
-    const { items } = collect(feed.messages());
-    await until(() => books(items).length >= 30, 'the stream under way');
-    server.skipBookUpdates(1);
+    const { items, standIn: running, client } = await streamUnderWay(standIn);
+    running.skipBookUpdates(1);
     await until(() => endsOnLastBook(items), 'the last recorded book');
     expect(sides(books(items).at(-1)!)).toEqual(sides(lastBook));
-    expect(server.stats.skippedByFault).toBe(1);
+    expect(running.stats.skippedByFault).toBe(1);
     expect(items.filter((m) => m.type === 'rejected').map((m) => m.type === 'rejected' && m.reason)).toEqual(['checksum_mismatch']);
     expect(items.filter((m) => m.type === 'disconnect')).toHaveLength(1);
-    expect(server.stats.snapshotsSent).toBe(2);
-    expect(feed.stats.connects).toBe(1);
+    expect(running.stats.snapshotsSent).toBe(2);
+    expect(client.stats.connects).toBe(1);
   });
 });
 
-describe.each(cases.filter((c) => !c.detectsMissedUpdates))('live client against the $id stand-in, a missed update', ({ id, venue, symbol, recording }) => {
-  const lastBook = books(replay(venue, recording)).at(-1)!;
-  const endsOnLastBook = (items: readonly MarketMessage[]) => books(items).some((book) => book.ts === lastBook.ts);
+describe.each(cases.filter((c) => !c.detectsMissedUpdates))('live client against the $id stand-in, a missed update', (standIn) => {
+  const { lastBook, reached: endsOnLastBook } = reachedLastBook(standIn);
 
   it('cannot see a missed update (level2 carries no sequence), so only a reconnect restores the recorded book', async () => {
-    server = await startFeedServer({ venue: id, recording, speed: 20, loop: false });
-    feed = createLiveFeed(venue, { url: server.wsUrl, symbols: [symbol] }, options);
-    const { items } = collect(feed.messages());
-    await until(() => books(items).length >= 30, 'the stream under way');
-    const resyncsBefore = feed.stats.resyncs;
-    server.skipBookUpdates(1);
-    await until(() => server!.stats.skippedByFault === 1, 'the update left out');
+    const { items, standIn: running, client } = await streamUnderWay(standIn);
+    const resyncsBefore = client.stats.resyncs;
+    running.skipBookUpdates(1);
+    await until(() => running.stats.skippedByFault === 1, 'the update left out');
     const booksAfterSkip = books(items).length;
     await until(() => books(items).length >= booksAfterSkip + 10, 'more updates after the missed one');
     // Nothing told the client: no resubscription, no fresh snapshot, the same connection.
-    expect(feed.stats.resyncs).toBe(resyncsBefore);
-    expect(server.stats.snapshotsSent).toBe(1);
+    expect(client.stats.resyncs).toBe(resyncsBefore);
+    expect(running.stats.snapshotsSent).toBe(1);
     expect(items.some((m) => m.type === 'disconnect')).toBe(false);
-    server.dropConnections();
-    await until(() => feed!.stats.connects === 2, 'the reconnect');
+    running.dropConnections();
+    await until(() => client.stats.connects === 2, 'the reconnect');
     const afterDrop = items.length;
     await until(() => endsOnLastBook(items.slice(afterDrop)), 'the last recorded book after the reconnect');
     expect(sides(books(items).at(-1)!)).toEqual(sides(lastBook));
