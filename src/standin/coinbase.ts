@@ -249,7 +249,7 @@ export async function loadCoinbaseStandIn(setup: StandInSetup): Promise<VenueSta
   });
   return {
     timeline,
-    summary: { entries: entries.length, streams: books.symbols.flatMap((symbol) => [`${symbol} level2`, `${symbol} matches`]), symbols: books.symbols, spanMs: timeline.spanMs, skippedLines: skipped.count },
+    summary: { entries: entries.length, streams: books.streamNames('level2', 'matches'), symbols: books.symbols, spanMs: timeline.spanMs, skippedLines: skipped.count },
     handleRequest: (url, method, res) => answerNoRest(url, method, res, errorBody),
     routeUpgrade,
     errorBody,

@@ -43,6 +43,7 @@ const VALID_DEPTHS = [10, 25, 100, 500, 1000];
 const RECORDED_DEPTH = 10;
 
 /** A `{"price":..,"qty":..}` level as sent, lexemes kept (JSON.parse would make 0.10000000 into 0.1). */
+const TIMESTAMP = /"timestamp"\s*:\s*"([^"]{1,40})"/;
 const LEVEL = /\{\s*"price"\s*:\s*([0-9.]+)\s*,\s*"qty"\s*:\s*([0-9.]+)\s*\}/g;
 
 /** The levels of the `"bids"` or `"asks"` array found at or after `from` in the frame, and where it ends. */
@@ -162,14 +163,17 @@ class KrakenV2Client extends StreamedClient {
     }
   }
 
-  protected encodeSnapshot(symbol: string, book: LevelBook): string {
+  /** The snapshot sent before the recorded update at `index` carries that update's time, the book's newest. */
+  protected encodeSnapshot(symbol: string, book: LevelBook, index: number): string {
+    const timestamp = TIMESTAMP.exec(this.books.recording.entries[index].frame)?.[1];
     const asks = book.top('ask', RECORDED_DEPTH);
     const bids = book.top('bid', RECORDED_DEPTH);
     const top = (levels: RecordedLevel[], part: 0 | 1) => levels.slice(0, CHECKSUM_LEVELS).map((level) => level.texts[part]);
     const checksum = krakenBookChecksum(top(asks, 0), top(asks, 1), top(bids, 0), top(bids, 1));
     // Written by hand so the lexemes go out as recorded; JSON.stringify would print 0.1.
     const side = (levels: RecordedLevel[]) => `[${levels.map((level) => `{"price":${level.texts[0]},"qty":${level.texts[1]}}`).join(',')}]`;
-    return `{"channel":"book","type":"snapshot","data":[{"symbol":${JSON.stringify(symbol)},"bids":${side(bids)},"asks":${side(asks)},"checksum":${checksum}}]}`;
+    const time = timestamp === undefined ? '' : `,"timestamp":${JSON.stringify(timestamp)}`;
+    return `{"channel":"book","type":"snapshot","data":[{"symbol":${JSON.stringify(symbol)},"bids":${side(bids)},"asks":${side(asks)},"checksum":${checksum}${time}}]}`;
   }
 
   private changeSubscription(request: SymbolChannel, timeIn: string, withReqId: object): void {
@@ -181,6 +185,7 @@ class KrakenV2Client extends StreamedClient {
     const on = method === 'subscribe';
     if (channel === 'trade') {
       if (on && this.follows(symbol, 'trades')) return fail('Already subscribed');
+      if (!on && !this.follows(symbol, 'trades')) return fail('Subscription Not Found');
       answer({ result: on ? { channel, snapshot: request.snapshot, symbol } : { channel, symbol }, success: true });
       if (on && request.snapshot) this.session.reply(this.tradeSnapshot(symbol));
       this.follow(symbol, 'trades', on);
@@ -189,6 +194,7 @@ class KrakenV2Client extends StreamedClient {
     const depth = request.depth ?? RECORDED_DEPTH;
     if (!VALID_DEPTHS.includes(depth) || depth !== RECORDED_DEPTH) return fail('Subscription depth not supported');
     if (on && this.follows(symbol, 'book')) return fail('Already subscribed');
+    if (!on && !this.follows(symbol, 'book')) return fail('Subscription Not Found');
     answer({ result: on ? { channel, depth, snapshot: request.snapshot, symbol } : { channel, depth, symbol }, success: true });
     this.follow(symbol, 'book', on);
     // Without a snapshot the client asked to start from the updates alone.
@@ -226,7 +232,7 @@ export async function loadKrakenV2StandIn(setup: StandInSetup): Promise<VenueSta
   });
   return {
     timeline,
-    summary: { entries: recording.entries.length, streams: books.symbols.flatMap((symbol) => [`${symbol} book`, `${symbol} trade`]), symbols: books.symbols, spanMs: timeline.spanMs, skippedLines: skipped.count },
+    summary: { entries: recording.entries.length, streams: books.streamNames('book', 'trade'), symbols: books.symbols, spanMs: timeline.spanMs, skippedLines: skipped.count },
     handleRequest: (url, method, res) => answerNoRest(url, method, res, errorBody),
     routeUpgrade,
     errorBody,

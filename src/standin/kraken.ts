@@ -172,6 +172,10 @@ class KrakenClient extends StreamedClient {
         status({ errorMessage: 'Already subscribed', status: 'error', subscription });
         return;
       }
+      if (event === 'unsubscribe' && !this.follows(pair, 'trades')) {
+        status({ errorMessage: 'Subscription Not Found', status: 'error', subscription });
+        return;
+      }
       status({ channelID: this.channelId(pair, channelName), channelName, status: event === 'subscribe' ? 'subscribed' : 'unsubscribed', subscription: { name } });
       if (event === 'subscribe') this.session.reply(this.tradeSnapshot(pair));
       this.follow(pair, 'trades', event === 'subscribe');
@@ -185,6 +189,10 @@ class KrakenClient extends StreamedClient {
     }
     if (event === 'subscribe' && this.follows(pair, 'book')) {
       status({ errorMessage: 'Already subscribed', status: 'error', subscription });
+      return;
+    }
+    if (event === 'unsubscribe' && !this.follows(pair, 'book')) {
+      status({ errorMessage: 'Subscription Not Found', status: 'error', subscription });
       return;
     }
     const channelName = `book-${depth}`;

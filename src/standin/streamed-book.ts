@@ -61,6 +61,11 @@ export class StreamedBooks {
     return [...new Set([...this.books.keys(), ...this.trades.keys()])];
   }
 
+  /** The recorded streams, named `<symbol> <book channel>` and `<symbol> <trade channel>`. */
+  streamNames(bookChannel: string, tradeChannel: string): string[] {
+    return [...[...this.books.keys()].map((symbol) => `${symbol} ${bookChannel}`), ...[...this.trades.keys()].map((symbol) => `${symbol} ${tradeChannel}`)];
+  }
+
   has(symbol: string): boolean {
     return this.books.has(symbol) || this.trades.has(symbol);
   }
