@@ -100,8 +100,4 @@ export class StreamNames {
     }
     return id;
   }
-
-  find(name: string): number | undefined {
-    return this.ids.get(name);
-  }
 }

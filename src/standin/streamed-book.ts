@@ -155,11 +155,13 @@ export abstract class StreamedClient implements SessionScript {
     for (const subscription of this.subscriptions.values()) if (subscription.book) subscription.snapshotDue = true;
   }
 
-  /** Sends `frame()` every `intervalMs` while the client follows something (and, when `onlyIdle`, sent nothing for that long). */
+  /**
+   * Sends `frames()` every `intervalMs`; with `onlyIdle` (Kraken) only while the client follows
+   * something and nothing went out for that long, otherwise (Coinbase's heartbeat channel) always.
+   */
   startHeartbeat(intervalMs: number, onlyIdle: boolean, frames: () => readonly string[]): void {
     this.heartbeat = setInterval(() => {
-      if (this.subscriptions.size === 0) return;
-      if (onlyIdle && this.session.now() - this.session.lastSentAt < intervalMs) return;
+      if (onlyIdle && (this.subscriptions.size === 0 || this.session.now() - this.session.lastSentAt < intervalMs)) return;
       for (const frame of frames()) this.session.reply(frame);
     }, intervalMs);
   }

@@ -54,6 +54,16 @@ describe('coinbase stand-in', () => {
       { type: 'error', message: 'Failed to subscribe', reason: 'full is not a valid channel' },
     ]);
   });
+
+  it('sends a heartbeat a second for each product of the heartbeat channel, naming the last trade before the position', async () => {
+    const received = await connect('coinbase');
+    send({ type: 'subscribe', channels: [{ name: 'heartbeat', product_ids: ['BTC-USDT'] }] });
+    await until(() => received.some((m) => (m as { type: string }).type === 'heartbeat'), 'a heartbeat');
+    const heartbeat = received.find((m) => (m as { type: string }).type === 'heartbeat') as Record<string, unknown>;
+    // Only the heartbeat channel is followed, so the replay stands at the start: no trade before it.
+    expect(heartbeat).toMatchObject({ type: 'heartbeat', product_id: 'BTC-USDT', sequence: 0, last_trade_id: 0 });
+    expect(typeof heartbeat.time).toBe('string');
+  });
 });
 
 describe('kraken v1 stand-in', () => {
@@ -82,6 +92,15 @@ describe('kraken v1 stand-in', () => {
     expect(depthError).toMatchObject({ errorMessage: 'Subscription depth not supported', status: 'error', pair: 'XBT/USDT' });
     expect(pairError).toMatchObject({ errorMessage: 'Currency pair not supported XBT/EUR', status: 'error' });
     expect(pong).toEqual({ event: 'pong', reqid: 7 });
+  });
+
+  it('sends a heartbeat once the recording has run out and the line is quiet', async () => {
+    const received = await connect('kraken');
+    send({ event: 'subscribe', pair: ['XBT/USDT'], subscription: { name: 'book', depth: 10 } });
+    await until(() => received.some((m) => (m as { event?: string }).event === 'heartbeat'), 'a heartbeat');
+    const beat = received.findIndex((m) => (m as { event?: string }).event === 'heartbeat');
+    // At speed max the whole recording went out before the first quiet second.
+    expect(received.slice(0, beat).filter((m) => Array.isArray(m)).length).toBe(248);
   });
 });
 
