@@ -184,8 +184,8 @@ class KrakenV2Client extends StreamedClient {
     if (!this.books.has(symbol)) return fail('Currency pair not supported');
     const on = method === 'subscribe';
     if (channel === 'trade') {
-      if (on && this.follows(symbol, 'trades')) return fail('Already subscribed');
-      if (!on && !this.follows(symbol, 'trades')) return fail('Subscription Not Found');
+      const conflict = this.subscriptionConflict(on, symbol, 'trades');
+      if (conflict !== null) return fail(conflict);
       answer({ result: on ? { channel, snapshot: request.snapshot, symbol } : { channel, symbol }, success: true });
       if (on && request.snapshot) this.session.reply(this.tradeSnapshot(symbol));
       this.follow(symbol, 'trades', on);
@@ -193,8 +193,8 @@ class KrakenV2Client extends StreamedClient {
     }
     const depth = request.depth ?? RECORDED_DEPTH;
     if (!VALID_DEPTHS.includes(depth) || depth !== RECORDED_DEPTH) return fail('Subscription depth not supported');
-    if (on && this.follows(symbol, 'book')) return fail('Already subscribed');
-    if (!on && !this.follows(symbol, 'book')) return fail('Subscription Not Found');
+    const conflict = this.subscriptionConflict(on, symbol, 'book');
+    if (conflict !== null) return fail(conflict);
     answer({ result: on ? { channel, depth, snapshot: request.snapshot, symbol } : { channel, depth, symbol }, success: true });
     this.follow(symbol, 'book', on);
     // Without a snapshot the client asked to start from the updates alone.

@@ -168,12 +168,9 @@ class KrakenClient extends StreamedClient {
     }
     if (name === 'trade') {
       const channelName = 'trade';
-      if (event === 'subscribe' && this.follows(pair, 'trades')) {
-        status({ errorMessage: 'Already subscribed', status: 'error', subscription });
-        return;
-      }
-      if (event === 'unsubscribe' && !this.follows(pair, 'trades')) {
-        status({ errorMessage: 'Subscription Not Found', status: 'error', subscription });
+      const conflict = this.subscriptionConflict(event === 'subscribe', pair, 'trades');
+      if (conflict !== null) {
+        status({ errorMessage: conflict, status: 'error', subscription });
         return;
       }
       status({ channelID: this.channelId(pair, channelName), channelName, status: event === 'subscribe' ? 'subscribed' : 'unsubscribed', subscription: { name } });
@@ -187,12 +184,9 @@ class KrakenClient extends StreamedClient {
       status({ errorMessage: 'Subscription depth not supported', status: 'error', subscription });
       return;
     }
-    if (event === 'subscribe' && this.follows(pair, 'book')) {
-      status({ errorMessage: 'Already subscribed', status: 'error', subscription });
-      return;
-    }
-    if (event === 'unsubscribe' && !this.follows(pair, 'book')) {
-      status({ errorMessage: 'Subscription Not Found', status: 'error', subscription });
+    const conflict = this.subscriptionConflict(event === 'subscribe', pair, 'book');
+    if (conflict !== null) {
+      status({ errorMessage: conflict, status: 'error', subscription });
       return;
     }
     const channelName = `book-${depth}`;

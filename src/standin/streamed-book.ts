@@ -188,6 +188,14 @@ export abstract class StreamedClient implements SessionScript {
     this.session.setActive(this.subscriptions.size > 0);
   }
 
+  /** Kraken's refusal of a subscribe to what is followed, or of an unsubscribe of what is not; null when neither. */
+  protected subscriptionConflict(subscribe: boolean, symbol: string, channel: 'book' | 'trades'): string | null {
+    const followed = this.follows(symbol, channel);
+    if (subscribe && followed) return 'Already subscribed';
+    if (!subscribe && !followed) return 'Subscription Not Found';
+    return null;
+  }
+
   protected follows(symbol: string, channel: 'book' | 'trades'): boolean {
     const subscription = this.subscriptions.get(symbol);
     return subscription !== undefined && (channel === 'book' ? subscription.book : subscription.trades);

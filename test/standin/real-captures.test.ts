@@ -7,10 +7,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { BookSnapshot, MarketMessage } from '../../src/domain/types.js';
-import { createLiveFeed, type LiveFeed } from '../../src/ingest/live-client.js';
-import { startFeedServer, type FeedServer, type StandInVenue } from '../../src/standin/server.js';
+import { createLiveFeed } from '../../src/ingest/live-client.js';
+import { startFeedServer, type StandInVenue } from '../../src/standin/server.js';
 import { coinbase } from '../../src/venues/coinbase.js';
 import { krakenVenue } from '../../src/venues/kraken.js';
 import { krakenV2 } from '../../src/venues/kraken-v2.js';
@@ -73,15 +73,6 @@ const cases: Case[] = [
   },
 ];
 
-let server: FeedServer | null = null;
-let feed: LiveFeed | null = null;
-afterEach(async () => {
-  await feed?.close();
-  await server?.close();
-  feed = null;
-  server = null;
-});
-
 describe.each(cases)('the $id stand-in on a capture of documented frames', ({ id, venue, symbol, frames, books, trades }) => {
   it("serves its market data, leaves the capturing session's conversation out, and the client gets what the mapper makes of it", async () => {
     const recording = capture(`${id}.txt`, frames);
@@ -91,13 +82,18 @@ describe.each(cases)('the $id stand-in on a capture of documented frames', ({ id
     const expectedBooks = expected.filter((m): m is BookSnapshot => m.type === 'book_snapshot');
     expect(expectedBooks).toHaveLength(books);
 
-    server = await startFeedServer({ venue: id, recording, speed: 'max', loop: false });
-    expect(server.recording).toMatchObject({ entries: books + (trades > 0 ? 1 : 0), skippedLines: 0 });
-    feed = createLiveFeed(venue, { url: server.wsUrl, symbols: [symbol] }, { now: () => 1, levels: 10, pingIntervalMs: 0, maxPendingPerSymbol: 100 });
-    const { items } = collect(feed.messages());
-    await until(() => items.filter((m) => m.type === 'book_snapshot').length === books && items.filter((m) => m.type === 'trade').length === trades, 'the books and trades');
-    const live = items.filter((m): m is BookSnapshot => m.type === 'book_snapshot');
-    expect(live.map((b) => [[...b.bids], [...b.asks]])).toEqual(expectedBooks.map((b) => [[...b.bids], [...b.asks]]));
-    expect(items.filter((m) => m.type === 'rejected')).toEqual([]);
+    const server = await startFeedServer({ venue: id, recording, speed: 'max', loop: false });
+    const feed = createLiveFeed(venue, { url: server.wsUrl, symbols: [symbol] }, { now: () => 1, levels: 10, pingIntervalMs: 0, maxPendingPerSymbol: 100 });
+    try {
+      expect(server.recording).toMatchObject({ entries: books + (trades > 0 ? 1 : 0), skippedLines: 0 });
+      const { items } = collect(feed.messages());
+      await until(() => items.filter((m) => m.type === 'book_snapshot').length === books && items.filter((m) => m.type === 'trade').length === trades, 'the books and trades');
+      const live = items.filter((m): m is BookSnapshot => m.type === 'book_snapshot');
+      expect(live.map((b) => [[...b.bids], [...b.asks]])).toEqual(expectedBooks.map((b) => [[...b.bids], [...b.asks]]));
+      expect(items.filter((m) => m.type === 'rejected')).toEqual([]);
+    } finally {
+      await feed.close();
+      await server.close();
+    }
   });
 });
