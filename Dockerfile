@@ -44,6 +44,9 @@ COPY migrations ./migrations
 COPY src/http/dashboard ./src/http/dashboard
 # The bundled Binance recording: the built-in demo feed when no LOB_RTRL_FEEDS is set.
 COPY fixtures/binance ./fixtures/binance
+# The stand-in recordings of the other venues, for compose's offline demo of each (compose.yaml).
+COPY fixtures/coinbase/btc-usdt_from-binance_20240808.gz ./fixtures/coinbase/
+COPY fixtures/kraken/xbt-usdt_book10_v1_from-binance_20240808.gz fixtures/kraken/btc-usdt_book10_v2_from-binance_20240808.gz ./fixtures/kraken/
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME /data

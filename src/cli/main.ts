@@ -4,6 +4,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerReplayCommand } from './replay-command.js';
 import { registerFeedServerCommand } from './feed-server-command.js';
+import { registerStandinRecordingCommand } from './standin-recording-command.js';
 import { registerDemoCommand } from './demo.js';
 import { registerServeCommand } from './serve.js';
 import { registerCheckpointsCommand } from './checkpoints-command.js';
@@ -23,6 +24,7 @@ registerServeCommand(program);
 registerDemoCommand(program);
 registerReplayCommand(program);
 registerFeedServerCommand(program);
+registerStandinRecordingCommand(program);
 registerCheckpointsCommand(program);
 registerPublishCommand(program);
 registerPredictionsCommand(program);

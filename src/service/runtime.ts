@@ -15,7 +15,7 @@ import { engineConfigHash, type EngineConfig } from '../engine/config.js';
 import { Engine } from '../engine/engine.js';
 import { LatencyHistogram } from '../engine/latency.js';
 import type { Prediction, SymbolEngine } from '../engine/symbol-engine.js';
-import { startFeedServer, type FeedServer } from '../ingest/feed-server.js';
+import { startFeedServer, type FeedServer } from '../standin/server.js';
 import { createLiveFeed, type LiveFeed } from '../ingest/live-client.js';
 import { checksumOf, type CheckpointMeta } from '../store/checkpoints.js';
 import { storeFailureKind, type StoreFailureKind } from '../store/database.js';

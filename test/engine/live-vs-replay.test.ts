@@ -10,7 +10,7 @@ import { defaultEngineConfig, type EngineConfig } from '../../src/engine/config.
 import { Engine } from '../../src/engine/engine.js';
 import { runReplay } from '../../src/cli/replay.js';
 import { predictionRecord } from '../../src/cli/tick-output.js';
-import { startFeedServer } from '../../src/ingest/feed-server.js';
+import { startFeedServer } from '../../src/standin/server.js';
 import { createLiveFeed } from '../../src/ingest/live-client.js';
 import type { MarketMessage } from '../../src/domain/types.js';
 import { binance } from '../../src/venues/binance.js';

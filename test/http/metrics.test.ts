@@ -9,7 +9,7 @@ import { register as globalRegistry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { packageVersion } from '../../src/domain/package-root.js';
 import { buildApp } from '../../src/http/app.js';
-import { startFeedServer, type FeedServer } from '../../src/ingest/feed-server.js';
+import { startFeedServer, type FeedServer } from '../../src/standin/server.js';
 import { currentRtrlKernel } from '../../src/model/kernels/select.js';
 import { loadServiceConfig } from '../../src/service/config.js';
 import { ServiceRuntime } from '../../src/service/runtime.js';

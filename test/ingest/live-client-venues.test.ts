@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { BookSnapshot, MarketMessage, Trade } from '../../src/domain/types.js';
-import { startFeedServer } from '../../src/ingest/feed-server.js';
+import { startFeedServer } from '../../src/standin/server.js';
 import { createLiveFeed } from '../../src/ingest/live-client.js';
 import { binanceRaw } from '../../src/venues/binance-raw.js';
 import { binanceUsdm } from '../../src/venues/binance.js';

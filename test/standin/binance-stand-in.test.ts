@@ -6,7 +6,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, type ClientOptions } from 'ws';
-import { parseFeedSpeed, startFeedServer, type FeedServer, type FeedServerOptions } from '../../src/ingest/feed-server.js';
+import { parseFeedSpeed, startFeedServer, type FeedServer, type FeedServerOptions } from '../../src/standin/server.js';
 import { readRecordedFrames } from '../../src/venues/lines.js';
 
 // The first 1,200 lines of the Binance excerpt (about 10 s of recorded time) keep these tests
