@@ -13,7 +13,7 @@ import { BusError, connectBus, MarketLogPublisher, type BusConnection } from '..
 import { fromSubjectToken, marketSubject, partitionOf, subjectToken } from '../../src/bus/subjects.js';
 import { packageRoot } from '../../src/domain/package-root.js';
 import type { BookSnapshot, Disconnect, OrderEvent, Trade } from '../../src/domain/types.js';
-import { startFeedServer } from '../../src/ingest/feed-server.js';
+import { startFeedServer } from '../../src/standin/server.js';
 import { ensureBuilt, SpawnedService } from '../service/spawned-service.js';
 import { freePort, startNatsServer, type NatsServer } from '../../bench/nats-server.js';
 
