@@ -55,7 +55,7 @@ export interface FeedServerOptions {
    * Observation hook, called after each frame is handed to a socket with the recording
    * entry index and the clock reading at which it was sent (tests check pacing with it).
    */
-  readonly onFrameSent?: (clientId: number, entryIndex: number, sentAt: number) => void;
+  readonly onFrameSent?: (clientId: number, entryIndex: number, sentAt: number, dueAt: number) => void;
   /**
    * Binance: a client's replay waits at the recording's REST snapshot until a depth request has
    * come in during this pass (or this long has passed), as the recorded session did when it

@@ -31,7 +31,7 @@ export interface SessionContext {
   readonly clock: () => number;
   readonly highWaterBytes: number;
   readonly stats: SessionCounters;
-  readonly onFrameSent: ((clientId: number, entryIndex: number, sentAt: number) => void) | undefined;
+  readonly onFrameSent: ((clientId: number, entryIndex: number, sentAt: number, dueAt: number) => void) | undefined;
 }
 
 /** What a venue does with the entries of the recording for one client. */
@@ -64,6 +64,8 @@ export class Session {
   private holdStartedAt = -1;
   /** Clock reading at which entry 0 of loop 0 was due; set when the client first subscribes. */
   private startedAt = -1;
+  /** When the entry being played was due (its clock reading at speed max): what `onFrameSent` reports. */
+  private entryDueAt = -1;
   /** Clock reading when the client became idle; paced time stands still meanwhile. */
   private pausedAt = -1;
   private active = false;
@@ -125,7 +127,7 @@ export class Session {
     }
     stats.framesSent++;
     this.lastSentAt = clock();
-    if (onFrameSent) onFrameSent(this.id, this.entryIndex, this.lastSentAt);
+    if (onFrameSent) onFrameSent(this.id, this.entryIndex, this.lastSentAt, this.entryDueAt);
   }
 
   /** A reply to the client (subscription acks, errors): not part of the replay, never paused. */
@@ -223,6 +225,7 @@ export class Session {
       }
       this.cursor = index + 1;
       this.entryIndex = index;
+      this.entryDueAt = paced ? this.startedAt + (this.loopOffsetMs + offsets[index]) / (speed as number) : now;
       this.script.play(index);
       if (this.waitingForDrain || this.stopped) return;
     }

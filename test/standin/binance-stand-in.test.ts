@@ -221,8 +221,8 @@ describe('startFeedServer: websocket streams', () => {
 
   it('replays at the recorded inter-arrival times divided by speed, never early', async () => {
     const speed = 10;
-    const sent: { entry: number; at: number }[] = [];
-    const feed = await start({ speed, onFrameSent: (_client, entry, at) => sent.push({ entry, at }) });
+    const sent: { entry: number; at: number; due: number }[] = [];
+    const feed = await start({ speed, onFrameSent: (_client, entry, at, due) => sent.push({ entry, at, due }) });
     const client = await connect(`${feed.wsUrl}/stream?streams=${DEPTH}/${TRADE}/${TICKER}`);
     const frameCount = 400;
     await client.until((messages) => messages.length >= frameCount);
@@ -231,11 +231,14 @@ describe('startFeedServer: websocket streams', () => {
     expect(client.messages.slice(0, frameCount)).toEqual(streamed.slice(0, frameCount).map((e) => e.frame));
     const first = sent[0];
     expect(first.entry).toBe(0);
+    expect(first.at).toBeGreaterThanOrEqual(first.due);
     for (let i = 1; i < frameCount; i++) {
       expect(sent[i].entry).toBeGreaterThan(sent[i - 1].entry);
-      // The server's own clock: a frame is never sent before its scaled recorded offset.
-      const due = (entries[sent[i].entry].localTs - entries[0].localTs) / speed;
-      expect(sent[i].at - first.at).toBeGreaterThanOrEqual(due - 1e-6);
+      // The server's own clock: a frame is never sent before it is due, and it is due no
+      // sooner than its scaled recorded offset after the first (however late the first went).
+      expect(sent[i].at).toBeGreaterThanOrEqual(sent[i].due);
+      const offset = (entries[sent[i].entry].localTs - entries[0].localTs) / speed;
+      expect(sent[i].due - first.due).toBeGreaterThanOrEqual(offset - 1e-6);
     }
     // Seen from the client, with generous slack for the handshake: not sent all at once.
     const recordedSpan = (streamed[frameCount - 1].localTs - streamed[0].localTs) / speed;
