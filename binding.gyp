@@ -35,6 +35,7 @@
       "target_name": "lob_rtrl_native",
       "sources": [
         "native/addon.cc",
+        "native/parallel.cc",
         "native/isa-baseline.cc"
       ],
       "conditions": [

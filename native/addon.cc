@@ -126,6 +126,17 @@ Napi::Value Step(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, active->step(a));
 }
 
+// setThreads(n): threads one large step may use, the caller included (1 = none extra).
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  int threads = 1;
+  if (info.Length() != 1 || !readInt(info, 0, "threads", 1, 256, &threads)) return info.Env().Undefined();
+  lobrtrl::setParallelThreads(threads);
+  return Napi::Number::New(info.Env(), lobrtrl::parallelThreads());
+}
+
+// threads() -> the current setting
+Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), lobrtrl::parallelThreads()); }
+
 // sensitivity(n, d, params, hPrev, x, h, sPrev, sNext)
 Napi::Value Sensitivity(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -271,6 +282,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("isa", Napi::Function::New(env, Isa, "isa"));
   exports.Set("select", Napi::Function::New(env, Select, "select"));
   exports.Set("step", Napi::Function::New(env, Step, "step"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("threads", Napi::Function::New(env, Threads, "threads"));
   exports.Set("sensitivity", Napi::Function::New(env, Sensitivity, "sensitivity"));
   exports.Set("fmaLoop", Napi::Function::New(env, FmaLoop, "fmaLoop"));
   exports.Set("adam", Napi::Function::New(env, Adam, "adam"));

@@ -14,9 +14,11 @@
 // adds I_t (only where the tile meets a row's own W, U or b block) and scales by 1 - h^2
 // before the single store; once a strip is complete for all N rows, its projection
 // s V[c,:] S_t is formed while the strip is still in cache.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernel.h"
 
@@ -227,12 +229,55 @@ static inline double strip(const Shape& c, const Projection& proj, double* packe
 /** Widest strip of any instruction set: sizes the packing scratch (lobrtrl::scratchLength). */
 static_assert(VecTraits::CV * VecTraits::W <= lobrtrl::kMaxStripWidth, "strip wider than the scratch");
 
-/** The whole sensitivity update (and projection when proj.rows is set); true when S_t is finite. */
+/** A run of whole strips for one task of a parallel step, on that thread's own packing scratch. */
+struct StripRun {
+  const Shape* shape;
+  Projection proj;
+  int stripsPerTask;
+  int strips;
+  double* checks;  // one per task
+};
+
+template <class V>
+static void stripRunTask(void* context, int task, int /*worker*/) {
+  const StripRun& run = *static_cast<const StripRun*>(context);
+  constexpr int wide = V::CV * V::W;
+  // Each pool thread keeps its own packing and projection scratch; it grows once, then stays.
+  thread_local std::vector<double> local;
+  const size_t half = static_cast<size_t>(run.shape->n) * lobrtrl::kMaxStripWidth;
+  if (local.size() < 2 * half) local.resize(2 * half);
+  Projection proj = run.proj;
+  if (proj.rows) proj.strip = local.data() + half;
+  double check = 0;
+  const int last = std::min(run.strips, (task + 1) * run.stripsPerTask);
+  for (int s = task * run.stripsPerTask; s < last; ++s) check += strip<V, V::R, V::CV>(*run.shape, proj, local.data(), s * wide);
+  run.checks[task] = check;
+}
+
+/**
+ * The whole sensitivity update (and projection when proj.rows is set); true when S_t is finite.
+ * A large step spreads its whole strips over the pool (parallel.cc); every column is computed
+ * by the same code either way, so the result does not depend on the thread count.
+ */
 template <class V>
 static bool sensitivityAndProjection(const Shape& c, const Projection& proj, double* packed) {
   constexpr int wide = V::CV * V::W;
   double check = 0;
   int j = 0;
+  const int strips = c.p / wide;
+  const int threads = lobrtrl::parallelThreads();
+  if (threads > 1 && static_cast<int64_t>(c.n) * c.n * c.p >= lobrtrl::kParallelMinMacs && strips >= 2 * threads) {
+    // A few tasks per thread, so a thread that started late still gets an even share.
+    const int wanted = std::min(strips, 4 * threads);
+    const int stripsPerTask = (strips + wanted - 1) / wanted;
+    const int tasks = (strips + stripsPerTask - 1) / stripsPerTask;
+    thread_local std::vector<double> checks;
+    if (static_cast<int>(checks.size()) < tasks) checks.resize(tasks);
+    StripRun run{&c, proj, stripsPerTask, strips, checks.data()};
+    lobrtrl::parallelFor(tasks, &stripRunTask<V>, &run);
+    for (int task = 0; task < tasks; ++task) check += checks[task];
+    j = strips * wide;
+  }
   for (; j + wide <= c.p; j += wide) check += strip<V, V::R, V::CV>(c, proj, packed, j);
   for (; j + V::W <= c.p; j += V::W) check += strip<V, V::R, 1>(c, proj, packed, j);
   for (; j < c.p; ++j) check += strip<ScalarTraits, 4, 1>(c, proj, packed, j);

@@ -64,6 +64,18 @@ struct KernelTable {
   AdamOutcome (*adam)(const AdamArgs& args);
 };
 
+/** One task of a parallel step: `worker` is 0 on the calling thread, 1.. on the pool's helpers. */
+using ParallelTask = void (*)(void* context, int task, int worker);
+
+/** Runs tasks 0..tasks-1 over the pool (the caller takes part); returns when all are done. */
+void parallelFor(int tasks, ParallelTask fn, void* context);
+/** Threads a step may use, the caller included (1: no helpers, the default). */
+void setParallelThreads(int threads);
+int parallelThreads();
+
+/** Steps smaller than this many multiply-adds in W S (N^2 P) stay on one thread. */
+constexpr int64_t kParallelMinMacs = int64_t(1) << 20;
+
 extern const KernelTable baselineTable;
 #if defined(LOB_RTRL_X86)
 extern const KernelTable avx2Table;

@@ -72,6 +72,7 @@ export async function serve(config: ServiceConfig, configWarnings: readonly stri
   const logger = createLogger(config);
   for (const warning of configWarnings) logger.warn(`config: ${warning}`);
   const kernel = resolveRtrlKernelOrExplain(config.kernel);
+  kernel.native?.setThreads(config.kernelThreads);
   if (kernel.fallbackReason === undefined) logger.info({ kernel: kernel.name }, `RTRL kernel: ${kernel.name}`);
   else logger.warn({ kernel: kernel.name, reason: kernel.fallbackReason }, `RTRL kernel: ${kernel.name} (the native kernel is not available)`);
   if (config.role !== 'all') {

@@ -36,6 +36,8 @@ export const serviceConfigSchema = z.object({
   hidden: z.coerce.number().int().min(1).max(256).default(defaultEngineConfig.learner.hidden),
   /** RTRL kernel: auto (native when its addon loads, else TypeScript), js, or native (an error when the addon is missing). */
   kernel: z.enum(KERNEL_CHOICES).default('auto'),
+  /** Threads one large native RTRL step may use (1 = every step on its own thread). */
+  kernelThreads: z.coerce.number().int().min(1).max(256).default(1),
   lr: z.coerce.number().positive().max(10).default(defaultEngineConfig.learner.optimiser.learningRate),
   seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).default(defaultEngineConfig.learner.seed),
   checkpointEveryTicks: z.coerce.number().int().min(1).default(10_000),

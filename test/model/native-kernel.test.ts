@@ -162,6 +162,50 @@ describe.each(addon.supportedIsas)('native kernel, %s', (isa) => {
     });
   }
 
+  it('a step split over threads gives the same bits as one thread, and still catches a non-finite S', () => {
+    addon.select(isa);
+    try {
+      // Large enough to be split (N^2 P >= 2^20), with odd N and d for the remainders.
+      for (const [n, d, classes] of [[32, 46, 3], [37, 13, 2]] as const) {
+        const p = n * n + n * d + n;
+        const rng = new Rng(n + d);
+        const params = normals(rng, p + classes * n + classes, 0.2);
+        const hPrev = tanhs(rng, n);
+        const x = normals(rng, d);
+        const sPrev = normals(rng, n * p, 0.3);
+        const offsets = normals(rng, classes);
+        const run = (threads: number) => {
+          expect(addon.setThreads(threads)).toBe(threads);
+          const out = { h: new Float64Array(n), s: new Float64Array(n * p), probs: new Float64Array(classes), rows: new Float64Array(classes * p) };
+          const sums = [new Float64Array(classes * p), new Float64Array(p), new Float64Array(classes * n), new Float64Array(n), new Float64Array(classes)] as const;
+          expect(addon.step(n, d, classes, p, 0.5, params, hPrev, x, out.h, sPrev, out.s, out.probs, out.rows, 0, offsets, ...sums)).toBe(true);
+          const sensitivity = new Float64Array(n * p);
+          addon.sensitivity(n, d, params, hPrev, x, out.h, sPrev, sensitivity);
+          return { ...out, sums, sensitivity };
+        };
+        const one = run(1);
+        for (const threads of [2, 3]) {
+          const split = run(threads);
+          expect(Buffer.from(split.s.buffer).equals(Buffer.from(one.s.buffer)), `S, ${threads} threads`).toBe(true);
+          expect(Buffer.from(split.sensitivity.buffer).equals(Buffer.from(one.sensitivity.buffer))).toBe(true);
+          expect(Buffer.from(split.rows.buffer).equals(Buffer.from(one.rows.buffer))).toBe(true);
+          expect(Array.from(split.probs)).toEqual(Array.from(one.probs));
+          split.sums.forEach((sum, i) => expect(Buffer.from(sum.buffer).equals(Buffer.from(one.sums[i].buffer)), `sum ${i}`).toBe(true));
+        }
+        addon.setThreads(2);
+        for (const column of [0, Math.floor(p / 2), p - 1]) {
+          const bad = Float64Array.from(sPrev);
+          bad[(n - 1) * p + column] = Number.NaN;
+          const s = new Float64Array(n * p);
+          expect(addon.step(n, d, classes, p, 1, params, hPrev, x, new Float64Array(n), bad, s, new Float64Array(classes), new Float64Array(classes * p), 0, null)).toBe(false);
+          expect(s.every((value) => value === 0)).toBe(true);
+        }
+      }
+    } finally {
+      addon.setThreads(1);
+    }
+  });
+
   it('an infinite sensitivity with a finite state is caught in S alone, wherever it sits', () => {
     addon.select(isa);
     const n = 9, d = 5, classes = 2;

@@ -38,6 +38,13 @@ export interface NativeRtrlAddon {
   ): number;
   /** grad[0..P) = sum_c probs[c] rows[c,:] - rows[label,:], rtrl.ts's FIFO gradient, bit for bit. */
   projectedGradient(classes: number, p: number, rows: Float64Array, rowsOffset: number, probs: Float64Array, probsOffset: number, label: number, grad: Float64Array): void;
+  /**
+   * Threads one large step (N^2 P of a million multiply-adds or more) may split its sensitivity
+   * over, the caller included; 1, the default, keeps every step on its own thread. Returns the
+   * setting. The results are the same bits at any setting.
+   */
+  setThreads(threads: number): number;
+  threads(): number;
   /** `iterations` rounds of independent in-register FMAs: [flops, checksum]. */
   fmaLoop(iterations: number): [number, number];
 }
@@ -55,7 +62,7 @@ export function findNativeAddon(root: string = packageRoot()): string | undefine
 function isAddon(value: unknown): value is NativeRtrlAddon {
   if (typeof value !== 'object' || value === null) return false;
   const exports = value as Record<string, unknown>;
-  return Array.isArray(exports.supportedIsas) && ['isa', 'select', 'step', 'sensitivity', 'fmaLoop', 'adam', 'projectedGradient'].every((name) => typeof exports[name] === 'function');
+  return Array.isArray(exports.supportedIsas) && ['isa', 'select', 'step', 'sensitivity', 'fmaLoop', 'adam', 'projectedGradient', 'setThreads', 'threads'].every((name) => typeof exports[name] === 'function');
 }
 
 /** Loads the addon at `path` (undefined: none was built). */

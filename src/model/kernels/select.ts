@@ -30,11 +30,26 @@ export function nativeKernelOf(addon: NativeRtrlAddon): RtrlKernel {
   return { name: `native-${addon.isa()}`, native: addon, fallbackReason: undefined };
 }
 
+/**
+ * LOB_RTRL_KERNEL_THREADS: threads one large RTRL step may use (default 1). Worth it for one
+ * busy stream at N >= 32 on an otherwise idle machine; with symbols on worker threads, every
+ * core already has a stream.
+ */
+export function parseKernelThreads(value: string | undefined): number {
+  if (value === undefined || value === '') return 1;
+  const threads = Number(value);
+  if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256)) throw new Error(`LOB_RTRL_KERNEL_THREADS: must be an integer from 1 to 256, got "${value}"`);
+  return threads;
+}
+
 /** Resolves a choice; throws when `native` is forced and the addon is not there. */
 export function resolveRtrlKernel(choice: KernelChoice, load: () => NativeLoad = loadOnce): RtrlKernel {
   if (choice === 'js') return JS_KERNEL;
   const loaded = load();
-  if (loaded.ok) return nativeKernelOf(loaded.addon);
+  if (loaded.ok) {
+    loaded.addon.setThreads(parseKernelThreads(process.env.LOB_RTRL_KERNEL_THREADS));
+    return nativeKernelOf(loaded.addon);
+  }
   if (choice === 'native') throw new Error(`kernel: native was asked for (LOB_RTRL_KERNEL=native) but ${loaded.reason}`);
   return { ...JS_KERNEL, fallbackReason: loaded.reason };
 }
