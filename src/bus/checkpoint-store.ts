@@ -8,9 +8,8 @@ import { createHash } from 'node:crypto';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { z } from 'zod';
-import { messageOf } from '../domain/json-edge.js';
 import { packChunks, unpackChunks } from '../model/state-codec.js';
-import type { BusConnection } from './market-log.js';
+import { isRevisionConflict, type BusConnection } from './market-log.js';
 
 export interface StreamState {
   readonly venue: string;
@@ -79,7 +78,7 @@ export class SharedCheckpointStore {
         if (current === null) await this.index.create(key, entry);
         else await this.index.update(key, entry, current.revision);
       } catch (error) {
-        if (/wrong last sequence|key exists/i.test(messageOf(error))) continue;
+        if (isRevisionConflict(error)) continue;
         throw error;
       }
       if (previous?.success && previous.data.object !== object) await this.objects.delete(previous.data.object).catch(() => undefined);

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { parseJsonBounded } from '../domain/json-edge.js';
 import { describeIssues, epochMsSchema, symbolSchema } from '../domain/schemas.js';
-import { rejected, type BookSnapshot, type Disconnect, type EpochMs, type MarketMessage, type OrderEvent, type Rejected, type Trade } from '../domain/types.js';
+import { rejected, type BookSnapshot, type Disconnect, type EpochMs, type OrderEvent, type Rejected, type Trade } from '../domain/types.js';
 import { parseCanonical, toCanonicalJson, toCanonicalTradeJson } from '../venues/canonical.js';
 
 /** A message of the log with the venue it came from. */
@@ -85,8 +85,8 @@ export function decodeLogged(text: string, levels: number): LoggedMessage | Reje
     if (!parsed.success) return rejected('schema', describeIssues(parsed.error), text, null);
     return { venue, message: { type: 'disconnect', symbol: parsed.data.symbol, localTs, reason: parsed.data.reason } };
   }
-  const { venue: _venue, localTs: _localTs, ...canonical } = value;
-  const message = parseCanonical(canonical, levels, localTs as EpochMs);
+  // The canonical reader ignores the envelope's extra keys (venue, localTs): no copy per message.
+  const message = parseCanonical(value, levels, localTs as EpochMs);
   if (message.type === 'rejected') return message;
   return { venue, message };
 }

@@ -3,15 +3,14 @@
 // (snapshots, trades, disconnect markers) is published in arrival order per feed and counted
 // once JetStream acknowledged it; rejections stay here, counted. /healthz and /metrics answer
 // on the configured port. Push ingest over HTTP joins this role with the service's plugin graph.
-import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { messageOf } from '../domain/json-edge.js';
-import { packageVersion } from '../domain/package-root.js';
 import { redactUrl } from '../domain/redact.js';
 import { createLiveFeed, type LiveFeed } from '../ingest/live-client.js';
 import { venueById } from '../venues/registry.js';
 import type { BusConfig } from './config.js';
-import { connectBus, MarketLogPublisher } from './market-log.js';
+import { BusError, connectBus, MarketLogPublisher } from './market-log.js';
+import { startRoleServer } from './role-server.js';
 
 export interface IngestFeedConfig {
   readonly venue: string;
@@ -35,7 +34,7 @@ interface RunningFeed {
 
 export async function startIngestRole(options: { bus: BusConfig; feeds: readonly IngestFeedConfig[]; levels: number; host: string; port: number; logger: Logger }): Promise<IngestRole> {
   const { logger } = options;
-  if (options.feeds.length === 0) throw new Error('feeds (LOB_RTRL_FEEDS): role ingest needs at least one feed');
+  if (options.feeds.length === 0) throw new BusError('feeds (LOB_RTRL_FEEDS): role ingest needs at least one feed');
   const bus = await connectBus(options.bus, { name: 'lob-rtrl ingest' });
   let stopping = false;
   const running: RunningFeed[] = options.feeds.map((config) => {
@@ -61,14 +60,12 @@ export async function startIngestRole(options: { bus: BusConfig; feeds: readonly
   });
   logger.info({ feeds: options.feeds.map((feed) => ({ venue: feed.venue, url: redactUrl(feed.url), symbols: feed.symbols })) }, 'ingest publishing to the market-data log');
 
-  const app: FastifyInstance = Fastify({ logger: false });
-  app.get('/healthz', async () => ({ ok: true, role: 'ingest', feeds: running.map(({ config, feed }) => ({ venue: config.venue, connected: feed.stats.connected, synced: feed.stats.synced })) }));
-  app.get('/metrics', async (_request, reply) => {
-    reply.header('content-type', 'text/plain; version=0.0.4');
-    const lines = [
-      '# HELP lob_rtrl_build_info The running lob-rtrl version.',
-      '# TYPE lob_rtrl_build_info gauge',
-      `lob_rtrl_build_info{version="${packageVersion()}",role="ingest"} 1`,
+  const server = await startRoleServer({
+    role: 'ingest',
+    host: options.host,
+    port: options.port,
+    health: () => ({ feeds: running.map(({ config, feed }) => ({ venue: config.venue, connected: feed.stats.connected, synced: feed.stats.synced })) }),
+    metrics: () => [
       '# HELP lob_rtrl_bus_published_total Market messages JetStream acknowledged, per feed.',
       '# TYPE lob_rtrl_bus_published_total counter',
       ...running.map(({ config, publisher }) => `lob_rtrl_bus_published_total{venue="${config.venue}"} ${publisher.published}`),
@@ -78,18 +75,16 @@ export async function startIngestRole(options: { bus: BusConfig; feeds: readonly
       '# HELP lob_rtrl_feed_rejected_total Frames the venue mapper rejected (never published).',
       '# TYPE lob_rtrl_feed_rejected_total counter',
       ...running.map(({ config, rejected }) => `lob_rtrl_feed_rejected_total{venue="${config.venue}"} ${rejected}`),
-      '# HELP lob_rtrl_feed_connected 1 while the feed\'s websocket is open.',
+      "# HELP lob_rtrl_feed_connected 1 while the feed's websocket is open.",
       '# TYPE lob_rtrl_feed_connected gauge',
       ...running.map(({ config, feed }) => `lob_rtrl_feed_connected{venue="${config.venue}"} ${feed.stats.connected ? 1 : 0}`),
-    ];
-    return `${lines.join('\n')}\n`;
+    ],
   });
-  const address = await app.listen({ host: options.host, port: options.port });
   return {
-    address,
+    address: server.address,
     async close() {
       stopping = true;
-      await app.close();
+      await server.close();
       await Promise.all(running.map(({ feed }) => feed.close()));
       await Promise.all(running.map(({ done }) => done));
       await bus.close();

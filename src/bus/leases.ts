@@ -5,8 +5,7 @@
 // An owner that stops renewing (killed, partitioned away, stalled) loses the key when the bucket's
 // age limit removes it, and the next worker's `create` succeeds. No consensus of our own.
 import { Kvm, type KV } from '@nats-io/kv';
-import { messageOf } from '../domain/json-edge.js';
-import type { BusConnection } from './market-log.js';
+import { isRevisionConflict, type BusConnection } from './market-log.js';
 
 export interface HeldLease {
   readonly partition: number;
@@ -83,8 +82,4 @@ export class PartitionLeases {
 
 function leaseKey(partition: number): string {
   return `p${partition}`;
-}
-
-function isRevisionConflict(error: unknown): boolean {
-  return /wrong last sequence|key exists/i.test(messageOf(error));
 }

@@ -11,6 +11,11 @@ import { encodeLogged, MarketMessageIds } from './codec.js';
 import { busNames, type BusConfig, type BusNames } from './config.js';
 import { marketSubject, partitionOf, venueWideSubject } from './subjects.js';
 
+/** A KV write refused because the key changed since it was read (the compare-and-set lost). */
+export function isRevisionConflict(error: unknown): boolean {
+  return /wrong last sequence|key exists/i.test(messageOf(error));
+}
+
 /** A failure of the distributed mode's setup, worded for one log line (the URL redacted). */
 export class BusError extends Error {
   override readonly name = 'BusError';
@@ -54,22 +59,15 @@ export async function connectBus(config: BusConfig, options: { name: string; con
   const names = busNames(config.natsPrefix);
   try {
     const jsm = await jetstreamManager(nc, { timeout: 5000 });
-    await ensureStream(jsm, {
-      name: names.marketStream,
-      subjects: [names.marketSubjects],
+    // Both streams keep the same retention and de-duplication window; predictions are the
+    // output, not the record, and stay only as long as the input that made them.
+    const limits = {
       max_age: nanos(config.natsMaxAgeSeconds * 1000),
       max_bytes: config.natsMaxBytes === 0 ? -1 : config.natsMaxBytes,
       duplicate_window: nanos(config.natsDuplicateWindowSeconds * 1000),
-    });
-    await ensureStream(jsm, {
-      name: names.predictionStream,
-      subjects: [names.predictionSubjects],
-      // Predictions are the output, not the record: the newest per stream is what the API
-      // role serves at start, the log keeps the rest for the retention time.
-      max_age: nanos(config.natsMaxAgeSeconds * 1000),
-      max_bytes: config.natsMaxBytes === 0 ? -1 : config.natsMaxBytes,
-      duplicate_window: nanos(config.natsDuplicateWindowSeconds * 1000),
-    });
+    };
+    await ensureStream(jsm, { name: names.marketStream, subjects: [names.marketSubjects], ...limits });
+    await ensureStream(jsm, { name: names.predictionStream, subjects: [names.predictionSubjects], ...limits });
     return { nc, js: jetstream(nc, { timeout: 10_000 }), jsm, names, config, close: () => nc.drain().catch(() => nc.close()) };
   } catch (error) {
     await nc.close().catch(() => undefined);

@@ -2,13 +2,12 @@
 // (one clear line if it cannot), owns its share of partitions, and answers /healthz and
 // /metrics (Prometheus: partitions owned, consumer lag, messages applied, predictions,
 // checkpoints, restarts per partition) on the configured port.
-import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { packageVersion } from '../domain/package-root.js';
 import type { EngineConfig } from '../engine/config.js';
 import type { BusConfig } from './config.js';
 import { connectBus } from './market-log.js';
 import { PartitionWorker, type PartitionStats } from './partition-worker.js';
+import { startRoleServer } from './role-server.js';
 
 export interface WorkerRole {
   readonly address: string;
@@ -21,29 +20,26 @@ export async function startWorkerRole(options: { bus: BusConfig; engine: EngineC
   const bus = await connectBus(options.bus, { name: 'lob-rtrl worker' });
   const worker = await PartitionWorker.start({ bus, engineConfig: options.engine, logger: logger.child({ component: 'worker' }) });
   logger.info({ worker: worker.workerId, partitions: worker.ownedPartitions }, 'worker started');
-  const app: FastifyInstance = Fastify({ logger: false });
-  app.get('/healthz', async () => ({ ok: true, role: 'worker', worker: worker.workerId, partitions: worker.ownedPartitions }));
-  app.get('/metrics', async (_request, reply) => {
-    reply.header('content-type', 'text/plain; version=0.0.4');
-    return workerMetrics(worker.workerId, worker.stats());
+  const server = await startRoleServer({
+    role: 'worker',
+    host: options.host,
+    port: options.port,
+    health: () => ({ worker: worker.workerId, partitions: worker.ownedPartitions }),
+    metrics: () => workerMetrics(worker.workerId, worker.stats()),
   });
-  const address = await app.listen({ host: options.host, port: options.port });
   return {
-    address,
+    address: server.address,
     worker,
     async close() {
-      await app.close();
+      await server.close();
       await worker.close();
       await bus.close();
     },
   };
 }
 
-function workerMetrics(workerId: string, partitions: readonly PartitionStats[]): string {
+function workerMetrics(workerId: string, partitions: readonly PartitionStats[]): string[] {
   const lines = [
-    '# HELP lob_rtrl_build_info The running lob-rtrl version.',
-    '# TYPE lob_rtrl_build_info gauge',
-    `lob_rtrl_build_info{version="${packageVersion()}",role="worker"} 1`,
     '# HELP lob_rtrl_bus_partitions_owned Partitions of the market-data log this worker owns.',
     '# TYPE lob_rtrl_bus_partitions_owned gauge',
     `lob_rtrl_bus_partitions_owned{worker="${workerId}"} ${partitions.length}`,
@@ -61,5 +57,5 @@ function workerMetrics(workerId: string, partitions: readonly PartitionStats[]):
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     for (const stats of partitions) lines.push(`${name}{partition="${stats.partition}"} ${value(stats)}`);
   }
-  return `${lines.join('\n')}\n`;
+  return lines;
 }

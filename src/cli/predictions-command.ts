@@ -3,18 +3,15 @@
 // for one stream or all of them, from the start, the newest of each stream, or only new ones.
 import type { Command } from 'commander';
 import { DeliverPolicy } from '@nats-io/jetstream';
-import { busConfig } from '../bus/config.js';
-import { BusError, connectBus } from '../bus/market-log.js';
+import { connectBusFromFlags, type BusFlags } from './bus-options.js';
 import { predictionSubject, subjectToken } from '../bus/subjects.js';
 import { UsageError } from './options.js';
 
-interface PredictionsFlags {
+interface PredictionsFlags extends BusFlags {
   venue?: string;
   symbol?: string;
   from: string;
   count?: string;
-  natsUrl?: string;
-  natsPrefix?: string;
 }
 
 const FROM = { start: DeliverPolicy.All, last: DeliverPolicy.LastPerSubject, new: DeliverPolicy.New } as const;
@@ -34,20 +31,8 @@ export function registerPredictionsCommand(program: Command): void {
       if (flags.symbol !== undefined && flags.venue === undefined) throw new UsageError('--symbol: needs --venue (a stream is a venue and a symbol)');
       const count = flags.count === undefined ? Number.POSITIVE_INFINITY : Number(flags.count);
       if (!(count >= 1 && (Number.isInteger(count) || count === Number.POSITIVE_INFINITY))) throw new UsageError(`--count: must be a positive integer, got "${flags.count}"`);
-      let config;
-      try {
-        config = busConfig({ natsUrl: flags.natsUrl ?? process.env.LOB_RTRL_NATS_URL, natsPrefix: flags.natsPrefix ?? process.env.LOB_RTRL_NATS_PREFIX });
-      } catch (error) {
-        throw new UsageError(`config: ${(error as Error).message}`);
-      }
-      let bus;
-      try {
-        bus = await connectBus(config, { name: 'lob-rtrl predictions' });
-      } catch (error) {
-        if (error instanceof BusError) throw new UsageError(error.message);
-        throw error;
-      }
-      const prefix = config.natsPrefix;
+      const bus = await connectBusFromFlags(flags, 'lob-rtrl predictions');
+      const prefix = bus.config.natsPrefix;
       const filter =
         flags.venue === undefined ? `${prefix}.pred.>` : flags.symbol === undefined ? `${prefix}.pred.${subjectToken(flags.venue)}.*` : predictionSubject(prefix, flags.venue, flags.symbol);
       try {

@@ -4,20 +4,17 @@
 // (the message ids de-duplicate within the duplicate window).
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { busConfig } from '../bus/config.js';
-import { BusError, connectBus, MarketLogPublisher } from '../bus/market-log.js';
+import { MarketLogPublisher } from '../bus/market-log.js';
+import { connectBusFromFlags, type BusFlags } from './bus-options.js';
 import { fileFormatById, fileFormats } from '../venues/registry.js';
 import { messageBatches } from '../venues/types.js';
 import { UsageError } from './options.js';
 
-interface PublishFlags {
+interface PublishFlags extends BusFlags {
   format: string;
   venue: string;
   symbol?: string;
   levels: string;
-  natsUrl?: string;
-  natsPrefix?: string;
-  natsPartitions?: string;
 }
 
 export function registerPublishCommand(program: Command): void {
@@ -38,23 +35,7 @@ export function registerPublishCommand(program: Command): void {
       if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(flags.venue)) throw new UsageError(`--venue: must be a venue id (a-z 0-9 -, up to 32), got "${flags.venue}"`);
       const levels = Number(flags.levels);
       if (!(Number.isInteger(levels) && levels >= 1)) throw new UsageError(`--levels: must be a positive integer, got "${flags.levels}"`);
-      let config;
-      try {
-        config = busConfig({
-          natsUrl: flags.natsUrl ?? process.env.LOB_RTRL_NATS_URL,
-          natsPrefix: flags.natsPrefix ?? process.env.LOB_RTRL_NATS_PREFIX,
-          natsPartitions: Number(flags.natsPartitions ?? process.env.LOB_RTRL_NATS_PARTITIONS ?? 8),
-        });
-      } catch (error) {
-        throw new UsageError(`config: ${(error as Error).message}`);
-      }
-      let bus;
-      try {
-        bus = await connectBus(config, { name: 'lob-rtrl publish' });
-      } catch (error) {
-        if (error instanceof BusError) throw new UsageError(error.message);
-        throw error;
-      }
+      const bus = await connectBusFromFlags(flags, 'lob-rtrl publish');
       const publisher = new MarketLogPublisher(bus);
       let rejected = 0;
       try {
