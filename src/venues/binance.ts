@@ -101,6 +101,30 @@ interface BufferedEvent {
   readonly frame: string;
 }
 
+/**
+ * One diff event on its way into the book. Live events view the mapper's level scratch (lengths
+ * below the arrays' sizes), so the mapper keeps one of these and refills it instead of allocating
+ * per frame; buffered events view their own copies.
+ */
+interface DiffInFlight {
+  eventTime: number;
+  firstId: number;
+  finalId: number;
+  /** Futures `pu`, the previous event's u; -1 on spot. */
+  previousFinalId: number;
+  bids: Float64Array;
+  bidsLength: number;
+  asks: Float64Array;
+  asksLength: number;
+  localTs: EpochMs;
+  frame: string;
+}
+
+function emptyDiffInFlight(): DiffInFlight {
+  const none = new Float64Array(0);
+  return { eventTime: 0, firstId: 0, finalId: 0, previousFinalId: -1, bids: none, bidsLength: 0, asks: none, asksLength: 0, localTs: 0, frame: '' };
+}
+
 type SyncPhase =
   /** No usable book: diff events are buffered until a REST snapshot arrives. */
   | 'awaiting_snapshot'
@@ -227,6 +251,7 @@ class BinanceMapper implements FrameMapper {
   private readonly resyncRequests = new Set<string>();
   private readonly bidScratch = new LevelScratch();
   private readonly askScratch = new LevelScratch();
+  private readonly diffInFlight = emptyDiffInFlight();
 
   constructor(options: MapperOptions, private readonly market: BinanceMarket = 'spot') {
     this.diffChannel = market === 'spot' ? SPOT_DIFF_CHANNEL : market === 'usdm' ? USDM_DIFF_CHANNEL : ANY_DIFF_CHANNEL;
@@ -501,8 +526,18 @@ class BinanceMapper implements FrameMapper {
       }, out);
       return;
     }
-    this.applyEvent(sync, eventTime, firstId, finalId, previousFinalId, this.bidScratch.values, this.bidScratch.length,
-      this.askScratch.values, this.askScratch.length, localTs, frame, out);
+    const diff = this.diffInFlight;
+    diff.eventTime = eventTime;
+    diff.firstId = firstId;
+    diff.finalId = finalId;
+    diff.previousFinalId = previousFinalId;
+    diff.bids = this.bidScratch.values;
+    diff.bidsLength = this.bidScratch.length;
+    diff.asks = this.askScratch.values;
+    diff.asksLength = this.askScratch.length;
+    diff.localTs = localTs;
+    diff.frame = frame;
+    this.applyEvent(sync, diff, out);
   }
 
   private applyRestSnapshot(symbol: string, body: Record<string, unknown>, raw: string, localTs: EpochMs, out: MarketMessage[]): void {
@@ -545,31 +580,18 @@ class BinanceMapper implements FrameMapper {
       if ((sync.phase as SyncPhase) === 'awaiting_snapshot') this.buffer(sync, event, out);
       else if (event.type === 'trade') out.push(event);
       else {
-        this.applyEvent(sync, event.eventTime, event.firstId, event.finalId, event.previousFinalId, event.bids, event.bids.length,
-          event.asks, event.asks.length, event.localTs, event.frame, out);
+        this.applyEvent(sync, { ...event, bidsLength: event.bids.length, asksLength: event.asks.length }, out);
       }
     }
   }
 
-  private applyEvent(
-    sync: SymbolSync,
-    eventTime: number,
-    firstId: number,
-    finalId: number,
-    previousFinalId: number,
-    bids: Float64Array,
-    bidsLength: number,
-    asks: Float64Array,
-    asksLength: number,
-    localTs: EpochMs,
-    frame: string,
-    out: MarketMessage[],
-  ): void {
+  private applyEvent(sync: SymbolSync, diff: DiffInFlight, out: MarketMessage[]): void {
+    const { eventTime, firstId, finalId, previousFinalId, bids, bidsLength, asks, asksLength, localTs, frame } = diff;
     if (sync.chained) {
       if (!this.continuesChain(sync, firstId, finalId, previousFinalId)) {
         // Before the bridge an event the snapshot already holds (u < lastUpdateId) is dropped.
         if (sync.phase === 'bridging' && finalId < sync.bookId) return;
-        this.onGap(sync, eventTime, firstId, finalId, previousFinalId, bids.slice(0, bidsLength), asks.slice(0, asksLength), localTs, frame, out);
+        this.onGap(sync, diff, out);
         return;
       }
     } else if (finalId <= sync.bookId) {
@@ -577,11 +599,11 @@ class BinanceMapper implements FrameMapper {
       // live, Binance never repeats an update id, so an older one means the stream restarted
       // (a failover, a looping stand-in): resync instead of ignoring it forever.
       if (sync.phase === 'live') {
-        this.onGap(sync, eventTime, firstId, finalId, previousFinalId, bids.slice(0, bidsLength), asks.slice(0, asksLength), localTs, frame, out);
+        this.onGap(sync, diff, out);
       }
       return;
     } else if (firstId > sync.bookId + 1) {
-      this.onGap(sync, eventTime, firstId, finalId, previousFinalId, bids.slice(0, bidsLength), asks.slice(0, asksLength), localTs, frame, out);
+      this.onGap(sync, diff, out);
       return;
     }
     const book = sync.book;
@@ -621,18 +643,8 @@ class BinanceMapper implements FrameMapper {
       : `sequence gap: expected U <= ${sync.bookId + 1}, got U=${firstId} (u=${finalId}); resyncing from a new snapshot`;
   }
 
-  private onGap(
-    sync: SymbolSync,
-    eventTime: number,
-    firstId: number,
-    finalId: number,
-    previousFinalId: number,
-    bids: Float64Array,
-    asks: Float64Array,
-    localTs: EpochMs,
-    frame: string,
-    out: MarketMessage[],
-  ): void {
+  private onGap(sync: SymbolSync, diff: DiffInFlight, out: MarketMessage[]): void {
+    const { eventTime, firstId, finalId, previousFinalId, localTs, frame } = diff;
     if (sync.emittedSinceReset) {
       const disconnect: Disconnect = {
         type: 'disconnect',
@@ -652,6 +664,9 @@ class BinanceMapper implements FrameMapper {
     sync.phase = 'awaiting_snapshot';
     sync.emittedSinceReset = false;
     sync.buffered = [];
+    // The live diff views the mapper's scratch, which the next frame overwrites: buffer a copy.
+    const bids = diff.bids.slice(0, diff.bidsLength);
+    const asks = diff.asks.slice(0, diff.asksLength);
     this.buffer(sync, { type: 'diff', eventTime, firstId, finalId, previousFinalId, bids, asks, localTs, frame }, out);
   }
 

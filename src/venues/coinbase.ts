@@ -14,10 +14,10 @@
 // the venue (its docs say so), so trade ids can skip.
 // Reference: https://docs.cdp.coinbase.com/exchange/websocket-feed/channels
 import type { Aggressor, BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
-import { rejected, sampleOf } from '../domain/types.js';
+import { rejected } from '../domain/types.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
 import { L2Book } from '../book/l2-book.js';
-import { isRecord, parseJsonFrame } from './frame.js';
+import { FrameError, isRecord, parseJsonFrame, shown } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
 // ---- raw venue messages (never leave this file) ---------------------------------------------
@@ -79,17 +79,6 @@ export function isoToEpochMs(text: string): number | null {
 
 // ---- frame validation -----------------------------------------------------------------------
 
-class FrameError {
-  constructor(
-    readonly reason: RejectReason,
-    readonly detail: string,
-  ) {}
-}
-
-/** A value as it appeared in the frame (strings quoted), cut short for a detail message. */
-function shown(value: unknown, max: number): string {
-  return sampleOf(value === undefined ? 'undefined' : JSON.stringify(value), max);
-}
 
 
 function checkDecimal(value: unknown, field: string, what: string): number {

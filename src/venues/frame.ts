@@ -1,6 +1,6 @@
 // Small helpers every websocket mapper needs at its edge: parse a frame without throwing,
 // and turn a problem into a `rejected` message that names the field.
-import type { Rejected } from '../domain/types.js';
+import type { Rejected, RejectReason } from '../domain/types.js';
 import { parseJsonBounded } from '../domain/json-edge.js';
 import { rejected, sampleOf } from '../domain/types.js';
 
@@ -20,4 +20,20 @@ export function describeValue(value: unknown, max = 40): string {
 export function parseJsonFrame(text: string, what: string, symbol: string | null): { readonly value: unknown } | Rejected {
   const parsed = parseJsonBounded(text, what);
   return parsed.ok ? { value: parsed.value } : rejected('malformed_json', parsed.detail, text, symbol);
+}
+
+/**
+ * A problem deep inside a frame's validation, thrown by the mappers that check nested arrays
+ * (Coinbase, Kraken v1) and caught once per frame, where it becomes a `rejected` message.
+ */
+export class FrameError {
+  constructor(
+    readonly reason: RejectReason,
+    readonly detail: string,
+  ) {}
+}
+
+/** A value as it appeared in the frame (strings quoted), cut short for a detail message. */
+export function shown(value: unknown, max: number): string {
+  return sampleOf(value === undefined ? 'undefined' : JSON.stringify(value), max);
 }

@@ -19,9 +19,9 @@
 // Reference: https://docs.kraken.com/api/docs/guides/spot-ws-book-v1 (book checksum),
 // https://docs.kraken.com/api/docs/websocket-v1/trade (trade channel)
 import type { Aggressor, BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
-import { rejected, sampleOf } from '../domain/types.js';
+import { rejected } from '../domain/types.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
-import { isRecord, parseJsonFrame } from './frame.js';
+import { FrameError, isRecord, parseJsonFrame, shown } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 import { crc32 } from 'node:zlib';
 
@@ -180,17 +180,6 @@ function checksumDigits(text: string): string {
 
 // ---- frame validation -----------------------------------------------------------------------
 
-class FrameError {
-  constructor(
-    readonly reason: RejectReason,
-    readonly detail: string,
-  ) {}
-}
-
-/** A value as it appeared in the frame (strings quoted), cut short for a detail message. */
-function shown(value: unknown, max: number): string {
-  return sampleOf(value === undefined ? 'undefined' : JSON.stringify(value), max);
-}
 
 
 /** Kraken's fractional epoch-seconds string as epoch ms, without a lossy `* 1000`. */
