@@ -5,16 +5,17 @@
 /** Each use gets its own buffers, so two scratch buffers of one call never alias. */
 export type ScratchUse = 'gradient' | 'projection';
 
-const scratch = new Map<string, Float64Array>();
+// One map per use, keyed by length: no key is built per call (the learners ask once a tick).
+const scratch: Record<ScratchUse, Map<number, Float64Array>> = { gradient: new Map(), projection: new Map() };
 const spares = new Map<number, Float64Array>();
 
 /** A buffer of `length` for `use` within the current call only; its contents are undefined. */
 export function scratchBuffer(use: ScratchUse, length: number): Float64Array {
-  const key = `${use} ${length}`;
-  let buffer = scratch.get(key);
+  const buffers = scratch[use];
+  let buffer = buffers.get(length);
   if (!buffer) {
     buffer = new Float64Array(length);
-    scratch.set(key, buffer);
+    buffers.set(length, buffer);
   }
   return buffer;
 }

@@ -180,32 +180,32 @@ export class TbpttLearner implements OnlineLearner {
   resolve(label: number, count: number): void {
     if (!(Number.isInteger(label) && label >= 0 && label < this.classes)) throw new Error(`label: must be an integer class index in [0, ${this.classes}), got ${label}`);
     if (count <= 0 || this.pendingCount === 0) return;
+    const grad = this.grad;
     if (this.config.pending.kind === 'batch') {
       const resolved = this.pendingCount;
-      this.grad.fill(0);
-      while (this.pendingCount > 0) this.accumulateOldest(label);
+      grad.fill(0);
+      while (this.pendingCount > 0) this.accumulateOldest(label, grad);
       const scale = this.batchSizes.scaleFor(this.config.batchReduction, resolved);
       if (scale !== 1) {
-        for (let i = 0; i < this.grad.length; i++) this.grad[i] *= scale;
+        for (let i = 0; i < grad.length; i++) grad[i] *= scale;
       }
       this.stats.labels += resolved;
-      countOutcome(this.stats, this.optimiser.step(this.params, this.grad));
+      countOutcome(this.stats, this.optimiser.step(this.params, grad));
       return;
     }
     const resolvable = Math.min(count, this.pendingCount);
     for (let i = 0; i < resolvable; i++) {
-      this.grad.fill(0);
-      this.accumulateOldest(label);
+      grad.fill(0);
+      this.accumulateOldest(label, grad);
       this.stats.labels++;
-      countOutcome(this.stats, this.optimiser.step(this.params, this.grad));
+      countOutcome(this.stats, this.optimiser.step(this.params, grad));
     }
   }
 
   /** Adds the truncated gradient of the oldest pending tick's loss to `grad`, then pops it. */
-  private accumulateOldest(label: number): void {
+  private accumulateOldest(label: number, grad: Float64Array): void {
     const { n, d, classes, uOffset, bOffset, vOffset, cOffset, qOffset, skipInputs, outputScale } = this.layout;
     const params = this.params;
-    const grad = this.grad;
     const slot = this.pendingHead;
     const t = this.pendingTicks[slot];
     const delta = this.delta;
