@@ -36,7 +36,8 @@
       "sources": [
         "native/addon.cc",
         "native/parallel.cc",
-        "native/isa-baseline.cc"
+        "native/isa-baseline.cc",
+        "native/tbptt-baseline.cc"
       ],
       "conditions": [
         [
@@ -44,7 +45,8 @@
           {
             "dependencies": [
               "lob_rtrl_avx2",
-              "lob_rtrl_avx512"
+              "lob_rtrl_avx512",
+              "lob_rtrl_tbptt_avx2"
             ]
           }
         ]
@@ -89,6 +91,23 @@
             "xcode_settings": {
               "OTHER_CPLUSPLUSFLAGS": [
                 "-mavx512f"
+              ]
+            }
+          },
+          {
+            "target_name": "lob_rtrl_tbptt_avx2",
+            "type": "static_library",
+            "sources": [
+              "native/tbptt-avx2.cc"
+            ],
+            "cflags_cc": [
+              "-mavx2",
+              "-ffp-contract=off"
+            ],
+            "xcode_settings": {
+              "OTHER_CPLUSPLUSFLAGS": [
+                "-mavx2",
+                "-ffp-contract=off"
               ]
             }
           }

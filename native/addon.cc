@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernel.h"
+#include "tbptt.h"
 
 namespace {
 
@@ -28,6 +29,15 @@ std::vector<const KernelTable*> supportedTables() {
 
 const std::vector<const KernelTable*> supported = supportedTables();
 const KernelTable* active = supported.front();
+
+// TBPTT has one wide copy (AVX2 without FMA: AVX-512 CPUs run it too), used unless the baseline is selected.
+const lobrtrl::TbpttKernel* tbpttFor(const KernelTable* table) {
+#if defined(LOB_RTRL_X86)
+  if (table != &lobrtrl::baselineTable) return &lobrtrl::tbpttAvx2;
+#endif
+  (void)table;
+  return &lobrtrl::tbpttBaseline;
+}
 
 // Scratch of the current call (lobrtrl::scratchLength); grows to the largest shape seen, never shrinks.
 thread_local std::vector<double> scratch;
@@ -256,6 +266,55 @@ Napi::Value ProjectedGradient(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// tbpttGradient(n, d, classes, truncation, label, scale, params, historySize, historyInputs,
+//               historyHidden, pendingSlots, head, count, pendingTicks, pendingProbs,
+//               pendingOutputWeights, grad): adds the truncated gradient of the `count` oldest
+// pending ticks to grad (tbptt.ts accumulateOldest, bit for bit); the caller pops them.
+Napi::Value TbpttGradient(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 18) {
+    Napi::TypeError::New(env, "tbpttGradient: expected 18 arguments").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  lobrtrl::TbpttArgs a{};
+  if (!readInt(info, 0, "n", 1, kMaxDimension, &a.n) || !readInt(info, 1, "d", 0, kMaxDimension, &a.d) ||
+      !readInt(info, 2, "classes", 1, kMaxDimension, &a.classes) || !readInt(info, 3, "skipInputs", 0, kMaxDimension, &a.skipInputs) || !readInt(info, 4, "truncation", 1, kMaxOffset, &a.truncation) ||
+      !readInt(info, 5, "label", 0, a.classes - 1, &a.label) || !readInt(info, 8, "historySize", 1, kMaxOffset, &a.historySize) ||
+      !readInt(info, 11, "pendingSlots", 1, kMaxOffset, &a.pendingSlots) || !readInt(info, 12, "head", 0, a.pendingSlots - 1, &a.head) ||
+      !readInt(info, 13, "count", 0, a.pendingSlots, &a.count)) return env.Undefined();
+  if (!info[6].IsNumber()) {
+    Napi::TypeError::New(env, "scale: expected a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  a.scale = info[6].As<Napi::Number>().DoubleValue();
+  const int64_t n = a.n, d = a.d, c = a.classes;
+  if (a.skipInputs > a.d) {
+    Napi::RangeError::New(env, "skipInputs: at most d").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const int64_t total = n * n + n * d + n + c * n + c + c * a.skipInputs;
+  const int64_t slots = a.pendingSlots, size = a.historySize;
+  if (!(a.params = float64At(info, 7, "params", 0, total)) || !(a.historyInputs = float64At(info, 9, "historyInputs", 0, size * d)) ||
+      !(a.historyHidden = float64At(info, 10, "historyHidden", 0, size * n)) || !(a.pendingTicks = float64At(info, 14, "pendingTicks", 0, slots)) ||
+      !(a.pendingProbs = float64At(info, 15, "pendingProbs", 0, slots * c)) ||
+      !(a.pendingOutputWeights = float64At(info, 16, "pendingOutputWeights", 0, slots * c * n)) || !(a.grad = float64At(info, 17, "grad", 0, total))) {
+    return env.Undefined();
+  }
+  // A tick indexes the history ring modulo its size, so only a negative or fractional one could reach outside it.
+  for (int q = 0; q < a.count; ++q) {
+    const double tick = a.pendingTicks[(a.head + q) % a.pendingSlots];
+    if (!(tick >= 0 && tick <= 9007199254740991.0) || tick != static_cast<double>(static_cast<int64_t>(tick))) {
+      Napi::RangeError::New(env, "pendingTicks: expected non-negative integers").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
+  const size_t length = static_cast<size_t>(lobrtrl::tbpttScratchLength(a.n));
+  if (scratch.size() < length) scratch.resize(length);
+  a.scratch = scratch.data();
+  tbpttFor(active)->accumulate(a);
+  return env.Undefined();
+}
+
 Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), active->name); }
 
 Napi::Value Select(const Napi::CallbackInfo& info) {
@@ -288,6 +347,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("fmaLoop", Napi::Function::New(env, FmaLoop, "fmaLoop"));
   exports.Set("adam", Napi::Function::New(env, Adam, "adam"));
   exports.Set("projectedGradient", Napi::Function::New(env, ProjectedGradient, "projectedGradient"));
+  exports.Set("tbpttGradient", Napi::Function::New(env, TbpttGradient, "tbpttGradient"));
   return exports;
 }
 

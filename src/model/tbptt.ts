@@ -3,6 +3,8 @@
 // labels (BPTT(h) of Williams & Peng). The comparison RTRL is measured against: truncation
 // is cheap but blind to dependencies longer than the window.
 import { allFinite, elmanOutput, elmanStateStep, inputSkipLogits } from './kernels/elman.js';
+import type { NativeRtrlAddon } from './kernels/native.js';
+import { currentRtrlKernel, type RtrlKernel } from './kernels/select.js';
 import { countOutcome, decodeLearnerState, emptyStats, encodeLearnerState, sanitiseInput, type LearnerStateParts, type OnlineLearner } from './learner.js';
 import { elmanDecayMask, type ElmanLayout } from './network.js';
 import { createOptimiser, type Optimiser } from './optimiser.js';
@@ -23,6 +25,8 @@ export class TbpttLearner implements OnlineLearner {
   readonly params: Float64Array;
   private readonly optimiser: Optimiser;
   private readonly rng: Rng;
+  /** The addon when the native kernel runs the backward pass, else the TypeScript loop below. */
+  private readonly native: NativeRtrlAddon | undefined;
 
   /**
    * History ring: slot of tick t (t mod `historySize`) holds x_t and h_t. It must reach back from
@@ -48,7 +52,6 @@ export class TbpttLearner implements OnlineLearner {
 
   /** h_{t-1} and h_s copied out of the history for the kernels (h before a sequence is zero). */
   private readonly hPrevious: Float64Array;
-  private readonly hCurrent: Float64Array;
   private readonly input: Float64Array;
   private readonly hScratch: Float64Array;
   private readonly delta: Float64Array;
@@ -57,10 +60,15 @@ export class TbpttLearner implements OnlineLearner {
   private readonly skipLogits: Float64Array;
   private readonly batchSizes = new BatchSizeAverage();
 
-  constructor(readonly config: RecurrentConfig, readonly truncation: number, optimiser?: Optimiser, name = `tbptt:${truncation}`) {
+  /**
+   * The native kernel runs only the backward pass, bit for bit the TypeScript one; the optimiser
+   * stays the TypeScript one, so a TBPTT learner predicts the same bits whichever kernel runs.
+   */
+  constructor(readonly config: RecurrentConfig, readonly truncation: number, optimiser?: Optimiser, name = `tbptt:${truncation}`, kernel: RtrlKernel = currentRtrlKernel()) {
     if (!(Number.isInteger(truncation) && truncation >= 1)) throw new Error(`tbptt truncation: must be a positive integer, got ${truncation}`);
     const core = createRecurrentCore(config);
     this.name = name;
+    this.native = kernel.native;
     this.layout = core.layout;
     this.params = core.params;
     this.rng = core.rng;
@@ -78,7 +86,6 @@ export class TbpttLearner implements OnlineLearner {
     this.pendingProbs = new Float64Array(this.pendingSlots * c);
     this.pendingOutputWeights = new Float64Array(this.pendingSlots * c * n);
     this.hPrevious = new Float64Array(n);
-    this.hCurrent = new Float64Array(n);
     this.input = new Float64Array(d);
     this.hScratch = new Float64Array(n);
     this.delta = new Float64Array(n);
@@ -184,7 +191,7 @@ export class TbpttLearner implements OnlineLearner {
     if (this.config.pending.kind === 'batch') {
       const resolved = this.pendingCount;
       grad.fill(0);
-      while (this.pendingCount > 0) this.accumulateOldest(label, grad);
+      this.accumulateOldest(label, resolved, grad);
       const scale = this.batchSizes.scaleFor(this.config.batchReduction, resolved);
       if (scale !== 1) {
         for (let i = 0; i < grad.length; i++) grad[i] *= scale;
@@ -196,49 +203,79 @@ export class TbpttLearner implements OnlineLearner {
     const resolvable = Math.min(count, this.pendingCount);
     for (let i = 0; i < resolvable; i++) {
       grad.fill(0);
-      this.accumulateOldest(label, grad);
+      this.accumulateOldest(label, 1, grad);
       this.stats.labels++;
       countOutcome(this.stats, this.optimiser.step(this.params, grad));
     }
   }
 
-  /** Adds the truncated gradient of the oldest pending tick's loss to `grad`, then pops it. */
-  private accumulateOldest(label: number, grad: Float64Array): void {
+  /** Adds the truncated gradients of the `count` oldest pending ticks' losses to `grad`, then pops them. */
+  private accumulateOldest(label: number, count: number, grad: Float64Array): void {
+    if (this.native !== undefined) {
+      const { n, d, classes, skipInputs, outputScale } = this.layout;
+      this.native.tbpttGradient(
+        n, d, classes, skipInputs, this.truncation, label, outputScale, this.params, this.historySize, this.historyInputs, this.historyHidden,
+        this.pendingSlots, this.pendingHead, count, this.pendingTicks, this.pendingProbs, this.pendingOutputWeights, grad,
+      );
+    } else {
+      for (let q = 0; q < count; q++) this.accumulateTick((this.pendingHead + q) % this.pendingSlots, label, grad);
+    }
+    this.pendingHead = (this.pendingHead + count) % this.pendingSlots;
+    this.pendingCount -= count;
+  }
+
+  /** Adds the truncated gradient of the loss of the pending tick in `slot` to `grad` (the TypeScript kernel). */
+  private accumulateTick(slot: number, label: number, grad: Float64Array): void {
     const { n, d, classes, uOffset, bOffset, vOffset, cOffset, qOffset, skipInputs, outputScale } = this.layout;
+    // The rings are read in place (locals, no copies): this loop is most of a TBPTT learner's time.
     const params = this.params;
-    const slot = this.pendingHead;
+    const hidden = this.historyHidden;
+    const inputs = this.historyInputs;
+    const size = this.historySize;
+    const probs = this.pendingProbs;
+    const outputWeights = this.pendingOutputWeights;
     const t = this.pendingTicks[slot];
     const delta = this.delta;
     const deltaA = this.deltaA;
-    const hT = this.loadHidden(t, this.hCurrent);
+    const hT = (t % size) * n;
 
     // Output layer and dL/dh_t with the output weights the prediction was made with.
     delta.fill(0);
+    const xT = (t % size) * d;
     for (let c = 0; c < classes; c++) {
-      const error = this.pendingProbs[slot * classes + c] - (c === label ? 1 : 0);
+      const error = probs[slot * classes + c] - (c === label ? 1 : 0);
       const weights = (slot * classes + c) * n;
+      const gradV = vOffset + c * n;
       for (let k = 0; k < n; k++) {
-        grad[vOffset + c * n + k] += outputScale * error * hT[k];
-        delta[k] += error * this.pendingOutputWeights[weights + k];
+        grad[gradV + k] += outputScale * error * hidden[hT + k];
+        delta[k] += error * outputWeights[weights + k];
       }
       grad[cOffset + c] += error;
-      const xT = (t % this.historySize) * d;
-      for (let j = 0; j < skipInputs; j++) grad[qOffset + c * skipInputs + j] += error * this.historyInputs[xT + j];
+      const gradQ = qOffset + c * skipInputs;
+      for (let j = 0; j < skipInputs; j++) grad[gradQ + j] += error * inputs[xT + j];
     }
 
     const oldest = Math.max(0, t - this.truncation + 1);
     for (let s = t; s >= oldest; s--) {
-      const hS = this.loadHidden(s, this.hCurrent);
-      const hPrev = this.loadHidden(s - 1, this.hPrevious);
-      const xBase = (s % this.historySize) * d;
-      for (let k = 0; k < n; k++) deltaA[k] = delta[k] * (1 - hS[k] * hS[k]);
+      const hS = (s % size) * n;
+      // h before the sequence is zero: its W gradient terms vanish (adding 0 * da leaves grad as is).
+      const hPrev = s >= 1 ? ((s - 1) % size) * n : -1;
+      const xBase = (s % size) * d;
+      for (let k = 0; k < n; k++) {
+        const h = hidden[hS + k];
+        deltaA[k] = delta[k] * (1 - h * h);
+      }
       for (let i = 0; i < n; i++) {
         const da = deltaA[i];
         if (da === 0) continue;
         const wRow = i * n;
-        for (let j = 0; j < n; j++) grad[wRow + j] += da * hPrev[j];
+        if (hPrev >= 0) {
+          for (let j = 0; j < n; j++) grad[wRow + j] += da * hidden[hPrev + j];
+        } else {
+          for (let j = 0; j < n; j++) grad[wRow + j] += da * 0;
+        }
         const uRow = uOffset + i * d;
-        for (let j = 0; j < d; j++) grad[uRow + j] += da * this.historyInputs[xBase + j];
+        for (let j = 0; j < d; j++) grad[uRow + j] += da * inputs[xBase + j];
         grad[bOffset + i] += da;
       }
       if (s === oldest) break;
@@ -248,8 +285,6 @@ export class TbpttLearner implements OnlineLearner {
         delta[j] = sum;
       }
     }
-    this.pendingHead = (this.pendingHead + 1) % this.pendingSlots;
-    this.pendingCount--;
   }
 
   discardPending(): void {
@@ -265,9 +300,10 @@ export class TbpttLearner implements OnlineLearner {
   }
 
   /** The first tick whose history a restored learner can still need: the state before the
-   * oldest pending tick's window, or the latest state when nothing is pending. */
+   * window of the oldest pending tick, or of the next tick when nothing is pending (its window
+   * reaches back before the save too). */
   private liveHistoryStart(): number {
-    const needed = this.pendingCount > 0 ? this.pendingTicks[this.pendingHead] - this.truncation : this.tick - 1;
+    const needed = (this.pendingCount > 0 ? this.pendingTicks[this.pendingHead] : this.tick) - this.truncation;
     return Math.max(0, Math.min(this.tick - 1, needed));
   }
 

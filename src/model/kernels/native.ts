@@ -45,6 +45,17 @@ export interface NativeRtrlAddon {
    */
   setThreads(threads: number): number;
   threads(): number;
+  /**
+   * tbptt.ts accumulateOldest for the `count` oldest pending ticks (from slot `head` of the
+   * pending ring), bit for bit: adds their truncated gradients, all labelled `label`, to grad.
+   * `skipInputs` is the input skip Q's width (C x skipInputs after c in params; 0: none).
+   */
+  tbpttGradient(
+    n: number, d: number, classes: number, skipInputs: number, truncation: number, label: number, scale: number, params: Float64Array,
+    historySize: number, historyInputs: Float64Array, historyHidden: Float64Array,
+    pendingSlots: number, head: number, count: number, pendingTicks: Float64Array, pendingProbs: Float64Array, pendingOutputWeights: Float64Array,
+    grad: Float64Array,
+  ): void;
   /** `iterations` rounds of independent in-register FMAs: [flops, checksum]. */
   fmaLoop(iterations: number): [number, number];
 }
@@ -62,7 +73,7 @@ export function findNativeAddon(root: string = packageRoot()): string | undefine
 function isAddon(value: unknown): value is NativeRtrlAddon {
   if (typeof value !== 'object' || value === null) return false;
   const exports = value as Record<string, unknown>;
-  return Array.isArray(exports.supportedIsas) && ['isa', 'select', 'step', 'sensitivity', 'fmaLoop', 'adam', 'projectedGradient', 'setThreads', 'threads'].every((name) => typeof exports[name] === 'function');
+  return Array.isArray(exports.supportedIsas) && ['isa', 'select', 'step', 'sensitivity', 'fmaLoop', 'adam', 'projectedGradient', 'setThreads', 'threads', 'tbpttGradient'].every((name) => typeof exports[name] === 'function');
 }
 
 /** Loads the addon at `path` (undefined: none was built). */
