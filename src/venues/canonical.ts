@@ -8,11 +8,12 @@
 // every pushed snapshot takes. Anything the hand check does not accept goes through the zod
 // schema, which either accepts it too or produces the error that names the field; the two
 // agree on what is valid (test/venues/canonical.test.ts holds them to it on fuzzed input).
-import { snapshotOrRejected } from '../domain/book-check.js';
+import { checkBook, snapshotOrRejected } from '../domain/book-check.js';
 import { MAX_JSON_DEPTH, nestsDeeperThan, parseJsonBounded } from '../domain/json-edge.js';
 import { canonicalSnapshotSchema, canonicalTradeSchema, describeIssues, MAX_EPOCH_MS, SYMBOL_PATTERN } from '../domain/schemas.js';
 import type { Aggressor, BookSnapshot, EpochMs, MarketMessage, Rejected, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
+import { scanCanonicalSnapshot } from './canonical-scan.js';
 import { readLineBatches } from './lines.js';
 import type { FileFormat, FrameMapper, MapperOptions, Venue } from './types.js';
 
@@ -244,6 +245,17 @@ export class CanonicalMapper implements FrameMapper {
     return message.type === 'rejected' ? message : this.order(message, value, index);
   }
 
+  /**
+   * A file line's snapshot read by the scanner (canonical-scan.ts), when the book is sound and
+   * in order; null when it is not, and the line is then read the usual way, so a rejection
+   * always names its fields as the usual path does (rejected snapshots change no state).
+   */
+  acceptScanned(snapshot: BookSnapshot): BookSnapshot | null {
+    if (checkBook(snapshot.bids, snapshot.asks) !== null) return null;
+    const ordered = this.orderSnapshot(snapshot, '', null);
+    return ordered.type === 'rejected' ? null : ordered;
+  }
+
   /** The checks that need no history: shape, book soundness, the receive clock's skew. */
   validate(value: unknown, localTs: EpochMs | undefined, index?: number): CanonicalMessage | Rejected {
     const result = parseCanonical(value, this.options.levels, localTs);
@@ -340,6 +352,14 @@ async function* readCanonicalBatches(paths: readonly string[], options: MapperOp
     for await (const lines of readLineBatches(path)) {
       const messages: MarketMessage[] = [];
       for (const line of lines) {
+        const scanned = scanCanonicalSnapshot(line, options.levels, undefined);
+        if (scanned !== null) {
+          const accepted = mapper.acceptScanned(scanned);
+          if (accepted !== null) {
+            messages.push(accepted);
+            continue;
+          }
+        }
         let value: unknown;
         try {
           value = JSON.parse(line);
