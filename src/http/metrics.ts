@@ -6,7 +6,6 @@ import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { packageVersion } from '../domain/package-root.js';
 import { LatencyHistogram } from '../engine/latency.js';
-import type { SymbolEngine } from '../engine/symbol-engine.js';
 import type { ServiceRuntime } from '../service/runtime.js';
 import { streamStatsOf } from './ws.js';
 

@@ -29,7 +29,6 @@ const BACKSLASH = 0x5c;
 const LOWER_E = 0x65;
 const UPPER_E = 0x45;
 const PLUS = 0x2b;
-const CLOSE_BRACE = 0x7d;
 
 /** Where the scan stands: the line, the position, and the last number read. */
 interface Cursor {

@@ -33,6 +33,7 @@ class FakeClock {
 }
 
 // Any C0 control character except the newline, and DEL.
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL_CHARACTERS = /[\x00-\x09\x0b-\x1f\x7f]/;
 
 describe('ProgressReporter on a terminal', () => {

@@ -133,8 +133,14 @@ class SeqDiffMapper implements FrameMapper {
       this.resyncRequests.push(symbol);
       return [{ type: 'disconnect', symbol, localTs, reason }];
     }
-    for (const [price, size] of diff.bids) size === 0 ? book.bids.delete(price) : book.bids.set(price, size);
-    for (const [price, size] of diff.asks) size === 0 ? book.asks.delete(price) : book.asks.set(price, size);
+    for (const [price, size] of diff.bids) {
+      if (size === 0) book.bids.delete(price);
+      else book.bids.set(price, size);
+    }
+    for (const [price, size] of diff.asks) {
+      if (size === 0) book.asks.delete(price);
+      else book.asks.set(price, size);
+    }
     book.seq = diff.last;
     return [this.emit(symbol, book, localTs)];
   }

@@ -4,7 +4,6 @@
 // mean of the run lengths so far) must give the full-BPTT gradient of test/model/reference-bptt.ts.
 import { describe, expect, it } from 'vitest';
 import { LogisticLearner } from '../../src/model/baselines.js';
-import type { OnlineLearner } from '../../src/model/learner.js';
 import { defaultOptimiserConfig, type Optimiser, type StepOutcome } from '../../src/model/optimiser.js';
 import type { RecurrentConfig } from '../../src/model/recurrent-config.js';
 import { Rng } from '../../src/model/rng.js';

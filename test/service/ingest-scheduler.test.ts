@@ -5,7 +5,7 @@ import { IngestScheduler } from '../../src/service/ingest-scheduler.js';
 
 describe('IngestScheduler', () => {
   it('serves lanes round-robin, one item each per turn, whatever their backlog', () => {
-    let now = 0;
+    const now = 0;
     const scheduler = new IngestScheduler({ sliceMs: 1_000, clock: () => now });
     const order: string[] = [];
     const flood = scheduler.lane<number>('flood', (i) => order.push(`flood ${i}`));

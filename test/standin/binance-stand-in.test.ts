@@ -47,9 +47,9 @@ interface FixtureEntry {
 }
 
 // The fixture read independently of the server: one entry per line, in file order.
-let entries: FixtureEntry[] = [];
+const entries: FixtureEntry[] = [];
 let snapshot: DepthBody;
-let diffs: DiffData[] = [];
+const diffs: DiffData[] = [];
 
 beforeAll(async () => {
   for await (const { localTs, frame } of readRecordedFrames(FIXTURE)) {

@@ -66,8 +66,14 @@ function referenceTop(upTo: number): { bids: number[]; asks: number[]; event: De
   }
   for (const { depth, ns } of buffered) {
     if (depth.u <= lastUpdateId) continue;
-    for (const [p, q] of depth.b) (Number(q) === 0 ? bids.delete(Number(p)) : bids.set(Number(p), Number(q)));
-    for (const [p, q] of depth.a) (Number(q) === 0 ? asks.delete(Number(p)) : asks.set(Number(p), Number(q)));
+    for (const [p, q] of depth.b) {
+      if (Number(q) === 0) bids.delete(Number(p));
+      else bids.set(Number(p), Number(q));
+    }
+    for (const [p, q] of depth.a) {
+      if (Number(q) === 0) asks.delete(Number(p));
+      else asks.set(Number(p), Number(q));
+    }
     event = depth;
     receivedNs = ns;
   }

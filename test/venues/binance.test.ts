@@ -271,7 +271,7 @@ describe('binance mapper: trades from the recording', () => {
       type: 'trade',
       symbol: 'BTCUSDT',
       ts: 1723161255342,
-      localTs: 1723161254087.896568,
+      localTs: 1723161254087.8965,
       price: 61837.63,
       size: 0.02,
       aggressor: -1,
