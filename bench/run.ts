@@ -10,6 +10,7 @@
 //   flood     a polite producer's ack latency and /healthz beside ten flooding producers
 //   symbols   1,000 symbols: memory per idle symbol, checkpoint size, restart, checkpoint stalls
 //   workers   two busy symbols: main thread, one worker thread, two worker threads (events/s)
+//   replay    whole AMZN replays through the CLI: default models and rtrl at N = 32, kernel threads 1 and 2, TypeScript kernel
 // `--only <section>` runs one section; `--baseline <dist/src/cli/main.js of another checkout>`
 // also runs flood and symbols against that build, side by side. The recordings are looked for in
 // ../shared/data next to the repository (not the working directory), or in LOB_SHARED_DATA.
@@ -26,6 +27,7 @@ import { benchFileSources } from './file-sources.js';
 import { benchFlood, formatFlood } from './flood.js';
 import { benchService } from './service.js';
 import { benchSymbols, formatSymbols } from './symbols.js';
+import { benchReplay } from './replay.js';
 import { benchWorkers } from './workers.js';
 import {
   BENCH_CLASSES,
@@ -44,7 +46,7 @@ import { benchKernelAt, KERNEL_BENCH_INPUTS, KERNEL_BENCH_SIZES, loadAddonForBen
 import { defaultOptimiserConfig } from '../src/model/optimiser.js';
 import { featureDimension } from '../src/features/extract.js';
 
-const SECTIONS = ['kernel', 'learners', 'features', 'sources', 'service', 'flood', 'symbols', 'workers', 'bus'] as const;
+const SECTIONS = ['kernel', 'learners', 'features', 'sources', 'replay', 'service', 'flood', 'symbols', 'workers', 'bus'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The repository root: the nearest directory above this module holding lob-rtrl's package.json. */
@@ -334,6 +336,11 @@ async function workersSection(root: string, dataDir: string): Promise<void> {
   await benchWorkers(root, dataDir);
 }
 
+async function replaySection(root: string, dataDir: string): Promise<void> {
+  heading('replay (the CLI over the AMZN level-5 sample, configurations alternated round by round)');
+  await benchReplay(root, dataDir);
+}
+
 async function busSection(root: string, dataDir: string): Promise<void> {
   heading('NATS JetStream: worker processes over the market-data log (1, 2, 4 workers; failover with 2)');
   await benchBus(root, dataDir);
@@ -358,6 +365,7 @@ async function main(): Promise<void> {
     else if (section === 'flood') await floodSection(root, baseline);
     else if (section === 'symbols') await symbolsSection(root, baseline);
     else if (section === 'workers') await workersSection(root, dataDir);
+    else if (section === 'replay') await replaySection(root, dataDir);
     else if (section === 'bus') await busSection(root, dataDir);
     else await serviceSection(root);
   }

@@ -31,10 +31,13 @@ struct Job {
 
 constexpr int kSpinRounds = 1 << 16;  // a few hundred microseconds of pause instructions
 
-std::mutex poolMutex;  // held by the caller of a parallel step: one at a time
-std::mutex wakeMutex;
-std::condition_variable wake;
-std::vector<std::thread> helpers;
+// The pool lives as long as the process and is never destroyed: a destructor of joinable
+// std::threads at exit would call std::terminate (a replay or serve with kernel threads then
+// ended in SIGABRT). The helpers end with the process, waiting on objects that outlive them.
+std::mutex& poolMutex = *new std::mutex;  // held by the caller of a parallel step: one at a time
+std::mutex& wakeMutex = *new std::mutex;
+std::condition_variable& wake = *new std::condition_variable;
+std::vector<std::thread>& helpers = *new std::vector<std::thread>;
 std::atomic<uint64_t> generation{0};
 std::atomic<int> nextTask{0};
 std::atomic<int> busyHelpers{0};

@@ -5,6 +5,7 @@
 // tails). Tolerance: 1e-12 of the size of the terms summed, the bound any reassociation or
 // fused multiply-add can move a float64 sum by. The addon is built by `npm ci`; this file
 // fails, rather than skips, when it is missing.
+import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { elmanOutput, elmanStateStep, projectSensitivity, rtrlSensitivityStep } from '../../src/model/kernels/elman.js';
 import { findNativeAddon, loadNativeAddon, type NativeRtrlAddon } from '../../src/model/kernels/native.js';
@@ -204,6 +205,19 @@ describe.each(addon.supportedIsas)('native kernel, %s', (isa) => {
     } finally {
       addon.setThreads(1);
     }
+  });
+
+  it('a process that exits with kernel threads running ends cleanly (no std::terminate at exit)', () => {
+    const script = `
+      const addon = require(${JSON.stringify(findNativeAddon())});
+      addon.setThreads(2);
+      const n = 32, d = 46, p = n * n + n * d + n;
+      addon.sensitivity(n, d, new Float64Array(p), new Float64Array(n), new Float64Array(d), new Float64Array(n), new Float64Array(n * p), new Float64Array(n * p));
+    `;
+    const exited = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(exited.stderr).toBe('');
+    expect(exited.signal).toBeNull();
+    expect(exited.status).toBe(0);
   });
 
   it('an infinite sensitivity with a finite state is caught in S alone, wherever it sits', () => {
