@@ -12,11 +12,9 @@ import { storePlugin } from './store.js';
 
 export type { ServiceSource } from './source.js';
 
+/** Every infrastructure plugin, each after the ones it depends on. */
+export const servicePlugins = [configPlugin, storePlugin, enginePlugin, predictionsPlugin, checkpointingPlugin, feedsPlugin] as const;
+
 export async function registerService(app: FastifyInstance, source: ServiceSource): Promise<void> {
-  await app.register(configPlugin, source);
-  await app.register(storePlugin, source);
-  await app.register(enginePlugin, source);
-  await app.register(predictionsPlugin, source);
-  await app.register(checkpointingPlugin, source);
-  await app.register(feedsPlugin, source);
+  for (const plugin of servicePlugins) await app.register(plugin, source);
 }
