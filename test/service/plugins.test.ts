@@ -172,14 +172,28 @@ function closureOf(names: readonly string[]): FastifyPluginAsync<{ runtime: Serv
   return servicePlugins.filter((plugin) => needed.has(metaOf(plugin).name)) as unknown as FastifyPluginAsync<{ runtime: ServiceRuntime }>[];
 }
 
+/** Each route plugin, in buildApp's order, with a route it answers by plain GET (the WebSocket routes need an upgrade). */
 const routePlugins = [
   { plugin: restRoutes, url: '/v1/symbols' },
+  { plugin: webSocketRoutes, url: null },
   { plugin: metricsRoute, url: '/metrics' },
   { plugin: dashboardRoutes, url: '/v1/status' },
-  { plugin: webSocketRoutes, url: null },
 ] as const;
 
 describe('route plugins', () => {
+  it('are every route plugin buildApp registers, after the infrastructure in dependency order', async () => {
+    const app = await buildApp({ config: configWith({}), serviceLogger: quiet, logger: false });
+    open.push(app);
+    await app.ready();
+    // The top level of fastify's plugin tree, in registration order (avvio's own wrappers left out).
+    const topLevel = app
+      .printPlugins()
+      .split('\n')
+      .map((line) => /^[├└]─[─┬] (\S+) \d+ ms$/.exec(line)?.[1])
+      .filter((name): name is string => name !== undefined && name !== 'bound' && !name.startsWith('@fastify/'));
+    expect(topLevel).toEqual([...servicePlugins.map((plugin) => metaOf(plugin).name), ...routePlugins.map(({ plugin }) => metaOf(plugin).name)]);
+  });
+
   it.each(routePlugins.map(({ plugin }) => [metaOf(plugin).name, plugin] as const))('%s does not register without its dependencies, and says which is missing', async (name, plugin) => {
     const { dependencies = [] } = metaOf(plugin);
     expect(dependencies.length).toBeGreaterThan(0);
