@@ -12,7 +12,7 @@ import { MetricsTimeline, type MetricsSummary, type RollingMetrics, type Timelin
 import { SymbolWorkerPool } from '../engine/worker-pool.js';
 import type { SymbolSummary } from '../engine/worker-protocol.js';
 import { classNames, targetName } from '../model/targets.js';
-import { renderReportHtml, type ReplayReportData } from '../engine/report-html.js';
+import { renderReportHtml, type ReplayReportData } from '../report/report-html.js';
 import { packageVersion } from '../domain/package-root.js';
 import { currentRtrlKernel } from '../model/kernels/select.js';
 import { inputBytesRead } from '../venues/input-bytes.js';

@@ -1,5 +1,6 @@
 // `lob-rtrl serve` (and `npm start`): the server entry. It owns the logger, the listening
-// socket, the wall clock and the signals; everything else is the runtime and the app.
+// socket, the wall clock, the signals and the exit code; everything else is the app, whose
+// plugins start the service when it is ready and stop it, in dependency order, when it closes.
 import type { Command } from 'commander';
 import { pino, type Logger } from 'pino';
 import { BusError } from '../bus/market-log.js';
@@ -8,7 +9,7 @@ import { startWorkerRole } from '../bus/worker-role.js';
 import { buildApp } from '../http/app.js';
 import { resolveRtrlKernelOrExplain } from './kernel-choice.js';
 import { ConfigError, engineConfigOf, loadServiceConfig, type ServiceConfig } from '../service/config.js';
-import { ServiceRuntime, ShutdownCheckpointError } from '../service/runtime.js';
+import { ShutdownCheckpointError } from '../service/runtime.js';
 import { UsageError } from './options.js';
 
 interface ServeFlags {
@@ -79,21 +80,18 @@ export async function serve(config: ServiceConfig, configWarnings: readonly stri
     await serveBusRole(config, config.role, logger);
     return;
   }
-  const runtime = new ServiceRuntime(config, logger.child({ component: 'runtime' }), Date.now);
-  const app = await buildApp({ runtime, logger });
-  // Listen first: /healthz answers at once and /readyz says when the stored symbols (restored
-  // in the background, or on first use) and the feeds are ready.
+  const app = await buildApp({ config, logger, serviceLogger: logger.child({ component: 'runtime' }), now: Date.now });
+  // The feeds connect and the stored symbols queue for the background restore when the app is
+  // ready, just before it listens: /healthz answers at once and /readyz says when the stored
+  // symbols (restored in the background, or on first use) and the feeds are ready.
   const address = await app.listen({ host: config.host, port: config.port });
-  await runtime.start();
-  logger.info({ address, db: config.db, storedSymbols: runtime.symbolsToRestore }, 'lob-rtrl serving');
+  logger.info({ address, db: config.db, storedSymbols: app.streams.restoring }, 'lob-rtrl serving');
   logger.info(
     `open ${address}/docs (API), ${address}/v1/symbols, ${address}/v1/symbols/BTCUSDT/prediction; stream: ws ${address.replace(/^http/, 'ws')}/v1/stream`,
   );
 
-  stopOnSignals(logger, 'shutting down: closing connections, stopping feeds, writing checkpoints', async () => {
-    await app.close();
-    await runtime.stop();
-  });
+  // Connections first, then each plugin's onClose: feeds, final checkpoints, engine, store.
+  stopOnSignals(logger, 'shutting down: closing connections, stopping feeds, writing checkpoints', () => app.close());
 }
 
 /**

@@ -1,34 +1,56 @@
-// The fastify application factory: routes over a ServiceRuntime. The server entry
-// (src/cli/serve.ts) owns the logger, listen and graceful close; tests build the app and use
+// The fastify application factory: the service's infrastructure plugins (src/service/plugins/:
+// config, store, engine, predictions, checkpointing, feeds), then the route plugins, each
+// declaring the plugins it uses. The server entry (src/cli/serve.ts) owns the logger, listen,
+// the signals and the exit code; closing the app stops the service in the order of its plugin
+// graph. Tests build the app over a runtime of their own, or from a configuration, and use
 // `app.inject` or a real socket on 127.0.0.1:0.
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
-import { timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { parseJsonBounded } from '../domain/json-edge.js';
 import { packageVersion } from '../domain/package-root.js';
 import { storeFailureKind } from '../store/database.js';
-import { ConflictError, NotFoundError, StoreWriteError, type ServiceRuntime } from '../service/runtime.js';
-import { registerRestRoutes } from './rest.js';
-import { registerWebSocketRoutes } from './ws.js';
-import { registerMetricsRoute } from './metrics.js';
-import { registerDashboard } from './dashboard.js';
+import type { ServiceConfig } from '../service/config.js';
+import { registerService, type ServiceSource } from '../service/plugins/index.js';
+import { ConflictError, NotFoundError, StoreWriteError, type RuntimeLogger, type ServiceRuntime } from '../service/runtime.js';
+import { restRoutes } from './rest.js';
+import { webSocketRoutes } from './ws.js';
+import { metricsRoute } from './metrics.js';
+import { dashboardRoutes } from './dashboard.js';
 import { registerAsyncApiRoute } from './asyncapi.js';
 
-export interface AppOptions {
-  readonly runtime: ServiceRuntime;
+export { requireToken } from './auth.js';
+
+interface LoggerOption {
   /** A pino logger (or `false` for none): every request's lines carry its request id. */
   readonly logger?: FastifyBaseLogger | false;
 }
 
+/** The app serves a runtime its caller built, starts and stops. */
+export interface LentRuntimeOptions extends LoggerOption {
+  readonly runtime: ServiceRuntime;
+}
+
+/** The app builds its service from `config`, starts it when ready and stops it when closed. */
+export interface OwnedServiceOptions extends LoggerOption {
+  readonly config: ServiceConfig;
+  /** The service's own log (serve passes a child of its logger). */
+  readonly serviceLogger: RuntimeLogger;
+  /** Wall clock for live data and checkpoint times (Date.now by default). */
+  readonly now?: () => number;
+}
+
+export type AppOptions = LentRuntimeOptions | OwnedServiceOptions;
+
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const { runtime } = options;
+  const source: ServiceSource = 'runtime' in options ? { runtime: options.runtime } : { config: options.config, logger: options.serviceLogger, now: options.now };
+  const config = 'runtime' in options ? options.runtime.config : options.config;
   const app = Fastify({
     loggerInstance: options.logger || undefined,
     logger: options.logger === undefined ? false : undefined,
-    bodyLimit: runtime.config.bodyLimitBytes,
+    bodyLimit: config.bodyLimitBytes,
     genReqId: (() => {
       let next = 0;
       return () => `req-${(++next).toString(36)}`;
@@ -80,10 +102,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
-  await registerRestRoutes(app, runtime, requireToken(runtime.config.token));
-  await registerWebSocketRoutes(app, runtime, requireToken(runtime.config.token));
-  await registerMetricsRoute(app, runtime);
-  await registerDashboard(app, runtime);
+  await registerService(app, source);
+  await app.register(restRoutes);
+  await app.register(webSocketRoutes);
+  await app.register(metricsRoute);
+  await app.register(dashboardRoutes);
   await registerAsyncApiRoute(app);
   return app;
 }
@@ -108,17 +131,4 @@ function namedIssues(path: readonly PropertyKey[], code: string | undefined, mes
     return meant.flatMap((issue) => namedIssues([...path, ...(issue.path ?? [])], issue.code, issue.message, issue));
   }
   return [{ path: path.map(String).join('.') || '(root)', message: message ?? 'invalid' }];
-}
-
-/** A preHandler that answers 401 unless the bearer token matches (no-op when no token is set). */
-export function requireToken(token: string | undefined): (request: FastifyRequest) => Promise<void> {
-  const expected = token === undefined ? null : Buffer.from(token);
-  return async (request) => {
-    if (!expected) return;
-    const header = request.headers.authorization ?? '';
-    const presented = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
-    if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
-      throw Object.assign(new Error('missing or wrong bearer token'), { statusCode: 401, name: 'Unauthorized' });
-    }
-  };
 }

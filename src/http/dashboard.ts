@@ -6,15 +6,16 @@
 // page works offline and nothing is ever fetched from another origin (the CSP says so too).
 import { currentRtrlKernel } from '../model/kernels/select.js';
 import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../domain/package-root.js';
 import { redactedError } from '../domain/redact.js';
+import { registerService } from '../service/plugins/index.js';
 import type { ServiceRuntime } from '../service/runtime.js';
 import { statusResponse } from './api-schemas.js';
-import { streamStatsOf } from './ws.js';
 
 export interface DashboardAsset {
   readonly path: string;
@@ -63,26 +64,23 @@ export function loadDashboardAssets(sourceDir: string = dashboardSourceDir()): D
 }
 
 /** What `GET /v1/status` answers: the state a person watching the service wants at a glance. */
-export function serviceStatus(runtime: ServiceRuntime) {
-  const latency = runtime.stepLatency;
-  const stream = streamStatsOf(runtime);
+export function serviceStatus(service: Pick<FastifyInstance, 'streams' | 'feeds' | 'streamStats'>) {
+  const latency = service.streams.stepLatency;
+  const stream = service.streamStats;
   return {
-    feeds: runtime.feeds.map(({ config, feed }) => {
-      const stats = feed.stats;
-      return {
-        venue: config.venue,
-        symbols: config.symbols,
-        demo: runtime.demoFeedServer !== null && config.url === runtime.demoFeedServer.wsUrl,
-        connected: stats.connected,
-        reconnects: stats.reconnects,
-        conflatedSnapshots: stats.conflatedSnapshots,
-        droppedMessages: stats.droppedMessages,
-        droppedTrades: stats.droppedTrades,
-        resyncs: stats.resyncs,
-        synced: stats.synced,
-        lastError: stats.lastError,
-      };
-    }),
+    feeds: service.feeds.list().map(({ venue, symbols, demo, stats }) => ({
+      venue,
+      symbols,
+      demo,
+      connected: stats.connected,
+      reconnects: stats.reconnects,
+      conflatedSnapshots: stats.conflatedSnapshots,
+      droppedMessages: stats.droppedMessages,
+      droppedTrades: stats.droppedTrades,
+      resyncs: stats.resyncs,
+      synced: stats.synced,
+      lastError: stats.lastError,
+    })),
     engine: {
       /** The RTRL kernel the learners run on: 'js', or 'native-' + instruction set. */
       kernel: currentRtrlKernel().name,
@@ -90,18 +88,30 @@ export function serviceStatus(runtime: ServiceRuntime) {
       stepLatencyUs: { p50: latency.quantile(0.5), p99: latency.quantile(0.99), max: latency.count > 0 ? latency.maxUs : null },
     },
     stream: { subscribers: stream.subscribers, conflated: stream.conflated, dropped: stream.dropped },
-    symbols: runtime.symbolViews().map((s) => ({ symbol: s.symbol, ticks: s.ticks, models: s.modelNames, target: s.targetName })),
+    symbols: service.streams.list().map((s) => ({ symbol: s.symbol, ticks: s.ticks, models: s.modelNames, target: s.targetName })),
   };
 }
 
+export interface DashboardOptions {
+  /** Where the page's files are (the installed ones by default). */
+  readonly sourceDir?: string;
+}
+
+/** Only the dashboard, over a runtime the caller starts and stops (tests). */
 export async function registerDashboard(app: FastifyInstance, runtime: ServiceRuntime, sourceDir: string = dashboardSourceDir()): Promise<void> {
+  await registerService(app, { runtime });
+  await app.register(dashboardRoutes, { sourceDir });
+}
+
+async function registerDashboardRoutes(app: FastifyInstance, options: DashboardOptions): Promise<void> {
+  const sourceDir = options.sourceDir ?? dashboardSourceDir();
   let assets: DashboardAsset[];
   try {
     assets = loadDashboardAssets(sourceDir);
   } catch (error) {
     // A build that left the page out (an image copying dist/ only) still serves the API.
     const reason = (error as Error).message;
-    runtime.logger.error({ err: redactedError(error) }, 'dashboard disabled: its assets are missing from this installation');
+    app.serviceLog.error({ err: redactedError(error) }, 'dashboard disabled: its assets are missing from this installation');
     assets = [];
     app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.code(503).send({ error: 'Service Unavailable', message: `dashboard not installed: ${reason}` }));
   }
@@ -116,6 +126,9 @@ export async function registerDashboard(app: FastifyInstance, runtime: ServiceRu
   app.get(
     '/v1/status',
     { schema: { summary: 'feed status (connected, reconnects, conflated snapshots, sync), engine step latency p50/p99 in µs, stream counters, symbols', response: { 200: statusResponse } } },
-    async () => serviceStatus(runtime),
+    async () => serviceStatus(app),
   );
 }
+
+/** The page at `/` and its assets, and `GET /v1/status`. */
+export const dashboardRoutes = fp(registerDashboardRoutes, { name: 'dashboard-routes', dependencies: ['engine', 'feeds'], encapsulate: true });

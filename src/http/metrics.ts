@@ -1,13 +1,13 @@
-// GET /metrics in the Prometheus text format. Every value is read from the runtime when the
+// GET /metrics in the Prometheus text format. Every value is read from the service's views when the
 // scraper asks (collect callbacks): the engine already counts ticks and rejects and measures
 // each step, so nothing here adds work to a tick.
 import { currentRtrlKernel } from '../model/kernels/select.js';
 import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { packageVersion } from '../domain/package-root.js';
 import { LatencyHistogram } from '../engine/latency.js';
-import type { ServiceRuntime } from '../service/runtime.js';
-import { streamStatsOf } from './ws.js';
+import type { FeedView } from '../service/views.js';
 
 type HistogramExport = Awaited<ReturnType<Histogram['get']>>;
 
@@ -81,10 +81,13 @@ function processMetrics(): Registry {
   return processRegistry;
 }
 
+/** What the metrics read: the views the infrastructure plugins decorate the app with. */
+export type MetricsSources = Pick<FastifyInstance, 'streams' | 'predictions' | 'checkpoints' | 'feeds' | 'streamStats'>;
+
 /** The service's own metric families, in a registry of their own (never the global one). */
-export function createServiceMetrics(runtime: ServiceRuntime): Registry {
+export function createServiceMetrics(service: MetricsSources): Registry {
   const registry = new Registry();
-  const { engine } = runtime;
+  const { streams, predictions, checkpoints, feeds } = service;
 
   new Gauge({
     name: 'lob_rtrl_build_info',
@@ -104,7 +107,7 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const symbol of runtime.symbolViews()) this.inc({ symbol: symbol.symbol }, symbol.ticksThisProcess);
+      for (const symbol of streams.list()) this.inc({ symbol: symbol.symbol }, symbol.ticksThisProcess);
     },
   });
 
@@ -115,16 +118,16 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const symbol of runtime.symbolViews()) this.set({ symbol: symbol.symbol }, symbol.ticks);
+      for (const symbol of streams.list()) this.set({ symbol: symbol.symbol }, symbol.ticks);
     },
   });
 
   // Per model: what an accuracy-drift alert compares. Read once per scrape (from the workers
   // when symbols run there) and shared by the families below.
-  let scores: { at: number; value: Promise<Awaited<ReturnType<ServiceRuntime['allSymbolMetrics']>>> } | null = null;
+  let scores: { at: number; value: ReturnType<MetricsSources['streams']['allMetrics']> } | null = null;
   const currentScores = () => {
     const now = performance.now();
-    if (!scores || now - scores.at > SCORES_FRESH_MS) scores = { at: now, value: runtime.allSymbolMetrics() };
+    if (!scores || now - scores.at > SCORES_FRESH_MS) scores = { at: now, value: streams.allMetrics() };
     return scores.value;
   };
   const modelLabels = ['symbol', 'model', 'window'] as const;
@@ -182,7 +185,7 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [reason, count] of Object.entries(engine.counters.rejected)) this.inc({ reason }, count ?? 0);
+      for (const [reason, count] of Object.entries(streams.counters.rejected)) this.inc({ reason }, count ?? 0);
     },
   });
 
@@ -192,7 +195,7 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      this.inc(engine.counters.disconnects);
+      this.inc(streams.counters.disconnects);
     },
   });
 
@@ -209,17 +212,17 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     help: 'Symbols with a live engine',
     registers: [registry],
     collect() {
-      this.set(runtime.symbolViews().length);
+      this.set(streams.list().length);
     },
   });
 
-  new EngineHistogram('lob_rtrl_step_latency_seconds', 'Engine step (features, learners, scoring) per snapshot', registry, () => runtime.stepLatency);
-  new EngineHistogram('lob_rtrl_checkpoint_write_seconds', 'Checkpoint write, from serialising the state to the committed transaction', registry, () => runtime.checkpointWrites);
+  new EngineHistogram('lob_rtrl_step_latency_seconds', 'Engine step (features, learners, scoring) per snapshot', registry, () => streams.stepLatency);
+  new EngineHistogram('lob_rtrl_checkpoint_write_seconds', 'Checkpoint write, from serialising the state to the committed transaction', registry, () => checkpoints.writes);
 
   // Feeds are labelled by position and venue: URLs can carry credentials.
   const feedLabels = ['feed', 'venue'] as const;
-  const eachFeed = (visit: (labels: { feed: string; venue: string }, stats: ServiceRuntime['feeds'][number]['feed']['stats']) => void) => {
-    runtime.feeds.forEach((running, index) => visit({ feed: String(index), venue: running.config.venue }, running.feed.stats));
+  const eachFeed = (visit: (labels: { feed: string; venue: string }, stats: FeedView['stats']) => void) => {
+    feeds.list().forEach((feed, index) => visit({ feed: String(index), venue: feed.venue }, feed.stats));
   };
   new Counter({
     name: 'lob_rtrl_feed_reconnects_total',
@@ -288,9 +291,9 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      runtime.feeds.forEach((running, index) => {
-        const synced = running.feed.stats.synced;
-        for (const symbol of running.config.symbols) this.set({ feed: String(index), venue: running.config.venue, symbol }, synced[symbol] ? 1 : 0);
+      feeds.list().forEach((feed, index) => {
+        const synced = feed.stats.synced;
+        for (const symbol of feed.symbols) this.set({ feed: String(index), venue: feed.venue, symbol }, synced[symbol] ? 1 : 0);
       });
     },
   });
@@ -310,11 +313,11 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
     help: 'Prediction listeners attached to the runtime (stream connections)',
     registers: [registry],
     collect() {
-      this.set(runtime.subscriberCount);
+      this.set(predictions.subscriberCount);
     },
   });
 
-  const streamStats = streamStatsOf(runtime);
+  const { streamStats } = service;
   const streamCounter = (name: string, help: string, read: () => number) =>
     new Counter({
       name,
@@ -343,12 +346,14 @@ export function createServiceMetrics(runtime: ServiceRuntime): Registry {
   return registry;
 }
 
-/** Registers `GET /metrics`: the service's families followed by the process defaults. */
-export async function registerMetricsRoute(app: FastifyInstance, runtime: ServiceRuntime): Promise<void> {
-  const registry = createServiceMetrics(runtime);
+async function registerMetricsRoute(app: FastifyInstance): Promise<void> {
+  const registry = createServiceMetrics(app);
   const defaults = processMetrics();
   app.get('/metrics', { schema: { summary: 'Prometheus metrics (text exposition format 0.0.4)', produces: ['text/plain'] } }, async (_request, reply) => {
     const text = (await registry.metrics()) + (await defaults.metrics());
     return reply.type(registry.contentType).send(text);
   });
 }
+
+/** `GET /metrics`: the service's families followed by the process defaults. */
+export const metricsRoute = fp(registerMetricsRoute, { name: 'metrics-route', dependencies: ['engine', 'predictions', 'checkpointing', 'feeds'], encapsulate: true });

@@ -1,5 +1,7 @@
-// REST routes: health, symbols, predictions, metrics, push ingest and checkpoints.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+// REST routes: health, symbols, predictions, metrics, push ingest and checkpoints, over the
+// views the infrastructure plugins decorate (streams, predictions, ingest, checkpoints).
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Socket } from 'node:net';
@@ -19,7 +21,8 @@ import {
   symbolMetricsResponse,
   symbolsResponse,
 } from './api-schemas.js';
-import { NotFoundError, type IngestOutcome, type ServiceRuntime } from '../service/runtime.js';
+import { NotFoundError, type IngestOutcome } from '../service/runtime.js';
+import { requireToken, type Authorise } from './auth.js';
 
 const symbolParams = z.object({ symbol: symbolSchema });
 const checkpointParams = symbolParams.extend({ id: z.coerce.number().int().positive() });
@@ -40,10 +43,17 @@ export function predictionView(prediction: Prediction) {
   };
 }
 
-export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceRuntime, authorise: (request: FastifyRequest) => Promise<void>): Promise<void> {
+export interface RouteOptions {
+  /** The preHandler of the routes that change state; the configured bearer token by default. */
+  readonly authorise?: Authorise;
+}
+
+async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): Promise<void> {
+  const { serviceConfig: config, streams, predictions, ingest, checkpoints } = app;
+  const authorise = options.authorise ?? requireToken(config.token);
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const symbolEngineOr404 = (symbol: string) => {
-    const engine = runtime.symbolView(symbol);
+    const engine = streams.get(symbol);
     if (!engine) throw new NotFoundError(`unknown symbol "${symbol}"`);
     return engine;
   };
@@ -51,14 +61,14 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
   routes.get('/healthz', { schema: { summary: 'the process is up', response: { 200: healthResponse } } }, async () => ({ status: 'ok' as const }));
 
   routes.get('/readyz', { schema: { summary: 'database open, feeds connected and in sync, learners warm', response: { 200: readinessResponse, 503: readinessResponse } } }, async (_request, reply) => {
-    const checks = runtime.readiness();
+    const checks = streams.readiness();
     const ready = checks.database && checks.feeds && checks.learners && checks.workers !== false;
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
 
   routes.get('/v1/symbols', { schema: { summary: 'symbols running, with tick counts and the latest mid; `restoring` counts stored symbols the background restore has not loaded yet', response: { 200: symbolsResponse } } }, async () => ({
-    restoring: runtime.symbolsToRestore,
-    symbols: runtime.symbolViews().map((s) => ({
+    restoring: streams.restoring,
+    symbols: streams.list().map((s) => ({
       symbol: s.symbol,
       ticks: s.ticks,
       disconnects: s.disconnects,
@@ -68,9 +78,10 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
   }));
 
   routes.get('/v1/symbols/:symbol/prediction', { schema: { summary: 'the latest prediction of every model', params: symbolParams, response: { 200: predictionResponse, ...errorResponses(400, 404) } } }, async (request) => {
-    const engine = symbolEngineOr404(request.params.symbol);
-    if (!engine.lastPrediction) throw new NotFoundError(`no prediction yet for "${request.params.symbol}"`);
-    return predictionView(engine.lastPrediction);
+    symbolEngineOr404(request.params.symbol);
+    const latest = predictions.latest(request.params.symbol);
+    if (!latest) throw new NotFoundError(`no prediction yet for "${request.params.symbol}"`);
+    return predictionView(latest);
   });
 
   routes.get(
@@ -87,14 +98,14 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
       const { symbol } = request.params;
       symbolEngineOr404(symbol);
       const { since, limit } = request.query;
-      const fromRing = (runtime.rings.get(symbol)?.recent(since, limit) ?? []).map(predictionView);
-      if (runtime.config.predictionRetentionSeconds > 0 && since !== undefined && fromRing.length < limit) {
+      const fromRing = predictions.recent(symbol, since, limit).map(predictionView);
+      if (predictions.logged && since !== undefined && fromRing.length < limit) {
         // Older than the ring holds: the SQLite log carries the first model's probabilities.
         // Its range is [from, to): `since` is exclusive, and the ring's oldest timestamp is
         // included because snapshots often share one; rows the ring also holds are dropped.
         const oldestInRing = fromRing[0];
-        const logged = runtime.checkpoints.repository
-          .predictionsInRange(symbol, nextUp(since), oldestInRing ? nextUp(oldestInRing.ts) : Number.POSITIVE_INFINITY, limit - fromRing.length)
+        const logged = predictions
+          .loggedBetween(symbol, nextUp(since), oldestInRing ? nextUp(oldestInRing.ts) : Number.POSITIVE_INFINITY, limit - fromRing.length)
           .filter((row) => !oldestInRing || row.ts < oldestInRing.ts || (row.seq !== null && row.seq < oldestInRing.seq))
           .map((row) => ({ symbol: row.symbol, ts: row.ts, seq: row.seq, model: row.model, probs: row.probs, source: 'log' as const }));
         return { symbol, predictions: [...logged, ...fromRing] };
@@ -105,7 +116,7 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
 
   routes.get('/v1/symbols/:symbol/metrics', { schema: { summary: "every model's prequential metrics, overall and over rolling windows", params: symbolParams, response: { 200: symbolMetricsResponse, ...errorResponses(400, 404) } } }, async (request) => {
     const engine = symbolEngineOr404(request.params.symbol);
-    const { unscored, models, mixWeights } = await runtime.symbolMetrics(engine.symbol);
+    const { unscored, models, mixWeights } = await streams.metrics(engine.symbol);
     return { symbol: engine.symbol, target: engine.targetName, classes: [...engine.classNames], ticks: engine.ticks, unscored, models: [...models], mixWeights };
   });
 
@@ -114,7 +125,7 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
   const buckets = new WeakMap<Socket, { tokens: number; at: number }>();
   let postsInFlight = 0;
   const admit = (socket: Socket, messages: number): number => {
-    const rate = runtime.config.ingestRatePerSecond;
+    const rate = config.ingestRatePerSecond;
     const now = performance.now();
     const bucket = buckets.get(socket) ?? { tokens: rate, at: now };
     bucket.tokens = Math.min(rate, bucket.tokens + ((now - bucket.at) * rate) / 1000);
@@ -132,9 +143,9 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
     {
       preHandler: authorise,
       schema: {
-        summary: `push one canonical message (snapshot or trade) or an array of at most ${runtime.config.ingestMaxBatch}; 400 lists every rejected one`,
+        summary: `push one canonical message (snapshot or trade) or an array of at most ${config.ingestMaxBatch}; 400 lists every rejected one`,
         security: [{ bearer: [] }],
-        body: z.union([canonicalMessageSchema, z.array(canonicalMessageSchema).min(1).max(runtime.config.ingestMaxBatch)]),
+        body: z.union([canonicalMessageSchema, z.array(canonicalMessageSchema).min(1).max(config.ingestMaxBatch)]),
         response: { 200: ingestOutcomeResponse, 400: ingestOutcomeResponse.or(errorResponse), ...errorResponses(401, 413, 429, 503) },
       },
       // The body schema documents the route; each message is validated when its turn comes, so a
@@ -142,20 +153,20 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
       validatorCompiler: () => (data: unknown) => ({ value: data }),
     },
     async (request, reply) => {
-      if (postsInFlight >= runtime.config.maxIngestConnections) {
-        return reply.code(503).header('retry-after', '1').send({ error: 'Service Unavailable', message: `${runtime.config.maxIngestConnections} ingest requests are in progress; try again later` });
+      if (postsInFlight >= config.maxIngestConnections) {
+        return reply.code(503).header('retry-after', '1').send({ error: 'Service Unavailable', message: `${config.maxIngestConnections} ingest requests are in progress; try again later` });
       }
-      const batch = runtime.ingestMapper.batchOf(request.body);
-      const waitMs = batch.ok ? admit(request.raw.socket, batch.elements.length) : 0;
+      const messages = ingest.messageCount(request.body);
+      const waitMs = messages !== null ? admit(request.raw.socket, messages) : 0;
       if (waitMs > 0) {
-        runtime.process({ type: 'rejected', reason: 'rate_limited', detail: `over ${runtime.config.ingestRatePerSecond} messages/s on this connection`, sample: `[${batch.ok ? batch.elements.length : 0} messages]`, symbol: null });
+        ingest.reject({ type: 'rejected', reason: 'rate_limited', detail: `over ${config.ingestRatePerSecond} messages/s on this connection`, sample: `[${messages ?? 0} messages]`, symbol: null });
         return reply
           .code(429)
           .header('retry-after', String(Math.ceil(waitMs / 1000)))
-          .send({ error: 'Too Many Requests', message: `over ${runtime.config.ingestRatePerSecond} messages/s on this connection; retry in ${waitMs} ms` });
+          .send({ error: 'Too Many Requests', message: `over ${config.ingestRatePerSecond} messages/s on this connection; retry in ${waitMs} ms` });
       }
       postsInFlight++;
-      const lane = runtime.pushLane('post-ingest');
+      const lane = ingest.lane('post-ingest');
       try {
         const outcome = await new Promise<IngestOutcome>((resolve) => lane.submit(request.body, resolve));
         return reply.code(outcome.rejected.length > 0 ? 400 : 200).send(outcome);
@@ -177,17 +188,17 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
         response: { 200: orderingResetResponse, ...errorResponses(400, 401, 404, 503) },
       },
     },
-    async (request) => ({ symbol: request.params.symbol, checkpoint: await runtime.resetOrdering(request.params.symbol) }),
+    async (request) => ({ symbol: request.params.symbol, checkpoint: await ingest.resetOrdering(request.params.symbol) }),
   );
 
   routes.get('/v1/symbols/:symbol/checkpoints', { schema: { summary: "the symbol's stored checkpoints, newest first", params: symbolParams, response: { 200: checkpointsResponse, ...errorResponses(400) } } }, async (request) => ({
     symbol: request.params.symbol,
-    checkpoints: runtime.checkpoints.repository.list(request.params.symbol),
+    checkpoints: checkpoints.list(request.params.symbol),
   }));
 
   routes.post('/v1/symbols/:symbol/checkpoints', { preHandler: authorise, schema: { summary: 'write a checkpoint now', params: symbolParams, security: [{ bearer: [] }], response: { 201: checkpointMeta, ...errorResponses(400, 401, 404, 503) } } }, async (request, reply) => {
     symbolEngineOr404(request.params.symbol);
-    const meta = await runtime.checkpoint(request.params.symbol, 'manual');
+    const meta = await checkpoints.write(request.params.symbol, 'manual');
     if (!meta) throw new NotFoundError(`unknown symbol "${request.params.symbol}"`);
     return reply.code(201).send(meta);
   });
@@ -195,9 +206,12 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
   routes.post(
     '/v1/symbols/:symbol/checkpoints/:id/restore',
     { preHandler: authorise, schema: { summary: "replace the symbol's state with a stored checkpoint", params: checkpointParams, security: [{ bearer: [] }], response: { 200: checkpointMeta, ...errorResponses(400, 401, 404, 409, 503) } } },
-    async (request) => runtime.restore(request.params.symbol, request.params.id),
+    async (request) => checkpoints.restore(request.params.symbol, request.params.id),
   );
 }
+
+/** The REST routes, over the streams, the prediction bus, push ingest and the checkpoints. */
+export const restRoutes = fp(registerRestRoutes, { name: 'rest-routes', dependencies: ['config', 'engine', 'predictions', 'checkpointing'], encapsulate: true });
 
 /** The smallest double above `x` (Number.MIN_VALUE added to a timestamp changes nothing). */
 function nextUp(x: number): number {

@@ -23,52 +23,28 @@
 //   refused with 503.
 import fastifyWebsocket from '@fastify/websocket';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { parseJsonBounded } from '../domain/json-edge.js';
 import { describeIssues } from '../domain/schemas.js';
 import { rejected } from '../domain/types.js';
 import type { Prediction } from '../engine/symbol-engine.js';
+import { registerService } from '../service/plugins/index.js';
 import type { IngestOutcome, PushLane, ServiceRuntime } from '../service/runtime.js';
+import type { StreamStats } from '../service/stream-stats.js';
+import type { IngestPort } from '../service/views.js';
 import { streamCommand } from './api-schemas.js';
+import { requireToken, type Authorise } from './auth.js';
 import { predictionView } from './rest.js';
 
+export { StreamStats } from '../service/stream-stats.js';
+
 /** Counters of the WebSocket routes, read by the Prometheus metrics. */
-export class StreamStats {
-  /** Open /v1/stream connections. */
-  subscribers = 0;
-  /** Predictions waiting in stream subscribers' queues right now. */
-  queued = 0;
-  /** Predictions never sent because a newer one of the same symbol replaced them. */
-  conflated = 0;
-  /** Predictions discarded unsent: queue overflow beyond one per symbol, or left queued when a slow subscriber was closed. */
-  dropped = 0;
-  /** Stream subscribers closed with 1013 because their send buffer did not drain. */
-  slowClosed = 0;
-  /** Of those, the ones that had not read up to the close frame within the grace and were cut off. */
-  slowTerminated = 0;
-  /** Open /v1/ingest connections. */
-  ingestConnections = 0;
-  /** Ingest frames refused by the per-connection rate limit. */
-  rateLimited = 0;
-  /** Upgrades refused because `maxIngestConnections` / `maxStreamConnections` were open. */
-  connectionsRefused = 0;
-  /** Stream clients terminated because they did not answer a ping. */
-  halfOpenClosed = 0;
-  /** Exceptions caught in a socket handler (a bug, never bad input): counted, logged, survived. */
-  handlerErrors = 0;
-}
 
-const statsByRuntime = new WeakMap<ServiceRuntime, StreamStats>();
-
-/** The WebSocket counters of `runtime` (created on first use, so callers need no registration order). */
+/** The WebSocket counters of `runtime`, for callers that hold the runtime rather than the app (tests, benches). */
 export function streamStatsOf(runtime: ServiceRuntime): StreamStats {
-  let stats = statsByRuntime.get(runtime);
-  if (!stats) {
-    stats = new StreamStats();
-    statsByRuntime.set(runtime, stats);
-  }
-  return stats;
+  return runtime.streamStats;
 }
 
 export interface StreamLimits {
@@ -100,17 +76,28 @@ const CLOSE_TRY_AGAIN_LATER = 1013;
 const CLOSE_GOING_AWAY = 1001;
 const TEXT_FRAME = { binary: false } as const;
 
-export async function registerWebSocketRoutes(
-  app: FastifyInstance,
-  runtime: ServiceRuntime,
-  authorise: (request: FastifyRequest) => Promise<void>,
-  limits: StreamLimits = defaultStreamLimits,
-): Promise<void> {
-  const stats = streamStatsOf(runtime);
+export interface WebSocketRouteOptions {
+  /** The preHandler of /v1/ingest; the configured bearer token by default. */
+  readonly authorise?: Authorise;
+  readonly limits?: StreamLimits;
+}
+
+/** Only the WebSocket routes, over a runtime the caller starts and stops (tests with small limits). */
+export async function registerWebSocketRoutes(app: FastifyInstance, runtime: ServiceRuntime, authorise: Authorise, limits: StreamLimits = defaultStreamLimits): Promise<void> {
+  await registerService(app, { runtime });
+  await app.register(webSocketRoutes, { authorise, limits });
+}
+
+async function registerStreamRoutes(app: FastifyInstance, options: WebSocketRouteOptions): Promise<void> {
+  const { serviceConfig: config, streamStats: stats, ingest, predictions } = app;
+  const authorise = options.authorise ?? requireToken(config.token);
+  const limits = options.limits ?? defaultStreamLimits;
   const subscribers = new Set<Subscriber>();
+  const frames = new PredictionFrames();
+  const corker = new TurnCorker();
 
   await app.register(fastifyWebsocket, {
-    options: { maxPayload: runtime.config.wsMaxFrameBytes },
+    options: { maxPayload: config.wsMaxFrameBytes },
     // Tell clients why the connection ends instead of a bare close.
     preClose() {
       for (const client of app.websocketServer.clients) client.close(CLOSE_GOING_AWAY, 'server shutting down');
@@ -137,10 +124,10 @@ export async function registerWebSocketRoutes(
 
   app.get(
     '/v1/ingest',
-    { websocket: true, preHandler: [authorise, refuseOver(() => stats.ingestConnections, runtime.config.maxIngestConnections, 'ingest')] },
+    { websocket: true, preHandler: [authorise, refuseOver(() => stats.ingestConnections, config.maxIngestConnections, 'ingest')] },
     (socket, request) => {
       stats.ingestConnections++;
-      const producer = new Producer(socket, runtime, stats, limits, request.log);
+      const producer = new Producer(socket, ingest, config.ingestRatePerSecond, stats, limits, request.log);
       socket.on('message', (data: Buffer, isBinary: boolean) => guarded(stats, request.log, socket, () => producer.onFrame(data, isBinary)));
       request.log.info('ingest connection opened');
       socket.on('close', (code: number) => {
@@ -153,13 +140,13 @@ export async function registerWebSocketRoutes(
 
   app.get(
     '/v1/stream',
-    { websocket: true, preHandler: refuseOver(() => stats.subscribers, runtime.config.maxStreamConnections, 'stream') },
+    { websocket: true, preHandler: refuseOver(() => stats.subscribers, config.maxStreamConnections, 'stream') },
     (socket, request) => {
-      const subscriber = new Subscriber(socket, runtime.config.subscriberQueue, stats, limits, request.log);
+      const subscriber = new Subscriber(socket, config.subscriberQueue, stats, limits, frames, corker, request.log);
       subscribers.add(subscriber);
       stats.subscribers++;
-      const unsubscribe = runtime.subscribe((prediction) => subscriber.offer(prediction));
-      socket.on('message', (data: Buffer) => guarded(stats, request.log, socket, () => subscriber.onCommand(data, runtime.config.maxSymbols)));
+      const unsubscribe = predictions.subscribe((prediction) => subscriber.offer(prediction));
+      socket.on('message', (data: Buffer) => guarded(stats, request.log, socket, () => subscriber.onCommand(data, config.maxSymbols)));
       socket.on('pong', () => subscriber.onPong());
       request.log.info('stream subscriber connected');
       socket.on('close', (code: number) => {
@@ -172,7 +159,7 @@ export async function registerWebSocketRoutes(
     },
   );
 
-  const pingMs = runtime.config.streamPingSeconds * 1000;
+  const pingMs = config.streamPingSeconds * 1000;
   if (pingMs > 0) {
     const pingTimer = setInterval(() => {
       for (const subscriber of subscribers) subscriber.ping();
@@ -181,6 +168,12 @@ export async function registerWebSocketRoutes(
     app.addHook('onClose', async () => clearInterval(pingTimer));
   }
 }
+
+/**
+ * /v1/ingest and /v1/stream, over push ingest and the prediction bus; counting into `streamStats`.
+ * Not encapsulated: `websocketServer` is the app's, for whoever closes or inspects its clients.
+ */
+export const webSocketRoutes = fp(registerStreamRoutes, { name: 'websocket-routes', dependencies: ['config', 'engine', 'predictions'] });
 
 /**
  * Whatever a socket handler throws stays here: counted, logged, and the connection closed with
@@ -218,13 +211,14 @@ class Producer {
 
   constructor(
     private readonly socket: WebSocket,
-    private readonly runtime: ServiceRuntime,
+    private readonly ingest: IngestPort,
+    private readonly ratePerSecond: number,
     private readonly stats: StreamStats,
     private readonly limits: StreamLimits,
     private readonly log: FastifyBaseLogger,
   ) {
-    this.tokens = runtime.config.ingestRatePerSecond;
-    this.lane = runtime.pushLane('ws-ingest');
+    this.tokens = ratePerSecond;
+    this.lane = ingest.lane('ws-ingest');
   }
 
   onFrame(data: Buffer, isBinary: boolean): void {
@@ -235,13 +229,13 @@ class Producer {
     const parsed = parseJsonBounded(text, `frame ${frame}${isBinary ? ' (binary)' : ''}`);
     if (!parsed.ok) {
       // Through the engine, so malformed frames are counted with every other rejection.
-      this.runtime.process(rejected(parsed.reason, parsed.detail, text.slice(0, 200), null));
+      this.ingest.reject(rejected(parsed.reason, parsed.detail, text.slice(0, 200), null));
       this.reply({ type: 'error', frame, reason: parsed.reason, detail: parsed.detail });
       return;
     }
     // A frame refused whole (empty, too many messages) is answered at once and costs no tokens.
-    const batch = this.runtime.ingestMapper.batchOf(parsed.value);
-    if (batch.ok && !this.admit(frame, batch.elements.length)) return;
+    const messages = this.ingest.messageCount(parsed.value);
+    if (messages !== null && !this.admit(frame, messages)) return;
     this.inFlight++;
     if (this.inFlight > 1) this.socket.pause();
     this.lane.submit(parsed.value, (outcome) => this.answer(frame, outcome));
@@ -255,7 +249,7 @@ class Producer {
   }
 
   private admit(frame: number, messages: number): boolean {
-    const rate = this.runtime.config.ingestRatePerSecond;
+    const rate = this.ratePerSecond;
     const now = performance.now();
     this.tokens = Math.min(rate, this.tokens + ((now - this.lastRefill) * rate) / 1000);
     this.lastRefill = now;
@@ -264,7 +258,7 @@ class Producer {
       return true;
     }
     this.stats.rateLimited++;
-    this.runtime.process(rejected('rate_limited', `frame ${frame}: over ${rate} messages/s on this connection`, `[${messages} messages]`, null));
+    this.ingest.reject(rejected('rate_limited', `frame ${frame}: over ${rate} messages/s on this connection`, `[${messages} messages]`, null));
     if (now - this.droppedWindowStart > 1000) {
       this.droppedWindowStart = now;
       this.droppedInWindow = 0;
@@ -293,41 +287,47 @@ class Producer {
   }
 }
 
-// Every subscriber of a symbol is sent the same bytes: the latest prediction is serialised once.
-let serialisedPrediction: Prediction | null = null;
-let serialisedFrame: Buffer = Buffer.alloc(0);
 const PREDICTION_PREFIX = '{"type":"prediction",';
 
-function frameOf(prediction: Prediction): Buffer {
-  if (prediction !== serialisedPrediction) {
-    serialisedFrame = Buffer.from(JSON.stringify({ type: 'prediction', ...predictionView(prediction) }));
-    serialisedPrediction = prediction;
-  }
-  return serialisedFrame;
-}
+/** Every subscriber of a symbol is sent the same bytes: the latest prediction is serialised once. */
+class PredictionFrames {
+  private prediction: Prediction | null = null;
+  private frame: Buffer = Buffer.alloc(0);
 
-// A prediction goes to every subscriber, and each ws.send is one write syscall. Under load
-// several predictions are made in one turn of the event loop (reads from several producers,
-// a read carrying many frames, a batch); corking each subscriber's TCP socket until the
-// loop's check phase writes them in one syscall, at the cost of the rest of the poll phase. ws exposes no batching, hence its (stable, widely used) `_socket`.
-const corkedSockets = new Set<Duplex>();
-let uncorkScheduled = false;
-
-function corkForThisTurn(socket: WebSocket): void {
-  const raw = (socket as unknown as { _socket?: Duplex })._socket;
-  if (!raw || corkedSockets.has(raw)) return;
-  raw.cork();
-  corkedSockets.add(raw);
-  if (!uncorkScheduled) {
-    uncorkScheduled = true;
-    setImmediate(uncorkAll);
+  of(prediction: Prediction): Buffer {
+    if (prediction !== this.prediction) {
+      this.frame = Buffer.from(JSON.stringify({ type: 'prediction', ...predictionView(prediction) }));
+      this.prediction = prediction;
+    }
+    return this.frame;
   }
 }
 
-function uncorkAll(): void {
-  uncorkScheduled = false;
-  for (const raw of corkedSockets) raw.uncork();
-  corkedSockets.clear();
+/**
+ * A prediction goes to every subscriber, and each ws.send is one write syscall. Under load
+ * several predictions are made in one turn of the event loop (reads from several producers,
+ * a read carrying many frames, a batch); corking each subscriber's TCP socket until the
+ * loop's check phase writes them in one syscall, at the cost of the rest of the poll phase. ws exposes no batching, hence its (stable, widely used) `_socket`.
+ */
+class TurnCorker {
+  private readonly corked = new Set<Duplex>();
+  private uncorkScheduled = false;
+  private readonly uncorkAll = (): void => {
+    this.uncorkScheduled = false;
+    for (const raw of this.corked) raw.uncork();
+    this.corked.clear();
+  };
+
+  corkForThisTurn(socket: WebSocket): void {
+    const raw = (socket as unknown as { _socket?: Duplex })._socket;
+    if (!raw || this.corked.has(raw)) return;
+    raw.cork();
+    this.corked.add(raw);
+    if (!this.uncorkScheduled) {
+      this.uncorkScheduled = true;
+      setImmediate(this.uncorkAll);
+    }
+  }
 }
 
 /** One /v1/stream connection: its symbols and its bounded queue of unsent predictions. */
@@ -347,6 +347,8 @@ class Subscriber {
     private readonly capacity: number,
     private readonly stats: StreamStats,
     private readonly limits: StreamLimits,
+    private readonly frames: PredictionFrames,
+    private readonly corker: TurnCorker,
     private readonly log: FastifyBaseLogger,
   ) {}
 
@@ -489,12 +491,12 @@ class Subscriber {
   }
 
   private send(prediction: Prediction): void {
-    let frame = frameOf(prediction);
+    let frame = this.frames.of(prediction);
     if (this.skipped > 0) {
       frame = Buffer.concat([Buffer.from(`${PREDICTION_PREFIX}"conflated":${this.skipped},`), frame.subarray(PREDICTION_PREFIX.length)]);
       this.skipped = 0;
     }
-    corkForThisTurn(this.socket);
+    this.corker.corkForThisTurn(this.socket);
     this.socket.send(frame, TEXT_FRAME);
   }
 

@@ -28,6 +28,7 @@ import { SymbolWorkerPool } from '../engine/worker-pool.js';
 import type { SymbolSummary } from '../engine/worker-protocol.js';
 import type { MetricsSummary, RollingMetrics } from '../engine/metrics.js';
 import type { LearnerStats } from '../model/learner.js';
+import { StreamStats } from './stream-stats.js';
 
 export interface RuntimeLogger {
   info(fields: object, message: string): void;
@@ -250,6 +251,8 @@ export class ServiceRuntime {
   /** Checkpoint write durations, in microseconds. */
   readonly checkpointWrites = new LatencyHistogram();
   readonly storeHealth: StoreHealth = { writable: true, corrupt: false, lastFailure: null };
+  /** Counters of the connections predictions leave by and pushed input arrives on (the WebSocket routes count, /metrics and /v1/status read). */
+  readonly streamStats = new StreamStats();
   /** @internal the push-ingest ordering state, shared by every push lane. */
   readonly ingestMapper: CanonicalMapper;
   demoFeedServer: FeedServer | null = null;
@@ -276,16 +279,19 @@ export class ServiceRuntime {
   /** Symbols whose tick checkpoint fell due while predictions were handed back. */
   private readonly dueOnWorkers = new Set<string>();
   private stopping = false;
+  private drained: Promise<void> | null = null;
 
   constructor(
     readonly config: ServiceConfig,
     readonly logger: RuntimeLogger,
     /** Wall clock for live data and checkpoint times; the only clock below the entry point. */
     private readonly now: () => number = Date.now,
+    /** An open store to use (the store plugin's, which closes it); else the runtime opens `config.db` and closes it in `stop`. */
+    store?: EngineCheckpoints,
   ) {
     this.engineConfig = engineConfigOf(config);
     this.configHash = engineConfigHash(this.engineConfig);
-    this.checkpoints = EngineCheckpoints.open(config.db, config.checkpointKeep, { maxBytes: config.dbMaxBytes || undefined });
+    this.checkpoints = store ?? openStore(config);
     this.ingestMapper = new CanonicalMapper({ levels: config.levels, maxBatch: config.ingestMaxBatch, maxClockSkewMs: config.clockSkewSeconds * 1000 });
     this.scheduler = new IngestScheduler({
       sliceMs: config.ingestSliceMs,
@@ -344,11 +350,23 @@ export class ServiceRuntime {
    * also on first use), so the service answers while a large store is still loading.
    */
   async start(): Promise<void> {
+    this.restoreStoredInBackground();
+    await this.startFeeds();
+    this.startWorkerLatency();
+    this.startCheckpointTimers();
+  }
+
+  /** Queues every stored symbol for the background restore (each is also restored on first use). */
+  restoreStoredInBackground(): void {
     for (const symbol of this.checkpoints.repository.listSymbols()) {
       if (this.symbolView(symbol, false)) continue;
       this.unrestored.add(symbol);
       this.restoreLane.push(symbol);
     }
+  }
+
+  /** Connects the configured feeds, or with none the built-in demo feed when it is enabled. */
+  async startFeeds(): Promise<void> {
     let feeds = this.config.feeds;
     if (feeds.length === 0 && this.config.demoFeed) {
       const recording = join(packageRoot(), 'fixtures/binance/spot_btcusdt_20240808.head3000.gz');
@@ -357,9 +375,12 @@ export class ServiceRuntime {
       this.logger.info({ ws: this.demoFeedServer.wsUrl, rest: this.demoFeedServer.url }, 'no feeds configured: replaying the bundled Binance BTCUSDT recording on loopback as a live feed (set LOB_RTRL_FEEDS for a real venue)');
     }
     for (const feedConfig of feeds) this.startFeed(feedConfig);
+  }
+
+  /** With worker threads: gathers their step latency each second (/metrics and the dashboard). */
+  startWorkerLatency(): void {
     if (this.pool) {
       const pool = this.pool;
-      // The step latency of /metrics and the dashboard, gathered from the workers.
       this.latencyTimer = setInterval(() => {
         void pool.latency().then(
           (states) => {
@@ -371,6 +392,10 @@ export class ServiceRuntime {
       }, 1000);
       this.latencyTimer.unref();
     }
+  }
+
+  /** The interval checkpoints and, with retention, the prediction log's writes and pruning. */
+  startCheckpointTimers(): void {
     this.checkpointTimer = setInterval(() => this.queueCheckpoints('interval'), this.config.checkpointEverySeconds * 1000);
     this.checkpointTimer.unref();
     if (this.config.predictionRetentionSeconds > 0) {
@@ -897,16 +922,45 @@ export class ServiceRuntime {
    * Graceful stop: feeds first, the messages they already delivered, then a checkpoint of every
    * symbol (retried, with space freed when the disk is full), then the database. Throws
    * ShutdownCheckpointError, after closing the database, when some state could not be saved.
+   * An app that owns its runtime runs the same steps from its plugins' `onClose` hooks.
    */
   async stop(): Promise<void> {
     if (this.stopping) return;
+    await this.stopFeeds();
+    await this.drain();
+    const lost = await this.writeShutdownCheckpoints();
+    await this.closeWorkers();
+    this.checkpoints.close();
+    if (lost.length > 0) throw new ShutdownCheckpointError(lost);
+  }
+
+  /** No more timers, queued checkpoints or feed messages from here on. */
+  private beginStop(): void {
     this.stopping = true;
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     if (this.latencyTimer) clearInterval(this.latencyTimer);
+  }
+
+  /** The first step of a stop: the feeds (and the demo feed's server) close, their loops end. */
+  async stopFeeds(): Promise<void> {
+    this.beginStop();
     await Promise.all(this.feeds.map((running) => running.feed.close()));
     await Promise.all(this.feeds.map((running) => running.done));
     if (this.demoFeedServer) await this.demoFeedServer.close();
+  }
+
+  /**
+   * Runs what the producers already delivered (on the workers too) and the checkpoints under
+   * way, then writes the prediction log: what the final checkpoints must include. Once only.
+   */
+  drain(): Promise<void> {
+    this.drained ??= this.drainOnce();
+    return this.drained;
+  }
+
+  private async drainOnce(): Promise<void> {
+    this.beginStop();
     this.checkpointLane.close();
     this.restoreLane.close();
     await this.scheduler.idle();
@@ -915,13 +969,15 @@ export class ServiceRuntime {
     if (this.pool) await this.pool.drain();
     await Promise.all(this.checkpointsInFlight);
     if (this.config.predictionRetentionSeconds > 0) this.flushPredictionLog();
-    const lost = await this.writeShutdownCheckpoints();
-    if (this.pool) await this.pool.close();
-    this.checkpoints.close();
-    if (lost.length > 0) throw new ShutdownCheckpointError(lost);
   }
 
-  private async writeShutdownCheckpoints(): Promise<Array<{ symbol: string; ticksSinceCheckpoint: number; error: string }>> {
+  /** The last step before the store closes: the worker threads end. */
+  async closeWorkers(): Promise<void> {
+    if (this.pool) await this.pool.close();
+  }
+
+  /** The final checkpoint of every symbol that moved since its last one, retried; returns what could not be saved. */
+  async writeShutdownCheckpoints(): Promise<Array<{ symbol: string; ticksSinceCheckpoint: number; error: string }>> {
     let due = this.symbolViews().filter((s) => !this.failedSymbols.has(s.symbol)).filter((s) => s.ticks !== this.lastCheckpointTick.get(s.symbol) || this.failingCheckpoints.has(s.symbol));
     let written = 0;
     const errors = new Map<string, StoreWriteError>();
@@ -971,6 +1027,11 @@ export class ServiceRuntime {
     });
     attempt('wal checkpoint', () => db.pragma('wal_checkpoint(TRUNCATE)'));
   }
+}
+
+/** The store as `serve` opens it: `config.db`, keeping the last `checkpointKeep` checkpoints of each symbol, within `dbMaxBytes`. */
+export function openStore(config: ServiceConfig): EngineCheckpoints {
+  return EngineCheckpoints.open(config.db, config.checkpointKeep, { maxBytes: config.dbMaxBytes || undefined });
 }
 
 export class NotFoundError extends Error {}

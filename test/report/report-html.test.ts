@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { MetricsTimeline, PrequentialMetrics } from '../../src/engine/metrics.js';
-import { escapeHtml, renderReportHtml, type ReplayReportData } from '../../src/engine/report-html.js';
+import { escapeHtml, renderReportHtml, type ReplayReportData } from '../../src/report/report-html.js';
 
 // 2012-06-21 00:00 Eastern daylight time (UTC-4), epoch ms: LOBSTER times are seconds after it.
 const SESSION_MIDNIGHT_MS = Date.UTC(2012, 5, 21, 4);

@@ -1,0 +1,147 @@
+// The small interfaces the routes are written against, and how a ServiceRuntime provides each.
+// The infrastructure plugins (src/service/plugins/) decorate the app with them; a route never
+// reaches into the runtime, its learners or its repository.
+import type { Rejected } from '../domain/types.js';
+import type { EngineCounters } from '../engine/engine.js';
+import type { LatencyHistogram } from '../engine/latency.js';
+import type { Prediction } from '../engine/symbol-engine.js';
+import type { LiveFeedStats } from '../ingest/live-client.js';
+import type { CheckpointMeta, StoredPrediction } from '../store/checkpoints.js';
+import type { PredictionListener, PushLane, ServiceRuntime, SymbolMetrics, SymbolView } from './runtime.js';
+
+export type Readiness = ReturnType<ServiceRuntime['readiness']>;
+
+/** The running streams (one per symbol), wherever they run: what REST, /metrics and the dashboard read. */
+export interface StreamsView {
+  /** Every running stream, in order of first sight. */
+  list(): SymbolView[];
+  /** The stream of `symbol`; a stored one not yet restored is restored now. Undefined when unknown. */
+  get(symbol: string): SymbolView | undefined;
+  /** Scores and learner counters of a running stream (asked of its worker thread when it has one). */
+  metrics(symbol: string): Promise<SymbolMetrics>;
+  /** Every running stream's scores at once, for a Prometheus scrape. */
+  allMetrics(): Promise<Array<SymbolMetrics & { symbol: string }>>;
+  /** Stored streams the background restore has not loaded yet. */
+  readonly restoring: number;
+  /** Store, feeds, learners, restore and worker threads, as /readyz reports them. */
+  readiness(): Readiness;
+  /** Step latency of every stream's engine. */
+  readonly stepLatency: LatencyHistogram;
+  /** Events, rejects (by reason) and disconnects the engine counted. */
+  readonly counters: Readonly<EngineCounters>;
+}
+
+/** The predictions as they are made: subscriptions, and the recent ones of each symbol. */
+export interface PredictionBus {
+  /** `listener` is called with every new prediction until the returned function is called. */
+  subscribe(listener: PredictionListener): () => void;
+  readonly subscriberCount: number;
+  /** The newest prediction of a running symbol, or null before its first. */
+  latest(symbol: string): Prediction | null;
+  /** Predictions of `symbol` kept in memory with ts > since (all when undefined), at most `limit`, newest last. */
+  recent(symbol: string, since: number | undefined, limit: number): Prediction[];
+  /** Whether older predictions are kept in the store's prediction log (`predictionRetentionSeconds` > 0). */
+  readonly logged: boolean;
+  /** Logged predictions with fromTs <= ts < toTs, in time order, at most `limit` (first model only). */
+  loggedBetween(symbol: string, fromTs: number, toTs: number, limit: number): StoredPrediction[];
+}
+
+/** Where pushed input enters: one lane per producer, sharing the engine fairly with every other. */
+export interface IngestPort {
+  /** A lane for one push producer (a WebSocket connection, a POST body). */
+  lane(name: string): PushLane;
+  /** How many messages a frame or body carries, or null when it is refused whole (not a message, an empty or too long array). */
+  messageCount(value: unknown): number | null;
+  /** Counts (and logs once per reason) input refused before it reached a lane. */
+  reject(rejection: Rejected): void;
+  /** Forgets a symbol's last accepted seq and ts, and checkpoints that at once. */
+  resetOrdering(symbol: string): Promise<CheckpointMeta | null>;
+}
+
+/** The checkpoints of each stream, as an operator lists, writes and restores them. */
+export interface CheckpointsPort {
+  /** Stored checkpoints of `symbol`, newest first. */
+  list(symbol: string): CheckpointMeta[];
+  /** Writes one now; null when the symbol is unknown. Rejects with StoreWriteError on a store failure. */
+  write(symbol: string, reason: string): Promise<CheckpointMeta | null>;
+  /** Replaces the stream's state with checkpoint `id` (checksum and configuration verified). */
+  restore(symbol: string, id: number): Promise<CheckpointMeta>;
+  /** Checkpoint write durations, in microseconds. */
+  readonly writes: LatencyHistogram;
+}
+
+/** One live feed as the status page and /metrics show it; never its URL, which can carry credentials. */
+export interface FeedView {
+  readonly venue: string;
+  readonly symbols: readonly string[];
+  /** The built-in demo feed (the bundled recording on loopback). */
+  readonly demo: boolean;
+  readonly stats: LiveFeedStats;
+}
+
+export interface FeedsView {
+  list(): FeedView[];
+}
+
+export function streamsViewOf(runtime: ServiceRuntime): StreamsView {
+  return {
+    list: () => runtime.symbolViews(),
+    get: (symbol) => runtime.symbolView(symbol),
+    metrics: (symbol) => runtime.symbolMetrics(symbol),
+    allMetrics: () => runtime.allSymbolMetrics(),
+    get restoring() {
+      return runtime.symbolsToRestore;
+    },
+    readiness: () => runtime.readiness(),
+    get stepLatency() {
+      return runtime.stepLatency;
+    },
+    counters: runtime.engine.counters,
+  };
+}
+
+export function predictionBusOf(runtime: ServiceRuntime): PredictionBus {
+  return {
+    subscribe: (listener) => runtime.subscribe(listener),
+    get subscriberCount() {
+      return runtime.subscriberCount;
+    },
+    latest: (symbol) => runtime.symbolView(symbol, false)?.lastPrediction ?? null,
+    recent: (symbol, since, limit) => runtime.rings.get(symbol)?.recent(since, limit) ?? [],
+    logged: runtime.config.predictionRetentionSeconds > 0,
+    loggedBetween: (symbol, fromTs, toTs, limit) => runtime.checkpoints.repository.predictionsInRange(symbol, fromTs, toTs, limit),
+  };
+}
+
+export function ingestPortOf(runtime: ServiceRuntime): IngestPort {
+  return {
+    lane: (name) => runtime.pushLane(name),
+    messageCount: (value) => {
+      const batch = runtime.ingestMapper.batchOf(value);
+      return batch.ok ? batch.elements.length : null;
+    },
+    reject: (rejection) => void runtime.process(rejection),
+    resetOrdering: (symbol) => runtime.resetOrdering(symbol),
+  };
+}
+
+export function checkpointsPortOf(runtime: ServiceRuntime): CheckpointsPort {
+  return {
+    list: (symbol) => runtime.checkpoints.repository.list(symbol),
+    write: (symbol, reason) => runtime.checkpoint(symbol, reason),
+    restore: (symbol, id) => runtime.restore(symbol, id),
+    writes: runtime.checkpointWrites,
+  };
+}
+
+export function feedsViewOf(runtime: ServiceRuntime): FeedsView {
+  return {
+    list: () =>
+      runtime.feeds.map(({ config, feed }) => ({
+        venue: config.venue,
+        symbols: config.symbols,
+        demo: runtime.demoFeedServer !== null && config.url === runtime.demoFeedServer.wsUrl,
+        stats: feed.stats,
+      })),
+  };
+}
