@@ -9,10 +9,11 @@
 // marked by a disconnect only far beyond normal lag; see ConflatingQueue).
 import WebSocket from 'ws';
 import type { RawData } from 'ws';
+import { z } from 'zod';
 import type { BookSnapshot, Disconnect, EpochMs, MarketMessage, OrderEvent, Trade } from '../domain/types.js';
 import { redactedError, redactText } from '../domain/redact.js';
 import { sampleOf } from '../domain/types.js';
-import type { FrameMapper, LiveProtocol, Venue } from '../venues/types.js';
+import type { BookDepth, FrameMapper, LiveProtocol, Venue } from '../venues/types.js';
 import { Backoff, type BackoffPolicy, checkBackoffPolicy, defaultBackoffPolicy } from './backoff.js';
 
 /** The subset of a pino logger the client uses; a pino Logger satisfies it. */
@@ -29,6 +30,28 @@ export interface LiveFeedConfig {
   /** Base REST URL, for venues that sync a diff stream against a REST snapshot. */
   readonly restUrl?: string;
   readonly symbols: readonly string[];
+  /**
+   * Which book stream to follow where the venue offers a choice (Binance spot and USDⓈ-M futures):
+   * `diff` (default), the diff stream synced to REST snapshots, or 5, 10 or 20, the partial-depth
+   * stream of that many levels, a whole book in every frame. See `feedDepthSchema`.
+   */
+  readonly depth?: BookDepth;
+}
+
+/** A feed's `depth` as configuration may give it (JSON, environment): checked once at the edge. */
+export const feedDepthSchema = z.union([z.literal('diff'), z.literal(5), z.literal(10), z.literal(20)]);
+
+/** The venue subscribing the configured depth; an Error naming `depth` when it cannot. */
+function venueWithDepth(venue: Venue, depth: unknown): Venue {
+  if (depth === undefined) return venue;
+  const parsed = feedDepthSchema.safeParse(depth);
+  if (!parsed.success) throw new Error(`depth: expected "diff", 5, 10 or 20, got ${sampleOf(JSON.stringify(depth), 40)}`);
+  if (venue.withBookDepth === undefined) throw new Error(`depth: venue ${venue.id} offers no choice of book depth`);
+  try {
+    return venue.withBookDepth(parsed.data);
+  } catch (error) {
+    throw new Error(`depth: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 export interface LiveFeedOptions {
@@ -555,7 +578,8 @@ class LiveFeedClient implements LiveFeed {
   private connected = false;
   private readonly synced: Record<string, boolean> = {};
 
-  constructor(venue: Venue, private readonly config: LiveFeedConfig, options: LiveFeedOptions) {
+  constructor(configuredVenue: Venue, private readonly config: LiveFeedConfig, options: LiveFeedOptions) {
+    const venue = venueWithDepth(configuredVenue, config.depth);
     if (venue.live === null) throw new Error(`venue ${venue.id}: has no live protocol`);
     if (config.symbols.length === 0) throw new Error('symbols: at least one symbol is required');
     this.protocol = venue.live;

@@ -55,7 +55,11 @@ const IGNORED_EVENTS = new Set([
 const SPOT_DIFF_CHANNEL = /^depth(@(100|1000)ms)?$/;
 const USDM_DIFF_CHANNEL = /^depth(@(0|100|250|500)ms)?$/;
 const ANY_DIFF_CHANNEL = /^depth(@(0|100|250|500|1000)ms)?$/;
-const PARTIAL_CHANNEL = /^depth(5|10|20)(@(100|1000)ms)?$/;
+// Partial book depth: spot `<symbol>@depth<levels>[@100ms]` (1000 ms alone), USDⓈ-M futures
+// `<symbol>@depth<levels>[@100ms|@500ms]` (250 ms alone).
+const SPOT_PARTIAL_CHANNEL = /^depth(5|10|20)(@(100|1000)ms)?$/;
+const USDM_PARTIAL_CHANNEL = /^depth(5|10|20)(@(100|250|500)ms)?$/;
+const ANY_PARTIAL_CHANNEL = /^depth(5|10|20)(@(100|250|500|1000)ms)?$/;
 const ENVELOPE_PREFIX = '{"stream":"';
 
 interface Problem {
@@ -75,6 +79,26 @@ class LevelScratch {
 
   copy(): Float64Array {
     return this.values.slice(0, this.length);
+  }
+
+  /**
+   * Orders the pairs by price, highest first for bids (`descending`), lowest first for asks.
+   * Insertion sort in place: a partial book holds at most 20 levels, mostly in order already.
+   */
+  sortBestFirst(descending: boolean): void {
+    const values = this.values;
+    for (let i = 2; i < this.length; i += 2) {
+      const price = values[i];
+      const quantity = values[i + 1];
+      let j = i - 2;
+      while (j >= 0 && (descending ? values[j] < price : values[j] > price)) {
+        values[j + 2] = values[j];
+        values[j + 3] = values[j + 1];
+        j -= 2;
+      }
+      values[j + 2] = price;
+      values[j + 3] = quantity;
+    }
   }
 }
 
@@ -246,6 +270,7 @@ function tradeIdOf(record: Record<string, unknown>, field: string): string | Pro
 class BinanceMapper implements FrameMapper {
   private readonly levels: number;
   private readonly diffChannel: RegExp;
+  private readonly partialChannel: RegExp;
   private readonly connectionSymbols: readonly string[];
   private readonly syncs = new Map<string, SymbolSync>();
   private readonly resyncRequests = new Set<string>();
@@ -255,6 +280,7 @@ class BinanceMapper implements FrameMapper {
 
   constructor(options: MapperOptions, private readonly market: BinanceMarket = 'spot') {
     this.diffChannel = market === 'spot' ? SPOT_DIFF_CHANNEL : market === 'usdm' ? USDM_DIFF_CHANNEL : ANY_DIFF_CHANNEL;
+    this.partialChannel = market === 'spot' ? SPOT_PARTIAL_CHANNEL : market === 'usdm' ? USDM_PARTIAL_CHANNEL : ANY_PARTIAL_CHANNEL;
     const levels = Math.floor(options.levels);
     this.levels = Number.isFinite(levels) && levels > 0 ? levels : DEFAULT_LEVELS;
     this.connectionSymbols = (options.symbols ?? []).map((symbol) => symbol.toUpperCase());
@@ -345,8 +371,7 @@ class BinanceMapper implements FrameMapper {
     }
     if (channel === 'trade' || channel === 'aggTrade') this.mapTrade(data, channel, streamSymbol, frame, localTs, out);
     else if (this.diffChannel.test(channel)) this.mapDiff(data, streamSymbol, frame, localTs, out);
-    // Futures partial-book payloads are diff-shaped (U, u, pu, b, a), not spot's; not read here.
-    else if (this.market === 'spot' && PARTIAL_CHANNEL.test(channel)) this.mapPartial(data, streamSymbol, frame, localTs, out);
+    else if (this.partialChannel.test(channel)) this.mapPartialChannel(data, streamSymbol, frame, localTs, out);
     else out.push(this.reject('unsupported_message', `stream: unsupported channel ${describe(stream)}`, frame, streamSymbol));
   }
 
@@ -388,6 +413,75 @@ class BinanceMapper implements FrameMapper {
     const symbol = this.connectionSymbols[0];
     if (this.syncs.has(symbol)) this.applyRestSnapshot(symbol, message, frame, localTs, out);
     else this.mapPartial(message, symbol, frame, localTs, out);
+  }
+
+  /**
+   * A partial-book stream frame: spot sends `{lastUpdateId, bids, asks}`, USDⓈ-M futures a
+   * diff-shaped `depthUpdate` (E, T, s, U, u, pu, b, a) that is nonetheless the whole top-N book.
+   * A recording (`auto`) may hold either; each market reads only its own.
+   */
+  private mapPartialChannel(data: Record<string, unknown>, streamSymbol: string, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
+    const futuresShaped = data.e !== undefined;
+    if (this.market === 'spot' || (this.market === 'auto' && !futuresShaped)) {
+      this.mapPartial(data, streamSymbol, frame, localTs, out);
+      return;
+    }
+    if (data.e !== 'depthUpdate') {
+      out.push(this.reject('schema', `e: expected "depthUpdate" on a futures partial-depth stream, got ${describe(data.e)}`, frame, streamSymbol));
+      return;
+    }
+    this.mapFuturesPartial(data, streamSymbol, frame, localTs, out);
+  }
+
+  /**
+   * USDⓈ-M futures partial depth: every frame is the whole top <levels> book, so it is emitted as
+   * it stands: no REST snapshot, no `pu` chain (a lost frame loses nothing the next one lacks).
+   * The venue time is `E`, as for the futures diff stream; `u` is the snapshot's sequence.
+   */
+  private mapFuturesPartial(data: Record<string, unknown>, streamSymbol: string, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
+    const symbol = symbolOf(data, streamSymbol);
+    if (typeof symbol !== 'string') {
+      out.push(this.reject(symbol.reason, symbol.detail, frame, streamSymbol));
+      return;
+    }
+    const eventTime = data.E;
+    if (typeof eventTime !== 'number' || !Number.isFinite(eventTime)) {
+      out.push(this.reject('schema', `E: expected an event time in ms, got ${describe(eventTime)}`, frame, symbol));
+      return;
+    }
+    const firstId = updateId(data, 'U');
+    if (isProblem(firstId)) {
+      out.push(this.reject(firstId.reason, firstId.detail, frame, symbol));
+      return;
+    }
+    const finalId = updateId(data, 'u');
+    if (isProblem(finalId)) {
+      out.push(this.reject(finalId.reason, finalId.detail, frame, symbol));
+      return;
+    }
+    // Not checked against anything (see above), but a frame without it is not the documented shape.
+    const previousFinalId = updateId(data, 'pu');
+    if (isProblem(previousFinalId)) {
+      out.push(this.reject(previousFinalId.reason, previousFinalId.detail, frame, symbol));
+      return;
+    }
+    if (firstId > finalId) {
+      out.push(this.reject('out_of_order', `U: first update id ${firstId} is after final update id u=${finalId}`, frame, symbol));
+      return;
+    }
+    const problem = parseLevels(data.b, 'b', this.bidScratch, false) ?? parseLevels(data.a, 'a', this.askScratch, false);
+    if (problem) {
+      out.push(this.reject(problem.reason, problem.detail, frame, symbol));
+      return;
+    }
+    // The documented example lists its bids low to high; order each side best first rather than
+    // trust the order sent (checkBook then still rejects a repeated price).
+    this.bidScratch.sortBestFirst(true);
+    this.askScratch.sortBestFirst(false);
+    const bids = this.bidScratch.values.slice(0, Math.min(this.bidScratch.length, 2 * this.levels));
+    const asks = this.askScratch.values.slice(0, Math.min(this.askScratch.length, 2 * this.levels));
+    const snapshot: BookSnapshot = { type: 'book_snapshot', symbol, ts: eventTime, localTs, seq: finalId, bids, asks };
+    out.push(snapshotOrRejected(snapshot, frame));
   }
 
   private mapPartial(data: Record<string, unknown>, symbol: string, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
@@ -725,8 +819,8 @@ function withoutTrailingSlash(url: string): string {
 interface LiveShape {
   readonly venue: string;
   readonly depthStream: string;
-  /** REST depth path: spot `/api/v3/depth`, USDⓈ-M futures `/fapi/v1/depth`. */
-  readonly depthPath: string;
+  /** REST depth path (spot `/api/v3/depth`, USDⓈ-M futures `/fapi/v1/depth`); null for a partial-depth stream, which needs none. */
+  readonly depthPath: string | null;
 }
 
 const SPOT_LIVE: LiveShape = { venue: 'binance', depthStream: 'depth@100ms', depthPath: '/api/v3/depth' };
@@ -734,6 +828,7 @@ const SPOT_LIVE: LiveShape = { venue: 'binance', depthStream: 'depth@100ms', dep
 function createLiveProtocol(tradeChannel: BinanceTradeChannel | null, shape: LiveShape = SPOT_LIVE): LiveProtocol {
   let requestId = 0;
   const streams = (symbols: readonly string[]) => streamsOf(symbols, tradeChannel, shape.depthStream);
+  const depthPath = shape.depthPath;
   return {
     venue: shape.venue,
     connectUrl: (baseUrl, symbols) => `${withoutTrailingSlash(baseUrl)}/stream?streams=${streams(symbols).join('/')}`,
@@ -744,44 +839,80 @@ function createLiveProtocol(tradeChannel: BinanceTradeChannel | null, shape: Liv
       requestId += 1;
       return [JSON.stringify({ method: 'UNSUBSCRIBE', params: streams(symbols), id: requestId })];
     },
-    // Books resync from REST snapshots; the stream itself is never touched.
+    // Books resync from REST snapshots (a partial stream needs no resync); the stream itself is never touched.
     resyncFrames: () => [],
     // Binance pings at the websocket level and ws answers those pongs itself.
     pingFrame: () => null,
     snapshotUrl: (baseRestUrl, symbol) =>
-      `${withoutTrailingSlash(baseRestUrl)}${shape.depthPath}?symbol=${encodeURIComponent(symbol.toUpperCase())}&limit=${REST_SNAPSHOT_LIMIT}`,
+      depthPath === null ? null : `${withoutTrailingSlash(baseRestUrl)}${depthPath}?symbol=${encodeURIComponent(symbol.toUpperCase())}&limit=${REST_SNAPSHOT_LIMIT}`,
   };
 }
 
 /**
- * Binance spot; the live client subscribes `<symbol>@depth@100ms` and, unless `tradeChannel` is
- * null, `<symbol>@trade` (every fill) or `<symbol>@aggTrade` (fills aggregated per taker order
- * and price). The mapper reads whichever stream a frame names, so replay needs no option.
+ * The book stream a live connection follows: the diff stream synced to REST snapshots (`diff`),
+ * or a partial-depth stream of the top 5, 10 or 20 levels, each frame a whole book.
  */
-export function binanceVenue(tradeChannel: BinanceTradeChannel | null = 'trade'): Venue {
-  return {
-    id: 'binance',
-    createMapper: (options: MapperOptions): FrameMapper => new BinanceMapper(options),
-    live: createLiveProtocol(tradeChannel),
-  };
+export type BinanceDepth = 'diff' | 5 | 10 | 20;
+export const BINANCE_DEPTHS: readonly BinanceDepth[] = ['diff', 5, 10, 20];
+
+function checkDepth(venue: string, depth: BinanceDepth): void {
+  if (!BINANCE_DEPTHS.includes(depth)) throw new RangeError(`${venue} depth must be one of ${BINANCE_DEPTHS.join(', ')}, got ${String(depth)}`);
+}
+
+/** The venue plus the way a feed's config picks its depth: `build` checks the choice. */
+function withDepths(venue: Omit<Venue, 'withBookDepth'>, build: (depth: BinanceDepth) => Venue): Venue {
+  return { ...venue, withBookDepth: (depth) => build(depth as BinanceDepth) };
+}
+
+/**
+ * Binance spot; the live client subscribes `<symbol>@depth@100ms` (`depth` 'diff', synced to
+ * GET /api/v3/depth) or `<symbol>@depth<depth>@100ms` (a partial book, no REST) and, unless
+ * `tradeChannel` is null, `<symbol>@trade` (every fill) or `<symbol>@aggTrade` (fills aggregated
+ * per taker order and price). The mapper reads whichever stream a frame names, so replay needs no option.
+ */
+export function binanceVenue(tradeChannel: BinanceTradeChannel | null = 'trade', depth: BinanceDepth = 'diff'): Venue {
+  checkDepth('binance', depth);
+  const shape: LiveShape = depth === 'diff' ? SPOT_LIVE : { venue: 'binance', depthStream: `depth${depth}@100ms`, depthPath: null };
+  return withDepths(
+    {
+      id: 'binance',
+      createMapper: (options: MapperOptions): FrameMapper => new BinanceMapper(options),
+      live: createLiveProtocol(tradeChannel, shape),
+    },
+    (chosen) => binanceVenue(tradeChannel, chosen),
+  );
 }
 
 export const binance: Venue = binanceVenue();
 
-/** The diff-depth update speeds USDⓈ-M futures offers (`<symbol>@depth` alone is 250 ms). */
+/**
+ * The update speeds USDⓈ-M futures offers: diff depth 0, 100, 250 (`<symbol>@depth` alone) or
+ * 500 ms; partial depth 100, 250 (`<symbol>@depth<levels>` alone) or 500 ms.
+ */
 export type BinanceUsdmDepthSpeed = '0ms' | '100ms' | '250ms' | '500ms';
 
 /**
  * Binance USDⓈ-M futures (wss://fstream.binance.com, REST https://fapi.binance.com): the live
- * client subscribes `<symbol>@depth@<speed>` and `<symbol>@aggTrade` (or `@trade`), and syncs each
- * book against GET /fapi/v1/depth?limit=1000 with the `pu` chain.
+ * client subscribes `<symbol>@depth@<speed>`, syncing each book against GET /fapi/v1/depth?limit=1000
+ * with the `pu` chain, or with `depth` 5, 10 or 20 the partial book `<symbol>@depth<depth>@<speed>`
+ * (no REST), and `<symbol>@aggTrade` (or `@trade`).
  */
-export function binanceUsdmVenue(tradeChannel: BinanceTradeChannel | null = 'aggTrade', speed: BinanceUsdmDepthSpeed = '100ms'): Venue {
-  return {
-    id: 'binance-usdm',
-    createMapper: (options: MapperOptions): FrameMapper => new BinanceMapper(options, 'usdm'),
-    live: createLiveProtocol(tradeChannel, { venue: 'binance-usdm', depthStream: `depth@${speed}`, depthPath: '/fapi/v1/depth' }),
-  };
+export function binanceUsdmVenue(tradeChannel: BinanceTradeChannel | null = 'aggTrade', speed: BinanceUsdmDepthSpeed = '100ms', depth: BinanceDepth = 'diff'): Venue {
+  checkDepth('binance-usdm', depth);
+  let shape: LiveShape = { venue: 'binance-usdm', depthStream: `depth@${speed}`, depthPath: '/fapi/v1/depth' };
+  if (depth !== 'diff') {
+    if (speed === '0ms') throw new RangeError('binance-usdm partial depth streams are pushed every 100, 250 or 500 ms, not 0ms');
+    // `<symbol>@depth<levels>` alone is the 250 ms stream; the documentation names no `@250ms` form.
+    shape = { venue: 'binance-usdm', depthStream: speed === '250ms' ? `depth${depth}` : `depth${depth}@${speed}`, depthPath: null };
+  }
+  return withDepths(
+    {
+      id: 'binance-usdm',
+      createMapper: (options: MapperOptions): FrameMapper => new BinanceMapper(options, 'usdm'),
+      live: createLiveProtocol(tradeChannel, shape),
+    },
+    (chosen) => binanceUsdmVenue(tradeChannel, speed, chosen),
+  );
 }
 
 export const binanceUsdm: Venue = binanceUsdmVenue();
