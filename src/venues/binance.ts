@@ -28,7 +28,7 @@
 import { L2Book } from '../book/l2-book.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
 import type { BookSnapshot, Disconnect, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
-import { describeValue, isRecord, parseJsonFrame } from './frame.js';
+import { FrameError, isFrameError, isRecord, parseJsonFrame, shown } from './frame.js';
 import { rejected } from '../domain/types.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
@@ -61,11 +61,6 @@ const SPOT_PARTIAL_CHANNEL = /^depth(5|10|20)(@(100|1000)ms)?$/;
 const USDM_PARTIAL_CHANNEL = /^depth(5|10|20)(@(100|250|500)ms)?$/;
 const ANY_PARTIAL_CHANNEL = /^depth(5|10|20)(@(100|250|500|1000)ms)?$/;
 const ENVELOPE_PREFIX = '{"stream":"';
-
-interface Problem {
-  readonly reason: RejectReason;
-  readonly detail: string;
-}
 
 /** Parsed [p0, q0, p1, q1, ...] of one side, reused across frames to spare the hot path. */
 class LevelScratch {
@@ -172,8 +167,6 @@ interface SymbolSync {
   chained: boolean;
 }
 
-const describe = describeValue;
-
 /** A Binance decimal (string, or a JSON number from a lenient producer) as a number; NaN when not one. */
 function decimal(raw: unknown): number {
   if (typeof raw === 'number') return raw;
@@ -184,43 +177,39 @@ function decimal(raw: unknown): number {
   return value;
 }
 
-function updateId(record: Record<string, unknown>, field: string): number | Problem {
+function updateId(record: Record<string, unknown>, field: string): number | FrameError {
   const value = record[field];
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    return { reason: 'schema', detail: `${field}: expected a non-negative integer update id, got ${describe(value)}` };
+    return new FrameError('schema', `${field}: expected a non-negative integer update id, got ${shown(value)}`);
   }
   return value;
-}
-
-function isProblem(value: number | Problem): value is Problem {
-  return typeof value === 'object' && value !== null;
 }
 
 /**
  * Parses `raw` (an array of [price, quantity] decimal pairs) into `into`. `zeroMeansDelete`
  * allows quantity 0 (diff events); snapshots must carry positive quantities.
  */
-function parseLevels(raw: unknown, field: string, into: LevelScratch, zeroMeansDelete: boolean): Problem | null {
-  if (!Array.isArray(raw)) return { reason: 'schema', detail: `${field}: expected an array of [price, quantity], got ${describe(raw)}` };
+function parseLevels(raw: unknown, field: string, into: LevelScratch, zeroMeansDelete: boolean): FrameError | null {
+  if (!Array.isArray(raw)) return new FrameError('schema', `${field}: expected an array of [price, quantity], got ${shown(raw)}`);
   into.reserve(raw.length);
   const values = into.values;
   for (let i = 0; i < raw.length; i += 1) {
     const level: unknown = raw[i];
     if (!Array.isArray(level) || level.length < 2) {
-      return { reason: 'schema', detail: `${field}[${i}]: expected [price, quantity], got ${describe(level)}` };
+      return new FrameError('schema', `${field}[${i}]: expected [price, quantity], got ${shown(level)}`);
     }
     const price = decimal(level[0]);
     const quantity = decimal(level[1]);
     if (!Number.isFinite(price)) {
-      return { reason: 'non_finite', detail: `${field}[${i}][0]: price must be a finite decimal, got ${describe(level[0])}` };
+      return new FrameError('non_finite', `${field}[${i}][0]: price must be a finite decimal, got ${shown(level[0])}`);
     }
-    if (!(price > 0)) return { reason: 'schema', detail: `${field}[${i}][0]: price must be > 0, got ${describe(level[0])}` };
+    if (!(price > 0)) return new FrameError('schema', `${field}[${i}][0]: price must be > 0, got ${shown(level[0])}`);
     if (!Number.isFinite(quantity)) {
-      return { reason: 'non_finite', detail: `${field}[${i}][1]: quantity must be a finite decimal, got ${describe(level[1])}` };
+      return new FrameError('non_finite', `${field}[${i}][1]: quantity must be a finite decimal, got ${shown(level[1])}`);
     }
     if (quantity < 0 || (quantity === 0 && !zeroMeansDelete)) {
       const bound = zeroMeansDelete ? '>= 0' : '> 0';
-      return { reason: 'non_positive_size', detail: `${field}[${i}][1]: quantity must be ${bound}, got ${describe(level[1])}` };
+      return new FrameError('non_positive_size', `${field}[${i}][1]: quantity must be ${bound}, got ${shown(level[1])}`);
     }
     values[2 * i] = price;
     values[2 * i + 1] = quantity;
@@ -242,27 +231,27 @@ function isIgnoredChannel(channel: string): boolean {
 }
 
 /** The event's symbol `s`, or the stream's where a combined-stream payload leaves it out. */
-function symbolOf(data: Record<string, unknown>, streamSymbol: string | null): string | Problem {
+function symbolOf(data: Record<string, unknown>, streamSymbol: string | null): string | FrameError {
   const raw = data.s;
   if (typeof raw === 'string' && raw.length > 0) return raw.toUpperCase();
   if (streamSymbol !== null && raw === undefined) return streamSymbol;
-  return { reason: 'schema', detail: `s: expected a symbol, got ${describe(raw)}` };
+  return new FrameError('schema', `s: expected a symbol, got ${shown(raw)}`);
 }
 
-/** A trade's price or quantity: a finite decimal > 0, or a Problem naming the field. */
-function positiveDecimal(raw: unknown, field: string, what: string, notPositive: RejectReason): number | Problem {
-  if (typeof raw !== 'string' && typeof raw !== 'number') return { reason: 'schema', detail: `${field}: expected a decimal ${what}, got ${describe(raw)}` };
+/** A trade's price or quantity: a finite decimal > 0, or a FrameError naming the field. */
+function positiveDecimal(raw: unknown, field: string, what: string, notPositive: RejectReason): number | FrameError {
+  if (typeof raw !== 'string' && typeof raw !== 'number') return new FrameError('schema', `${field}: expected a decimal ${what}, got ${shown(raw)}`);
   const value = decimal(raw);
-  if (!Number.isFinite(value)) return { reason: 'non_finite', detail: `${field}: ${what} must be a finite decimal, got ${describe(raw)}` };
-  if (!(value > 0)) return { reason: notPositive, detail: `${field}: ${what} must be > 0, got ${describe(raw)}` };
+  if (!Number.isFinite(value)) return new FrameError('non_finite', `${field}: ${what} must be a finite decimal, got ${shown(raw)}`);
+  if (!(value > 0)) return new FrameError(notPositive, `${field}: ${what} must be > 0, got ${shown(raw)}`);
   return value;
 }
 
-/** A non-negative integer id (trade id, aggregate trade id) as text, or a Problem naming the field. */
-function tradeIdOf(record: Record<string, unknown>, field: string): string | Problem {
+/** A non-negative integer id (trade id, aggregate trade id) as text, or a FrameError naming the field. */
+function tradeIdOf(record: Record<string, unknown>, field: string): string | FrameError {
   const value = record[field];
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    return { reason: 'schema', detail: `${field}: expected a non-negative integer trade id, got ${describe(value)}` };
+    return new FrameError('schema', `${field}: expected a non-negative integer trade id, got ${shown(value)}`);
   }
   return String(value);
 }
@@ -300,7 +289,7 @@ class BinanceMapper implements FrameMapper {
     }
     const message = parsed.value;
     if (!isRecord(message)) {
-      out.push(this.reject('schema', `frame: expected a JSON object, got ${describe(message)}`, frame, null));
+      out.push(this.reject('schema', `frame: expected a JSON object, got ${shown(message)}`, frame, null));
       return out;
     }
     if ('stream' in message && 'data' in message) this.mapEnvelope(message.stream, message.data, frame, localTs, out);
@@ -318,7 +307,7 @@ class BinanceMapper implements FrameMapper {
     }
     const message = parsed.value;
     if (!isRecord(message)) {
-      out.push(this.reject('schema', `snapshot: expected a JSON object, got ${describe(message)}`, body, upper));
+      out.push(this.reject('schema', `snapshot: expected a JSON object, got ${shown(message)}`, body, upper));
       return out;
     }
     this.applyRestSnapshot(upper, message, body, localTs, out);
@@ -352,27 +341,27 @@ class BinanceMapper implements FrameMapper {
 
   private mapEnvelope(stream: unknown, data: unknown, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
     if (typeof stream !== 'string') {
-      out.push(this.reject('schema', `stream: expected a stream name, got ${describe(stream)}`, frame, null));
+      out.push(this.reject('schema', `stream: expected a stream name, got ${shown(stream)}`, frame, null));
       return;
     }
     // All-market streams (`!ticker@arr`, `!bookTicker`...) carry no order book.
     if (stream.startsWith('!')) return;
     const at = stream.indexOf('@');
     if (at <= 0) {
-      out.push(this.reject('schema', `stream: expected <symbol>@<channel>, got ${describe(stream)}`, frame, null));
+      out.push(this.reject('schema', `stream: expected <symbol>@<channel>, got ${shown(stream)}`, frame, null));
       return;
     }
     const streamSymbol = stream.slice(0, at).toUpperCase();
     const channel = stream.slice(at + 1);
     if (isIgnoredChannel(channel)) return;
     if (!isRecord(data)) {
-      out.push(this.reject('schema', `data: expected a JSON object, got ${describe(data)}`, frame, streamSymbol));
+      out.push(this.reject('schema', `data: expected a JSON object, got ${shown(data)}`, frame, streamSymbol));
       return;
     }
     if (channel === 'trade' || channel === 'aggTrade') this.mapTrade(data, channel, streamSymbol, frame, localTs, out);
     else if (this.diffChannel.test(channel)) this.mapDiff(data, streamSymbol, frame, localTs, out);
     else if (this.partialChannel.test(channel)) this.mapPartialChannel(data, streamSymbol, frame, localTs, out);
-    else out.push(this.reject('unsupported_message', `stream: unsupported channel ${describe(stream)}`, frame, streamSymbol));
+    else out.push(this.reject('unsupported_message', `stream: unsupported channel ${shown(stream)}`, frame, streamSymbol));
   }
 
   private mapBare(message: Record<string, unknown>, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
@@ -381,7 +370,7 @@ class BinanceMapper implements FrameMapper {
       if (event === 'depthUpdate') this.mapDiff(message, null, frame, localTs, out);
       else if (event === 'trade' || event === 'aggTrade') this.mapTrade(message, event, null, frame, localTs, out);
       else if (typeof event !== 'string' || !IGNORED_EVENTS.has(event)) {
-        out.push(this.reject('unsupported_message', `e: unsupported event type ${describe(event)}`, frame, null));
+        out.push(this.reject('unsupported_message', `e: unsupported event type ${shown(event)}`, frame, null));
       }
       return;
     }
@@ -393,10 +382,10 @@ class BinanceMapper implements FrameMapper {
     if ('result' in message && 'id' in message) return;
     if ('u' in message && 's' in message && 'b' in message && 'a' in message && 'B' in message && 'A' in message) return;
     if ('code' in message && 'msg' in message) {
-      out.push(this.reject('unsupported_message', `msg: venue error ${describe(message.code)}: ${describe(message.msg)}`, frame, null));
+      out.push(this.reject('unsupported_message', `msg: venue error ${shown(message.code)}: ${shown(message.msg)}`, frame, null));
       return;
     }
-    out.push(this.reject('unsupported_message', `frame: unrecognised message with keys ${describe(Object.keys(message))}`, frame, null));
+    out.push(this.reject('unsupported_message', `frame: unrecognised message with keys ${shown(Object.keys(message))}`, frame, null));
   }
 
   /**
@@ -427,7 +416,7 @@ class BinanceMapper implements FrameMapper {
       return;
     }
     if (data.e !== 'depthUpdate') {
-      out.push(this.reject('schema', `e: expected "depthUpdate" on a futures partial-depth stream, got ${describe(data.e)}`, frame, streamSymbol));
+      out.push(this.reject('schema', `e: expected "depthUpdate" on a futures partial-depth stream, got ${shown(data.e)}`, frame, streamSymbol));
       return;
     }
     this.mapFuturesPartial(data, streamSymbol, frame, localTs, out);
@@ -446,22 +435,22 @@ class BinanceMapper implements FrameMapper {
     }
     const eventTime = data.E;
     if (typeof eventTime !== 'number' || !Number.isFinite(eventTime)) {
-      out.push(this.reject('schema', `E: expected an event time in ms, got ${describe(eventTime)}`, frame, symbol));
+      out.push(this.reject('schema', `E: expected an event time in ms, got ${shown(eventTime)}`, frame, symbol));
       return;
     }
     const firstId = updateId(data, 'U');
-    if (isProblem(firstId)) {
+    if (isFrameError(firstId)) {
       out.push(this.reject(firstId.reason, firstId.detail, frame, symbol));
       return;
     }
     const finalId = updateId(data, 'u');
-    if (isProblem(finalId)) {
+    if (isFrameError(finalId)) {
       out.push(this.reject(finalId.reason, finalId.detail, frame, symbol));
       return;
     }
     // Not checked against anything (see above), but a frame without it is not the documented shape.
     const previousFinalId = updateId(data, 'pu');
-    if (isProblem(previousFinalId)) {
+    if (isFrameError(previousFinalId)) {
       out.push(this.reject(previousFinalId.reason, previousFinalId.detail, frame, symbol));
       return;
     }
@@ -486,7 +475,7 @@ class BinanceMapper implements FrameMapper {
 
   private mapPartial(data: Record<string, unknown>, symbol: string, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
     const lastUpdateId = updateId(data, 'lastUpdateId');
-    if (isProblem(lastUpdateId)) {
+    if (isFrameError(lastUpdateId)) {
       out.push(this.reject(lastUpdateId.reason, lastUpdateId.detail, frame, symbol));
       return;
     }
@@ -517,7 +506,7 @@ class BinanceMapper implements FrameMapper {
       return;
     }
     if (data.e !== undefined && data.e !== channel) {
-      out.push(this.reject('schema', `e: expected "${channel}" on a @${channel} stream, got ${describe(data.e)}`, frame, symbol));
+      out.push(this.reject('schema', `e: expected "${channel}" on a @${channel} stream, got ${shown(data.e)}`, frame, symbol));
       return;
     }
     const tradeId = tradeIdOf(data, channel === 'trade' ? 't' : 'a');
@@ -526,28 +515,28 @@ class BinanceMapper implements FrameMapper {
       return;
     }
     const price = positiveDecimal(data.p, 'p', 'price', 'schema');
-    if (isProblem(price)) {
+    if (isFrameError(price)) {
       out.push(this.reject(price.reason, price.detail, frame, symbol));
       return;
     }
     const quantity = positiveDecimal(data.q, 'q', 'quantity', 'non_positive_size');
-    if (isProblem(quantity)) {
+    if (isFrameError(quantity)) {
       out.push(this.reject(quantity.reason, quantity.detail, frame, symbol));
       return;
     }
     const tradeTime = data.T;
     if (typeof tradeTime !== 'number') {
-      out.push(this.reject('schema', `T: expected a trade time in ms, got ${describe(tradeTime)}`, frame, symbol));
+      out.push(this.reject('schema', `T: expected a trade time in ms, got ${shown(tradeTime)}`, frame, symbol));
       return;
     }
     // JSON.parse reads an overlong exponent as Infinity.
     if (!Number.isFinite(tradeTime)) {
-      out.push(this.reject('non_finite', `T: trade time must be finite, got ${describe(tradeTime)}`, frame, symbol));
+      out.push(this.reject('non_finite', `T: trade time must be finite, got ${shown(tradeTime)}`, frame, symbol));
       return;
     }
     const buyerIsMaker = data.m;
     if (typeof buyerIsMaker !== 'boolean') {
-      out.push(this.reject('schema', `m: expected true or false (is the buyer the maker), got ${describe(buyerIsMaker)}`, frame, symbol));
+      out.push(this.reject('schema', `m: expected true or false (is the buyer the maker), got ${shown(buyerIsMaker)}`, frame, symbol));
       return;
     }
     const trade: Trade = {
@@ -573,16 +562,16 @@ class BinanceMapper implements FrameMapper {
     }
     const eventTime = data.E;
     if (typeof eventTime !== 'number' || !Number.isFinite(eventTime)) {
-      out.push(this.reject('schema', `E: expected an event time in ms, got ${describe(eventTime)}`, frame, symbol));
+      out.push(this.reject('schema', `E: expected an event time in ms, got ${shown(eventTime)}`, frame, symbol));
       return;
     }
     const firstId = updateId(data, 'U');
-    if (isProblem(firstId)) {
+    if (isFrameError(firstId)) {
       out.push(this.reject(firstId.reason, firstId.detail, frame, symbol));
       return;
     }
     const finalId = updateId(data, 'u');
-    if (isProblem(finalId)) {
+    if (isFrameError(finalId)) {
       out.push(this.reject(finalId.reason, finalId.detail, frame, symbol));
       return;
     }
@@ -593,7 +582,7 @@ class BinanceMapper implements FrameMapper {
     let previousFinalId = -1;
     if (this.market === 'usdm' || (this.market === 'auto' && data.pu !== undefined)) {
       const pu = updateId(data, 'pu');
-      if (isProblem(pu)) {
+      if (isFrameError(pu)) {
         out.push(this.reject(pu.reason, pu.detail, frame, symbol));
         return;
       }
@@ -636,7 +625,7 @@ class BinanceMapper implements FrameMapper {
 
   private applyRestSnapshot(symbol: string, body: Record<string, unknown>, raw: string, localTs: EpochMs, out: MarketMessage[]): void {
     const lastUpdateId = updateId(body, 'lastUpdateId');
-    if (isProblem(lastUpdateId)) {
+    if (isFrameError(lastUpdateId)) {
       out.push(this.reject(lastUpdateId.reason, lastUpdateId.detail, raw, symbol));
       return;
     }
