@@ -27,18 +27,13 @@
 // book of its symbol.
 import { L2Book } from '../book/l2-book.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
-import type { BookSnapshot, Disconnect, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
+import type { BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
+import { BookRegistry, type BookEntry } from './book-registry.js';
 import { FrameError, isFrameError, isRecord, parseJsonFrame, shown } from './frame.js';
 import { rejected } from '../domain/types.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
 const DEFAULT_LEVELS = 10;
-/**
- * Diff events and trades held while no snapshot is applied (a minute or more of a busy symbol).
- * Past it the oldest goes first: a diff is dropped (the snapshot must then be newer anyway), a
- * trade is handed over at once, since it precedes everything still held.
- */
-const MAX_BUFFERED_EVENTS = 2000;
 const REST_SNAPSHOT_LIMIT = 1000;
 
 // Channels that carry neither order-book state nor trades; their frames map to nothing.
@@ -144,28 +139,21 @@ function emptyDiffInFlight(): DiffInFlight {
   return { eventTime: 0, firstId: 0, finalId: 0, previousFinalId: -1, bids: none, bidsLength: 0, asks: none, asksLength: 0, localTs: 0, frame: '' };
 }
 
-type SyncPhase =
-  /** No usable book: diff events are buffered until a REST snapshot arrives. */
-  | 'awaiting_snapshot'
-  /** Snapshot applied; waiting for the event whose [U; u] contains lastUpdateId + 1. */
-  | 'bridging'
-  /** Every event applied so far was contiguous. */
-  | 'live';
-
+/**
+ * A symbol's book and where its sync stands once a snapshot is applied (before one, the
+ * registry's entry awaits and holds the diff events and trades): `bridging` until the event that
+ * joins the snapshot, then `live` while every applied event was contiguous.
+ */
 interface SymbolSync {
-  readonly symbol: string;
   readonly book: L2Book;
-  phase: SyncPhase;
+  phase: 'bridging' | 'live';
   /** Update id the book reflects: the snapshot's lastUpdateId, then each applied event's u. */
   bookId: number;
-  /** Diff events and this symbol's trades, in arrival order, while awaiting a snapshot. */
-  buffered: (BufferedEvent | Trade)[];
-  snapshotRequested: boolean;
-  /** A snapshot was emitted since the book was last discarded, so a gap must be announced. */
-  emittedSinceReset: boolean;
   /** Futures rule: events chain by `pu` (set by the market, or by the first `pu` seen on `auto`). */
   chained: boolean;
 }
+
+type SyncEntry = BookEntry<SymbolSync, BufferedEvent>;
 
 /** A Binance decimal (string, or a JSON number from a lenient producer) as a number; NaN when not one. */
 function decimal(raw: unknown): number {
@@ -261,8 +249,7 @@ class BinanceMapper implements FrameMapper {
   private readonly diffChannel: RegExp;
   private readonly partialChannel: RegExp;
   private readonly connectionSymbols: readonly string[];
-  private readonly syncs = new Map<string, SymbolSync>();
-  private readonly resyncRequests = new Set<string>();
+  private readonly books: BookRegistry<SymbolSync, BufferedEvent>;
   private readonly bidScratch = new LevelScratch();
   private readonly askScratch = new LevelScratch();
   private readonly diffInFlight = emptyDiffInFlight();
@@ -273,6 +260,7 @@ class BinanceMapper implements FrameMapper {
     const levels = Math.floor(options.levels);
     this.levels = Number.isFinite(levels) && levels > 0 ? levels : DEFAULT_LEVELS;
     this.connectionSymbols = (options.symbols ?? []).map((symbol) => symbol.toUpperCase());
+    this.books = new BookRegistry(() => ({ book: new L2Book(2 * REST_SNAPSHOT_LIMIT), phase: 'bridging', bookId: -1, chained: market === 'usdm' }));
   }
 
   map(frame: string, localTs: EpochMs): MarketMessage[] {
@@ -315,28 +303,15 @@ class BinanceMapper implements FrameMapper {
   }
 
   takeResyncRequests(): string[] {
-    const symbols = [...this.resyncRequests];
-    this.resyncRequests.clear();
-    return symbols;
+    return this.books.takeResyncRequests();
   }
 
   releaseHeld(): MarketMessage[] {
-    const out: MarketMessage[] = [];
-    for (const sync of this.syncs.values()) {
-      if (!sync.buffered.some((item) => item.type === 'trade')) continue;
-      const diffs: BufferedEvent[] = [];
-      for (const item of sync.buffered) {
-        if (item.type === 'trade') out.push(item);
-        else diffs.push(item);
-      }
-      sync.buffered = diffs;
-    }
-    return out;
+    return this.books.releaseTrades();
   }
 
   reset(): void {
-    this.syncs.clear();
-    this.resyncRequests.clear();
+    this.books.reset();
   }
 
   private mapEnvelope(stream: unknown, data: unknown, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
@@ -400,7 +375,7 @@ class BinanceMapper implements FrameMapper {
       return;
     }
     const symbol = this.connectionSymbols[0];
-    if (this.syncs.has(symbol)) this.applyRestSnapshot(symbol, message, frame, localTs, out);
+    if (this.books.find(symbol) !== undefined) this.applyRestSnapshot(symbol, message, frame, localTs, out);
     else this.mapPartial(message, symbol, frame, localTs, out);
   }
 
@@ -549,9 +524,7 @@ class BinanceMapper implements FrameMapper {
       aggressor: buyerIsMaker ? -1 : 1,
       tradeId,
     };
-    const sync = this.syncs.get(symbol);
-    if (sync !== undefined && sync.phase === 'awaiting_snapshot') this.buffer(sync, trade, out);
-    else out.push(trade);
+    this.books.trade(trade, out);
   }
 
   private mapDiff(data: Record<string, unknown>, streamSymbol: string | null, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
@@ -593,10 +566,10 @@ class BinanceMapper implements FrameMapper {
       out.push(this.reject(problem.reason, problem.detail, frame, symbol));
       return;
     }
-    const sync = this.syncFor(symbol);
-    if (previousFinalId >= 0) sync.chained = true;
-    if (sync.phase === 'awaiting_snapshot') {
-      this.buffer(sync, {
+    const entry = this.books.entry(symbol);
+    if (previousFinalId >= 0) entry.book.chained = true;
+    if (entry.awaiting) {
+      this.books.hold(entry, {
         type: 'diff',
         eventTime,
         firstId,
@@ -620,7 +593,7 @@ class BinanceMapper implements FrameMapper {
     diff.asksLength = this.askScratch.length;
     diff.localTs = localTs;
     diff.frame = frame;
-    this.applyEvent(sync, diff, out);
+    this.applyEvent(entry, diff, out);
   }
 
   private applyRestSnapshot(symbol: string, body: Record<string, unknown>, raw: string, localTs: EpochMs, out: MarketMessage[]): void {
@@ -634,47 +607,46 @@ class BinanceMapper implements FrameMapper {
       out.push(this.reject(problem.reason, problem.detail, raw, symbol));
       return;
     }
-    const sync = this.syncFor(symbol);
-    if (sync.phase !== 'awaiting_snapshot' && lastUpdateId <= sync.bookId) {
+    const entry = this.books.entry(symbol);
+    const sync = entry.book;
+    if (!entry.awaiting && lastUpdateId <= sync.bookId) {
       const detail = `lastUpdateId: snapshot ${lastUpdateId} is not newer than the book (update id ${sync.bookId}); ignored`;
       out.push(this.reject('out_of_order', detail, raw, symbol));
       return;
     }
-    const firstBuffered = sync.buffered.find((item): item is BufferedEvent => item.type === 'diff');
+    const firstBuffered = entry.held.find((item): item is BufferedEvent => item.type === 'diff');
     // Spot: a snapshot at exactly U - 1 still joins the first buffered event (U <= lastUpdateId + 1).
     // Futures: the first applied event must have U <= lastUpdateId.
     const oldestUsable = firstBuffered === undefined ? -1 : sync.chained ? firstBuffered.firstId : firstBuffered.firstId - 1;
     if (firstBuffered !== undefined && lastUpdateId < oldestUsable) {
       const detail = `lastUpdateId: snapshot ${lastUpdateId} is older than the first buffered event (U=${firstBuffered.firstId}); requesting another`;
       out.push(this.reject('out_of_order', detail, raw, symbol));
-      this.requestSnapshot(sync);
+      this.books.resync(symbol);
       return;
     }
     sync.book.replaceSide('bid', this.bidScratch.values.subarray(0, this.bidScratch.length));
     sync.book.replaceSide('ask', this.askScratch.values.subarray(0, this.askScratch.length));
     sync.bookId = lastUpdateId;
     sync.phase = 'bridging';
-    sync.snapshotRequested = false;
-    this.resyncRequests.delete(symbol);
-    const pending = sync.buffered;
-    sync.buffered = [];
-    for (const event of pending) {
-      // A gap inside the buffer sends the book back to awaiting_snapshot: keep the rest buffered.
-      if ((sync.phase as SyncPhase) === 'awaiting_snapshot') this.buffer(sync, event, out);
+    this.books.synced(entry);
+    for (const event of this.books.release(entry)) {
+      // A gap inside the buffer sends the book back to awaiting its snapshot: keep the rest held.
+      if (entry.awaiting) this.books.hold(entry, event, out);
       else if (event.type === 'trade') out.push(event);
       else {
-        this.applyEvent(sync, { ...event, bidsLength: event.bids.length, asksLength: event.asks.length }, out);
+        this.applyEvent(entry, { ...event, bidsLength: event.bids.length, asksLength: event.asks.length }, out);
       }
     }
   }
 
-  private applyEvent(sync: SymbolSync, diff: DiffInFlight, out: MarketMessage[]): void {
+  private applyEvent(entry: SyncEntry, diff: DiffInFlight, out: MarketMessage[]): void {
     const { eventTime, firstId, finalId, previousFinalId, bids, bidsLength, asks, asksLength, localTs, frame } = diff;
+    const sync = entry.book;
     if (sync.chained) {
       if (!this.continuesChain(sync, firstId, finalId, previousFinalId)) {
         // Before the bridge an event the snapshot already holds (u < lastUpdateId) is dropped.
         if (sync.phase === 'bridging' && finalId < sync.bookId) return;
-        this.onGap(sync, diff, out);
+        this.onGap(entry, diff, out);
         return;
       }
     } else if (finalId <= sync.bookId) {
@@ -682,11 +654,11 @@ class BinanceMapper implements FrameMapper {
       // live, Binance never repeats an update id, so an older one means the stream restarted
       // (a failover, a looping stand-in): resync instead of ignoring it forever.
       if (sync.phase === 'live') {
-        this.onGap(sync, diff, out);
+        this.onGap(entry, diff, out);
       }
       return;
     } else if (firstId > sync.bookId + 1) {
-      this.onGap(sync, diff, out);
+      this.onGap(entry, diff, out);
       return;
     }
     const book = sync.book;
@@ -696,16 +668,14 @@ class BinanceMapper implements FrameMapper {
     sync.phase = 'live';
     const snapshot: BookSnapshot = {
       type: 'book_snapshot',
-      symbol: sync.symbol,
+      symbol: entry.symbol,
       ts: eventTime,
       localTs,
       seq: finalId,
       bids: book.topBids(this.levels),
       asks: book.topAsks(this.levels),
     };
-    const checked = snapshotOrRejected(snapshot, frame);
-    if (checked.type === 'book_snapshot') sync.emittedSinceReset = true;
-    out.push(checked);
+    this.books.emit(entry, snapshotOrRejected(snapshot, frame), out);
   }
 
   /**
@@ -726,64 +696,25 @@ class BinanceMapper implements FrameMapper {
       : `sequence gap: expected U <= ${sync.bookId + 1}, got U=${firstId} (u=${finalId}); resyncing from a new snapshot`;
   }
 
-  private onGap(sync: SymbolSync, diff: DiffInFlight, out: MarketMessage[]): void {
+  /**
+   * The event does not continue the book: the book is lost (a disconnect marks it if a book of it
+   * went out; else the snapshot simply could not reach the stream) and the event is held for the
+   * next snapshot, which is requested.
+   */
+  private onGap(entry: SyncEntry, diff: DiffInFlight, out: MarketMessage[]): void {
     const { eventTime, firstId, finalId, previousFinalId, localTs, frame } = diff;
-    if (sync.emittedSinceReset) {
-      const disconnect: Disconnect = {
-        type: 'disconnect',
-        symbol: sync.symbol,
-        localTs,
-        reason: this.gapReason(sync, firstId, finalId, previousFinalId),
-      };
-      out.push(disconnect);
-    } else {
-      // Nothing was emitted from this book yet: the snapshot simply cannot reach the stream.
+    const sync = entry.book;
+    if (!this.books.lose(entry.symbol, localTs, this.gapReason(sync, firstId, finalId, previousFinalId), out)) {
       const detail = sync.chained
         ? `lastUpdateId: snapshot ${sync.bookId} is not within the next event's [U=${firstId}; u=${finalId}]; requesting another`
         : `lastUpdateId: snapshot ${sync.bookId} does not reach the next event (U=${firstId}); requesting another`;
-      out.push(this.reject('out_of_order', detail, frame, sync.symbol));
+      out.push(this.reject('out_of_order', detail, frame, entry.symbol));
     }
     sync.book.reset();
-    sync.phase = 'awaiting_snapshot';
-    sync.emittedSinceReset = false;
-    sync.buffered = [];
-    // The live diff views the mapper's scratch, which the next frame overwrites: buffer a copy.
+    // The live diff views the mapper's scratch, which the next frame overwrites: hold a copy.
     const bids = diff.bids.slice(0, diff.bidsLength);
     const asks = diff.asks.slice(0, diff.asksLength);
-    this.buffer(sync, { type: 'diff', eventTime, firstId, finalId, previousFinalId, bids, asks, localTs, frame }, out);
-  }
-
-  private buffer(sync: SymbolSync, event: BufferedEvent | Trade, out: MarketMessage[]): void {
-    if (sync.buffered.length >= MAX_BUFFERED_EVENTS) {
-      const oldest = sync.buffered.shift() as BufferedEvent | Trade;
-      if (oldest.type === 'trade') out.push(oldest);
-    }
-    sync.buffered.push(event);
-    // Binance's order: buffer first, then fetch the snapshot, so it is never older than the stream.
-    if (!sync.snapshotRequested) this.requestSnapshot(sync);
-  }
-
-  private requestSnapshot(sync: SymbolSync): void {
-    sync.snapshotRequested = true;
-    this.resyncRequests.add(sync.symbol);
-  }
-
-  private syncFor(symbol: string): SymbolSync {
-    let sync = this.syncs.get(symbol);
-    if (sync === undefined) {
-      sync = {
-        symbol,
-        book: new L2Book(2 * REST_SNAPSHOT_LIMIT),
-        phase: 'awaiting_snapshot',
-        bookId: -1,
-        buffered: [],
-        snapshotRequested: false,
-        emittedSinceReset: false,
-        chained: this.market === 'usdm',
-      };
-      this.syncs.set(symbol, sync);
-    }
-    return sync;
+    this.books.hold(entry, { type: 'diff', eventTime, firstId, finalId, previousFinalId, bids, asks, localTs, frame }, out);
   }
 
   private reject(reason: RejectReason, detail: string, raw: string, symbol: string | null): Rejected {

@@ -18,8 +18,9 @@
 // with, is the book's venue time where sent, else `ts`.
 import type { Aggressor, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
-import { decimalText, DepthBook, levelsOption, loseHeldBook, sequenceNumber, TextLevels } from './depth-book.js';
-import { FrameError, isFrameError, isRecord, parseJsonFrame, shown } from './frame.js';
+import { BookRegistry } from './book-registry.js';
+import { decimalText, DepthBook, levelsOption, sequenceNumber, TextLevels } from './depth-book.js';
+import { isFrameError, isRecord, parseJsonFrame, shown } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
 const BOOK_TOPIC = /^orderbook\.(1|25|50|100|200|500|1000)\.(.+)$/;
@@ -30,7 +31,6 @@ const TOPICS_PER_REQUEST = 10;
 interface SymbolBook {
   readonly depthBook: DepthBook;
   updateId: number;
-  emitted: boolean;
 }
 
 function takerSide(side: unknown): Aggressor | null {
@@ -38,8 +38,8 @@ function takerSide(side: unknown): Aggressor | null {
 }
 
 class BybitMapper implements FrameMapper {
-  private readonly books = new Map<string, SymbolBook>();
-  private readonly resync = new Set<string>();
+  // Levels past the topic's depth are truncated; the book grows to what a snapshot holds.
+  private readonly books = new BookRegistry<SymbolBook>(() => ({ depthBook: new DepthBook(false, 128), updateId: 0 }));
   private readonly levels: number;
   private readonly bids = new TextLevels();
   private readonly asks = new TextLevels();
@@ -67,14 +67,11 @@ class BybitMapper implements FrameMapper {
   }
 
   takeResyncRequests(): string[] {
-    const symbols = [...this.resync];
-    this.resync.clear();
-    return symbols;
+    return this.books.takeResyncRequests();
   }
 
   reset(): void {
-    this.books.clear();
-    this.resync.clear();
+    this.books.reset();
   }
 
   private mapBook(message: Record<string, unknown>, depth: number, topicSymbol: string, frame: string, localTs: EpochMs): MarketMessage[] {
@@ -97,35 +94,33 @@ class BybitMapper implements FrameMapper {
     const problem = this.bids.read(data.b, 'data.b', zero) ?? this.asks.read(data.a, 'data.a', zero);
     if (problem) return this.loseBook(symbol, problem.reason, problem.detail, frame, localTs);
 
-    let held = this.books.get(symbol);
+    let entry = this.books.live(symbol);
     if (isSnapshot) {
-      if (held === undefined) {
-        held = { depthBook: new DepthBook(false, 2 * depth), updateId, emitted: false };
-        this.books.set(symbol, held);
-      }
-      held.depthBook.reset();
-      this.resync.delete(symbol);
+      entry = this.books.entry(symbol);
+      entry.book.depthBook.reset();
+      this.books.synced(entry);
     } else {
       // No book (before the first snapshot, or dropped until the resubscription's snapshot).
-      if (held === undefined) return [];
+      if (entry === undefined) return [];
+      const held = entry.book;
       if (updateId !== held.updateId + 1) {
         return this.loseBook(symbol, 'sequence_gap', `data.u: expected ${held.updateId + 1} after ${held.updateId}, got ${updateId}`, frame, localTs);
       }
     }
-    const book = held.depthBook;
+    const book = entry.book.depthBook;
     this.bids.applyTo(book, 'bid');
     this.asks.applyTo(book, 'ask');
     // Levels pushed past the subscribed depth are not always deleted by the venue.
     book.truncate(depth);
-    held.updateId = updateId;
-    const snapshot = book.emit(symbol, venueTime, localTs, updateId, this.levels, frame);
-    if (snapshot.type === 'book_snapshot') held.emitted = true;
-    return [snapshot];
+    entry.book.updateId = updateId;
+    const out: MarketMessage[] = [];
+    this.books.emit(entry, book.emit(symbol, venueTime, localTs, updateId, this.levels, frame), out);
+    return out;
   }
 
   /** The book can no longer be trusted: drop it, resubscribe, and mark the gap if a book was out. */
   private loseBook(symbol: string, reason: RejectReason, detail: string, frame: string, localTs: EpochMs): MarketMessage[] {
-    return loseHeldBook(this.books, this.resync, symbol, reason, detail, frame, localTs);
+    return this.books.rejectAndLose(symbol, reason, detail, frame, localTs);
   }
 
   private mapTrades(message: Record<string, unknown>, topicSymbol: string, frame: string, localTs: EpochMs): MarketMessage[] {

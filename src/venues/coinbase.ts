@@ -17,6 +17,7 @@ import type { Aggressor, BookSnapshot, EpochMs, MarketMessage, Rejected, RejectR
 import { rejected } from '../domain/types.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
 import { L2Book } from '../book/l2-book.js';
+import { BookRegistry, type BookEntry } from './book-registry.js';
 import { FrameError, isRecord, parseJsonFrame, QUOTED, shown } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
@@ -127,8 +128,7 @@ function checkChanges(changes: unknown): readonly RawChange[] {
 // ---- the mapper -----------------------------------------------------------------------------
 
 class CoinbaseMapper implements FrameMapper {
-  private readonly books = new Map<string, L2Book>();
-  private readonly resync = new Set<string>();
+  private readonly books = new BookRegistry<L2Book>(() => new L2Book(256));
   /** Per product, the last trade id emitted; kept across reset() so a reconnect's last_match is not counted twice. */
   private readonly lastTradeIds = new Map<string, number>();
   private readonly levels: number;
@@ -207,14 +207,11 @@ class CoinbaseMapper implements FrameMapper {
   }
 
   takeResyncRequests(): string[] {
-    const products = [...this.resync];
-    this.resync.clear();
-    return products;
+    return this.books.takeResyncRequests();
   }
 
   reset(): void {
-    this.books.clear();
-    this.resync.clear();
+    this.books.reset();
   }
 
   private mapBookMessage(message: RawMessage, frame: string, localTs: EpochMs): MarketMessage[] {
@@ -245,20 +242,17 @@ class CoinbaseMapper implements FrameMapper {
       if (!(error instanceof FrameError)) throw error;
       return this.loseBook(product, error.reason, error.detail, frame, localTs);
     }
-    let book = this.books.get(product);
-    if (!book) {
-      book = new L2Book(Math.max(bids.length, asks.length) >> 1);
-      this.books.set(product, book);
-    }
-    book.replaceSide('bid', bids);
-    book.replaceSide('ask', asks);
-    return [this.emit(product, book, ts, localTs, frame)];
+    const entry = this.books.entry(product);
+    entry.book.replaceSide('bid', bids);
+    entry.book.replaceSide('ask', asks);
+    this.books.synced(entry);
+    return this.emit(entry, ts, localTs, frame);
   }
 
   private applyUpdate(product: string, message: RawMessage, ts: EpochMs, frame: string, localTs: EpochMs): MarketMessage[] {
-    const book = this.books.get(product);
+    const entry = this.books.live(product);
     // Updates before the product's snapshot have nothing to apply to (tardis-node's habit).
-    if (!book) return [];
+    if (entry === undefined) return [];
     let changes: readonly RawChange[];
     try {
       changes = checkChanges(message.changes);
@@ -268,9 +262,9 @@ class CoinbaseMapper implements FrameMapper {
     }
     for (let i = 0; i < changes.length; i++) {
       const [side, price, size] = changes[i];
-      book.setLevel(side === 'buy' ? 'bid' : 'ask', Number(price), Number(size));
+      entry.book.setLevel(side === 'buy' ? 'bid' : 'ask', Number(price), Number(size));
     }
-    return [this.emit(product, book, ts, localTs, frame)];
+    return this.emit(entry, ts, localTs, frame);
   }
 
   /**
@@ -278,23 +272,22 @@ class CoinbaseMapper implements FrameMapper {
    * the book and ask the live client to resubscribe (which brings a fresh snapshot).
    */
   private loseBook(product: string, reason: RejectReason, detail: string, frame: string, localTs: EpochMs): MarketMessage[] {
-    const rejection = rejected(reason, `${product}: ${detail}`, frame, product);
-    if (!this.books.delete(product)) return [rejection];
-    this.resync.add(product);
-    return [rejection, { type: 'disconnect', symbol: product, localTs, reason: `${reason}: ${detail}` }];
+    return this.books.rejectAndLose(product, reason, detail, frame, localTs);
   }
 
-  private emit(product: string, book: L2Book, ts: EpochMs, localTs: EpochMs, frame: string): BookSnapshot | Rejected {
+  private emit(entry: BookEntry<L2Book, never>, ts: EpochMs, localTs: EpochMs, frame: string): MarketMessage[] {
     const snapshot: BookSnapshot = {
       type: 'book_snapshot',
-      symbol: product,
+      symbol: entry.symbol,
       ts,
       localTs,
       seq: undefined,
-      bids: book.topBids(this.levels),
-      asks: book.topAsks(this.levels),
+      bids: entry.book.topBids(this.levels),
+      asks: entry.book.topAsks(this.levels),
     };
-    return snapshotOrRejected(snapshot, frame);
+    const out: MarketMessage[] = [];
+    this.books.emit(entry, snapshotOrRejected(snapshot, frame), out);
+    return out;
   }
 }
 

@@ -5,8 +5,7 @@
 import { L2Book } from '../book/l2-book.js';
 import type { BookSide } from '../book/l2-book.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
-import type { BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason } from '../domain/types.js';
-import { rejected } from '../domain/types.js';
+import type { BookSnapshot, EpochMs, Rejected } from '../domain/types.js';
 import { FrameError, isFrameError, shown } from './frame.js';
 
 /** A plain decimal as venues write prices and sizes: no sign, no exponent. */
@@ -173,26 +172,4 @@ export class TextLevels {
   applyTo(book: DepthBook, side: BookSide): void {
     for (let i = 0; i < this.count; i += 1) book.set(side, this.values[2 * i], this.values[2 * i + 1], this.prices[i], this.sizes[i]);
   }
-}
-
-/**
- * A book that can no longer be trusted (a sequence gap, a checksum mismatch, a bad level): it
- * is dropped and its symbol queued for resubscription; when a book of it was already out, a
- * disconnect marks the gap so the engine drops that symbol's pending predictions.
- */
-export function loseHeldBook(
-  books: Map<string, { readonly emitted: boolean }>,
-  resync: Set<string>,
-  symbol: string,
-  reason: RejectReason,
-  detail: string,
-  frame: string,
-  localTs: EpochMs,
-): MarketMessage[] {
-  const emitted = books.get(symbol)?.emitted === true;
-  books.delete(symbol);
-  resync.add(symbol);
-  const out: MarketMessage[] = [rejected(reason, detail, frame, symbol)];
-  if (emitted) out.push({ type: 'disconnect', symbol, localTs, reason: `${reason}: ${detail}; resubscribing the book` });
-  return out;
 }

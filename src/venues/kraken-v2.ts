@@ -19,7 +19,8 @@
 import type { BookSide } from '../book/l2-book.js';
 import type { Aggressor, EpochMs, MarketMessage, Rejected, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
-import { DECIMAL_TEXT, DepthBook, isoTimeMs, levelsOption, loseHeldBook } from './depth-book.js';
+import { BookRegistry } from './book-registry.js';
+import { DECIMAL_TEXT, DepthBook, isoTimeMs, levelsOption } from './depth-book.js';
 import { FrameError, isFrameError, isRecord, parseJsonFrame, shown } from './frame.js';
 import { krakenBookChecksum } from './kraken.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
@@ -94,15 +95,8 @@ function takerSide(side: unknown): Aggressor | null {
   return side === 'buy' ? 1 : side === 'sell' ? -1 : null;
 }
 
-interface SymbolBook {
-  readonly depthBook: DepthBook;
-  /** A snapshot was emitted from this book, so losing it must be announced. */
-  emitted: boolean;
-}
-
 class KrakenV2Mapper implements FrameMapper {
-  private readonly books = new Map<string, SymbolBook>();
-  private readonly resync = new Set<string>();
+  private readonly books: BookRegistry<DepthBook>;
   private readonly levels: number;
   private readonly askPrices: string[] = [];
   private readonly askQtys: string[] = [];
@@ -111,6 +105,7 @@ class KrakenV2Mapper implements FrameMapper {
 
   constructor(options: MapperOptions, private readonly depth: number) {
     this.levels = levelsOption(options.levels);
+    this.books = new BookRegistry(() => new DepthBook(true, 2 * depth));
   }
 
   map(frame: string, localTs: EpochMs): MarketMessage[] {
@@ -133,14 +128,11 @@ class KrakenV2Mapper implements FrameMapper {
   }
 
   takeResyncRequests(): string[] {
-    const symbols = [...this.resync];
-    this.resync.clear();
-    return symbols;
+    return this.books.takeResyncRequests();
   }
 
   reset(): void {
-    this.books.clear();
-    this.resync.clear();
+    this.books.reset();
   }
 
   /** Acks of subscribe/unsubscribe/ping: only a failure says something. */
@@ -153,7 +145,7 @@ class KrakenV2Mapper implements FrameMapper {
     }
     // The resync path unsubscribes the book first: nothing more comes for the old book.
     if (message.method === 'unsubscribe' && isRecord(message.result) && message.result.channel === 'book' && typeof message.result.symbol === 'string') {
-      this.books.delete(message.result.symbol);
+      this.books.forget(message.result.symbol);
     }
     return [];
   }
@@ -225,19 +217,17 @@ class KrakenV2Mapper implements FrameMapper {
       }
       sides[side] = parsed;
     }
-    let held = this.books.get(symbol);
+    let held = this.books.live(symbol);
     if (kind === 'snapshot') {
-      if (held === undefined) {
-        held = { depthBook: new DepthBook(true, 2 * this.depth), emitted: false };
-        this.books.set(symbol, held);
-      }
-      held.depthBook.reset();
+      held = this.books.entry(symbol);
+      held.book.reset();
+      this.books.synced(held);
     } else if (held === undefined) {
       // An update before the snapshot (or after a dropped book, until the resubscription's
       // snapshot) has nothing to apply to.
       return;
     }
-    const book = held.depthBook;
+    const book = held.book;
     for (const side of ['bid', 'ask'] as const) {
       const parsed = sides[side];
       if (parsed === undefined) continue;
@@ -253,9 +243,7 @@ class KrakenV2Mapper implements FrameMapper {
       out.push(...this.loseBook(symbol, `${at}.checksum: venue checksum ${checksum}, local book gives ${computed}`, 'checksum_mismatch', frame, localTs));
       return;
     }
-    const snapshot = book.emit(symbol, ts, localTs, undefined, this.levels, frame);
-    if (snapshot.type === 'book_snapshot') held.emitted = true;
-    out.push(snapshot);
+    this.books.emit(held, book.emit(symbol, ts, localTs, undefined, this.levels, frame), out);
   }
 
   /**
@@ -263,7 +251,7 @@ class KrakenV2Mapper implements FrameMapper {
    * marks the gap when a book of it was already out.
    */
   private loseBook(symbol: string, detail: string, reason: Rejected['reason'], frame: string, localTs: EpochMs): MarketMessage[] {
-    return loseHeldBook(this.books, this.resync, symbol, reason, detail, frame, localTs);
+    return this.books.rejectAndLose(symbol, reason, detail, frame, localTs);
   }
 
   private mapTrades(message: Record<string, unknown>, frame: string, localTs: EpochMs): MarketMessage[] {

@@ -21,6 +21,7 @@
 import type { Aggressor, BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
+import { BookRegistry, type BookEntry } from './book-registry.js';
 import { FrameError, isRecord, parseJsonFrame, QUOTED, shown } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 import { crc32 } from 'node:zlib';
@@ -247,8 +248,8 @@ function parseDepth(channelName: string): number | null {
 // ---- the mapper -----------------------------------------------------------------------------
 
 class KrakenMapper implements FrameMapper {
-  private readonly books = new Map<string, KrakenBook>();
-  private readonly resync = new Set<string>();
+  // Each snapshot brings a book of its own (its channel names the depth).
+  private readonly books = new BookRegistry<KrakenBook>(() => ({ depth: DEFAULT_DEPTH, bids: new KrakenSide(true), asks: new KrakenSide(false) }));
   /** Pairs whose trade subscription was confirmed and whose snapshot of past trades is still to come. */
   private readonly tradeSnapshotDue = new Set<string>();
   private readonly levels: number;
@@ -267,14 +268,11 @@ class KrakenMapper implements FrameMapper {
   }
 
   takeResyncRequests(): string[] {
-    const pairs = [...this.resync];
-    this.resync.clear();
-    return pairs;
+    return this.books.takeResyncRequests();
   }
 
   reset(): void {
-    this.books.clear();
-    this.resync.clear();
+    this.books.reset();
     this.tradeSnapshotDue.clear();
   }
 
@@ -295,7 +293,7 @@ class KrakenMapper implements FrameMapper {
           return [];
         }
         // After a book unsubscribe (the resync path) nothing more arrives for the old book.
-        if (message.status === 'unsubscribed' && pair !== null) this.books.delete(pair);
+        if (message.status === 'unsubscribed' && pair !== null) this.books.forget(pair);
         return [];
       }
       case 'error':
@@ -405,15 +403,18 @@ class KrakenMapper implements FrameMapper {
     applyEntries(book.bids, payload.bs);
     book.asks.truncate(depth);
     book.bids.truncate(depth);
-    this.books.set(pair, book);
-    return [this.emit(pair, book, newest, localTs, frame)];
+    const entry = this.books.entry(pair);
+    entry.book = book;
+    this.books.synced(entry);
+    return this.emit(entry, newest, localTs, frame);
   }
 
   private applyUpdate(pair: string, objects: Record<string, unknown>[], frame: string, localTs: EpochMs): MarketMessage[] {
-    const book = this.books.get(pair);
+    const entry = this.books.live(pair);
     // Deltas before the snapshot (or after a dropped book, until the resubscription's
     // snapshot) cannot be applied to anything.
-    if (!book) return [];
+    if (entry === undefined) return [];
+    const book = entry.book;
 
     let newest = -Infinity;
     let checksumText: string | undefined;
@@ -454,30 +455,27 @@ class KrakenMapper implements FrameMapper {
         return this.loseBook(pair, 'checksum_mismatch', `c: venue checksum ${expected}, local book gives ${computed}`, frame, localTs);
       }
     }
-    return [this.emit(pair, book, newest, localTs, frame)];
+    return this.emit(entry, newest, localTs, frame);
   }
 
   /** The book can no longer be trusted: say so, forget it and ask for a fresh snapshot. */
   private loseBook(pair: string, reason: RejectReason, detail: string, frame: string, localTs: EpochMs): MarketMessage[] {
-    this.books.delete(pair);
-    this.resync.add(pair);
-    return [
-      rejected(reason, `${pair}: ${detail}`, frame, pair),
-      { type: 'disconnect', symbol: pair, localTs, reason: `${reason}: ${detail}` },
-    ];
+    return this.books.rejectAndLose(pair, reason, detail, frame, localTs);
   }
 
-  private emit(pair: string, book: KrakenBook, newestMs: number, localTs: EpochMs, frame: string): BookSnapshot | Rejected {
+  private emit(entry: BookEntry<KrakenBook, never>, newestMs: number, localTs: EpochMs, frame: string): MarketMessage[] {
     const snapshot: BookSnapshot = {
       type: 'book_snapshot',
-      symbol: pair,
+      symbol: entry.symbol,
       ts: Number.isFinite(newestMs) ? newestMs : localTs,
       localTs,
       seq: undefined,
-      bids: book.bids.top(this.levels),
-      asks: book.asks.top(this.levels),
+      bids: entry.book.bids.top(this.levels),
+      asks: entry.book.asks.top(this.levels),
     };
-    return snapshotOrRejected(snapshot, frame);
+    const out: MarketMessage[] = [];
+    this.books.emit(entry, snapshotOrRejected(snapshot, frame), out);
+    return out;
   }
 }
 

@@ -21,7 +21,8 @@
 import { crc32 } from 'node:zlib';
 import type { Aggressor, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
-import { decimalText, DepthBook, levelsOption, loseHeldBook, TextLevels } from './depth-book.js';
+import { BookRegistry } from './book-registry.js';
+import { decimalText, DepthBook, levelsOption, TextLevels } from './depth-book.js';
 import { FrameError, isFrameError, isRecord, parseJsonFrame, shown } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
@@ -53,12 +54,11 @@ interface SymbolBook {
   readonly depthBook: DepthBook;
   /** seqId of the last applied message; null where the stream sends none. */
   seqId: number | null;
-  emitted: boolean;
 }
 
 class OkxMapper implements FrameMapper {
-  private readonly books = new Map<string, SymbolBook>();
-  private readonly resync = new Set<string>();
+  // The book grows to what a snapshot holds (400 levels a side on `books`).
+  private readonly books = new BookRegistry<SymbolBook>(() => ({ depthBook: new DepthBook(true, 800), seqId: null }));
   private readonly levels: number;
   private readonly bids = new TextLevels();
   private readonly asks = new TextLevels();
@@ -92,14 +92,11 @@ class OkxMapper implements FrameMapper {
   }
 
   takeResyncRequests(): string[] {
-    const symbols = [...this.resync];
-    this.resync.clear();
-    return symbols;
+    return this.books.takeResyncRequests();
   }
 
   reset(): void {
-    this.books.clear();
-    this.resync.clear();
+    this.books.reset();
   }
 
   private mapBook(message: Record<string, unknown>, symbol: string, depth: number, frame: string, localTs: EpochMs): MarketMessage[] {
@@ -131,16 +128,14 @@ class OkxMapper implements FrameMapper {
     const problem = this.bids.read(data.bids, 'data[0].bids', zero) ?? this.asks.read(data.asks, 'data[0].asks', zero);
     if (problem) return this.loseBook(symbol, problem.reason, problem.detail, frame, localTs);
 
-    let held = this.books.get(symbol);
+    let entry = this.books.live(symbol);
     if (action === 'snapshot') {
-      if (held === undefined) {
-        held = { depthBook: new DepthBook(true, 2 * depth), seqId, emitted: false };
-        this.books.set(symbol, held);
-      }
-      held.depthBook.reset();
-      this.resync.delete(symbol);
+      entry = this.books.entry(symbol);
+      entry.book.depthBook.reset();
+      this.books.synced(entry);
     } else {
-      if (held === undefined) return []; // before the snapshot, or until the resubscription's
+      if (entry === undefined) return []; // before the snapshot, or until the resubscription's
+      const held = entry.book;
       if (prevSeqId !== null && held.seqId !== null && prevSeqId !== held.seqId) {
         return this.loseBook(symbol, 'sequence_gap', `data[0].prevSeqId: expected ${held.seqId} (the last seqId), got ${prevSeqId}`, frame, localTs);
       }
@@ -150,11 +145,11 @@ class OkxMapper implements FrameMapper {
         return [];
       }
     }
-    const book = held.depthBook;
+    const book = entry.book.depthBook;
     this.bids.applyTo(book, 'bid');
     this.asks.applyTo(book, 'ask');
     book.truncate(depth);
-    held.seqId = seqId;
+    entry.book.seqId = seqId;
     if (typeof checksum === 'number' && checksum !== 0) {
       book.topTexts('bid', CHECKSUM_LEVELS, this.bidPrices, this.bidSizes);
       book.topTexts('ask', CHECKSUM_LEVELS, this.askPrices, this.askSizes);
@@ -163,14 +158,14 @@ class OkxMapper implements FrameMapper {
         return this.loseBook(symbol, 'checksum_mismatch', `data[0].checksum: venue checksum ${checksum}, local book gives ${computed}`, frame, localTs);
       }
     }
-    const snapshot = book.emit(symbol, ts, localTs, seqId ?? undefined, this.levels, frame);
-    if (snapshot.type === 'book_snapshot') held.emitted = true;
-    return [snapshot];
+    const out: MarketMessage[] = [];
+    this.books.emit(entry, book.emit(symbol, ts, localTs, seqId ?? undefined, this.levels, frame), out);
+    return out;
   }
 
   /** The book can no longer be trusted: drop it, resubscribe, and mark the gap if a book was out. */
   private loseBook(symbol: string, reason: RejectReason, detail: string, frame: string, localTs: EpochMs): MarketMessage[] {
-    return loseHeldBook(this.books, this.resync, symbol, reason, detail, frame, localTs);
+    return this.books.rejectAndLose(symbol, reason, detail, frame, localTs);
   }
 
   private mapTrades(message: Record<string, unknown>, symbol: string, frame: string, localTs: EpochMs): MarketMessage[] {
