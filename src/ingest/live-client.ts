@@ -147,14 +147,14 @@ export interface LiveFeed {
 }
 
 /**
- * The feed's messages as an async generator: connects on the first `next()`, reconnects after
- * every drop (a `disconnect` marks it), and ends when `options.signal` aborts. Leaving the loop
+ * The feed's messages, an async generator: connects on the first `next()`, reconnects after every
+ * drop (a `disconnect` marks it), and ends when `options.signal` aborts. Leaving the loop
  * (`break`, `return()`, a throw in the consumer) runs its `finally`: the socket is closed and
- * every timer and fetch of the feed stopped before the loop's exit completes.
+ * every timer and fetch of the feed stopped before the loop's exit completes. A bad configuration
+ * throws here, before anything connects.
  */
-export async function* liveMessages(venue: Venue, config: LiveFeedConfig, options: LiveFeedOptions): AsyncGenerator<MarketMessage, void, undefined> {
-  const session = new LiveSession(venue, config, options);
-  yield* session.messages();
+export function liveMessages(venue: Venue, config: LiveFeedConfig, options: LiveFeedOptions): AsyncGenerator<MarketMessage, void, undefined> {
+  return new LiveSession(venue, config, options).messages();
 }
 
 /** A live feed whose messages are iterated once, with its stats, and closed from outside. */
