@@ -134,6 +134,16 @@ interface DiffInFlight {
   frame: string;
 }
 
+/** What `readDepthUpdate` read of the last `depthUpdate`; refilled per frame, like the level scratch. */
+interface DepthHeader {
+  symbol: string;
+  eventTime: number;
+  firstId: number;
+  finalId: number;
+  /** Futures `pu`; -1 where not read. */
+  previousFinalId: number;
+}
+
 function emptyDiffInFlight(): DiffInFlight {
   const none = new Float64Array(0);
   return { eventTime: 0, firstId: 0, finalId: 0, previousFinalId: -1, bids: none, bidsLength: 0, asks: none, asksLength: 0, localTs: 0, frame: '' };
@@ -253,6 +263,7 @@ class BinanceMapper implements FrameMapper {
   private readonly bidScratch = new LevelScratch();
   private readonly askScratch = new LevelScratch();
   private readonly diffInFlight = emptyDiffInFlight();
+  private readonly header: DepthHeader = { symbol: '', eventTime: 0, firstId: 0, finalId: 0, previousFinalId: -1 };
 
   constructor(options: MapperOptions, private readonly market: BinanceMarket = 'spot') {
     this.diffChannel = market === 'spot' ? SPOT_DIFF_CHANNEL : market === 'usdm' ? USDM_DIFF_CHANNEL : ANY_DIFF_CHANNEL;
@@ -403,41 +414,9 @@ class BinanceMapper implements FrameMapper {
    * The venue time is `E`, as for the futures diff stream; `u` is the snapshot's sequence.
    */
   private mapFuturesPartial(data: Record<string, unknown>, streamSymbol: string, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
-    const symbol = symbolOf(data, streamSymbol);
-    if (typeof symbol !== 'string') {
-      out.push(this.reject(symbol.reason, symbol.detail, frame, streamSymbol));
-      return;
-    }
-    const eventTime = data.E;
-    if (typeof eventTime !== 'number' || !Number.isFinite(eventTime)) {
-      out.push(this.reject('schema', `E: expected an event time in ms, got ${shown(eventTime)}`, frame, symbol));
-      return;
-    }
-    const firstId = updateId(data, 'U');
-    if (isFrameError(firstId)) {
-      out.push(this.reject(firstId.reason, firstId.detail, frame, symbol));
-      return;
-    }
-    const finalId = updateId(data, 'u');
-    if (isFrameError(finalId)) {
-      out.push(this.reject(finalId.reason, finalId.detail, frame, symbol));
-      return;
-    }
-    // Not checked against anything (see above), but a frame without it is not the documented shape.
-    const previousFinalId = updateId(data, 'pu');
-    if (isFrameError(previousFinalId)) {
-      out.push(this.reject(previousFinalId.reason, previousFinalId.detail, frame, symbol));
-      return;
-    }
-    if (firstId > finalId) {
-      out.push(this.reject('out_of_order', `U: first update id ${firstId} is after final update id u=${finalId}`, frame, symbol));
-      return;
-    }
-    const problem = parseLevels(data.b, 'b', this.bidScratch, false) ?? parseLevels(data.a, 'a', this.askScratch, false);
-    if (problem) {
-      out.push(this.reject(problem.reason, problem.detail, frame, symbol));
-      return;
-    }
+    // `pu` is checked against nothing (see above), but a frame without it is not the documented shape.
+    if (!this.readDepthUpdate(data, streamSymbol, frame, true, false, out)) return;
+    const { symbol, eventTime, finalId } = this.header;
     // The documented example lists its bids low to high; order each side best first rather than
     // trust the order sent (checkBook then still rejects a repeated price).
     this.bidScratch.sortBestFirst(true);
@@ -527,45 +506,59 @@ class BinanceMapper implements FrameMapper {
     this.books.trade(trade, out);
   }
 
-  private mapDiff(data: Record<string, unknown>, streamSymbol: string | null, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
+  /**
+   * Reads the fields every `depthUpdate` carries (s, E, U, u, `pu` where `readPu`, b, a) into
+   * `this.header` and the level scratch. False after pushing the rejection that names the field.
+   * `zeroMeansDelete`: a diff deletes with quantity 0; a whole partial book has none.
+   */
+  private readDepthUpdate(data: Record<string, unknown>, streamSymbol: string | null, frame: string, readPu: boolean, zeroMeansDelete: boolean, out: MarketMessage[]): boolean {
     const symbol = symbolOf(data, streamSymbol);
     if (typeof symbol !== 'string') {
       out.push(this.reject(symbol.reason, symbol.detail, frame, streamSymbol));
-      return;
+      return false;
     }
     const eventTime = data.E;
     if (typeof eventTime !== 'number' || !Number.isFinite(eventTime)) {
       out.push(this.reject('schema', `E: expected an event time in ms, got ${shown(eventTime)}`, frame, symbol));
-      return;
+      return false;
     }
     const firstId = updateId(data, 'U');
     if (isFrameError(firstId)) {
       out.push(this.reject(firstId.reason, firstId.detail, frame, symbol));
-      return;
+      return false;
     }
     const finalId = updateId(data, 'u');
     if (isFrameError(finalId)) {
       out.push(this.reject(finalId.reason, finalId.detail, frame, symbol));
-      return;
+      return false;
     }
     if (firstId > finalId) {
       out.push(this.reject('out_of_order', `U: first update id ${firstId} is after final update id u=${finalId}`, frame, symbol));
-      return;
+      return false;
     }
-    let previousFinalId = -1;
-    if (this.market === 'usdm' || (this.market === 'auto' && data.pu !== undefined)) {
-      const pu = updateId(data, 'pu');
-      if (isFrameError(pu)) {
-        out.push(this.reject(pu.reason, pu.detail, frame, symbol));
-        return;
-      }
-      previousFinalId = pu;
+    const previousFinalId = readPu ? updateId(data, 'pu') : -1;
+    if (isFrameError(previousFinalId)) {
+      out.push(this.reject(previousFinalId.reason, previousFinalId.detail, frame, symbol));
+      return false;
     }
-    const problem = parseLevels(data.b, 'b', this.bidScratch, true) ?? parseLevels(data.a, 'a', this.askScratch, true);
+    const problem = parseLevels(data.b, 'b', this.bidScratch, zeroMeansDelete) ?? parseLevels(data.a, 'a', this.askScratch, zeroMeansDelete);
     if (problem) {
       out.push(this.reject(problem.reason, problem.detail, frame, symbol));
-      return;
+      return false;
     }
+    const header = this.header;
+    header.symbol = symbol;
+    header.eventTime = eventTime;
+    header.firstId = firstId;
+    header.finalId = finalId;
+    header.previousFinalId = previousFinalId;
+    return true;
+  }
+
+  private mapDiff(data: Record<string, unknown>, streamSymbol: string | null, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
+    const readPu = this.market === 'usdm' || (this.market === 'auto' && data.pu !== undefined);
+    if (!this.readDepthUpdate(data, streamSymbol, frame, readPu, true, out)) return;
+    const { symbol, eventTime, firstId, finalId, previousFinalId } = this.header;
     const entry = this.books.entry(symbol);
     if (previousFinalId >= 0) entry.book.chained = true;
     if (entry.awaiting) {
