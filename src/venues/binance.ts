@@ -18,6 +18,11 @@
 // resync from a new snapshot. Futures diff streams are `<symbol>@depth` (250 ms) and
 // `<symbol>@depth@0ms|@100ms|@250ms|@500ms`; their events carry `pu` and the transaction time `T`.
 //
+// Partial book depth (`<symbol>@depth<5|10|20>[@<speed>]`) sends the whole top-N book in every
+// frame: spot as `{lastUpdateId, bids, asks}`, USDⓈ-M futures as a `depthUpdate` with E, T, s, U,
+// u, pu, b, a ("Partial Book Depth Streams" in each market's websocket docs). Such a frame is
+// emitted as it stands, with no REST snapshot and no sequence rule; a feed picks it with `depth`.
+//
 // Trades: `@trade` carries one fill (`t` trade id), `@aggTrade` the fills of one taker order at
 // one price (`a` aggregate trade id); both carry `p`, `q`, the trade time `T` (the venue time
 // used here; `E` is when the event was pushed) and `m`, "is the buyer the market maker?": when
@@ -265,7 +270,15 @@ class BinanceMapper implements FrameMapper {
   private readonly diffInFlight = emptyDiffInFlight();
   private readonly header: DepthHeader = { symbol: '', eventTime: 0, firstId: 0, finalId: 0, previousFinalId: -1 };
 
-  constructor(options: MapperOptions, private readonly market: BinanceMarket = 'spot') {
+  /**
+   * `bareFuturesPartial`: a bare `depthUpdate` (a `/ws/<symbol>@depth<levels>` connection, whose
+   * frames name no stream) is a futures partial book, not a diff; combined-stream frames say which.
+   */
+  constructor(
+    options: MapperOptions,
+    private readonly market: BinanceMarket = 'spot',
+    private readonly bareFuturesPartial = false,
+  ) {
     this.diffChannel = market === 'spot' ? SPOT_DIFF_CHANNEL : market === 'usdm' ? USDM_DIFF_CHANNEL : ANY_DIFF_CHANNEL;
     this.partialChannel = market === 'spot' ? SPOT_PARTIAL_CHANNEL : market === 'usdm' ? USDM_PARTIAL_CHANNEL : ANY_PARTIAL_CHANNEL;
     const levels = Math.floor(options.levels);
@@ -353,7 +366,10 @@ class BinanceMapper implements FrameMapper {
   private mapBare(message: Record<string, unknown>, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
     if ('e' in message) {
       const event = message.e;
-      if (event === 'depthUpdate') this.mapDiff(message, null, frame, localTs, out);
+      if (event === 'depthUpdate') {
+        if (this.bareFuturesPartial) this.mapFuturesPartial(message, null, frame, localTs, out);
+        else this.mapDiff(message, null, frame, localTs, out);
+      }
       else if (event === 'trade' || event === 'aggTrade') this.mapTrade(message, event, null, frame, localTs, out);
       else if (typeof event !== 'string' || !IGNORED_EVENTS.has(event)) {
         out.push(this.reject('unsupported_message', `e: unsupported event type ${shown(event)}`, frame, null));
@@ -413,7 +429,7 @@ class BinanceMapper implements FrameMapper {
    * it stands: no REST snapshot, no `pu` chain (a lost frame loses nothing the next one lacks).
    * The venue time is `E`, as for the futures diff stream; `u` is the snapshot's sequence.
    */
-  private mapFuturesPartial(data: Record<string, unknown>, streamSymbol: string, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
+  private mapFuturesPartial(data: Record<string, unknown>, streamSymbol: string | null, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
     // `pu` is checked against nothing (see above), but a frame without it is not the documented shape.
     if (!this.readDepthUpdate(data, streamSymbol, frame, true, false, out)) return;
     const { symbol, eventTime, finalId } = this.header;
@@ -821,7 +837,7 @@ export function binanceUsdmVenue(tradeChannel: BinanceTradeChannel | null = 'agg
   return withDepths(
     {
       id: 'binance-usdm',
-      createMapper: (options: MapperOptions): FrameMapper => new BinanceMapper(options, 'usdm'),
+      createMapper: (options: MapperOptions): FrameMapper => new BinanceMapper(options, 'usdm', depth !== 'diff'),
       live: createLiveProtocol(tradeChannel, shape),
     },
     (chosen) => binanceUsdmVenue(tradeChannel, speed, chosen),

@@ -64,6 +64,18 @@ describe('binance partial depth: documented examples', () => {
     }
   });
 
+  it('reads a bare futures frame (a /ws/<symbol>@depth<levels> connection) as a partial book where the venue follows partial depth', () => {
+    const { data } = JSON.parse(USDM_FRAME) as { data: unknown };
+    const bare = JSON.stringify(data);
+    const [book] = snapshotsOf(binanceUsdmVenue('aggTrade', '100ms', 5).createMapper({ levels: 5 }).map(bare, 1));
+    expect(book).toMatchObject({ symbol: 'BTCUSDT', seq: 390497878 });
+    expect(book.bids[0]).toBe(7405.43);
+    // On the diff venue the same bare frame is a diff event, held until a REST snapshot.
+    const diff = binanceUsdm.createMapper({ levels: 5 });
+    expect(diff.map(bare, 1)).toEqual([]);
+    expect(diff.takeResyncRequests()).toEqual(['BTCUSDT']);
+  });
+
   it('lets trades of a partial-depth symbol through at once (nothing awaits a snapshot)', () => {
     const mapper = binanceUsdm.createMapper({ levels: 5 });
     mapper.map(USDM_FRAME, 1);
