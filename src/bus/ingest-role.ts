@@ -8,6 +8,7 @@ import { messageOf } from '../domain/json-edge.js';
 import { redactUrl } from '../domain/redact.js';
 import { createLiveFeed, type LiveFeed } from '../ingest/live-client.js';
 import { venueById } from '../venues/registry.js';
+import type { BookDepth } from '../venues/types.js';
 import type { BusConfig } from './config.js';
 import { BusError, connectBus, MarketLogPublisher } from './market-log.js';
 import { startRoleServer } from './role-server.js';
@@ -17,6 +18,8 @@ export interface IngestFeedConfig {
   readonly url: string;
   readonly restUrl?: string;
   readonly symbols: readonly string[];
+  /** Binance: the diff stream or a partial-depth stream (see LiveFeedConfig.depth). */
+  readonly depth?: BookDepth;
 }
 
 export interface IngestRole {
@@ -38,7 +41,7 @@ export async function startIngestRole(options: { bus: BusConfig; feeds: readonly
   const bus = await connectBus(options.bus, { name: 'lob-rtrl ingest' });
   let stopping = false;
   const running: RunningFeed[] = options.feeds.map((config) => {
-    const feed = createLiveFeed(venueById(config.venue), { url: config.url, restUrl: config.restUrl, symbols: config.symbols }, { now: Date.now, levels: options.levels, logger });
+    const feed = createLiveFeed(venueById(config.venue), { url: config.url, restUrl: config.restUrl, symbols: config.symbols, depth: config.depth }, { now: Date.now, levels: options.levels, logger });
     const entry: RunningFeed = { config, feed, publisher: new MarketLogPublisher(bus), rejected: 0, done: Promise.resolve() };
     entry.done = (async () => {
       try {

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { busConfigShape } from '../bus/config.js';
 import { symbolSchema } from '../domain/schemas.js';
+import { feedDepthSchema } from '../ingest/live-client.js';
 import { defaultEngineConfig, type EngineConfig } from '../engine/config.js';
 import { parseModelList } from '../model/factory.js';
 import { KERNEL_CHOICES } from '../model/kernels/select.js';
@@ -16,6 +17,7 @@ const feedSchema = z.object({
   url: z.string().url(),
   restUrl: z.string().url().optional(),
   symbols: z.array(symbolSchema).min(1),
+  depth: feedDepthSchema.optional(),
 });
 export type FeedConfig = z.infer<typeof feedSchema>;
 

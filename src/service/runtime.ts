@@ -571,7 +571,7 @@ export class ServiceRuntime {
   }
 
   private startFeed(feedConfig: FeedConfig): void {
-    const feed = createLiveFeed(venueById(feedConfig.venue), { url: feedConfig.url, restUrl: feedConfig.restUrl, symbols: feedConfig.symbols }, {
+    const feed = createLiveFeed(venueById(feedConfig.venue), { url: feedConfig.url, restUrl: feedConfig.restUrl, symbols: feedConfig.symbols, depth: feedConfig.depth }, {
       now: this.now,
       levels: this.config.levels,
       logger: this.logger,

@@ -18,6 +18,11 @@
 // resync from a new snapshot. Futures diff streams are `<symbol>@depth` (250 ms) and
 // `<symbol>@depth@0ms|@100ms|@250ms|@500ms`; their events carry `pu` and the transaction time `T`.
 //
+// Partial book depth (`<symbol>@depth<5|10|20>[@<speed>]`) sends the whole top-N book in every
+// frame: spot as `{lastUpdateId, bids, asks}`, USDⓈ-M futures as a `depthUpdate` with E, T, s, U,
+// u, pu, b, a ("Partial Book Depth Streams" in each market's websocket docs). Such a frame is
+// emitted as it stands, with no REST snapshot and no sequence rule; a feed picks it with `depth`.
+//
 // Trades: `@trade` carries one fill (`t` trade id), `@aggTrade` the fills of one taker order at
 // one price (`a` aggregate trade id); both carry `p`, `q`, the trade time `T` (the venue time
 // used here; `E` is when the event was pushed) and `m`, "is the buyer the market maker?": when
@@ -27,18 +32,13 @@
 // book of its symbol.
 import { L2Book } from '../book/l2-book.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
-import type { BookSnapshot, Disconnect, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
-import { describeValue, isRecord, parseJsonFrame } from './frame.js';
+import type { BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
+import { BookRegistry, type BookEntry } from './book-registry.js';
+import { FrameError, isFrameError, isRecord, parseJsonFrame, shown } from './frame.js';
 import { rejected } from '../domain/types.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
 const DEFAULT_LEVELS = 10;
-/**
- * Diff events and trades held while no snapshot is applied (a minute or more of a busy symbol).
- * Past it the oldest goes first: a diff is dropped (the snapshot must then be newer anyway), a
- * trade is handed over at once, since it precedes everything still held.
- */
-const MAX_BUFFERED_EVENTS = 2000;
 const REST_SNAPSHOT_LIMIT = 1000;
 
 // Channels that carry neither order-book state nor trades; their frames map to nothing.
@@ -55,13 +55,12 @@ const IGNORED_EVENTS = new Set([
 const SPOT_DIFF_CHANNEL = /^depth(@(100|1000)ms)?$/;
 const USDM_DIFF_CHANNEL = /^depth(@(0|100|250|500)ms)?$/;
 const ANY_DIFF_CHANNEL = /^depth(@(0|100|250|500|1000)ms)?$/;
-const PARTIAL_CHANNEL = /^depth(5|10|20)(@(100|1000)ms)?$/;
+// Partial book depth: spot `<symbol>@depth<levels>[@100ms]` (1000 ms alone), USDⓈ-M futures
+// `<symbol>@depth<levels>[@100ms|@500ms]` (250 ms alone).
+const SPOT_PARTIAL_CHANNEL = /^depth(5|10|20)(@(100|1000)ms)?$/;
+const USDM_PARTIAL_CHANNEL = /^depth(5|10|20)(@(100|250|500)ms)?$/;
+const ANY_PARTIAL_CHANNEL = /^depth(5|10|20)(@(100|250|500|1000)ms)?$/;
 const ENVELOPE_PREFIX = '{"stream":"';
-
-interface Problem {
-  readonly reason: RejectReason;
-  readonly detail: string;
-}
 
 /** Parsed [p0, q0, p1, q1, ...] of one side, reused across frames to spare the hot path. */
 class LevelScratch {
@@ -75,6 +74,26 @@ class LevelScratch {
 
   copy(): Float64Array {
     return this.values.slice(0, this.length);
+  }
+
+  /**
+   * Orders the pairs by price, highest first for bids (`descending`), lowest first for asks.
+   * Insertion sort in place: a partial book holds at most 20 levels, mostly in order already.
+   */
+  sortBestFirst(descending: boolean): void {
+    const values = this.values;
+    for (let i = 2; i < this.length; i += 2) {
+      const price = values[i];
+      const quantity = values[i + 1];
+      let j = i - 2;
+      while (j >= 0 && (descending ? values[j] < price : values[j] > price)) {
+        values[j + 2] = values[j];
+        values[j + 3] = values[j + 1];
+        j -= 2;
+      }
+      values[j + 2] = price;
+      values[j + 3] = quantity;
+    }
   }
 }
 
@@ -120,35 +139,36 @@ interface DiffInFlight {
   frame: string;
 }
 
+/** What `readDepthUpdate` read of the last `depthUpdate`; refilled per frame, like the level scratch. */
+interface DepthHeader {
+  symbol: string;
+  eventTime: number;
+  firstId: number;
+  finalId: number;
+  /** Futures `pu`; -1 where not read. */
+  previousFinalId: number;
+}
+
 function emptyDiffInFlight(): DiffInFlight {
   const none = new Float64Array(0);
   return { eventTime: 0, firstId: 0, finalId: 0, previousFinalId: -1, bids: none, bidsLength: 0, asks: none, asksLength: 0, localTs: 0, frame: '' };
 }
 
-type SyncPhase =
-  /** No usable book: diff events are buffered until a REST snapshot arrives. */
-  | 'awaiting_snapshot'
-  /** Snapshot applied; waiting for the event whose [U; u] contains lastUpdateId + 1. */
-  | 'bridging'
-  /** Every event applied so far was contiguous. */
-  | 'live';
-
+/**
+ * A symbol's book and where its sync stands once a snapshot is applied (before one, the
+ * registry's entry awaits and holds the diff events and trades): `bridging` until the event that
+ * joins the snapshot, then `live` while every applied event was contiguous.
+ */
 interface SymbolSync {
-  readonly symbol: string;
   readonly book: L2Book;
-  phase: SyncPhase;
+  phase: 'bridging' | 'live';
   /** Update id the book reflects: the snapshot's lastUpdateId, then each applied event's u. */
   bookId: number;
-  /** Diff events and this symbol's trades, in arrival order, while awaiting a snapshot. */
-  buffered: (BufferedEvent | Trade)[];
-  snapshotRequested: boolean;
-  /** A snapshot was emitted since the book was last discarded, so a gap must be announced. */
-  emittedSinceReset: boolean;
   /** Futures rule: events chain by `pu` (set by the market, or by the first `pu` seen on `auto`). */
   chained: boolean;
 }
 
-const describe = describeValue;
+type SyncEntry = BookEntry<SymbolSync, BufferedEvent>;
 
 /** A Binance decimal (string, or a JSON number from a lenient producer) as a number; NaN when not one. */
 function decimal(raw: unknown): number {
@@ -160,43 +180,39 @@ function decimal(raw: unknown): number {
   return value;
 }
 
-function updateId(record: Record<string, unknown>, field: string): number | Problem {
+function updateId(record: Record<string, unknown>, field: string): number | FrameError {
   const value = record[field];
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    return { reason: 'schema', detail: `${field}: expected a non-negative integer update id, got ${describe(value)}` };
+    return new FrameError('schema', `${field}: expected a non-negative integer update id, got ${shown(value)}`);
   }
   return value;
-}
-
-function isProblem(value: number | Problem): value is Problem {
-  return typeof value === 'object' && value !== null;
 }
 
 /**
  * Parses `raw` (an array of [price, quantity] decimal pairs) into `into`. `zeroMeansDelete`
  * allows quantity 0 (diff events); snapshots must carry positive quantities.
  */
-function parseLevels(raw: unknown, field: string, into: LevelScratch, zeroMeansDelete: boolean): Problem | null {
-  if (!Array.isArray(raw)) return { reason: 'schema', detail: `${field}: expected an array of [price, quantity], got ${describe(raw)}` };
+function parseLevels(raw: unknown, field: string, into: LevelScratch, zeroMeansDelete: boolean): FrameError | null {
+  if (!Array.isArray(raw)) return new FrameError('schema', `${field}: expected an array of [price, quantity], got ${shown(raw)}`);
   into.reserve(raw.length);
   const values = into.values;
   for (let i = 0; i < raw.length; i += 1) {
     const level: unknown = raw[i];
     if (!Array.isArray(level) || level.length < 2) {
-      return { reason: 'schema', detail: `${field}[${i}]: expected [price, quantity], got ${describe(level)}` };
+      return new FrameError('schema', `${field}[${i}]: expected [price, quantity], got ${shown(level)}`);
     }
     const price = decimal(level[0]);
     const quantity = decimal(level[1]);
     if (!Number.isFinite(price)) {
-      return { reason: 'non_finite', detail: `${field}[${i}][0]: price must be a finite decimal, got ${describe(level[0])}` };
+      return new FrameError('non_finite', `${field}[${i}][0]: price must be a finite decimal, got ${shown(level[0])}`);
     }
-    if (!(price > 0)) return { reason: 'schema', detail: `${field}[${i}][0]: price must be > 0, got ${describe(level[0])}` };
+    if (!(price > 0)) return new FrameError('schema', `${field}[${i}][0]: price must be > 0, got ${shown(level[0])}`);
     if (!Number.isFinite(quantity)) {
-      return { reason: 'non_finite', detail: `${field}[${i}][1]: quantity must be a finite decimal, got ${describe(level[1])}` };
+      return new FrameError('non_finite', `${field}[${i}][1]: quantity must be a finite decimal, got ${shown(level[1])}`);
     }
     if (quantity < 0 || (quantity === 0 && !zeroMeansDelete)) {
       const bound = zeroMeansDelete ? '>= 0' : '> 0';
-      return { reason: 'non_positive_size', detail: `${field}[${i}][1]: quantity must be ${bound}, got ${describe(level[1])}` };
+      return new FrameError('non_positive_size', `${field}[${i}][1]: quantity must be ${bound}, got ${shown(level[1])}`);
     }
     values[2 * i] = price;
     values[2 * i + 1] = quantity;
@@ -218,27 +234,27 @@ function isIgnoredChannel(channel: string): boolean {
 }
 
 /** The event's symbol `s`, or the stream's where a combined-stream payload leaves it out. */
-function symbolOf(data: Record<string, unknown>, streamSymbol: string | null): string | Problem {
+function symbolOf(data: Record<string, unknown>, streamSymbol: string | null): string | FrameError {
   const raw = data.s;
   if (typeof raw === 'string' && raw.length > 0) return raw.toUpperCase();
   if (streamSymbol !== null && raw === undefined) return streamSymbol;
-  return { reason: 'schema', detail: `s: expected a symbol, got ${describe(raw)}` };
+  return new FrameError('schema', `s: expected a symbol, got ${shown(raw)}`);
 }
 
-/** A trade's price or quantity: a finite decimal > 0, or a Problem naming the field. */
-function positiveDecimal(raw: unknown, field: string, what: string, notPositive: RejectReason): number | Problem {
-  if (typeof raw !== 'string' && typeof raw !== 'number') return { reason: 'schema', detail: `${field}: expected a decimal ${what}, got ${describe(raw)}` };
+/** A trade's price or quantity: a finite decimal > 0, or a FrameError naming the field. */
+function positiveDecimal(raw: unknown, field: string, what: string, notPositive: RejectReason): number | FrameError {
+  if (typeof raw !== 'string' && typeof raw !== 'number') return new FrameError('schema', `${field}: expected a decimal ${what}, got ${shown(raw)}`);
   const value = decimal(raw);
-  if (!Number.isFinite(value)) return { reason: 'non_finite', detail: `${field}: ${what} must be a finite decimal, got ${describe(raw)}` };
-  if (!(value > 0)) return { reason: notPositive, detail: `${field}: ${what} must be > 0, got ${describe(raw)}` };
+  if (!Number.isFinite(value)) return new FrameError('non_finite', `${field}: ${what} must be a finite decimal, got ${shown(raw)}`);
+  if (!(value > 0)) return new FrameError(notPositive, `${field}: ${what} must be > 0, got ${shown(raw)}`);
   return value;
 }
 
-/** A non-negative integer id (trade id, aggregate trade id) as text, or a Problem naming the field. */
-function tradeIdOf(record: Record<string, unknown>, field: string): string | Problem {
+/** A non-negative integer id (trade id, aggregate trade id) as text, or a FrameError naming the field. */
+function tradeIdOf(record: Record<string, unknown>, field: string): string | FrameError {
   const value = record[field];
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    return { reason: 'schema', detail: `${field}: expected a non-negative integer trade id, got ${describe(value)}` };
+    return new FrameError('schema', `${field}: expected a non-negative integer trade id, got ${shown(value)}`);
   }
   return String(value);
 }
@@ -246,18 +262,29 @@ function tradeIdOf(record: Record<string, unknown>, field: string): string | Pro
 class BinanceMapper implements FrameMapper {
   private readonly levels: number;
   private readonly diffChannel: RegExp;
+  private readonly partialChannel: RegExp;
   private readonly connectionSymbols: readonly string[];
-  private readonly syncs = new Map<string, SymbolSync>();
-  private readonly resyncRequests = new Set<string>();
+  private readonly books: BookRegistry<SymbolSync, BufferedEvent>;
   private readonly bidScratch = new LevelScratch();
   private readonly askScratch = new LevelScratch();
   private readonly diffInFlight = emptyDiffInFlight();
+  private readonly header: DepthHeader = { symbol: '', eventTime: 0, firstId: 0, finalId: 0, previousFinalId: -1 };
 
-  constructor(options: MapperOptions, private readonly market: BinanceMarket = 'spot') {
+  /**
+   * `bareFuturesPartial`: a bare `depthUpdate` (a `/ws/<symbol>@depth<levels>` connection, whose
+   * frames name no stream) is a futures partial book, not a diff; combined-stream frames say which.
+   */
+  constructor(
+    options: MapperOptions,
+    private readonly market: BinanceMarket = 'spot',
+    private readonly bareFuturesPartial = false,
+  ) {
     this.diffChannel = market === 'spot' ? SPOT_DIFF_CHANNEL : market === 'usdm' ? USDM_DIFF_CHANNEL : ANY_DIFF_CHANNEL;
+    this.partialChannel = market === 'spot' ? SPOT_PARTIAL_CHANNEL : market === 'usdm' ? USDM_PARTIAL_CHANNEL : ANY_PARTIAL_CHANNEL;
     const levels = Math.floor(options.levels);
     this.levels = Number.isFinite(levels) && levels > 0 ? levels : DEFAULT_LEVELS;
     this.connectionSymbols = (options.symbols ?? []).map((symbol) => symbol.toUpperCase());
+    this.books = new BookRegistry(() => ({ book: new L2Book(2 * REST_SNAPSHOT_LIMIT), phase: 'bridging', bookId: -1, chained: market === 'usdm' }));
   }
 
   map(frame: string, localTs: EpochMs): MarketMessage[] {
@@ -274,7 +301,7 @@ class BinanceMapper implements FrameMapper {
     }
     const message = parsed.value;
     if (!isRecord(message)) {
-      out.push(this.reject('schema', `frame: expected a JSON object, got ${describe(message)}`, frame, null));
+      out.push(this.reject('schema', `frame: expected a JSON object, got ${shown(message)}`, frame, null));
       return out;
     }
     if ('stream' in message && 'data' in message) this.mapEnvelope(message.stream, message.data, frame, localTs, out);
@@ -292,7 +319,7 @@ class BinanceMapper implements FrameMapper {
     }
     const message = parsed.value;
     if (!isRecord(message)) {
-      out.push(this.reject('schema', `snapshot: expected a JSON object, got ${describe(message)}`, body, upper));
+      out.push(this.reject('schema', `snapshot: expected a JSON object, got ${shown(message)}`, body, upper));
       return out;
     }
     this.applyRestSnapshot(upper, message, body, localTs, out);
@@ -300,63 +327,52 @@ class BinanceMapper implements FrameMapper {
   }
 
   takeResyncRequests(): string[] {
-    const symbols = [...this.resyncRequests];
-    this.resyncRequests.clear();
-    return symbols;
+    return this.books.takeResyncRequests();
   }
 
   releaseHeld(): MarketMessage[] {
-    const out: MarketMessage[] = [];
-    for (const sync of this.syncs.values()) {
-      if (!sync.buffered.some((item) => item.type === 'trade')) continue;
-      const diffs: BufferedEvent[] = [];
-      for (const item of sync.buffered) {
-        if (item.type === 'trade') out.push(item);
-        else diffs.push(item);
-      }
-      sync.buffered = diffs;
-    }
-    return out;
+    return this.books.releaseTrades();
   }
 
   reset(): void {
-    this.syncs.clear();
-    this.resyncRequests.clear();
+    this.books.reset();
   }
 
   private mapEnvelope(stream: unknown, data: unknown, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
     if (typeof stream !== 'string') {
-      out.push(this.reject('schema', `stream: expected a stream name, got ${describe(stream)}`, frame, null));
+      out.push(this.reject('schema', `stream: expected a stream name, got ${shown(stream)}`, frame, null));
       return;
     }
     // All-market streams (`!ticker@arr`, `!bookTicker`...) carry no order book.
     if (stream.startsWith('!')) return;
     const at = stream.indexOf('@');
     if (at <= 0) {
-      out.push(this.reject('schema', `stream: expected <symbol>@<channel>, got ${describe(stream)}`, frame, null));
+      out.push(this.reject('schema', `stream: expected <symbol>@<channel>, got ${shown(stream)}`, frame, null));
       return;
     }
     const streamSymbol = stream.slice(0, at).toUpperCase();
     const channel = stream.slice(at + 1);
     if (isIgnoredChannel(channel)) return;
     if (!isRecord(data)) {
-      out.push(this.reject('schema', `data: expected a JSON object, got ${describe(data)}`, frame, streamSymbol));
+      out.push(this.reject('schema', `data: expected a JSON object, got ${shown(data)}`, frame, streamSymbol));
       return;
     }
     if (channel === 'trade' || channel === 'aggTrade') this.mapTrade(data, channel, streamSymbol, frame, localTs, out);
     else if (this.diffChannel.test(channel)) this.mapDiff(data, streamSymbol, frame, localTs, out);
-    // Futures partial-book payloads are diff-shaped (U, u, pu, b, a), not spot's; not read here.
-    else if (this.market === 'spot' && PARTIAL_CHANNEL.test(channel)) this.mapPartial(data, streamSymbol, frame, localTs, out);
-    else out.push(this.reject('unsupported_message', `stream: unsupported channel ${describe(stream)}`, frame, streamSymbol));
+    else if (this.partialChannel.test(channel)) this.mapPartialChannel(data, streamSymbol, frame, localTs, out);
+    else out.push(this.reject('unsupported_message', `stream: unsupported channel ${shown(stream)}`, frame, streamSymbol));
   }
 
   private mapBare(message: Record<string, unknown>, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
     if ('e' in message) {
       const event = message.e;
-      if (event === 'depthUpdate') this.mapDiff(message, null, frame, localTs, out);
+      if (event === 'depthUpdate') {
+        if (this.bareFuturesPartial) this.mapFuturesPartial(message, null, frame, localTs, out);
+        else this.mapDiff(message, null, frame, localTs, out);
+      }
       else if (event === 'trade' || event === 'aggTrade') this.mapTrade(message, event, null, frame, localTs, out);
       else if (typeof event !== 'string' || !IGNORED_EVENTS.has(event)) {
-        out.push(this.reject('unsupported_message', `e: unsupported event type ${describe(event)}`, frame, null));
+        out.push(this.reject('unsupported_message', `e: unsupported event type ${shown(event)}`, frame, null));
       }
       return;
     }
@@ -368,10 +384,10 @@ class BinanceMapper implements FrameMapper {
     if ('result' in message && 'id' in message) return;
     if ('u' in message && 's' in message && 'b' in message && 'a' in message && 'B' in message && 'A' in message) return;
     if ('code' in message && 'msg' in message) {
-      out.push(this.reject('unsupported_message', `msg: venue error ${describe(message.code)}: ${describe(message.msg)}`, frame, null));
+      out.push(this.reject('unsupported_message', `msg: venue error ${shown(message.code)}: ${shown(message.msg)}`, frame, null));
       return;
     }
-    out.push(this.reject('unsupported_message', `frame: unrecognised message with keys ${describe(Object.keys(message))}`, frame, null));
+    out.push(this.reject('unsupported_message', `frame: unrecognised message with keys ${shown(Object.keys(message))}`, frame, null));
   }
 
   /**
@@ -386,13 +402,50 @@ class BinanceMapper implements FrameMapper {
       return;
     }
     const symbol = this.connectionSymbols[0];
-    if (this.syncs.has(symbol)) this.applyRestSnapshot(symbol, message, frame, localTs, out);
+    if (this.books.find(symbol) !== undefined) this.applyRestSnapshot(symbol, message, frame, localTs, out);
     else this.mapPartial(message, symbol, frame, localTs, out);
+  }
+
+  /**
+   * A partial-book stream frame: spot sends `{lastUpdateId, bids, asks}`, USDⓈ-M futures a
+   * diff-shaped `depthUpdate` (E, T, s, U, u, pu, b, a) that is nonetheless the whole top-N book.
+   * A recording (`auto`) may hold either; each market reads only its own.
+   */
+  private mapPartialChannel(data: Record<string, unknown>, streamSymbol: string, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
+    const futuresShaped = data.e !== undefined;
+    if (this.market === 'spot' || (this.market === 'auto' && !futuresShaped)) {
+      this.mapPartial(data, streamSymbol, frame, localTs, out);
+      return;
+    }
+    if (data.e !== 'depthUpdate') {
+      out.push(this.reject('schema', `e: expected "depthUpdate" on a futures partial-depth stream, got ${shown(data.e)}`, frame, streamSymbol));
+      return;
+    }
+    this.mapFuturesPartial(data, streamSymbol, frame, localTs, out);
+  }
+
+  /**
+   * USDⓈ-M futures partial depth: every frame is the whole top <levels> book, so it is emitted as
+   * it stands: no REST snapshot, no `pu` chain (a lost frame loses nothing the next one lacks).
+   * The venue time is `E`, as for the futures diff stream; `u` is the snapshot's sequence.
+   */
+  private mapFuturesPartial(data: Record<string, unknown>, streamSymbol: string | null, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
+    // `pu` is checked against nothing (see above), but a frame without it is not the documented shape.
+    if (!this.readDepthUpdate(data, streamSymbol, frame, true, false, out)) return;
+    const { symbol, eventTime, finalId } = this.header;
+    // The documented example lists its bids low to high; order each side best first rather than
+    // trust the order sent (checkBook then still rejects a repeated price).
+    this.bidScratch.sortBestFirst(true);
+    this.askScratch.sortBestFirst(false);
+    const bids = this.bidScratch.values.slice(0, Math.min(this.bidScratch.length, 2 * this.levels));
+    const asks = this.askScratch.values.slice(0, Math.min(this.askScratch.length, 2 * this.levels));
+    const snapshot: BookSnapshot = { type: 'book_snapshot', symbol, ts: eventTime, localTs, seq: finalId, bids, asks };
+    out.push(snapshotOrRejected(snapshot, frame));
   }
 
   private mapPartial(data: Record<string, unknown>, symbol: string, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
     const lastUpdateId = updateId(data, 'lastUpdateId');
-    if (isProblem(lastUpdateId)) {
+    if (isFrameError(lastUpdateId)) {
       out.push(this.reject(lastUpdateId.reason, lastUpdateId.detail, frame, symbol));
       return;
     }
@@ -423,7 +476,7 @@ class BinanceMapper implements FrameMapper {
       return;
     }
     if (data.e !== undefined && data.e !== channel) {
-      out.push(this.reject('schema', `e: expected "${channel}" on a @${channel} stream, got ${describe(data.e)}`, frame, symbol));
+      out.push(this.reject('schema', `e: expected "${channel}" on a @${channel} stream, got ${shown(data.e)}`, frame, symbol));
       return;
     }
     const tradeId = tradeIdOf(data, channel === 'trade' ? 't' : 'a');
@@ -432,28 +485,28 @@ class BinanceMapper implements FrameMapper {
       return;
     }
     const price = positiveDecimal(data.p, 'p', 'price', 'schema');
-    if (isProblem(price)) {
+    if (isFrameError(price)) {
       out.push(this.reject(price.reason, price.detail, frame, symbol));
       return;
     }
     const quantity = positiveDecimal(data.q, 'q', 'quantity', 'non_positive_size');
-    if (isProblem(quantity)) {
+    if (isFrameError(quantity)) {
       out.push(this.reject(quantity.reason, quantity.detail, frame, symbol));
       return;
     }
     const tradeTime = data.T;
     if (typeof tradeTime !== 'number') {
-      out.push(this.reject('schema', `T: expected a trade time in ms, got ${describe(tradeTime)}`, frame, symbol));
+      out.push(this.reject('schema', `T: expected a trade time in ms, got ${shown(tradeTime)}`, frame, symbol));
       return;
     }
     // JSON.parse reads an overlong exponent as Infinity.
     if (!Number.isFinite(tradeTime)) {
-      out.push(this.reject('non_finite', `T: trade time must be finite, got ${describe(tradeTime)}`, frame, symbol));
+      out.push(this.reject('non_finite', `T: trade time must be finite, got ${shown(tradeTime)}`, frame, symbol));
       return;
     }
     const buyerIsMaker = data.m;
     if (typeof buyerIsMaker !== 'boolean') {
-      out.push(this.reject('schema', `m: expected true or false (is the buyer the maker), got ${describe(buyerIsMaker)}`, frame, symbol));
+      out.push(this.reject('schema', `m: expected true or false (is the buyer the maker), got ${shown(buyerIsMaker)}`, frame, symbol));
       return;
     }
     const trade: Trade = {
@@ -466,54 +519,66 @@ class BinanceMapper implements FrameMapper {
       aggressor: buyerIsMaker ? -1 : 1,
       tradeId,
     };
-    const sync = this.syncs.get(symbol);
-    if (sync !== undefined && sync.phase === 'awaiting_snapshot') this.buffer(sync, trade, out);
-    else out.push(trade);
+    this.books.trade(trade, out);
   }
 
-  private mapDiff(data: Record<string, unknown>, streamSymbol: string | null, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
+  /**
+   * Reads the fields every `depthUpdate` carries (s, E, U, u, `pu` where `readPu`, b, a) into
+   * `this.header` and the level scratch. False after pushing the rejection that names the field.
+   * `zeroMeansDelete`: a diff deletes with quantity 0; a whole partial book has none.
+   */
+  private readDepthUpdate(data: Record<string, unknown>, streamSymbol: string | null, frame: string, readPu: boolean, zeroMeansDelete: boolean, out: MarketMessage[]): boolean {
     const symbol = symbolOf(data, streamSymbol);
     if (typeof symbol !== 'string') {
       out.push(this.reject(symbol.reason, symbol.detail, frame, streamSymbol));
-      return;
+      return false;
     }
     const eventTime = data.E;
     if (typeof eventTime !== 'number' || !Number.isFinite(eventTime)) {
-      out.push(this.reject('schema', `E: expected an event time in ms, got ${describe(eventTime)}`, frame, symbol));
-      return;
+      out.push(this.reject('schema', `E: expected an event time in ms, got ${shown(eventTime)}`, frame, symbol));
+      return false;
     }
     const firstId = updateId(data, 'U');
-    if (isProblem(firstId)) {
+    if (isFrameError(firstId)) {
       out.push(this.reject(firstId.reason, firstId.detail, frame, symbol));
-      return;
+      return false;
     }
     const finalId = updateId(data, 'u');
-    if (isProblem(finalId)) {
+    if (isFrameError(finalId)) {
       out.push(this.reject(finalId.reason, finalId.detail, frame, symbol));
-      return;
+      return false;
     }
     if (firstId > finalId) {
       out.push(this.reject('out_of_order', `U: first update id ${firstId} is after final update id u=${finalId}`, frame, symbol));
-      return;
+      return false;
     }
-    let previousFinalId = -1;
-    if (this.market === 'usdm' || (this.market === 'auto' && data.pu !== undefined)) {
-      const pu = updateId(data, 'pu');
-      if (isProblem(pu)) {
-        out.push(this.reject(pu.reason, pu.detail, frame, symbol));
-        return;
-      }
-      previousFinalId = pu;
+    const previousFinalId = readPu ? updateId(data, 'pu') : -1;
+    if (isFrameError(previousFinalId)) {
+      out.push(this.reject(previousFinalId.reason, previousFinalId.detail, frame, symbol));
+      return false;
     }
-    const problem = parseLevels(data.b, 'b', this.bidScratch, true) ?? parseLevels(data.a, 'a', this.askScratch, true);
+    const problem = parseLevels(data.b, 'b', this.bidScratch, zeroMeansDelete) ?? parseLevels(data.a, 'a', this.askScratch, zeroMeansDelete);
     if (problem) {
       out.push(this.reject(problem.reason, problem.detail, frame, symbol));
-      return;
+      return false;
     }
-    const sync = this.syncFor(symbol);
-    if (previousFinalId >= 0) sync.chained = true;
-    if (sync.phase === 'awaiting_snapshot') {
-      this.buffer(sync, {
+    const header = this.header;
+    header.symbol = symbol;
+    header.eventTime = eventTime;
+    header.firstId = firstId;
+    header.finalId = finalId;
+    header.previousFinalId = previousFinalId;
+    return true;
+  }
+
+  private mapDiff(data: Record<string, unknown>, streamSymbol: string | null, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
+    const readPu = this.market === 'usdm' || (this.market === 'auto' && data.pu !== undefined);
+    if (!this.readDepthUpdate(data, streamSymbol, frame, readPu, true, out)) return;
+    const { symbol, eventTime, firstId, finalId, previousFinalId } = this.header;
+    const entry = this.books.entry(symbol);
+    if (previousFinalId >= 0) entry.book.chained = true;
+    if (entry.awaiting) {
+      this.books.hold(entry, {
         type: 'diff',
         eventTime,
         firstId,
@@ -537,12 +602,12 @@ class BinanceMapper implements FrameMapper {
     diff.asksLength = this.askScratch.length;
     diff.localTs = localTs;
     diff.frame = frame;
-    this.applyEvent(sync, diff, out);
+    this.applyEvent(entry, diff, out);
   }
 
   private applyRestSnapshot(symbol: string, body: Record<string, unknown>, raw: string, localTs: EpochMs, out: MarketMessage[]): void {
     const lastUpdateId = updateId(body, 'lastUpdateId');
-    if (isProblem(lastUpdateId)) {
+    if (isFrameError(lastUpdateId)) {
       out.push(this.reject(lastUpdateId.reason, lastUpdateId.detail, raw, symbol));
       return;
     }
@@ -551,47 +616,46 @@ class BinanceMapper implements FrameMapper {
       out.push(this.reject(problem.reason, problem.detail, raw, symbol));
       return;
     }
-    const sync = this.syncFor(symbol);
-    if (sync.phase !== 'awaiting_snapshot' && lastUpdateId <= sync.bookId) {
+    const entry = this.books.entry(symbol);
+    const sync = entry.book;
+    if (!entry.awaiting && lastUpdateId <= sync.bookId) {
       const detail = `lastUpdateId: snapshot ${lastUpdateId} is not newer than the book (update id ${sync.bookId}); ignored`;
       out.push(this.reject('out_of_order', detail, raw, symbol));
       return;
     }
-    const firstBuffered = sync.buffered.find((item): item is BufferedEvent => item.type === 'diff');
+    const firstBuffered = entry.held.find((item): item is BufferedEvent => item.type === 'diff');
     // Spot: a snapshot at exactly U - 1 still joins the first buffered event (U <= lastUpdateId + 1).
     // Futures: the first applied event must have U <= lastUpdateId.
     const oldestUsable = firstBuffered === undefined ? -1 : sync.chained ? firstBuffered.firstId : firstBuffered.firstId - 1;
     if (firstBuffered !== undefined && lastUpdateId < oldestUsable) {
       const detail = `lastUpdateId: snapshot ${lastUpdateId} is older than the first buffered event (U=${firstBuffered.firstId}); requesting another`;
       out.push(this.reject('out_of_order', detail, raw, symbol));
-      this.requestSnapshot(sync);
+      this.books.resync(symbol);
       return;
     }
     sync.book.replaceSide('bid', this.bidScratch.values.subarray(0, this.bidScratch.length));
     sync.book.replaceSide('ask', this.askScratch.values.subarray(0, this.askScratch.length));
     sync.bookId = lastUpdateId;
     sync.phase = 'bridging';
-    sync.snapshotRequested = false;
-    this.resyncRequests.delete(symbol);
-    const pending = sync.buffered;
-    sync.buffered = [];
-    for (const event of pending) {
-      // A gap inside the buffer sends the book back to awaiting_snapshot: keep the rest buffered.
-      if ((sync.phase as SyncPhase) === 'awaiting_snapshot') this.buffer(sync, event, out);
+    this.books.synced(entry);
+    for (const event of this.books.release(entry)) {
+      // A gap inside the buffer sends the book back to awaiting its snapshot: keep the rest held.
+      if (entry.awaiting) this.books.hold(entry, event, out);
       else if (event.type === 'trade') out.push(event);
       else {
-        this.applyEvent(sync, { ...event, bidsLength: event.bids.length, asksLength: event.asks.length }, out);
+        this.applyEvent(entry, { ...event, bidsLength: event.bids.length, asksLength: event.asks.length }, out);
       }
     }
   }
 
-  private applyEvent(sync: SymbolSync, diff: DiffInFlight, out: MarketMessage[]): void {
+  private applyEvent(entry: SyncEntry, diff: DiffInFlight, out: MarketMessage[]): void {
     const { eventTime, firstId, finalId, previousFinalId, bids, bidsLength, asks, asksLength, localTs, frame } = diff;
+    const sync = entry.book;
     if (sync.chained) {
       if (!this.continuesChain(sync, firstId, finalId, previousFinalId)) {
         // Before the bridge an event the snapshot already holds (u < lastUpdateId) is dropped.
         if (sync.phase === 'bridging' && finalId < sync.bookId) return;
-        this.onGap(sync, diff, out);
+        this.onGap(entry, diff, out);
         return;
       }
     } else if (finalId <= sync.bookId) {
@@ -599,11 +663,11 @@ class BinanceMapper implements FrameMapper {
       // live, Binance never repeats an update id, so an older one means the stream restarted
       // (a failover, a looping stand-in): resync instead of ignoring it forever.
       if (sync.phase === 'live') {
-        this.onGap(sync, diff, out);
+        this.onGap(entry, diff, out);
       }
       return;
     } else if (firstId > sync.bookId + 1) {
-      this.onGap(sync, diff, out);
+      this.onGap(entry, diff, out);
       return;
     }
     const book = sync.book;
@@ -613,16 +677,14 @@ class BinanceMapper implements FrameMapper {
     sync.phase = 'live';
     const snapshot: BookSnapshot = {
       type: 'book_snapshot',
-      symbol: sync.symbol,
+      symbol: entry.symbol,
       ts: eventTime,
       localTs,
       seq: finalId,
       bids: book.topBids(this.levels),
       asks: book.topAsks(this.levels),
     };
-    const checked = snapshotOrRejected(snapshot, frame);
-    if (checked.type === 'book_snapshot') sync.emittedSinceReset = true;
-    out.push(checked);
+    this.books.emit(entry, snapshotOrRejected(snapshot, frame), out);
   }
 
   /**
@@ -643,64 +705,25 @@ class BinanceMapper implements FrameMapper {
       : `sequence gap: expected U <= ${sync.bookId + 1}, got U=${firstId} (u=${finalId}); resyncing from a new snapshot`;
   }
 
-  private onGap(sync: SymbolSync, diff: DiffInFlight, out: MarketMessage[]): void {
+  /**
+   * The event does not continue the book: the book is lost (a disconnect marks it if a book of it
+   * went out; else the snapshot simply could not reach the stream) and the event is held for the
+   * next snapshot, which is requested.
+   */
+  private onGap(entry: SyncEntry, diff: DiffInFlight, out: MarketMessage[]): void {
     const { eventTime, firstId, finalId, previousFinalId, localTs, frame } = diff;
-    if (sync.emittedSinceReset) {
-      const disconnect: Disconnect = {
-        type: 'disconnect',
-        symbol: sync.symbol,
-        localTs,
-        reason: this.gapReason(sync, firstId, finalId, previousFinalId),
-      };
-      out.push(disconnect);
-    } else {
-      // Nothing was emitted from this book yet: the snapshot simply cannot reach the stream.
+    const sync = entry.book;
+    if (!this.books.lose(entry.symbol, localTs, this.gapReason(sync, firstId, finalId, previousFinalId), out)) {
       const detail = sync.chained
         ? `lastUpdateId: snapshot ${sync.bookId} is not within the next event's [U=${firstId}; u=${finalId}]; requesting another`
         : `lastUpdateId: snapshot ${sync.bookId} does not reach the next event (U=${firstId}); requesting another`;
-      out.push(this.reject('out_of_order', detail, frame, sync.symbol));
+      out.push(this.reject('out_of_order', detail, frame, entry.symbol));
     }
     sync.book.reset();
-    sync.phase = 'awaiting_snapshot';
-    sync.emittedSinceReset = false;
-    sync.buffered = [];
-    // The live diff views the mapper's scratch, which the next frame overwrites: buffer a copy.
+    // The live diff views the mapper's scratch, which the next frame overwrites: hold a copy.
     const bids = diff.bids.slice(0, diff.bidsLength);
     const asks = diff.asks.slice(0, diff.asksLength);
-    this.buffer(sync, { type: 'diff', eventTime, firstId, finalId, previousFinalId, bids, asks, localTs, frame }, out);
-  }
-
-  private buffer(sync: SymbolSync, event: BufferedEvent | Trade, out: MarketMessage[]): void {
-    if (sync.buffered.length >= MAX_BUFFERED_EVENTS) {
-      const oldest = sync.buffered.shift() as BufferedEvent | Trade;
-      if (oldest.type === 'trade') out.push(oldest);
-    }
-    sync.buffered.push(event);
-    // Binance's order: buffer first, then fetch the snapshot, so it is never older than the stream.
-    if (!sync.snapshotRequested) this.requestSnapshot(sync);
-  }
-
-  private requestSnapshot(sync: SymbolSync): void {
-    sync.snapshotRequested = true;
-    this.resyncRequests.add(sync.symbol);
-  }
-
-  private syncFor(symbol: string): SymbolSync {
-    let sync = this.syncs.get(symbol);
-    if (sync === undefined) {
-      sync = {
-        symbol,
-        book: new L2Book(2 * REST_SNAPSHOT_LIMIT),
-        phase: 'awaiting_snapshot',
-        bookId: -1,
-        buffered: [],
-        snapshotRequested: false,
-        emittedSinceReset: false,
-        chained: this.market === 'usdm',
-      };
-      this.syncs.set(symbol, sync);
-    }
-    return sync;
+    this.books.hold(entry, { type: 'diff', eventTime, firstId, finalId, previousFinalId, bids, asks, localTs, frame }, out);
   }
 
   private reject(reason: RejectReason, detail: string, raw: string, symbol: string | null): Rejected {
@@ -725,8 +748,8 @@ function withoutTrailingSlash(url: string): string {
 interface LiveShape {
   readonly venue: string;
   readonly depthStream: string;
-  /** REST depth path: spot `/api/v3/depth`, USDⓈ-M futures `/fapi/v1/depth`. */
-  readonly depthPath: string;
+  /** REST depth path (spot `/api/v3/depth`, USDⓈ-M futures `/fapi/v1/depth`); null for a partial-depth stream, which needs none. */
+  readonly depthPath: string | null;
 }
 
 const SPOT_LIVE: LiveShape = { venue: 'binance', depthStream: 'depth@100ms', depthPath: '/api/v3/depth' };
@@ -734,6 +757,7 @@ const SPOT_LIVE: LiveShape = { venue: 'binance', depthStream: 'depth@100ms', dep
 function createLiveProtocol(tradeChannel: BinanceTradeChannel | null, shape: LiveShape = SPOT_LIVE): LiveProtocol {
   let requestId = 0;
   const streams = (symbols: readonly string[]) => streamsOf(symbols, tradeChannel, shape.depthStream);
+  const depthPath = shape.depthPath;
   return {
     venue: shape.venue,
     connectUrl: (baseUrl, symbols) => `${withoutTrailingSlash(baseUrl)}/stream?streams=${streams(symbols).join('/')}`,
@@ -744,44 +768,80 @@ function createLiveProtocol(tradeChannel: BinanceTradeChannel | null, shape: Liv
       requestId += 1;
       return [JSON.stringify({ method: 'UNSUBSCRIBE', params: streams(symbols), id: requestId })];
     },
-    // Books resync from REST snapshots; the stream itself is never touched.
+    // Books resync from REST snapshots (a partial stream needs no resync); the stream itself is never touched.
     resyncFrames: () => [],
     // Binance pings at the websocket level and ws answers those pongs itself.
     pingFrame: () => null,
     snapshotUrl: (baseRestUrl, symbol) =>
-      `${withoutTrailingSlash(baseRestUrl)}${shape.depthPath}?symbol=${encodeURIComponent(symbol.toUpperCase())}&limit=${REST_SNAPSHOT_LIMIT}`,
+      depthPath === null ? null : `${withoutTrailingSlash(baseRestUrl)}${depthPath}?symbol=${encodeURIComponent(symbol.toUpperCase())}&limit=${REST_SNAPSHOT_LIMIT}`,
   };
 }
 
 /**
- * Binance spot; the live client subscribes `<symbol>@depth@100ms` and, unless `tradeChannel` is
- * null, `<symbol>@trade` (every fill) or `<symbol>@aggTrade` (fills aggregated per taker order
- * and price). The mapper reads whichever stream a frame names, so replay needs no option.
+ * The book stream a live connection follows: the diff stream synced to REST snapshots (`diff`),
+ * or a partial-depth stream of the top 5, 10 or 20 levels, each frame a whole book.
  */
-export function binanceVenue(tradeChannel: BinanceTradeChannel | null = 'trade'): Venue {
-  return {
-    id: 'binance',
-    createMapper: (options: MapperOptions): FrameMapper => new BinanceMapper(options),
-    live: createLiveProtocol(tradeChannel),
-  };
+export type BinanceDepth = 'diff' | 5 | 10 | 20;
+export const BINANCE_DEPTHS: readonly BinanceDepth[] = ['diff', 5, 10, 20];
+
+function checkDepth(venue: string, depth: BinanceDepth): void {
+  if (!BINANCE_DEPTHS.includes(depth)) throw new RangeError(`${venue} depth must be one of ${BINANCE_DEPTHS.join(', ')}, got ${String(depth)}`);
+}
+
+/** The venue plus the way a feed's config picks its depth: `build` checks the choice. */
+function withDepths(venue: Omit<Venue, 'withBookDepth'>, build: (depth: BinanceDepth) => Venue): Venue {
+  return { ...venue, withBookDepth: (depth) => build(depth as BinanceDepth) };
+}
+
+/**
+ * Binance spot; the live client subscribes `<symbol>@depth@100ms` (`depth` 'diff', synced to
+ * GET /api/v3/depth) or `<symbol>@depth<depth>@100ms` (a partial book, no REST) and, unless
+ * `tradeChannel` is null, `<symbol>@trade` (every fill) or `<symbol>@aggTrade` (fills aggregated
+ * per taker order and price). The mapper reads whichever stream a frame names, so replay needs no option.
+ */
+export function binanceVenue(tradeChannel: BinanceTradeChannel | null = 'trade', depth: BinanceDepth = 'diff'): Venue {
+  checkDepth('binance', depth);
+  const shape: LiveShape = depth === 'diff' ? SPOT_LIVE : { venue: 'binance', depthStream: `depth${depth}@100ms`, depthPath: null };
+  return withDepths(
+    {
+      id: 'binance',
+      createMapper: (options: MapperOptions): FrameMapper => new BinanceMapper(options),
+      live: createLiveProtocol(tradeChannel, shape),
+    },
+    (chosen) => binanceVenue(tradeChannel, chosen),
+  );
 }
 
 export const binance: Venue = binanceVenue();
 
-/** The diff-depth update speeds USDⓈ-M futures offers (`<symbol>@depth` alone is 250 ms). */
+/**
+ * The update speeds USDⓈ-M futures offers: diff depth 0, 100, 250 (`<symbol>@depth` alone) or
+ * 500 ms; partial depth 100, 250 (`<symbol>@depth<levels>` alone) or 500 ms.
+ */
 export type BinanceUsdmDepthSpeed = '0ms' | '100ms' | '250ms' | '500ms';
 
 /**
  * Binance USDⓈ-M futures (wss://fstream.binance.com, REST https://fapi.binance.com): the live
- * client subscribes `<symbol>@depth@<speed>` and `<symbol>@aggTrade` (or `@trade`), and syncs each
- * book against GET /fapi/v1/depth?limit=1000 with the `pu` chain.
+ * client subscribes `<symbol>@depth@<speed>`, syncing each book against GET /fapi/v1/depth?limit=1000
+ * with the `pu` chain, or with `depth` 5, 10 or 20 the partial book `<symbol>@depth<depth>@<speed>`
+ * (no REST), and `<symbol>@aggTrade` (or `@trade`).
  */
-export function binanceUsdmVenue(tradeChannel: BinanceTradeChannel | null = 'aggTrade', speed: BinanceUsdmDepthSpeed = '100ms'): Venue {
-  return {
-    id: 'binance-usdm',
-    createMapper: (options: MapperOptions): FrameMapper => new BinanceMapper(options, 'usdm'),
-    live: createLiveProtocol(tradeChannel, { venue: 'binance-usdm', depthStream: `depth@${speed}`, depthPath: '/fapi/v1/depth' }),
-  };
+export function binanceUsdmVenue(tradeChannel: BinanceTradeChannel | null = 'aggTrade', speed: BinanceUsdmDepthSpeed = '100ms', depth: BinanceDepth = 'diff'): Venue {
+  checkDepth('binance-usdm', depth);
+  let shape: LiveShape = { venue: 'binance-usdm', depthStream: `depth@${speed}`, depthPath: '/fapi/v1/depth' };
+  if (depth !== 'diff') {
+    if (speed === '0ms') throw new RangeError('binance-usdm partial depth streams are pushed every 100, 250 or 500 ms, not 0ms');
+    // `<symbol>@depth<levels>` alone is the 250 ms stream; the documentation names no `@250ms` form.
+    shape = { venue: 'binance-usdm', depthStream: speed === '250ms' ? `depth${depth}` : `depth${depth}@${speed}`, depthPath: null };
+  }
+  return withDepths(
+    {
+      id: 'binance-usdm',
+      createMapper: (options: MapperOptions): FrameMapper => new BinanceMapper(options, 'usdm', depth !== 'diff'),
+      live: createLiveProtocol(tradeChannel, shape),
+    },
+    (chosen) => binanceUsdmVenue(tradeChannel, speed, chosen),
+  );
 }
 
 export const binanceUsdm: Venue = binanceUsdmVenue();

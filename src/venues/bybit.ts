@@ -18,8 +18,9 @@
 // with, is the book's venue time where sent, else `ts`.
 import type { Aggressor, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
-import { decimalText, DepthBook, isProblem, levelsOption, loseHeldBook, sequenceNumber, TextLevels } from './depth-book.js';
-import { describeValue, isRecord, parseJsonFrame } from './frame.js';
+import { BookRegistry } from './book-registry.js';
+import { decimalText, DepthBook, levelsOption, sequenceNumber, TextLevels } from './depth-book.js';
+import { isFrameError, isRecord, parseJsonFrame, shown } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
 const BOOK_TOPIC = /^orderbook\.(1|25|50|100|200|500|1000)\.(.+)$/;
@@ -30,7 +31,6 @@ const TOPICS_PER_REQUEST = 10;
 interface SymbolBook {
   readonly depthBook: DepthBook;
   updateId: number;
-  emitted: boolean;
 }
 
 function takerSide(side: unknown): Aggressor | null {
@@ -38,8 +38,8 @@ function takerSide(side: unknown): Aggressor | null {
 }
 
 class BybitMapper implements FrameMapper {
-  private readonly books = new Map<string, SymbolBook>();
-  private readonly resync = new Set<string>();
+  // Levels past the topic's depth are truncated; the book grows to what a snapshot holds.
+  private readonly books = new BookRegistry<SymbolBook>(() => ({ depthBook: new DepthBook(false, 128), updateId: 0 }));
   private readonly levels: number;
   private readonly bids = new TextLevels();
   private readonly asks = new TextLevels();
@@ -52,103 +52,98 @@ class BybitMapper implements FrameMapper {
     const parsed = parseJsonFrame(frame, 'frame', null);
     if ('type' in parsed) return [parsed];
     const message = parsed.value;
-    if (!isRecord(message)) return [rejected('schema', `frame: expected a JSON object, got ${describeValue(message)}`, frame, null)];
+    if (!isRecord(message)) return [rejected('schema', `frame: expected a JSON object, got ${shown(message)}`, frame, null)];
     if (typeof message.op === 'string' || 'success' in message) {
-      if (message.success === false) return [rejected('venue_error', `ret_msg: ${message.op ?? 'request'} failed: ${describeValue(message.ret_msg, 120)}`, frame, null)];
+      if (message.success === false) return [rejected('venue_error', `ret_msg: ${message.op ?? 'request'} failed: ${shown(message.ret_msg, 120)}`, frame, null)];
       return []; // subscribe acks and pongs
     }
     const topic = message.topic;
-    if (typeof topic !== 'string') return [rejected('schema', `topic: expected a topic name, got ${describeValue(topic)}`, frame, null)];
+    if (typeof topic !== 'string') return [rejected('schema', `topic: expected a topic name, got ${shown(topic)}`, frame, null)];
     const book = BOOK_TOPIC.exec(topic);
     if (book) return this.mapBook(message, Number(book[1]), book[2], frame, localTs);
     const trade = TRADE_TOPIC.exec(topic);
     if (trade) return this.mapTrades(message, trade[1], frame, localTs);
-    return [rejected('unsupported_message', `topic: ${describeValue(topic)} is not handled`, frame, null)];
+    return [rejected('unsupported_message', `topic: ${shown(topic)} is not handled`, frame, null)];
   }
 
   takeResyncRequests(): string[] {
-    const symbols = [...this.resync];
-    this.resync.clear();
-    return symbols;
+    return this.books.takeResyncRequests();
   }
 
   reset(): void {
-    this.books.clear();
-    this.resync.clear();
+    this.books.reset();
   }
 
   private mapBook(message: Record<string, unknown>, depth: number, topicSymbol: string, frame: string, localTs: EpochMs): MarketMessage[] {
     const kind = message.type;
-    if (kind !== 'snapshot' && kind !== 'delta') return [rejected('schema', `type: expected "snapshot" or "delta", got ${describeValue(kind)}`, frame, topicSymbol)];
+    if (kind !== 'snapshot' && kind !== 'delta') return [rejected('schema', `type: expected "snapshot" or "delta", got ${shown(kind)}`, frame, topicSymbol)];
     const data = message.data;
-    if (!isRecord(data)) return [rejected('schema', `data: expected an object, got ${describeValue(data)}`, frame, topicSymbol)];
+    if (!isRecord(data)) return [rejected('schema', `data: expected an object, got ${shown(data)}`, frame, topicSymbol)];
     const symbol = data.s === undefined ? topicSymbol : data.s;
     if (typeof symbol !== 'string' || symbol !== topicSymbol) {
-      return [rejected('schema', `data.s: expected "${topicSymbol}" as the topic names, got ${describeValue(data.s)}`, frame, topicSymbol)];
+      return [rejected('schema', `data.s: expected "${topicSymbol}" as the topic names, got ${shown(data.s)}`, frame, topicSymbol)];
     }
     const updateId = sequenceNumber(data.u, 'data.u');
-    if (isProblem(updateId)) return this.loseBook(symbol, updateId.reason, updateId.detail, frame, localTs);
+    if (isFrameError(updateId)) return this.loseBook(symbol, updateId.reason, updateId.detail, frame, localTs);
     const venueTime = message.cts ?? message.ts;
     if (typeof venueTime !== 'number' || !Number.isFinite(venueTime)) {
-      return [rejected('schema', `${message.cts === undefined ? 'ts' : 'cts'}: expected a time in ms, got ${describeValue(venueTime)}`, frame, symbol)];
+      return [rejected('schema', `${message.cts === undefined ? 'ts' : 'cts'}: expected a time in ms, got ${shown(venueTime)}`, frame, symbol)];
     }
     const isSnapshot = kind === 'snapshot' || updateId === 1;
     const zero = isSnapshot ? 'positive' : 'zero_deletes';
     const problem = this.bids.read(data.b, 'data.b', zero) ?? this.asks.read(data.a, 'data.a', zero);
     if (problem) return this.loseBook(symbol, problem.reason, problem.detail, frame, localTs);
 
-    let held = this.books.get(symbol);
+    let entry = this.books.live(symbol);
     if (isSnapshot) {
-      if (held === undefined) {
-        held = { depthBook: new DepthBook(false, 2 * depth), updateId, emitted: false };
-        this.books.set(symbol, held);
-      }
-      held.depthBook.reset();
-      this.resync.delete(symbol);
+      entry = this.books.entry(symbol);
+      entry.book.depthBook.reset();
+      this.books.synced(entry);
     } else {
       // No book (before the first snapshot, or dropped until the resubscription's snapshot).
-      if (held === undefined) return [];
+      if (entry === undefined) return [];
+      const held = entry.book;
       if (updateId !== held.updateId + 1) {
         return this.loseBook(symbol, 'sequence_gap', `data.u: expected ${held.updateId + 1} after ${held.updateId}, got ${updateId}`, frame, localTs);
       }
     }
-    const book = held.depthBook;
+    const book = entry.book.depthBook;
     this.bids.applyTo(book, 'bid');
     this.asks.applyTo(book, 'ask');
     // Levels pushed past the subscribed depth are not always deleted by the venue.
     book.truncate(depth);
-    held.updateId = updateId;
-    const snapshot = book.emit(symbol, venueTime, localTs, updateId, this.levels, frame);
-    if (snapshot.type === 'book_snapshot') held.emitted = true;
-    return [snapshot];
+    entry.book.updateId = updateId;
+    const out: MarketMessage[] = [];
+    this.books.emit(entry, book.emit(symbol, venueTime, localTs, updateId, this.levels, frame), out);
+    return out;
   }
 
   /** The book can no longer be trusted: drop it, resubscribe, and mark the gap if a book was out. */
   private loseBook(symbol: string, reason: RejectReason, detail: string, frame: string, localTs: EpochMs): MarketMessage[] {
-    return loseHeldBook(this.books, this.resync, symbol, reason, detail, frame, localTs);
+    return this.books.rejectAndLose(symbol, reason, detail, frame, localTs);
   }
 
   private mapTrades(message: Record<string, unknown>, topicSymbol: string, frame: string, localTs: EpochMs): MarketMessage[] {
-    if (!Array.isArray(message.data)) return [rejected('schema', `data: expected an array of trades, got ${describeValue(message.data)}`, frame, topicSymbol)];
+    if (!Array.isArray(message.data)) return [rejected('schema', `data: expected an array of trades, got ${shown(message.data)}`, frame, topicSymbol)];
     const out: MarketMessage[] = [];
     for (let i = 0; i < message.data.length; i += 1) out.push(this.mapTrade(message.data[i], `data[${i}]`, topicSymbol, frame, localTs));
     return out;
   }
 
   private mapTrade(entry: unknown, at: string, topicSymbol: string, frame: string, localTs: EpochMs): Trade | Rejected {
-    if (!isRecord(entry)) return rejected('schema', `${at}: expected a trade object, got ${describeValue(entry)}`, frame, topicSymbol);
+    if (!isRecord(entry)) return rejected('schema', `${at}: expected a trade object, got ${shown(entry)}`, frame, topicSymbol);
     const symbol = entry.s ?? topicSymbol;
-    if (symbol !== topicSymbol) return rejected('schema', `${at}.s: expected "${topicSymbol}" as the topic names, got ${describeValue(entry.s)}`, frame, topicSymbol);
+    if (symbol !== topicSymbol) return rejected('schema', `${at}.s: expected "${topicSymbol}" as the topic names, got ${shown(entry.s)}`, frame, topicSymbol);
     const aggressor = takerSide(entry.S);
-    if (aggressor === null) return rejected('schema', `${at}.S: expected "Buy" or "Sell" (the taker's), got ${describeValue(entry.S)}`, frame, topicSymbol);
+    if (aggressor === null) return rejected('schema', `${at}.S: expected "Buy" or "Sell" (the taker's), got ${shown(entry.S)}`, frame, topicSymbol);
     const price = decimalText(entry.p, `${at}.p`, 'positive');
-    if (isProblem(price)) return rejected(price.reason === 'non_positive_size' ? 'schema' : price.reason, price.detail, frame, topicSymbol);
+    if (isFrameError(price)) return rejected(price.reason === 'non_positive_size' ? 'schema' : price.reason, price.detail, frame, topicSymbol);
     const size = decimalText(entry.v, `${at}.v`, 'positive');
-    if (isProblem(size)) return rejected(size.reason, size.detail, frame, topicSymbol);
+    if (isFrameError(size)) return rejected(size.reason, size.detail, frame, topicSymbol);
     const tradeTime = entry.T;
-    if (typeof tradeTime !== 'number' || !Number.isFinite(tradeTime)) return rejected('schema', `${at}.T: expected a trade time in ms, got ${describeValue(tradeTime)}`, frame, topicSymbol);
+    if (typeof tradeTime !== 'number' || !Number.isFinite(tradeTime)) return rejected('schema', `${at}.T: expected a trade time in ms, got ${shown(tradeTime)}`, frame, topicSymbol);
     const tradeId = entry.i;
-    if (typeof tradeId !== 'string' || tradeId.length === 0) return rejected('schema', `${at}.i: expected a trade id, got ${describeValue(tradeId)}`, frame, topicSymbol);
+    if (typeof tradeId !== 'string' || tradeId.length === 0) return rejected('schema', `${at}.i: expected a trade id, got ${shown(tradeId)}`, frame, topicSymbol);
     return { type: 'trade', symbol: topicSymbol, ts: tradeTime, localTs, price, size, aggressor, tradeId };
   }
 }

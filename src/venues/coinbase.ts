@@ -17,7 +17,8 @@ import type { Aggressor, BookSnapshot, EpochMs, MarketMessage, Rejected, RejectR
 import { rejected } from '../domain/types.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
 import { L2Book } from '../book/l2-book.js';
-import { FrameError, isRecord, parseJsonFrame, shown } from './frame.js';
+import { BookRegistry, type BookEntry } from './book-registry.js';
+import { FrameError, isRecord, parseJsonFrame, QUOTED, shown } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
 // ---- raw venue messages (never leave this file) ---------------------------------------------
@@ -83,22 +84,22 @@ export function isoToEpochMs(text: string): number | null {
 
 function checkDecimal(value: unknown, field: string, what: string): number {
   if (typeof value !== 'string' || !DECIMAL.test(value)) {
-    throw new FrameError('schema', `${field}: ${what} must be a decimal string, got ${shown(value, 40)}`);
+    throw new FrameError('schema', `${field}: ${what} must be a decimal string, got ${shown(value, 40, QUOTED)}`);
   }
   const parsed = Number(value);
   // Only absurdly long digit strings overflow; the book must never hold an infinity.
-  if (!Number.isFinite(parsed)) throw new FrameError('non_finite', `${field}: ${what} must be finite, got ${shown(value, 40)}`);
+  if (!Number.isFinite(parsed)) throw new FrameError('non_finite', `${field}: ${what} must be finite, got ${shown(value, 40, QUOTED)}`);
   return parsed;
 }
 
 /** A snapshot side as flat [p0, s0, ...] (any order), or a FrameError naming the field. */
 function parseSnapshotSide(levels: unknown, field: string): Float64Array {
-  if (!Array.isArray(levels)) throw new FrameError('schema', `${field}: must be an array of [price, size], got ${shown(levels, 40)}`);
+  if (!Array.isArray(levels)) throw new FrameError('schema', `${field}: must be an array of [price, size], got ${shown(levels, 40, QUOTED)}`);
   const out = new Float64Array(levels.length * 2);
   for (let i = 0; i < levels.length; i++) {
     const level: unknown = levels[i];
     if (!Array.isArray(level) || level.length < 2) {
-      throw new FrameError('schema', `${field}[${i}]: must be [price, size], got ${shown(level, 60)}`);
+      throw new FrameError('schema', `${field}[${i}]: must be [price, size], got ${shown(level, 60, QUOTED)}`);
     }
     const [price, size] = level as unknown as RawLevel;
     out[2 * i] = checkDecimal(price, `${field}[${i}][0]`, 'price');
@@ -109,14 +110,14 @@ function parseSnapshotSide(levels: unknown, field: string): Float64Array {
 
 /** Checks every change of an l2update so that none is applied unless all can be. */
 function checkChanges(changes: unknown): readonly RawChange[] {
-  if (!Array.isArray(changes)) throw new FrameError('schema', `changes: must be an array of [side, price, size], got ${shown(changes, 40)}`);
+  if (!Array.isArray(changes)) throw new FrameError('schema', `changes: must be an array of [side, price, size], got ${shown(changes, 40, QUOTED)}`);
   for (let i = 0; i < changes.length; i++) {
     const change: unknown = changes[i];
     if (!Array.isArray(change) || change.length < 3) {
-      throw new FrameError('schema', `changes[${i}]: must be [side, price, size], got ${shown(change, 60)}`);
+      throw new FrameError('schema', `changes[${i}]: must be [side, price, size], got ${shown(change, 60, QUOTED)}`);
     }
     if (change[0] !== 'buy' && change[0] !== 'sell') {
-      throw new FrameError('schema', `changes[${i}][0]: side must be "buy" or "sell", got ${shown(change[0], 40)}`);
+      throw new FrameError('schema', `changes[${i}][0]: side must be "buy" or "sell", got ${shown(change[0], 40, QUOTED)}`);
     }
     checkDecimal(change[1], `changes[${i}][1]`, 'price');
     checkDecimal(change[2], `changes[${i}][2]`, 'size');
@@ -127,8 +128,7 @@ function checkChanges(changes: unknown): readonly RawChange[] {
 // ---- the mapper -----------------------------------------------------------------------------
 
 class CoinbaseMapper implements FrameMapper {
-  private readonly books = new Map<string, L2Book>();
-  private readonly resync = new Set<string>();
+  private readonly books = new BookRegistry<L2Book>(() => new L2Book(256));
   /** Per product, the last trade id emitted; kept across reset() so a reconnect's last_match is not counted twice. */
   private readonly lastTradeIds = new Map<string, number>();
   private readonly levels: number;
@@ -142,7 +142,7 @@ class CoinbaseMapper implements FrameMapper {
     if ('type' in frameJson) return [frameJson];
     const parsed = frameJson.value;
     if (!isRecord(parsed) || typeof parsed.type !== 'string') {
-      return [rejected('schema', `type: a feed message is an object with a string "type", got ${shown(parsed, 40)}`, frame, null)];
+      return [rejected('schema', `type: a feed message is an object with a string "type", got ${shown(parsed, 40, QUOTED)}`, frame, null)];
     }
     const message = parsed as unknown as RawMessage;
     switch (message.type) {
@@ -160,9 +160,9 @@ class CoinbaseMapper implements FrameMapper {
         // and the ones seen here are subscribe failures, after which no book exists to lose.
         // Errors that end the session are followed by the socket closing, which the live
         // client reports as a disconnect for every symbol.
-        return [rejected('venue_error', `error: message ${shown(message.message, 80)}, reason ${shown(message.reason, 120)}`, frame, null)];
+        return [rejected('venue_error', `error: message ${shown(message.message, 80, QUOTED)}, reason ${shown(message.reason, 120, QUOTED)}`, frame, null)];
       default:
-        return [rejected('unsupported_message', `type: ${shown(message.type, 40)} is not handled`, frame, null)];
+        return [rejected('unsupported_message', `type: ${shown(message.type, 40, QUOTED)} is not handled`, frame, null)];
     }
   }
 
@@ -173,17 +173,17 @@ class CoinbaseMapper implements FrameMapper {
   private mapMatch(message: RawMessage, frame: string, localTs: EpochMs): Trade | Rejected {
     const product = message.product_id;
     if (typeof product !== 'string' || product.length === 0) {
-      return rejected('schema', `product_id: must be a non-empty string, got ${shown(product, 40)}`, frame, null);
+      return rejected('schema', `product_id: must be a non-empty string, got ${shown(product, 40, QUOTED)}`, frame, null);
     }
     const tradeId = message.trade_id;
     if (typeof tradeId !== 'number' || !Number.isSafeInteger(tradeId) || tradeId < 0) {
-      return rejected('schema', `trade_id: must be a non-negative integer, got ${shown(tradeId, 40)}`, frame, product);
+      return rejected('schema', `trade_id: must be a non-negative integer, got ${shown(tradeId, 40, QUOTED)}`, frame, product);
     }
     const time = typeof message.time === 'string' ? isoToEpochMs(message.time) : null;
-    if (time === null) return rejected('schema', `time: must be an ISO-8601 UTC time, got ${shown(message.time, 40)}`, frame, product);
+    if (time === null) return rejected('schema', `time: must be an ISO-8601 UTC time, got ${shown(message.time, 40, QUOTED)}`, frame, product);
     const makerSide = message.side;
     if (makerSide !== 'buy' && makerSide !== 'sell') {
-      return rejected('schema', `side: the maker's side must be "buy" or "sell", got ${shown(makerSide, 40)}`, frame, product);
+      return rejected('schema', `side: the maker's side must be "buy" or "sell", got ${shown(makerSide, 40, QUOTED)}`, frame, product);
     }
     let price: number;
     let size: number;
@@ -194,8 +194,8 @@ class CoinbaseMapper implements FrameMapper {
       if (!(error instanceof FrameError)) throw error;
       return rejected(error.reason, error.detail, frame, product);
     }
-    if (!(price > 0)) return rejected('schema', `price: must be > 0, got ${shown(message.price, 40)}`, frame, product);
-    if (!(size > 0)) return rejected('non_positive_size', `size: must be > 0, got ${shown(message.size, 40)}`, frame, product);
+    if (!(price > 0)) return rejected('schema', `price: must be > 0, got ${shown(message.price, 40, QUOTED)}`, frame, product);
+    if (!(size > 0)) return rejected('non_positive_size', `size: must be > 0, got ${shown(message.size, 40, QUOTED)}`, frame, product);
     const lastTradeId = this.lastTradeIds.get(product);
     if (lastTradeId !== undefined && tradeId <= lastTradeId) {
       return rejected('out_of_order', `trade_id: ${tradeId} is not after the last trade of ${product} (${lastTradeId}); a repeat`, frame, product);
@@ -207,26 +207,23 @@ class CoinbaseMapper implements FrameMapper {
   }
 
   takeResyncRequests(): string[] {
-    const products = [...this.resync];
-    this.resync.clear();
-    return products;
+    return this.books.takeResyncRequests();
   }
 
   reset(): void {
-    this.books.clear();
-    this.resync.clear();
+    this.books.reset();
   }
 
   private mapBookMessage(message: RawMessage, frame: string, localTs: EpochMs): MarketMessage[] {
     const product = message.product_id;
     if (typeof product !== 'string' || product.length === 0) {
-      return [rejected('schema', `product_id: must be a non-empty string, got ${shown(product, 40)}`, frame, null)];
+      return [rejected('schema', `product_id: must be a non-empty string, got ${shown(product, 40, QUOTED)}`, frame, null)];
     }
     let ts = localTs;
     if (message.time !== undefined) {
       const parsed = typeof message.time === 'string' ? isoToEpochMs(message.time) : null;
       if (parsed === null) {
-        return this.loseBook(product, 'schema', `time: must be an ISO-8601 UTC time, got ${shown(message.time, 40)}`, frame, localTs);
+        return this.loseBook(product, 'schema', `time: must be an ISO-8601 UTC time, got ${shown(message.time, 40, QUOTED)}`, frame, localTs);
       }
       ts = parsed;
     }
@@ -245,20 +242,17 @@ class CoinbaseMapper implements FrameMapper {
       if (!(error instanceof FrameError)) throw error;
       return this.loseBook(product, error.reason, error.detail, frame, localTs);
     }
-    let book = this.books.get(product);
-    if (!book) {
-      book = new L2Book(Math.max(bids.length, asks.length) >> 1);
-      this.books.set(product, book);
-    }
-    book.replaceSide('bid', bids);
-    book.replaceSide('ask', asks);
-    return [this.emit(product, book, ts, localTs, frame)];
+    const entry = this.books.entry(product);
+    entry.book.replaceSide('bid', bids);
+    entry.book.replaceSide('ask', asks);
+    this.books.synced(entry);
+    return this.emit(entry, ts, localTs, frame);
   }
 
   private applyUpdate(product: string, message: RawMessage, ts: EpochMs, frame: string, localTs: EpochMs): MarketMessage[] {
-    const book = this.books.get(product);
+    const entry = this.books.live(product);
     // Updates before the product's snapshot have nothing to apply to (tardis-node's habit).
-    if (!book) return [];
+    if (entry === undefined) return [];
     let changes: readonly RawChange[];
     try {
       changes = checkChanges(message.changes);
@@ -268,9 +262,9 @@ class CoinbaseMapper implements FrameMapper {
     }
     for (let i = 0; i < changes.length; i++) {
       const [side, price, size] = changes[i];
-      book.setLevel(side === 'buy' ? 'bid' : 'ask', Number(price), Number(size));
+      entry.book.setLevel(side === 'buy' ? 'bid' : 'ask', Number(price), Number(size));
     }
-    return [this.emit(product, book, ts, localTs, frame)];
+    return this.emit(entry, ts, localTs, frame);
   }
 
   /**
@@ -278,23 +272,22 @@ class CoinbaseMapper implements FrameMapper {
    * the book and ask the live client to resubscribe (which brings a fresh snapshot).
    */
   private loseBook(product: string, reason: RejectReason, detail: string, frame: string, localTs: EpochMs): MarketMessage[] {
-    const rejection = rejected(reason, `${product}: ${detail}`, frame, product);
-    if (!this.books.delete(product)) return [rejection];
-    this.resync.add(product);
-    return [rejection, { type: 'disconnect', symbol: product, localTs, reason: `${reason}: ${detail}` }];
+    return this.books.rejectAndLose(product, reason, detail, frame, localTs);
   }
 
-  private emit(product: string, book: L2Book, ts: EpochMs, localTs: EpochMs, frame: string): BookSnapshot | Rejected {
+  private emit(entry: BookEntry<L2Book, never>, ts: EpochMs, localTs: EpochMs, frame: string): MarketMessage[] {
     const snapshot: BookSnapshot = {
       type: 'book_snapshot',
-      symbol: product,
+      symbol: entry.symbol,
       ts,
       localTs,
       seq: undefined,
-      bids: book.topBids(this.levels),
-      asks: book.topAsks(this.levels),
+      bids: entry.book.topBids(this.levels),
+      asks: entry.book.topAsks(this.levels),
     };
-    return snapshotOrRejected(snapshot, frame);
+    const out: MarketMessage[] = [];
+    this.books.emit(entry, snapshotOrRejected(snapshot, frame), out);
+    return out;
   }
 }
 

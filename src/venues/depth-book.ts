@@ -5,18 +5,8 @@
 import { L2Book } from '../book/l2-book.js';
 import type { BookSide } from '../book/l2-book.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
-import type { BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason } from '../domain/types.js';
-import { rejected } from '../domain/types.js';
-import { describeValue } from './frame.js';
-
-export interface Problem {
-  readonly reason: RejectReason;
-  readonly detail: string;
-}
-
-export function isProblem(value: unknown): value is Problem {
-  return typeof value === 'object' && value !== null && 'reason' in value && 'detail' in value;
-}
+import type { BookSnapshot, EpochMs, Rejected } from '../domain/types.js';
+import { FrameError, isFrameError, shown } from './frame.js';
 
 /** A plain decimal as venues write prices and sizes: no sign, no exponent. */
 export const DECIMAL_TEXT = /^\d+(?:\.\d+)?$/;
@@ -25,27 +15,27 @@ export const DECIMAL_TEXT = /^\d+(?:\.\d+)?$/;
  * A price or size sent as a decimal string. `zero` says whether 0 is allowed (a delete in a
  * delta) or not (a trade, a snapshot level).
  */
-export function decimalText(raw: unknown, field: string, zero: 'zero_deletes' | 'positive'): number | Problem {
+export function decimalText(raw: unknown, field: string, zero: 'zero_deletes' | 'positive'): number | FrameError {
   if (typeof raw !== 'string' || !DECIMAL_TEXT.test(raw)) {
-    return { reason: 'schema', detail: `${field}: expected a decimal string, got ${describeValue(raw)}` };
+    return new FrameError('schema', `${field}: expected a decimal string, got ${shown(raw)}`);
   }
   const value = Number(raw);
-  if (!Number.isFinite(value)) return { reason: 'non_finite', detail: `${field}: must be finite, got ${describeValue(raw)}` };
-  if (value === 0 && zero === 'positive') return { reason: 'non_positive_size', detail: `${field}: must be > 0, got ${describeValue(raw)}` };
+  if (!Number.isFinite(value)) return new FrameError('non_finite', `${field}: must be finite, got ${shown(raw)}`);
+  if (value === 0 && zero === 'positive') return new FrameError('non_positive_size', `${field}: must be > 0, got ${shown(raw)}`);
   return value;
 }
 
-/** An RFC 3339 UTC time (`2023-09-25T07:49:37.708706Z`) as epoch ms; a Problem naming the field otherwise. */
-export function isoTimeMs(raw: unknown, field: string): number | Problem {
+/** An RFC 3339 UTC time (`2023-09-25T07:49:37.708706Z`) as epoch ms; a FrameError naming the field otherwise. */
+export function isoTimeMs(raw: unknown, field: string): number | FrameError {
   const ms = typeof raw === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z$/.test(raw) ? Date.parse(raw) : Number.NaN;
-  if (!Number.isFinite(ms)) return { reason: 'schema', detail: `${field}: expected an RFC 3339 UTC time, got ${describeValue(raw)}` };
+  if (!Number.isFinite(ms)) return new FrameError('schema', `${field}: expected an RFC 3339 UTC time, got ${shown(raw)}`);
   return ms;
 }
 
-/** A non-negative integer (sequence number, update id), as a JSON number; a Problem otherwise. */
-export function sequenceNumber(raw: unknown, field: string): number | Problem {
+/** A non-negative integer (sequence number, update id), as a JSON number; a FrameError otherwise. */
+export function sequenceNumber(raw: unknown, field: string): number | FrameError {
   if (typeof raw !== 'number' || !Number.isSafeInteger(raw) || raw < 0) {
-    return { reason: 'schema', detail: `${field}: expected a non-negative integer, got ${describeValue(raw)}` };
+    return new FrameError('schema', `${field}: expected a non-negative integer, got ${shown(raw)}`);
   }
   return raw;
 }
@@ -154,21 +144,21 @@ export class TextLevels {
   count = 0;
 
   /**
-   * Reads `raw` (`field` names it in a Problem). `zero` allows size 0, a delete in a delta.
-   * On a Problem the contents are undefined; nothing is applied anywhere.
+   * Reads `raw` (`field` names it in a FrameError). `zero` allows size 0, a delete in a delta.
+   * On a FrameError the contents are undefined; nothing is applied anywhere.
    */
-  read(raw: unknown, field: string, zero: 'zero_deletes' | 'positive'): Problem | null {
-    if (!Array.isArray(raw)) return { reason: 'schema', detail: `${field}: expected an array of [price, size], got ${describeValue(raw)}` };
+  read(raw: unknown, field: string, zero: 'zero_deletes' | 'positive'): FrameError | null {
+    if (!Array.isArray(raw)) return new FrameError('schema', `${field}: expected an array of [price, size], got ${shown(raw)}`);
     if (this.values.length < 2 * raw.length) this.values = new Float64Array(Math.max(2 * raw.length, 2 * this.values.length));
     this.prices.length = raw.length;
     this.sizes.length = raw.length;
     for (let i = 0; i < raw.length; i += 1) {
       const level: unknown = raw[i];
-      if (!Array.isArray(level) || level.length < 2) return { reason: 'schema', detail: `${field}[${i}]: expected [price, size], got ${describeValue(level)}` };
+      if (!Array.isArray(level) || level.length < 2) return new FrameError('schema', `${field}[${i}]: expected [price, size], got ${shown(level)}`);
       const price = decimalText(level[0], `${field}[${i}][0]`, 'positive');
-      if (isProblem(price)) return price.reason === 'non_positive_size' ? { reason: 'schema', detail: price.detail } : price;
+      if (isFrameError(price)) return price.reason === 'non_positive_size' ? new FrameError('schema', price.detail) : price;
       const size = decimalText(level[1], `${field}[${i}][1]`, zero);
-      if (isProblem(size)) return size;
+      if (isFrameError(size)) return size;
       this.values[2 * i] = price;
       this.values[2 * i + 1] = size;
       this.prices[i] = level[0] as string;
@@ -182,26 +172,4 @@ export class TextLevels {
   applyTo(book: DepthBook, side: BookSide): void {
     for (let i = 0; i < this.count; i += 1) book.set(side, this.values[2 * i], this.values[2 * i + 1], this.prices[i], this.sizes[i]);
   }
-}
-
-/**
- * A book that can no longer be trusted (a sequence gap, a checksum mismatch, a bad level): it
- * is dropped and its symbol queued for resubscription; when a book of it was already out, a
- * disconnect marks the gap so the engine drops that symbol's pending predictions.
- */
-export function loseHeldBook(
-  books: Map<string, { readonly emitted: boolean }>,
-  resync: Set<string>,
-  symbol: string,
-  reason: RejectReason,
-  detail: string,
-  frame: string,
-  localTs: EpochMs,
-): MarketMessage[] {
-  const emitted = books.get(symbol)?.emitted === true;
-  books.delete(symbol);
-  resync.add(symbol);
-  const out: MarketMessage[] = [rejected(reason, detail, frame, symbol)];
-  if (emitted) out.push({ type: 'disconnect', symbol, localTs, reason: `${reason}: ${detail}; resubscribing the book` });
-  return out;
 }

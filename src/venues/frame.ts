@@ -1,16 +1,11 @@
 // Small helpers every websocket mapper needs at its edge: parse a frame without throwing,
 // and turn a problem into a `rejected` message that names the field.
 import type { Rejected, RejectReason } from '../domain/types.js';
-import { parseJsonBounded } from '../domain/json-edge.js';
-import { rejected, sampleOf } from '../domain/types.js';
+import { describeUntrusted, parseJsonBounded } from '../domain/json-edge.js';
+import { rejected } from '../domain/types.js';
 
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** A value as it appears in an error message: JSON, shortened; `missing` when absent. */
-export function describeValue(value: unknown, max = 40): string {
-  return value === undefined ? 'missing' : sampleOf(value, max);
 }
 
 /**
@@ -23,8 +18,10 @@ export function parseJsonFrame(text: string, what: string, symbol: string | null
 }
 
 /**
- * A problem deep inside a frame's validation, thrown by the mappers that check nested arrays
- * (Coinbase, Kraken v1) and caught once per frame, where it becomes a `rejected` message.
+ * What is wrong with one field of a frame: the rejection reason and a detail that names the field
+ * and shows its value. Validators return it (`number | FrameError`, told apart by `isFrameError`);
+ * the mappers that check deeply nested arrays (Coinbase, Kraken v1) throw it and catch it once per
+ * frame. Either way it leaves the mapper as one `rejected` message, never as an exception.
  */
 export class FrameError {
   constructor(
@@ -33,7 +30,26 @@ export class FrameError {
   ) {}
 }
 
-/** A value as it appeared in the frame (strings quoted), cut short for a detail message. */
-export function shown(value: unknown, max: number): string {
-  return sampleOf(value === undefined ? 'undefined' : JSON.stringify(value), max);
+export function isFrameError(value: unknown): value is FrameError {
+  return value instanceof FrameError;
+}
+
+/**
+ * How a detail message shows a frame value. The mappers grew two habits, and their messages are
+ * relied on: Coinbase and Kraken v1 quote strings and call an absent field `undefined` (`QUOTED`),
+ * the others show strings bare and an absent field as `missing` (`BARE`).
+ */
+export interface ShownStyle {
+  readonly absent: string;
+  readonly quoteStrings: boolean;
+}
+
+export const BARE: ShownStyle = { absent: 'missing', quoteStrings: false };
+export const QUOTED: ShownStyle = { absent: 'undefined', quoteStrings: true };
+
+/** A frame value for a detail message: JSON-like, cut at `max` characters, never throwing on any value. */
+export function shown(value: unknown, max = 40, style: ShownStyle = BARE): string {
+  if (value === undefined) return style.absent;
+  if (typeof value === 'string' && !style.quoteStrings) return value.length > max ? `${value.slice(0, max)}…` : value;
+  return describeUntrusted(value, max);
 }

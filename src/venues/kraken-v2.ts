@@ -19,9 +19,9 @@
 import type { BookSide } from '../book/l2-book.js';
 import type { Aggressor, EpochMs, MarketMessage, Rejected, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
-import { DECIMAL_TEXT, DepthBook, isoTimeMs, isProblem, levelsOption, loseHeldBook } from './depth-book.js';
-import type { Problem } from './depth-book.js';
-import { describeValue, isRecord, parseJsonFrame } from './frame.js';
+import { BookRegistry } from './book-registry.js';
+import { DECIMAL_TEXT, DepthBook, isoTimeMs, levelsOption } from './depth-book.js';
+import { FrameError, isFrameError, isRecord, parseJsonFrame, shown } from './frame.js';
 import { krakenBookChecksum } from './kraken.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
@@ -54,15 +54,15 @@ function sideLexemesAt(frame: string, key: 'bids' | 'asks', from: number): { lex
   return { lexemes: { prices, qtys }, end: close + 1 };
 }
 
-/** A v2 level's number with the lexeme it was sent as; a Problem naming the field otherwise. */
-function levelValue(raw: unknown, lexeme: string | undefined, field: string, zeroAllowed: boolean): number | Problem {
-  if (typeof raw !== 'number') return { reason: 'schema', detail: `${field}: expected a number, got ${describeValue(raw)}` };
-  if (!Number.isFinite(raw)) return { reason: 'non_finite', detail: `${field}: must be finite, got ${describeValue(raw)}` };
-  if (raw < 0 || (raw === 0 && !zeroAllowed)) return { reason: 'non_positive_size', detail: `${field}: must be ${zeroAllowed ? '>= 0' : '> 0'}, got ${raw}` };
+/** A v2 level's number with the lexeme it was sent as; a FrameError naming the field otherwise. */
+function levelValue(raw: unknown, lexeme: string | undefined, field: string, zeroAllowed: boolean): number | FrameError {
+  if (typeof raw !== 'number') return new FrameError('schema', `${field}: expected a number, got ${shown(raw)}`);
+  if (!Number.isFinite(raw)) return new FrameError('non_finite', `${field}: must be finite, got ${shown(raw)}`);
+  if (raw < 0 || (raw === 0 && !zeroAllowed)) return new FrameError('non_positive_size', `${field}: must be ${zeroAllowed ? '>= 0' : '> 0'}, got ${raw}`);
   // The checksum needs the sent digits: a lexeme that is not a plain decimal, or that is not
   // this value, means the frame could not be read exactly.
   if (lexeme === undefined || !DECIMAL_TEXT.test(lexeme) || Number(lexeme) !== raw) {
-    return { reason: 'schema', detail: `${field}: could not read the exact decimal sent (got ${describeValue(lexeme)}); the checksum needs it` };
+    return new FrameError('schema', `${field}: could not read the exact decimal sent (got ${shown(lexeme)}); the checksum needs it`);
   }
   return raw;
 }
@@ -72,19 +72,19 @@ interface ParsedLevels {
   readonly texts: SideLexemes;
 }
 
-function parseSide(entries: unknown, lexemes: SideLexemes, field: string, zeroAllowed: boolean): ParsedLevels | Problem {
-  if (!Array.isArray(entries)) return { reason: 'schema', detail: `${field}: expected an array of {price, qty}, got ${describeValue(entries)}` };
+function parseSide(entries: unknown, lexemes: SideLexemes, field: string, zeroAllowed: boolean): ParsedLevels | FrameError {
+  if (!Array.isArray(entries)) return new FrameError('schema', `${field}: expected an array of {price, qty}, got ${shown(entries)}`);
   if (lexemes.prices.length !== entries.length || lexemes.qtys.length !== entries.length) {
-    return { reason: 'schema', detail: `${field}: every level needs exactly one price and one qty` };
+    return new FrameError('schema', `${field}: every level needs exactly one price and one qty`);
   }
   const values = new Float64Array(2 * entries.length);
   for (let i = 0; i < entries.length; i += 1) {
     const entry: unknown = entries[i];
-    if (!isRecord(entry)) return { reason: 'schema', detail: `${field}[${i}]: expected {price, qty}, got ${describeValue(entry)}` };
+    if (!isRecord(entry)) return new FrameError('schema', `${field}[${i}]: expected {price, qty}, got ${shown(entry)}`);
     const price = levelValue(entry.price, lexemes.prices[i], `${field}[${i}].price`, false);
-    if (isProblem(price)) return price;
+    if (isFrameError(price)) return price;
     const qty = levelValue(entry.qty, lexemes.qtys[i], `${field}[${i}].qty`, zeroAllowed);
-    if (isProblem(qty)) return qty;
+    if (isFrameError(qty)) return qty;
     values[2 * i] = price;
     values[2 * i + 1] = qty;
   }
@@ -95,15 +95,8 @@ function takerSide(side: unknown): Aggressor | null {
   return side === 'buy' ? 1 : side === 'sell' ? -1 : null;
 }
 
-interface SymbolBook {
-  readonly depthBook: DepthBook;
-  /** A snapshot was emitted from this book, so losing it must be announced. */
-  emitted: boolean;
-}
-
 class KrakenV2Mapper implements FrameMapper {
-  private readonly books = new Map<string, SymbolBook>();
-  private readonly resync = new Set<string>();
+  private readonly books: BookRegistry<DepthBook>;
   private readonly levels: number;
   private readonly askPrices: string[] = [];
   private readonly askQtys: string[] = [];
@@ -112,13 +105,14 @@ class KrakenV2Mapper implements FrameMapper {
 
   constructor(options: MapperOptions, private readonly depth: number) {
     this.levels = levelsOption(options.levels);
+    this.books = new BookRegistry(() => new DepthBook(true, 2 * depth));
   }
 
   map(frame: string, localTs: EpochMs): MarketMessage[] {
     const parsed = parseJsonFrame(frame, 'frame', null);
     if ('type' in parsed) return [parsed];
     const message = parsed.value;
-    if (!isRecord(message)) return [rejected('schema', `frame: expected a JSON object, got ${describeValue(message)}`, frame, null)];
+    if (!isRecord(message)) return [rejected('schema', `frame: expected a JSON object, got ${shown(message)}`, frame, null)];
     if (typeof message.method === 'string') return this.mapResponse(message, frame);
     switch (message.channel) {
       case 'book':
@@ -129,19 +123,16 @@ class KrakenV2Mapper implements FrameMapper {
       case 'status':
         return [];
       default:
-        return [rejected('unsupported_message', `channel: ${describeValue(message.channel)} is not handled`, frame, null)];
+        return [rejected('unsupported_message', `channel: ${shown(message.channel)} is not handled`, frame, null)];
     }
   }
 
   takeResyncRequests(): string[] {
-    const symbols = [...this.resync];
-    this.resync.clear();
-    return symbols;
+    return this.books.takeResyncRequests();
   }
 
   reset(): void {
-    this.books.clear();
-    this.resync.clear();
+    this.books.reset();
   }
 
   /** Acks of subscribe/unsubscribe/ping: only a failure says something. */
@@ -150,11 +141,11 @@ class KrakenV2Mapper implements FrameMapper {
       // Kraken names the symbol at the top of a failed response, inside `result` of a good one.
       const named = typeof message.symbol === 'string' ? message.symbol : isRecord(message.result) ? message.result.symbol : undefined;
       const symbol = typeof named === 'string' ? named : null;
-      return [rejected('venue_error', `error: ${message.method} failed: ${describeValue(message.error, 120)}`, frame, symbol)];
+      return [rejected('venue_error', `error: ${message.method} failed: ${shown(message.error, 120)}`, frame, symbol)];
     }
     // The resync path unsubscribes the book first: nothing more comes for the old book.
     if (message.method === 'unsubscribe' && isRecord(message.result) && message.result.channel === 'book' && typeof message.result.symbol === 'string') {
-      this.books.delete(message.result.symbol);
+      this.books.forget(message.result.symbol);
     }
     return [];
   }
@@ -162,15 +153,15 @@ class KrakenV2Mapper implements FrameMapper {
   private mapBook(message: Record<string, unknown>, frame: string, localTs: EpochMs): MarketMessage[] {
     const kind = message.type;
     if (kind !== 'snapshot' && kind !== 'update') {
-      return [rejected('schema', `type: expected "snapshot" or "update", got ${describeValue(kind)}`, frame, null)];
+      return [rejected('schema', `type: expected "snapshot" or "update", got ${shown(kind)}`, frame, null)];
     }
-    if (!Array.isArray(message.data)) return [rejected('schema', `data: expected an array, got ${describeValue(message.data)}`, frame, null)];
+    if (!Array.isArray(message.data)) return [rejected('schema', `data: expected an array, got ${shown(message.data)}`, frame, null)];
     const out: MarketMessage[] = [];
     let cursor = frame.indexOf('"data"');
     for (let i = 0; i < message.data.length; i += 1) {
       const entry: unknown = message.data[i];
       if (!isRecord(entry)) {
-        out.push(rejected('schema', `data[${i}]: expected an object, got ${describeValue(entry)}`, frame, null));
+        out.push(rejected('schema', `data[${i}]: expected an object, got ${shown(entry)}`, frame, null));
         return out;
       }
       // Keys come out of JSON.parse in frame order, so the bids/asks arrays are met in that order.
@@ -198,18 +189,18 @@ class KrakenV2Mapper implements FrameMapper {
   ): void {
     const symbol = entry.symbol;
     if (typeof symbol !== 'string' || symbol.length === 0) {
-      out.push(rejected('schema', `${at}.symbol: expected a symbol, got ${describeValue(symbol)}`, frame, null));
+      out.push(rejected('schema', `${at}.symbol: expected a symbol, got ${shown(symbol)}`, frame, null));
       return;
     }
     const checksum = entry.checksum;
     if (typeof checksum !== 'number' || !Number.isInteger(checksum) || checksum < 0 || checksum > 0xffffffff) {
-      out.push(...this.loseBook(symbol, `${at}.checksum: expected an unsigned 32-bit integer, got ${describeValue(checksum)}`, 'schema', frame, localTs));
+      out.push(...this.loseBook(symbol, `${at}.checksum: expected an unsigned 32-bit integer, got ${shown(checksum)}`, 'schema', frame, localTs));
       return;
     }
     let ts = localTs as number;
     if (entry.timestamp !== undefined) {
       const parsedTs = isoTimeMs(entry.timestamp, `${at}.timestamp`);
-      if (isProblem(parsedTs)) {
+      if (isFrameError(parsedTs)) {
         out.push(rejected(parsedTs.reason, parsedTs.detail, frame, symbol));
         return;
       }
@@ -220,25 +211,23 @@ class KrakenV2Mapper implements FrameMapper {
     for (const [key, side] of [['bids', 'bid'], ['asks', 'ask']] as const) {
       if (entry[key] === undefined && kind === 'update') continue;
       const parsed = parseSide(entry[key], lexemes[key] ?? { prices: [], qtys: [] }, `${at}.${key}`, zeroAllowed);
-      if (isProblem(parsed)) {
+      if (isFrameError(parsed)) {
         out.push(...this.loseBook(symbol, parsed.detail, parsed.reason, frame, localTs));
         return;
       }
       sides[side] = parsed;
     }
-    let held = this.books.get(symbol);
+    let held = this.books.live(symbol);
     if (kind === 'snapshot') {
-      if (held === undefined) {
-        held = { depthBook: new DepthBook(true, 2 * this.depth), emitted: false };
-        this.books.set(symbol, held);
-      }
-      held.depthBook.reset();
+      held = this.books.entry(symbol);
+      held.book.reset();
+      this.books.synced(held);
     } else if (held === undefined) {
       // An update before the snapshot (or after a dropped book, until the resubscription's
       // snapshot) has nothing to apply to.
       return;
     }
-    const book = held.depthBook;
+    const book = held.book;
     for (const side of ['bid', 'ask'] as const) {
       const parsed = sides[side];
       if (parsed === undefined) continue;
@@ -254,9 +243,7 @@ class KrakenV2Mapper implements FrameMapper {
       out.push(...this.loseBook(symbol, `${at}.checksum: venue checksum ${checksum}, local book gives ${computed}`, 'checksum_mismatch', frame, localTs));
       return;
     }
-    const snapshot = book.emit(symbol, ts, localTs, undefined, this.levels, frame);
-    if (snapshot.type === 'book_snapshot') held.emitted = true;
-    out.push(snapshot);
+    this.books.emit(held, book.emit(symbol, ts, localTs, undefined, this.levels, frame), out);
   }
 
   /**
@@ -264,39 +251,39 @@ class KrakenV2Mapper implements FrameMapper {
    * marks the gap when a book of it was already out.
    */
   private loseBook(symbol: string, detail: string, reason: Rejected['reason'], frame: string, localTs: EpochMs): MarketMessage[] {
-    return loseHeldBook(this.books, this.resync, symbol, reason, detail, frame, localTs);
+    return this.books.rejectAndLose(symbol, reason, detail, frame, localTs);
   }
 
   private mapTrades(message: Record<string, unknown>, frame: string, localTs: EpochMs): MarketMessage[] {
     // The snapshot of recent trades sent on subscription is history from before this book.
     if (message.type === 'snapshot') return [];
-    if (message.type !== 'update') return [rejected('schema', `type: expected "update" or "snapshot", got ${describeValue(message.type)}`, frame, null)];
-    if (!Array.isArray(message.data)) return [rejected('schema', `data: expected an array, got ${describeValue(message.data)}`, frame, null)];
+    if (message.type !== 'update') return [rejected('schema', `type: expected "update" or "snapshot", got ${shown(message.type)}`, frame, null)];
+    if (!Array.isArray(message.data)) return [rejected('schema', `data: expected an array, got ${shown(message.data)}`, frame, null)];
     const out: MarketMessage[] = [];
     for (let i = 0; i < message.data.length; i += 1) out.push(this.mapTrade(message.data[i], `data[${i}]`, frame, localTs));
     return out;
   }
 
   private mapTrade(entry: unknown, at: string, frame: string, localTs: EpochMs): Trade | Rejected {
-    if (!isRecord(entry)) return rejected('schema', `${at}: expected a trade object, got ${describeValue(entry)}`, frame, null);
+    if (!isRecord(entry)) return rejected('schema', `${at}: expected a trade object, got ${shown(entry)}`, frame, null);
     const symbol = entry.symbol;
-    if (typeof symbol !== 'string' || symbol.length === 0) return rejected('schema', `${at}.symbol: expected a symbol, got ${describeValue(symbol)}`, frame, null);
+    if (typeof symbol !== 'string' || symbol.length === 0) return rejected('schema', `${at}.symbol: expected a symbol, got ${shown(symbol)}`, frame, null);
     const aggressor = takerSide(entry.side);
-    if (aggressor === null) return rejected('schema', `${at}.side: expected "buy" or "sell" (the taker's), got ${describeValue(entry.side)}`, frame, symbol);
+    if (aggressor === null) return rejected('schema', `${at}.side: expected "buy" or "sell" (the taker's), got ${shown(entry.side)}`, frame, symbol);
     const price = entry.price;
     if (typeof price !== 'number' || !Number.isFinite(price) || !(price > 0)) {
-      return rejected('schema', `${at}.price: expected a number > 0, got ${describeValue(price)}`, frame, symbol);
+      return rejected('schema', `${at}.price: expected a number > 0, got ${shown(price)}`, frame, symbol);
     }
     const qty = entry.qty;
     if (typeof qty !== 'number' || !Number.isFinite(qty) || !(qty > 0)) {
-      return rejected('non_positive_size', `${at}.qty: expected a number > 0, got ${describeValue(qty)}`, frame, symbol);
+      return rejected('non_positive_size', `${at}.qty: expected a number > 0, got ${shown(qty)}`, frame, symbol);
     }
     const tradeId = entry.trade_id;
     if (typeof tradeId !== 'number' || !Number.isSafeInteger(tradeId) || tradeId < 0) {
-      return rejected('schema', `${at}.trade_id: expected a non-negative integer, got ${describeValue(tradeId)}`, frame, symbol);
+      return rejected('schema', `${at}.trade_id: expected a non-negative integer, got ${shown(tradeId)}`, frame, symbol);
     }
     const ts = isoTimeMs(entry.timestamp, `${at}.timestamp`);
-    if (isProblem(ts)) return rejected(ts.reason, ts.detail, frame, symbol);
+    if (isFrameError(ts)) return rejected(ts.reason, ts.detail, frame, symbol);
     return { type: 'trade', symbol, ts, localTs, price, size: qty, aggressor, tradeId: String(tradeId) };
   }
 }

@@ -21,7 +21,8 @@
 import type { Aggressor, BookSnapshot, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
 import { snapshotOrRejected } from '../domain/book-check.js';
-import { FrameError, isRecord, parseJsonFrame, shown } from './frame.js';
+import { BookRegistry, type BookEntry } from './book-registry.js';
+import { FrameError, isRecord, parseJsonFrame, QUOTED, shown } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 import { crc32 } from 'node:zlib';
 
@@ -196,32 +197,32 @@ export function krakenSecondsToMs(text: string): number {
  */
 function validateEntries(entries: unknown, field: string): number {
   if (!Array.isArray(entries)) {
-    throw new FrameError('schema', `${field}: must be an array of [price, volume, timestamp], got ${shown(entries, 40)}`);
+    throw new FrameError('schema', `${field}: must be an array of [price, volume, timestamp], got ${shown(entries, 40, QUOTED)}`);
   }
   let newest = -Infinity;
   for (let i = 0; i < entries.length; i++) {
     const entry: unknown = entries[i];
     if (!Array.isArray(entry) || entry.length < 3 || entry.length > 4) {
-      throw new FrameError('schema', `${field}[${i}]: must be [price, volume, timestamp] or [price, volume, timestamp, "r"], got ${shown(entry, 60)}`);
+      throw new FrameError('schema', `${field}[${i}]: must be [price, volume, timestamp] or [price, volume, timestamp, "r"], got ${shown(entry, 60, QUOTED)}`);
     }
     const [priceText, volumeText, tsText] = entry as unknown[];
     if (typeof priceText !== 'string' || !DECIMAL.test(priceText)) {
-      throw new FrameError('schema', `${field}[${i}][0]: price must be a decimal string, got ${shown(priceText, 40)}`);
+      throw new FrameError('schema', `${field}[${i}][0]: price must be a decimal string, got ${shown(priceText, 40, QUOTED)}`);
     }
     if (typeof volumeText !== 'string' || !DECIMAL.test(volumeText)) {
-      throw new FrameError('schema', `${field}[${i}][1]: volume must be a decimal string, got ${shown(volumeText, 40)}`);
+      throw new FrameError('schema', `${field}[${i}][1]: volume must be a decimal string, got ${shown(volumeText, 40, QUOTED)}`);
     }
     if (typeof tsText !== 'string' || !DECIMAL.test(tsText)) {
-      throw new FrameError('schema', `${field}[${i}][2]: timestamp must be decimal epoch seconds, got ${shown(tsText, 40)}`);
+      throw new FrameError('schema', `${field}[${i}][2]: timestamp must be decimal epoch seconds, got ${shown(tsText, 40, QUOTED)}`);
     }
     if (entry.length === 4 && entry[3] !== 'r') {
-      throw new FrameError('schema', `${field}[${i}][3]: only "r" (republish) is defined, got ${shown(entry[3], 40)}`);
+      throw new FrameError('schema', `${field}[${i}][3]: only "r" (republish) is defined, got ${shown(entry[3], 40, QUOTED)}`);
     }
     // Only absurdly long digit strings overflow; the book must never hold an infinity.
-    if (!Number.isFinite(Number(priceText))) throw new FrameError('non_finite', `${field}[${i}][0]: price must be finite, got ${shown(priceText, 40)}`);
-    if (!Number.isFinite(Number(volumeText))) throw new FrameError('non_finite', `${field}[${i}][1]: volume must be finite, got ${shown(volumeText, 40)}`);
+    if (!Number.isFinite(Number(priceText))) throw new FrameError('non_finite', `${field}[${i}][0]: price must be finite, got ${shown(priceText, 40, QUOTED)}`);
+    if (!Number.isFinite(Number(volumeText))) throw new FrameError('non_finite', `${field}[${i}][1]: volume must be finite, got ${shown(volumeText, 40, QUOTED)}`);
     const ts = krakenSecondsToMs(tsText);
-    if (!Number.isFinite(ts)) throw new FrameError('non_finite', `${field}[${i}][2]: timestamp must be finite, got ${shown(tsText, 40)}`);
+    if (!Number.isFinite(ts)) throw new FrameError('non_finite', `${field}[${i}][2]: timestamp must be finite, got ${shown(tsText, 40, QUOTED)}`);
     if (ts > newest) newest = ts;
   }
   return newest;
@@ -247,8 +248,8 @@ function parseDepth(channelName: string): number | null {
 // ---- the mapper -----------------------------------------------------------------------------
 
 class KrakenMapper implements FrameMapper {
-  private readonly books = new Map<string, KrakenBook>();
-  private readonly resync = new Set<string>();
+  // Each snapshot brings a book of its own (its channel names the depth).
+  private readonly books = new BookRegistry<KrakenBook>(() => ({ depth: DEFAULT_DEPTH, bids: new KrakenSide(true), asks: new KrakenSide(false) }));
   /** Pairs whose trade subscription was confirmed and whose snapshot of past trades is still to come. */
   private readonly tradeSnapshotDue = new Set<string>();
   private readonly levels: number;
@@ -267,14 +268,11 @@ class KrakenMapper implements FrameMapper {
   }
 
   takeResyncRequests(): string[] {
-    const pairs = [...this.resync];
-    this.resync.clear();
-    return pairs;
+    return this.books.takeResyncRequests();
   }
 
   reset(): void {
-    this.books.clear();
-    this.resync.clear();
+    this.books.reset();
     this.tradeSnapshotDue.clear();
   }
 
@@ -287,7 +285,7 @@ class KrakenMapper implements FrameMapper {
       case 'subscriptionStatus': {
         const pair = typeof message.pair === 'string' ? message.pair : null;
         if (message.status === 'error') {
-          return [rejected('venue_error', `subscriptionStatus.errorMessage: ${shown(message.errorMessage, 120)}`, frame, pair)];
+          return [rejected('venue_error', `subscriptionStatus.errorMessage: ${shown(message.errorMessage, 120, QUOTED)}`, frame, pair)];
         }
         const name = isRecord(message.subscription) ? message.subscription.name : undefined;
         if (pair !== null && name === 'trade') {
@@ -295,13 +293,13 @@ class KrakenMapper implements FrameMapper {
           return [];
         }
         // After a book unsubscribe (the resync path) nothing more arrives for the old book.
-        if (message.status === 'unsubscribed' && pair !== null) this.books.delete(pair);
+        if (message.status === 'unsubscribed' && pair !== null) this.books.forget(pair);
         return [];
       }
       case 'error':
-        return [rejected('venue_error', `error.errorMessage: ${shown(message.errorMessage, 120)}`, frame, null)];
+        return [rejected('venue_error', `error.errorMessage: ${shown(message.errorMessage, 120, QUOTED)}`, frame, null)];
       default:
-        return [rejected('unsupported_message', `event: ${shown(message.event, 40)} is not handled`, frame, null)];
+        return [rejected('unsupported_message', `event: ${shown(message.event, 40, QUOTED)} is not handled`, frame, null)];
     }
   }
 
@@ -312,23 +310,23 @@ class KrakenMapper implements FrameMapper {
     const pair = message[message.length - 1];
     const channelName = message[message.length - 2];
     if (typeof pair !== 'string' || pair.length === 0) {
-      return [rejected('schema', `[${message.length - 1}]: pair must be a non-empty string, got ${shown(pair, 40)}`, frame, null)];
+      return [rejected('schema', `[${message.length - 1}]: pair must be a non-empty string, got ${shown(pair, 40, QUOTED)}`, frame, null)];
     }
     if (typeof channelName !== 'string') {
-      return [rejected('schema', `[${message.length - 2}]: channel name must be a string, got ${shown(channelName, 40)}`, frame, pair)];
+      return [rejected('schema', `[${message.length - 2}]: channel name must be a string, got ${shown(channelName, 40, QUOTED)}`, frame, pair)];
     }
     if (channelName === 'trade') return this.mapTrades(message, pair, frame, localTs);
     if (!channelName.startsWith('book')) {
-      return [rejected('unsupported_message', `[${message.length - 2}]: channel ${shown(channelName, 40)} is not handled`, frame, pair)];
+      return [rejected('unsupported_message', `[${message.length - 2}]: channel ${shown(channelName, 40, QUOTED)} is not handled`, frame, pair)];
     }
     const depth = parseDepth(channelName);
     if (depth === null) {
-      return [rejected('schema', `[${message.length - 2}]: channel name must be book-N with 1 <= N <= ${MAX_DEPTH}, got ${shown(channelName, 40)}`, frame, pair)];
+      return [rejected('schema', `[${message.length - 2}]: channel name must be book-N with 1 <= N <= ${MAX_DEPTH}, got ${shown(channelName, 40, QUOTED)}`, frame, pair)];
     }
     const payloads = message.slice(1, message.length - 2);
     for (let i = 0; i < payloads.length; i++) {
       if (!isRecord(payloads[i])) {
-        return [rejected('schema', `[${i + 1}]: must be an object, got ${shown(payloads[i], 40)}`, frame, pair)];
+        return [rejected('schema', `[${i + 1}]: must be an object, got ${shown(payloads[i], 40, QUOTED)}`, frame, pair)];
       }
     }
     const objects = payloads as Record<string, unknown>[];
@@ -341,7 +339,7 @@ class KrakenMapper implements FrameMapper {
   /** One trade per entry; a bad entry is rejected naming its field, its neighbours still count. */
   private mapTrades(message: unknown[], pair: string, frame: string, localTs: EpochMs): MarketMessage[] {
     if (message.length !== 4 || !Array.isArray(message[1])) {
-      return [rejected('schema', `[1]: trades must be an array of [price, volume, time, side, orderType, misc], got ${shown(message[1], 40)}`, frame, pair)];
+      return [rejected('schema', `[1]: trades must be an array of [price, volume, time, side, orderType, misc], got ${shown(message[1], 40, QUOTED)}`, frame, pair)];
     }
     if (this.tradeSnapshotDue.delete(pair)) return [];
     const entries = message[1] as unknown[];
@@ -352,39 +350,39 @@ class KrakenMapper implements FrameMapper {
 
   private mapTrade(entry: unknown, at: string, pair: string, frame: string, localTs: EpochMs): Trade | Rejected {
     if (!Array.isArray(entry) || entry.length < 6 || entry.length > 7) {
-      return rejected('schema', `${at}: must be [price, volume, time, side, orderType, misc(, tradeId)], got ${shown(entry, 60)}`, frame, pair);
+      return rejected('schema', `${at}: must be [price, volume, time, side, orderType, misc(, tradeId)], got ${shown(entry, 60, QUOTED)}`, frame, pair);
     }
     const [priceText, volumeText, timeText, side, orderType, misc, tradeIdRaw] = entry as unknown[];
     if (typeof priceText !== 'string' || !DECIMAL.test(priceText)) {
-      return rejected('schema', `${at}[0]: price must be a decimal string, got ${shown(priceText, 40)}`, frame, pair);
+      return rejected('schema', `${at}[0]: price must be a decimal string, got ${shown(priceText, 40, QUOTED)}`, frame, pair);
     }
     if (typeof volumeText !== 'string' || !DECIMAL.test(volumeText)) {
-      return rejected('schema', `${at}[1]: volume must be a decimal string, got ${shown(volumeText, 40)}`, frame, pair);
+      return rejected('schema', `${at}[1]: volume must be a decimal string, got ${shown(volumeText, 40, QUOTED)}`, frame, pair);
     }
     if (typeof timeText !== 'string' || !DECIMAL.test(timeText)) {
-      return rejected('schema', `${at}[2]: time must be decimal epoch seconds, got ${shown(timeText, 40)}`, frame, pair);
+      return rejected('schema', `${at}[2]: time must be decimal epoch seconds, got ${shown(timeText, 40, QUOTED)}`, frame, pair);
     }
     const aggressor = takerSide(side);
     if (aggressor === null) {
-      return rejected('schema', `${at}[3]: side must be "b" or "s" (the taker's), got ${shown(side, 40)}`, frame, pair);
+      return rejected('schema', `${at}[3]: side must be "b" or "s" (the taker's), got ${shown(side, 40, QUOTED)}`, frame, pair);
     }
-    if (typeof orderType !== 'string') return rejected('schema', `${at}[4]: order type must be a string, got ${shown(orderType, 40)}`, frame, pair);
-    if (typeof misc !== 'string') return rejected('schema', `${at}[5]: misc must be a string, got ${shown(misc, 40)}`, frame, pair);
+    if (typeof orderType !== 'string') return rejected('schema', `${at}[4]: order type must be a string, got ${shown(orderType, 40, QUOTED)}`, frame, pair);
+    if (typeof misc !== 'string') return rejected('schema', `${at}[5]: misc must be a string, got ${shown(misc, 40, QUOTED)}`, frame, pair);
     let tradeId: string | undefined;
     if (tradeIdRaw !== undefined) {
       tradeId = typeof tradeIdRaw === 'number' ? String(tradeIdRaw) : typeof tradeIdRaw === 'string' ? tradeIdRaw : '';
       if (!TRADE_ID_TEXT.test(tradeId)) {
-        return rejected('schema', `${at}[6]: trade id must be a non-negative integer, got ${shown(tradeIdRaw, 40)}`, frame, pair);
+        return rejected('schema', `${at}[6]: trade id must be a non-negative integer, got ${shown(tradeIdRaw, 40, QUOTED)}`, frame, pair);
       }
     }
     const price = Number(priceText);
     const size = Number(volumeText);
     const ts = krakenSecondsToMs(timeText);
-    if (!Number.isFinite(price)) return rejected('non_finite', `${at}[0]: price must be finite, got ${shown(priceText, 40)}`, frame, pair);
-    if (!(price > 0)) return rejected('schema', `${at}[0]: price must be > 0, got ${shown(priceText, 40)}`, frame, pair);
-    if (!Number.isFinite(size)) return rejected('non_finite', `${at}[1]: volume must be finite, got ${shown(volumeText, 40)}`, frame, pair);
-    if (!(size > 0)) return rejected('non_positive_size', `${at}[1]: volume must be > 0, got ${shown(volumeText, 40)}`, frame, pair);
-    if (!Number.isFinite(ts)) return rejected('non_finite', `${at}[2]: time must be finite, got ${shown(timeText, 40)}`, frame, pair);
+    if (!Number.isFinite(price)) return rejected('non_finite', `${at}[0]: price must be finite, got ${shown(priceText, 40, QUOTED)}`, frame, pair);
+    if (!(price > 0)) return rejected('schema', `${at}[0]: price must be > 0, got ${shown(priceText, 40, QUOTED)}`, frame, pair);
+    if (!Number.isFinite(size)) return rejected('non_finite', `${at}[1]: volume must be finite, got ${shown(volumeText, 40, QUOTED)}`, frame, pair);
+    if (!(size > 0)) return rejected('non_positive_size', `${at}[1]: volume must be > 0, got ${shown(volumeText, 40, QUOTED)}`, frame, pair);
+    if (!Number.isFinite(ts)) return rejected('non_finite', `${at}[2]: time must be finite, got ${shown(timeText, 40, QUOTED)}`, frame, pair);
 
     return { type: 'trade', symbol: pair, ts, localTs, price, size, aggressor, tradeId };
   }
@@ -405,15 +403,18 @@ class KrakenMapper implements FrameMapper {
     applyEntries(book.bids, payload.bs);
     book.asks.truncate(depth);
     book.bids.truncate(depth);
-    this.books.set(pair, book);
-    return [this.emit(pair, book, newest, localTs, frame)];
+    const entry = this.books.entry(pair);
+    entry.book = book;
+    this.books.synced(entry);
+    return this.emit(entry, newest, localTs, frame);
   }
 
   private applyUpdate(pair: string, objects: Record<string, unknown>[], frame: string, localTs: EpochMs): MarketMessage[] {
-    const book = this.books.get(pair);
+    const entry = this.books.live(pair);
     // Deltas before the snapshot (or after a dropped book, until the resubscription's
     // snapshot) cannot be applied to anything.
-    if (!book) return [];
+    if (entry === undefined) return [];
+    const book = entry.book;
 
     let newest = -Infinity;
     let checksumText: string | undefined;
@@ -429,7 +430,7 @@ class KrakenMapper implements FrameMapper {
         if (payload.b !== undefined) newest = Math.max(newest, validateEntries(payload.b, `${at}.b`));
         if (payload.c !== undefined) {
           if (typeof payload.c !== 'string' || !CHECKSUM_TEXT.test(payload.c) || Number(payload.c) > 0xffffffff) {
-            throw new FrameError('schema', `${at}.c: checksum must be an unsigned 32-bit decimal string, got ${shown(payload.c, 40)}`);
+            throw new FrameError('schema', `${at}.c: checksum must be an unsigned 32-bit decimal string, got ${shown(payload.c, 40, QUOTED)}`);
           }
           checksumText = payload.c;
         }
@@ -454,30 +455,27 @@ class KrakenMapper implements FrameMapper {
         return this.loseBook(pair, 'checksum_mismatch', `c: venue checksum ${expected}, local book gives ${computed}`, frame, localTs);
       }
     }
-    return [this.emit(pair, book, newest, localTs, frame)];
+    return this.emit(entry, newest, localTs, frame);
   }
 
   /** The book can no longer be trusted: say so, forget it and ask for a fresh snapshot. */
   private loseBook(pair: string, reason: RejectReason, detail: string, frame: string, localTs: EpochMs): MarketMessage[] {
-    this.books.delete(pair);
-    this.resync.add(pair);
-    return [
-      rejected(reason, `${pair}: ${detail}`, frame, pair),
-      { type: 'disconnect', symbol: pair, localTs, reason: `${reason}: ${detail}` },
-    ];
+    return this.books.rejectAndLose(pair, reason, detail, frame, localTs);
   }
 
-  private emit(pair: string, book: KrakenBook, newestMs: number, localTs: EpochMs, frame: string): BookSnapshot | Rejected {
+  private emit(entry: BookEntry<KrakenBook, never>, newestMs: number, localTs: EpochMs, frame: string): MarketMessage[] {
     const snapshot: BookSnapshot = {
       type: 'book_snapshot',
-      symbol: pair,
+      symbol: entry.symbol,
       ts: Number.isFinite(newestMs) ? newestMs : localTs,
       localTs,
       seq: undefined,
-      bids: book.bids.top(this.levels),
-      asks: book.asks.top(this.levels),
+      bids: entry.book.bids.top(this.levels),
+      asks: entry.book.asks.top(this.levels),
     };
-    return snapshotOrRejected(snapshot, frame);
+    const out: MarketMessage[] = [];
+    this.books.emit(entry, snapshotOrRejected(snapshot, frame), out);
+    return out;
   }
 }
 

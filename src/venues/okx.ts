@@ -21,8 +21,9 @@
 import { crc32 } from 'node:zlib';
 import type { Aggressor, EpochMs, MarketMessage, Rejected, RejectReason, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
-import { decimalText, DepthBook, isProblem, levelsOption, loseHeldBook, TextLevels } from './depth-book.js';
-import { describeValue, isRecord, parseJsonFrame } from './frame.js';
+import { BookRegistry } from './book-registry.js';
+import { decimalText, DepthBook, levelsOption, TextLevels } from './depth-book.js';
+import { FrameError, isFrameError, isRecord, parseJsonFrame, shown } from './frame.js';
 import type { FrameMapper, LiveProtocol, MapperOptions, Venue } from './types.js';
 
 const CHECKSUM_LEVELS = 25;
@@ -40,8 +41,8 @@ export function okxBookChecksum(bidPrices: readonly string[], bidSizes: readonly
 }
 
 /** A millisecond time sent as a decimal string (`ts`). */
-function msText(raw: unknown, field: string): number | { reason: RejectReason; detail: string } {
-  if (typeof raw !== 'string' || !/^\d{1,16}$/.test(raw)) return { reason: 'schema', detail: `${field}: expected a time in ms as a string, got ${describeValue(raw)}` };
+function msText(raw: unknown, field: string): number | FrameError {
+  if (typeof raw !== 'string' || !/^\d{1,16}$/.test(raw)) return new FrameError('schema', `${field}: expected a time in ms as a string, got ${shown(raw)}`);
   return Number(raw);
 }
 
@@ -53,12 +54,11 @@ interface SymbolBook {
   readonly depthBook: DepthBook;
   /** seqId of the last applied message; null where the stream sends none. */
   seqId: number | null;
-  emitted: boolean;
 }
 
 class OkxMapper implements FrameMapper {
-  private readonly books = new Map<string, SymbolBook>();
-  private readonly resync = new Set<string>();
+  // The book grows to what a snapshot holds (400 levels a side on `books`).
+  private readonly books = new BookRegistry<SymbolBook>(() => ({ depthBook: new DepthBook(true, 800), seqId: null }));
   private readonly levels: number;
   private readonly bids = new TextLevels();
   private readonly asks = new TextLevels();
@@ -76,53 +76,50 @@ class OkxMapper implements FrameMapper {
     const parsed = parseJsonFrame(frame, 'frame', null);
     if ('type' in parsed) return [parsed];
     const message = parsed.value;
-    if (!isRecord(message)) return [rejected('schema', `frame: expected a JSON object, got ${describeValue(message)}`, frame, null)];
+    if (!isRecord(message)) return [rejected('schema', `frame: expected a JSON object, got ${shown(message)}`, frame, null)];
     if (typeof message.event === 'string') {
-      if (message.event === 'error') return [rejected('venue_error', `msg: venue error ${describeValue(message.code)}: ${describeValue(message.msg, 120)}`, frame, null)];
+      if (message.event === 'error') return [rejected('venue_error', `msg: venue error ${shown(message.code)}: ${shown(message.msg, 120)}`, frame, null)];
       return []; // subscribe/unsubscribe acks, notices
     }
     const arg = message.arg;
     if (!isRecord(arg) || typeof arg.channel !== 'string' || typeof arg.instId !== 'string' || arg.instId.length === 0) {
-      return [rejected('schema', `arg: expected {channel, instId}, got ${describeValue(arg)}`, frame, null)];
+      return [rejected('schema', `arg: expected {channel, instId}, got ${shown(arg)}`, frame, null)];
     }
     const depth = BOOK_DEPTHS[arg.channel];
     if (depth !== undefined) return this.mapBook(message, arg.instId, depth, frame, localTs);
     if (arg.channel === 'trades') return this.mapTrades(message, arg.instId, frame, localTs);
-    return [rejected('unsupported_message', `arg.channel: ${describeValue(arg.channel)} is not handled`, frame, arg.instId)];
+    return [rejected('unsupported_message', `arg.channel: ${shown(arg.channel)} is not handled`, frame, arg.instId)];
   }
 
   takeResyncRequests(): string[] {
-    const symbols = [...this.resync];
-    this.resync.clear();
-    return symbols;
+    return this.books.takeResyncRequests();
   }
 
   reset(): void {
-    this.books.clear();
-    this.resync.clear();
+    this.books.reset();
   }
 
   private mapBook(message: Record<string, unknown>, symbol: string, depth: number, frame: string, localTs: EpochMs): MarketMessage[] {
     const action = message.action;
-    if (action !== 'snapshot' && action !== 'update') return [rejected('schema', `action: expected "snapshot" or "update", got ${describeValue(action)}`, frame, symbol)];
+    if (action !== 'snapshot' && action !== 'update') return [rejected('schema', `action: expected "snapshot" or "update", got ${shown(action)}`, frame, symbol)];
     if (!Array.isArray(message.data) || message.data.length !== 1 || !isRecord(message.data[0])) {
-      return [rejected('schema', `data: expected one book object, got ${describeValue(message.data)}`, frame, symbol)];
+      return [rejected('schema', `data: expected one book object, got ${shown(message.data)}`, frame, symbol)];
     }
     const data = message.data[0];
     const ts = msText(data.ts, 'data[0].ts');
-    if (isProblem(ts)) return [rejected(ts.reason, ts.detail, frame, symbol)];
+    if (isFrameError(ts)) return [rejected(ts.reason, ts.detail, frame, symbol)];
     const checksum = data.checksum;
     if (checksum !== undefined && (typeof checksum !== 'number' || !Number.isInteger(checksum) || checksum < -0x80000000 || checksum > 0x7fffffff)) {
-      return this.loseBook(symbol, 'schema', `data[0].checksum: expected a signed 32-bit integer, got ${describeValue(checksum)}`, frame, localTs);
+      return this.loseBook(symbol, 'schema', `data[0].checksum: expected a signed 32-bit integer, got ${shown(checksum)}`, frame, localTs);
     }
     let seqId: number | null = null;
     let prevSeqId: number | null = null;
     if (data.seqId !== undefined || data.prevSeqId !== undefined) {
       if (typeof data.seqId !== 'number' || !Number.isSafeInteger(data.seqId) || data.seqId < 0) {
-        return this.loseBook(symbol, 'schema', `data[0].seqId: expected a non-negative integer, got ${describeValue(data.seqId)}`, frame, localTs);
+        return this.loseBook(symbol, 'schema', `data[0].seqId: expected a non-negative integer, got ${shown(data.seqId)}`, frame, localTs);
       }
       if (typeof data.prevSeqId !== 'number' || !Number.isSafeInteger(data.prevSeqId) || data.prevSeqId < -1) {
-        return this.loseBook(symbol, 'schema', `data[0].prevSeqId: expected an integer >= -1, got ${describeValue(data.prevSeqId)}`, frame, localTs);
+        return this.loseBook(symbol, 'schema', `data[0].prevSeqId: expected an integer >= -1, got ${shown(data.prevSeqId)}`, frame, localTs);
       }
       seqId = data.seqId;
       prevSeqId = data.prevSeqId;
@@ -131,16 +128,14 @@ class OkxMapper implements FrameMapper {
     const problem = this.bids.read(data.bids, 'data[0].bids', zero) ?? this.asks.read(data.asks, 'data[0].asks', zero);
     if (problem) return this.loseBook(symbol, problem.reason, problem.detail, frame, localTs);
 
-    let held = this.books.get(symbol);
+    let entry = this.books.live(symbol);
     if (action === 'snapshot') {
-      if (held === undefined) {
-        held = { depthBook: new DepthBook(true, 2 * depth), seqId, emitted: false };
-        this.books.set(symbol, held);
-      }
-      held.depthBook.reset();
-      this.resync.delete(symbol);
+      entry = this.books.entry(symbol);
+      entry.book.depthBook.reset();
+      this.books.synced(entry);
     } else {
-      if (held === undefined) return []; // before the snapshot, or until the resubscription's
+      if (entry === undefined) return []; // before the snapshot, or until the resubscription's
+      const held = entry.book;
       if (prevSeqId !== null && held.seqId !== null && prevSeqId !== held.seqId) {
         return this.loseBook(symbol, 'sequence_gap', `data[0].prevSeqId: expected ${held.seqId} (the last seqId), got ${prevSeqId}`, frame, localTs);
       }
@@ -150,11 +145,11 @@ class OkxMapper implements FrameMapper {
         return [];
       }
     }
-    const book = held.depthBook;
+    const book = entry.book.depthBook;
     this.bids.applyTo(book, 'bid');
     this.asks.applyTo(book, 'ask');
     book.truncate(depth);
-    held.seqId = seqId;
+    entry.book.seqId = seqId;
     if (typeof checksum === 'number' && checksum !== 0) {
       book.topTexts('bid', CHECKSUM_LEVELS, this.bidPrices, this.bidSizes);
       book.topTexts('ask', CHECKSUM_LEVELS, this.askPrices, this.askSizes);
@@ -163,38 +158,38 @@ class OkxMapper implements FrameMapper {
         return this.loseBook(symbol, 'checksum_mismatch', `data[0].checksum: venue checksum ${checksum}, local book gives ${computed}`, frame, localTs);
       }
     }
-    const snapshot = book.emit(symbol, ts, localTs, seqId ?? undefined, this.levels, frame);
-    if (snapshot.type === 'book_snapshot') held.emitted = true;
-    return [snapshot];
+    const out: MarketMessage[] = [];
+    this.books.emit(entry, book.emit(symbol, ts, localTs, seqId ?? undefined, this.levels, frame), out);
+    return out;
   }
 
   /** The book can no longer be trusted: drop it, resubscribe, and mark the gap if a book was out. */
   private loseBook(symbol: string, reason: RejectReason, detail: string, frame: string, localTs: EpochMs): MarketMessage[] {
-    return loseHeldBook(this.books, this.resync, symbol, reason, detail, frame, localTs);
+    return this.books.rejectAndLose(symbol, reason, detail, frame, localTs);
   }
 
   private mapTrades(message: Record<string, unknown>, symbol: string, frame: string, localTs: EpochMs): MarketMessage[] {
-    if (!Array.isArray(message.data)) return [rejected('schema', `data: expected an array of trades, got ${describeValue(message.data)}`, frame, symbol)];
+    if (!Array.isArray(message.data)) return [rejected('schema', `data: expected an array of trades, got ${shown(message.data)}`, frame, symbol)];
     const out: MarketMessage[] = [];
     for (let i = 0; i < message.data.length; i += 1) out.push(this.mapTrade(message.data[i], `data[${i}]`, symbol, frame, localTs));
     return out;
   }
 
   private mapTrade(entry: unknown, at: string, symbol: string, frame: string, localTs: EpochMs): Trade | Rejected {
-    if (!isRecord(entry)) return rejected('schema', `${at}: expected a trade object, got ${describeValue(entry)}`, frame, symbol);
+    if (!isRecord(entry)) return rejected('schema', `${at}: expected a trade object, got ${shown(entry)}`, frame, symbol);
     if (entry.instId !== undefined && entry.instId !== symbol) {
-      return rejected('schema', `${at}.instId: expected "${symbol}" as arg names, got ${describeValue(entry.instId)}`, frame, symbol);
+      return rejected('schema', `${at}.instId: expected "${symbol}" as arg names, got ${shown(entry.instId)}`, frame, symbol);
     }
     const aggressor = takerSide(entry.side);
-    if (aggressor === null) return rejected('schema', `${at}.side: expected "buy" or "sell" (the taker's), got ${describeValue(entry.side)}`, frame, symbol);
+    if (aggressor === null) return rejected('schema', `${at}.side: expected "buy" or "sell" (the taker's), got ${shown(entry.side)}`, frame, symbol);
     const price = decimalText(entry.px, `${at}.px`, 'positive');
-    if (isProblem(price)) return rejected(price.reason === 'non_positive_size' ? 'schema' : price.reason, price.detail, frame, symbol);
+    if (isFrameError(price)) return rejected(price.reason === 'non_positive_size' ? 'schema' : price.reason, price.detail, frame, symbol);
     const size = decimalText(entry.sz, `${at}.sz`, 'positive');
-    if (isProblem(size)) return rejected(size.reason, size.detail, frame, symbol);
+    if (isFrameError(size)) return rejected(size.reason, size.detail, frame, symbol);
     const ts = msText(entry.ts, `${at}.ts`);
-    if (isProblem(ts)) return rejected(ts.reason, ts.detail, frame, symbol);
+    if (isFrameError(ts)) return rejected(ts.reason, ts.detail, frame, symbol);
     const tradeId = entry.tradeId;
-    if (typeof tradeId !== 'string' || tradeId.length === 0) return rejected('schema', `${at}.tradeId: expected a trade id, got ${describeValue(tradeId)}`, frame, symbol);
+    if (typeof tradeId !== 'string' || tradeId.length === 0) return rejected('schema', `${at}.tradeId: expected a trade id, got ${shown(tradeId)}`, frame, symbol);
     return { type: 'trade', symbol, ts, localTs, price, size, aggressor, tradeId };
   }
 }

@@ -65,10 +65,21 @@ export interface LiveProtocol {
   snapshotUrl(baseRestUrl: string, symbol: string): string | null;
 }
 
+/**
+ * The book a live feed subscribes: `diff`, the venue's incremental stream kept in sync with its
+ * snapshots, or a number of levels where the venue streams whole top-N books (Binance partial depth).
+ */
+export type BookDepth = 'diff' | number;
+
 export interface Venue {
   readonly id: string;
   createMapper(options: MapperOptions): FrameMapper;
   readonly live: LiveProtocol | null;
+  /**
+   * The same venue subscribing `depth` live; throws a RangeError naming the choices it offers.
+   * Absent where a feed cannot choose (the venue's own factory may still take a depth).
+   */
+  withBookDepth?(depth: BookDepth): Venue;
 }
 
 /** A file format: a path in, canonical messages out, in file order. */

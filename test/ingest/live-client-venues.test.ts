@@ -14,7 +14,7 @@ import type { BookSnapshot, MarketMessage, Trade } from '../../src/domain/types.
 import { startFeedServer } from '../../src/standin/server.js';
 import { createLiveFeed } from '../../src/ingest/live-client.js';
 import { binanceRaw } from '../../src/venues/binance-raw.js';
-import { binanceUsdm } from '../../src/venues/binance.js';
+import { binance, binanceUsdm } from '../../src/venues/binance.js';
 import { bybit } from '../../src/venues/bybit.js';
 import { krakenV2 } from '../../src/venues/kraken-v2.js';
 import { okx } from '../../src/venues/okx.js';
@@ -101,6 +101,33 @@ describe('live client: binance-usdm', () => {
       expect(server.connectPaths).toEqual(['/stream?streams=btcusdt@depth@100ms/btcusdt@aggTrade']);
       expect(server.restPaths).toEqual(['/fapi/v1/depth?symbol=BTCUSDT&limit=1000', '/fapi/v1/depth?symbol=BTCUSDT&limit=1000']);
       expect(feed.stats).toMatchObject({ connects: 1, snapshotFetches: 2, synced: { BTCUSDT: true } });
+    } finally {
+      await feed.close();
+    }
+  });
+});
+
+describe('live client: binance partial depth (feed config depth 5)', () => {
+  // fixtures/binance/partial-depth-docs.jsonl: the documented spot and futures partial-depth examples.
+  const [spotFrame, usdmFrame] = readFileSync(new URL('../../fixtures/binance/partial-depth-docs.jsonl', import.meta.url), 'utf8').trim().split('\n');
+
+  it.each([
+    [binanceUsdm, usdmFrame, 'BTCUSDT', '/stream?streams=btcusdt@depth5@100ms/btcusdt@aggTrade'],
+    [binance, spotFrame, 'BNBBTC', '/stream?streams=bnbbtc@depth5@100ms/bnbbtc@trade'],
+  ] as const)('%# subscribes the partial stream by URL, emits each frame as a book, and fetches nothing over REST', async (venue, frame, symbol, path) => {
+    const server = await startStandIn((socket) => socket.send(frame), () => undefined);
+    // No restUrl: a partial-depth feed has no REST snapshot to fetch.
+    const feed = createLiveFeed(venue, { url: wsUrl(server), symbols: [symbol], depth: 5 }, options);
+    try {
+      const { items } = collect(feed.messages());
+      await until(() => books(items).length === 1, `the ${venue.id} partial book`);
+      server.socket!.send(frame);
+      await until(() => books(items).length === 2, `the second ${venue.id} partial book`);
+      expect(items.filter((m) => m.type !== 'book_snapshot')).toEqual([]);
+      expect(books(items)[0].symbol).toBe(symbol);
+      expect(server.connectPaths).toEqual([path]);
+      expect(server.restPaths).toEqual([]);
+      expect(feed.stats).toMatchObject({ connects: 1, snapshotFetches: 0, synced: { [symbol]: true } });
     } finally {
       await feed.close();
     }

@@ -165,6 +165,8 @@ describe('loadServiceConfig', () => {
     expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_FEEDS: JSON.stringify([feed, { ...feed, url: 'not a url' }]) } }))).toMatch(/^feeds\.1\.url \(LOB_RTRL_FEEDS\): /);
     expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_FEEDS: JSON.stringify([{ ...feed, symbols: [] }]) } }))).toMatch(/^feeds\.0\.symbols \(LOB_RTRL_FEEDS\): /);
     expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_FEEDS: JSON.stringify(feed) } }))).toMatch(/^feeds \(LOB_RTRL_FEEDS\): .*expected array/);
+    expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_FEEDS: JSON.stringify([{ ...feed, depth: 7 }]) } }))).toMatch(/^feeds\.0\.depth \(LOB_RTRL_FEEDS\): /);
+    expect(loadServiceConfig({ env: { LOB_RTRL_FEEDS: JSON.stringify([{ ...feed, depth: 10 }]) } }).feeds[0].depth).toBe(10);
   });
 
   it('names the file when it is missing, not JSON or not an object', () => {
