@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { MarketMessage } from '../../src/domain/types.js';
 import { liveMessages, type LiveFeedOptions } from '../../src/ingest/live-client.js';
 import type { Venue } from '../../src/venues/types.js';
-import { FakeExchange, seqDiffVenue, until } from './fake-exchange.js';
+import { FakeExchange, seqDiffVenue } from './fake-exchange.js';
 
 const SYMBOLS = ['AAA', 'BBB'];
 
