@@ -22,6 +22,8 @@ export interface KernelRow {
   readonly nativeKernelGflops: number;
   readonly jsStepMicros: number;
   readonly nativeStepMicros: number;
+  /** The native step with its sensitivity split over two threads (the kernel thread pool). */
+  readonly nativeTwoThreadStepMicros: number;
 }
 
 /** Best of five timed runs of the addon's FMA loop on each vector instruction set the CPU runs. */
@@ -65,12 +67,21 @@ export function benchKernelAt(addon: NativeRtrlAddon, n: number, timing: TimingO
   const config = recurrentConfig(n, { kind: 'fifo', capacity: 1 }, d);
   const jsStep = rateOf(new RtrlLearner(config, undefined, 'rtrl', JS_KERNEL), pool, timing);
   const nativeStep = rateOf(new RtrlLearner(config, undefined, 'rtrl', nativeKernelOf(addon)), pool, timing);
+  const threadsBefore = addon.threads();
+  let nativeTwoThreadStep: number;
+  try {
+    addon.setThreads(2);
+    nativeTwoThreadStep = rateOf(new RtrlLearner(config, undefined, 'rtrl', nativeKernelOf(addon)), pool, timing);
+  } finally {
+    addon.setThreads(threadsBefore);
+  }
   return {
     hidden: n,
     jsKernelGflops: (jsKernel * flops) / 1e9,
     nativeKernelGflops: (nativeKernel * flops) / 1e9,
     jsStepMicros: 1e6 / jsStep,
     nativeStepMicros: 1e6 / nativeStep,
+    nativeTwoThreadStepMicros: 1e6 / nativeTwoThreadStep,
   };
 }
 

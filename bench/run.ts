@@ -266,7 +266,7 @@ async function kernelSection(root: string): Promise<void> {
   const ratio = (numerator: number | undefined, denominator: number): string => (numerator === undefined ? 'n/a' : (numerator / denominator).toFixed(2));
   console.log(
     formatTable(
-      ['N', 'js S GFLOP/s', 'js % peak', 'native S GFLOP/s', 'native % peak', 'js step us', 'native step us', 'numpy step us', 'native/numpy speed'],
+      ['N', 'js S GFLOP/s', 'js % peak', 'native S GFLOP/s', 'native % peak', 'js step us', 'native step us', 'native 2-thread step us', 'numpy step us', 'native/numpy speed', '2-thread/numpy speed'],
       rows.map((row) => {
         const numpy = numpyMicros.get(row.hidden);
         return [
@@ -277,8 +277,10 @@ async function kernelSection(root: string): Promise<void> {
           ((100 * row.nativeKernelGflops) / peak).toFixed(1),
           row.jsStepMicros.toFixed(1),
           row.nativeStepMicros.toFixed(1),
+          row.nativeTwoThreadStepMicros.toFixed(1),
           numpy === undefined ? 'n/a' : numpy.toFixed(1),
           ratio(numpy, row.nativeStepMicros),
+          ratio(numpy, row.nativeTwoThreadStepMicros),
         ];
       }),
     ),
