@@ -74,7 +74,7 @@ void setParallelThreads(int threads);
 int parallelThreads();
 
 /** Steps smaller than this many multiply-adds in W S (N^2 P) stay on one thread. */
-constexpr int64_t kParallelMinMacs = int64_t(1) << 20;
+constexpr int64_t kParallelMinMacs = int64_t(1) << 17;
 
 extern const KernelTable baselineTable;
 #if defined(LOB_RTRL_X86)
