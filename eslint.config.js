@@ -2,6 +2,7 @@
 // test, bench and script; browser globals for the dashboard's own scripts. `npm run lint`
 // (part of `npm test`) must report nothing.
 import js from '@eslint/js';
+import prettier from 'eslint-config-prettier';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
@@ -27,4 +28,6 @@ export default tseslint.config(
     files: ['src/http/dashboard/**/*.js'],
     languageOptions: { globals: { ...globals.browser } },
   },
+  // Layout is Prettier's: no ESLint rule argues with it.
+  prettier,
 );
