@@ -117,7 +117,15 @@ export class SymbolEngine {
     this.timeline?.recordMid(snapshot.ts, mid);
     const probs = this.learners.step(mid, this.normalised, this.scoreSink, snapshot.ts);
     const classes = this.classNames.length;
-    const models: ModelPrediction[] = this.modelNames.map((model, i) => ({ model, probs: Array.from(probs.subarray(i * classes, (i + 1) * classes)) }));
+    // The prediction is the output (it leaves for the stream, the ring and the log), so it is
+    // new each tick; its arrays are filled by index, without a view or an iterator per model.
+    const modelCount = this.modelNames.length;
+    const models: ModelPrediction[] = new Array(modelCount);
+    for (let i = 0; i < modelCount; i++) {
+      const modelProbs: number[] = new Array(classes);
+      for (let c = 0; c < classes; c++) modelProbs[c] = probs[i * classes + c];
+      models[i] = { model: this.modelNames[i], probs: modelProbs };
+    }
     const prediction: Prediction = {
       type: 'prediction',
       symbol: this.symbol,
