@@ -125,10 +125,11 @@ function summaryOf(symbolId: number, withState: boolean): SymbolSummary {
 function answer(request: WorkerRequest): WorkerReply {
   switch (request.op) {
     case 'batch': {
+      const started = clock();
       outputLength = 0;
       reader.read(request.records, handler);
       const made = output.slice(0, outputLength);
-      return { op: 'batch', round: request.round, predictions: made };
+      return { op: 'batch', round: request.round, predictions: made, busyMs: clock() - started };
     }
     case 'open':
       return { op: 'reply', requestId: request.requestId, value: open(request.symbolId, request.symbol, request.candidates) };

@@ -62,6 +62,7 @@ export type WorkerRequest =
   | { readonly op: 'resetOrdering'; readonly requestId: number; readonly symbolId: number };
 
 export type WorkerReply =
-  | { readonly op: 'batch'; readonly round: number; readonly predictions: Float64Array }
+  /** `busyMs`: the time this thread spent on the batch, from which the pool sizes what it keeps in flight. */
+  | { readonly op: 'batch'; readonly round: number; readonly predictions: Float64Array; readonly busyMs: number }
   | { readonly op: 'reply'; readonly requestId: number; readonly value: unknown }
   | { readonly op: 'failed'; readonly requestId: number; readonly round: number; readonly message: string };

@@ -61,6 +61,11 @@ export const serviceConfigSchema = z.object({
   maxStreamConnections: z.coerce.number().int().min(1).default(1024),
   /** How long ingest runs before the event loop gets a turn, ms. */
   ingestSliceMs: z.coerce.number().positive().max(1000).default(4),
+  /**
+   * Work each worker thread may have queued, in ms of its measured time per message: what a
+   * producer's message can wait behind on a worker, whoever sent the rest.
+   */
+  workerQueueMs: z.coerce.number().positive().max(10_000).default(10),
   /** A pushed message stamped more than this far ahead of the receive clock is rejected (implausible_ts). */
   clockSkewSeconds: z.coerce.number().positive().default(60),
   /** /v1/stream pings each client this often; one that has not answered the previous ping is closed (0 = never). */

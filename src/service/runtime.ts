@@ -231,8 +231,6 @@ const FEED_PENDING_BOOKS = 256;
 /** A failed tick or interval checkpoint of a symbol is retried no sooner than this, doubling to a minute. */
 const CHECKPOINT_RETRY_MS = 1000;
 const CHECKPOINT_RETRY_MAX_MS = 60_000;
-/** Rounds of input per worker thread posted and not yet answered before ingest is held. */
-const ROUNDS_IN_FLIGHT_PER_WORKER = 8;
 /** Attempts at each shutdown checkpoint before its loss is reported. */
 const SHUTDOWN_ATTEMPTS = 3;
 
@@ -290,13 +288,6 @@ export class ServiceRuntime {
     this.scheduler = new IngestScheduler({
       sliceMs: config.ingestSliceMs,
       onError: (lane, error) => logger.error({ lane, err: error }, 'ingest item failed; the lane goes on'),
-      // Workers that fall behind hold every producer here, so what they have not run stays
-      // bounded: push acknowledgements wait, live feeds' queues fill and conflate.
-      hold: () => {
-        const pool = this.pool;
-        if (!pool || pool.roundsInFlight < ROUNDS_IN_FLIGHT_PER_WORKER * pool.size) return null;
-        return pool.roundsBelow((ROUNDS_IN_FLIGHT_PER_WORKER / 2) * pool.size);
-      },
     });
     this.checkpointLane = this.scheduler.lane<string>('checkpoints', (symbol) => this.runQueuedCheckpoint(symbol));
     this.restoreLane = this.scheduler.lane<string>('restore', (symbol) => {
@@ -315,6 +306,7 @@ export class ServiceRuntime {
         ? new SymbolWorkerPool({
             workers: config.workers,
             config: this.engineConfig,
+            queueMs: config.workerQueueMs,
             onPrediction: (prediction, ticks, warm) => {
               const view = this.workerSymbols.get(prediction.symbol);
               if (view) {
@@ -555,7 +547,11 @@ export class ServiceRuntime {
       maxPendingPerSymbol: FEED_PENDING_BOOKS,
       maxQueued: FEED_PENDING_BOOKS * (feedConfig.symbols.length + 1),
     });
-    const lane = this.scheduler.lane<MarketMessage>(`feed:${feedConfig.venue}`, (message) => this.process(message));
+    const lane = this.scheduler.lane<MarketMessage>(
+      `feed:${feedConfig.venue}`,
+      (message) => this.process(message),
+      (message) => (message.type === 'book_snapshot' || message.type === 'trade' || message.type === 'order_event' ? this.roomFor(message.symbol) : null),
+    );
     const running: RunningFeed = { config: feedConfig, feed, done: Promise.resolve() };
     running.done = (async () => {
       try {
@@ -596,9 +592,25 @@ export class ServiceRuntime {
   /** A lane for one push producer (a WS connection, a POST body). */
   pushLane(name: string): PushLane {
     return new PushLane(
-      this.scheduler.lane<PushItem>(name, (item) => this.runPushItem(item)),
+      this.scheduler.lane<PushItem>(
+        name,
+        (item) => this.runPushItem(item),
+        (item) => {
+          // Validated when it runs; its symbol is only peeked at here to find its worker.
+          const symbol = (item.element as { symbol?: unknown } | null)?.symbol;
+          return typeof symbol === 'string' ? this.roomFor(symbol) : null;
+        },
+      ),
       this,
     );
+  }
+
+  /**
+   * A lane whose next message is for a symbol whose worker is full waits (the others go on):
+   * so a worker holds about `workerQueueMs` of work, and a message waits behind no more than that.
+   */
+  private roomFor(symbol: string): Promise<void> | null {
+    return this.pool ? this.pool.roomFor(symbol) : null;
   }
 
   /**
