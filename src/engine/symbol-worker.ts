@@ -2,6 +2,7 @@
 // the main thread (src/engine/worker-pool.ts), runs each through its symbol's SymbolEngine
 // exactly as Engine.process would, and answers each batch with the predictions it made, in
 // order. It does no I/O: checkpoint bytes go to the main thread, which owns SQLite.
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { BookSnapshot, OrderEvent, Trade } from '../domain/types.js';
 import type { EngineConfig } from './config.js';
@@ -20,6 +21,15 @@ const start = workerData as WorkerStartData;
 // Before any learner exists: the addon is loaded on this thread too (N-API modules load once
 // per thread), and a worker never runs a kernel other than the one the main thread logged.
 useRtrlKernel(start.rtrlKernel);
+// Linux keeps a nice value per thread, and setpriority on "this process" from a thread sets only
+// that thread's; elsewhere it would lower the main thread too, so it is not done there.
+if (start.nice > 0 && process.platform === 'linux') {
+  try {
+    setPriority(0, start.nice);
+  } catch {
+    // A sandbox may refuse it: the thread runs at the main thread's priority, as before.
+  }
+}
 const config: EngineConfig = start.config;
 const engines: (SymbolEngine | undefined)[] = [];
 const names: string[] = [];

@@ -65,6 +65,11 @@ export interface WorkerPoolOptions {
    * which `roomFor` holds producers to. Unset: unbounded (the caller bounds rounds in flight).
    */
   readonly queueMs?: number;
+  /**
+   * Niceness of the worker threads (Linux; default 0): with one worker per core, a positive
+   * value lets the main thread's sockets preempt the workers' kernels instead of queueing behind them.
+   */
+  readonly nice?: number;
 }
 
 /** A worker's credit in records, whatever its measured speed: enough to keep it busy while the next round is written. */
@@ -320,13 +325,19 @@ export class SymbolWorkerPool {
     await this.roundsBelow(1);
   }
 
-  /** Metrics, timelines and (with `withState`) whole states of every open symbol, in order of first sight, and every worker's step latency. */
+  /**
+   * Metrics, timelines and (with `withState`) whole states of the open symbols wanted (all by
+   * default), in order of first sight, and the step latency of every worker asked: each one for
+   * all symbols or none, only the wanted symbols' workers otherwise.
+   */
   async summary(withState: boolean, symbols?: readonly string[]): Promise<{ symbols: SymbolSummary[]; latency: WorkerSummary['latency'][] }> {
     const wanted = symbols ?? this.symbolNames;
     const answers = await Promise.all(
       this.workers.map((worker) => {
         if (worker.failed) return null;
         const ids = wanted.map((s) => this.symbolIds.get(s)).filter((id): id is number => id !== undefined && this.ownerOf[id] === worker.index);
+        // One symbol's checkpoint need not wait for every worker's queue (an empty list still asks each, for its latency).
+        if (ids.length === 0 && wanted.length > 0) return null;
         return this.request<WorkerSummary>(worker, { op: 'summary', requestId: this.nextRequest++, symbolIds: ids, withState });
       }),
     );
@@ -393,6 +404,7 @@ export class SymbolWorkerPool {
       config: this.options.config,
       timelines: this.options.timelines ?? false,
       rtrlKernel: currentRtrlKernel().native === undefined ? 'js' : 'native',
+      nice: this.options.nice ?? 0,
     };
     const thread = new Worker(entry.url, { workerData: data, execArgv: entry.execArgv });
     const worker: PoolWorker = { index, thread, writer: new RecordWriter(), symbols: [], failed: null, rounds: [], roundRecords: [], outstanding: 0, msPerRecord: Number.NaN, roomWaiters: [], requests: new Map() };

@@ -14,6 +14,8 @@ export interface WorkerStartData {
   readonly timelines: boolean;
   /** The RTRL kernel the main thread chose, so every thread runs (and reports) the same one. */
   readonly rtrlKernel: 'js' | 'native';
+  /** Niceness this thread takes (Linux, where it is per thread), so the main thread's I/O preempts it; 0 leaves it. */
+  readonly nice: number;
 }
 
 /** Where a symbol's input stream stands, as the main thread needs it without asking. */

@@ -231,6 +231,12 @@ const FEED_PENDING_BOOKS = 256;
 /** A failed tick or interval checkpoint of a symbol is retried no sooner than this, doubling to a minute. */
 const CHECKPOINT_RETRY_MS = 1000;
 const CHECKPOINT_RETRY_MAX_MS = 60_000;
+/**
+ * Niceness of the symbol workers: with one per core they would otherwise take turns on the cores
+ * with the thread that reads every socket, and a producer's ack or a health check would wait for
+ * the scheduler's next slice instead of preempting a kernel.
+ */
+const WORKER_NICE = 10;
 /** Attempts at each shutdown checkpoint before its loss is reported. */
 const SHUTDOWN_ATTEMPTS = 3;
 
@@ -269,8 +275,8 @@ export class ServiceRuntime {
   private readonly workerLatency = new LatencyHistogram();
   private latencyTimer: NodeJS.Timeout | null = null;
   private flushScheduled = false;
-  /** Checkpoints being taken from workers and written; push acknowledgements wait for them. */
-  private readonly checkpointsInFlight = new Set<Promise<void>>();
+  /** Tick checkpoints being taken from workers and written, by symbol; acks of that symbol's ticks wait for them. */
+  private readonly checkpointsInFlight = new Map<string, Promise<void>>();
   /** Symbols whose tick checkpoint fell due while predictions were handed back. */
   private readonly dueOnWorkers = new Set<string>();
   private stopping = false;
@@ -307,6 +313,7 @@ export class ServiceRuntime {
             workers: config.workers,
             config: this.engineConfig,
             queueMs: config.workerQueueMs,
+            nice: WORKER_NICE,
             onPrediction: (prediction, ticks, warm) => {
               const view = this.workerSymbols.get(prediction.symbol);
               if (view) {
@@ -659,12 +666,25 @@ export class ServiceRuntime {
       if (--batch.remaining === 0) {
         if (this.pool) {
           void this.settled()
-            .then(() => Promise.all(this.checkpointsInFlight))
+            .then(() => this.checkpointsOf(batch.outcome.accepted))
             .then(() => batch.done(batch.outcome));
         }
         else batch.done(batch.outcome);
       }
     }
+  }
+
+  /**
+   * The tick checkpoints in flight of the symbols an ack names: it waits for those alone, so a
+   * producer is never held by the write of another producer's symbol.
+   */
+  private checkpointsOf(accepted: IngestOutcome['accepted']): Promise<unknown> {
+    const writes: Promise<void>[] = [];
+    for (const { symbol } of accepted) {
+      const write = this.checkpointsInFlight.get(symbol);
+      if (write && !writes.includes(write)) writes.push(write);
+    }
+    return Promise.all(writes);
   }
 
   subscribe(listener: PredictionListener): () => void {
@@ -718,9 +738,12 @@ export class ServiceRuntime {
     if (this.dueOnWorkers.size === 0) {
       queueMicrotask(() => {
         for (const due of this.dueOnWorkers) {
-          const written = this.checkpointWithBackoff(due, 'ticks');
-          this.checkpointsInFlight.add(written);
-          void written.finally(() => this.checkpointsInFlight.delete(written));
+          // The one in flight takes the state after these ticks: one write, not one per round.
+          if (this.checkpointsInFlight.has(due)) continue;
+          this.checkpointsInFlight.set(
+            due,
+            this.checkpointWithBackoff(due, 'ticks').finally(() => this.checkpointsInFlight.delete(due)),
+          );
         }
         this.dueOnWorkers.clear();
       });
@@ -925,7 +948,7 @@ export class ServiceRuntime {
     this.scheduler.close();
     // What the workers still hold reaches the ring and the log before the checkpoints.
     if (this.pool) await this.pool.drain();
-    await Promise.all(this.checkpointsInFlight);
+    await Promise.all(this.checkpointsInFlight.values());
     if (this.config.predictionRetentionSeconds > 0) this.flushPredictionLog();
     const lost = await this.writeShutdownCheckpoints();
     if (this.pool) await this.pool.close();
