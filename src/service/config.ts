@@ -71,10 +71,11 @@ export const serviceConfigSchema = z.object({
   /** /v1/stream pings each client this often; one that has not answered the previous ping is closed (0 = never). */
   streamPingSeconds: z.coerce.number().min(0).default(30),
   maxSymbols: z.coerce.number().int().min(1).default(1000),
-  /** Worker threads the symbols are spread over (default one per core); 0 or 1 runs them all on the main thread. */
-  // One thread by default: with symbols on workers the ingest scheduler's fairness does not hold
-  // yet (bench/flood.ts: beside ten flooding producers a polite one's acks starve on two
-  // workers, p99 26 ms on one), and fairness is what push ingest promises.
+  /**
+   * Worker threads the symbols are spread over; 0 or 1 runs them all on the main thread. `serve`
+   * defaults to one per core (its `defaults` layer); 1 here keeps in-process runtimes (tests,
+   * tools) the same on every machine.
+   */
   workers: z.coerce.number().int().min(0).max(256).default(1),
   /** Queued predictions per stream subscriber before it is conflated (newest per symbol kept). */
   subscriberQueue: z.coerce.number().int().min(1).default(256),
@@ -134,11 +135,12 @@ export function envName(key: string): string {
 export class ConfigError extends Error {}
 
 /**
- * Layers the sources and validates once. `file` is a JSON object with the same keys;
- * `env` values are strings (FEEDS is JSON); `flags` are already typed by the CLI.
+ * Layers the sources and validates once: `defaults` (what the entry point knows of the machine,
+ * over the schema's own) < `file` (a JSON object with the same keys) < `env` (strings; FEEDS is
+ * JSON) < `flags` (already typed by the CLI).
  */
-export function loadServiceConfig(sources: { env?: NodeJS.ProcessEnv; file?: string; flags?: Record<string, unknown>; warnings?: string[] }): ServiceConfig {
-  const merged: Record<string, unknown> = {};
+export function loadServiceConfig(sources: { defaults?: Partial<ServiceConfig>; env?: NodeJS.ProcessEnv; file?: string; flags?: Record<string, unknown>; warnings?: string[] }): ServiceConfig {
+  const merged: Record<string, unknown> = { ...sources.defaults };
   if (sources.file) {
     let parsed: unknown;
     try {
