@@ -2,7 +2,7 @@
 // the main thread (src/engine/worker-pool.ts), runs each through its symbol's SymbolEngine
 // exactly as Engine.process would, and answers each batch with the predictions it made, in
 // order. It does no I/O: checkpoint bytes go to the main thread, which owns SQLite.
-import { setPriority } from 'node:os';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { BookSnapshot, OrderEvent, Trade } from '../domain/types.js';
 import type { EngineConfig } from './config.js';
@@ -25,7 +25,7 @@ useRtrlKernel(start.rtrlKernel);
 // that thread's; elsewhere it would lower the main thread too, so it is not done there.
 if (start.nice > 0 && process.platform === 'linux') {
   try {
-    setPriority(0, start.nice);
+    setPriority(0, Math.min(19, getPriority(0) + start.nice));
   } catch {
     // A sandbox may refuse it: the thread runs at the main thread's priority, as before.
   }

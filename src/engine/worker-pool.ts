@@ -66,8 +66,9 @@ export interface WorkerPoolOptions {
    */
   readonly queueMs?: number;
   /**
-   * Niceness of the worker threads (Linux; default 0): with one worker per core, a positive
-   * value lets the main thread's sockets preempt the workers' kernels instead of queueing behind them.
+   * Niceness the worker threads add to the process's (Linux; default 0): with one worker per
+   * core, a positive value lets the main thread's sockets preempt the workers' kernels instead of
+   * queueing behind them.
    */
   readonly nice?: number;
 }

@@ -14,7 +14,7 @@ export interface WorkerStartData {
   readonly timelines: boolean;
   /** The RTRL kernel the main thread chose, so every thread runs (and reports) the same one. */
   readonly rtrlKernel: 'js' | 'native';
-  /** Niceness this thread takes (Linux, where it is per thread), so the main thread's I/O preempts it; 0 leaves it. */
+  /** Niceness this thread adds to the one it started with (Linux, where it is per thread), so the main thread's I/O preempts it; 0 leaves it. */
   readonly nice: number;
 }
 

@@ -66,6 +66,12 @@ export const serviceConfigSchema = z.object({
    * producer's message can wait behind on a worker, whoever sent the rest.
    */
   workerQueueMs: z.coerce.number().positive().max(10_000).default(10),
+  /**
+   * Niceness the worker threads add to the process's (Linux, where it is per thread): with one
+   * worker per core they would otherwise take turns on the cores with the thread that reads
+   * every socket, and an ack or a health check would wait for a kernel's time slice to end.
+   */
+  workerNice: z.coerce.number().int().min(0).max(19).default(10),
   /** A pushed message stamped more than this far ahead of the receive clock is rejected (implausible_ts). */
   clockSkewSeconds: z.coerce.number().positive().default(60),
   /** /v1/stream pings each client this often; one that has not answered the previous ping is closed (0 = never). */

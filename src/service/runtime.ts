@@ -231,12 +231,6 @@ const FEED_PENDING_BOOKS = 256;
 /** A failed tick or interval checkpoint of a symbol is retried no sooner than this, doubling to a minute. */
 const CHECKPOINT_RETRY_MS = 1000;
 const CHECKPOINT_RETRY_MAX_MS = 60_000;
-/**
- * Niceness of the symbol workers: with one per core they would otherwise take turns on the cores
- * with the thread that reads every socket, and a producer's ack or a health check would wait for
- * the scheduler's next slice instead of preempting a kernel.
- */
-const WORKER_NICE = 10;
 /** Attempts at each shutdown checkpoint before its loss is reported. */
 const SHUTDOWN_ATTEMPTS = 3;
 
@@ -313,7 +307,7 @@ export class ServiceRuntime {
             workers: config.workers,
             config: this.engineConfig,
             queueMs: config.workerQueueMs,
-            nice: WORKER_NICE,
+            nice: config.workerNice,
             onPrediction: (prediction, ticks, warm) => {
               const view = this.workerSymbols.get(prediction.symbol);
               if (view) {
