@@ -179,13 +179,14 @@ export class SymbolWorkerPool {
     return new Promise((resolve) => worker.roomWaiters.push(resolve));
   }
 
-  /** Records worker `index` may hold queued or running now. */
+  /** Records a worker (by index) may hold queued or running now. */
   creditOf(worker: number | PoolWorker): number {
-    const pool = typeof worker === 'number' ? this.workers[worker] : worker;
+    const target = typeof worker === 'number' ? this.workers[worker] : worker;
     const queueMs = this.options.queueMs;
     if (queueMs === undefined) return Number.POSITIVE_INFINITY;
-    if (!pool || !(pool.msPerRecord > 0)) return MIN_CREDIT_RECORDS;
-    return Math.min(MAX_CREDIT_RECORDS, Math.max(MIN_CREDIT_RECORDS, Math.ceil(queueMs / pool.msPerRecord)));
+    // Before its first answer its speed is unknown: the floor, until it is measured.
+    if (!target || !(target.msPerRecord > 0)) return MIN_CREDIT_RECORDS;
+    return Math.min(MAX_CREDIT_RECORDS, Math.max(MIN_CREDIT_RECORDS, Math.ceil(queueMs / target.msPerRecord)));
   }
 
   /** Records worker `index` holds queued or running now. */
