@@ -204,7 +204,7 @@ function guarded(stats: StreamStats, log: FastifyBaseLogger, socket: WebSocket, 
  * One ingest connection. A token bucket of `ingestRatePerSecond` messages with a one-second
  * burst is charged when a frame arrives (not when it is processed, so a backlog cannot refill
  * it), by the number of messages in the frame. Accepted frames wait in the producer's lane of
- * the ingest scheduler; while one waits the socket is paused.
+ * the ingest scheduler; past one full frame of unanswered messages the socket is paused.
  */
 class Producer {
   frames = 0;
@@ -213,8 +213,13 @@ class Producer {
   private droppedWindowStart = performance.now();
   private droppedInWindow = 0;
   private readonly lane: PushLane;
-  /** Frames accepted and not yet answered. */
-  private inFlight = 0;
+  /**
+   * Messages accepted and not yet answered. Past one full frame's worth the socket is not read,
+   * so a producer buffers at most about two frames here however fast it sends; counted in
+   * messages, not frames, so a producer of small frames can have many in flight and its acks,
+   * each waiting for a worker thread's prediction, do not queue behind one another.
+   */
+  private unanswered = 0;
 
   constructor(
     private readonly socket: WebSocket,
@@ -242,16 +247,17 @@ class Producer {
     // A frame refused whole (empty, too many messages) is answered at once and costs no tokens.
     const batch = this.runtime.ingestMapper.batchOf(parsed.value);
     if (batch.ok && !this.admit(frame, batch.elements.length)) return;
-    this.inFlight++;
-    if (this.inFlight > 1) this.socket.pause();
-    this.lane.submit(parsed.value, (outcome) => this.answer(frame, outcome));
+    const messages = batch.ok ? batch.elements.length : 0;
+    this.unanswered += messages;
+    if (this.unanswered > this.runtime.config.ingestMaxBatch) this.socket.pause();
+    this.lane.submit(parsed.value, (outcome) => this.answer(frame, messages, outcome));
   }
 
-  private answer(frame: number, outcome: IngestOutcome): void {
-    this.inFlight--;
+  private answer(frame: number, messages: number, outcome: IngestOutcome): void {
+    this.unanswered -= messages;
     for (const { reason, detail } of outcome.rejected) this.reply({ type: 'error', frame, reason, detail });
     this.reply({ type: 'ack', frame, accepted: outcome.accepted, ...(outcome.trades > 0 ? { trades: outcome.trades } : {}) });
-    if (this.inFlight <= 1 && this.socket.isPaused) this.socket.resume();
+    if (this.unanswered <= this.runtime.config.ingestMaxBatch && this.socket.isPaused) this.socket.resume();
   }
 
   private admit(frame: number, messages: number): boolean {
