@@ -65,7 +65,7 @@ export const serviceConfigSchema = z.object({
    * Work each worker thread may have queued, in ms of its measured time per message: what a
    * producer's message can wait behind on a worker, whoever sent the rest.
    */
-  workerQueueMs: z.coerce.number().positive().max(10_000).default(10),
+  workerQueueMs: z.coerce.number().positive().max(10_000).default(5),
   /**
    * Niceness the worker threads add to the process's (Linux, where it is per thread): with one
    * worker per core they would otherwise take turns on the cores with the thread that reads
