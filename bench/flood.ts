@@ -5,7 +5,8 @@
 // The goal: the polite producer's ack p99 and /healthz p99 both under 50 ms.
 // `--cli <path>` runs another build (an older checkout's dist/src/cli/main.js) under the same load.
 //   npx tsc -p tsconfig.build.json && node dist/bench/run.js --only flood
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { formatTable } from './learners.js';
@@ -59,7 +60,10 @@ export async function benchFlood(root: string, cli: string, label: string): Prom
   const baseTs = rows[0].ts;
   const snapshotJson = (symbol: string, seq: number) => `{"symbol":"${symbol}","ts":${baseTs + seq},"seq":${seq},${sides[seq % sides.length]}`;
 
-  const server = await spawnServer(cli, {});
+  // A database of its own: the default one would restore the last run's symbols, and their
+  // ordering would refuse every snapshot of this run (seq starts at 0 again) as out of order.
+  const dbDir = mkdtempSync(join(tmpdir(), 'lob-rtrl-bench-flood-'));
+  const server = await spawnServer(cli, { LOB_RTRL_DB: join(dbDir, 'flood.sqlite') });
   const wsUrl = `${server.url.replace(/^http/, 'ws')}/v1/ingest`;
   let measuring = false;
   let stopping = false;
@@ -137,6 +141,7 @@ export async function benchFlood(root: string, cli: string, label: string): Prom
   for (const socket of [...flooders, polite]) socket.terminate();
   await healthLoop.catch(() => {});
   await server.stop();
+  rmSync(dbDir, { recursive: true, force: true });
   return {
     label,
     politeAckMs: percentiles(politeLatencies),

@@ -6,6 +6,7 @@ import { pino, type Logger } from 'pino';
 import { BusError } from '../bus/market-log.js';
 import { startIngestRole } from '../bus/ingest-role.js';
 import { startWorkerRole } from '../bus/worker-role.js';
+import { defaultWorkerCount } from '../engine/worker-pool.js';
 import { buildApp } from '../http/app.js';
 import { resolveRtrlKernelOrExplain } from './kernel-choice.js';
 import { ConfigError, engineConfigOf, loadServiceConfig, type ServiceConfig } from '../service/config.js';
@@ -46,7 +47,7 @@ export function registerServeCommand(program: Command): void {
     .option('--lr <rate>', 'learning rate (LOB_RTRL_LR)')
     .option('--seed <n>', 'initialisation seed (LOB_RTRL_SEED)')
     .option('--kernel <kernel>', 'RTRL kernel: auto|js|native (LOB_RTRL_KERNEL)')
-    .option('--workers <n>', 'worker threads the symbols are spread over, default 1 (every symbol on the main thread; LOB_RTRL_WORKERS)')
+    .option('--workers <n>', 'worker threads the symbols are spread over (LOB_RTRL_WORKERS; default one per core; 0 or 1: all on the main thread)')
     .option('--role <role>', 'all (the embedded single process) | ingest (feeds to the NATS market-data log) | worker (consume its partitions; LOB_RTRL_ROLE)')
     .option('--nats-url <url>', 'NATS servers for the distributed roles (LOB_RTRL_NATS_URL)')
     .action(async (flags: ServeFlags) => {
@@ -54,13 +55,18 @@ export function registerServeCommand(program: Command): void {
       const warnings: string[] = [];
       try {
         const { config: file, ...rest } = flags;
-        config = loadServiceConfig({ env: process.env, file, flags: rest, warnings });
+        config = loadServiceConfig({ defaults: serveDefaults(), env: process.env, file, flags: rest, warnings });
       } catch (error) {
         if (error instanceof ConfigError) throw new UsageError(`config: ${error.message}`);
         throw error;
       }
       await serve(config, warnings);
     });
+}
+
+/** What `serve` takes from the machine when no file, variable or flag says otherwise: a worker thread per core. */
+export function serveDefaults(): Partial<ServiceConfig> {
+  return { workers: defaultWorkerCount() };
 }
 
 export function createLogger(config: Pick<ServiceConfig, 'logLevel'>): Logger {

@@ -2,6 +2,7 @@
 // the main thread (src/engine/worker-pool.ts), runs each through its symbol's SymbolEngine
 // exactly as Engine.process would, and answers each batch with the predictions it made, in
 // order. It does no I/O: checkpoint bytes go to the main thread, which owns SQLite.
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { BookSnapshot, OrderEvent, Trade } from '../domain/types.js';
 import type { EngineConfig } from './config.js';
@@ -20,6 +21,15 @@ const start = workerData as WorkerStartData;
 // Before any learner exists: the addon is loaded on this thread too (N-API modules load once
 // per thread), and a worker never runs a kernel other than the one the main thread logged.
 useRtrlKernel(start.rtrlKernel);
+// Linux keeps a nice value per thread, and setpriority on "this process" from a thread sets only
+// that thread's; elsewhere it would lower the main thread too, so it is not done there.
+if (start.nice > 0 && process.platform === 'linux') {
+  try {
+    setPriority(0, Math.min(19, getPriority(0) + start.nice));
+  } catch {
+    // A sandbox may refuse it: the thread runs at the main thread's priority, as before.
+  }
+}
 const config: EngineConfig = start.config;
 const engines: (SymbolEngine | undefined)[] = [];
 const names: string[] = [];
@@ -125,10 +135,11 @@ function summaryOf(symbolId: number, withState: boolean): SymbolSummary {
 function answer(request: WorkerRequest): WorkerReply {
   switch (request.op) {
     case 'batch': {
+      const started = clock();
       outputLength = 0;
       reader.read(request.records, handler);
       const made = output.slice(0, outputLength);
-      return { op: 'batch', round: request.round, predictions: made };
+      return { op: 'batch', round: request.round, predictions: made, busyMs: clock() - started };
     }
     case 'open':
       return { op: 'reply', requestId: request.requestId, value: open(request.symbolId, request.symbol, request.candidates) };

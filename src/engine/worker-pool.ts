@@ -8,6 +8,11 @@
 // that matters). Each worker answers a round with the predictions it made, and the pool
 // hands them to `onPrediction` in the order their snapshots were pushed, whatever the worker:
 // the global order of predictions is the input order, exactly as with one thread.
+//
+// With `queueMs`, each worker has a credit: the records it may hold queued or running, sized
+// from its measured time per record so that they are about `queueMs` of its work. `roomFor`
+// tells a producer whose symbol's worker is full to wait; so what any message waits behind on
+// a worker is bounded, and the order callers hand work over is the order it is done.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { BookSnapshot, OrderEvent, Trade } from '../domain/types.js';
@@ -55,7 +60,24 @@ export interface WorkerPoolOptions {
   readonly onWorkerFailure?: (worker: number, error: Error, symbols: readonly string[]) => void;
   /** Records in a round before `push` flushes it by itself. */
   readonly maxRoundRecords?: number;
+  /**
+   * Work each worker may have queued or running, in ms of its own measured time per record,
+   * which `roomFor` holds producers to. Unset: unbounded (the caller bounds rounds in flight).
+   */
+  readonly queueMs?: number;
+  /**
+   * Niceness the worker threads add to the process's (Linux; default 0): with one worker per
+   * core, a positive value lets the main thread's sockets preempt the workers' kernels instead of
+   * queueing behind them.
+   */
+  readonly nice?: number;
 }
+
+/** A worker's credit in records, whatever its measured speed: enough to keep it busy while the next round is written. */
+export const MIN_CREDIT_RECORDS = 4;
+const MAX_CREDIT_RECORDS = 4096;
+/** Weight of the newest round in a worker's time per record. */
+const COST_SMOOTHING = 0.2;
 
 interface Round {
   readonly id: number;
@@ -76,6 +98,14 @@ interface PoolWorker {
   failed: Error | null;
   /** Rounds posted to it and not yet answered, oldest first. */
   readonly rounds: Round[];
+  /** Records of each of those rounds, in the same order. */
+  readonly roundRecords: number[];
+  /** Records written for it (pending or posted) and not yet answered. */
+  outstanding: number;
+  /** Its measured milliseconds per record (smoothed), NaN before its first answer. */
+  msPerRecord: number;
+  /** Producers waiting for room on it. */
+  roomWaiters: Array<() => void>;
   readonly requests: Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>;
 }
 
@@ -134,6 +164,36 @@ export class SymbolWorkerPool {
     return id === undefined ? undefined : this.ownerOf[id];
   }
 
+  /**
+   * Null when the worker of `symbol` can take more (or `queueMs` is unset, or the symbol is not
+   * open yet), else a promise that resolves once it has worked off half its credit.
+   */
+  roomFor(symbol: string): Promise<void> | null {
+    if (this.options.queueMs === undefined) return null;
+    const id = this.symbolIds.get(symbol);
+    if (id === undefined) return null;
+    const worker = this.workers[this.ownerOf[id]];
+    if (worker.failed || worker.outstanding < this.creditOf(worker)) return null;
+    // What it was given must reach it, or no room would ever come.
+    if (!worker.writer.empty) this.flush();
+    return new Promise((resolve) => worker.roomWaiters.push(resolve));
+  }
+
+  /** Records a worker (by index) may hold queued or running now. */
+  creditOf(worker: number | PoolWorker): number {
+    const target = typeof worker === 'number' ? this.workers[worker] : worker;
+    const queueMs = this.options.queueMs;
+    if (queueMs === undefined) return Number.POSITIVE_INFINITY;
+    // Before its first answer its speed is unknown: the floor, until it is measured.
+    if (!target || !(target.msPerRecord > 0)) return MIN_CREDIT_RECORDS;
+    return Math.min(MAX_CREDIT_RECORDS, Math.max(MIN_CREDIT_RECORDS, Math.ceil(queueMs / target.msPerRecord)));
+  }
+
+  /** Records worker `index` holds queued or running now. */
+  outstandingOn(index: number): number {
+    return this.workers[index]?.outstanding ?? 0;
+  }
+
   /** Whether the worker running `symbol` has failed. */
   failed(symbol: string): boolean {
     const worker = this.workerOf(symbol);
@@ -165,6 +225,7 @@ export class SymbolWorkerPool {
     const worker = this.liveWorkerOf(snapshot.symbol);
     if (!worker) return false;
     worker.writer.snapshot(this.symbolIds.get(snapshot.symbol)!, snapshot);
+    worker.outstanding++;
     if (this.snapshotsInRound === this.owners.length) {
       const grown = new Uint16Array(this.owners.length * 2);
       grown.set(this.owners);
@@ -179,6 +240,7 @@ export class SymbolWorkerPool {
     const worker = this.liveWorkerOf(trade.symbol);
     if (!worker) return false;
     worker.writer.trade(this.symbolIds.get(trade.symbol)!, trade);
+    worker.outstanding++;
     this.counted();
     return true;
   }
@@ -187,6 +249,7 @@ export class SymbolWorkerPool {
     const worker = this.liveWorkerOf(event.symbol);
     if (!worker) return false;
     worker.writer.orderEvent(this.symbolIds.get(event.symbol)!, event);
+    worker.outstanding++;
     this.counted();
     return true;
   }
@@ -197,6 +260,7 @@ export class SymbolWorkerPool {
       for (const worker of this.workers) {
         if (worker.failed) continue;
         worker.writer.disconnect(EVERY_SYMBOL);
+        worker.outstanding++;
         this.counted();
       }
       return;
@@ -206,6 +270,7 @@ export class SymbolWorkerPool {
     const worker = this.liveWorkerOf(symbol);
     if (!worker) return;
     worker.writer.disconnect(this.symbolIds.get(symbol)!);
+    worker.outstanding++;
     this.counted();
   }
 
@@ -217,10 +282,12 @@ export class SymbolWorkerPool {
     this.recordsInRound = 0;
     for (const worker of this.workers) {
       if (worker.writer.empty) continue;
+      const count = worker.writer.count;
       const records = worker.writer.take();
       if (worker.failed) continue;
       round.waiting++;
       worker.rounds.push(round);
+      worker.roundRecords.push(count);
       this.post(worker, { op: 'batch', round: round.id, records }, [records.buffer as ArrayBuffer]);
     }
     this.rounds.push(round);
@@ -260,13 +327,19 @@ export class SymbolWorkerPool {
     await this.roundsBelow(1);
   }
 
-  /** Metrics, timelines and (with `withState`) whole states of every open symbol, in order of first sight, and every worker's step latency. */
+  /**
+   * Metrics, timelines and (with `withState`) whole states of the open symbols wanted (all by
+   * default), in order of first sight, and the step latency of every worker asked: each one for
+   * all symbols or none, only the wanted symbols' workers otherwise.
+   */
   async summary(withState: boolean, symbols?: readonly string[]): Promise<{ symbols: SymbolSummary[]; latency: WorkerSummary['latency'][] }> {
     const wanted = symbols ?? this.symbolNames;
     const answers = await Promise.all(
       this.workers.map((worker) => {
         if (worker.failed) return null;
         const ids = wanted.map((s) => this.symbolIds.get(s)).filter((id): id is number => id !== undefined && this.ownerOf[id] === worker.index);
+        // One symbol's checkpoint need not wait for every worker's queue (an empty list still asks each, for its latency).
+        if (ids.length === 0 && wanted.length > 0) return null;
         return this.request<WorkerSummary>(worker, { op: 'summary', requestId: this.nextRequest++, symbolIds: ids, withState });
       }),
     );
@@ -333,9 +406,10 @@ export class SymbolWorkerPool {
       config: this.options.config,
       timelines: this.options.timelines ?? false,
       rtrlKernel: currentRtrlKernel().native === undefined ? 'js' : 'native',
+      nice: this.options.nice ?? 0,
     };
     const thread = new Worker(entry.url, { workerData: data, execArgv: entry.execArgv });
-    const worker: PoolWorker = { index, thread, writer: new RecordWriter(), symbols: [], failed: null, rounds: [], requests: new Map() };
+    const worker: PoolWorker = { index, thread, writer: new RecordWriter(), symbols: [], failed: null, rounds: [], roundRecords: [], outstanding: 0, msPerRecord: Number.NaN, roomWaiters: [], requests: new Map() };
     this.workers[index] = worker;
     thread.on('message', (reply: WorkerReply) => this.onReply(worker, reply));
     thread.on('error', (error) => this.fail(worker, error));
@@ -368,6 +442,7 @@ export class SymbolWorkerPool {
         }
         round.predictions[worker.index] = reply.predictions;
         round.waiting--;
+        this.answered(worker, worker.roundRecords.shift()!, reply.busyMs);
         this.emitReady();
         return;
       }
@@ -398,10 +473,30 @@ export class SymbolWorkerPool {
     void worker.thread.terminate();
     for (const round of worker.rounds) round.waiting--;
     worker.rounds.length = 0;
+    worker.roundRecords.length = 0;
+    // Its producers go on, to find their symbols refused.
+    this.wakeRoomWaiters(worker);
     for (const pending of worker.requests.values()) pending.reject(new WorkerFailedError(`worker ${worker.index} failed: ${error.message}`));
     worker.requests.clear();
     this.options.onWorkerFailure?.(worker.index, error, worker.symbols);
     this.emitReady();
+  }
+
+  /** A round's part came back from `worker`: its records leave the credit, and its time per record is learned. */
+  private answered(worker: PoolWorker, records: number, busyMs: number): void {
+    worker.outstanding -= records;
+    if (records > 0 && busyMs >= 0) {
+      const cost = busyMs / records;
+      worker.msPerRecord = Number.isNaN(worker.msPerRecord) ? cost : worker.msPerRecord + COST_SMOOTHING * (cost - worker.msPerRecord);
+    }
+    // Woken at half the credit, not at each record, so the next round is a useful size.
+    if (worker.roomWaiters.length > 0 && worker.outstanding <= this.creditOf(worker) / 2) this.wakeRoomWaiters(worker);
+  }
+
+  private wakeRoomWaiters(worker: PoolWorker): void {
+    const waiters = worker.roomWaiters;
+    worker.roomWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   /** Hands over, in push order, the predictions of every leading round all its workers answered. */

@@ -14,6 +14,8 @@ export interface WorkerStartData {
   readonly timelines: boolean;
   /** The RTRL kernel the main thread chose, so every thread runs (and reports) the same one. */
   readonly rtrlKernel: 'js' | 'native';
+  /** Niceness this thread adds to the one it started with (Linux, where it is per thread), so the main thread's I/O preempts it; 0 leaves it. */
+  readonly nice: number;
 }
 
 /** Where a symbol's input stream stands, as the main thread needs it without asking. */
@@ -62,6 +64,7 @@ export type WorkerRequest =
   | { readonly op: 'resetOrdering'; readonly requestId: number; readonly symbolId: number };
 
 export type WorkerReply =
-  | { readonly op: 'batch'; readonly round: number; readonly predictions: Float64Array }
+  /** `busyMs`: the time this thread spent on the batch, from which the pool sizes what it keeps in flight. */
+  | { readonly op: 'batch'; readonly round: number; readonly predictions: Float64Array; readonly busyMs: number }
   | { readonly op: 'reply'; readonly requestId: number; readonly value: unknown }
   | { readonly op: 'failed'; readonly requestId: number; readonly round: number; readonly message: string };

@@ -127,7 +127,7 @@ async function registerStreamRoutes(app: FastifyInstance, options: WebSocketRout
     { websocket: true, preHandler: [authorise, refuseOver(() => stats.ingestConnections, config.maxIngestConnections, 'ingest')] },
     (socket, request) => {
       stats.ingestConnections++;
-      const producer = new Producer(socket, ingest, config.ingestRatePerSecond, stats, limits, request.log);
+      const producer = new Producer(socket, ingest, config.ingestRatePerSecond, stats, limits, request.log, config.ingestMaxBatch);
       socket.on('message', (data: Buffer, isBinary: boolean) => guarded(stats, request.log, socket, () => producer.onFrame(data, isBinary)));
       request.log.info('ingest connection opened');
       socket.on('close', (code: number) => {
@@ -197,7 +197,7 @@ function guarded(stats: StreamStats, log: FastifyBaseLogger, socket: WebSocket, 
  * One ingest connection. A token bucket of `ingestRatePerSecond` messages with a one-second
  * burst is charged when a frame arrives (not when it is processed, so a backlog cannot refill
  * it), by the number of messages in the frame. Accepted frames wait in the producer's lane of
- * the ingest scheduler; while one waits the socket is paused.
+ * the ingest scheduler; past one full frame of unanswered messages the socket is paused.
  */
 class Producer {
   frames = 0;
@@ -206,8 +206,13 @@ class Producer {
   private droppedWindowStart = performance.now();
   private droppedInWindow = 0;
   private readonly lane: PushLane;
-  /** Frames accepted and not yet answered. */
-  private inFlight = 0;
+  /**
+   * Messages accepted and not yet answered. Past one full frame's worth the socket is not read,
+   * so a producer buffers at most about two frames here however fast it sends; counted in
+   * messages, not frames, so a producer of small frames can have many in flight and its acks,
+   * each waiting for a worker thread's prediction, do not queue behind one another.
+   */
+  private unanswered = 0;
 
   constructor(
     private readonly socket: WebSocket,
@@ -216,6 +221,8 @@ class Producer {
     private readonly stats: StreamStats,
     private readonly limits: StreamLimits,
     private readonly log: FastifyBaseLogger,
+    /** One full frame (`ingestMaxBatch` messages): past it the socket is not read. */
+    private readonly maxUnanswered: number,
   ) {
     this.tokens = ratePerSecond;
     this.lane = ingest.lane('ws-ingest');
@@ -236,16 +243,17 @@ class Producer {
     // A frame refused whole (empty, too many messages) is answered at once and costs no tokens.
     const messages = this.ingest.messageCount(parsed.value);
     if (messages !== null && !this.admit(frame, messages)) return;
-    this.inFlight++;
-    if (this.inFlight > 1) this.socket.pause();
-    this.lane.submit(parsed.value, (outcome) => this.answer(frame, outcome));
+    const counted = messages ?? 0;
+    this.unanswered += counted;
+    if (this.unanswered > this.maxUnanswered) this.socket.pause();
+    this.lane.submit(parsed.value, (outcome) => this.answer(frame, counted, outcome));
   }
 
-  private answer(frame: number, outcome: IngestOutcome): void {
-    this.inFlight--;
+  private answer(frame: number, messages: number, outcome: IngestOutcome): void {
+    this.unanswered -= messages;
     for (const { reason, detail } of outcome.rejected) this.reply({ type: 'error', frame, reason, detail });
     this.reply({ type: 'ack', frame, accepted: outcome.accepted, ...(outcome.trades > 0 ? { trades: outcome.trades } : {}) });
-    if (this.inFlight <= 1 && this.socket.isPaused) this.socket.resume();
+    if (this.unanswered <= this.maxUnanswered && this.socket.isPaused) this.socket.resume();
   }
 
   private admit(frame: number, messages: number): boolean {

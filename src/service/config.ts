@@ -63,15 +63,27 @@ export const serviceConfigSchema = z.object({
   maxStreamConnections: z.coerce.number().int().min(1).default(1024),
   /** How long ingest runs before the event loop gets a turn, ms. */
   ingestSliceMs: z.coerce.number().positive().max(1000).default(4),
+  /**
+   * Work each worker thread may have queued, in ms of its measured time per message: what a
+   * producer's message can wait behind on a worker, whoever sent the rest.
+   */
+  workerQueueMs: z.coerce.number().positive().max(10_000).default(5),
+  /**
+   * Niceness the worker threads add to the process's (Linux, where it is per thread): with one
+   * worker per core they would otherwise take turns on the cores with the thread that reads
+   * every socket, and an ack or a health check would wait for a kernel's time slice to end.
+   */
+  workerNice: z.coerce.number().int().min(0).max(19).default(10),
   /** A pushed message stamped more than this far ahead of the receive clock is rejected (implausible_ts). */
   clockSkewSeconds: z.coerce.number().positive().default(60),
   /** /v1/stream pings each client this often; one that has not answered the previous ping is closed (0 = never). */
   streamPingSeconds: z.coerce.number().min(0).default(30),
   maxSymbols: z.coerce.number().int().min(1).default(1000),
-  /** Worker threads the symbols are spread over (default one per core); 0 or 1 runs them all on the main thread. */
-  // One thread by default: with symbols on workers the ingest scheduler's fairness does not hold
-  // yet (bench/flood.ts: beside ten flooding producers a polite one's acks starve on two
-  // workers, p99 26 ms on one), and fairness is what push ingest promises.
+  /**
+   * Worker threads the symbols are spread over; 0 or 1 runs them all on the main thread. `serve`
+   * defaults to one per core (its `defaults` layer); 1 here keeps in-process runtimes (tests,
+   * tools) the same on every machine.
+   */
   workers: z.coerce.number().int().min(0).max(256).default(1),
   /** Queued predictions per stream subscriber before it is conflated (newest per symbol kept). */
   subscriberQueue: z.coerce.number().int().min(1).default(256),
@@ -131,11 +143,12 @@ export function envName(key: string): string {
 export class ConfigError extends Error {}
 
 /**
- * Layers the sources and validates once. `file` is a JSON object with the same keys;
- * `env` values are strings (FEEDS is JSON); `flags` are already typed by the CLI.
+ * Layers the sources and validates once: `defaults` (what the entry point knows of the machine,
+ * over the schema's own) < `file` (a JSON object with the same keys) < `env` (strings; FEEDS is
+ * JSON) < `flags` (already typed by the CLI).
  */
-export function loadServiceConfig(sources: { env?: NodeJS.ProcessEnv; file?: string; flags?: Record<string, unknown>; warnings?: string[] }): ServiceConfig {
-  const merged: Record<string, unknown> = {};
+export function loadServiceConfig(sources: { defaults?: Partial<ServiceConfig>; env?: NodeJS.ProcessEnv; file?: string; flags?: Record<string, unknown>; warnings?: string[] }): ServiceConfig {
+  const merged: Record<string, unknown> = { ...sources.defaults };
   if (sources.file) {
     let parsed: unknown;
     try {

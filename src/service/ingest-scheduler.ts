@@ -6,6 +6,11 @@
 //
 // An item is one message (one snapshot, one trade) or one checkpoint: the smallest unit the
 // engine does atomically, so a slice overruns its budget by at most one item.
+//
+// A lane may be asked, before each item, whether that item can run now (its symbol's worker
+// thread has no room): if not, the lane leaves the turn order until the promise it was given
+// settles, and the other lanes go on. Work handed on is then bounded where it is done, so the
+// order of turns here stays the order in which the work is done.
 
 export interface SchedulerOptions {
   /** Work done before the event loop gets a turn (default 4 ms). */
@@ -14,12 +19,13 @@ export interface SchedulerOptions {
   readonly clock?: () => number;
   /** An item that throws is dropped and reported here; the lane goes on with the next. */
   readonly onError?: (lane: string, error: unknown) => void;
-  /**
-   * Asked before each slice: a promise holds every lane until it settles (the symbols' worker
-   * threads are behind), null lets the slice run.
-   */
-  readonly hold?: () => Promise<void> | null;
 }
+
+/**
+ * Asked before a lane's next item runs: null lets it run, a promise parks the lane (its later
+ * items too, in order) until it settles.
+ */
+export type LaneGate<T> = (item: T) => Promise<void> | null;
 
 export interface SchedulerStats {
   /** Items run since start. */
@@ -29,45 +35,52 @@ export interface SchedulerStats {
   longestSliceMs: number;
   /** Items that threw. */
   failures: number;
+  /** Times a lane was parked by its gate. */
+  parks: number;
 }
 
 export class IngestScheduler {
-  readonly stats: SchedulerStats = { items: 0, slices: 0, longestSliceMs: 0, failures: 0 };
+  readonly stats: SchedulerStats = { items: 0, slices: 0, longestSliceMs: 0, failures: 0, parks: 0 };
   private readonly sliceMs: number;
   private readonly clock: () => number;
   private readonly onError: (lane: string, error: unknown) => void;
   /** Lanes with queued items, in round-robin order. */
   private readonly ready: IngestLane<unknown>[] = [];
+  /** Lanes with queued items waiting on their gate, out of the turn order. */
+  private readonly parked = new Set<IngestLane<unknown>>();
   private cursor = 0;
   private scheduled: NodeJS.Immediate | null = null;
   private idleWaiters: Array<() => void> = [];
   private closed = false;
-  private holding = false;
-  private readonly hold: (() => Promise<void> | null) | undefined;
 
   constructor(options: SchedulerOptions = {}) {
-    this.hold = options.hold;
     this.sliceMs = options.sliceMs ?? 4;
     if (!(this.sliceMs > 0)) throw new RangeError(`sliceMs: must be > 0, got ${this.sliceMs}`);
     this.clock = options.clock ?? (() => performance.now());
     this.onError = options.onError ?? (() => {});
   }
 
-  /** A new lane whose items `run` processes one at a time. */
-  lane<T>(name: string, run: (item: T) => void): IngestLane<T> {
-    return new IngestLane<T>(this, name, run);
+  /** A new lane whose items `run` processes one at a time, each once `gate` (if any) lets it. */
+  lane<T>(name: string, run: (item: T) => void, gate?: LaneGate<T>): IngestLane<T> {
+    return new IngestLane<T>(this, name, run, gate);
   }
 
   /** Items waiting in every lane. */
   get queued(): number {
     let total = 0;
     for (const lane of this.ready) total += lane.queued;
+    for (const lane of this.parked) total += lane.queued;
     return total;
+  }
+
+  /** Lanes waiting on their gate. */
+  get parkedLanes(): number {
+    return this.parked.size;
   }
 
   /** Resolves once no lane has anything queued. */
   idle(): Promise<void> {
-    if (this.ready.length === 0) return Promise.resolve();
+    if (this.ready.length === 0 && this.parked.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -87,31 +100,33 @@ export class IngestScheduler {
 
   /** @internal a lane was closed with items queued. */
   forget(lane: IngestLane<unknown>): void {
+    if (this.parked.delete(lane)) {
+      if (this.ready.length === 0 && this.parked.size === 0) this.wakeIdle();
+      return;
+    }
     const index = this.ready.indexOf(lane);
     if (index < 0) return;
     this.ready.splice(index, 1);
     if (index < this.cursor) this.cursor--;
-    if (this.ready.length === 0) this.wakeIdle();
+    if (this.ready.length === 0 && this.parked.size === 0) this.wakeIdle();
   }
 
   /** Runs up to one slice now, synchronously (tests and shutdown drain with it). */
   runSlice(): void {
     this.scheduled = null;
-    if (this.closed || this.holding) return;
-    const held = this.hold?.();
-    if (held) {
-      this.holding = true;
-      void held.then(() => {
-        this.holding = false;
-        this.schedule();
-      });
-      return;
-    }
+    if (this.closed) return;
     const started = this.clock();
     const deadline = started + this.sliceMs;
     while (this.ready.length > 0) {
       if (this.cursor >= this.ready.length) this.cursor = 0;
       const lane = this.ready[this.cursor];
+      const gate = lane.gateOfNext();
+      if (gate) {
+        // Out of the turn order until its gate opens; it rejoins at the end, as a lane with new work does.
+        this.ready.splice(this.cursor, 1);
+        this.park(lane, gate);
+        continue;
+      }
       const more = lane.runOne(this.onError);
       this.stats.items++;
       if (more) {
@@ -125,11 +140,23 @@ export class IngestScheduler {
     this.stats.slices++;
     if (elapsed > this.stats.longestSliceMs) this.stats.longestSliceMs = elapsed;
     if (this.ready.length > 0) this.schedule();
-    else this.wakeIdle();
+    else if (this.parked.size === 0) this.wakeIdle();
+  }
+
+  private park(lane: IngestLane<unknown>, gate: Promise<void>): void {
+    this.stats.parks++;
+    this.parked.add(lane);
+    const rejoin = () => {
+      // A lane closed while parked has already been forgotten.
+      if (!this.parked.delete(lane)) return;
+      if (lane.queued > 0) this.markReady(lane);
+      else if (this.ready.length === 0 && this.parked.size === 0) this.wakeIdle();
+    };
+    gate.then(rejoin, rejoin);
   }
 
   private schedule(): void {
-    if (this.scheduled || this.closed || this.holding) return;
+    if (this.scheduled || this.closed) return;
     this.scheduled = setImmediate(() => this.runSlice());
   }
 
@@ -158,6 +185,7 @@ export class IngestLane<T> {
     private readonly scheduler: IngestScheduler,
     readonly name: string,
     private readonly run: (item: T) => void,
+    private readonly gate: LaneGate<T> | undefined,
   ) {}
 
   get queued(): number {
@@ -187,6 +215,11 @@ export class IngestLane<T> {
     // A lane closed by its own running item leaves the ready list through runOne's answer.
     if (listed) this.scheduler.forget(this as IngestLane<unknown>);
     this.wakeDrainWaiters();
+  }
+
+  /** @internal what the oldest item must wait for before it runs, or null. */
+  gateOfNext(): Promise<void> | null {
+    return this.gate ? this.gate(this.items[this.head] as T) : null;
   }
 
   /** @internal runs the oldest item; returns whether more are queued. */

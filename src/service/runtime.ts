@@ -232,8 +232,6 @@ const FEED_PENDING_BOOKS = 256;
 /** A failed tick or interval checkpoint of a symbol is retried no sooner than this, doubling to a minute. */
 const CHECKPOINT_RETRY_MS = 1000;
 const CHECKPOINT_RETRY_MAX_MS = 60_000;
-/** Rounds of input per worker thread posted and not yet answered before ingest is held. */
-const ROUNDS_IN_FLIGHT_PER_WORKER = 8;
 /** Attempts at each shutdown checkpoint before its loss is reported. */
 const SHUTDOWN_ATTEMPTS = 3;
 
@@ -274,8 +272,8 @@ export class ServiceRuntime {
   private readonly workerLatency = new LatencyHistogram();
   private latencyTimer: NodeJS.Timeout | null = null;
   private flushScheduled = false;
-  /** Checkpoints being taken from workers and written; push acknowledgements wait for them. */
-  private readonly checkpointsInFlight = new Set<Promise<void>>();
+  /** Tick checkpoints being taken from workers and written, by symbol; acks of that symbol's ticks wait for them. */
+  private readonly checkpointsInFlight = new Map<string, Promise<void>>();
   /** Symbols whose tick checkpoint fell due while predictions were handed back. */
   private readonly dueOnWorkers = new Set<string>();
   private stopping = false;
@@ -296,13 +294,6 @@ export class ServiceRuntime {
     this.scheduler = new IngestScheduler({
       sliceMs: config.ingestSliceMs,
       onError: (lane, error) => logger.error({ lane, err: error }, 'ingest item failed; the lane goes on'),
-      // Workers that fall behind hold every producer here, so what they have not run stays
-      // bounded: push acknowledgements wait, live feeds' queues fill and conflate.
-      hold: () => {
-        const pool = this.pool;
-        if (!pool || pool.roundsInFlight < ROUNDS_IN_FLIGHT_PER_WORKER * pool.size) return null;
-        return pool.roundsBelow((ROUNDS_IN_FLIGHT_PER_WORKER / 2) * pool.size);
-      },
     });
     this.checkpointLane = this.scheduler.lane<string>('checkpoints', (symbol) => this.runQueuedCheckpoint(symbol));
     this.restoreLane = this.scheduler.lane<string>('restore', (symbol) => {
@@ -321,6 +312,8 @@ export class ServiceRuntime {
         ? new SymbolWorkerPool({
             workers: config.workers,
             config: this.engineConfig,
+            queueMs: config.workerQueueMs,
+            nice: config.workerNice,
             onPrediction: (prediction, ticks, warm) => {
               const view = this.workerSymbols.get(prediction.symbol);
               if (view) {
@@ -580,7 +573,11 @@ export class ServiceRuntime {
       maxPendingPerSymbol: FEED_PENDING_BOOKS,
       maxQueued: FEED_PENDING_BOOKS * (feedConfig.symbols.length + 1),
     });
-    const lane = this.scheduler.lane<MarketMessage>(`feed:${feedConfig.venue}`, (message) => this.process(message));
+    const lane = this.scheduler.lane<MarketMessage>(
+      `feed:${feedConfig.venue}`,
+      (message) => this.process(message),
+      (message) => (message.type === 'book_snapshot' || message.type === 'trade' || message.type === 'order_event' ? this.roomFor(message.symbol) : null),
+    );
     const running: RunningFeed = { config: feedConfig, feed, done: Promise.resolve() };
     running.done = (async () => {
       try {
@@ -621,9 +618,25 @@ export class ServiceRuntime {
   /** A lane for one push producer (a WS connection, a POST body). */
   pushLane(name: string): PushLane {
     return new PushLane(
-      this.scheduler.lane<PushItem>(name, (item) => this.runPushItem(item)),
+      this.scheduler.lane<PushItem>(
+        name,
+        (item) => this.runPushItem(item),
+        (item) => {
+          // Validated when it runs; its symbol is only peeked at here to find its worker.
+          const symbol = (item.element as { symbol?: unknown } | null)?.symbol;
+          return typeof symbol === 'string' ? this.roomFor(symbol) : null;
+        },
+      ),
       this,
     );
+  }
+
+  /**
+   * A lane whose next message is for a symbol whose worker is full waits (the others go on):
+   * so a worker holds about `workerQueueMs` of work, and a message waits behind no more than that.
+   */
+  private roomFor(symbol: string): Promise<void> | null {
+    return this.pool ? this.pool.roomFor(symbol) : null;
   }
 
   /**
@@ -672,12 +685,25 @@ export class ServiceRuntime {
       if (--batch.remaining === 0) {
         if (this.pool) {
           void this.settled()
-            .then(() => Promise.all(this.checkpointsInFlight))
+            .then(() => this.checkpointsOf(batch.outcome.accepted))
             .then(() => batch.done(batch.outcome));
         }
         else batch.done(batch.outcome);
       }
     }
+  }
+
+  /**
+   * The tick checkpoints in flight of the symbols an ack names: it waits for those alone, so a
+   * producer is never held by the write of another producer's symbol.
+   */
+  private checkpointsOf(accepted: IngestOutcome['accepted']): Promise<unknown> {
+    const writes: Promise<void>[] = [];
+    for (const { symbol } of accepted) {
+      const write = this.checkpointsInFlight.get(symbol);
+      if (write && !writes.includes(write)) writes.push(write);
+    }
+    return Promise.all(writes);
   }
 
   subscribe(listener: PredictionListener): () => void {
@@ -731,9 +757,12 @@ export class ServiceRuntime {
     if (this.dueOnWorkers.size === 0) {
       queueMicrotask(() => {
         for (const due of this.dueOnWorkers) {
-          const written = this.checkpointWithBackoff(due, 'ticks');
-          this.checkpointsInFlight.add(written);
-          void written.finally(() => this.checkpointsInFlight.delete(written));
+          // The one in flight takes the state after these ticks: one write, not one per round.
+          if (this.checkpointsInFlight.has(due)) continue;
+          this.checkpointsInFlight.set(
+            due,
+            this.checkpointWithBackoff(due, 'ticks').finally(() => this.checkpointsInFlight.delete(due)),
+          );
         }
         this.dueOnWorkers.clear();
       });
@@ -967,7 +996,7 @@ export class ServiceRuntime {
     this.scheduler.close();
     // What the workers still hold reaches the ring and the log before the checkpoints.
     if (this.pool) await this.pool.drain();
-    await Promise.all(this.checkpointsInFlight);
+    await Promise.all(this.checkpointsInFlight.values());
     if (this.config.predictionRetentionSeconds > 0) this.flushPredictionLog();
   }
 

@@ -2,9 +2,10 @@
 // line naming the key for every kind of bad value.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { serveDefaults } from '../../src/cli/serve.js';
 import { packageRoot } from '../../src/domain/package-root.js';
 import { defaultEngineConfig, engineConfigHash } from '../../src/engine/config.js';
 import { ConfigError, engineConfigOf, envName, loadServiceConfig, serviceConfigSchema } from '../../src/service/config.js';
@@ -84,10 +85,11 @@ describe('loadServiceConfig', () => {
     expect(engineConfigHash(engineConfigOf(config))).toBe(engineConfigHash(defaultEngineConfig));
   });
 
-  it('serves on one thread by default; file < LOB_RTRL_WORKERS < --workers; a bad count names the key', () => {
+  it('serve runs a worker per core unless told; in-process one thread; defaults < file < LOB_RTRL_WORKERS < --workers; a bad count names the key', () => {
     expect(loadServiceConfig({}).workers).toBe(1);
+    expect(loadServiceConfig({ defaults: serveDefaults() }).workers).toBe(availableParallelism());
     const file = configFile({ workers: 3 });
-    expect(loadServiceConfig({ file }).workers).toBe(3);
+    expect(loadServiceConfig({ defaults: serveDefaults(), file }).workers).toBe(3);
     expect(loadServiceConfig({ file, env: { LOB_RTRL_WORKERS: '0' } }).workers).toBe(0);
     expect(loadServiceConfig({ file, env: { LOB_RTRL_WORKERS: '0' }, flags: { workers: '2' } }).workers).toBe(2);
     expect(() => loadServiceConfig({ env: { LOB_RTRL_WORKERS: 'many' } })).toThrow(/^workers \(LOB_RTRL_WORKERS\):/);

@@ -35,20 +35,46 @@ describe('IngestScheduler', () => {
     expect(scheduler.stats.slices).toBeGreaterThanOrEqual(5);
   });
 
-  it('holds every lane while `hold` says so (workers behind) and resumes when its promise settles', async () => {
-    let release: () => void = () => {};
-    let behind = true;
-    const scheduler = new IngestScheduler({ hold: () => (behind ? new Promise<void>((resolve) => (release = resolve)) : null) });
-    let ran = 0;
-    const lane = scheduler.lane<number>('work', () => ran++);
-    for (let i = 0; i < 10; i++) lane.push(i);
+  it('parks a lane whose gate says wait, serves the others, and brings it back when the gate opens', async () => {
+    let open: () => void = () => {};
+    let gateShut = true;
+    const scheduler = new IngestScheduler();
+    const order: string[] = [];
+    const gated = scheduler.lane<number>(
+      'gated',
+      (item) => order.push(`gated${item}`),
+      () => (gateShut ? new Promise<void>((resolve) => (open = resolve)) : null),
+    );
+    const free = scheduler.lane<number>('free', (item) => order.push(`free${item}`));
+    for (let i = 0; i < 3; i++) gated.push(i);
+    for (let i = 0; i < 3; i++) free.push(i);
     scheduler.runSlice();
+    expect(order).toEqual(['free0', 'free1', 'free2']);
+    expect(scheduler.parkedLanes).toBe(1);
+    expect(scheduler.queued).toBe(3);
+    let idle = false;
+    void scheduler.idle().then(() => (idle = true));
     await new Promise((resolve) => setImmediate(resolve));
-    expect(ran).toBe(0);
-    behind = false;
-    release();
+    // Parked work is still work: the scheduler is not idle.
+    expect(idle).toBe(false);
+    gateShut = false;
+    open();
     await scheduler.idle();
-    expect(ran).toBe(10);
+    expect(order).toEqual(['free0', 'free1', 'free2', 'gated0', 'gated1', 'gated2']);
+    expect(scheduler.stats.parks).toBe(1);
+  });
+
+  it('forgets a lane closed while parked', async () => {
+    const scheduler = new IngestScheduler();
+    let ran = 0;
+    const lane = scheduler.lane<number>('gated', () => ran++, () => new Promise<void>(() => {}));
+    lane.push(1);
+    scheduler.runSlice();
+    expect(scheduler.parkedLanes).toBe(1);
+    lane.close();
+    expect(scheduler.parkedLanes).toBe(0);
+    await scheduler.idle();
+    expect(ran).toBe(0);
   });
 
   it('drops an item that throws, reports it, and goes on with the lane', async () => {
