@@ -13,8 +13,8 @@ import { Labeler, pendingCapacity, type TargetSpec } from './targets.js';
 /** Called for every prediction whose label resolved, before its learner sees the label. */
 export type ScoreSink = (learnerIndex: number, probs: Float64Array, offset: number, label: number) => void;
 
-/** Pending ticks the ring holds before it first grows. */
-const INITIAL_PENDING_SLOTS = 64;
+/** Pending ticks the ring holds before it first grows (doubling; most books move within a few ticks). */
+const INITIAL_PENDING_SLOTS = 8;
 
 export class LearnerSet {
   readonly classes: number;

@@ -102,27 +102,86 @@ function metricsOfSummary(summary: SymbolSummary): SymbolMetrics {
   };
 }
 
-/** The last `capacity` predictions of a symbol, oldest first. */
+/** Rows a symbol's prediction ring holds before it first grows (doubling up to its capacity). */
+const INITIAL_RING_ROWS = 16;
+
+/**
+ * The last `capacity` predictions of a symbol, oldest first. Each is kept as one row of float64
+ * (ts, localTs, seq, mid, then every model's probabilities: exact, as a prediction holds only
+ * doubles besides the names every prediction of the symbol shares) in an array that grows as
+ * predictions arrive: 14 numbers a prediction at the default models instead of a dozen small
+ * objects, and a young symbol holds only what it has seen.
+ */
 export class PredictionRing {
-  private readonly items: (Prediction | undefined)[];
+  private rows: Float64Array;
+  private readonly stride: number;
+  private readonly classes: number;
+  /** Where the next prediction goes; while the ring is not full, also how many it holds. */
   private next = 0;
   private size = 0;
-  constructor(readonly capacity: number) {
-    this.items = new Array(capacity);
+
+  constructor(
+    readonly capacity: number,
+    /** Every prediction of one symbol shares these: its symbol, target, class and model names. */
+    private readonly shape: Pick<Prediction, 'symbol' | 'target' | 'classNames'> & { readonly models: readonly string[] },
+  ) {
+    this.classes = shape.classNames.length;
+    this.stride = 4 + shape.models.length * this.classes;
+    this.rows = new Float64Array(Math.min(capacity, INITIAL_RING_ROWS) * this.stride);
   }
+
+  /** A ring shaped like `prediction` (its symbol, target, classes and models). */
+  static of(prediction: Prediction, capacity: number): PredictionRing {
+    return new PredictionRing(capacity, { symbol: prediction.symbol, target: prediction.target, classNames: prediction.classNames, models: prediction.models.map((m) => m.model) });
+  }
+
+  get length(): number {
+    return this.size;
+  }
+
   push(prediction: Prediction): void {
-    this.items[this.next] = prediction;
+    if (this.next * this.stride === this.rows.length) {
+      // Not full yet (a full ring wraps before `next` reaches the end): the rows are in order from 0.
+      const grown = new Float64Array(Math.min(this.capacity, 2 * this.next) * this.stride);
+      grown.set(this.rows);
+      this.rows = grown;
+    }
+    const at = this.next * this.stride;
+    const rows = this.rows;
+    rows[at] = prediction.ts;
+    rows[at + 1] = prediction.localTs;
+    rows[at + 2] = prediction.seq;
+    rows[at + 3] = prediction.mid;
+    let to = at + 4;
+    for (const model of prediction.models) for (let c = 0; c < this.classes; c++) rows[to++] = model.probs[c];
     this.next = (this.next + 1) % this.capacity;
     if (this.size < this.capacity) this.size++;
   }
+
   /** Predictions with ts > since (all when undefined), at most `limit`, newest last. */
   recent(since: number | undefined, limit: number): Prediction[] {
-    const out: Prediction[] = [];
+    const picked: number[] = [];
     for (let i = 0; i < this.size; i++) {
-      const item = this.items[(this.next - this.size + i + this.capacity) % this.capacity] as Prediction;
-      if (since === undefined || item.ts > since) out.push(item);
+      const row = (this.next - this.size + i + this.capacity) % this.capacity;
+      if (since === undefined || this.rows[row * this.stride] > since) picked.push(row);
     }
-    return out.length > limit ? out.slice(out.length - limit) : out;
+    return picked.slice(Math.max(0, picked.length - limit)).map((row) => this.prediction(row));
+  }
+
+  private prediction(row: number): Prediction {
+    const at = row * this.stride;
+    const { symbol, target, classNames, models } = this.shape;
+    return {
+      type: 'prediction',
+      symbol,
+      ts: this.rows[at],
+      localTs: this.rows[at + 1],
+      seq: this.rows[at + 2],
+      mid: this.rows[at + 3],
+      target,
+      classNames,
+      models: models.map((model, m) => ({ model, probs: Array.from(this.rows.subarray(at + 4 + m * this.classes, at + 4 + (m + 1) * this.classes)) })),
+    };
   }
 }
 
@@ -667,7 +726,7 @@ export class ServiceRuntime {
   private onPrediction(prediction: Prediction): void {
     let ring = this.rings.get(prediction.symbol);
     if (!ring) {
-      ring = new PredictionRing(this.config.predictionRing);
+      ring = PredictionRing.of(prediction, this.config.predictionRing);
       this.rings.set(prediction.symbol, ring);
     }
     ring.push(prediction);

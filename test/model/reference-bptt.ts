@@ -102,6 +102,43 @@ export function referenceGradient(theta: ArrayLike<number>, shape: Shape, seq: S
   return Float64Array.from([...gW.flat(), ...gU.flat(), ...gb, ...gV.flat(), ...gc, ...(shape.skip ? gQ.flat() : [])]);
 }
 
+/**
+ * Gradient of sum_t CE(p_t, y_t) when each tick's loss flows back through at most `truncation`
+ * steps (t down to t − truncation + 1): the TBPTT(τ) gradient, written per tick from the
+ * equations.
+ */
+export function referenceTruncatedGradient(theta: ArrayLike<number>, shape: Shape, seq: Sequence, truncation: number): Float64Array {
+  const { n, d, classes, scale } = shape;
+  const { W, V } = unpack(theta, shape);
+  const { hs, ps } = forward(theta, shape, seq);
+  const gW = Array.from({ length: n }, () => new Array(n).fill(0));
+  const gU = Array.from({ length: n }, () => new Array(d).fill(0));
+  const gb = new Array(n).fill(0);
+  const gV = Array.from({ length: classes }, () => new Array(n).fill(0));
+  const gc = new Array(classes).fill(0);
+  const gQ = Array.from({ length: classes }, () => new Array(d).fill(0));
+  for (let t = 0; t < seq.inputs.length; t++) {
+    const dz = ps[t].map((p, k) => p - (k === seq.labels[t] ? 1 : 0));
+    for (let k = 0; k < classes; k++) {
+      gc[k] += dz[k];
+      for (let j = 0; j < n; j++) gV[k][j] += scale * dz[k] * hs[t][j];
+      for (let j = 0; j < d; j++) gQ[k][j] += dz[k] * seq.inputs[t][j];
+    }
+    let dh = Array.from({ length: n }, (_, j) => scale * dz.reduce((s, e, k) => s + e * V[k][j], 0));
+    for (let s = t; s >= Math.max(0, t - truncation + 1); s--) {
+      const hPrev = s > 0 ? hs[s - 1] : new Array(n).fill(0);
+      const da = dh.map((v, i) => v * (1 - hs[s][i] * hs[s][i]));
+      for (let i = 0; i < n; i++) {
+        gb[i] += da[i];
+        for (let j = 0; j < n; j++) gW[i][j] += da[i] * hPrev[j];
+        for (let j = 0; j < d; j++) gU[i][j] += da[i] * seq.inputs[s][j];
+      }
+      dh = Array.from({ length: n }, (_, j) => da.reduce((acc, v, i) => acc + v * W[i][j], 0));
+    }
+  }
+  return Float64Array.from([...gW.flat(), ...gU.flat(), ...gb, ...gV.flat(), ...gc, ...(shape.skip ? gQ.flat() : [])]);
+}
+
 /** Central finite differences of the sequence loss. */
 export function finiteDifferenceGradient(theta: Float64Array, shape: Shape, seq: Sequence, eps = 1e-6): Float64Array {
   const grad = new Float64Array(theta.length);

@@ -14,26 +14,28 @@ function makeSet(targetText: string) {
   return new LearnerSet(createLearners(parseModelList(MODELS), { ...defaultLearnerSettings, hidden: 5, optimiser: { ...defaultLearnerSettings.optimiser, kind: targetText === 'next-move' ? 'adam' : 'sgd', decayGamma: 0.5 } }, INPUTS, target), target);
 }
 
-function stream(length: number) {
+/** Mids that move with probability `moves` a tick: 0.03 keeps a still book for ~30 ticks, so the pending rings grow. */
+function stream(length: number, moves = 0.4) {
   const rng = new Rng(42);
   let mid = 50;
   return Array.from({ length }, () => {
-    mid += rng.uniform() < 0.4 ? (rng.uniform() < 0.5 ? -0.5 : 0.5) : 0;
+    mid += rng.uniform() < moves ? (rng.uniform() < 0.5 ? -0.5 : 0.5) : 0;
     return { mid, x: Float64Array.from({ length: INPUTS }, () => rng.normal()) };
   });
 }
 
 describe('save and restore', () => {
-  for (const targetText of ['next-move', 'horizon:3']) {
-    it(`${targetText}: a restored learner set continues bit for bit`, () => {
-      const ticks = stream(700);
+  for (const [targetText, moves] of [['next-move', 0.4], ['horizon:3', 0.4], ['next-move', 0.03]] as const) {
+    it(`${targetText}, mid moving with probability ${moves}: a restored learner set continues bit for bit`, () => {
+      const ticks = stream(700, moves);
       const uninterrupted = makeSet(targetText);
       const first = makeSet(targetText);
       for (let t = 0; t < 400; t++) {
         uninterrupted.step(ticks[t].mid, ticks[t].x);
         first.step(ticks[t].mid, ticks[t].x);
       }
-      expect(first.pending).toBeGreaterThan(0);
+      // On the still book the save falls in a run longer than the rings' first allocation (8 ticks).
+      expect(first.pending).toBeGreaterThan(moves < 0.1 ? 8 : 0);
       const saved = first.getState();
       const restored = makeSet(targetText);
       restored.setState({ ...saved, learners: saved.learners.map((bytes) => Uint8Array.from(bytes)) });
@@ -43,7 +45,7 @@ describe('save and restore', () => {
         for (let i = 0; i < a.length; i++) expect(Object.is(a[i], b[i])).toBe(true);
       }
       uninterrupted.learners.forEach((learner, i) => expect(restored.learners[i].stats).toEqual(learner.stats));
-      expect(uninterrupted.learners[0].stats.updates).toBeGreaterThan(50);
+      expect(uninterrupted.learners[0].stats.updates).toBeGreaterThan(moves < 0.1 ? 10 : 50);
     });
   }
 
