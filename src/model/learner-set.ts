@@ -139,7 +139,8 @@ export class LearnerSet {
     return {
       labeler: this.labeler.getState(),
       pendingProbs,
-      cursor: Float64Array.of(this.head, this.count, this.unscored),
+      // The saved ring is packed from slot 0, so its head is 0 whatever it is here.
+      cursor: Float64Array.of(0, this.count, this.unscored),
       learners: this.learners.map((learner) => learner.getState()),
     };
   }

@@ -66,6 +66,11 @@ export const serviceConfigSchema = z.object({
   /** /v1/stream pings each client this often; one that has not answered the previous ping is closed (0 = never). */
   streamPingSeconds: z.coerce.number().min(0).default(30),
   maxSymbols: z.coerce.number().int().min(1).default(1000),
+  /**
+   * A symbol that has had no message for this long is hibernated: its whole state is written as
+   * a checkpoint and its memory released; its next message restores it first (0 = never).
+   */
+  hibernateIdleSeconds: z.coerce.number().min(0).default(60),
   /** Worker threads the symbols are spread over (default one per core); 0 or 1 runs them all on the main thread. */
   // One thread by default: with symbols on workers the ingest scheduler's fairness does not hold
   // yet (bench/flood.ts: beside ten flooding producers a polite one's acks starve on two

@@ -89,7 +89,7 @@ export interface SymbolMetrics {
 function metricsOfEngine(engine: SymbolEngine): SymbolMetrics {
   return {
     unscored: engine.learners.unscored,
-    models: engine.metrics.map((metrics, i) => ({ model: engine.modelNames[i], overall: metrics.summary(), rolling: metrics.rolling(), learner: engine.learners.learners[i].stats })),
+    models: engine.metrics.map((metrics, i) => ({ model: engine.modelNames[i], overall: metrics.summary(), rolling: metrics.rolling(), learner: { ...engine.learners.learners[i].stats } })),
     mixWeights: engine.mixtureWeights(),
   };
 }
@@ -100,6 +100,49 @@ function metricsOfSummary(summary: SymbolSummary): SymbolMetrics {
     models: summary.summaries.map((overall, i) => ({ model: summary.modelNames[i], overall, rolling: summary.rolling[i], learner: summary.learnerStats[i] })),
     mixWeights: summary.mixWeights,
   };
+}
+
+/**
+ * A hibernated symbol as the service shows it: its state is only in its newest checkpoint, and
+ * this summary answers the listing, readiness, the latest prediction and the metrics until its
+ * next message restores it.
+ */
+class HibernatedSymbol implements SymbolView {
+  /** Disconnects that concerned it while it slept: applied, in order, when it wakes. */
+  disconnectsPending = 0;
+  readonly ticks: number;
+  readonly ticksThisProcess: number;
+  disconnects: number;
+  readonly lastPrediction: Prediction | null;
+  readonly modelNames: readonly string[];
+  readonly classNames: readonly string[];
+  readonly targetName: string;
+  readonly warm: boolean;
+  constructor(
+    readonly symbol: string,
+    from: SymbolView,
+    readonly metrics: SymbolMetrics,
+  ) {
+    this.ticks = from.ticks;
+    this.ticksThisProcess = from.ticksThisProcess;
+    this.disconnects = from.disconnects;
+    this.lastPrediction = from.lastPrediction;
+    this.modelNames = from.modelNames;
+    this.classNames = from.classNames;
+    this.targetName = from.targetName;
+    this.warm = from.warm;
+  }
+}
+
+/**
+ * Per symbol: when it last had a message (wall clock) and a count of the messages that changed
+ * its state, beside the count its newest checkpoint (written or restored) holds: a symbol whose
+ * two counts agree hibernates without writing again.
+ */
+interface SymbolActivity {
+  at: number;
+  version: number;
+  savedVersion: number;
 }
 
 /** Rows a symbol's prediction ring holds before it first grows (doubling up to its capacity). */
@@ -335,6 +378,15 @@ export class ServiceRuntime {
   /** Symbols whose tick checkpoint fell due while predictions were handed back. */
   private readonly dueOnWorkers = new Set<string>();
   private stopping = false;
+  /** Hibernated symbols: their state only in their newest checkpoint, their summary here. */
+  private readonly hibernated = new Map<string, HibernatedSymbol>();
+  private readonly activity = new Map<string, SymbolActivity>();
+  private readonly hibernateLane: IngestLane<string>;
+  private readonly hibernationQueued = new Set<string>();
+  private hibernateTimer: NodeJS.Timeout | null = null;
+  /** Hibernations and wake-ups since start (Prometheus counters). */
+  hibernations = 0;
+  wakeUps = 0;
 
   constructor(
     readonly config: ServiceConfig,
@@ -362,10 +414,15 @@ export class ServiceRuntime {
       this.unrestored.delete(symbol);
       this.symbolOrCreate(symbol);
     });
+    // Hibernations take their turn like checkpoint writes, so many symbols going idle at once are spread out.
+    this.hibernateLane = this.scheduler.lane<string>('hibernate', (symbol) => {
+      this.hibernate(symbol).catch((error: unknown) => logger.error({ symbol, err: error }, 'hibernation failed; the symbol stays in memory'));
+    });
     this.engine = new Engine(this.engineConfig, {
       clock: () => performance.now(),
       logger,
       maxSymbols: config.maxSymbols,
+      released: this.hibernated,
       createSymbol: (symbol, fresh) => this.createSymbol(symbol, fresh),
     });
     this.engine.addSink((prediction) => this.onPrediction(prediction));
@@ -432,6 +489,10 @@ export class ServiceRuntime {
     }
     this.checkpointTimer = setInterval(() => this.queueCheckpoints('interval'), this.config.checkpointEverySeconds * 1000);
     this.checkpointTimer.unref();
+    if (this.idleMs > 0) {
+      this.hibernateTimer = setInterval(() => this.queueIdleHibernations(), Math.min(5000, Math.max(100, this.idleMs / 4)));
+      this.hibernateTimer.unref();
+    }
     if (this.config.predictionRetentionSeconds > 0) {
       this.pruneTimer = setInterval(() => this.flushPredictionLog(), 1000);
       this.pruneTimer.unref();
@@ -454,7 +515,7 @@ export class ServiceRuntime {
    */
   symbolEngine(symbol: string): SymbolEngine | undefined {
     const running = this.engine.symbol(symbol);
-    if (running || !this.unrestored.has(symbol)) return running;
+    if (running || !(this.unrestored.has(symbol) || this.hibernated.has(symbol))) return running;
     return this.engine.symbolOrCreate(symbol) ?? undefined;
   }
 
@@ -463,6 +524,9 @@ export class ServiceRuntime {
    * restored now (unless `restore` is false). Undefined when it is unknown.
    */
   symbolView(symbol: string, restore = true): SymbolView | undefined {
+    // A hibernated symbol answers from its summary: looking at it does not wake it.
+    const sleeping = this.hibernated.get(symbol);
+    if (sleeping) return sleeping;
     if (!this.pool) return restore ? this.symbolEngine(symbol) : this.engine.symbol(symbol);
     const running = this.workerSymbols.get(symbol);
     if (running || !restore || !this.unrestored.has(symbol)) return running;
@@ -471,7 +535,13 @@ export class ServiceRuntime {
 
   /** Every running symbol, in order of first sight. */
   symbolViews(): SymbolView[] {
-    return this.pool ? [...this.workerSymbols.values()] : [...this.engine.symbols.values()];
+    const running: SymbolView[] = this.pool ? [...this.workerSymbols.values()] : [...this.engine.symbols.values()];
+    return this.hibernated.size === 0 ? running : [...running, ...this.hibernated.values()];
+  }
+
+  /** Symbols hibernated now. */
+  get hibernatedSymbols(): number {
+    return this.hibernated.size;
   }
 
   /** Step latency of every symbol engine, on this thread or gathered from the workers each second. */
@@ -481,6 +551,8 @@ export class ServiceRuntime {
 
   /** Scores and learner counters of a running symbol (asked of its worker when it has one). */
   async symbolMetrics(symbol: string): Promise<SymbolMetrics> {
+    const sleeping = this.hibernated.get(symbol);
+    if (sleeping) return sleeping.metrics;
     if (!this.pool) {
       const engine = this.engine.symbol(symbol);
       if (!engine) throw new NotFoundError(`unknown symbol "${symbol}"`);
@@ -493,8 +565,10 @@ export class ServiceRuntime {
 
   /** Every running symbol's scores at once (one request per worker), for the Prometheus scrape. */
   async allSymbolMetrics(): Promise<Array<SymbolMetrics & { symbol: string }>> {
-    if (!this.pool) return [...this.engine.symbols.values()].map((engine) => ({ symbol: engine.symbol, ...metricsOfEngine(engine) }));
-    return (await this.pool.summary(false)).symbols.map((summary) => ({ symbol: summary.symbol, ...metricsOfSummary(summary) }));
+    const sleeping = [...this.hibernated.values()].map((view) => ({ symbol: view.symbol, ...view.metrics }));
+    if (!this.pool) return [...[...this.engine.symbols.values()].map((engine) => ({ symbol: engine.symbol, ...metricsOfEngine(engine) })), ...sleeping];
+    const running = (await this.pool.summary(false)).symbols.filter((summary) => !this.hibernated.has(summary.symbol));
+    return [...running.map((summary) => ({ symbol: summary.symbol, ...metricsOfSummary(summary) })), ...sleeping];
   }
 
   /** The symbol, created (and restored) if new; null over the symbol limit. */
@@ -502,7 +576,7 @@ export class ServiceRuntime {
     if (!this.pool) return this.engine.symbolOrCreate(symbol);
     const running = this.workerSymbols.get(symbol);
     if (running) return running;
-    if (this.workerSymbols.size >= this.config.maxSymbols) return null;
+    if (!this.hibernated.has(symbol) && this.workerSymbols.size + this.hibernated.size >= this.config.maxSymbols) return null;
     // Restored here, whole and verified, so the ordering checks resume at once; the worker
     // then loads the same state.
     const { engine: restored, checkpoint } = this.restoreSymbol(symbol, () => this.engine.freshSymbol(symbol));
@@ -581,6 +655,9 @@ export class ServiceRuntime {
   /** `createSymbol`, also saying which checkpoint it resumed from (null: fresh). */
   private restoreSymbol(symbol: string, fresh: () => SymbolEngine): { engine: SymbolEngine; checkpoint: number | null } {
     this.unrestored.delete(symbol);
+    // Waking from hibernation is this same restore: its newest checkpoint holds its whole state.
+    const sleeping = this.hibernated.get(symbol);
+    this.hibernated.delete(symbol);
     let symbolEngine: SymbolEngine;
     let restored: number | null = null;
     try {
@@ -593,7 +670,21 @@ export class ServiceRuntime {
     }
     this.resumeOrdering(symbolEngine);
     this.lastCheckpointTick.set(symbol, symbolEngine.ticks);
-    if (restored !== null) this.logger.info({ symbol, checkpoint: restored, ticks: symbolEngine.ticks }, 'resumed from checkpoint');
+    const activity = this.activity.get(symbol) ?? { at: 0, version: 0, savedVersion: -1 };
+    this.activity.set(symbol, activity);
+    activity.at = this.now();
+    activity.savedVersion = restored === null ? -1 : activity.version;
+    if (sleeping) {
+      symbolEngine.ticksThisProcess = sleeping.ticksThisProcess;
+      // As they would have reached it awake: a disconnect only resets state, so applying it now, before its next message, is the same.
+      for (let i = 0; i < sleeping.disconnectsPending; i++) symbolEngine.onDisconnect();
+      if (sleeping.disconnectsPending > 0) activity.version++;
+      this.wakeUps++;
+      this.logger.debug({ symbol, checkpoint: restored, ticks: symbolEngine.ticks }, 'woke from hibernation');
+      if (restored === null) this.logger.error({ symbol }, 'hibernated symbol found no checkpoint to wake from; it starts fresh');
+    } else if (restored !== null) {
+      this.logger.info({ symbol, checkpoint: restored, ticks: symbolEngine.ticks }, 'resumed from checkpoint');
+    }
     return { engine: symbolEngine, checkpoint: restored };
   }
 
@@ -636,6 +727,7 @@ export class ServiceRuntime {
    * later (to the ring, the stream and the listeners), so this returns null.
    */
   process(message: MarketMessage): Prediction | null {
+    this.noteMessage(message);
     if (this.pool) {
       this.dispatch(message);
       return null;
@@ -647,7 +739,10 @@ export class ServiceRuntime {
 
   /** `process`, answering with the accepted snapshot's symbol and seq (at once, on workers too). */
   private accept(message: MarketMessage): { symbol: string; seq: number } | null {
-    if (this.pool) return this.dispatch(message);
+    if (this.pool) {
+      this.noteMessage(message);
+      return this.dispatch(message);
+    }
     const prediction = this.process(message);
     return prediction ? { symbol: prediction.symbol, seq: prediction.seq } : null;
   }
@@ -712,6 +807,99 @@ export class ServiceRuntime {
         else batch.done(batch.outcome);
       }
     }
+  }
+
+  /**
+   * Before a message reaches its symbol: a hibernated symbol is woken (restored whole, in order,
+   * before the message applies), and the symbol's activity is noted for the idle clock and for
+   * whether its newest checkpoint still holds its state.
+   */
+  private noteMessage(message: MarketMessage): void {
+    switch (message.type) {
+      case 'book_snapshot':
+      case 'trade':
+      case 'order_event': {
+        // Created (or restored) first, so the activity counted below is the message's own.
+        if (this.hibernated.has(message.symbol) || !this.activity.has(message.symbol)) this.symbolOrCreate(message.symbol);
+        const activity = this.activity.get(message.symbol);
+        if (activity) {
+          activity.at = this.now();
+          activity.version++;
+        }
+        return;
+      }
+      case 'disconnect':
+        for (const [symbol, activity] of this.activity) {
+          if (message.symbol !== null && symbol !== message.symbol) continue;
+          activity.version++;
+          const sleeping = this.hibernated.get(symbol);
+          if (sleeping) {
+            sleeping.disconnectsPending++;
+            sleeping.disconnects++;
+          }
+        }
+        return;
+      case 'rejected':
+        return;
+    }
+  }
+
+  private get idleMs(): number {
+    return this.config.hibernateIdleSeconds * 1000;
+  }
+
+  /** Queues the hibernation of every symbol idle for `hibernateIdleSeconds` (the timer's sweep). */
+  private queueIdleHibernations(): void {
+    const now = this.now();
+    for (const [symbol, activity] of this.activity) {
+      if (now - activity.at < this.idleMs || this.hibernated.has(symbol) || this.hibernationQueued.has(symbol)) continue;
+      this.hibernationQueued.add(symbol);
+      this.hibernateLane.push(symbol);
+    }
+  }
+
+  /** Hibernates at once every symbol idle for `hibernateIdleSeconds` (0: none); resolves with how many went. */
+  async hibernateIdle(): Promise<number> {
+    if (this.idleMs <= 0) return 0;
+    const now = this.now();
+    let hibernated = 0;
+    for (const [symbol, activity] of [...this.activity]) {
+      if (now - activity.at >= this.idleMs && (await this.hibernate(symbol))) hibernated++;
+    }
+    return hibernated;
+  }
+
+  /**
+   * Hibernates `symbol` if it is still idle: writes its whole state as a checkpoint (unless its
+   * newest one already holds it), keeps a summary for the views and releases the rest. A failed
+   * write leaves it running, retried with the checkpoints' backoff. Resolves whether it went.
+   */
+  private async hibernate(symbol: string): Promise<boolean> {
+    this.hibernationQueued.delete(symbol);
+    const activity = this.activity.get(symbol);
+    if (this.stopping || !activity || this.idleMs <= 0 || this.now() - activity.at < this.idleMs) return false;
+    if (this.hibernated.has(symbol) || this.failedSymbols.has(symbol)) return false;
+    const failing = this.failingCheckpoints.get(symbol);
+    if (failing && this.now() < failing.retryAt) return false;
+    if (this.pool) return this.hibernateOnWorker(symbol, activity);
+    const symbolEngine = this.engine.symbol(symbol);
+    if (!symbolEngine) return false;
+    if (activity.version !== activity.savedVersion) {
+      try {
+        this.writeCheckpoint(symbol, symbolEngine.ticks, symbolEngine.getState(), 'hibernate', performance.now());
+      } catch (error) {
+        this.noteCheckpointFailure(symbol, symbolEngine.ticks, error);
+        return false;
+      }
+    }
+    this.hibernated.set(symbol, new HibernatedSymbol(symbol, symbolEngine, metricsOfEngine(symbolEngine)));
+    this.engine.release(symbol);
+    this.hibernations++;
+    return true;
+  }
+
+  private async hibernateOnWorker(_symbol: string, _activity: SymbolActivity): Promise<boolean> {
+    return false;
   }
 
   subscribe(listener: PredictionListener): () => void {
@@ -808,11 +996,15 @@ export class ServiceRuntime {
     try {
       await this.checkpoint(symbol, reason);
     } catch (error) {
-      const failing = this.failingCheckpoints.get(symbol);
-      const delayMs = failing ? Math.min(CHECKPOINT_RETRY_MAX_MS, failing.delayMs * 2) : CHECKPOINT_RETRY_MS;
-      this.failingCheckpoints.set(symbol, { retryAt: this.now() + delayMs, delayMs });
-      if (!failing) this.logger.error({ symbol, ticks: symbolEngine.ticks, err: error }, 'checkpoint failed; retrying with backoff');
+      this.noteCheckpointFailure(symbol, symbolEngine.ticks, error);
     }
+  }
+
+  private noteCheckpointFailure(symbol: string, ticks: number, error: unknown): void {
+    const failing = this.failingCheckpoints.get(symbol);
+    const delayMs = failing ? Math.min(CHECKPOINT_RETRY_MAX_MS, failing.delayMs * 2) : CHECKPOINT_RETRY_MS;
+    this.failingCheckpoints.set(symbol, { retryAt: this.now() + delayMs, delayMs });
+    if (!failing) this.logger.error({ symbol, ticks, err: error }, 'checkpoint failed; retrying with backoff');
   }
 
   /**
@@ -836,12 +1028,15 @@ export class ServiceRuntime {
   private async checkpointFromWorker(symbol: string, reason: string): Promise<CheckpointMeta | null> {
     if (!this.workerSymbols.has(symbol)) return null;
     const started = performance.now();
+    // Messages sent after this request are not in the state taken: they leave it unsaved.
+    const version = this.activity.get(symbol)?.version;
     const taken = (await this.pool!.summary(true, [symbol])).symbols[0];
     if (!taken?.state) throw new Error(`checkpoint of ${symbol}: its worker thread has failed`);
-    return this.writeCheckpoint(symbol, taken.ticks, taken.state, reason, started);
+    return this.writeCheckpoint(symbol, taken.ticks, taken.state, reason, started, version);
   }
 
-  private writeCheckpoint(symbol: string, ticks: number, payload: Uint8Array, reason: string, started: number): CheckpointMeta {
+  /** `version`: the symbol's activity count when `payload` was taken (now, unless said). */
+  private writeCheckpoint(symbol: string, ticks: number, payload: Uint8Array, reason: string, started: number, version = this.activity.get(symbol)?.version): CheckpointMeta {
     let meta: CheckpointMeta;
     try {
       meta = this.checkpoints.repository.save({ symbol, tickCount: ticks, configHash: this.configHash, payload, reason, now: this.now() });
@@ -851,6 +1046,8 @@ export class ServiceRuntime {
     }
     this.checkpointWrites.record((performance.now() - started) * 1000);
     this.lastCheckpointTick.set(symbol, ticks);
+    const activity = this.activity.get(symbol);
+    if (activity && version !== undefined) activity.savedVersion = version;
     if (!this.storeHealth.corrupt) this.storeHealth.writable = true;
     if (this.failingCheckpoints.delete(symbol)) this.logger.info({ symbol, ticks }, 'checkpoint writes recovered');
     return meta;
@@ -892,6 +1089,9 @@ export class ServiceRuntime {
       this.engine.replace(symbolEngine);
     }
     this.lastCheckpointTick.set(symbol, symbolEngine.ticks);
+    // Not necessarily the newest checkpoint: a hibernation must write this state again.
+    const activity = this.activity.get(symbol);
+    if (activity) activity.version++;
     this.resumeOrdering(symbolEngine);
     return stored.meta;
   }
@@ -911,7 +1111,7 @@ export class ServiceRuntime {
       view.disconnects = after.disconnects;
       return this.writeCheckpoint(symbol, after.ticks, after.state, 'ordering-reset', started);
     }
-    const symbolEngine = this.engine.symbol(symbol);
+    const symbolEngine = this.symbolEngine(symbol);
     if (!symbolEngine) throw new NotFoundError(`unknown symbol "${symbol}"`);
     this.ingestMapper.forget(symbol);
     symbolEngine.resetOrdering();
@@ -963,11 +1163,13 @@ export class ServiceRuntime {
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     if (this.latencyTimer) clearInterval(this.latencyTimer);
+    if (this.hibernateTimer) clearInterval(this.hibernateTimer);
     await Promise.all(this.feeds.map((running) => running.feed.close()));
     await Promise.all(this.feeds.map((running) => running.done));
     if (this.demoFeedServer) await this.demoFeedServer.close();
     this.checkpointLane.close();
     this.restoreLane.close();
+    this.hibernateLane.close();
     await this.scheduler.idle();
     this.scheduler.close();
     // What the workers still hold reaches the ring and the log before the checkpoints.

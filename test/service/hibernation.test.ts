@@ -1,0 +1,177 @@
+// Idle symbols hibernate (state written as a checkpoint, memory released) and wake on their
+// next message: a stream with idle gaps gives, with hibernation on, every prediction, REST
+// answer and final state bit for bit as with it off, on one thread and on worker threads; a
+// hibernated symbol still lists and answers; a crash while it sleeps loses nothing.
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/http/app.js';
+import { loadServiceConfig } from '../../src/service/config.js';
+import { ServiceRuntime, type RuntimeLogger } from '../../src/service/runtime.js';
+
+const fixture = join(import.meta.dirname, '../../fixtures/canonical/amzn-aapl-2012-06-21-interleaved.jsonl');
+const lines = readFileSync(fixture, 'utf8')
+  .split('\n')
+  .filter(Boolean)
+  .map((line) => JSON.parse(line) as { symbol: string; ts: number; bids: number[][] });
+const quiet: RuntimeLogger = { info() {}, warn() {}, error() {}, debug() {} };
+const IDLE_SECONDS = 60;
+
+interface Service {
+  readonly runtime: ServiceRuntime;
+  readonly app: FastifyInstance;
+  readonly streamed: string[];
+  /** The wall clock the runtime reads; the test moves it. */
+  readonly clock: { now: number };
+}
+const running: Service[] = [];
+
+afterEach(async () => {
+  for (const service of running.splice(0)) {
+    await service.app.close();
+    await service.runtime.stop().catch(() => {});
+  }
+});
+
+async function service(workers: number, hibernateIdleSeconds: number, db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-hibernate-')), 'db.sqlite')): Promise<Service> {
+  const config = loadServiceConfig({ flags: { db, demoFeed: false, levels: 5, hidden: 8, workers, checkpointEveryTicks: 150, hibernateIdleSeconds } });
+  const clock = { now: Date.UTC(2026, 0, 2) };
+  const runtime = new ServiceRuntime(config, quiet, () => clock.now);
+  const app = await buildApp({ runtime, logger: false });
+  await runtime.start();
+  const streamed: string[] = [];
+  runtime.subscribe((prediction) => streamed.push(JSON.stringify(prediction)));
+  const created = { runtime, app, streamed, clock };
+  running.push(created);
+  return created;
+}
+
+async function push({ app }: Service, messages: readonly unknown[], size = 100): Promise<void> {
+  for (let i = 0; i < messages.length; i += size) {
+    const response = await app.inject({ method: 'POST', url: '/v1/snapshots', payload: messages.slice(i, i + size) as object[] });
+    expect(response.statusCode, response.body).toBe(200);
+  }
+}
+
+async function get({ app }: Service, url: string): Promise<unknown> {
+  const response = await app.inject({ method: 'GET', url });
+  expect(response.statusCode, `${url}: ${response.body}`).toBe(200);
+  return response.json();
+}
+
+/** Every symbol's REST answers and the tick counters of /metrics. */
+async function observed(s: Service): Promise<unknown> {
+  const ticks = (await s.app.inject({ method: 'GET', url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('lob_rtrl_ticks_total') || line.startsWith('lob_rtrl_symbol_ticks'));
+  const listing = (await get(s, '/v1/symbols')) as { symbols: Array<{ symbol: string }> };
+  return {
+    symbols: [...listing.symbols].sort((a, b) => (a.symbol < b.symbol ? -1 : 1)),
+    ticks: ticks.sort(),
+    perSymbol: await Promise.all(
+      ['AAPL', 'AMZN'].map(async (symbol) => ({
+        latest: await get(s, `/v1/symbols/${symbol}/prediction`),
+        ring: await get(s, `/v1/symbols/${symbol}/predictions?limit=1000`),
+        metrics: await get(s, `/v1/symbols/${symbol}/metrics`),
+      })),
+    ),
+  };
+}
+
+function metric(body: string, name: string): number {
+  const line = body.split('\n').find((l) => l.startsWith(`${name} `));
+  if (!line) throw new Error(`${name} not in /metrics`);
+  return Number(line.split(' ')[1]);
+}
+
+/** A trade of AMZN at the time of the snapshot at `index`, so it reaches the next snapshot's flow features. */
+function tradeAfter(index: number) {
+  const row = lines[index];
+  return { type: 'trade', symbol: row.symbol, ts: row.ts, price: row.bids[0][0], size: 7, side: 'sell' };
+}
+
+describe('hibernation of idle symbols', () => {
+  for (const workers of [1, 2]) {
+    it(`${workers === 1 ? 'one thread' : 'two worker threads'}: a stream with idle gaps gives every prediction and answer bit for bit as without hibernation`, async () => {
+      const on = await service(workers, IDLE_SECONDS);
+      const off = await service(workers, 0);
+      // Idle gaps after these snapshots; trades and disconnects arrive around them.
+      const segments: unknown[][] = [
+        [...lines.slice(0, 150), tradeAfter(149)],
+        lines.slice(150, 400),
+        [...lines.slice(400, 403), tradeAfter(402)],
+        lines.slice(403, 800),
+      ];
+      let hibernatedInGaps = 0;
+      for (const [index, segment] of segments.entries()) {
+        await push(on, segment);
+        await push(off, segment);
+        if (index === segments.length - 1) break;
+        for (const s of [on, off]) s.clock.now += (IDLE_SECONDS + 1) * 1000;
+        const went = await on.runtime.hibernateIdle();
+        expect(await off.runtime.hibernateIdle()).toBe(0);
+        hibernatedInGaps += went;
+        if (index === 0) {
+          // Both symbols sleep; they still list and answer as the awake service does.
+          expect(went).toBe(2);
+          expect(on.runtime.hibernatedSymbols).toBe(2);
+          expect(await observed(on)).toEqual(await observed(off));
+          const ready = async (x: Service) => (await x.app.inject({ method: 'GET', url: '/readyz' })).json();
+          expect(await ready(on)).toEqual(await ready(off));
+        }
+        if (index === 1) {
+          // A feed break reaches sleeping symbols too: it applies when they wake.
+          for (const s of [on, off]) {
+            s.runtime.process({ type: 'disconnect', symbol: null, localTs: s.clock.now, reason: 'test' });
+            s.runtime.process({ type: 'disconnect', symbol: 'AAPL', localTs: s.clock.now, reason: 'test' });
+          }
+        }
+      }
+      // Both symbols in the first two gaps; only AMZN, the one of the short third segment, in the last.
+      expect(hibernatedInGaps).toBe(5);
+      expect(on.streamed.length).toBe(800);
+      expect(on.streamed).toEqual(off.streamed);
+      expect(await observed(on)).toEqual(await observed(off));
+      if (workers === 1) {
+        for (const symbol of ['AAPL', 'AMZN']) expect(on.runtime.engine.symbol(symbol)!.getState()).toEqual(off.runtime.engine.symbol(symbol)!.getState());
+      } else {
+        const states = async (s: Service) => (await s.runtime.pool!.summary(true, ['AAPL', 'AMZN'])).symbols.map((summary) => summary.state);
+        expect(await states(on)).toEqual(await states(off));
+      }
+      const scraped = (await on.app.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(metric(scraped, 'lob_rtrl_hibernated_symbols')).toBe(0);
+      expect(metric(scraped, 'lob_rtrl_hibernations_total')).toBe(5);
+      expect(metric(scraped, 'lob_rtrl_wake_ups_total')).toBe(5);
+    });
+  }
+
+  it('a crash while symbols sleep loses nothing: a restart restores the state they hibernated with', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lob-rtrl-hibernate-crash-'));
+    const sleeper = await service(1, IDLE_SECONDS, join(dir, 'db.sqlite'));
+    await push(sleeper, [...lines.slice(0, 230), tradeAfter(229)]);
+    const before = ['AAPL', 'AMZN'].map((symbol) => sleeper.runtime.engine.symbol(symbol)!.getState());
+    sleeper.clock.now += (IDLE_SECONDS + 1) * 1000;
+    expect(await sleeper.runtime.hibernateIdle()).toBe(2);
+    expect(sleeper.runtime.engine.symbols.size).toBe(0);
+    // No shutdown: a second process opens the same database as after a kill -9.
+    const restarted = await service(1, IDLE_SECONDS, join(dir, 'db.sqlite'));
+    await restarted.runtime.whenRestored();
+    expect(['AAPL', 'AMZN'].map((symbol) => restarted.runtime.engine.symbol(symbol)!.getState())).toEqual(before);
+  });
+
+  it('a symbol idle less than the idle time stays; 0 disables hibernation', async () => {
+    const s = await service(1, IDLE_SECONDS);
+    await push(s, lines.slice(0, 20));
+    s.clock.now += (IDLE_SECONDS - 1) * 1000;
+    expect(await s.runtime.hibernateIdle()).toBe(0);
+    await push(s, lines.slice(20, 40).filter((line) => line.symbol === 'AMZN'));
+    s.clock.now += 2000;
+    // AAPL has been idle 61 s, AMZN 2 s.
+    expect(await s.runtime.hibernateIdle()).toBe(1);
+    expect(s.runtime.symbolViews().map((v) => v.symbol).sort()).toEqual(['AAPL', 'AMZN']);
+    expect(s.runtime.engine.symbol('AMZN')).toBeDefined();
+    expect(s.runtime.engine.symbol('AAPL')).toBeUndefined();
+    expect(loadServiceConfig({ env: { LOB_RTRL_HIBERNATE_IDLE_SECONDS: '0' } }).hibernateIdleSeconds).toBe(0);
+    expect(loadServiceConfig({}).hibernateIdleSeconds).toBe(60);
+  });
+});
