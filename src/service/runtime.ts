@@ -898,8 +898,33 @@ export class ServiceRuntime {
     return true;
   }
 
-  private async hibernateOnWorker(_symbol: string, _activity: SymbolActivity): Promise<boolean> {
-    return false;
+  /**
+   * `hibernate` for a symbol on a worker. The worker hands over the state and drops the engine
+   * but holds the state until `forget`: a message sent for the symbol meanwhile (its activity
+   * count moved) revives it there, and it stays awake; the checkpoint written is still good.
+   */
+  private async hibernateOnWorker(symbol: string, activity: SymbolActivity): Promise<boolean> {
+    const pool = this.pool!;
+    const view = this.workerSymbols.get(symbol);
+    if (!view) return false;
+    const version = activity.version;
+    const started = performance.now();
+    const taken = await pool.release(symbol);
+    if (version !== activity.savedVersion) {
+      try {
+        this.writeCheckpoint(symbol, taken.ticks, taken.state!, 'hibernate', started, version);
+      } catch (error) {
+        // Its worker still holds the state: the next message (or checkpoint) revives it there.
+        this.noteCheckpointFailure(symbol, taken.ticks, error);
+        return false;
+      }
+    }
+    if (activity.version !== version || this.stopping) return false;
+    pool.forget(symbol);
+    this.hibernated.set(symbol, new HibernatedSymbol(symbol, view, metricsOfSummary(taken)));
+    this.workerSymbols.delete(symbol);
+    this.hibernations++;
+    return true;
   }
 
   subscribe(listener: PredictionListener): () => void {
@@ -1103,6 +1128,7 @@ export class ServiceRuntime {
    */
   async resetOrdering(symbol: string): Promise<CheckpointMeta | null> {
     if (this.pool) {
+      if (this.hibernated.has(symbol)) this.symbolOrCreate(symbol);
       const view = this.workerSymbols.get(symbol);
       if (!view) throw new NotFoundError(`unknown symbol "${symbol}"`);
       this.ingestMapper.forget(symbol);

@@ -145,6 +145,30 @@ describe('hibernation of idle symbols', () => {
     });
   }
 
+  it('two worker threads: a message sent while its worker releases the symbol revives it there, and nothing is lost', async () => {
+    const on = await service(2, IDLE_SECONDS);
+    const off = await service(2, 0);
+    await push(on, lines.slice(0, 300));
+    await push(off, lines.slice(0, 300));
+    for (const s of [on, off]) s.clock.now += (IDLE_SECONDS + 1) * 1000;
+    // AAPL, the first symbol seen, is released first; its snapshots are dispatched in the same
+    // turn, so they reach its worker after the release request and before any reply.
+    const aapl = lines.slice(300).filter((line) => line.symbol === 'AAPL').slice(0, 3);
+    const going = on.runtime.hibernateIdle();
+    for (const s of [on, off]) for (const line of aapl) expect(s.runtime.ingest(line).accepted).toHaveLength(1);
+    expect(await going).toBe(1);
+    await on.runtime.settled();
+    await off.runtime.settled();
+    // AAPL was revived on its worker and stays awake; AMZN sleeps.
+    expect(on.runtime.hibernatedSymbols).toBe(1);
+    expect((await on.runtime.pool!.summary(false)).symbols.map((summary) => summary.symbol)).toEqual(['AAPL']);
+    const rest = lines.slice(300).filter((line) => !aapl.includes(line));
+    await push(on, rest);
+    await push(off, rest);
+    expect(on.streamed).toEqual(off.streamed);
+    expect(await observed(on)).toEqual(await observed(off));
+  });
+
   it('a crash while symbols sleep loses nothing: a restart restores the state they hibernated with', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'lob-rtrl-hibernate-crash-'));
     const sleeper = await service(1, IDLE_SECONDS, join(dir, 'db.sqlite'));
