@@ -56,10 +56,12 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
 
-  routes.get('/v1/symbols', { schema: { summary: 'symbols running, with tick counts and the latest mid; `restoring` counts stored symbols the background restore has not loaded yet', response: { 200: symbolsResponse } } }, async () => ({
+  routes.get('/v1/symbols', { schema: { summary: 'symbols running or hibernated, with tick counts and the latest mid; `restoring` counts stored symbols the background restore has not loaded yet', response: { 200: symbolsResponse } } }, async () => ({
     restoring: runtime.symbolsToRestore,
+    hibernated: runtime.hibernatedSymbols,
     symbols: runtime.symbolViews().map((s) => ({
       symbol: s.symbol,
+      hibernated: runtime.isHibernated(s.symbol),
       ticks: s.ticks,
       disconnects: s.disconnects,
       lastTs: s.lastPrediction?.ts ?? null,

@@ -490,7 +490,7 @@ export class ServiceRuntime {
     this.checkpointTimer = setInterval(() => this.queueCheckpoints('interval'), this.config.checkpointEverySeconds * 1000);
     this.checkpointTimer.unref();
     if (this.idleMs > 0) {
-      this.hibernateTimer = setInterval(() => this.queueIdleHibernations(), Math.min(5000, Math.max(100, this.idleMs / 4)));
+      this.hibernateTimer = setInterval(() => this.queueIdleHibernations(), Math.min(1000, Math.max(100, this.idleMs / 4)));
       this.hibernateTimer.unref();
     }
     if (this.config.predictionRetentionSeconds > 0) {
@@ -542,6 +542,10 @@ export class ServiceRuntime {
   /** Symbols hibernated now. */
   get hibernatedSymbols(): number {
     return this.hibernated.size;
+  }
+
+  isHibernated(symbol: string): boolean {
+    return this.hibernated.has(symbol);
   }
 
   /** Step latency of every symbol engine, on this thread or gathered from the workers each second. */

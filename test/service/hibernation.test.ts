@@ -64,9 +64,10 @@ async function get({ app }: Service, url: string): Promise<unknown> {
 /** Every symbol's REST answers and the tick counters of /metrics. */
 async function observed(s: Service): Promise<unknown> {
   const ticks = (await s.app.inject({ method: 'GET', url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('lob_rtrl_ticks_total') || line.startsWith('lob_rtrl_symbol_ticks'));
-  const listing = (await get(s, '/v1/symbols')) as { symbols: Array<{ symbol: string }> };
+  // Whether each symbol sleeps is the one thing hibernation changes in the listing.
+  const listing = (await get(s, '/v1/symbols')) as { symbols: Array<{ symbol: string; hibernated?: boolean }>; hibernated?: number };
   return {
-    symbols: [...listing.symbols].sort((a, b) => (a.symbol < b.symbol ? -1 : 1)),
+    symbols: listing.symbols.map(({ hibernated: _, ...rest }) => rest).sort((a, b) => (a.symbol < b.symbol ? -1 : 1)),
     ticks: ticks.sort(),
     perSymbol: await Promise.all(
       ['AAPL', 'AMZN'].map(async (symbol) => ({
@@ -115,6 +116,8 @@ describe('hibernation of idle symbols', () => {
           // Both symbols sleep; they still list and answer as the awake service does.
           expect(went).toBe(2);
           expect(on.runtime.hibernatedSymbols).toBe(2);
+          expect(await get(on, '/v1/symbols')).toMatchObject({ hibernated: 2, symbols: [{ hibernated: true }, { hibernated: true }] });
+          expect(await get(off, '/v1/symbols')).toMatchObject({ hibernated: 0, symbols: [{ hibernated: false }, { hibernated: false }] });
           expect(await observed(on)).toEqual(await observed(off));
           const ready = async (x: Service) => (await x.app.inject({ method: 'GET', url: '/readyz' })).json();
           expect(await ready(on)).toEqual(await ready(off));
@@ -148,12 +151,12 @@ describe('hibernation of idle symbols', () => {
   it('two worker threads: a message sent while its worker releases the symbol revives it there, and nothing is lost', async () => {
     const on = await service(2, IDLE_SECONDS);
     const off = await service(2, 0);
-    await push(on, lines.slice(0, 300));
-    await push(off, lines.slice(0, 300));
+    await push(on, lines.slice(0, 200));
+    await push(off, lines.slice(0, 200));
     for (const s of [on, off]) s.clock.now += (IDLE_SECONDS + 1) * 1000;
     // AAPL, the first symbol seen, is released first; its snapshots are dispatched in the same
     // turn, so they reach its worker after the release request and before any reply.
-    const aapl = lines.slice(300).filter((line) => line.symbol === 'AAPL').slice(0, 3);
+    const aapl = lines.slice(200).filter((line) => line.symbol === 'AAPL').slice(0, 3);
     const going = on.runtime.hibernateIdle();
     for (const s of [on, off]) for (const line of aapl) expect(s.runtime.ingest(line).accepted).toHaveLength(1);
     expect(await going).toBe(1);
@@ -162,7 +165,7 @@ describe('hibernation of idle symbols', () => {
     // AAPL was revived on its worker and stays awake; AMZN sleeps.
     expect(on.runtime.hibernatedSymbols).toBe(1);
     expect((await on.runtime.pool!.summary(false)).symbols.map((summary) => summary.symbol)).toEqual(['AAPL']);
-    const rest = lines.slice(300).filter((line) => !aapl.includes(line));
+    const rest = lines.slice(200, 400).filter((line) => !aapl.includes(line));
     await push(on, rest);
     await push(off, rest);
     expect(on.streamed).toEqual(off.streamed);
@@ -195,6 +198,9 @@ describe('hibernation of idle symbols', () => {
     expect(s.runtime.symbolViews().map((v) => v.symbol).sort()).toEqual(['AAPL', 'AMZN']);
     expect(s.runtime.engine.symbol('AMZN')).toBeDefined();
     expect(s.runtime.engine.symbol('AAPL')).toBeUndefined();
+    // The service's own sweep (a timer reading the runtime's clock) hibernates it as well.
+    s.clock.now += IDLE_SECONDS * 1000;
+    await expect.poll(() => s.runtime.hibernatedSymbols, { timeout: 20_000 }).toBe(2);
     expect(loadServiceConfig({ env: { LOB_RTRL_HIBERNATE_IDLE_SECONDS: '0' } }).hibernateIdleSeconds).toBe(0);
     expect(loadServiceConfig({}).hibernateIdleSeconds).toBe(60);
   });
