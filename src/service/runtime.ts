@@ -412,7 +412,10 @@ export class ServiceRuntime {
     this.checkpointLane = this.scheduler.lane<string>('checkpoints', (symbol) => this.runQueuedCheckpoint(symbol));
     this.restoreLane = this.scheduler.lane<string>('restore', (symbol) => {
       this.unrestored.delete(symbol);
-      this.symbolOrCreate(symbol);
+      if (!this.symbolOrCreate(symbol) || this.idleMs <= 0) return;
+      // With hibernation on, a stored symbol no message has asked for yet is verified, summarised
+      // and released at once: a restart does not bring every stored symbol back into memory.
+      this.hibernate(symbol, true).catch((error: unknown) => logger.error({ symbol, err: error }, 'hibernation failed; the symbol stays in memory'));
     });
     // Hibernations take their turn like checkpoint writes, so many symbols going idle at once are spread out.
     this.hibernateLane = this.scheduler.lane<string>('hibernate', (symbol) => {
@@ -877,11 +880,13 @@ export class ServiceRuntime {
    * Hibernates `symbol` if it is still idle: writes its whole state as a checkpoint (unless its
    * newest one already holds it), keeps a summary for the views and releases the rest. A failed
    * write leaves it running, retried with the checkpoints' backoff. Resolves whether it went.
+   * `restoredJustNow`: the background restore's symbol, which goes at once if nothing moved it.
    */
-  private async hibernate(symbol: string): Promise<boolean> {
+  private async hibernate(symbol: string, restoredJustNow = false): Promise<boolean> {
     this.hibernationQueued.delete(symbol);
     const activity = this.activity.get(symbol);
-    if (this.stopping || !activity || this.idleMs <= 0 || this.now() - activity.at < this.idleMs) return false;
+    if (this.stopping || !activity || this.idleMs <= 0) return false;
+    if (restoredJustNow ? activity.version !== activity.savedVersion : this.now() - activity.at < this.idleMs) return false;
     if (this.hibernated.has(symbol) || this.failedSymbols.has(symbol)) return false;
     const failing = this.failingCheckpoints.get(symbol);
     if (failing && this.now() < failing.retryAt) return false;

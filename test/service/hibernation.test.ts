@@ -183,7 +183,10 @@ describe('hibernation of idle symbols', () => {
     // No shutdown: a second process opens the same database as after a kill -9.
     const restarted = await service(1, IDLE_SECONDS, join(dir, 'db.sqlite'));
     await restarted.runtime.whenRestored();
-    expect(['AAPL', 'AMZN'].map((symbol) => restarted.runtime.engine.symbol(symbol)!.getState())).toEqual(before);
+    // Restored in the background, verified and left asleep until a message asks for them.
+    expect(restarted.runtime.hibernatedSymbols).toBe(2);
+    expect(restarted.runtime.engine.symbols.size).toBe(0);
+    expect(['AAPL', 'AMZN'].map((symbol) => restarted.runtime.symbolEngine(symbol)!.getState())).toEqual(before);
   });
 
   it('a symbol idle less than the idle time stays; 0 disables hibernation', async () => {
