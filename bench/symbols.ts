@@ -39,6 +39,8 @@ export interface SymbolsResult {
   readonly rssPerIdleSymbolKb: number;
   /** The same once every symbol has hibernated (NaN for a build without hibernation). */
   readonly rssPerHibernatedSymbolKb: number;
+  /** Growth of RSS per symbol from listening to every stored symbol restored, after a restart at the default configuration. */
+  readonly rssPerRestoredSymbolKb: number;
   /** Acknowledgement of one snapshot: the first after hibernation (wake-up), and the next one. */
   readonly wakeAckMs: { p50: number; p99: number; max: number };
   readonly awakeAckMs: { p50: number; p99: number; max: number };
@@ -151,11 +153,12 @@ export async function benchSymbols(root: string, cli: string, label: string): Pr
 
     // 2. Restart on that database: time to listen, time until every symbol is restored, and
     // /healthz meanwhile (a build that restores before listening answers once it is done).
-    // Hibernation off from here: these figures are about symbols in memory.
-    if (canHibernate) env.LOB_RTRL_HIBERNATE_IDLE_SECONDS = '0';
+    // At the default configuration: with hibernation, symbols restored in the background sleep
+    // until a message asks for them, so the restart's RSS per symbol is a hibernated symbol's.
     const spawned = performance.now();
     const second = await spawnServer(cli, env);
     const listenSeconds = (performance.now() - spawned) / 1000;
+    const listeningRss = second.rssBytes();
     const restored = (async () => {
       for (;;) {
         const body = (await (await fetch(`${second.url}/v1/symbols`)).json()) as { restoring?: number; symbols: unknown[] };
@@ -165,6 +168,8 @@ export async function benchSymbols(root: string, cli: string, label: string): Pr
     })();
     const restoreHealth = await pollHealth(second.url, restored);
     const restoredSeconds = (performance.now() - spawned) / 1000;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const rssPerRestoredSymbolKb = (second.rssBytes() - listeningRss) / SYMBOLS / 1024;
     await second.stop();
 
     // 3. Periodic checkpoints of 300 symbols that moved, every 2 s, with /healthz polled.
@@ -180,6 +185,7 @@ export async function benchSymbols(root: string, cli: string, label: string): Pr
       label,
       rssPerIdleSymbolKb,
       rssPerHibernatedSymbolKb,
+      rssPerRestoredSymbolKb,
       wakeAckMs: percentiles(wake),
       awakeAckMs: percentiles(awake),
       checkpointYoungKb,
@@ -198,10 +204,10 @@ export async function benchSymbols(root: string, cli: string, label: string): Pr
 export function formatSymbols(results: readonly SymbolsResult[]): string {
   const f = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
   return formatTable(
-    ['build', 'RSS/idle symbol KB (in memory / hibernated)', 'first ack after hibernation p50/p99 ms (next ack p50)', 'checkpoint KB (20 / 2,000 ticks)', 'db MB', 'listen s', 'all restored s', '/healthz while restoring p99/max ms', '/healthz during checkpoints p99/max ms'],
+    ['build', 'RSS/idle symbol KB (in memory / hibernated / after restart)', 'first ack after hibernation p50/p99 ms (next ack p50)', 'checkpoint KB (20 / 2,000 ticks)', 'db MB', 'listen s', 'all restored s', '/healthz while restoring p99/max ms', '/healthz during checkpoints p99/max ms'],
     results.map((r) => [
       r.label,
-      `${f(r.rssPerIdleSymbolKb, 0)} / ${f(r.rssPerHibernatedSymbolKb, 0)}`,
+      `${f(r.rssPerIdleSymbolKb, 0)} / ${f(r.rssPerHibernatedSymbolKb, 0)} / ${f(r.rssPerRestoredSymbolKb, 0)}`,
       `${f(r.wakeAckMs.p50)} / ${f(r.wakeAckMs.p99)} (${f(r.awakeAckMs.p50)})`,
       `${f(r.checkpointYoungKb, 0)} / ${f(r.checkpointBusyKb, 0)}`,
       f(r.databaseMb),
