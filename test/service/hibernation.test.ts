@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.js';
 import { loadServiceConfig } from '../../src/service/config.js';
 import { ServiceRuntime, type RuntimeLogger } from '../../src/service/runtime.js';
+import { get, push } from './inject.js';
 
 const fixture = join(import.meta.dirname, '../../fixtures/canonical/amzn-aapl-2012-06-21-interleaved.jsonl');
 const lines = readFileSync(fixture, 'utf8')
@@ -46,19 +47,6 @@ async function service(workers: number, hibernateIdleSeconds: number, db = join(
   const created = { runtime, app, streamed, clock };
   running.push(created);
   return created;
-}
-
-async function push({ app }: Service, messages: readonly unknown[], size = 100): Promise<void> {
-  for (let i = 0; i < messages.length; i += size) {
-    const response = await app.inject({ method: 'POST', url: '/v1/snapshots', payload: messages.slice(i, i + size) as object[] });
-    expect(response.statusCode, response.body).toBe(200);
-  }
-}
-
-async function get({ app }: Service, url: string): Promise<unknown> {
-  const response = await app.inject({ method: 'GET', url });
-  expect(response.statusCode, `${url}: ${response.body}`).toBe(200);
-  return response.json();
 }
 
 /** Every symbol's REST answers and the tick counters of /metrics. */
