@@ -189,6 +189,7 @@ export async function registerRestRoutes(app: FastifyInstance, runtime: ServiceR
 
   routes.post('/v1/symbols/:symbol/checkpoints', { preHandler: authorise, schema: { summary: 'write a checkpoint now', params: symbolParams, security: [{ bearer: [] }], response: { 201: checkpointMeta, ...errorResponses(400, 401, 404, 503) } } }, async (request, reply) => {
     symbolEngineOr404(request.params.symbol);
+    runtime.wake(request.params.symbol);
     const meta = await runtime.checkpoint(request.params.symbol, 'manual');
     if (!meta) throw new NotFoundError(`unknown symbol "${request.params.symbol}"`);
     return reply.code(201).send(meta);

@@ -551,6 +551,11 @@ export class ServiceRuntime {
     return this.hibernated.has(symbol);
   }
 
+  /** Restores a hibernated symbol now (an operator's action on it needs its state); false when it was not asleep. */
+  wake(symbol: string): boolean {
+    return this.hibernated.has(symbol) && this.symbolOrCreate(symbol) !== null;
+  }
+
   /** Step latency of every symbol engine, on this thread or gathered from the workers each second. */
   get stepLatency(): LatencyHistogram {
     return this.pool ? this.workerLatency : this.engine.latency;

@@ -107,6 +107,12 @@ describe('hibernation of idle symbols', () => {
           expect(await get(on, '/v1/symbols')).toMatchObject({ hibernated: 2, symbols: [{ hibernated: true }, { hibernated: true }] });
           expect(await get(off, '/v1/symbols')).toMatchObject({ hibernated: 0, symbols: [{ hibernated: false }, { hibernated: false }] });
           expect(await observed(on)).toEqual(await observed(off));
+          // Looking at a sleeping symbol does not wake it; an operator's manual checkpoint does.
+          expect(on.runtime.hibernatedSymbols).toBe(2);
+          const manual = await on.app.inject({ method: 'POST', url: '/v1/symbols/AAPL/checkpoints' });
+          expect(manual.statusCode, manual.body).toBe(201);
+          expect(manual.json().tickCount).toBe(on.runtime.symbolView('AAPL')!.ticks);
+          expect(on.runtime.isHibernated('AAPL')).toBe(false);
           const ready = async (x: Service) => (await x.app.inject({ method: 'GET', url: '/readyz' })).json();
           expect(await ready(on)).toEqual(await ready(off));
         }
