@@ -1,14 +1,14 @@
 // Many symbols in one service, from outside: `lob-rtrl serve` in its own process with the default
-// models, 1,000 symbols pushed a few ticks each. Measures what a symbol costs in resident memory
-// while it is in memory (just after its ticks) and once it has been idle past the hibernation
-// time (its state in its checkpoint; the server runs with hibernateIdleSeconds = 5 so the bench
-// need not wait a minute), how long the first message after that takes to be acknowledged (the
-// wake-up: restored from SQLite, then applied) against the next one, what a checkpoint weighs
-// (young, and after 2,000 ticks), how long a restart on that database takes to listen and to have
-// every symbol restored, and how long /healthz waits while periodic checkpoints of 300 symbols
-// are written (those two without hibernation). Goals: an idle symbol at most 300 KB, no stall
-// over 50 ms. `--cli <path>` runs another build under the same load (one without hibernation
-// reports n/a for it).
+// models, 1,000 symbols pushed a few ticks each. Measures resident memory per symbol: in memory
+// (just after its ticks), once idle past the hibernation time (the server runs with
+// hibernateIdleSeconds = 5 so the bench need not wait a minute), after a restart (stored symbols
+// are restored asleep), and what as many new symbols again add while the first ones sleep (a
+// server and database of their own); how long the first message after hibernation takes to be
+// acknowledged (the wake-up: restored from SQLite, then applied) against the next one; what a
+// checkpoint weighs (young, and after 2,000 ticks); how long a restart takes to listen and to
+// have every symbol restored; and how long /healthz waits then and while periodic checkpoints of
+// 300 symbols are written. Goals: an idle symbol at most 300 KB, no stall over 50 ms.
+// `--cli <path>` runs another build under the same load (one without hibernation reports n/a).
 //   npx tsc -p tsconfig.build.json && node dist/bench/run.js --only symbols
 import Database from 'better-sqlite3';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -41,6 +41,8 @@ export interface SymbolsResult {
   readonly rssPerHibernatedSymbolKb: number;
   /** Growth of RSS per symbol from listening to every stored symbol restored, after a restart at the default configuration. */
   readonly rssPerRestoredSymbolKb: number;
+  /** RSS growth per symbol for as many new symbols again, pushed while the first ones sleep. */
+  readonly rssPerSymbolBesideSleepersKb: number;
   /** Acknowledgement of one snapshot: the first after hibernation (wake-up), and the next one. */
   readonly wakeAckMs: { p50: number; p99: number; max: number };
   readonly awakeAckMs: { p50: number; p99: number; max: number };
@@ -56,6 +58,14 @@ export interface SymbolsResult {
 /** GET /v1/symbols' count of hibernated symbols (undefined for a build without hibernation). */
 async function hibernatedCount(server: SpawnedServer): Promise<number | undefined> {
   return ((await (await fetch(`${server.url}/v1/symbols`)).json()) as { hibernated?: number }).hibernated;
+}
+
+async function waitHibernated(server: SpawnedServer, count: number): Promise<void> {
+  const deadline = performance.now() + 120_000;
+  while (((await hibernatedCount(server)) ?? 0) < count) {
+    if (performance.now() > deadline) throw new Error(`symbols not hibernated within 2 minutes: ${await hibernatedCount(server)} of ${count}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }
 
 async function timedPost(server: SpawnedServer, body: string): Promise<number> {
@@ -92,6 +102,16 @@ export async function benchSymbols(root: string, cli: string, label: string): Pr
     const row = rows[seq % rows.length];
     return `{"symbol":"${symbol}","ts":${rows[0].ts + seq},"seq":${seq},"bids":${JSON.stringify(row.bids)},"asks":${JSON.stringify(row.asks)}}`;
   };
+  /** TICKS_PER_SYMBOL ticks for each of S<from> .. S<to - 1>, a tick of every symbol before the next. */
+  const pushTicks = async (server: SpawnedServer, from: number, to: number) => {
+    for (let tick = 0; tick < TICKS_PER_SYMBOL; tick++) {
+      for (let start = from; start < to; start += BODY_SNAPSHOTS) {
+        const parts: string[] = [];
+        for (let s = start; s < Math.min(to, start + BODY_SNAPSHOTS); s++) parts.push(snapshot(`S${s}`, tick));
+        await post(server, `[${parts.join(',')}]`);
+      }
+    }
+  };
   const dir = mkdtempSync(join(tmpdir(), 'lob-rtrl-bench-symbols-'));
   const db = join(dir, 'symbols.sqlite');
   const env: Record<string, string> = { LOB_RTRL_DB: db, LOB_RTRL_MAX_SYMBOLS: '2000', LOB_RTRL_CHECKPOINT_EVERY_SECONDS: '3600', LOB_RTRL_CHECKPOINT_EVERY_TICKS: '1000000' };
@@ -111,24 +131,15 @@ export async function benchSymbols(root: string, cli: string, label: string): Pr
     await post(first, snapshot('WARM', 0));
     await new Promise((resolve) => setTimeout(resolve, 500));
     const baseRss = first.rssBytes();
-    for (let tick = 0; tick < TICKS_PER_SYMBOL; tick++) {
-      for (let from = 0; from < SYMBOLS; from += BODY_SNAPSHOTS) {
-        const parts: string[] = [];
-        for (let s = from; s < Math.min(SYMBOLS, from + BODY_SNAPSHOTS); s++) parts.push(snapshot(`S${s}`, tick));
-        await post(first, `[${parts.join(',')}]`);
-      }
-    }
+    await pushTicks(first, 0, SYMBOLS);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const rssPerIdleSymbolKb = (first.rssBytes() - baseRss) / SYMBOLS / 1024;
     let rssPerHibernatedSymbolKb = Number.NaN;
+    let rssPerSymbolBesideSleepersKb = Number.NaN;
     const wake: number[] = [];
     const awake: number[] = [];
     if (canHibernate && (await hibernatedCount(first)) !== undefined) {
-      const deadline = performance.now() + 120_000;
-      while (((await hibernatedCount(first)) ?? 0) < SYMBOLS + 1) {
-        if (performance.now() > deadline) throw new Error(`symbols not hibernated within 2 minutes: ${await hibernatedCount(first)} of ${SYMBOLS + 1}`);
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
+      await waitHibernated(first, SYMBOLS + 1);
       await new Promise((resolve) => setTimeout(resolve, 1000));
       rssPerHibernatedSymbolKb = (first.rssBytes() - baseRss) / SYMBOLS / 1024;
       for (let s = 0; s < WAKE_SYMBOLS; s++) {
@@ -143,6 +154,19 @@ export async function benchSymbols(root: string, cli: string, label: string): Pr
       await post(first, `[${parts.join(',')}]`);
     }
     await first.stop();
+    if (canHibernate) {
+      // As many new symbols again while the first ones sleep, on a database of its own: the
+      // memory the sleepers freed is reused by the newcomers.
+      const beside = await spawnServer(cli, { ...hibernating, LOB_RTRL_DB: join(dir, 'beside.sqlite'), LOB_RTRL_MAX_SYMBOLS: String(2 * SYMBOLS) });
+      await pushTicks(beside, 0, SYMBOLS);
+      await waitHibernated(beside, SYMBOLS);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const sleepersRss = beside.rssBytes();
+      await pushTicks(beside, SYMBOLS, 2 * SYMBOLS);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      rssPerSymbolBesideSleepersKb = (beside.rssBytes() - sleepersRss) / SYMBOLS / 1024;
+      await beside.stop();
+    }
     const store = new Database(db, { readonly: true });
     const sizeOf = (symbol: string) => (store.prepare('SELECT size_bytes FROM checkpoints WHERE symbol = ? ORDER BY id DESC LIMIT 1').pluck().get(symbol) as number) / 1024;
     // The last symbol was not woken: its newest checkpoint is the one it hibernated with.
@@ -186,6 +210,7 @@ export async function benchSymbols(root: string, cli: string, label: string): Pr
       rssPerIdleSymbolKb,
       rssPerHibernatedSymbolKb,
       rssPerRestoredSymbolKb,
+      rssPerSymbolBesideSleepersKb,
       wakeAckMs: percentiles(wake),
       awakeAckMs: percentiles(awake),
       checkpointYoungKb,
@@ -204,10 +229,10 @@ export async function benchSymbols(root: string, cli: string, label: string): Pr
 export function formatSymbols(results: readonly SymbolsResult[]): string {
   const f = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
   return formatTable(
-    ['build', 'RSS/idle symbol KB (in memory / hibernated / after restart)', 'first ack after hibernation p50/p99 ms (next ack p50)', 'checkpoint KB (20 / 2,000 ticks)', 'db MB', 'listen s', 'all restored s', '/healthz while restoring p99/max ms', '/healthz during checkpoints p99/max ms'],
+    ['build', 'RSS/idle symbol KB (in memory / hibernated / after restart / more beside sleepers)', 'first ack after hibernation p50/p99 ms (next ack p50)', 'checkpoint KB (20 / 2,000 ticks)', 'db MB', 'listen s', 'all restored s', '/healthz while restoring p99/max ms', '/healthz during checkpoints p99/max ms'],
     results.map((r) => [
       r.label,
-      `${f(r.rssPerIdleSymbolKb, 0)} / ${f(r.rssPerHibernatedSymbolKb, 0)} / ${f(r.rssPerRestoredSymbolKb, 0)}`,
+      `${f(r.rssPerIdleSymbolKb, 0)} / ${f(r.rssPerHibernatedSymbolKb, 0)} / ${f(r.rssPerRestoredSymbolKb, 0)} / ${f(r.rssPerSymbolBesideSleepersKb, 0)}`,
       `${f(r.wakeAckMs.p50)} / ${f(r.wakeAckMs.p99)} (${f(r.awakeAckMs.p50)})`,
       `${f(r.checkpointYoungKb, 0)} / ${f(r.checkpointBusyKb, 0)}`,
       f(r.databaseMb),
