@@ -42,6 +42,11 @@ export interface EngineOptions {
   readonly onNewSymbol?: (engine: SymbolEngine) => void;
   /** At most this many symbols (a bound on memory for push ingest). */
   readonly maxSymbols?: number;
+  /**
+   * Symbols the caller took out with `release` (hibernated: their state only in a checkpoint).
+   * They count towards `maxSymbols`, and one of them seen again is created (restored) within it.
+   */
+  readonly released?: { readonly size: number; has(symbol: string): boolean };
 }
 
 export class Engine {
@@ -68,6 +73,13 @@ export class Engine {
     // The process-lifetime count follows the symbol, not the object, so the counter never goes back.
     engine.ticksThisProcess += running.ticksThisProcess;
     this.symbols.set(engine.symbol, engine);
+  }
+
+  /** Takes a symbol's engine out (its state saved elsewhere); its next message creates it anew through `createSymbol`. */
+  release(symbol: string): SymbolEngine | undefined {
+    const engine = this.symbols.get(symbol);
+    this.symbols.delete(symbol);
+    return engine;
   }
 
   /** A fresh engine for `symbol` with this engine's configuration, not yet in place. */
@@ -168,7 +180,8 @@ export class Engine {
   private engineFor(symbol: string): SymbolEngine | null {
     const existing = this.symbols.get(symbol);
     if (existing) return existing;
-    if (this.options.maxSymbols !== undefined && this.symbols.size >= this.options.maxSymbols) return null;
+    const released = this.options.released;
+    if (this.options.maxSymbols !== undefined && !released?.has(symbol) && this.symbols.size + (released?.size ?? 0) >= this.options.maxSymbols) return null;
     const timeline = this.options.timelineFor?.(symbol, this.config.models.map(modelName), classNames(this.config.target).length) ?? null;
     const fresh = () => new SymbolEngine(symbol, this.config, timeline, this.options.onScored ?? null);
     const engine = this.options.createSymbol ? this.options.createSymbol(symbol, fresh) : fresh();

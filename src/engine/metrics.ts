@@ -98,21 +98,27 @@ export type StoredMetricsState = z.infer<typeof prequentialMetricsStateSchema>;
 
 /** Buckets per window: a 10,000-tick window costs 64 buckets, not 10,000 scores. */
 const BUCKETS_PER_WINDOW = 64;
+/** Buckets allocated before the first growth: a young or quiet symbol fills few. */
+const INITIAL_BUCKETS = 4;
 
 /**
  * A sliding window over the last `window` scores kept as sums over buckets of `bucketSize`
  * scores (1 for windows of at most 64, so small windows are exact). It covers the open bucket
- * and as many of the newest complete buckets as fit in `window`: between window − bucketSize + 1
+ * and as many of the newest complete buckets as fit in `window`: between window − bucket + 1
  * and window scores once that many were seen. Memory and checkpoint size are O(64) whatever the
- * window; sums are recomputed from the buckets when read, so they never drift.
+ * window, and the buckets are allocated as they fill (doubling), so a symbol that scored little
+ * holds little; sums are recomputed from the buckets when read, so they never drift.
  */
 export class BucketedWindow {
   readonly bucketSize: number;
   /** Complete buckets kept: the most that can fit beside an empty open bucket. */
   private readonly slots: number;
-  private readonly hits: Float64Array;
-  private readonly logLoss: Float64Array;
-  private readonly brier: Float64Array;
+  /**
+   * Per complete bucket [hits, logLossSum, brierSum], in a ring of `slots` buckets. Until the
+   * ring is full it is only as long as the buckets filled so far (rounded up to a power of two),
+   * and as `head === filled` then, growing never has to unwrap it.
+   */
+  private buckets: Float64Array;
   private head = 0;
   private filled = 0;
   private openHits = 0;
@@ -123,9 +129,7 @@ export class BucketedWindow {
   constructor(readonly window: number) {
     this.bucketSize = Math.ceil(window / BUCKETS_PER_WINDOW);
     this.slots = Math.floor(window / this.bucketSize);
-    this.hits = new Float64Array(this.slots);
-    this.logLoss = new Float64Array(this.slots);
-    this.brier = new Float64Array(this.slots);
+    this.buckets = new Float64Array(3 * Math.min(this.slots, INITIAL_BUCKETS));
   }
 
   record(hit: number, logLoss: number, brier: number): void {
@@ -133,12 +137,21 @@ export class BucketedWindow {
     this.openLogLoss += logLoss;
     this.openBrier += brier;
     if (++this.openCount < this.bucketSize) return;
-    this.hits[this.head] = this.openHits;
-    this.logLoss[this.head] = this.openLogLoss;
-    this.brier[this.head] = this.openBrier;
+    if (3 * this.head === this.buckets.length) this.allocate(Math.min(this.slots, 2 * this.head));
+    const at = 3 * this.head;
+    this.buckets[at] = this.openHits;
+    this.buckets[at + 1] = this.openLogLoss;
+    this.buckets[at + 2] = this.openBrier;
     this.head = this.head + 1 === this.slots ? 0 : this.head + 1;
     if (this.filled < this.slots) this.filled++;
     this.openHits = this.openLogLoss = this.openBrier = this.openCount = 0;
+  }
+
+  /** Room for `buckets` complete buckets, keeping the ones filled (laid out from 0 while not full). */
+  private allocate(buckets: number): void {
+    const grown = new Float64Array(3 * buckets);
+    grown.set(this.buckets.subarray(0, Math.min(this.buckets.length, grown.length)));
+    this.buckets = grown;
   }
 
   /** Complete buckets the window covers now. */
@@ -152,18 +165,17 @@ export class BucketedWindow {
 
   /** Sum of hits (0), log-losses (1) or Brier scores (2) over the window. Allocation-free. */
   sum(which: 0 | 1 | 2): number {
-    const ring = which === 0 ? this.hits : which === 1 ? this.logLoss : this.brier;
     let total = which === 0 ? this.openHits : which === 1 ? this.openLogLoss : this.openBrier;
     const covered = this.covered();
-    for (let k = 1; k <= covered; k++) total += ring[(this.head - k + this.slots) % this.slots];
+    for (let k = 1; k <= covered; k++) total += this.buckets[3 * ((this.head - k + this.slots) % this.slots) + which];
     return total;
   }
 
   getState(): RollingWindowState {
     const complete: number[] = [];
     for (let k = this.filled; k > 0; k--) {
-      const at = (this.head - k + this.slots) % this.slots;
-      complete.push(this.hits[at], this.logLoss[at], this.brier[at]);
+      const at = 3 * ((this.head - k + this.slots) % this.slots);
+      complete.push(this.buckets[at], this.buckets[at + 1], this.buckets[at + 2]);
     }
     return { window: this.window, bucketSize: this.bucketSize, complete, open: [this.openHits, this.openLogLoss, this.openBrier, this.openCount] };
   }
@@ -178,11 +190,10 @@ export class BucketedWindow {
     const openCount = state.open[3];
     if (!(Number.isInteger(openCount) && openCount >= 0 && openCount < this.bucketSize)) throw new RangeError(`rolling window ${this.window}: open bucket count ${openCount}`);
     this.clear();
-    for (let b = 0; b < buckets; b++) {
-      this.hits[b] = state.complete[3 * b];
-      this.logLoss[b] = state.complete[3 * b + 1];
-      this.brier[b] = state.complete[3 * b + 2];
-    }
+    let room = Math.min(this.slots, INITIAL_BUCKETS);
+    while (room <= buckets && room < this.slots) room = Math.min(this.slots, 2 * room);
+    this.buckets = new Float64Array(3 * room);
+    this.buckets.set(state.complete);
     this.filled = buckets;
     this.head = buckets % this.slots;
     [this.openHits, this.openLogLoss, this.openBrier] = state.open;

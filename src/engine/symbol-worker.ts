@@ -34,6 +34,12 @@ const config: EngineConfig = start.config;
 const engines: (SymbolEngine | undefined)[] = [];
 const names: string[] = [];
 const timelines = new Map<number, MetricsTimeline>();
+/**
+ * States of symbols released for hibernation whose checkpoint the main thread has not yet
+ * confirmed: a message that reaches one before `forget` (the main thread sent it while the
+ * release was under way) restores it from here, so nothing sent to a worker is ever lost.
+ */
+const held = new Map<number, Uint8Array>();
 const latency = new LatencyHistogram();
 const clock = () => performance.now();
 const classes = classNames(config.target).length;
@@ -43,7 +49,7 @@ let output = new Float64Array(stride * 1024);
 let outputLength = 0;
 
 function engineOf(symbolId: number): SymbolEngine {
-  const engine = engines[symbolId];
+  const engine = engines[symbolId] ?? revive(symbolId);
   if (!engine) throw new Error(`symbol ${symbolId} (${names[symbolId] ?? '?'}) is not open on this worker`);
   return engine;
 }
@@ -77,13 +83,25 @@ const handler: RecordHandler = {
   },
   disconnect(symbolId: number): void {
     if (symbolId === EVERY_SYMBOL) {
+      for (const id of [...held.keys()]) revive(id);
       for (const engine of engines) engine?.onDisconnect();
     } else {
-      engines[symbolId]?.onDisconnect();
+      (engines[symbolId] ?? revive(symbolId))?.onDisconnect();
     }
   },
 };
 const reader = new RecordReader((symbolId) => names[symbolId]);
+
+/** A released symbol's held state loaded back (undefined when none is held). */
+function revive(symbolId: number): SymbolEngine | undefined {
+  const state = held.get(symbolId);
+  if (!state) return undefined;
+  held.delete(symbolId);
+  const engine = fresh(symbolId, names[symbolId]);
+  engine.loadState(state);
+  engines[symbolId] = engine;
+  return engine;
+}
 
 function fresh(symbolId: number, symbol: string): SymbolEngine {
   const timeline = start.timelines ? new MetricsTimeline({ models, classes }) : null;
@@ -99,6 +117,7 @@ function snapshotOf(engine: SymbolEngine): SymbolSnapshot {
 /** Opens a symbol from the newest candidate state that loads whole, else fresh (the main thread verified checksums and configuration). */
 function open(symbolId: number, symbol: string, candidates: ReadonlyArray<{ id: number; payload: Uint8Array }>): SymbolOpened {
   names[symbolId] = symbol;
+  held.delete(symbolId);
   const failures: SymbolOpened['failures'] = [];
   for (const candidate of candidates) {
     const engine = fresh(symbolId, symbol);
@@ -132,7 +151,7 @@ function summaryOf(symbolId: number, withState: boolean): SymbolSummary {
   };
 }
 
-function answer(request: WorkerRequest): WorkerReply {
+function answer(request: WorkerRequest): WorkerReply | null {
   switch (request.op) {
     case 'batch': {
       const started = clock();
@@ -154,6 +173,16 @@ function answer(request: WorkerRequest): WorkerReply {
       engines[request.symbolId] = engine;
       return { op: 'reply', requestId: request.requestId, value: snapshotOf(engine) };
     }
+    case 'release': {
+      const summary = summaryOf(request.symbolId, true);
+      held.set(request.symbolId, summary.state!);
+      engines[request.symbolId] = undefined;
+      timelines.delete(request.symbolId);
+      return { op: 'reply', requestId: request.requestId, value: summary };
+    }
+    case 'forget':
+      held.delete(request.symbolId);
+      return null;
     case 'resetOrdering': {
       const engine = engineOf(request.symbolId);
       engine.resetOrdering();
@@ -163,12 +192,13 @@ function answer(request: WorkerRequest): WorkerReply {
 }
 
 port.on('message', (request: WorkerRequest) => {
-  let reply: WorkerReply;
+  let reply: WorkerReply | null;
   try {
     reply = answer(request);
   } catch (error) {
-    reply = { op: 'failed', requestId: request.op === 'batch' ? -1 : request.requestId, round: request.op === 'batch' ? request.round : -1, message: (error as Error).stack ?? String(error) };
+    reply = { op: 'failed', requestId: 'requestId' in request ? request.requestId : -1, round: request.op === 'batch' ? request.round : -1, message: (error as Error).stack ?? String(error) };
   }
+  if (reply === null) return;
   // Copied, never transferred: detaching a buffer in this isolate would invalidate V8's
   // ArrayBufferDetaching protector, and every typed-array kernel here would then run with
   // detach checks (measured: about a quarter more CPU per tick). The copy is a memcpy of the

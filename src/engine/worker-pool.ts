@@ -119,6 +119,8 @@ export class SymbolWorkerPool {
   private readonly symbolIds = new Map<string, number>();
   private readonly symbolNames: string[] = [];
   private readonly ownerOf: number[] = [];
+  /** Symbols hibernated: placed (id and worker kept), but their engine is not on the worker until `open` again. */
+  private readonly released = new Set<string>();
   private readonly modelNames: readonly string[];
   private readonly classNames: readonly string[];
   private readonly targetName: string;
@@ -206,17 +208,21 @@ export class SymbolWorkerPool {
    * at once: the worker opens it before it reads them.
    */
   open(symbol: string, candidates: ReadonlyArray<{ id: number; payload: Uint8Array }> = []): Promise<SymbolOpened> {
-    if (this.symbolIds.has(symbol)) throw new Error(`open: ${symbol} is already open`);
-    const symbolId = this.symbolNames.length;
-    const index = symbolId % this.size;
+    const reopened = this.released.delete(symbol);
+    if (this.symbolIds.has(symbol) && !reopened) throw new Error(`open: ${symbol} is already open`);
+    // A hibernated symbol wakes where it ran, under its id.
+    const symbolId = reopened ? this.symbolIds.get(symbol)! : this.symbolNames.length;
+    const index = reopened ? this.ownerOf[symbolId] : symbolId % this.size;
     const worker = this.workers[index] ?? this.spawn(index);
     // Records already waiting for this worker must reach it before the symbol exists there (a
     // disconnect of every symbol pushed before the open must not reach the new one).
     if (!worker.writer.empty) this.flush();
-    this.symbolIds.set(symbol, symbolId);
-    this.symbolNames.push(symbol);
-    this.ownerOf.push(index);
-    worker.symbols.push(symbol);
+    if (!reopened) {
+      this.symbolIds.set(symbol, symbolId);
+      this.symbolNames.push(symbol);
+      this.ownerOf.push(index);
+      worker.symbols.push(symbol);
+    }
     return this.request<SymbolOpened>(worker, { op: 'open', requestId: this.nextRequest++, symbolId, symbol, candidates });
   }
 
@@ -265,8 +271,8 @@ export class SymbolWorkerPool {
       }
       return;
     }
-    // As in Engine.process, a symbol not yet seen has nothing to reset.
-    if (!this.symbolIds.has(symbol)) return;
+    // As in Engine.process, a symbol not yet seen has nothing to reset; a hibernated one is reset when it wakes.
+    if (!this.symbolIds.has(symbol) || this.released.has(symbol)) return;
     const worker = this.liveWorkerOf(symbol);
     if (!worker) return;
     worker.writer.disconnect(this.symbolIds.get(symbol)!);
@@ -333,7 +339,7 @@ export class SymbolWorkerPool {
    * all symbols or none, only the wanted symbols' workers otherwise.
    */
   async summary(withState: boolean, symbols?: readonly string[]): Promise<{ symbols: SymbolSummary[]; latency: WorkerSummary['latency'][] }> {
-    const wanted = symbols ?? this.symbolNames;
+    const wanted = symbols ?? (this.released.size === 0 ? this.symbolNames : this.symbolNames.filter((symbol) => !this.released.has(symbol)));
     const answers = await Promise.all(
       this.workers.map((worker) => {
         if (worker.failed) return null;
@@ -356,6 +362,24 @@ export class SymbolWorkerPool {
     const worker = this.requireWorker(symbol);
     this.flush();
     return this.request<SymbolSnapshot>(worker, { op: 'load', requestId: this.nextRequest++, symbolId: this.symbolIds.get(symbol)!, payload });
+  }
+
+  /**
+   * Hibernation, first step: the symbol's summary with its whole state; its worker drops the
+   * engine but holds the state, so a message sent meanwhile finds it. `forget` once the state is
+   * written, if nothing was sent for the symbol since.
+   */
+  release(symbol: string): Promise<SymbolSummary> {
+    const worker = this.requireWorker(symbol);
+    this.flush();
+    return this.request<SymbolSummary>(worker, { op: 'release', requestId: this.nextRequest++, symbolId: this.symbolIds.get(symbol)! });
+  }
+
+  /** Hibernation, second step: the worker drops the held state; the symbol is away until `open`. */
+  forget(symbol: string): void {
+    const worker = this.requireWorker(symbol);
+    this.released.add(symbol);
+    this.post(worker, { op: 'forget', symbolId: this.symbolIds.get(symbol)! });
   }
 
   /** The operator's reset of a symbol's input ordering, on its worker; answers with its state after. */

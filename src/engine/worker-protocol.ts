@@ -61,7 +61,11 @@ export type WorkerRequest =
   | { readonly op: 'open'; readonly requestId: number; readonly symbolId: number; readonly symbol: string; readonly candidates: ReadonlyArray<{ id: number; payload: Uint8Array }> }
   | { readonly op: 'summary'; readonly requestId: number; readonly symbolIds: number[] | null; readonly withState: boolean }
   | { readonly op: 'load'; readonly requestId: number; readonly symbolId: number; readonly payload: Uint8Array }
-  | { readonly op: 'resetOrdering'; readonly requestId: number; readonly symbolId: number };
+  | { readonly op: 'resetOrdering'; readonly requestId: number; readonly symbolId: number }
+  /** Hibernation: the symbol's summary with its whole state, its engine dropped; the worker holds the state until `forget`. */
+  | { readonly op: 'release'; readonly requestId: number; readonly symbolId: number }
+  /** The released state was written: the worker drops it (unless a later message revived the symbol). No reply. */
+  | { readonly op: 'forget'; readonly symbolId: number };
 
 export type WorkerReply =
   /** `busyMs`: the time this thread spent on the batch, from which the pool sizes what it keeps in flight. */

@@ -32,9 +32,11 @@ export const readinessResponse = z.object({
 
 export const symbolsResponse = z.object({
   restoring: z.number().int().describe('stored symbols the background restore has not loaded yet'),
+  hibernated: z.number().int().describe('symbols asleep (idle past hibernateIdleSeconds): their state in a checkpoint until their next message'),
   symbols: z.array(
     z.object({
       symbol: z.string(),
+      hibernated: z.boolean(),
       ticks: z.number().int(),
       disconnects: z.number().int(),
       lastTs: nullableNumber,

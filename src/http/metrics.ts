@@ -209,10 +209,36 @@ export function createServiceMetrics(service: MetricsSources): Registry {
 
   new Gauge({
     name: 'lob_rtrl_symbols',
-    help: 'Symbols with a live engine',
+    help: 'Symbols tracked (running or hibernated)',
     registers: [registry],
     collect() {
       this.set(streams.list().length);
+    },
+  });
+  new Gauge({
+    name: 'lob_rtrl_hibernated_symbols',
+    help: 'Symbols hibernated: idle past hibernateIdleSeconds, their state in a checkpoint until their next message',
+    registers: [registry],
+    collect() {
+      this.set(streams.hibernated);
+    },
+  });
+  new Counter({
+    name: 'lob_rtrl_hibernations_total',
+    help: 'Symbols hibernated since this process started',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(streams.hibernations);
+    },
+  });
+  new Counter({
+    name: 'lob_rtrl_wake_ups_total',
+    help: 'Hibernated symbols restored by a message since this process started',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(streams.wakeUps);
     },
   });
 

@@ -66,10 +66,12 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
   });
 
-  routes.get('/v1/symbols', { schema: { summary: 'symbols running, with tick counts and the latest mid; `restoring` counts stored symbols the background restore has not loaded yet', response: { 200: symbolsResponse } } }, async () => ({
+  routes.get('/v1/symbols', { schema: { summary: 'symbols running or hibernated, with tick counts and the latest mid; `restoring` counts stored symbols the background restore has not loaded yet', response: { 200: symbolsResponse } } }, async () => ({
     restoring: streams.restoring,
+    hibernated: streams.hibernated,
     symbols: streams.list().map((s) => ({
       symbol: s.symbol,
+      hibernated: streams.isHibernated(s.symbol),
       ticks: s.ticks,
       disconnects: s.disconnects,
       lastTs: s.lastPrediction?.ts ?? null,

@@ -13,8 +13,8 @@ import { Labeler, pendingCapacity, type TargetSpec } from './targets.js';
 /** Called for every prediction whose label resolved, before its learner sees the label. */
 export type ScoreSink = (learnerIndex: number, probs: Float64Array, offset: number, label: number) => void;
 
-/** Pending ticks the ring holds before it first grows. */
-const INITIAL_PENDING_SLOTS = 64;
+/** Pending ticks the ring holds before it first grows (doubling; most books move within a few ticks). */
+const INITIAL_PENDING_SLOTS = 8;
 
 export class LearnerSet {
   readonly classes: number;
@@ -139,7 +139,8 @@ export class LearnerSet {
     return {
       labeler: this.labeler.getState(),
       pendingProbs,
-      cursor: Float64Array.of(this.head, this.count, this.unscored),
+      // The saved ring is packed from slot 0, so its head is 0 whatever it is here.
+      cursor: Float64Array.of(0, this.count, this.unscored),
       learners: this.learners.map((learner) => learner.getState()),
     };
   }

@@ -20,7 +20,11 @@ import { createOptimiser, type Optimiser } from './optimiser.js';
 import { createRecurrentCore, type RecurrentConfig } from './recurrent-config.js';
 import type { Rng } from './rng.js';
 import { returnSpare, scratchBuffer, takeSpare } from './scratch.js';
+import { packRing, requireArray, unpackRing } from './state-codec.js';
 import { BatchSizeAverage } from './targets.js';
+
+/** FIFO slots allocated before the ring first grows (doubling up to its capacity). */
+const INITIAL_RING_SLOTS = 8;
 
 export class RtrlLearner implements OnlineLearner {
   readonly name: string;
@@ -50,11 +54,13 @@ export class RtrlLearner implements OnlineLearner {
   private readonly sumInput: Float64Array; // sum_t x_t                    (d, input skip)
   private readonly batchSizes = new BatchSizeAverage();
 
-  // FIFO mode (horizon:k): one slot per pending tick.
-  private readonly ringRows: Float64Array; // capacity x C x P
-  private readonly ringProbs: Float64Array; // capacity x C
-  private readonly ringHidden: Float64Array; // capacity x N
-  private readonly ringInputs: Float64Array; // capacity x d (input skip)
+  // FIFO mode (horizon:k): one slot per pending tick, in a ring of `ringSlots` that doubles up to
+  // `capacity` as ticks wait (a time horizon allows 512, of C x P floats each).
+  private ringRows: Float64Array; // slots x C x P
+  private ringProbs: Float64Array; // slots x C
+  private ringHidden: Float64Array; // slots x N
+  private ringInputs: Float64Array; // slots x d (input skip)
+  private ringSlots: number;
   /** Q x_t of this tick, added to the logits; null without the input skip. */
   private readonly skipLogits: Float64Array | null;
   private readonly capacity: number;
@@ -84,10 +90,11 @@ export class RtrlLearner implements OnlineLearner {
     this.sumProbs = new Float64Array(batch ? c : 0);
     this.sumProbInput = new Float64Array(batch ? c * skipInputs : 0);
     this.sumInput = new Float64Array(batch ? skipInputs : 0);
-    this.ringRows = new Float64Array(batch ? 0 : this.capacity * c * p);
-    this.ringProbs = new Float64Array(batch ? 0 : this.capacity * c);
-    this.ringHidden = new Float64Array(batch ? 0 : this.capacity * n);
-    this.ringInputs = new Float64Array(batch ? 0 : this.capacity * skipInputs);
+    this.ringSlots = batch ? 0 : Math.min(this.capacity, INITIAL_RING_SLOTS);
+    this.ringRows = new Float64Array(this.ringSlots * c * p);
+    this.ringProbs = new Float64Array(this.ringSlots * c);
+    this.ringHidden = new Float64Array(this.ringSlots * n);
+    this.ringInputs = new Float64Array(this.ringSlots * skipInputs);
     this.skipLogits = skipInputs > 0 ? new Float64Array(c) : null;
   }
 
@@ -151,11 +158,8 @@ export class RtrlLearner implements OnlineLearner {
         this.sumRows, this.sumProbRows, this.sumProbHidden, this.sumHidden, this.sumProbs,
       );
     } else {
-      if (this.pendingCount === this.capacity) {
-        this.head = (this.head + 1) % this.capacity;
-        this.pendingCount--;
-      }
-      const slot = (this.head + this.pendingCount) % this.capacity;
+      this.makeRoom();
+      const slot = (this.head + this.pendingCount) % this.ringSlots;
       finite = native.step(n, d, classes, vOffset, outputScale, this.params, this.h, this.input, this.hNext, this.s, sNext, probs, this.ringRows, slot * classes * p, this.skipLogits);
       for (let c = 0; c < classes; c++) this.ringProbs[slot * classes + c] = probs[c];
       this.ringHidden.set(this.hNext, slot * n);
@@ -190,17 +194,40 @@ export class RtrlLearner implements OnlineLearner {
       this.pendingCount++;
       return;
     }
-    if (this.pendingCount === this.capacity) {
-      // The oldest tick was never resolved; its slot is reused.
-      this.head = (this.head + 1) % this.capacity;
-      this.pendingCount--;
-    }
-    const slot = (this.head + this.pendingCount) % this.capacity;
+    this.makeRoom();
+    const slot = (this.head + this.pendingCount) % this.ringSlots;
     projectSensitivity(n, p, classes, vOffset, outputScale, this.params, this.s, this.ringRows, slot * classes * p);
     for (let c = 0; c < classes; c++) this.ringProbs[slot * classes + c] = probs[c];
     this.ringHidden.set(this.h, slot * n);
     this.rememberInput(probs);
     this.pendingCount++;
+  }
+
+  /** A free FIFO slot for the next tick: the ring grows while below capacity, then the oldest unresolved tick's slot is reused. */
+  private makeRoom(): void {
+    if (this.pendingCount < this.ringSlots) return;
+    if (this.ringSlots < this.capacity) {
+      this.resizeRing(Math.min(this.capacity, 2 * this.ringSlots));
+      return;
+    }
+    this.head = (this.head + 1) % this.ringSlots;
+    this.pendingCount--;
+  }
+
+  /** Reallocates the FIFO ring to `slots`, its pending ticks laid out from slot 0. */
+  private resizeRing(slots: number): void {
+    const { n, classes: c, recurrent: p, skipInputs: d } = this.layout;
+    const regrow = (ring: Float64Array, stride: number) => {
+      const grown = new Float64Array(slots * stride);
+      grown.set(packRing(ring, stride, this.ringSlots, this.head, this.pendingCount));
+      return grown;
+    };
+    this.ringRows = regrow(this.ringRows, c * p);
+    this.ringProbs = regrow(this.ringProbs, c);
+    this.ringHidden = regrow(this.ringHidden, n);
+    this.ringInputs = regrow(this.ringInputs, d);
+    this.ringSlots = slots;
+    this.head = 0;
   }
 
   /** The input skip's share of the pending tick (before pendingCount counts it): p x^T and x, or x in its ring slot. */
@@ -217,7 +244,7 @@ export class RtrlLearner implements OnlineLearner {
       for (let j = 0; j < d; j++) this.sumInput[j] += x[j];
       return;
     }
-    this.ringInputs.set(x, ((this.head + this.pendingCount) % this.capacity) * d);
+    this.ringInputs.set(x, ((this.head + this.pendingCount) % this.ringSlots) * d);
   }
 
   resolve(label: number, count: number): void {
@@ -283,7 +310,7 @@ export class RtrlLearner implements OnlineLearner {
       grad[cOffset + c] = error;
       for (let j = 0; j < d; j++) grad[qOffset + c * d + j] = error * this.ringInputs[slot * d + j];
     }
-    this.head = (this.head + 1) % this.capacity;
+    this.head = (this.head + 1) % this.ringSlots;
     this.pendingCount--;
     this.stats.labels++;
     countOutcome(this.stats, this.optimiser.step(this.params, grad));
@@ -312,10 +339,12 @@ export class RtrlLearner implements OnlineLearner {
     this.s.fill(0);
   }
 
+  /** Everything but the FIFO ring, whose saved length depends on the pending ticks (see getState). */
   private stateParts(): LearnerStateParts {
     return {
       kind: 'rtrl',
-      meta: { config: this.config, head: this.head, pendingCount: this.pendingCount },
+      // The ring is saved packed from its head, so the head saved is 0.
+      meta: { config: this.config, head: 0, pendingCount: this.pendingCount },
       // h and s are read at call time: predict swaps them with their double buffers.
       arrays: {
         params: this.params,
@@ -327,12 +356,8 @@ export class RtrlLearner implements OnlineLearner {
         sumHidden: this.sumHidden,
         sumProbs: this.sumProbs,
         batchSizes: this.batchSizes.state,
-        ringRows: this.ringRows,
-        ringProbs: this.ringProbs,
-        ringHidden: this.ringHidden,
         sumProbInput: this.sumProbInput,
         sumInput: this.sumInput,
-        ringInputs: this.ringInputs,
       },
       optimiser: this.optimiser,
       stats: this.stats,
@@ -340,13 +365,51 @@ export class RtrlLearner implements OnlineLearner {
     };
   }
 
+  /** The FIFO ring is saved for its pending ticks only, oldest first: no empty slot is written. */
   getState(): Uint8Array {
-    return encodeLearnerState(this.stateParts());
+    const parts = this.stateParts();
+    const { n, classes: c, recurrent: p, skipInputs: d } = this.layout;
+    const live = (ring: Float64Array, stride: number) => (this.ringSlots === 0 ? ring : packRing(ring, stride, this.ringSlots, this.head, this.pendingCount));
+    return encodeLearnerState({
+      ...parts,
+      arrays: { ...parts.arrays, ringRows: live(this.ringRows, c * p), ringProbs: live(this.ringProbs, c), ringHidden: live(this.ringHidden, n), ringInputs: live(this.ringInputs, d) },
+    });
   }
 
+  /**
+   * Reads the packed ring, and the whole ring at capacity that checkpoints made before it was
+   * packed hold (then with the head they saved).
+   */
   setState(bytes: Uint8Array): void {
-    const { meta } = decodeLearnerState(bytes, this.stateParts());
-    this.head = Number(meta.head);
-    this.pendingCount = Number(meta.pendingCount);
+    const { n, classes: c, recurrent: p, skipInputs: d } = this.layout;
+    const state = decodeLearnerState(bytes, this.stateParts());
+    const pendingCount = Number(state.meta.pendingCount);
+    if (!(Number.isInteger(pendingCount) && pendingCount >= 0 && pendingCount <= this.capacity)) throw new Error(`rtrl state: pendingCount ${String(state.meta.pendingCount)} out of range`);
+    if (this.config.pending.kind === 'batch') {
+      this.head = 0;
+      this.pendingCount = pendingCount;
+      return;
+    }
+    const whole = (state.arrays.ringProbs?.length ?? 0) === this.capacity * c;
+    const saved = whole ? this.capacity : pendingCount;
+    const rows = requireArray(state, 'ringRows', saved * c * p);
+    const probs = requireArray(state, 'ringProbs', saved * c);
+    const hidden = requireArray(state, 'ringHidden', saved * n);
+    const inputs = requireArray(state, 'ringInputs', saved * d);
+    const head = whole ? Number(state.meta.head) : 0;
+    if (!(Number.isInteger(head) && head >= 0 && head < Math.max(1, saved))) throw new Error(`rtrl state: head ${String(state.meta.head)} out of range`);
+    let slots = Math.min(this.capacity, INITIAL_RING_SLOTS);
+    while (slots < saved) slots = Math.min(this.capacity, 2 * slots);
+    this.ringSlots = slots;
+    this.ringRows = new Float64Array(slots * c * p);
+    this.ringProbs = new Float64Array(slots * c);
+    this.ringHidden = new Float64Array(slots * n);
+    this.ringInputs = new Float64Array(slots * d);
+    unpackRing(rows, this.ringRows, c * p, slots, 0);
+    unpackRing(probs, this.ringProbs, c, slots, 0);
+    unpackRing(hidden, this.ringHidden, n, slots, 0);
+    unpackRing(inputs, this.ringInputs, d, slots, 0);
+    this.head = head;
+    this.pendingCount = pendingCount;
   }
 }

@@ -14,8 +14,11 @@ import type { Rng } from './rng.js';
 import { scratchBuffer } from './scratch.js';
 import { BatchSizeAverage } from './targets.js';
 
-/** Pending ticks the rings hold before they first grow. */
-const INITIAL_PENDING_SLOTS = 64;
+/**
+ * Pending ticks the rings hold before they first grow: on a moving book a label resolves within
+ * a few ticks, so most symbols never need more, and a thousand idle ones hold 8 slots each.
+ */
+const INITIAL_PENDING_SLOTS = 8;
 
 export class TbpttLearner implements OnlineLearner {
   readonly name: string;

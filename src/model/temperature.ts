@@ -9,7 +9,7 @@
 // leaves their p far too sharp: the sharpness learned on AMZN settles near 0.2, T close to 5.
 // One scalar fitted to the scored loss fixes the probabilities and cannot touch the ranking.
 import type { LearnerStats, OnlineLearner } from './learner.js';
-import { decodeState, encodeState, packChunks, requireArray, requireSameConfig, unpackChunks } from './state-codec.js';
+import { decodeState, encodeState, packChunks, packRing, requireArray, requireSameConfig, unpackChunks, unpackRing } from './state-codec.js';
 import { BatchSizeAverage, type PendingMode } from './targets.js';
 
 export interface TemperatureConfig {
@@ -152,12 +152,15 @@ export class TemperatureScaled implements OnlineLearner {
     this.clearPending();
   }
 
-  /** Its own small state first, then the wrapped learner's, as two chunks. */
+  /** Its own small state first, then the wrapped learner's, as two chunks. A FIFO ring is saved for its pending ticks only, from slot 0. */
   getState(): Uint8Array {
+    const fifo = this.config.pending.kind !== 'batch';
+    const terms = fifo ? packRing(this.terms, this.classes + 1, this.capacity, this.cursor[0], this.cursor[1]) : this.terms;
+    const cursor = fifo ? Float64Array.of(0, this.cursor[1]) : this.cursor;
     const own = encodeState({
       kind: 'temperature',
       meta: { config: this.config },
-      arrays: { logSharpness: this.logSharpness, terms: this.terms, cursor: this.cursor, batchSizes: this.batchSizes.state },
+      arrays: { logSharpness: this.logSharpness, terms, cursor, batchSizes: this.batchSizes.state },
     });
     return packChunks([own, this.inner.getState()]);
   }
@@ -168,13 +171,22 @@ export class TemperatureScaled implements OnlineLearner {
     const own = decodeState(ownBytes, 'temperature');
     requireSameConfig(own.meta.config, this.config, 'temperature config');
     const logSharpness = requireArray(own, 'logSharpness', 1);
-    const terms = requireArray(own, 'terms', this.terms.length);
     const cursor = requireArray(own, 'cursor', 2);
+    const pending = cursor[1];
+    if (!(Number.isInteger(pending) && pending >= 0 && pending <= this.capacity)) throw new Error(`temperature state: ${pending} pending ticks, at most ${this.capacity}`);
+    // Checkpoints made before the ring was packed hold it whole, with its head in the cursor.
+    const whole = this.config.pending.kind === 'batch' || own.arrays.terms?.length === this.terms.length;
+    const terms = requireArray(own, 'terms', whole ? this.terms.length : pending * (this.classes + 1));
     const batchSizes = requireArray(own, 'batchSizes', 2);
     // The wrapped learner validates its own bytes before anything here changes.
     this.inner.setState(innerBytes);
     this.logSharpness.set(logSharpness);
-    this.terms.set(terms);
+    if (whole) {
+      this.terms.set(terms);
+    } else {
+      this.terms.fill(0);
+      unpackRing(terms, this.terms, this.classes + 1, this.capacity, 0);
+    }
     this.cursor.set(cursor);
     this.batchSizes.state.set(batchSizes);
   }

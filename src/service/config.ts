@@ -80,6 +80,11 @@ export const serviceConfigSchema = z.object({
   streamPingSeconds: z.coerce.number().min(0).default(30),
   maxSymbols: z.coerce.number().int().min(1).default(1000),
   /**
+   * A symbol that has had no message for this long is hibernated: its whole state is written as
+   * a checkpoint and its memory released; its next message restores it first (0 = never).
+   */
+  hibernateIdleSeconds: z.coerce.number().min(0).default(60),
+  /**
    * Worker threads the symbols are spread over; 0 or 1 runs them all on the main thread. `serve`
    * defaults to one per core (its `defaults` layer); 1 here keeps in-process runtimes (tests,
    * tools) the same on every machine.

@@ -90,7 +90,7 @@ export interface SymbolMetrics {
 function metricsOfEngine(engine: SymbolEngine): SymbolMetrics {
   return {
     unscored: engine.learners.unscored,
-    models: engine.metrics.map((metrics, i) => ({ model: engine.modelNames[i], overall: metrics.summary(), rolling: metrics.rolling(), learner: engine.learners.learners[i].stats })),
+    models: engine.metrics.map((metrics, i) => ({ model: engine.modelNames[i], overall: metrics.summary(), rolling: metrics.rolling(), learner: { ...engine.learners.learners[i].stats } })),
     mixWeights: engine.mixtureWeights(),
   };
 }
@@ -103,27 +103,129 @@ function metricsOfSummary(summary: SymbolSummary): SymbolMetrics {
   };
 }
 
-/** The last `capacity` predictions of a symbol, oldest first. */
+/**
+ * A hibernated symbol as the service shows it: its state is only in its newest checkpoint, and
+ * this summary answers the listing, readiness, the latest prediction and the metrics until its
+ * next message restores it.
+ */
+class HibernatedSymbol implements SymbolView {
+  /** Disconnects that concerned it while it slept: applied, in order, when it wakes. */
+  disconnectsPending = 0;
+  readonly ticks: number;
+  readonly ticksThisProcess: number;
+  disconnects: number;
+  readonly lastPrediction: Prediction | null;
+  readonly modelNames: readonly string[];
+  readonly classNames: readonly string[];
+  readonly targetName: string;
+  readonly warm: boolean;
+  constructor(
+    readonly symbol: string,
+    from: SymbolView,
+    readonly metrics: SymbolMetrics,
+  ) {
+    this.ticks = from.ticks;
+    this.ticksThisProcess = from.ticksThisProcess;
+    this.disconnects = from.disconnects;
+    this.lastPrediction = from.lastPrediction;
+    this.modelNames = from.modelNames;
+    this.classNames = from.classNames;
+    this.targetName = from.targetName;
+    this.warm = from.warm;
+  }
+}
+
+/**
+ * Per symbol: when it last had a message (wall clock) and a count of the messages that changed
+ * its state, beside the count its newest checkpoint (written or restored) holds: a symbol whose
+ * two counts agree hibernates without writing again.
+ */
+interface SymbolActivity {
+  at: number;
+  version: number;
+  savedVersion: number;
+}
+
+/** Rows a symbol's prediction ring holds before it first grows (doubling up to its capacity). */
+const INITIAL_RING_ROWS = 16;
+
+/**
+ * The last `capacity` predictions of a symbol, oldest first. Each is kept as one row of float64
+ * (ts, localTs, seq, mid, then every model's probabilities: exact, as a prediction holds only
+ * doubles besides the names every prediction of the symbol shares) in an array that grows as
+ * predictions arrive: 14 numbers a prediction at the default models instead of a dozen small
+ * objects, and a young symbol holds only what it has seen.
+ */
 export class PredictionRing {
-  private readonly items: (Prediction | undefined)[];
+  private rows: Float64Array;
+  private readonly stride: number;
+  private readonly classes: number;
+  /** Where the next prediction goes; while the ring is not full, also how many it holds. */
   private next = 0;
   private size = 0;
-  constructor(readonly capacity: number) {
-    this.items = new Array(capacity);
+
+  constructor(
+    readonly capacity: number,
+    /** Every prediction of one symbol shares these: its symbol, target, class and model names. */
+    private readonly shape: Pick<Prediction, 'symbol' | 'target' | 'classNames'> & { readonly models: readonly string[] },
+  ) {
+    this.classes = shape.classNames.length;
+    this.stride = 4 + shape.models.length * this.classes;
+    this.rows = new Float64Array(Math.min(capacity, INITIAL_RING_ROWS) * this.stride);
   }
+
+  /** A ring shaped like `prediction` (its symbol, target, classes and models). */
+  static of(prediction: Prediction, capacity: number): PredictionRing {
+    return new PredictionRing(capacity, { symbol: prediction.symbol, target: prediction.target, classNames: prediction.classNames, models: prediction.models.map((m) => m.model) });
+  }
+
+  get length(): number {
+    return this.size;
+  }
+
   push(prediction: Prediction): void {
-    this.items[this.next] = prediction;
+    if (this.next * this.stride === this.rows.length) {
+      // Not full yet (a full ring wraps before `next` reaches the end): the rows are in order from 0.
+      const grown = new Float64Array(Math.min(this.capacity, 2 * this.next) * this.stride);
+      grown.set(this.rows);
+      this.rows = grown;
+    }
+    const at = this.next * this.stride;
+    const rows = this.rows;
+    rows[at] = prediction.ts;
+    rows[at + 1] = prediction.localTs;
+    rows[at + 2] = prediction.seq;
+    rows[at + 3] = prediction.mid;
+    let to = at + 4;
+    for (const model of prediction.models) for (let c = 0; c < this.classes; c++) rows[to++] = model.probs[c];
     this.next = (this.next + 1) % this.capacity;
     if (this.size < this.capacity) this.size++;
   }
+
   /** Predictions with ts > since (all when undefined), at most `limit`, newest last. */
   recent(since: number | undefined, limit: number): Prediction[] {
-    const out: Prediction[] = [];
+    const picked: number[] = [];
     for (let i = 0; i < this.size; i++) {
-      const item = this.items[(this.next - this.size + i + this.capacity) % this.capacity] as Prediction;
-      if (since === undefined || item.ts > since) out.push(item);
+      const row = (this.next - this.size + i + this.capacity) % this.capacity;
+      if (since === undefined || this.rows[row * this.stride] > since) picked.push(row);
     }
-    return out.length > limit ? out.slice(out.length - limit) : out;
+    return picked.slice(Math.max(0, picked.length - limit)).map((row) => this.prediction(row));
+  }
+
+  private prediction(row: number): Prediction {
+    const at = row * this.stride;
+    const { symbol, target, classNames, models } = this.shape;
+    return {
+      type: 'prediction',
+      symbol,
+      ts: this.rows[at],
+      localTs: this.rows[at + 1],
+      seq: this.rows[at + 2],
+      mid: this.rows[at + 3],
+      target,
+      classNames,
+      models: models.map((model, m) => ({ model, probs: Array.from(this.rows.subarray(at + 4 + m * this.classes, at + 4 + (m + 1) * this.classes)) })),
+    };
   }
 }
 
@@ -278,6 +380,15 @@ export class ServiceRuntime {
   private readonly dueOnWorkers = new Set<string>();
   private stopping = false;
   private drained: Promise<void> | null = null;
+  /** Hibernated symbols: their state only in their newest checkpoint, their summary here. */
+  private readonly hibernated = new Map<string, HibernatedSymbol>();
+  private readonly activity = new Map<string, SymbolActivity>();
+  private readonly hibernateLane: IngestLane<string>;
+  private readonly hibernationQueued = new Set<string>();
+  private hibernateTimer: NodeJS.Timeout | null = null;
+  /** Hibernations and wake-ups since start (Prometheus counters). */
+  hibernations = 0;
+  wakeUps = 0;
 
   constructor(
     readonly config: ServiceConfig,
@@ -298,12 +409,20 @@ export class ServiceRuntime {
     this.checkpointLane = this.scheduler.lane<string>('checkpoints', (symbol) => this.runQueuedCheckpoint(symbol));
     this.restoreLane = this.scheduler.lane<string>('restore', (symbol) => {
       this.unrestored.delete(symbol);
-      this.symbolOrCreate(symbol);
+      if (!this.symbolOrCreate(symbol) || this.idleMs <= 0) return;
+      // With hibernation on, a stored symbol no message has asked for yet is verified, summarised
+      // and released at once: a restart does not bring every stored symbol back into memory.
+      this.hibernate(symbol, true).catch((error: unknown) => logger.error({ symbol, err: error }, 'hibernation failed; the symbol stays in memory'));
+    });
+    // Hibernations take their turn like checkpoint writes, so many symbols going idle at once are spread out.
+    this.hibernateLane = this.scheduler.lane<string>('hibernate', (symbol) => {
+      this.hibernate(symbol).catch((error: unknown) => logger.error({ symbol, err: error }, 'hibernation failed; the symbol stays in memory'));
     });
     this.engine = new Engine(this.engineConfig, {
       clock: () => performance.now(),
       logger,
       maxSymbols: config.maxSymbols,
+      released: this.hibernated,
       createSymbol: (symbol, fresh) => this.createSymbol(symbol, fresh),
     });
     this.engine.addSink((prediction) => this.onPrediction(prediction));
@@ -391,6 +510,10 @@ export class ServiceRuntime {
   startCheckpointTimers(): void {
     this.checkpointTimer = setInterval(() => this.queueCheckpoints('interval'), this.config.checkpointEverySeconds * 1000);
     this.checkpointTimer.unref();
+    if (this.idleMs > 0) {
+      this.hibernateTimer = setInterval(() => this.queueIdleHibernations(), Math.min(1000, Math.max(100, this.idleMs / 4)));
+      this.hibernateTimer.unref();
+    }
     if (this.config.predictionRetentionSeconds > 0) {
       this.pruneTimer = setInterval(() => this.flushPredictionLog(), 1000);
       this.pruneTimer.unref();
@@ -413,7 +536,7 @@ export class ServiceRuntime {
    */
   symbolEngine(symbol: string): SymbolEngine | undefined {
     const running = this.engine.symbol(symbol);
-    if (running || !this.unrestored.has(symbol)) return running;
+    if (running || !(this.unrestored.has(symbol) || this.hibernated.has(symbol))) return running;
     return this.engine.symbolOrCreate(symbol) ?? undefined;
   }
 
@@ -422,6 +545,9 @@ export class ServiceRuntime {
    * restored now (unless `restore` is false). Undefined when it is unknown.
    */
   symbolView(symbol: string, restore = true): SymbolView | undefined {
+    // A hibernated symbol answers from its summary: looking at it does not wake it.
+    const sleeping = this.hibernated.get(symbol);
+    if (sleeping) return sleeping;
     if (!this.pool) return restore ? this.symbolEngine(symbol) : this.engine.symbol(symbol);
     const running = this.workerSymbols.get(symbol);
     if (running || !restore || !this.unrestored.has(symbol)) return running;
@@ -430,7 +556,22 @@ export class ServiceRuntime {
 
   /** Every running symbol, in order of first sight. */
   symbolViews(): SymbolView[] {
-    return this.pool ? [...this.workerSymbols.values()] : [...this.engine.symbols.values()];
+    const running: SymbolView[] = this.pool ? [...this.workerSymbols.values()] : [...this.engine.symbols.values()];
+    return this.hibernated.size === 0 ? running : [...running, ...this.hibernated.values()];
+  }
+
+  /** Symbols hibernated now. */
+  get hibernatedSymbols(): number {
+    return this.hibernated.size;
+  }
+
+  isHibernated(symbol: string): boolean {
+    return this.hibernated.has(symbol);
+  }
+
+  /** Restores a hibernated symbol now (an operator's action on it needs its state); false when it was not asleep. */
+  wake(symbol: string): boolean {
+    return this.hibernated.has(symbol) && this.symbolOrCreate(symbol) !== null;
   }
 
   /** Step latency of every symbol engine, on this thread or gathered from the workers each second. */
@@ -440,6 +581,8 @@ export class ServiceRuntime {
 
   /** Scores and learner counters of a running symbol (asked of its worker when it has one). */
   async symbolMetrics(symbol: string): Promise<SymbolMetrics> {
+    const sleeping = this.hibernated.get(symbol);
+    if (sleeping) return sleeping.metrics;
     if (!this.pool) {
       const engine = this.engine.symbol(symbol);
       if (!engine) throw new NotFoundError(`unknown symbol "${symbol}"`);
@@ -452,8 +595,10 @@ export class ServiceRuntime {
 
   /** Every running symbol's scores at once (one request per worker), for the Prometheus scrape. */
   async allSymbolMetrics(): Promise<Array<SymbolMetrics & { symbol: string }>> {
-    if (!this.pool) return [...this.engine.symbols.values()].map((engine) => ({ symbol: engine.symbol, ...metricsOfEngine(engine) }));
-    return (await this.pool.summary(false)).symbols.map((summary) => ({ symbol: summary.symbol, ...metricsOfSummary(summary) }));
+    const sleeping = [...this.hibernated.values()].map((view) => ({ symbol: view.symbol, ...view.metrics }));
+    if (!this.pool) return [...[...this.engine.symbols.values()].map((engine) => ({ symbol: engine.symbol, ...metricsOfEngine(engine) })), ...sleeping];
+    const running = (await this.pool.summary(false)).symbols.filter((summary) => !this.hibernated.has(summary.symbol));
+    return [...running.map((summary) => ({ symbol: summary.symbol, ...metricsOfSummary(summary) })), ...sleeping];
   }
 
   /** The symbol, created (and restored) if new; null over the symbol limit. */
@@ -461,7 +606,7 @@ export class ServiceRuntime {
     if (!this.pool) return this.engine.symbolOrCreate(symbol);
     const running = this.workerSymbols.get(symbol);
     if (running) return running;
-    if (this.workerSymbols.size >= this.config.maxSymbols) return null;
+    if (!this.hibernated.has(symbol) && this.workerSymbols.size + this.hibernated.size >= this.config.maxSymbols) return null;
     // Restored here, whole and verified, so the ordering checks resume at once; the worker
     // then loads the same state.
     const { engine: restored, checkpoint } = this.restoreSymbol(symbol, () => this.engine.freshSymbol(symbol));
@@ -540,6 +685,9 @@ export class ServiceRuntime {
   /** `createSymbol`, also saying which checkpoint it resumed from (null: fresh). */
   private restoreSymbol(symbol: string, fresh: () => SymbolEngine): { engine: SymbolEngine; checkpoint: number | null } {
     this.unrestored.delete(symbol);
+    // Waking from hibernation is this same restore: its newest checkpoint holds its whole state.
+    const sleeping = this.hibernated.get(symbol);
+    this.hibernated.delete(symbol);
     let symbolEngine: SymbolEngine;
     let restored: number | null = null;
     try {
@@ -552,7 +700,21 @@ export class ServiceRuntime {
     }
     this.resumeOrdering(symbolEngine);
     this.lastCheckpointTick.set(symbol, symbolEngine.ticks);
-    if (restored !== null) this.logger.info({ symbol, checkpoint: restored, ticks: symbolEngine.ticks }, 'resumed from checkpoint');
+    const activity = this.activity.get(symbol) ?? { at: 0, version: 0, savedVersion: -1 };
+    this.activity.set(symbol, activity);
+    activity.at = this.now();
+    activity.savedVersion = restored === null ? -1 : activity.version;
+    if (sleeping) {
+      symbolEngine.ticksThisProcess = sleeping.ticksThisProcess;
+      // As they would have reached it awake: a disconnect only resets state, so applying it now, before its next message, is the same.
+      for (let i = 0; i < sleeping.disconnectsPending; i++) symbolEngine.onDisconnect();
+      if (sleeping.disconnectsPending > 0) activity.version++;
+      this.wakeUps++;
+      this.logger.debug({ symbol, checkpoint: restored, ticks: symbolEngine.ticks }, 'woke from hibernation');
+      if (restored === null) this.logger.error({ symbol }, 'hibernated symbol found no checkpoint to wake from; it starts fresh');
+    } else if (restored !== null) {
+      this.logger.info({ symbol, checkpoint: restored, ticks: symbolEngine.ticks }, 'resumed from checkpoint');
+    }
     return { engine: symbolEngine, checkpoint: restored };
   }
 
@@ -599,6 +761,7 @@ export class ServiceRuntime {
    * later (to the ring, the stream and the listeners), so this returns null.
    */
   process(message: MarketMessage): Prediction | null {
+    this.noteMessage(message);
     if (this.pool) {
       this.dispatch(message);
       return null;
@@ -610,7 +773,10 @@ export class ServiceRuntime {
 
   /** `process`, answering with the accepted snapshot's symbol and seq (at once, on workers too). */
   private accept(message: MarketMessage): { symbol: string; seq: number } | null {
-    if (this.pool) return this.dispatch(message);
+    if (this.pool) {
+      this.noteMessage(message);
+      return this.dispatch(message);
+    }
     const prediction = this.process(message);
     return prediction ? { symbol: prediction.symbol, seq: prediction.seq } : null;
   }
@@ -706,6 +872,126 @@ export class ServiceRuntime {
     return Promise.all(writes);
   }
 
+  /**
+   * Before a message reaches its symbol: a hibernated symbol is woken (restored whole, in order,
+   * before the message applies), and the symbol's activity is noted for the idle clock and for
+   * whether its newest checkpoint still holds its state.
+   */
+  private noteMessage(message: MarketMessage): void {
+    switch (message.type) {
+      case 'book_snapshot':
+      case 'trade':
+      case 'order_event': {
+        // Created (or restored) first, so the activity counted below is the message's own.
+        if (this.hibernated.has(message.symbol) || !this.activity.has(message.symbol)) this.symbolOrCreate(message.symbol);
+        const activity = this.activity.get(message.symbol);
+        if (activity) {
+          activity.at = this.now();
+          activity.version++;
+        }
+        return;
+      }
+      case 'disconnect':
+        for (const [symbol, activity] of this.activity) {
+          if (message.symbol !== null && symbol !== message.symbol) continue;
+          activity.version++;
+          const sleeping = this.hibernated.get(symbol);
+          if (sleeping) {
+            sleeping.disconnectsPending++;
+            sleeping.disconnects++;
+          }
+        }
+        return;
+      case 'rejected':
+        return;
+    }
+  }
+
+  private get idleMs(): number {
+    return this.config.hibernateIdleSeconds * 1000;
+  }
+
+  /** Queues the hibernation of every symbol idle for `hibernateIdleSeconds` (the timer's sweep). */
+  private queueIdleHibernations(): void {
+    const now = this.now();
+    for (const [symbol, activity] of this.activity) {
+      if (now - activity.at < this.idleMs || this.hibernated.has(symbol) || this.hibernationQueued.has(symbol)) continue;
+      this.hibernationQueued.add(symbol);
+      this.hibernateLane.push(symbol);
+    }
+  }
+
+  /** Hibernates at once every symbol idle for `hibernateIdleSeconds` (0: none); resolves with how many went. */
+  async hibernateIdle(): Promise<number> {
+    if (this.idleMs <= 0) return 0;
+    const now = this.now();
+    let hibernated = 0;
+    for (const [symbol, activity] of [...this.activity]) {
+      if (now - activity.at >= this.idleMs && (await this.hibernate(symbol))) hibernated++;
+    }
+    return hibernated;
+  }
+
+  /**
+   * Hibernates `symbol` if it is still idle: writes its whole state as a checkpoint (unless its
+   * newest one already holds it), keeps a summary for the views and releases the rest. A failed
+   * write leaves it running, retried with the checkpoints' backoff. Resolves whether it went.
+   * `restoredJustNow`: the background restore's symbol, which goes at once if nothing moved it.
+   */
+  private async hibernate(symbol: string, restoredJustNow = false): Promise<boolean> {
+    this.hibernationQueued.delete(symbol);
+    const activity = this.activity.get(symbol);
+    if (this.stopping || !activity || this.idleMs <= 0) return false;
+    if (restoredJustNow ? activity.version !== activity.savedVersion : this.now() - activity.at < this.idleMs) return false;
+    if (this.hibernated.has(symbol) || this.failedSymbols.has(symbol)) return false;
+    const failing = this.failingCheckpoints.get(symbol);
+    if (failing && this.now() < failing.retryAt) return false;
+    if (this.pool) return this.hibernateOnWorker(symbol, activity);
+    const symbolEngine = this.engine.symbol(symbol);
+    if (!symbolEngine) return false;
+    if (activity.version !== activity.savedVersion) {
+      try {
+        this.writeCheckpoint(symbol, symbolEngine.ticks, symbolEngine.getState(), 'hibernate', performance.now());
+      } catch (error) {
+        this.noteCheckpointFailure(symbol, symbolEngine.ticks, error);
+        return false;
+      }
+    }
+    this.hibernated.set(symbol, new HibernatedSymbol(symbol, symbolEngine, metricsOfEngine(symbolEngine)));
+    this.engine.release(symbol);
+    this.hibernations++;
+    return true;
+  }
+
+  /**
+   * `hibernate` for a symbol on a worker. The worker hands over the state and drops the engine
+   * but holds the state until `forget`: a message sent for the symbol meanwhile (its activity
+   * count moved) revives it there, and it stays awake; the checkpoint written is still good.
+   */
+  private async hibernateOnWorker(symbol: string, activity: SymbolActivity): Promise<boolean> {
+    const pool = this.pool!;
+    const view = this.workerSymbols.get(symbol);
+    if (!view) return false;
+    const version = activity.version;
+    const started = performance.now();
+    const taken = await pool.release(symbol);
+    if (version !== activity.savedVersion) {
+      try {
+        this.writeCheckpoint(symbol, taken.ticks, taken.state!, 'hibernate', started, version);
+      } catch (error) {
+        // Its worker still holds the state: the next message (or checkpoint) revives it there.
+        this.noteCheckpointFailure(symbol, taken.ticks, error);
+        return false;
+      }
+    }
+    if (activity.version !== version || this.stopping) return false;
+    pool.forget(symbol);
+    this.hibernated.set(symbol, new HibernatedSymbol(symbol, view, metricsOfSummary(taken)));
+    this.workerSymbols.delete(symbol);
+    this.hibernations++;
+    return true;
+  }
+
   subscribe(listener: PredictionListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -718,7 +1004,7 @@ export class ServiceRuntime {
   private onPrediction(prediction: Prediction): void {
     let ring = this.rings.get(prediction.symbol);
     if (!ring) {
-      ring = new PredictionRing(this.config.predictionRing);
+      ring = PredictionRing.of(prediction, this.config.predictionRing);
       this.rings.set(prediction.symbol, ring);
     }
     ring.push(prediction);
@@ -803,11 +1089,15 @@ export class ServiceRuntime {
     try {
       await this.checkpoint(symbol, reason);
     } catch (error) {
-      const failing = this.failingCheckpoints.get(symbol);
-      const delayMs = failing ? Math.min(CHECKPOINT_RETRY_MAX_MS, failing.delayMs * 2) : CHECKPOINT_RETRY_MS;
-      this.failingCheckpoints.set(symbol, { retryAt: this.now() + delayMs, delayMs });
-      if (!failing) this.logger.error({ symbol, ticks: symbolEngine.ticks, err: error }, 'checkpoint failed; retrying with backoff');
+      this.noteCheckpointFailure(symbol, symbolEngine.ticks, error);
     }
+  }
+
+  private noteCheckpointFailure(symbol: string, ticks: number, error: unknown): void {
+    const failing = this.failingCheckpoints.get(symbol);
+    const delayMs = failing ? Math.min(CHECKPOINT_RETRY_MAX_MS, failing.delayMs * 2) : CHECKPOINT_RETRY_MS;
+    this.failingCheckpoints.set(symbol, { retryAt: this.now() + delayMs, delayMs });
+    if (!failing) this.logger.error({ symbol, ticks, err: error }, 'checkpoint failed; retrying with backoff');
   }
 
   /**
@@ -831,12 +1121,15 @@ export class ServiceRuntime {
   private async checkpointFromWorker(symbol: string, reason: string): Promise<CheckpointMeta | null> {
     if (!this.workerSymbols.has(symbol)) return null;
     const started = performance.now();
+    // Messages sent after this request are not in the state taken: they leave it unsaved.
+    const version = this.activity.get(symbol)?.version;
     const taken = (await this.pool!.summary(true, [symbol])).symbols[0];
     if (!taken?.state) throw new Error(`checkpoint of ${symbol}: its worker thread has failed`);
-    return this.writeCheckpoint(symbol, taken.ticks, taken.state, reason, started);
+    return this.writeCheckpoint(symbol, taken.ticks, taken.state, reason, started, version);
   }
 
-  private writeCheckpoint(symbol: string, ticks: number, payload: Uint8Array, reason: string, started: number): CheckpointMeta {
+  /** `version`: the symbol's activity count when `payload` was taken (now, unless said). */
+  private writeCheckpoint(symbol: string, ticks: number, payload: Uint8Array, reason: string, started: number, version = this.activity.get(symbol)?.version): CheckpointMeta {
     let meta: CheckpointMeta;
     try {
       meta = this.checkpoints.repository.save({ symbol, tickCount: ticks, configHash: this.configHash, payload, reason, now: this.now() });
@@ -846,6 +1139,8 @@ export class ServiceRuntime {
     }
     this.checkpointWrites.record((performance.now() - started) * 1000);
     this.lastCheckpointTick.set(symbol, ticks);
+    const activity = this.activity.get(symbol);
+    if (activity && version !== undefined) activity.savedVersion = version;
     if (!this.storeHealth.corrupt) this.storeHealth.writable = true;
     if (this.failingCheckpoints.delete(symbol)) this.logger.info({ symbol, ticks }, 'checkpoint writes recovered');
     return meta;
@@ -887,6 +1182,9 @@ export class ServiceRuntime {
       this.engine.replace(symbolEngine);
     }
     this.lastCheckpointTick.set(symbol, symbolEngine.ticks);
+    // Not necessarily the newest checkpoint: a hibernation must write this state again.
+    const activity = this.activity.get(symbol);
+    if (activity) activity.version++;
     this.resumeOrdering(symbolEngine);
     return stored.meta;
   }
@@ -898,6 +1196,7 @@ export class ServiceRuntime {
    */
   async resetOrdering(symbol: string): Promise<CheckpointMeta | null> {
     if (this.pool) {
+      if (this.hibernated.has(symbol)) this.symbolOrCreate(symbol);
       const view = this.workerSymbols.get(symbol);
       if (!view) throw new NotFoundError(`unknown symbol "${symbol}"`);
       this.ingestMapper.forget(symbol);
@@ -906,7 +1205,7 @@ export class ServiceRuntime {
       view.disconnects = after.disconnects;
       return this.writeCheckpoint(symbol, after.ticks, after.state, 'ordering-reset', started);
     }
-    const symbolEngine = this.engine.symbol(symbol);
+    const symbolEngine = this.symbolEngine(symbol);
     if (!symbolEngine) throw new NotFoundError(`unknown symbol "${symbol}"`);
     this.ingestMapper.forget(symbol);
     symbolEngine.resetOrdering();
@@ -969,6 +1268,7 @@ export class ServiceRuntime {
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     if (this.latencyTimer) clearInterval(this.latencyTimer);
+    if (this.hibernateTimer) clearInterval(this.hibernateTimer);
   }
 
   /** The first step of a stop: the feeds (and the demo feed's server) close, their loops end. */
@@ -992,6 +1292,7 @@ export class ServiceRuntime {
     this.beginStop();
     this.checkpointLane.close();
     this.restoreLane.close();
+    this.hibernateLane.close();
     await this.scheduler.idle();
     this.scheduler.close();
     // What the workers still hold reaches the ring and the log before the checkpoints.

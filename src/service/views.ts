@@ -23,6 +23,12 @@ export interface StreamsView {
   allMetrics(): Promise<Array<SymbolMetrics & { symbol: string }>>;
   /** Stored streams the background restore has not loaded yet. */
   readonly restoring: number;
+  /** Streams hibernated (idle: their state in their newest checkpoint, a summary in memory). */
+  readonly hibernated: number;
+  isHibernated(symbol: string): boolean;
+  /** Hibernations and wake-ups since the process started. */
+  readonly hibernations: number;
+  readonly wakeUps: number;
   /** Store, feeds, learners, restore and worker threads, as /readyz reports them. */
   readiness(): Readiness;
   /** Step latency of every stream's engine. */
@@ -62,7 +68,7 @@ export interface IngestPort {
 export interface CheckpointsPort {
   /** Stored checkpoints of `symbol`, newest first. */
   list(symbol: string): CheckpointMeta[];
-  /** Writes one now; null when the symbol is unknown. Rejects with StoreWriteError on a store failure. */
+  /** Writes one now (waking a hibernated stream first); null when the symbol is unknown. Rejects with StoreWriteError on a store failure. */
   write(symbol: string, reason: string): Promise<CheckpointMeta | null>;
   /** Replaces the stream's state with checkpoint `id` (checksum and configuration verified). */
   restore(symbol: string, id: number): Promise<CheckpointMeta>;
@@ -91,6 +97,16 @@ export function streamsViewOf(runtime: ServiceRuntime): StreamsView {
     allMetrics: () => runtime.allSymbolMetrics(),
     get restoring() {
       return runtime.symbolsToRestore;
+    },
+    get hibernated() {
+      return runtime.hibernatedSymbols;
+    },
+    isHibernated: (symbol) => runtime.isHibernated(symbol),
+    get hibernations() {
+      return runtime.hibernations;
+    },
+    get wakeUps() {
+      return runtime.wakeUps;
     },
     readiness: () => runtime.readiness(),
     get stepLatency() {
@@ -128,7 +144,11 @@ export function ingestPortOf(runtime: ServiceRuntime): IngestPort {
 export function checkpointsPortOf(runtime: ServiceRuntime): CheckpointsPort {
   return {
     list: (symbol) => runtime.checkpoints.repository.list(symbol),
-    write: (symbol, reason) => runtime.checkpoint(symbol, reason),
+    // A hibernated stream is woken first: its checkpoint is then of the state it restores to.
+    write: (symbol, reason) => {
+      runtime.wake(symbol);
+      return runtime.checkpoint(symbol, reason);
+    },
     restore: (symbol, id) => runtime.restore(symbol, id),
     writes: runtime.checkpointWrites,
   };

@@ -148,7 +148,8 @@ describe('PrequentialMetrics rolling windows', () => {
       hits.push(predicted === label ? 1 : 0);
       logLosses.push(-Math.log(Math.max(1e-12, probs[label])));
       briers.push(2 * (1 - probs[label]) ** 2);
-      if (i === 4321 || i === 24_999 || i === 24_990) {
+      // Early indices fall while the buckets are still being allocated (they grow as they fill).
+      if (i === 40 || i === 200 || i === 700 || i === 4321 || i === 24_999 || i === 24_990) {
         metrics.rolling().forEach((rolling, w) => {
           // Buckets of ceil(W / 64) scores: the window covers between W - bucket + 1 and W of the newest.
           const bucket = Math.ceil(windows[w] / 64);
@@ -168,6 +169,30 @@ describe('PrequentialMetrics rolling windows', () => {
 });
 
 describe('PrequentialMetrics state', () => {
+  it('restored while its buckets are still growing, it scores bit for bit as one never saved', () => {
+    const random = seededRandom(11);
+    const scores = Array.from({ length: 3000 }, () => {
+      const up = random();
+      return { probs: Float64Array.of(1 - up, up), label: random() < 0.5 ? 1 : 0 };
+    });
+    for (const savedAt of [3, 100, 900, 2500]) {
+      const uninterrupted = new PrequentialMetrics(2, [1000, 10_000]);
+      const first = new PrequentialMetrics(2, [1000, 10_000]);
+      for (const { probs, label } of scores.slice(0, savedAt)) {
+        uninterrupted.record(probs, 0, label);
+        first.record(probs, 0, label);
+      }
+      const restored = new PrequentialMetrics(2, [1000, 10_000]);
+      restored.setState(prequentialMetricsStateSchema.parse(JSON.parse(JSON.stringify(first.getState()))));
+      for (const { probs, label } of scores.slice(savedAt)) {
+        uninterrupted.record(probs, 0, label);
+        restored.record(probs, 0, label);
+        expect(restored.rolling()).toEqual(uninterrupted.rolling());
+      }
+      expect(restored.getState()).toEqual(uninterrupted.getState());
+    }
+  });
+
   it('round-trips through JSON and keeps scoring identically afterwards', () => {
     const original = new PrequentialMetrics(3, [2, 4]);
     recordAll(original, HAND_STREAM);

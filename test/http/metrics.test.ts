@@ -87,6 +87,9 @@ describe('GET /metrics', () => {
       lob_rtrl_disconnects_total: 'counter',
       lob_rtrl_mix_weight: 'gauge',
       lob_rtrl_symbols: 'gauge',
+      lob_rtrl_hibernated_symbols: 'gauge',
+      lob_rtrl_hibernations_total: 'counter',
+      lob_rtrl_wake_ups_total: 'counter',
       lob_rtrl_kernel_info: 'gauge',
       lob_rtrl_step_latency_seconds: 'histogram',
       lob_rtrl_checkpoint_write_seconds: 'histogram',
@@ -115,6 +118,7 @@ describe('GET /metrics', () => {
     expect(samples.get('lob_rtrl_rejects_total{reason="schema"}')).toBe(2);
     expect(samples.get('lob_rtrl_disconnects_total')).toBe(0);
     expect(samples.get('lob_rtrl_symbols')).toBe(1);
+    expect(samples.get('lob_rtrl_hibernated_symbols')).toBe(0);
     expect(samples.get('lob_rtrl_stream_subscribers')).toBe(1);
     // The kernel the learners were built on, and no other.
     const kernels = [...samples].filter(([name]) => name.startsWith('lob_rtrl_kernel_info'));

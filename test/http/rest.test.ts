@@ -359,12 +359,13 @@ describe('checkpoints', () => {
     const second = await service({}, first.db);
     await second.runtime.start();
     // The service answers at once; stored symbols load in the background, or on first use.
-    expect((await second.app.inject({ url: '/v1/symbols' })).json()).toEqual({ restoring: 1, symbols: [] });
+    expect((await second.app.inject({ url: '/v1/symbols' })).json()).toEqual({ restoring: 1, hibernated: 0, symbols: [] });
     expect((await second.app.inject({ url: '/readyz' })).json().checks.restored).toBe(false);
     await second.runtime.whenRestored();
     expect((await second.app.inject({ url: '/readyz' })).json().checks.restored).toBe(true);
+    // Restored in the background and asleep until a message asks for it (hibernation is on by default).
     const symbols = (await second.app.inject({ url: '/v1/symbols' })).json().symbols;
-    expect(symbols).toEqual([{ symbol: 'AMZN', ticks: 120, disconnects: 0, lastTs: snapshots[119].ts, mid: before.mid }]);
+    expect(symbols).toEqual([{ symbol: 'AMZN', hibernated: true, ticks: 120, disconnects: 0, lastTs: snapshots[119].ts, mid: before.mid }]);
     expect(withoutLocalTs((await second.app.inject({ url: '/v1/symbols/AMZN/prediction' })).json())).toEqual(before);
     const list = (await second.app.inject({ url: '/v1/symbols/AMZN/checkpoints' })).json().checkpoints;
     expect(list[0]).toMatchObject({ tickCount: 120, reason: 'shutdown' });

@@ -15,7 +15,7 @@ import type { PendingMode } from '../../src/model/targets.js';
 import type { OnlineLearner } from '../../src/model/learner.js';
 import { Rng } from '../../src/model/rng.js';
 import { GradientRecorder } from './gradient-recorder.js';
-import { finiteDifferenceGradient, referenceGradient, relativeError, runBatched, type Sequence } from './reference-bptt.js';
+import { finiteDifferenceGradient, referenceGradient, referenceTruncatedGradient, relativeError, runBatched, type Sequence } from './reference-bptt.js';
 
 function makeSequence(length: number, d: number, classes: number, seed: number, runLength = 1): Sequence {
   const rng = new Rng(seed);
@@ -149,6 +149,18 @@ describe('TBPTT gradient', () => {
     const batchRecorder = new GradientRecorder(thetaBatch.length);
     runBatched(withSkipWeights(new TbpttLearner(batchCfg, 200, batchRecorder)), runs);
     expect(relativeError(batchRecorder.total, referenceGradient(thetaBatch, { n, d, classes: 2, scale: 1, skip: true }, runs))).toBeLessThan(1e-9);
+  });
+
+  it('equals truncated BPTT when a still book leaves up to 60 ticks pending (its rings and history grow)', () => {
+    const batchCfg = config(n, d, 2, { kind: 'batch', maxPending: 1000 });
+    const runs = makeSequence(400, d, 2, 17, 60);
+    const thetaBatch = Float64Array.from(withSkipWeights(new RtrlLearner(batchCfg)).params);
+    const shapeBatch = { n, d, classes: 2, scale: 1, skip: true };
+    for (const truncation of [3, 10]) {
+      const recorder = new GradientRecorder(thetaBatch.length);
+      runBatched(withSkipWeights(new TbpttLearner(batchCfg, truncation, recorder)), runs);
+      expect(relativeError(recorder.total, referenceTruncatedGradient(thetaBatch, shapeBatch, runs, truncation))).toBeLessThan(1e-9);
+    }
   });
 
   it('is biased when truncated: tau = 3 differs from the true gradient', () => {

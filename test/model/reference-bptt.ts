@@ -69,27 +69,47 @@ export function referenceLoss(theta: ArrayLike<number>, shape: Shape, seq: Seque
   return forward(theta, shape, seq).loss;
 }
 
+interface Gradients {
+  gW: number[][];
+  gU: number[][];
+  gb: number[];
+  gV: number[][];
+  gc: number[];
+  gQ: number[][];
+}
+
+function zeroGradients({ n, d, classes }: Shape): Gradients {
+  const rows = (count: number, length: number) => Array.from({ length: count }, () => new Array(length).fill(0));
+  return { gW: rows(n, n), gU: rows(n, d), gb: new Array(n).fill(0), gV: rows(classes, n), gc: new Array(classes).fill(0), gQ: rows(classes, d) };
+}
+
+/** Adds tick t's output-layer gradient (V, c, Q) and returns dL/dz there. */
+function addOutputGradient(g: Gradients, { n, d, classes, scale }: Shape, seq: Sequence, t: number, h: number[], p: number[]): number[] {
+  const dz = p.map((value, k) => value - (k === seq.labels[t] ? 1 : 0));
+  for (let k = 0; k < classes; k++) {
+    g.gc[k] += dz[k];
+    for (let j = 0; j < n; j++) g.gV[k][j] += scale * dz[k] * h[j];
+    for (let j = 0; j < d; j++) g.gQ[k][j] += dz[k] * seq.inputs[t][j];
+  }
+  return dz;
+}
+
+function flatten(g: Gradients, shape: Shape): Float64Array {
+  return Float64Array.from([...g.gW.flat(), ...g.gU.flat(), ...g.gb, ...g.gV.flat(), ...g.gc, ...(shape.skip ? g.gQ.flat() : [])]);
+}
+
 /** Gradient of sum_t CE(p_t, y_t) by backpropagation through the whole sequence. */
 export function referenceGradient(theta: ArrayLike<number>, shape: Shape, seq: Sequence): Float64Array {
-  const { n, d, classes, scale } = shape;
+  const { n, d, scale } = shape;
   const { W, V } = unpack(theta, shape);
   const { hs, ps } = forward(theta, shape, seq);
-  const gW = Array.from({ length: n }, () => new Array(n).fill(0));
-  const gU = Array.from({ length: n }, () => new Array(d).fill(0));
-  const gb = new Array(n).fill(0);
-  const gV = Array.from({ length: classes }, () => new Array(n).fill(0));
-  const gc = new Array(classes).fill(0);
-  const gQ = Array.from({ length: classes }, () => new Array(d).fill(0));
+  const g = zeroGradients(shape);
+  const { gW, gU, gb } = g;
   let carry = new Array(n).fill(0); // dL/dh_t flowing back from t+1
   for (let t = seq.inputs.length - 1; t >= 0; t--) {
     const h = hs[t];
     const hPrev = t > 0 ? hs[t - 1] : new Array(n).fill(0);
-    const dz = ps[t].map((p, k) => p - (k === seq.labels[t] ? 1 : 0));
-    for (let k = 0; k < classes; k++) {
-      gc[k] += dz[k];
-      for (let j = 0; j < n; j++) gV[k][j] += scale * dz[k] * h[j];
-      for (let j = 0; j < d; j++) gQ[k][j] += dz[k] * seq.inputs[t][j];
-    }
+    const dz = addOutputGradient(g, shape, seq, t, h, ps[t]);
     const dh = carry.map((v, j) => v + scale * dz.reduce((s, e, k) => s + e * V[k][j], 0));
     const da = dh.map((v, i) => v * (1 - h[i] * h[i]));
     for (let i = 0; i < n; i++) {
@@ -99,7 +119,35 @@ export function referenceGradient(theta: ArrayLike<number>, shape: Shape, seq: S
     }
     carry = Array.from({ length: n }, (_, j) => da.reduce((s, v, i) => s + v * W[i][j], 0));
   }
-  return Float64Array.from([...gW.flat(), ...gU.flat(), ...gb, ...gV.flat(), ...gc, ...(shape.skip ? gQ.flat() : [])]);
+  return flatten(g, shape);
+}
+
+/**
+ * Gradient of sum_t CE(p_t, y_t) when each tick's loss flows back through at most `truncation`
+ * steps (t down to t − truncation + 1): the TBPTT(τ) gradient, written per tick from the
+ * equations.
+ */
+export function referenceTruncatedGradient(theta: ArrayLike<number>, shape: Shape, seq: Sequence, truncation: number): Float64Array {
+  const { n, d, scale } = shape;
+  const { W, V } = unpack(theta, shape);
+  const { hs, ps } = forward(theta, shape, seq);
+  const g = zeroGradients(shape);
+  const { gW, gU, gb } = g;
+  for (let t = 0; t < seq.inputs.length; t++) {
+    const dz = addOutputGradient(g, shape, seq, t, hs[t], ps[t]);
+    let dh = Array.from({ length: n }, (_, j) => scale * dz.reduce((s, e, k) => s + e * V[k][j], 0));
+    for (let s = t; s >= Math.max(0, t - truncation + 1); s--) {
+      const hPrev = s > 0 ? hs[s - 1] : new Array(n).fill(0);
+      const da = dh.map((v, i) => v * (1 - hs[s][i] * hs[s][i]));
+      for (let i = 0; i < n; i++) {
+        gb[i] += da[i];
+        for (let j = 0; j < n; j++) gW[i][j] += da[i] * hPrev[j];
+        for (let j = 0; j < d; j++) gU[i][j] += da[i] * seq.inputs[s][j];
+      }
+      dh = Array.from({ length: n }, (_, j) => da.reduce((acc, v, i) => acc + v * W[i][j], 0));
+    }
+  }
+  return flatten(g, shape);
 }
 
 /** Central finite differences of the sequence loss. */

@@ -112,7 +112,8 @@ describe('restore', () => {
     const second = new ServiceRuntime(config, logger);
     await second.start();
     await second.whenRestored();
-    const restored = second.engine.symbol('AMZN')!;
+    // Restored asleep (hibernation is on by default); looking at its engine wakes it, through the same fallback.
+    const restored = second.symbolEngine('AMZN')!;
     expect({ ticks: restored.ticks, labels: restored.learners.learners.map((l) => l.stats.labels), scored: restored.metrics.map((m) => m.count) }).toEqual(expectedState);
     expect(logged).toContainEqual(expect.objectContaining({ level: 'warn', fields: expect.objectContaining({ checkpoint: bad.id, reason: 'does_not_decode' }) }));
     expect(logged).toContainEqual(expect.objectContaining({ message: 'resumed from checkpoint', fields: expect.objectContaining({ checkpoint: good.id }) }));

@@ -42,7 +42,9 @@ afterAll(() => {
 async function serviceOn(db: string): Promise<SpawnedService> {
   // The default model set (rtrl, tbptt:10, logistic, majority) so every learner's state must survive.
   // No interval checkpoint on a slow machine: the shutdown checkpoint is the one resumed from.
-  const service = await startService({ LOB_RTRL_DEMO_FEED: 'false', LOB_RTRL_DB: db, LOB_RTRL_CHECKPOINT_EVERY_SECONDS: '3600' });
+  // No hibernation either: a symbol asleep has no shutdown checkpoint to write (its state is in
+  // the one it hibernated with), and a machine that stalls this process for a minute would make it sleep.
+  const service = await startService({ LOB_RTRL_DEMO_FEED: 'false', LOB_RTRL_DB: db, LOB_RTRL_CHECKPOINT_EVERY_SECONDS: '3600', LOB_RTRL_HIBERNATE_IDLE_SECONDS: '0' });
   running.add(service);
   void service.exited.then(() => running.delete(service));
   return service;

@@ -25,8 +25,8 @@ describe('service runtime restart', () => {
     const second = new ServiceRuntime(config, quiet, () => after + 1_000);
     await second.start();
     await second.whenRestored();
-    expect(second.engine.symbol('AMZN')!.lastPrediction).toEqual(latest);
-    expect(second.engine.symbol('AMZN')!.ticks).toBe(50);
+    expect(second.symbolView('AMZN')!.lastPrediction).toEqual(latest);
+    expect(second.symbolView('AMZN')!.ticks).toBe(50);
     const replayed = second.ingest(JSON.parse(lines[49]));
     expect(replayed.accepted).toHaveLength(0);
     expect(replayed.rejected[0].reason).toBe('out_of_order');

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.js';
 import { loadServiceConfig } from '../../src/service/config.js';
 import { ServiceRuntime, type RuntimeLogger } from '../../src/service/runtime.js';
+import { get, push } from './inject.js';
 
 const fixture = join(import.meta.dirname, '../../fixtures/canonical/amzn-aapl-2012-06-21-interleaved.jsonl');
 const lines: unknown[] = readFileSync(fixture, 'utf8')
@@ -45,20 +46,6 @@ async function service(workers: number, db = join(mkdtempSync(join(tmpdir(), 'lo
   const created = { runtime, app, streamed };
   running.push(created);
   return created;
-}
-
-/** Pushes `messages` in POST bodies of `size`; each answer comes once its predictions are made. */
-async function push({ app }: Service, messages: readonly unknown[], size = 100): Promise<void> {
-  for (let i = 0; i < messages.length; i += size) {
-    const response = await app.inject({ method: 'POST', url: '/v1/snapshots', payload: messages.slice(i, i + size) as object[] });
-    expect(response.statusCode, response.body).toBe(200);
-  }
-}
-
-async function get({ app }: Service, url: string): Promise<unknown> {
-  const response = await app.inject({ method: 'GET', url });
-  expect(response.statusCode, `${url}: ${response.body}`).toBe(200);
-  return response.json();
 }
 
 /** What a client sees of the service: every symbol's REST answers and the tick counter of /metrics. */
