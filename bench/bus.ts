@@ -51,7 +51,10 @@ async function input(root: string, dataDir: string, total: number, symbols: numb
 }
 
 function startWorker(cli: string, env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [cli, 'serve', '--role', 'worker', '--host', '127.0.0.1', '--port', '0'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
+  return spawn(process.execPath, [cli, 'serve', '--role', 'worker', '--host', '127.0.0.1', '--port', '0'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
 }
 
 async function addressOf(child: ChildProcess): Promise<string> {
@@ -73,7 +76,9 @@ async function storedPredictions(bus: BusConnection): Promise<number> {
 async function lagOf(addresses: readonly string[]): Promise<number> {
   let lag = 0;
   for (const address of addresses) {
-    const text = await fetch(`${address}/metrics`).then((response) => response.text()).catch(() => '');
+    const text = await fetch(`${address}/metrics`)
+      .then((response) => response.text())
+      .catch(() => '');
     for (const match of text.matchAll(/^lob_rtrl_bus_consumer_lag\{[^}]*\} (\d+)$/gm)) lag += Number(match[1]);
   }
   return lag;
@@ -92,7 +97,14 @@ async function run(root: string, natsUrl: string, snapshots: readonly BookSnapsh
   const publishPerSecond = prefilled / ((performance.now() - publishStarted) / 1000);
 
   const cli = resolve(root, 'dist/src/cli/main.js');
-  const env = { LOB_RTRL_NATS_URL: natsUrl, LOB_RTRL_NATS_PREFIX: prefix, LOB_RTRL_NATS_PARTITIONS: String(PARTITIONS), LOB_RTRL_NATS_LEASE_SECONDS: String(LEASE_SECONDS), LOB_RTRL_LEVELS: '5', LOB_RTRL_LOG_LEVEL: 'info' };
+  const env = {
+    LOB_RTRL_NATS_URL: natsUrl,
+    LOB_RTRL_NATS_PREFIX: prefix,
+    LOB_RTRL_NATS_PARTITIONS: String(PARTITIONS),
+    LOB_RTRL_NATS_LEASE_SECONDS: String(LEASE_SECONDS),
+    LOB_RTRL_LEVELS: '5',
+    LOB_RTRL_LOG_LEVEL: 'info',
+  };
   // Timed from the spawns: the workers consume as soon as they own partitions, before they listen.
   const started = performance.now();
   const children = Array.from({ length: workers }, () => startWorker(cli, env));
@@ -119,7 +131,9 @@ async function run(root: string, natsUrl: string, snapshots: readonly BookSnapsh
       if (stored >= snapshots.length) break;
       maxLag = Math.max(maxLag, await lagOf(addresses));
       if (workers === 2 && killedAt === null && stored >= snapshots.length / 3) {
-        const owned = await Promise.all(addresses.map(async (address) => ((await fetch(`${address}/healthz`).then((response) => response.json())) as { partitions: number[] }).partitions));
+        const owned = await Promise.all(
+          addresses.map(async (address) => ((await fetch(`${address}/healthz`).then((response) => response.json())) as { partitions: number[] }).partitions),
+        );
         const victim = owned[0].length >= owned[1].length ? 0 : 1;
         victimPartitions = owned[victim];
         for (let s = 0; s < 1000; s++) if (victimPartitions.includes(partitionOf('nasdaq', `AMZN${s}`, PARTITIONS))) victimSymbols.add(`AMZN${s}`);
@@ -149,7 +163,7 @@ async function run(root: string, natsUrl: string, snapshots: readonly BookSnapsh
  */
 async function firstNewPrediction(bus: BusConnection, since: number, symbols: ReadonlySet<string>, killedAt: number): Promise<number> {
   const consumer = await bus.js.consumers.get(bus.names.predictionStream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: since + 1 });
-  for (const deadline = performance.now() + 120_000; performance.now() < deadline; ) {
+  for (const deadline = performance.now() + 120_000; performance.now() < deadline;) {
     const batch = await consumer.fetch({ max_messages: 100, expires: 1000 });
     for await (const message of batch) {
       if (symbols.has(message.json<{ symbol: string }>().symbol) && performance.now() > killedAt + 100) return performance.now();
@@ -177,9 +191,13 @@ export async function benchBus(root: string, dataDir: string): Promise<void> {
     console.log('| workers | publish msg/s | predictions stored/s | wall s | max consumer lag | failover s (kill to first new prediction) |');
     console.log('|---|---|---|---|---|---|');
     for (const row of rows) {
-      console.log(`| ${row.workers} | ${row.publishPerSecond.toFixed(0)} | ${row.predictionsPerSecond.toFixed(0)} | ${row.seconds.toFixed(2)} | ${row.maxLag} | ${row.failoverSeconds === null ? '—' : row.failoverSeconds.toFixed(2)} |`);
+      console.log(
+        `| ${row.workers} | ${row.publishPerSecond.toFixed(0)} | ${row.predictionsPerSecond.toFixed(0)} | ${row.seconds.toFixed(2)} | ${row.maxLag} | ${row.failoverSeconds === null ? '—' : row.failoverSeconds.toFixed(2)} |`,
+      );
     }
-    console.log('timed from spawning the workers (process start, the first owner taking every partition and handing shares over, all included); the failover run (2 workers) publishes two thirds of its input at 1,000/s once both listen and kills the worker with more partitions a third of the way in, so its rate is the publisher\'s.');
+    console.log(
+      "timed from spawning the workers (process start, the first owner taking every partition and handing shares over, all included); the failover run (2 workers) publishes two thirds of its input at 1,000/s once both listen and kills the worker with more partitions a third of the way in, so its rate is the publisher's.",
+    );
   } finally {
     await nats.dispose();
   }

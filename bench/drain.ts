@@ -59,5 +59,7 @@ export async function reportSource(label: string, format: FileFormat, paths: rea
   const mapped = await drain(format, paths, levels);
   const featurised = await drain(format, paths, levels, true);
   const rate = (d: Drained) => Math.round((d.snapshots / d.ms) * 1000).toLocaleString('en-US');
-  console.log(`${label}: ${mapped.snapshots} snapshots; mapped ${rate(mapped)}/s (${mapped.ms.toFixed(0)} ms), mapped + featurised ${rate(featurised)}/s; ${JSON.stringify(Object.fromEntries(mapped.counts))}`);
+  console.log(
+    `${label}: ${mapped.snapshots} snapshots; mapped ${rate(mapped)}/s (${mapped.ms.toFixed(0)} ms), mapped + featurised ${rate(featurised)}/s; ${JSON.stringify(Object.fromEntries(mapped.counts))}`,
+  );
 }

@@ -19,9 +19,11 @@ export interface FeaturesBenchResult {
 function syntheticBooks(count: number, levels: number, seed: number): BookSnapshot[] {
   let s = seed >>> 0;
   const random = (): number => {
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 2 ** 32;
   };
   const tick = 0.01;

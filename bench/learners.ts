@@ -106,7 +106,10 @@ class LearnerLoop {
   private readonly probs: Float64Array;
   private sink = 0;
 
-  constructor(readonly learner: OnlineLearner, private readonly pool: InputPool) {
+  constructor(
+    readonly learner: OnlineLearner,
+    private readonly pool: InputPool,
+  ) {
     this.probs = new Float64Array(learner.classes);
   }
 

@@ -74,5 +74,7 @@ for (let s = 0; s < symbolCount; s++) {
 gc?.();
 const after = process.memoryUsage();
 const per = (field: 'rss' | 'heapUsed' | 'arrayBuffers' | 'external') => kb((after[field] - before[field]) / symbolCount);
-console.log(`per symbol over ${symbolCount}: rss ${per('rss')} KB, heapUsed ${per('heapUsed')} KB, arrayBuffers ${per('arrayBuffers')} KB${gc ? '' : ' (run with --expose-gc for steadier figures)'}`);
+console.log(
+  `per symbol over ${symbolCount}: rss ${per('rss')} KB, heapUsed ${per('heapUsed')} KB, arrayBuffers ${per('arrayBuffers')} KB${gc ? '' : ' (run with --expose-gc for steadier figures)'}`,
+);
 if (kept.length !== symbolCount) throw new Error('unreachable');

@@ -44,22 +44,17 @@ function casesOf(zip: string): ReplayCase[] {
 
 function replayOnce(cli: string, args: readonly string[], configuration: Configuration): Promise<z.infer<typeof reportSchema>> {
   return new Promise((resolvePromise, reject) => {
-    execFile(
-      process.execPath,
-      [cli, 'replay', ...args, ...configuration.args],
-      { env: { ...process.env, ...configuration.env }, maxBuffer: 64 << 20 },
-      (error, stdout, stderr) => {
-        if (error) {
-          reject(new Error(`replay (${configuration.label}) failed: ${error.message}\n${stderr.slice(-2000)}`));
-          return;
-        }
-        try {
-          resolvePromise(reportSchema.parse(JSON.parse(stdout)));
-        } catch (parseError) {
-          reject(new Error(`replay (${configuration.label}) printed no report: ${(parseError as Error).message}`));
-        }
-      },
-    );
+    execFile(process.execPath, [cli, 'replay', ...args, ...configuration.args], { env: { ...process.env, ...configuration.env }, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+      if (error) {
+        reject(new Error(`replay (${configuration.label}) failed: ${error.message}\n${stderr.slice(-2000)}`));
+        return;
+      }
+      try {
+        resolvePromise(reportSchema.parse(JSON.parse(stdout)));
+      } catch (parseError) {
+        reject(new Error(`replay (${configuration.label}) printed no report: ${(parseError as Error).message}`));
+      }
+    });
   });
 }
 

@@ -66,7 +66,7 @@ function takeBaseline(argv: string[]): string | undefined {
   const at = argv.indexOf('--baseline');
   if (at < 0) return undefined;
   const [, cli] = argv.splice(at, 2);
-  if (!cli) throw new Error('bench: --baseline needs the path of another build\'s dist/src/cli/main.js');
+  if (!cli) throw new Error("bench: --baseline needs the path of another build's dist/src/cli/main.js");
   return resolve(cli);
 }
 
@@ -127,17 +127,28 @@ function runNumpy(script: string, hidden: readonly number[], timing: TimingOptio
   const optimiser = defaultOptimiserConfig;
   const args = [
     script,
-    '--hidden', hidden.join(','),
-    '--inputs', String(inputs),
-    '--classes', String(BENCH_CLASSES),
-    '--repeats', String(timing.repeats),
-    '--min-repeat-seconds', String(timing.minRepeatSeconds),
-    '--warmup-seconds', String(timing.warmupSeconds),
-    '--learning-rate', String(optimiser.learningRate),
-    '--adam-beta1', String(optimiser.adamBeta1),
-    '--adam-beta2', String(optimiser.adamBeta2),
-    '--adam-epsilon', String(optimiser.adamEpsilon),
-    '--clip-norm', String(optimiser.clipNorm),
+    '--hidden',
+    hidden.join(','),
+    '--inputs',
+    String(inputs),
+    '--classes',
+    String(BENCH_CLASSES),
+    '--repeats',
+    String(timing.repeats),
+    '--min-repeat-seconds',
+    String(timing.minRepeatSeconds),
+    '--warmup-seconds',
+    String(timing.warmupSeconds),
+    '--learning-rate',
+    String(optimiser.learningRate),
+    '--adam-beta1',
+    String(optimiser.adamBeta1),
+    '--adam-beta2',
+    String(optimiser.adamBeta2),
+    '--adam-epsilon',
+    String(optimiser.adamEpsilon),
+    '--clip-norm',
+    String(optimiser.clipNorm),
     ...(infoOnly ? ['--info-only'] : []),
   ];
   return new Promise((done) => {
@@ -246,7 +257,9 @@ async function kernelSection(root: string): Promise<void> {
   const peaks = measureFmaPeaks(addon);
   const peak = Math.max(...peaks.map((entry) => entry.gflops));
   console.log(`native instruction set: ${addon.isa()} (this CPU runs ${addon.supportedIsas.join(', ')})`);
-  console.log(`float64 FMA peak of one core, register-only FMA loop: ${peaks.map((entry) => `${entry.isa} ${entry.gflops.toFixed(1)} GFLOP/s`).join(', ')}; peak = ${peak.toFixed(1)}`);
+  console.log(
+    `float64 FMA peak of one core, register-only FMA loop: ${peaks.map((entry) => `${entry.isa} ${entry.gflops.toFixed(1)} GFLOP/s`).join(', ')}; peak = ${peak.toFixed(1)}`,
+  );
   const script = resolve(root, 'bench/rtrl_numpy.py');
   const probe = await runNumpy(script, [], timing, true, KERNEL_BENCH_INPUTS);
   let numpyUnavailable = probe.ok ? undefined : probe.reason;
@@ -266,7 +279,19 @@ async function kernelSection(root: string): Promise<void> {
   const ratio = (numerator: number | undefined, denominator: number): string => (numerator === undefined ? 'n/a' : (numerator / denominator).toFixed(2));
   console.log(
     formatTable(
-      ['N', 'js S GFLOP/s', 'js % peak', 'native S GFLOP/s', 'native % peak', 'js step us', 'native step us', 'native 2-thread step us', 'numpy step us', 'native/numpy speed', '2-thread/numpy speed'],
+      [
+        'N',
+        'js S GFLOP/s',
+        'js % peak',
+        'native S GFLOP/s',
+        'native % peak',
+        'js step us',
+        'native step us',
+        'native 2-thread step us',
+        'numpy step us',
+        'native/numpy speed',
+        '2-thread/numpy speed',
+      ],
       rows.map((row) => {
         const numpy = numpyMicros.get(row.hidden);
         return [
@@ -357,7 +382,9 @@ async function main(): Promise<void> {
   const cpu = cpus();
   console.log(
     `lob-rtrl bench, node ${process.version}, ${cpu.length} x ${cpu[0]?.model ?? 'unknown cpu'}, ` +
-      `load average ${loadavg().map((value) => value.toFixed(2)).join(' ')}, ${new Date().toISOString()}`,
+      `load average ${loadavg()
+        .map((value) => value.toFixed(2))
+        .join(' ')}, ${new Date().toISOString()}`,
   );
   for (const section of sections) {
     if (section === 'kernel') await kernelSection(root);

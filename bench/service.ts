@@ -255,7 +255,9 @@ function latencyRow(label: string, run: PacedRun): string[] {
 const LATENCY_HEADER = ['models', 'offered/s', 'processed/s', 'p50 ms', 'p99 ms', 'max ms', 'conflated', 'kept up'];
 
 async function latencySection(source: TickSource): Promise<void> {
-  console.log(`tick-to-prediction latency, ${LATENCY_RATE.toLocaleString('en-US')} ticks/s through WS /v1/ingest for ${LATENCY_SECONDS} s, ${SUBSCRIBERS} WS subscribers to ${SYMBOL} (latency over every subscriber's frames; 1 s warm-up not counted)`);
+  console.log(
+    `tick-to-prediction latency, ${LATENCY_RATE.toLocaleString('en-US')} ticks/s through WS /v1/ingest for ${LATENCY_SECONDS} s, ${SUBSCRIBERS} WS subscribers to ${SYMBOL} (latency over every subscriber's frames; 1 s warm-up not counted)`,
+  );
   const rows: string[][] = [];
   for (const models of [SERVED_MODELS, CHEAP_MODELS]) {
     process.stderr.write(`  latency: ${models}\n`);
@@ -273,7 +275,9 @@ async function latencySection(source: TickSource): Promise<void> {
 }
 
 async function rampSection(source: TickSource): Promise<void> {
-  console.log(`\ningest ramp: ${RAMP_SECONDS} s per rate, ${SUBSCRIBERS} subscribers; stops at the first rate not kept up with (conflation, or < 95% processed while sending, or not drained in 20 s)`);
+  console.log(
+    `\ningest ramp: ${RAMP_SECONDS} s per rate, ${SUBSCRIBERS} subscribers; stops at the first rate not kept up with (conflation, or < 95% processed while sending, or not drained in 20 s)`,
+  );
   for (const models of [SERVED_MODELS, CHEAP_MODELS]) {
     process.stderr.write(`  ramp: ${models}\n`);
     const capacity = RAMP_RATES.reduce((sum, rate) => sum + rate * RAMP_SECONDS, 0) + LATENCY_RATE + 1;
@@ -296,7 +300,9 @@ async function rampSection(source: TickSource): Promise<void> {
     console.log(formatTable(LATENCY_HEADER, rows));
     console.log(
       `${models}: sustained ${sustained > 0 ? `${sustained.toLocaleString('en-US')} ticks/s` : `below ${RAMP_RATES[0]} ticks/s`}; ` +
-        (firstConflation === null ? 'no conflation at any rate tried (the engine or the loop saturated first)' : `conflation started at ${firstConflation.toLocaleString('en-US')} ticks/s`),
+        (firstConflation === null
+          ? 'no conflation at any rate tried (the engine or the loop saturated first)'
+          : `conflation started at ${firstConflation.toLocaleString('en-US')} ticks/s`),
     );
   }
 }
@@ -397,7 +403,10 @@ async function checkpointSection(source: TickSource): Promise<void> {
     ]);
   }
   console.log(
-    formatTable(['N', 'KiB', 'writes', 'write p50 ms', 'write max ms', 'worst tick lag ms (writes)', '(no writes)', 'loop delay p99 ms (writes)', 'loop max ms (writes)', '(no writes)'], rows),
+    formatTable(
+      ['N', 'KiB', 'writes', 'write p50 ms', 'write max ms', 'worst tick lag ms (writes)', '(no writes)', 'loop delay p99 ms (writes)', 'loop max ms (writes)', '(no writes)'],
+      rows,
+    ),
   );
 }
 

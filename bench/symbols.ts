@@ -229,7 +229,17 @@ export async function benchSymbols(root: string, cli: string, label: string): Pr
 export function formatSymbols(results: readonly SymbolsResult[]): string {
   const f = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
   return formatTable(
-    ['build', 'RSS/idle symbol KB (in memory / hibernated / after restart / more beside sleepers)', 'first ack after hibernation p50/p99 ms (next ack p50)', 'checkpoint KB (20 / 2,000 ticks)', 'db MB', 'listen s', 'all restored s', '/healthz while restoring p99/max ms', '/healthz during checkpoints p99/max ms'],
+    [
+      'build',
+      'RSS/idle symbol KB (in memory / hibernated / after restart / more beside sleepers)',
+      'first ack after hibernation p50/p99 ms (next ack p50)',
+      'checkpoint KB (20 / 2,000 ticks)',
+      'db MB',
+      'listen s',
+      'all restored s',
+      '/healthz while restoring p99/max ms',
+      '/healthz during checkpoints p99/max ms',
+    ],
     results.map((r) => [
       r.label,
       `${f(r.rssPerIdleSymbolKb, 0)} / ${f(r.rssPerHibernatedSymbolKb, 0)} / ${f(r.rssPerRestoredSymbolKb, 0)} / ${f(r.rssPerSymbolBesideSleepersKb, 0)}`,

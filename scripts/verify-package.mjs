@@ -26,7 +26,16 @@ try {
   const packed = JSON.parse(run(npm, ['pack', '--json', '--pack-destination', work], { cwd: root }));
   const tarball = join(work, packed[0].filename);
   const files = packed[0].files.map((file) => file.path);
-  for (const needed of ['dist/src/cli/main.js', 'src/http/dashboard/index.html', 'migrations/001_initial.sql', 'fixtures/binance/spot_btcusdt_20240808.head3000.gz', 'LICENSE', 'binding.gyp', 'native/addon.cc', 'scripts/build-native.mjs']) {
+  for (const needed of [
+    'dist/src/cli/main.js',
+    'src/http/dashboard/index.html',
+    'migrations/001_initial.sql',
+    'fixtures/binance/spot_btcusdt_20240808.head3000.gz',
+    'LICENSE',
+    'binding.gyp',
+    'native/addon.cc',
+    'scripts/build-native.mjs',
+  ]) {
     if (!files.includes(needed)) problems.push(`the tarball lacks ${needed}`);
   }
   if (files.some((file) => file.startsWith('test/') || file.startsWith('fixtures/lobster'))) problems.push('the tarball carries test files or test fixtures');

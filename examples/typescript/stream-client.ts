@@ -47,7 +47,7 @@ export async function* predictions(baseUrl: string, symbol: string, count: numbe
     notify();
   });
   try {
-    for (let seen = 0; seen < count; ) {
+    for (let seen = 0; seen < count;) {
       if (queue.length === 0) {
         if (failure) throw failure;
         await new Promise<void>((resolve) => (wake = resolve));

@@ -59,7 +59,12 @@ export class SharedCheckpointStore {
    */
   async save(checkpoint: PartitionCheckpoint): Promise<boolean> {
     const header = new TextEncoder().encode(
-      JSON.stringify({ partition: checkpoint.partition, lastSequence: checkpoint.lastSequence, configHash: checkpoint.configHash, streams: checkpoint.streams.map(({ venue, symbol }) => ({ venue, symbol })) }),
+      JSON.stringify({
+        partition: checkpoint.partition,
+        lastSequence: checkpoint.lastSequence,
+        configHash: checkpoint.configHash,
+        streams: checkpoint.streams.map(({ venue, symbol }) => ({ venue, symbol })),
+      }),
     );
     const bytes = packChunks([header, ...checkpoint.streams.map((stream) => stream.state)]);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
@@ -97,7 +102,9 @@ export class SharedCheckpointStore {
     const entry = indexEntrySchema.safeParse(safeJson(current.string()));
     if (!entry.success) throw new Error(`checkpoint index p${partition}: unreadable`);
     if (entry.data.configHash !== configHash) {
-      throw new Error(`checkpoint of partition ${partition} was made with another configuration (hash ${entry.data.configHash.slice(0, 12)}…, this worker ${configHash.slice(0, 12)}…): refusing to load it`);
+      throw new Error(
+        `checkpoint of partition ${partition} was made with another configuration (hash ${entry.data.configHash.slice(0, 12)}…, this worker ${configHash.slice(0, 12)}…): refusing to load it`,
+      );
     }
     const bytes = await this.objects.getBlob(entry.data.object);
     if (bytes === null) throw new Error(`checkpoint of partition ${partition}: object ${entry.data.object} is missing`);

@@ -22,7 +22,10 @@ export const busConfigShape = {
   /** Partitions the streams are hashed over; each has one owning worker at a time. Fixed for the life of a stream. */
   natsPartitions: z.coerce.number().int().min(1).max(1024).default(8),
   /** The market-data log keeps messages this long (0 = no age limit). */
-  natsMaxAgeSeconds: z.coerce.number().min(0).default(7 * 86_400),
+  natsMaxAgeSeconds: z.coerce
+    .number()
+    .min(0)
+    .default(7 * 86_400),
   /** … and at most this many bytes (0 = no size limit); past it the oldest go. */
   natsMaxBytes: z.coerce.number().int().min(0).default(0),
   /** Window in which JetStream drops a message whose id it has already stored (ingest retries, failover duplicates). */

@@ -35,13 +35,24 @@ interface RunningFeed {
   done: Promise<void>;
 }
 
-export async function startIngestRole(options: { bus: BusConfig; feeds: readonly IngestFeedConfig[]; levels: number; host: string; port: number; logger: Logger }): Promise<IngestRole> {
+export async function startIngestRole(options: {
+  bus: BusConfig;
+  feeds: readonly IngestFeedConfig[];
+  levels: number;
+  host: string;
+  port: number;
+  logger: Logger;
+}): Promise<IngestRole> {
   const { logger } = options;
   if (options.feeds.length === 0) throw new BusError('feeds (LOB_RTRL_FEEDS): role ingest needs at least one feed');
   const bus = await connectBus(options.bus, { name: 'lob-rtrl ingest' });
   let stopping = false;
   const running: RunningFeed[] = options.feeds.map((config) => {
-    const feed = createLiveFeed(venueById(config.venue), { url: config.url, restUrl: config.restUrl, symbols: config.symbols, depth: config.depth }, { now: Date.now, levels: options.levels, logger });
+    const feed = createLiveFeed(
+      venueById(config.venue),
+      { url: config.url, restUrl: config.restUrl, symbols: config.symbols, depth: config.depth },
+      { now: Date.now, levels: options.levels, logger },
+    );
     const entry: RunningFeed = { config, feed, publisher: new MarketLogPublisher(bus), rejected: 0, done: Promise.resolve() };
     entry.done = (async () => {
       try {

@@ -52,7 +52,16 @@ export async function connectBus(config: BusConfig, options: { name: string; con
   });
   let nc: NatsConnection;
   try {
-    nc = await connect({ servers: hosts, user, pass, name: options.name, timeout: options.connectTimeoutMs ?? 5000, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: false });
+    nc = await connect({
+      servers: hosts,
+      user,
+      pass,
+      name: options.name,
+      timeout: options.connectTimeoutMs ?? 5000,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      waitOnFirstConnect: false,
+    });
   } catch (error) {
     throw new BusError(`NATS at ${servers.map(redactUrl).join(',')} unreachable: ${messageOf(error)}`);
   }
@@ -71,7 +80,9 @@ export async function connectBus(config: BusConfig, options: { name: string; con
     return { nc, js: jetstream(nc, { timeout: 10_000 }), jsm, names, config, close: () => nc.drain().catch(() => nc.close()) };
   } catch (error) {
     await nc.close().catch(() => undefined);
-    throw new BusError(`NATS at ${servers.map(redactUrl).join(',')}: JetStream not usable (is the server started with -js, and may this user manage streams ${names.marketStream} and ${names.predictionStream}?): ${messageOf(error)}`);
+    throw new BusError(
+      `NATS at ${servers.map(redactUrl).join(',')}: JetStream not usable (is the server started with -js, and may this user manage streams ${names.marketStream} and ${names.predictionStream}?): ${messageOf(error)}`,
+    );
   }
 }
 

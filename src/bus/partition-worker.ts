@@ -107,7 +107,10 @@ class PartitionRunner {
     for (const stream of checkpoint?.streams ?? []) this.dormant.set(streamKey(stream.venue, stream.symbol), stream);
     this.sinceCheckpoint = 0;
     this.lastCheckpointAt = Date.now();
-    this.logger.info({ partition: this.partition, lastSequence: this.lastSequence, streams: this.dormant.size }, checkpoint ? 'partition restored from its checkpoint' : 'partition starts from the beginning of the log');
+    this.logger.info(
+      { partition: this.partition, lastSequence: this.lastSequence, streams: this.dormant.size },
+      checkpoint ? 'partition restored from its checkpoint' : 'partition starts from the beginning of the log',
+    );
   }
 
   private engineOf(venue: string): Engine {
@@ -150,7 +153,10 @@ class PartitionRunner {
         if (this.stopping) break;
       }
       if (received === 0) this.lag = 0;
-      if (this.sinceCheckpoint >= config.natsCheckpointEveryMessages || (this.sinceCheckpoint > 0 && Date.now() - this.lastCheckpointAt >= config.natsCheckpointEverySeconds * 1000)) {
+      if (
+        this.sinceCheckpoint >= config.natsCheckpointEveryMessages ||
+        (this.sinceCheckpoint > 0 && Date.now() - this.lastCheckpointAt >= config.natsCheckpointEverySeconds * 1000)
+      ) {
         await this.checkpoint();
       }
     }
@@ -162,7 +168,8 @@ class PartitionRunner {
     const logged = decodeLogged(text, this.engineConfig.levels);
     if ('reason' in logged) {
       // Counted here only: a rejected message belongs to no stream's state.
-      if (this.rejected++ === 0) this.logger.warn({ partition: this.partition, sequence, reason: logged.reason, detail: logged.detail }, 'market log message rejected (further ones are only counted)');
+      if (this.rejected++ === 0)
+        this.logger.warn({ partition: this.partition, sequence, reason: logged.reason, detail: logged.detail }, 'market log message rejected (further ones are only counted)');
       return;
     }
     this.applied++;
@@ -249,7 +256,9 @@ export class PartitionWorker {
     await worker.balance();
     const period = Math.max(100, (options.bus.config.natsLeaseSeconds * 1000) / 3);
     worker.timer = setInterval(() => {
-      worker.tick = worker.tick.then(() => worker.balance()).catch((error: unknown) => options.logger.warn({ err: messageOf(error) }, 'partition ownership round failed; retrying'));
+      worker.tick = worker.tick
+        .then(() => worker.balance())
+        .catch((error: unknown) => options.logger.warn({ err: messageOf(error) }, 'partition ownership round failed; retrying'));
     }, period);
     return worker;
   }
@@ -268,7 +277,7 @@ export class PartitionWorker {
     await this.leases.heartbeat();
     for (const [partition, runner] of this.runners) {
       if (!(await this.leases.renew(runner.lease))) {
-        logger.warn({ partition }, 'lease lost: the partition is another worker\'s now');
+        logger.warn({ partition }, "lease lost: the partition is another worker's now");
         this.runners.delete(partition);
         await runner.stop(false);
       }
@@ -302,7 +311,9 @@ export class PartitionWorker {
     if (this.timer) clearInterval(this.timer);
     await this.tick.catch(() => undefined);
     for (const [partition, runner] of this.runners) {
-      await runner.stop(true).catch((error: unknown) => this.options.logger.error({ partition, err: messageOf(error) }, 'final checkpoint failed; the next owner recomputes from the previous one'));
+      await runner
+        .stop(true)
+        .catch((error: unknown) => this.options.logger.error({ partition, err: messageOf(error) }, 'final checkpoint failed; the next owner recomputes from the previous one'));
       await this.leases.release(runner.lease).catch(() => undefined);
     }
     this.runners.clear();

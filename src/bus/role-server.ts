@@ -13,7 +13,12 @@ export async function startRoleServer(options: { role: string; host: string; por
   app.get('/healthz', async () => ({ ok: true, role: options.role, ...options.health() }));
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', 'text/plain; version=0.0.4');
-    const lines = ['# HELP lob_rtrl_build_info The running lob-rtrl version.', '# TYPE lob_rtrl_build_info gauge', `lob_rtrl_build_info{version="${packageVersion()}",role="${options.role}"} 1`, ...options.metrics()];
+    const lines = [
+      '# HELP lob_rtrl_build_info The running lob-rtrl version.',
+      '# TYPE lob_rtrl_build_info gauge',
+      `lob_rtrl_build_info{version="${packageVersion()}",role="${options.role}"} 1`,
+      ...options.metrics(),
+    ];
     return `${lines.join('\n')}\n`;
   });
   const address = await app.listen({ host: options.host, port: options.port });

@@ -24,7 +24,10 @@ export function formatCheckpointTable(checkpoints: readonly CheckpointMeta[], cu
   const rows = checkpoints.map((meta) => [
     String(meta.id),
     meta.symbol,
-    new Date(meta.createdAt).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ''),
+    new Date(meta.createdAt)
+      .toISOString()
+      .replace('T', ' ')
+      .replace(/\.\d+Z$/, ''),
     String(meta.tickCount),
     formatBytes(meta.sizeBytes),
     meta.reason ?? '-',
@@ -108,9 +111,7 @@ function configOf(flags: CheckpointsFlags): ServiceConfig {
 export function registerCheckpointsCommand(program: Command): void {
   const checkpoints = program.command('checkpoints').description("list, export and import the checkpoints in a service's SQLite database");
   const common = (command: Command) =>
-    command
-      .option('--db <file>', 'SQLite database (LOB_RTRL_DB; default ./data/lob-rtrl.sqlite)')
-      .option('--config <file>', 'JSON configuration file, as for serve');
+    command.option('--db <file>', 'SQLite database (LOB_RTRL_DB; default ./data/lob-rtrl.sqlite)').option('--config <file>', 'JSON configuration file, as for serve');
 
   common(checkpoints.command('list').description('one line per checkpoint; * marks those made with the current model configuration'))
     .option('--symbol <symbol>', 'only this symbol')
@@ -120,7 +121,13 @@ export function registerCheckpointsCommand(program: Command): void {
       const metas = listCheckpoints(config.db, flags.symbol);
       if (flags.json) {
         const current = engineConfigHash(engineConfigOf(config));
-        process.stdout.write(`${JSON.stringify(metas.map((meta) => ({ ...meta, current: meta.configHash === current })), null, 2)}\n`);
+        process.stdout.write(
+          `${JSON.stringify(
+            metas.map((meta) => ({ ...meta, current: meta.configHash === current })),
+            null,
+            2,
+          )}\n`,
+        );
         return;
       }
       if (metas.length === 0) {

@@ -22,9 +22,13 @@ export function registerDemoCommand(program: Command): void {
       const report = await runReplay({ files, format: 'lobster', config, speed: 'max' });
       const symbol = report.symbols[0];
       const rows = symbol.models.map((m) => `  ${m.name.padEnd(10)} accuracy ${m.accuracy?.toFixed(3) ?? '-'}  log-loss ${m.logLoss?.toFixed(3) ?? '-'}  scored ${m.n}`);
-      process.stdout.write(`${symbol.symbol}: ${symbol.ticks} snapshots in ${report.wallSeconds.toFixed(2)} s (${Math.round(report.eventsPerSecond)} events/s)\n${rows.join('\n')}\n\n`);
+      process.stdout.write(
+        `${symbol.symbol}: ${symbol.ticks} snapshots in ${report.wallSeconds.toFixed(2)} s (${Math.round(report.eventsPerSecond)} events/s)\n${rows.join('\n')}\n\n`,
+      );
       const best = [...symbol.models].sort((a, b) => (b.accuracy ?? 0) - (a.accuracy ?? 0))[0];
       process.stdout.write(`best next-move accuracy on this excerpt: ${best.name}. A 2,000-event excerpt is short; replay the full\n`);
-      process.stdout.write(`sample for a real comparison: lob-rtrl replay ../shared/data/lobster/LOBSTER_SampleFile_AMZN_2012-06-21_5.zip --format lobster --levels 5 --html report.html\n`);
+      process.stdout.write(
+        `sample for a real comparison: lob-rtrl replay ../shared/data/lobster/LOBSTER_SampleFile_AMZN_2012-06-21_5.zip --format lobster --levels 5 --html report.html\n`,
+      );
     });
 }

@@ -32,7 +32,8 @@ export function workersOption(flag: string | undefined, env: string | undefined,
   const text = flag ?? (env === undefined || env === '' ? undefined : env);
   if (text === undefined) return perCore;
   const value = Number(text);
-  if (!Number.isInteger(value) || value < 0 || value > 256) throw new UsageError(`${flag === undefined ? 'LOB_RTRL_WORKERS' : '--workers'}: expected an integer in [0, 256], got "${text}"`);
+  if (!Number.isInteger(value) || value < 0 || value > 256)
+    throw new UsageError(`${flag === undefined ? 'LOB_RTRL_WORKERS' : '--workers'}: expected an integer in [0, 256], got "${text}"`);
   return Math.max(1, value);
 }
 

@@ -34,7 +34,11 @@ export function registerPredictionsCommand(program: Command): void {
       const bus = await connectBusFromFlags(flags, 'lob-rtrl predictions');
       const prefix = bus.config.natsPrefix;
       const filter =
-        flags.venue === undefined ? `${prefix}.pred.>` : flags.symbol === undefined ? `${prefix}.pred.${subjectToken(flags.venue)}.*` : predictionSubject(prefix, flags.venue, flags.symbol);
+        flags.venue === undefined
+          ? `${prefix}.pred.>`
+          : flags.symbol === undefined
+            ? `${prefix}.pred.${subjectToken(flags.venue)}.*`
+            : predictionSubject(prefix, flags.venue, flags.symbol);
       try {
         const consumer = await bus.js.consumers.get(bus.names.predictionStream, { filter_subjects: filter, deliver_policy: FROM[flags.from as keyof typeof FROM] });
         let printed = 0;

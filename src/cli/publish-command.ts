@@ -48,6 +48,8 @@ export function registerPublishCommand(program: Command): void {
       } finally {
         await bus.close();
       }
-      process.stdout.write(`published ${publisher.published} messages to ${bus.names.marketStream} (${publisher.duplicates} already there, ${rejected} rejected by the ${flags.format} reader)\n`);
+      process.stdout.write(
+        `published ${publisher.published} messages to ${bus.names.marketStream} (${publisher.duplicates} already there, ${rejected} rejected by the ${flags.format} reader)\n`,
+      );
     });
 }

@@ -35,7 +35,7 @@ export function registerReplayCommand(program: Command): void {
     .option('--seed <n>', 'initialisation seed')
     .option('--models <list>', 'comma-separated: rtrl,tbptt:K,logistic,majority,mix', 'rtrl,tbptt:10,logistic,majority,mix')
     .option('--out <file>', "write every tick: every model's probabilities and the realised label (JSON lines, or Apache Parquet for *.parquet)")
-    .option('--features-out <file>', 'write every tick\'s feature vector with its realised label (JSON lines, or Parquet for *.parquet)')
+    .option('--features-out <file>', "write every tick's feature vector with its realised label (JSON lines, or Parquet for *.parquet)")
     .option('--report <file>', 'write the evaluation report as JSON')
     .option('--html <file>', 'write a self-contained HTML report')
     .option('--db <file>', 'SQLite checkpoint database: resume each symbol from it, checkpoint at the end')
@@ -81,7 +81,9 @@ function printSummary(report: Awaited<ReturnType<typeof runReplay>>): void {
     lines.push(`  ${'model'.padEnd(10)} ${'n'.padStart(8)} ${'accuracy'.padStart(9)} ${'macroF1'.padStart(8)} ${'logLoss'.padStart(8)} ${'brier'.padStart(7)}`);
     for (const model of symbol.models) {
       const f = (v: number | null, digits = 4) => (v === null ? '-' : v.toFixed(digits));
-      lines.push(`  ${model.name.padEnd(10)} ${String(model.n).padStart(8)} ${f(model.accuracy).padStart(9)} ${f(model.macroF1).padStart(8)} ${f(model.logLoss).padStart(8)} ${f(model.brier).padStart(7)}`);
+      lines.push(
+        `  ${model.name.padEnd(10)} ${String(model.n).padStart(8)} ${f(model.accuracy).padStart(9)} ${f(model.macroF1).padStart(8)} ${f(model.logLoss).padStart(8)} ${f(model.brier).padStart(7)}`,
+      );
     }
     if (symbol.mixWeights) lines.push(`  mix weights: ${symbol.mixWeights.map(({ model, weight }) => `${model} ${weight.toFixed(3)}`).join(', ')}`);
   }

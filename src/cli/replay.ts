@@ -69,7 +69,15 @@ export interface ReplayReport {
     readonly symbol: string;
     readonly ticks: number;
     readonly resumedFromCheckpoint: number | null;
-    readonly models: ReadonlyArray<{ name: string; n: number; accuracy: number | null; macroF1: number | null; logLoss: number | null; brier: number | null; confusion: number[][] }>;
+    readonly models: ReadonlyArray<{
+      name: string;
+      n: number;
+      accuracy: number | null;
+      macroF1: number | null;
+      logLoss: number | null;
+      brier: number | null;
+      confusion: number[][];
+    }>;
     /** The mix model's final weight on each member, when `mix` is among the models. */
     readonly mixWeights: ReadonlyArray<{ model: string; weight: number }> | null;
   }>;
@@ -206,7 +214,7 @@ async function replayInThread(options: ReplayOptions, configHash: string, store:
     },
   });
 
-  if (output) engine.addSink((prediction) => output.onPrediction(prediction, output.wantsFeatures ? engine.symbol(prediction.symbol)?.rawFeatures ?? null : null));
+  if (output) engine.addSink((prediction) => output.onPrediction(prediction, output.wantsFeatures ? (engine.symbol(prediction.symbol)?.rawFeatures ?? null) : null));
   const snapshotsSeen = new Map<string, number>();
 
   const progress = await progressFor(options);

@@ -92,9 +92,7 @@ export async function serve(config: ServiceConfig, configWarnings: readonly stri
   // symbols (restored in the background, or on first use) and the feeds are ready.
   const address = await app.listen({ host: config.host, port: config.port });
   logger.info({ address, db: config.db, storedSymbols: app.streams.restoring }, 'lob-rtrl serving');
-  logger.info(
-    `open ${address}/docs (API), ${address}/v1/symbols, ${address}/v1/symbols/BTCUSDT/prediction; stream: ws ${address.replace(/^http/, 'ws')}/v1/stream`,
-  );
+  logger.info(`open ${address}/docs (API), ${address}/v1/symbols, ${address}/v1/symbols/BTCUSDT/prediction; stream: ws ${address.replace(/^http/, 'ws')}/v1/stream`);
 
   // Connections first, then each plugin's onClose: feeds, final checkpoints, engine, store.
   stopOnSignals(logger, 'shutting down: closing connections, stopping feeds, writing checkpoints', () => app.close());

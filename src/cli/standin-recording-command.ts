@@ -25,9 +25,11 @@ export function registerStandinRecordingCommand(program: Command): void {
       for (const file of recordings) if (!existsSync(file)) throw new UsageError(`${file}: no such file`);
       const report: ConversionReport = { lines: 0, diffs: 0, trades: 0, stoppedAt: null };
       const lines = convertBinanceRecording(recordings, flags.venue as ConversionTarget, report);
-      const text = Readable.from((async function* () {
-        for await (const line of lines) yield `${line}\n`;
-      })());
+      const text = Readable.from(
+        (async function* () {
+          for await (const line of lines) yield `${line}\n`;
+        })(),
+      );
       const file = createWriteStream(flags.out);
       await (flags.out.endsWith('.gz') ? pipeline(text, createGzip({ level: 9 }), file) : pipeline(text, file));
       process.stdout.write(`${flags.out}: ${report.lines} lines (${report.diffs} Binance diffs, ${report.trades} trades) as ${flags.venue}\n`);

@@ -211,7 +211,10 @@ async function openSink(path: string, columns: Column<TickRow>[]): Promise<Table
 class JsonLinesSink implements TableSink<TickRow> {
   private readonly stream: WriteStream;
 
-  constructor(path: string, private readonly columns: Column<TickRow>[]) {
+  constructor(
+    path: string,
+    private readonly columns: Column<TickRow>[],
+  ) {
     this.stream = createWriteStream(path);
   }
 

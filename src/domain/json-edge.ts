@@ -10,9 +10,7 @@
  */
 export const MAX_JSON_DEPTH = 32;
 
-export type BoundedJson =
-  | { readonly ok: true; readonly value: unknown }
-  | { readonly ok: false; readonly reason: 'malformed_json' | 'too_deep'; readonly detail: string };
+export type BoundedJson = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly reason: 'malformed_json' | 'too_deep'; readonly detail: string };
 
 /**
  * The position of the first bracket that opens nesting level `maxDepth + 1`, or -1 when the

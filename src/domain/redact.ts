@@ -2,7 +2,8 @@
 // key in its query; wherever a URL is printed, logged or served it goes through `redactUrl`, and
 // any free text that may quote one (an error message from ws or fetch) through `redactText`.
 
-const SECRET_PARAMETER = /(?:^|[-_.])(?:key|apikey|token|secret|password|passwd|pwd|pass|passphrase|signature|sig|auth|authorization|credential|credentials|session|jwt|bearer)$|^(?:access|api|auth|client|private|secret|session)[-_.]?(?:key|token|secret|id)$/i;
+const SECRET_PARAMETER =
+  /(?:^|[-_.])(?:key|apikey|token|secret|password|passwd|pwd|pass|passphrase|signature|sig|auth|authorization|credential|credentials|session|jwt|bearer)$|^(?:access|api|auth|client|private|secret|session)[-_.]?(?:key|token|secret|id)$/i;
 const REDACTED = 'REDACTED';
 
 /** True for query parameter names that commonly carry credentials (apiKey, access_token, X-Signature...). */

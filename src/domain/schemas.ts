@@ -61,7 +61,5 @@ export type CanonicalTrade = z.infer<typeof canonicalTradeSchema>;
 
 /** Formats zod issues as `path: message; path: message`, naming each field. */
 export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => `${issue.path.length ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`)
-    .join('; ');
+  return error.issues.map((issue) => `${issue.path.length ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`).join('; ');
 }

@@ -56,7 +56,10 @@ export class Engine {
   private readonly sinks: PredictionSink[] = [];
   private readonly loggedReasons = new Set<string>();
 
-  constructor(readonly config: EngineConfig, private readonly options: EngineOptions = {}) {}
+  constructor(
+    readonly config: EngineConfig,
+    private readonly options: EngineOptions = {},
+  ) {}
 
   addSink(sink: PredictionSink): () => void {
     this.sinks.push(sink);

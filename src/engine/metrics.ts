@@ -186,7 +186,8 @@ export class BucketedWindow {
       throw new RangeError(`rolling window ${this.window}: state is for window ${state.window} in buckets of ${state.bucketSize}`);
     }
     const buckets = state.complete.length / 3;
-    if (!Number.isInteger(buckets) || buckets > this.slots) throw new RangeError(`rolling window ${this.window}: ${state.complete.length} bucket values, expected a multiple of 3 up to ${3 * this.slots}`);
+    if (!Number.isInteger(buckets) || buckets > this.slots)
+      throw new RangeError(`rolling window ${this.window}: ${state.complete.length} bucket values, expected a multiple of 3 up to ${3 * this.slots}`);
     const openCount = state.open[3];
     if (!(Number.isInteger(openCount) && openCount >= 0 && openCount < this.bucketSize)) throw new RangeError(`rolling window ${this.window}: open bucket count ${openCount}`);
     this.clear();
@@ -553,14 +554,7 @@ export class MetricsTimeline {
    * Call right after `metrics.record(probs, probsOffset, label)` for the same model, with
    * the time the label resolved. Reads the rolling accuracy of the metrics' first window.
    */
-  recordScored(
-    modelIndex: number,
-    ts: number,
-    probs: Float64Array | ArrayLike<number>,
-    probsOffset: number,
-    label: number,
-    metrics: PrequentialMetrics,
-  ): void {
+  recordScored(modelIndex: number, ts: number, probs: Float64Array | ArrayLike<number>, probsOffset: number, label: number, metrics: PrequentialMetrics): void {
     const hasWindow = metrics.windows.length > 0;
     if (this.rollingWindow === undefined) this.rollingWindow = hasWindow ? metrics.windows[0] : null;
     const accuracy = hasWindow ? metrics.rollingAccuracy(0) : metrics.meanAccuracy();
@@ -610,9 +604,5 @@ export class MetricsTimeline {
 
 // The schema and the interface describe the same object; this line fails to compile if they drift apart.
 type CurrentStoredState = Extract<StoredMetricsState, { version: 2 }>;
-const stateSchemaMatches: CurrentStoredState extends PrequentialMetricsState
-  ? PrequentialMetricsState extends CurrentStoredState
-    ? true
-    : false
-  : false = true;
+const stateSchemaMatches: CurrentStoredState extends PrequentialMetricsState ? (PrequentialMetricsState extends CurrentStoredState ? true : false) : false = true;
 void stateSchemaMatches;

@@ -111,7 +111,14 @@ function fresh(symbolId: number, symbol: string): SymbolEngine {
 }
 
 function snapshotOf(engine: SymbolEngine): SymbolSnapshot {
-  return { ticks: engine.ticks, disconnects: engine.disconnects, lastPrediction: engine.lastPrediction, lastInputSeq: engine.lastInputSeq, lastInputTs: engine.lastInputTs, warm: engine.normaliser.isWarm };
+  return {
+    ticks: engine.ticks,
+    disconnects: engine.disconnects,
+    lastPrediction: engine.lastPrediction,
+    lastInputSeq: engine.lastInputSeq,
+    lastInputTs: engine.lastInputTs,
+    warm: engine.normaliser.isWarm,
+  };
 }
 
 /** Opens a symbol from the newest candidate state that loads whole, else fresh (the main thread verified checksums and configuration). */
@@ -196,7 +203,12 @@ port.on('message', (request: WorkerRequest) => {
   try {
     reply = answer(request);
   } catch (error) {
-    reply = { op: 'failed', requestId: 'requestId' in request ? request.requestId : -1, round: request.op === 'batch' ? request.round : -1, message: (error as Error).stack ?? String(error) };
+    reply = {
+      op: 'failed',
+      requestId: 'requestId' in request ? request.requestId : -1,
+      round: request.op === 'batch' ? request.round : -1,
+      message: (error as Error).stack ?? String(error),
+    };
   }
   if (reply === null) return;
   // Copied, never transferred: detaching a buffer in this isolate would invalidate V8's

@@ -141,7 +141,8 @@ export class SymbolWorkerPool {
   firstFailure: Error | null = null;
 
   constructor(private readonly options: WorkerPoolOptions) {
-    if (!Number.isInteger(options.workers) || options.workers < 1 || options.workers > 256) throw new RangeError(`workers: expected an integer in [1, 256], got ${options.workers}`);
+    if (!Number.isInteger(options.workers) || options.workers < 1 || options.workers > 256)
+      throw new RangeError(`workers: expected an integer in [1, 256], got ${options.workers}`);
     this.size = options.workers;
     this.modelNames = options.config.models.map(modelName);
     this.classNames = classNames(options.config.target);
@@ -283,7 +284,13 @@ export class SymbolWorkerPool {
   /** Posts every worker's pending records as one round. */
   flush(): void {
     if (this.recordsInRound === 0) return;
-    const round: Round = { id: this.nextRound++, owners: this.owners.slice(0, this.snapshotsInRound), snapshots: this.snapshotsInRound, waiting: 0, predictions: this.workers.map(() => null) };
+    const round: Round = {
+      id: this.nextRound++,
+      owners: this.owners.slice(0, this.snapshotsInRound),
+      snapshots: this.snapshotsInRound,
+      waiting: 0,
+      predictions: this.workers.map(() => null),
+    };
     this.snapshotsInRound = 0;
     this.recordsInRound = 0;
     for (const worker of this.workers) {
@@ -433,7 +440,19 @@ export class SymbolWorkerPool {
       nice: this.options.nice ?? 0,
     };
     const thread = new Worker(entry.url, { workerData: data, execArgv: entry.execArgv });
-    const worker: PoolWorker = { index, thread, writer: new RecordWriter(), symbols: [], failed: null, rounds: [], roundRecords: [], outstanding: 0, msPerRecord: Number.NaN, roomWaiters: [], requests: new Map() };
+    const worker: PoolWorker = {
+      index,
+      thread,
+      writer: new RecordWriter(),
+      symbols: [],
+      failed: null,
+      rounds: [],
+      roundRecords: [],
+      outstanding: 0,
+      msPerRecord: Number.NaN,
+      roomWaiters: [],
+      requests: new Map(),
+    };
     this.workers[index] = worker;
     thread.on('message', (reply: WorkerReply) => this.onReply(worker, reply));
     thread.on('error', (error) => this.fail(worker, error));

@@ -86,8 +86,14 @@ function finiteRatio(numerator: number, denominator: number): number {
  * shrinks or retreats.
  */
 export function orderFlowImbalance(
-  bidPrice: number, bidSize: number, askPrice: number, askSize: number,
-  prevBidPrice: number, prevBidSize: number, prevAskPrice: number, prevAskSize: number,
+  bidPrice: number,
+  bidSize: number,
+  askPrice: number,
+  askSize: number,
+  prevBidPrice: number,
+  prevBidSize: number,
+  prevAskPrice: number,
+  prevAskSize: number,
 ): number {
   let e = 0;
   if (bidPrice >= prevBidPrice) e += bidSize;
@@ -321,8 +327,17 @@ export class FeatureExtractor {
   /** Every value the next `extract` depends on, behind [format, levels]. */
   getState(): Float64Array {
     const scalars = [
-      STATE_FORMAT, this.levels, this.hasPrevious ? 1 : 0, this.prevMid, this.prevTs, this.prevBidLevels, this.prevAskLevels,
-      this.flowTs, this.lastMoveDirection, this.lastMoveTs, this.ticksSinceMove,
+      STATE_FORMAT,
+      this.levels,
+      this.hasPrevious ? 1 : 0,
+      this.prevMid,
+      this.prevTs,
+      this.prevBidLevels,
+      this.prevAskLevels,
+      this.flowTs,
+      this.lastMoveDirection,
+      this.lastMoveTs,
+      this.ticksSinceMove,
     ];
     const parts = [this.prevBids, this.prevAsks, this.tickFlow, this.timeFlow, this.lastEvent, this.orderCounts];
     const state = new Float64Array(scalars.length + parts.reduce((n, part) => n + part.length, 0));
@@ -342,9 +357,7 @@ export class FeatureExtractor {
       throw new RangeError(`feature extractor state: levels ${state[1]} does not match this extractor's ${this.levels}`);
     }
     if (state.length !== expected || state[0] !== STATE_FORMAT) {
-      throw new RangeError(
-        `feature extractor state: expected format ${STATE_FORMAT} with ${expected} values, got format ${state[0]} with ${state.length}`,
-      );
+      throw new RangeError(`feature extractor state: expected format ${STATE_FORMAT} with ${expected} values, got format ${state[0]} with ${state.length}`);
     }
     this.hasPrevious = state[2] === 1;
     this.prevMid = state[3];

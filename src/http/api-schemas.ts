@@ -11,7 +11,10 @@ export const errorResponse = z
   .object({
     error: z.string().describe('HTTP status text'),
     message: z.string().optional(),
-    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().describe('validation problems, each naming its field'),
+    issues: z
+      .array(z.object({ path: z.string(), message: z.string() }))
+      .optional()
+      .describe('validation problems, each naming its field'),
     store: z.string().optional().describe('database failure kind: full, readonly, corrupt, io...'),
   })
   .describe('every error answer');
@@ -109,7 +112,10 @@ export const symbolMetricsResponse = z.object({
   ticks: z.number().int(),
   unscored: z.number().int(),
   models: z.array(z.object({ model: z.string(), overall: metricsSummary, rolling: z.array(rollingMetrics), learner: learnerStats })),
-  mixWeights: z.array(z.object({ model: z.string(), weight: z.number() })).nullable().describe("the mix model's weight on each member (null without a mix)"),
+  mixWeights: z
+    .array(z.object({ model: z.string(), weight: z.number() }))
+    .nullable()
+    .describe("the mix model's weight on each member (null without a mix)"),
 });
 
 export const ingestOutcomeResponse = z.object({
@@ -167,9 +173,7 @@ export function errorResponses<const Code extends number>(...codes: Code[]): { [
 
 const symbolList = z.array(symbolSchema).min(1).max(1000);
 
-export const streamCommand = z
-  .union([z.strictObject({ subscribe: symbolList }), z.strictObject({ unsubscribe: symbolList })])
-  .describe('client → server on /v1/stream');
+export const streamCommand = z.union([z.strictObject({ subscribe: symbolList }), z.strictObject({ unsubscribe: symbolList })]).describe('client → server on /v1/stream');
 
 export const streamPrediction = predictionResponse.extend({ type: z.literal('prediction') }).describe('server → client on /v1/stream: a new prediction of a subscribed symbol');
 
@@ -186,7 +190,9 @@ export const wsError = z
   })
   .describe('server → client: a frame or message that was refused');
 
-export const ingestFrame = z.union([canonicalMessageSchema, z.array(canonicalMessageSchema)]).describe('client → server on /v1/ingest: one canonical message or an array (at most ingestMaxBatch)');
+export const ingestFrame = z
+  .union([canonicalMessageSchema, z.array(canonicalMessageSchema)])
+  .describe('client → server on /v1/ingest: one canonical message or an array (at most ingestMaxBatch)');
 
 export const ingestAck = z
   .object({

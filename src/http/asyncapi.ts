@@ -50,7 +50,11 @@ export function asyncApiDocument() {
         messages: [{ $ref: '#/channels/stream/messages/subscriptions' }, { $ref: '#/channels/stream/messages/prediction' }, { $ref: '#/channels/stream/messages/error' }],
       },
       push: { action: 'send', channel: { $ref: '#/channels/ingest' }, messages: [{ $ref: '#/channels/ingest/messages/frame' }] },
-      receiveAcks: { action: 'receive', channel: { $ref: '#/channels/ingest' }, messages: [{ $ref: '#/channels/ingest/messages/ack' }, { $ref: '#/channels/ingest/messages/error' }] },
+      receiveAcks: {
+        action: 'receive',
+        channel: { $ref: '#/channels/ingest' },
+        messages: [{ $ref: '#/channels/ingest/messages/ack' }, { $ref: '#/channels/ingest/messages/error' }],
+      },
     },
   };
 }

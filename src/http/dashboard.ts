@@ -125,7 +125,12 @@ async function registerDashboardRoutes(app: FastifyInstance, options: DashboardO
 
   app.get(
     '/v1/status',
-    { schema: { summary: 'feed status (connected, reconnects, conflated snapshots, sync), engine step latency p50/p99 in µs, stream counters, symbols', response: { 200: statusResponse } } },
+    {
+      schema: {
+        summary: 'feed status (connected, reconnects, conflated snapshots, sync), engine step latency p50/p99 in µs, stream counters, symbols',
+        response: { 200: statusResponse },
+      },
+    },
     async () => serviceStatus(app),
   );
 }

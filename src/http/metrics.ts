@@ -139,7 +139,8 @@ export function createServiceMetrics(service: MetricsSources): Registry {
     async collect() {
       this.reset();
       for (const symbol of await currentScores()) {
-        for (const model of symbol.models) for (const rolling of model.rolling) if (rolling.n > 0) this.set({ symbol: symbol.symbol, model: model.model, window: String(rolling.window) }, rolling.accuracy ?? 0);
+        for (const model of symbol.models)
+          for (const rolling of model.rolling) if (rolling.n > 0) this.set({ symbol: symbol.symbol, model: model.model, window: String(rolling.window) }, rolling.accuracy ?? 0);
       }
     },
   });
@@ -151,7 +152,8 @@ export function createServiceMetrics(service: MetricsSources): Registry {
     async collect() {
       this.reset();
       for (const symbol of await currentScores()) {
-        for (const model of symbol.models) for (const rolling of model.rolling) if (rolling.n > 0) this.set({ symbol: symbol.symbol, model: model.model, window: String(rolling.window) }, rolling.logLoss ?? 0);
+        for (const model of symbol.models)
+          for (const rolling of model.rolling) if (rolling.n > 0) this.set({ symbol: symbol.symbol, model: model.model, window: String(rolling.window) }, rolling.logLoss ?? 0);
       }
     },
   });
@@ -312,7 +314,7 @@ export function createServiceMetrics(service: MetricsSources): Registry {
   });
   new Gauge({
     name: 'lob_rtrl_feed_synced',
-    help: '1 while the symbol\'s book continues the venue\'s stream, 0 while it waits for a snapshot or resync',
+    help: "1 while the symbol's book continues the venue's stream, 0 while it waits for a snapshot or resync",
     labelNames: [...feedLabels, 'symbol'],
     registers: [registry],
     collect() {
@@ -354,7 +356,11 @@ export function createServiceMetrics(service: MetricsSources): Registry {
         this.inc(read());
       },
     });
-  streamCounter('lob_rtrl_stream_conflated_total', 'Predictions never sent because a newer one of the same symbol replaced them in a subscriber queue', () => streamStats.conflated);
+  streamCounter(
+    'lob_rtrl_stream_conflated_total',
+    'Predictions never sent because a newer one of the same symbol replaced them in a subscriber queue',
+    () => streamStats.conflated,
+  );
   streamCounter('lob_rtrl_stream_dropped_total', 'Predictions discarded unsent (queue overflow, or queued when a slow subscriber was closed)', () => streamStats.dropped);
   streamCounter('lob_rtrl_stream_slow_closed_total', 'Stream subscribers closed with 1013 because their send buffer did not drain', () => streamStats.slowClosed);
   streamCounter('lob_rtrl_stream_half_open_closed_total', 'Stream subscribers terminated because they did not answer a ping', () => streamStats.halfOpenClosed);

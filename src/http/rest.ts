@@ -60,31 +60,48 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
 
   routes.get('/healthz', { schema: { summary: 'the process is up', response: { 200: healthResponse } } }, async () => ({ status: 'ok' as const }));
 
-  routes.get('/readyz', { schema: { summary: 'database open, feeds connected and in sync, learners warm', response: { 200: readinessResponse, 503: readinessResponse } } }, async (_request, reply) => {
-    const checks = streams.readiness();
-    const ready = checks.database && checks.feeds && checks.learners && checks.workers !== false;
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
-  });
+  routes.get(
+    '/readyz',
+    { schema: { summary: 'database open, feeds connected and in sync, learners warm', response: { 200: readinessResponse, 503: readinessResponse } } },
+    async (_request, reply) => {
+      const checks = streams.readiness();
+      const ready = checks.database && checks.feeds && checks.learners && checks.workers !== false;
+      return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks });
+    },
+  );
 
-  routes.get('/v1/symbols', { schema: { summary: 'symbols running or hibernated, with tick counts and the latest mid; `restoring` counts stored symbols the background restore has not loaded yet', response: { 200: symbolsResponse } } }, async () => ({
-    restoring: streams.restoring,
-    hibernated: streams.hibernated,
-    symbols: streams.list().map((s) => ({
-      symbol: s.symbol,
-      hibernated: streams.isHibernated(s.symbol),
-      ticks: s.ticks,
-      disconnects: s.disconnects,
-      lastTs: s.lastPrediction?.ts ?? null,
-      mid: s.lastPrediction?.mid ?? null,
-    })),
-  }));
+  routes.get(
+    '/v1/symbols',
+    {
+      schema: {
+        summary: 'symbols running or hibernated, with tick counts and the latest mid; `restoring` counts stored symbols the background restore has not loaded yet',
+        response: { 200: symbolsResponse },
+      },
+    },
+    async () => ({
+      restoring: streams.restoring,
+      hibernated: streams.hibernated,
+      symbols: streams.list().map((s) => ({
+        symbol: s.symbol,
+        hibernated: streams.isHibernated(s.symbol),
+        ticks: s.ticks,
+        disconnects: s.disconnects,
+        lastTs: s.lastPrediction?.ts ?? null,
+        mid: s.lastPrediction?.mid ?? null,
+      })),
+    }),
+  );
 
-  routes.get('/v1/symbols/:symbol/prediction', { schema: { summary: 'the latest prediction of every model', params: symbolParams, response: { 200: predictionResponse, ...errorResponses(400, 404) } } }, async (request) => {
-    symbolEngineOr404(request.params.symbol);
-    const latest = predictions.latest(request.params.symbol);
-    if (!latest) throw new NotFoundError(`no prediction yet for "${request.params.symbol}"`);
-    return predictionView(latest);
-  });
+  routes.get(
+    '/v1/symbols/:symbol/prediction',
+    { schema: { summary: 'the latest prediction of every model', params: symbolParams, response: { 200: predictionResponse, ...errorResponses(400, 404) } } },
+    async (request) => {
+      symbolEngineOr404(request.params.symbol);
+      const latest = predictions.latest(request.params.symbol);
+      if (!latest) throw new NotFoundError(`no prediction yet for "${request.params.symbol}"`);
+      return predictionView(latest);
+    },
+  );
 
   routes.get(
     '/v1/symbols/:symbol/predictions',
@@ -116,11 +133,21 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
     },
   );
 
-  routes.get('/v1/symbols/:symbol/metrics', { schema: { summary: "every model's prequential metrics, overall and over rolling windows", params: symbolParams, response: { 200: symbolMetricsResponse, ...errorResponses(400, 404) } } }, async (request) => {
-    const engine = symbolEngineOr404(request.params.symbol);
-    const { unscored, models, mixWeights } = await streams.metrics(engine.symbol);
-    return { symbol: engine.symbol, target: engine.targetName, classes: [...engine.classNames], ticks: engine.ticks, unscored, models: [...models], mixWeights };
-  });
+  routes.get(
+    '/v1/symbols/:symbol/metrics',
+    {
+      schema: {
+        summary: "every model's prequential metrics, overall and over rolling windows",
+        params: symbolParams,
+        response: { 200: symbolMetricsResponse, ...errorResponses(400, 404) },
+      },
+    },
+    async (request) => {
+      const engine = symbolEngineOr404(request.params.symbol);
+      const { unscored, models, mixWeights } = await streams.metrics(engine.symbol);
+      return { symbol: engine.symbol, target: engine.targetName, classes: [...engine.classNames], ticks: engine.ticks, unscored, models: [...models], mixWeights };
+    },
+  );
 
   // POST bodies share the ingest scheduler with every other producer, one lane per request,
   // and the per-connection rate limit of the WebSocket route (keyed by the client's socket).
@@ -156,12 +183,21 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
     },
     async (request, reply) => {
       if (postsInFlight >= config.maxIngestConnections) {
-        return reply.code(503).header('retry-after', '1').send({ error: 'Service Unavailable', message: `${config.maxIngestConnections} ingest requests are in progress; try again later` });
+        return reply
+          .code(503)
+          .header('retry-after', '1')
+          .send({ error: 'Service Unavailable', message: `${config.maxIngestConnections} ingest requests are in progress; try again later` });
       }
       const messages = ingest.messageCount(request.body);
       const waitMs = messages !== null ? admit(request.raw.socket, messages) : 0;
       if (waitMs > 0) {
-        ingest.reject({ type: 'rejected', reason: 'rate_limited', detail: `over ${config.ingestRatePerSecond} messages/s on this connection`, sample: `[${messages ?? 0} messages]`, symbol: null });
+        ingest.reject({
+          type: 'rejected',
+          reason: 'rate_limited',
+          detail: `over ${config.ingestRatePerSecond} messages/s on this connection`,
+          sample: `[${messages ?? 0} messages]`,
+          symbol: null,
+        });
         return reply
           .code(429)
           .header('retry-after', String(Math.ceil(waitMs / 1000)))
@@ -184,7 +220,8 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
     {
       preHandler: authorise,
       schema: {
-        summary: "forget the symbol's last accepted seq and ts, so its next snapshot is accepted whatever they are (after a producer pushed a far-future ts or seq); checkpointed at once",
+        summary:
+          "forget the symbol's last accepted seq and ts, so its next snapshot is accepted whatever they are (after a producer pushed a far-future ts or seq); checkpointed at once",
         params: symbolParams,
         security: [{ bearer: [] }],
         response: { 200: orderingResetResponse, ...errorResponses(400, 401, 404, 503) },
@@ -193,21 +230,40 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
     async (request) => ({ symbol: request.params.symbol, checkpoint: await ingest.resetOrdering(request.params.symbol) }),
   );
 
-  routes.get('/v1/symbols/:symbol/checkpoints', { schema: { summary: "the symbol's stored checkpoints, newest first", params: symbolParams, response: { 200: checkpointsResponse, ...errorResponses(400) } } }, async (request) => ({
-    symbol: request.params.symbol,
-    checkpoints: checkpoints.list(request.params.symbol),
-  }));
+  routes.get(
+    '/v1/symbols/:symbol/checkpoints',
+    { schema: { summary: "the symbol's stored checkpoints, newest first", params: symbolParams, response: { 200: checkpointsResponse, ...errorResponses(400) } } },
+    async (request) => ({
+      symbol: request.params.symbol,
+      checkpoints: checkpoints.list(request.params.symbol),
+    }),
+  );
 
-  routes.post('/v1/symbols/:symbol/checkpoints', { preHandler: authorise, schema: { summary: 'write a checkpoint now', params: symbolParams, security: [{ bearer: [] }], response: { 201: checkpointMeta, ...errorResponses(400, 401, 404, 503) } } }, async (request, reply) => {
-    symbolEngineOr404(request.params.symbol);
-    const meta = await checkpoints.write(request.params.symbol, 'manual');
-    if (!meta) throw new NotFoundError(`unknown symbol "${request.params.symbol}"`);
-    return reply.code(201).send(meta);
-  });
+  routes.post(
+    '/v1/symbols/:symbol/checkpoints',
+    {
+      preHandler: authorise,
+      schema: { summary: 'write a checkpoint now', params: symbolParams, security: [{ bearer: [] }], response: { 201: checkpointMeta, ...errorResponses(400, 401, 404, 503) } },
+    },
+    async (request, reply) => {
+      symbolEngineOr404(request.params.symbol);
+      const meta = await checkpoints.write(request.params.symbol, 'manual');
+      if (!meta) throw new NotFoundError(`unknown symbol "${request.params.symbol}"`);
+      return reply.code(201).send(meta);
+    },
+  );
 
   routes.post(
     '/v1/symbols/:symbol/checkpoints/:id/restore',
-    { preHandler: authorise, schema: { summary: "replace the symbol's state with a stored checkpoint", params: checkpointParams, security: [{ bearer: [] }], response: { 200: checkpointMeta, ...errorResponses(400, 401, 404, 409, 503) } } },
+    {
+      preHandler: authorise,
+      schema: {
+        summary: "replace the symbol's state with a stored checkpoint",
+        params: checkpointParams,
+        security: [{ bearer: [] }],
+        response: { 200: checkpointMeta, ...errorResponses(400, 401, 404, 409, 503) },
+      },
+    },
     async (request) => checkpoints.restore(request.params.symbol, request.params.id),
   );
 }

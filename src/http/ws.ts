@@ -119,45 +119,40 @@ async function registerStreamRoutes(app: FastifyInstance, options: WebSocketRout
   const refuseOver = (count: () => number, limit: number, what: string) => async (_request: FastifyRequest, reply: FastifyReply) => {
     if (count() < limit) return;
     stats.connectionsRefused++;
-    return reply.code(503).header('retry-after', '5').send({ error: 'Service Unavailable', message: `${limit} ${what} connections are open; try again later` });
+    return reply
+      .code(503)
+      .header('retry-after', '5')
+      .send({ error: 'Service Unavailable', message: `${limit} ${what} connections are open; try again later` });
   };
 
-  app.get(
-    '/v1/ingest',
-    { websocket: true, preHandler: [authorise, refuseOver(() => stats.ingestConnections, config.maxIngestConnections, 'ingest')] },
-    (socket, request) => {
-      stats.ingestConnections++;
-      const producer = new Producer(socket, ingest, config.ingestRatePerSecond, stats, limits, request.log, config.ingestMaxBatch);
-      socket.on('message', (data: Buffer, isBinary: boolean) => guarded(stats, request.log, socket, () => producer.onFrame(data, isBinary)));
-      request.log.info('ingest connection opened');
-      socket.on('close', (code: number) => {
-        stats.ingestConnections--;
-        producer.close();
-        request.log.info({ frames: producer.frames, code }, 'ingest connection closed');
-      });
-    },
-  );
+  app.get('/v1/ingest', { websocket: true, preHandler: [authorise, refuseOver(() => stats.ingestConnections, config.maxIngestConnections, 'ingest')] }, (socket, request) => {
+    stats.ingestConnections++;
+    const producer = new Producer(socket, ingest, config.ingestRatePerSecond, stats, limits, request.log, config.ingestMaxBatch);
+    socket.on('message', (data: Buffer, isBinary: boolean) => guarded(stats, request.log, socket, () => producer.onFrame(data, isBinary)));
+    request.log.info('ingest connection opened');
+    socket.on('close', (code: number) => {
+      stats.ingestConnections--;
+      producer.close();
+      request.log.info({ frames: producer.frames, code }, 'ingest connection closed');
+    });
+  });
 
-  app.get(
-    '/v1/stream',
-    { websocket: true, preHandler: refuseOver(() => stats.subscribers, config.maxStreamConnections, 'stream') },
-    (socket, request) => {
-      const subscriber = new Subscriber(socket, config.subscriberQueue, stats, limits, frames, corker, request.log);
-      subscribers.add(subscriber);
-      stats.subscribers++;
-      const unsubscribe = predictions.subscribe((prediction) => subscriber.offer(prediction));
-      socket.on('message', (data: Buffer) => guarded(stats, request.log, socket, () => subscriber.onCommand(data, config.maxSymbols)));
-      socket.on('pong', () => subscriber.onPong());
-      request.log.info('stream subscriber connected');
-      socket.on('close', (code: number) => {
-        unsubscribe();
-        subscribers.delete(subscriber);
-        stats.subscribers--;
-        subscriber.discardQueue();
-        request.log.info({ code }, 'stream subscriber disconnected');
-      });
-    },
-  );
+  app.get('/v1/stream', { websocket: true, preHandler: refuseOver(() => stats.subscribers, config.maxStreamConnections, 'stream') }, (socket, request) => {
+    const subscriber = new Subscriber(socket, config.subscriberQueue, stats, limits, frames, corker, request.log);
+    subscribers.add(subscriber);
+    stats.subscribers++;
+    const unsubscribe = predictions.subscribe((prediction) => subscriber.offer(prediction));
+    socket.on('message', (data: Buffer) => guarded(stats, request.log, socket, () => subscriber.onCommand(data, config.maxSymbols)));
+    socket.on('pong', () => subscriber.onPong());
+    request.log.info('stream subscriber connected');
+    socket.on('close', (code: number) => {
+      unsubscribe();
+      subscribers.delete(subscriber);
+      stats.subscribers--;
+      subscriber.discardQueue();
+      request.log.info({ code }, 'stream subscriber disconnected');
+    });
+  });
 
   const pingMs = config.streamPingSeconds * 1000;
   if (pingMs > 0) {

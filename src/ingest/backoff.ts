@@ -48,12 +48,7 @@ export function checkBackoffPolicy(policy: BackoffPolicy): BackoffPolicy {
  * delay this function returned for the previous attempt (ignored unless jitter is
  * decorrelated; pass `policy.initialMs` for attempt 0). `random` returns a number in [0, 1).
  */
-export function backoffDelayMs(
-  policy: BackoffPolicy,
-  attempt: number,
-  previousDelayMs: number,
-  random: () => number,
-): number {
+export function backoffDelayMs(policy: BackoffPolicy, attempt: number, previousDelayMs: number, random: () => number): number {
   const { initialMs, maxMs, multiplier } = policy;
   switch (policy.jitter) {
     case 'none':

@@ -74,9 +74,7 @@ export class VenueConnection {
         this.stopTimers();
         this.events.onClose();
         const closeReason = reasonBuffer.length > 0 ? `: ${reasonBuffer.toString('utf8')}` : '';
-        const reason =
-          this.dropReason ??
-          (this.errorMessage !== undefined ? `websocket error: ${this.errorMessage}` : `connection closed by peer (code ${code}${closeReason})`);
+        const reason = this.dropReason ?? (this.errorMessage !== undefined ? `websocket error: ${this.errorMessage}` : `connection closed by peer (code ${code}${closeReason})`);
         resolve({ opened: this.opened, reason });
       });
     });

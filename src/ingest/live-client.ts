@@ -217,7 +217,11 @@ class LiveSession {
   private connected = false;
   private readonly synced: Record<string, boolean> = {};
 
-  constructor(configuredVenue: Venue, private readonly config: LiveFeedConfig, options: LiveFeedOptions) {
+  constructor(
+    configuredVenue: Venue,
+    private readonly config: LiveFeedConfig,
+    options: LiveFeedOptions,
+  ) {
     const venue = venueWithDepth(configuredVenue, config.depth);
     if (venue.live === null) throw new Error(`venue ${venue.id}: has no live protocol`);
     if (config.symbols.length === 0) throw new Error('symbols: at least one symbol is required');

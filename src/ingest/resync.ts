@@ -59,7 +59,14 @@ export class ResyncScheduler {
     const { settings } = this;
     let state = this.states.get(symbol);
     if (state === undefined) {
-      state = { attempts: 0, inFlight: false, timer: undefined, backoff: new Backoff(settings.backoff, settings.random), syncedAt: Number.NaN, notBefore: Number.NEGATIVE_INFINITY };
+      state = {
+        attempts: 0,
+        inFlight: false,
+        timer: undefined,
+        backoff: new Backoff(settings.backoff, settings.random),
+        syncedAt: Number.NaN,
+        notBefore: Number.NEGATIVE_INFINITY,
+      };
       this.states.set(symbol, state);
     }
     if (state.inFlight || state.timer !== undefined) return;

@@ -1,7 +1,17 @@
 // The simple learners RTRL must beat, behind the same interface and target bookkeeping:
 // online multinomial logistic regression on the current features, and the running class
 // frequencies (majority class).
-import { countOutcome, decodeLearnerState, emptyStats, encodeLearnerState, restoreStats, sanitiseInput, statsArray, type LearnerStateParts, type OnlineLearner } from './learner.js';
+import {
+  countOutcome,
+  decodeLearnerState,
+  emptyStats,
+  encodeLearnerState,
+  restoreStats,
+  sanitiseInput,
+  statsArray,
+  type LearnerStateParts,
+  type OnlineLearner,
+} from './learner.js';
 import { createOptimiser, defaultOptimiserConfig, type Optimiser, type OptimiserConfig } from './optimiser.js';
 import { BatchSizeAverage, type BatchReduction, type PendingMode } from './targets.js';
 import { decodeState, encodeState, requireArray, requireSameConfig } from './state-codec.js';
@@ -40,7 +50,10 @@ export class LogisticLearner implements OnlineLearner {
   private head = 0;
   private pendingCount = 0;
 
-  constructor(readonly config: LogisticConfig, optimiser?: Optimiser) {
+  constructor(
+    readonly config: LogisticConfig,
+    optimiser?: Optimiser,
+  ) {
     const { inputs: d, classes: c } = config;
     if (!(Number.isInteger(d) && d >= 1)) throw new Error(`inputs: must be a positive integer, got ${d}`);
     if (!(Number.isInteger(c) && c >= 2)) throw new Error(`classes: must be an integer >= 2, got ${c}`);

@@ -23,7 +23,10 @@ export function modelName(spec: ModelSpec): string {
 
 /** Parses a comma-separated model list; errors name the bad entry. */
 export function parseModelList(text: string): ModelSpec[] {
-  const entries = text.split(',').map((entry) => entry.trim()).filter((entry) => entry.length > 0);
+  const entries = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
   if (entries.length === 0) throw new Error('models: the list is empty');
   const specs = entries.map((entry): ModelSpec => {
     if (entry === 'rtrl' || entry === 'logistic' || entry === 'majority' || entry === 'mix') return { kind: entry };

@@ -40,7 +40,11 @@ export class LearnerSet {
   readonly mixture: MixtureLearner | null;
   readonly mixtureMembers: readonly number[];
 
-  constructor(readonly learners: readonly OnlineLearner[], readonly target: TargetSpec, readonly maxPending = 10_000) {
+  constructor(
+    readonly learners: readonly OnlineLearner[],
+    readonly target: TargetSpec,
+    readonly maxPending = 10_000,
+  ) {
     if (learners.length === 0) throw new Error('models: at least one learner is needed');
     this.classes = learners[0].classes;
     for (const learner of learners) {
@@ -56,7 +60,10 @@ export class LearnerSet {
     if (mixtures.length > 1) throw new Error('models: at most one mix');
     this.mixture = mixtures[0] ?? null;
     this.mixtureMembers = learners.flatMap((learner, i) => (learner instanceof MixtureLearner ? [] : [i]));
-    this.mixture?.bind(this.probs, this.mixtureMembers.map((i) => i * this.classes));
+    this.mixture?.bind(
+      this.probs,
+      this.mixtureMembers.map((i) => i * this.classes),
+    );
     const mixtureIndex = this.mixture ? learners.indexOf(this.mixture) : -1;
     this.order = Int32Array.from([...this.mixtureMembers, ...(mixtureIndex >= 0 ? [mixtureIndex] : [])]);
   }

@@ -72,7 +72,7 @@ export class MixtureLearner implements OnlineLearner {
   /** The current weights, summing to 1, in member order, written into `out`. */
   weights(out: Float64Array): Float64Array {
     let total = 0;
-    for (let i = 0; i < this.members; i++) total += (out[i] = Math.exp(this.logWeights[i]));
+    for (let i = 0; i < this.members; i++) total += out[i] = Math.exp(this.logWeights[i]);
     for (let i = 0; i < this.members; i++) out[i] /= total;
     return out;
   }
@@ -182,7 +182,8 @@ export class MixtureLearner implements OnlineLearner {
     const state = decodeState(bytes, 'mix');
     requireSameConfig(state.meta.config, { members: this.members, classes: this.classes, rate: this.rate, pending: this.pending }, 'config');
     const pendingCount = Number(state.meta.pendingCount);
-    if (!(Number.isInteger(pendingCount) && pendingCount >= 0 && pendingCount <= this.capacity)) throw new Error(`mix state: pendingCount ${String(state.meta.pendingCount)} out of range`);
+    if (!(Number.isInteger(pendingCount) && pendingCount >= 0 && pendingCount <= this.capacity))
+      throw new Error(`mix state: pendingCount ${String(state.meta.pendingCount)} out of range`);
     this.logWeights.set(requireArray(state, 'logWeights', this.members));
     this.delays.state.set(requireArray(state, 'delays', 2));
     const stride = this.members * this.classes;

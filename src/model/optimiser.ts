@@ -68,8 +68,19 @@ export function validateOptimiserConfig(config: OptimiserConfig): void {
 /** The native addon's Adam step (src/model/kernels/native.ts), structurally, so this file imports nothing native. */
 export interface NativeAdamKernel {
   adam(
-    params: Float64Array, grad: Float64Array, m: Float64Array, v: Float64Array, decayMask: Uint8Array,
-    l2: number, clipNorm: number, rate: number, beta1: number, beta2: number, epsilon: number, correction1: number, correction2: number,
+    params: Float64Array,
+    grad: Float64Array,
+    m: Float64Array,
+    v: Float64Array,
+    decayMask: Uint8Array,
+    l2: number,
+    clipNorm: number,
+    rate: number,
+    beta1: number,
+    beta2: number,
+    epsilon: number,
+    correction1: number,
+    correction2: number,
   ): number;
 }
 
@@ -86,13 +97,7 @@ export function createOptimiser(config: OptimiserConfig, size: number, decayMask
  * values scaled by the largest magnitude so a huge but finite gradient is clipped instead of
  * overflowing to Infinity and being thrown away.
  */
-export function prepareGradient(
-  params: Float64Array,
-  grad: Float64Array,
-  l2: number,
-  decayMask: Uint8Array,
-  clipNorm: number,
-): StepOutcome {
+export function prepareGradient(params: Float64Array, grad: Float64Array, l2: number, decayMask: Uint8Array, clipNorm: number): StepOutcome {
   let maxAbs = 0;
   for (let i = 0; i < grad.length; i++) {
     let g = grad[i];
@@ -121,14 +126,15 @@ export function prepareGradient(
 }
 
 function learningRateAt(config: OptimiserConfig, step: number): number {
-  return config.decayGamma === 0
-    ? config.learningRate
-    : config.learningRate / Math.pow(1 + step / config.decayT0, config.decayGamma);
+  return config.decayGamma === 0 ? config.learningRate : config.learningRate / Math.pow(1 + step / config.decayT0, config.decayGamma);
 }
 
 class Sgd implements Optimiser {
   steps = 0;
-  constructor(private readonly config: OptimiserConfig, private readonly decayMask: Uint8Array) {}
+  constructor(
+    private readonly config: OptimiserConfig,
+    private readonly decayMask: Uint8Array,
+  ) {}
 
   step(params: Float64Array, grad: Float64Array): StepOutcome {
     const outcome = prepareGradient(params, grad, this.config.l2, this.decayMask, this.config.clipNorm);
@@ -153,7 +159,12 @@ class Adam implements Optimiser {
   private readonly m: Float64Array;
   private readonly v: Float64Array;
 
-  constructor(private readonly config: OptimiserConfig, size: number, private readonly decayMask: Uint8Array, private readonly native?: NativeAdamKernel) {
+  constructor(
+    private readonly config: OptimiserConfig,
+    size: number,
+    private readonly decayMask: Uint8Array,
+    private readonly native?: NativeAdamKernel,
+  ) {
     this.m = new Float64Array(size);
     this.v = new Float64Array(size);
   }

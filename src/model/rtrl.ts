@@ -4,14 +4,7 @@
 // one N x P sensitivity per pending tick it keeps each tick's sensitivity projected through
 // the output layer (C rows of P), which is all a cross-entropy gradient needs, and in batch
 // mode only their running sums.
-import {
-  allFinite,
-  elmanOutput,
-  elmanStateStep,
-  inputSkipLogits,
-  projectSensitivity,
-  rtrlSensitivityStep,
-} from './kernels/elman.js';
+import { allFinite, elmanOutput, elmanStateStep, inputSkipLogits, projectSensitivity, rtrlSensitivityStep } from './kernels/elman.js';
 import type { NativeRtrlAddon } from './kernels/native.js';
 import { currentRtrlKernel, type RtrlKernel } from './kernels/select.js';
 import { countOutcome, decodeLearnerState, emptyStats, encodeLearnerState, sanitiseInput, type LearnerStateParts, type OnlineLearner } from './learner.js';
@@ -67,7 +60,12 @@ export class RtrlLearner implements OnlineLearner {
   private head = 0;
   private pendingCount = 0;
 
-  constructor(readonly config: RecurrentConfig, optimiser?: Optimiser, name = 'rtrl', readonly kernel: RtrlKernel = currentRtrlKernel()) {
+  constructor(
+    readonly config: RecurrentConfig,
+    optimiser?: Optimiser,
+    name = 'rtrl',
+    readonly kernel: RtrlKernel = currentRtrlKernel(),
+  ) {
     const core = createRecurrentCore(config);
     this.name = name;
     this.native = kernel.native;
@@ -154,13 +152,47 @@ export class RtrlLearner implements OnlineLearner {
     if (this.config.pending.kind === 'batch') {
       if (this.pendingCount >= this.capacity) this.discardPending();
       finite = native.step(
-        n, d, classes, vOffset, outputScale, this.params, this.h, this.input, this.hNext, this.s, sNext, probs, scratchBuffer('projection', classes * p), 0, this.skipLogits,
-        this.sumRows, this.sumProbRows, this.sumProbHidden, this.sumHidden, this.sumProbs,
+        n,
+        d,
+        classes,
+        vOffset,
+        outputScale,
+        this.params,
+        this.h,
+        this.input,
+        this.hNext,
+        this.s,
+        sNext,
+        probs,
+        scratchBuffer('projection', classes * p),
+        0,
+        this.skipLogits,
+        this.sumRows,
+        this.sumProbRows,
+        this.sumProbHidden,
+        this.sumHidden,
+        this.sumProbs,
       );
     } else {
       this.makeRoom();
       const slot = (this.head + this.pendingCount) % this.ringSlots;
-      finite = native.step(n, d, classes, vOffset, outputScale, this.params, this.h, this.input, this.hNext, this.s, sNext, probs, this.ringRows, slot * classes * p, this.skipLogits);
+      finite = native.step(
+        n,
+        d,
+        classes,
+        vOffset,
+        outputScale,
+        this.params,
+        this.h,
+        this.input,
+        this.hNext,
+        this.s,
+        sNext,
+        probs,
+        this.ringRows,
+        slot * classes * p,
+        this.skipLogits,
+      );
       for (let c = 0; c < classes; c++) this.ringProbs[slot * classes + c] = probs[c];
       this.ringHidden.set(this.hNext, slot * n);
     }
@@ -372,7 +404,13 @@ export class RtrlLearner implements OnlineLearner {
     const live = (ring: Float64Array, stride: number) => (this.ringSlots === 0 ? ring : packRing(ring, stride, this.ringSlots, this.head, this.pendingCount));
     return encodeLearnerState({
       ...parts,
-      arrays: { ...parts.arrays, ringRows: live(this.ringRows, c * p), ringProbs: live(this.ringProbs, c), ringHidden: live(this.ringHidden, n), ringInputs: live(this.ringInputs, d) },
+      arrays: {
+        ...parts.arrays,
+        ringRows: live(this.ringRows, c * p),
+        ringProbs: live(this.ringProbs, c),
+        ringHidden: live(this.ringHidden, n),
+        ringInputs: live(this.ringInputs, d),
+      },
     });
   }
 
@@ -384,7 +422,8 @@ export class RtrlLearner implements OnlineLearner {
     const { n, classes: c, recurrent: p, skipInputs: d } = this.layout;
     const state = decodeLearnerState(bytes, this.stateParts());
     const pendingCount = Number(state.meta.pendingCount);
-    if (!(Number.isInteger(pendingCount) && pendingCount >= 0 && pendingCount <= this.capacity)) throw new Error(`rtrl state: pendingCount ${String(state.meta.pendingCount)} out of range`);
+    if (!(Number.isInteger(pendingCount) && pendingCount >= 0 && pendingCount <= this.capacity))
+      throw new Error(`rtrl state: pendingCount ${String(state.meta.pendingCount)} out of range`);
     if (this.config.pending.kind === 'batch') {
       this.head = 0;
       this.pendingCount = pendingCount;

@@ -116,9 +116,7 @@ export class BatchSizeAverage {
 }
 
 /** The oldest `count` pending ticks get `label`; or they expire unlabelled. */
-export type Resolution =
-  | { readonly kind: 'label'; readonly label: number; readonly count: number }
-  | { readonly kind: 'expire'; readonly count: number };
+export type Resolution = { readonly kind: 'label'; readonly label: number; readonly count: number } | { readonly kind: 'expire'; readonly count: number };
 
 /**
  * Turns the stream of mid-prices into label resolutions, shared by every learner of a symbol.
@@ -137,7 +135,10 @@ export class Labeler {
   private count = 0;
   private lastMid = Number.NaN;
 
-  constructor(readonly target: TargetSpec, readonly maxPending = 10_000) {
+  constructor(
+    readonly target: TargetSpec,
+    readonly maxPending = 10_000,
+  ) {
     if (!Number.isInteger(maxPending) || maxPending < 1) throw new Error(`maxPending: must be a positive integer, got ${maxPending}`);
     this.slots = target.kind === 'next-move' ? 1 : pendingCapacity(target, maxPending);
     this.mids = new Float64Array(this.slots);

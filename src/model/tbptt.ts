@@ -67,7 +67,13 @@ export class TbpttLearner implements OnlineLearner {
    * The native kernel runs only the backward pass, bit for bit the TypeScript one; the optimiser
    * stays the TypeScript one, so a TBPTT learner predicts the same bits whichever kernel runs.
    */
-  constructor(readonly config: RecurrentConfig, readonly truncation: number, optimiser?: Optimiser, name = `tbptt:${truncation}`, kernel: RtrlKernel = currentRtrlKernel()) {
+  constructor(
+    readonly config: RecurrentConfig,
+    readonly truncation: number,
+    optimiser?: Optimiser,
+    name = `tbptt:${truncation}`,
+    kernel: RtrlKernel = currentRtrlKernel(),
+  ) {
     if (!(Number.isInteger(truncation) && truncation >= 1)) throw new Error(`tbptt truncation: must be a positive integer, got ${truncation}`);
     const core = createRecurrentCore(config);
     this.name = name;
@@ -217,8 +223,24 @@ export class TbpttLearner implements OnlineLearner {
     if (this.native !== undefined) {
       const { n, d, classes, skipInputs, outputScale } = this.layout;
       this.native.tbpttGradient(
-        n, d, classes, skipInputs, this.truncation, label, outputScale, this.params, this.historySize, this.historyInputs, this.historyHidden,
-        this.pendingSlots, this.pendingHead, count, this.pendingTicks, this.pendingProbs, this.pendingOutputWeights, grad,
+        n,
+        d,
+        classes,
+        skipInputs,
+        this.truncation,
+        label,
+        outputScale,
+        this.params,
+        this.historySize,
+        this.historyInputs,
+        this.historyHidden,
+        this.pendingSlots,
+        this.pendingHead,
+        count,
+        this.pendingTicks,
+        this.pendingProbs,
+        this.pendingOutputWeights,
+        grad,
       );
     } else {
       for (let q = 0; q < count; q++) this.accumulateTick((this.pendingHead + q) % this.pendingSlots, label, grad);

@@ -43,7 +43,10 @@ export class TemperatureScaled implements OnlineLearner {
   private readonly cursor = new Float64Array(2);
   private readonly batchSizes = new BatchSizeAverage();
 
-  constructor(readonly inner: OnlineLearner, readonly config: TemperatureConfig) {
+  constructor(
+    readonly inner: OnlineLearner,
+    readonly config: TemperatureConfig,
+  ) {
     if (!(Number.isFinite(config.rate) && config.rate > 0)) throw new Error(`temperature.rate: must be a finite number > 0, got ${config.rate}`);
     this.name = inner.name;
     this.classes = inner.classes;
@@ -167,7 +170,7 @@ export class TemperatureScaled implements OnlineLearner {
 
   setState(bytes: Uint8Array): void {
     const [ownBytes, innerBytes] = unpackChunks(bytes);
-    if (!ownBytes || !innerBytes) throw new Error('temperature state: expected its own chunk and the wrapped learner\'s');
+    if (!ownBytes || !innerBytes) throw new Error("temperature state: expected its own chunk and the wrapped learner's");
     const own = decodeState(ownBytes, 'temperature');
     requireSameConfig(own.meta.config, this.config, 'temperature config');
     const logSharpness = requireArray(own, 'logSharpness', 1);

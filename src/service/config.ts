@@ -13,7 +13,11 @@ import { parseTarget } from '../model/targets.js';
 import { venues } from '../venues/registry.js';
 
 const feedSchema = z.object({
-  venue: z.string().refine((id) => id in venues && venues[id].live !== null, { message: `venue must be one of ${Object.keys(venues).filter((id) => venues[id].live).join(', ')}` }),
+  venue: z.string().refine((id) => id in venues && venues[id].live !== null, {
+    message: `venue must be one of ${Object.keys(venues)
+      .filter((id) => venues[id].live)
+      .join(', ')}`,
+  }),
   url: z.string().url(),
   restUrl: z.string().url().optional(),
   symbols: z.array(symbolSchema).min(1),
@@ -34,14 +38,22 @@ export const serviceConfigSchema = z.object({
   logLevel: z.enum(logLevels).default('info'),
   levels: z.coerce.number().int().min(1).max(1000).default(defaultEngineConfig.levels),
   target: z.string().default('next-move').refine(validates(parseTarget), { message: 'expected next-move, horizon:K, horizon:Ns or horizon:Nms, each with an optional :THETA' }),
-  models: z.string().default('rtrl,tbptt:10,logistic,majority,mix').refine(validates(parseModelList), { message: 'expected a comma list of rtrl, tbptt:K, logistic, majority, mix' }),
+  models: z
+    .string()
+    .default('rtrl,tbptt:10,logistic,majority,mix')
+    .refine(validates(parseModelList), { message: 'expected a comma list of rtrl, tbptt:K, logistic, majority, mix' }),
   hidden: z.coerce.number().int().min(1).max(256).default(defaultEngineConfig.learner.hidden),
   /** RTRL kernel: auto (native when its addon loads, else TypeScript), js, or native (an error when the addon is missing). */
   kernel: z.enum(KERNEL_CHOICES).default('auto'),
   /** Threads one large native RTRL step may use (1 = every step on its own thread). */
   kernelThreads: z.coerce.number().int().min(1).max(256).default(1),
   lr: z.coerce.number().positive().max(10).default(defaultEngineConfig.learner.optimiser.learningRate),
-  seed: z.coerce.number().int().min(0).max(2 ** 32 - 1).default(defaultEngineConfig.learner.seed),
+  seed: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .default(defaultEngineConfig.learner.seed),
   checkpointEveryTicks: z.coerce.number().int().min(1).default(10_000),
   checkpointEverySeconds: z.coerce.number().positive().default(60),
   checkpointKeep: z.coerce.number().int().min(1).max(1000).default(5),
@@ -51,8 +63,16 @@ export const serviceConfigSchema = z.object({
   predictionRetentionSeconds: z.coerce.number().min(0).default(0),
   /** Largest size of the SQLite file in bytes; writes past it fail as on a full disk (0 = no bound). */
   dbMaxBytes: z.coerce.number().int().min(0).default(0),
-  bodyLimitBytes: z.coerce.number().int().min(1024).default(1 << 20),
-  wsMaxFrameBytes: z.coerce.number().int().min(1024).default(1 << 20),
+  bodyLimitBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(1 << 20),
+  wsMaxFrameBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(1 << 20),
   /** Messages (snapshots and trades) one WS frame or POST body may carry. */
   ingestMaxBatch: z.coerce.number().int().min(1).max(100_000).default(1000),
   /** Messages per second one ingest connection may send, counted when they arrive; over it frames are refused. */
@@ -109,13 +129,15 @@ export type ServiceConfig = z.infer<typeof serviceConfigSchema>;
  */
 function booleanSetting() {
   const words: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false, on: true, off: false };
-  return z.union([
-    z.boolean(),
-    z
-      .string()
-      .transform((text) => words[text.trim().toLowerCase()])
-      .refine((value) => value !== undefined, { message: 'expected true or false' }),
-  ]).pipe(z.boolean());
+  return z
+    .union([
+      z.boolean(),
+      z
+        .string()
+        .transform((text) => words[text.trim().toLowerCase()])
+        .refine((value) => value !== undefined, { message: 'expected true or false' }),
+    ])
+    .pipe(z.boolean());
 }
 
 function validates(parse: (text: string) => unknown): (text: string) => boolean {
@@ -152,7 +174,13 @@ export class ConfigError extends Error {}
  * over the schema's own) < `file` (a JSON object with the same keys) < `env` (strings; FEEDS is
  * JSON) < `flags` (already typed by the CLI).
  */
-export function loadServiceConfig(sources: { defaults?: Partial<ServiceConfig>; env?: NodeJS.ProcessEnv; file?: string; flags?: Record<string, unknown>; warnings?: string[] }): ServiceConfig {
+export function loadServiceConfig(sources: {
+  defaults?: Partial<ServiceConfig>;
+  env?: NodeJS.ProcessEnv;
+  file?: string;
+  flags?: Record<string, unknown>;
+  warnings?: string[];
+}): ServiceConfig {
   const merged: Record<string, unknown> = { ...sources.defaults };
   if (sources.file) {
     let parsed: unknown;
@@ -175,7 +203,9 @@ export function loadServiceConfig(sources: { defaults?: Partial<ServiceConfig>; 
     const portIsLink = serviceLinks.includes(envName('port'));
     sources.warnings?.push(
       `ignoring Kubernetes service-link variables ${serviceLinks.join(', ')} (a Service named lob-rtrl in this namespace)` +
-        (portIsLink && !fileSetsPort && !flagSetsPort ? `; listening on the default port ${serviceConfigSchema.shape.port.parse(undefined)}: set --port or the config file's port, or enableServiceLinks: false` : ''),
+        (portIsLink && !fileSetsPort && !flagSetsPort
+          ? `; listening on the default port ${serviceConfigSchema.shape.port.parse(undefined)}: set --port or the config file's port, or enableServiceLinks: false`
+          : ''),
     );
   }
   // A misspelt variable would otherwise be ignored without a word and its default used.

@@ -66,7 +66,10 @@ class WorkerSymbol implements SymbolView {
   readonly modelNames: readonly string[];
   readonly classNames: readonly string[];
   readonly targetName: string;
-  constructor(readonly symbol: string, from: SymbolEngine) {
+  constructor(
+    readonly symbol: string,
+    from: SymbolEngine,
+  ) {
     this.ticks = from.ticks;
     this.ticksThisProcess = from.ticksThisProcess;
     this.sent = from.ticks;
@@ -90,7 +93,12 @@ export interface SymbolMetrics {
 function metricsOfEngine(engine: SymbolEngine): SymbolMetrics {
   return {
     unscored: engine.learners.unscored,
-    models: engine.metrics.map((metrics, i) => ({ model: engine.modelNames[i], overall: metrics.summary(), rolling: metrics.rolling(), learner: { ...engine.learners.learners[i].stats } })),
+    models: engine.metrics.map((metrics, i) => ({
+      model: engine.modelNames[i],
+      overall: metrics.summary(),
+      rolling: metrics.rolling(),
+      learner: { ...engine.learners.learners[i].stats },
+    })),
     mixWeights: engine.mixtureWeights(),
   };
 }
@@ -267,7 +275,9 @@ export class StoreWriteError extends Error {
 export class ShutdownCheckpointError extends Error {
   override readonly name = 'ShutdownCheckpointError';
   constructor(readonly lost: ReadonlyArray<{ symbol: string; ticksSinceCheckpoint: number; error: string }>) {
-    super(`shutdown checkpoints failed for ${lost.length} symbol(s): ${lost.map((l) => `${l.symbol} (${l.ticksSinceCheckpoint} ticks since its last checkpoint: ${l.error})`).join('; ')}`);
+    super(
+      `shutdown checkpoints failed for ${lost.length} symbol(s): ${lost.map((l) => `${l.symbol} (${l.ticksSinceCheckpoint} ticks since its last checkpoint: ${l.error})`).join('; ')}`,
+    );
   }
 }
 
@@ -484,7 +494,10 @@ export class ServiceRuntime {
       const recording = join(packageRoot(), 'fixtures/binance/spot_btcusdt_20240808.head3000.gz');
       this.demoFeedServer = await startFeedServer({ recording, host: '127.0.0.1', port: 0, speed: 1, loop: true });
       feeds = [{ venue: 'binance', url: this.demoFeedServer.wsUrl, restUrl: this.demoFeedServer.url, symbols: ['BTCUSDT'] }];
-      this.logger.info({ ws: this.demoFeedServer.wsUrl, rest: this.demoFeedServer.url }, 'no feeds configured: replaying the bundled Binance BTCUSDT recording on loopback as a live feed (set LOB_RTRL_FEEDS for a real venue)');
+      this.logger.info(
+        { ws: this.demoFeedServer.wsUrl, rest: this.demoFeedServer.url },
+        'no feeds configured: replaying the bundled Binance BTCUSDT recording on loopback as a live feed (set LOB_RTRL_FEEDS for a real venue)',
+      );
     }
     for (const feedConfig of feeds) this.startFeed(feedConfig);
   }
@@ -645,12 +658,24 @@ export class ServiceRuntime {
       case 'order_event': {
         const view = this.symbolOrCreate(message.symbol);
         if (!view) {
-          this.engine.count({ type: 'rejected', reason: 'unknown_symbol', detail: `symbol: "${message.symbol}" would exceed the limit of ${this.config.maxSymbols} symbols`, sample: message.symbol, symbol: message.symbol });
+          this.engine.count({
+            type: 'rejected',
+            reason: 'unknown_symbol',
+            detail: `symbol: "${message.symbol}" would exceed the limit of ${this.config.maxSymbols} symbols`,
+            sample: message.symbol,
+            symbol: message.symbol,
+          });
           return null;
         }
         const worker = view as WorkerSymbol;
         if (this.failedSymbols.has(message.symbol)) {
-          this.engine.count({ type: 'rejected', reason: 'unknown_symbol', detail: `symbol: "${message.symbol}" stopped: its worker thread failed`, sample: message.symbol, symbol: message.symbol });
+          this.engine.count({
+            type: 'rejected',
+            reason: 'unknown_symbol',
+            detail: `symbol: "${message.symbol}" stopped: its worker thread failed`,
+            sample: message.symbol,
+            symbol: message.symbol,
+          });
           return null;
         }
         this.engine.count(message);
@@ -726,15 +751,19 @@ export class ServiceRuntime {
   }
 
   private startFeed(feedConfig: FeedConfig): void {
-    const feed = createLiveFeed(venueById(feedConfig.venue), { url: feedConfig.url, restUrl: feedConfig.restUrl, symbols: feedConfig.symbols, depth: feedConfig.depth }, {
-      now: this.now,
-      levels: this.config.levels,
-      logger: this.logger,
-      // A mapper releases what it held during a resync in one burst; books conflate only once a
-      // symbol has this many waiting, i.e. when the engine really lags, not on every burst.
-      maxPendingPerSymbol: FEED_PENDING_BOOKS,
-      maxQueued: FEED_PENDING_BOOKS * (feedConfig.symbols.length + 1),
-    });
+    const feed = createLiveFeed(
+      venueById(feedConfig.venue),
+      { url: feedConfig.url, restUrl: feedConfig.restUrl, symbols: feedConfig.symbols, depth: feedConfig.depth },
+      {
+        now: this.now,
+        levels: this.config.levels,
+        logger: this.logger,
+        // A mapper releases what it held during a resync in one burst; books conflate only once a
+        // symbol has this many waiting, i.e. when the engine really lags, not on every burst.
+        maxPendingPerSymbol: FEED_PENDING_BOOKS,
+        maxQueued: FEED_PENDING_BOOKS * (feedConfig.symbols.length + 1),
+      },
+    );
     const lane = this.scheduler.lane<MarketMessage>(
       `feed:${feedConfig.venue}`,
       (message) => this.process(message),
@@ -853,8 +882,7 @@ export class ServiceRuntime {
           void this.settled()
             .then(() => this.checkpointsOf(batch.outcome.accepted))
             .then(() => batch.done(batch.outcome));
-        }
-        else batch.done(batch.outcome);
+        } else batch.done(batch.outcome);
       }
     }
   }
@@ -1215,7 +1243,9 @@ export class ServiceRuntime {
   private flushPredictionLog(): void {
     try {
       if (this.predictionLog.length > 0) {
-        const rows = this.predictionLog.splice(0).map((p) => ({ symbol: p.symbol, ts: p.ts, seq: p.seq, model: p.models[0].model, probs: p.models[0].probs, createdAt: this.now() }));
+        const rows = this.predictionLog
+          .splice(0)
+          .map((p) => ({ symbol: p.symbol, ts: p.ts, seq: p.seq, model: p.models[0].model, probs: p.models[0].probs, createdAt: this.now() }));
         this.checkpoints.repository.insertPredictions(rows);
       }
       this.checkpoints.repository.prunePredictionsOlderThan(this.now() - this.config.predictionRetentionSeconds * 1000);
@@ -1239,11 +1269,14 @@ export class ServiceRuntime {
     const learners = symbols.length === 0 ? this.feeds.length === 0 : symbols.every((s) => s.warm);
     const restored = this.unrestored.size === 0;
     const failure = this.storeHealth.lastFailure;
-    const checks = database || !failure ? { database, feeds, learners, restored } : { database, feeds, learners, restored, reason: `database: ${failure.kind}: ${failure.message}` };
+    const checks =
+      database || !failure ? { database, feeds, learners, restored } : { database, feeds, learners, restored, reason: `database: ${failure.kind}: ${failure.message}` };
     if (!this.pool) return checks;
     // With worker threads, whether every symbol's thread is alive (a failed one is not ready).
     const workers = this.failedSymbols.size === 0;
-    return workers ? { ...checks, workers } : { ...checks, workers, reason: `${checks.reason ? `${checks.reason}; ` : ''}worker thread failed for ${[...this.failedSymbols].join(', ')}` };
+    return workers
+      ? { ...checks, workers }
+      : { ...checks, workers, reason: `${checks.reason ? `${checks.reason}; ` : ''}worker thread failed for ${[...this.failedSymbols].join(', ')}` };
   }
 
   /**
@@ -1308,7 +1341,9 @@ export class ServiceRuntime {
 
   /** The final checkpoint of every symbol that moved since its last one, retried; returns what could not be saved. */
   async writeShutdownCheckpoints(): Promise<Array<{ symbol: string; ticksSinceCheckpoint: number; error: string }>> {
-    let due = this.symbolViews().filter((s) => !this.failedSymbols.has(s.symbol)).filter((s) => s.ticks !== this.lastCheckpointTick.get(s.symbol) || this.failingCheckpoints.has(s.symbol));
+    let due = this.symbolViews()
+      .filter((s) => !this.failedSymbols.has(s.symbol))
+      .filter((s) => s.ticks !== this.lastCheckpointTick.get(s.symbol) || this.failingCheckpoints.has(s.symbol));
     let written = 0;
     const errors = new Map<string, StoreWriteError>();
     for (let attempt = 1; attempt <= SHUTDOWN_ATTEMPTS && due.length > 0; attempt++) {

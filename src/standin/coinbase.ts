@@ -24,7 +24,12 @@ const decimal = z.string().regex(/^\d+(\.\d+)?$/, { message: 'must be a decimal 
 const product = z.string().min(1).max(64);
 const snapshotSchema = z.object({ type: z.literal('snapshot'), product_id: product, bids: z.array(z.tuple([decimal, decimal])), asks: z.array(z.tuple([decimal, decimal])) });
 const updateSchema = z.object({ type: z.literal('l2update'), product_id: product, changes: z.array(z.tuple([z.enum(['buy', 'sell']), decimal, decimal])) });
-const matchSchema = z.object({ type: z.enum(['match', 'last_match']), product_id: product, trade_id: z.number().int().nonnegative(), sequence: z.number().int().nonnegative().optional() });
+const matchSchema = z.object({
+  type: z.enum(['match', 'last_match']),
+  product_id: product,
+  trade_id: z.number().int().nonnegative(),
+  sequence: z.number().int().nonnegative().optional(),
+});
 
 const channelSchema = z.union([z.string().max(64), z.object({ name: z.string().max(64), product_ids: z.array(product).max(1024).optional() })]);
 const requestSchema = z.object({

@@ -216,7 +216,14 @@ class KrakenV2Encoder implements Encoder {
   private readonly qty = (level: Level) => withPlaces(level.sizeText, SIZE_PLACES);
 
   snapshot(book: Book, timeMs: number): string {
-    return this.bookMessage('snapshot', best(book.bids, 'bid', KRAKEN_DEPTH).map(([price, level]) => ({ price, level, republished: false })), best(book.asks, 'ask', KRAKEN_DEPTH).map(([price, level]) => ({ price, level, republished: false })), book, book, timeMs);
+    return this.bookMessage(
+      'snapshot',
+      best(book.bids, 'bid', KRAKEN_DEPTH).map(([price, level]) => ({ price, level, republished: false })),
+      best(book.asks, 'ask', KRAKEN_DEPTH).map(([price, level]) => ({ price, level, republished: false })),
+      book,
+      book,
+      timeMs,
+    );
   }
 
   update(changes: readonly Change[], before: Book, after: Book, timeMs: number): string | null {
@@ -294,7 +301,10 @@ export async function* convertBinanceRecording(paths: readonly string[], target:
 
   const applyDiff = (diff: DiffFrame): Change[] => {
     const changes: Change[] = [];
-    for (const [name, levels] of [['bid', diff.bids], ['ask', diff.asks]] as const) {
+    for (const [name, levels] of [
+      ['bid', diff.bids],
+      ['ask', diff.asks],
+    ] as const) {
       const side = name === 'bid' ? book.bids : book.asks;
       for (const [priceText, sizeText] of levels) {
         const price = Number(priceText);

@@ -151,7 +151,11 @@ const optionsSchema = z.object({
   maxClients: z.number().int().positive().default(64),
   maxStreamsPerClient: z.number().int().positive().default(1024),
   maxIncomingMessagesPerSecond: z.number().int().positive().default(5),
-  highWaterBytes: z.number().int().positive().default(1 << 20),
+  highWaterBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(1 << 20),
   holdAtSnapshotMs: z.number().min(0).default(2000),
 });
 
@@ -395,4 +399,3 @@ function rejectUpgrade(socket: Duplex, status: number, errorBody: unknown): void
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }
-

@@ -159,10 +159,7 @@ export class CheckpointRepository {
   private readonly importTransaction: (params: readonly InsertParams[]) => ImportResult;
   private readonly insertPredictionsTransaction: (rows: readonly PredictionRow[]) => number;
 
-  constructor(
-    db: Database,
-    options: CheckpointRepositoryOptions = {},
-  ) {
+  constructor(db: Database, options: CheckpointRepositoryOptions = {}) {
     const keep = options.keepPerSymbol ?? 5;
     if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`keepPerSymbol must be an integer >= 1, got ${keep}`);
     this.keepPerSymbol = keep;
@@ -175,9 +172,7 @@ export class CheckpointRepository {
     this.selectAllMeta = db.prepare(`SELECT ${META_COLUMNS} FROM checkpoints ORDER BY id`);
     this.selectSymbols = db.prepare<[], string>('SELECT DISTINCT symbol FROM checkpoints ORDER BY symbol').pluck();
     this.deleteSymbol = db.prepare('DELETE FROM checkpoints WHERE symbol = ?');
-    this.insertPrediction = db.prepare(
-      'INSERT INTO predictions (symbol, ts, seq, model, probs, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-    );
+    this.insertPrediction = db.prepare('INSERT INTO predictions (symbol, ts, seq, model, probs, created_at) VALUES (?, ?, ?, ?, ?, ?)');
     this.selectPredictionRange = db.prepare(
       `SELECT id, symbol, ts, seq, model, probs, created_at AS createdAt FROM predictions
        WHERE symbol = ? AND ts >= ? AND ts < ? ORDER BY ts, id LIMIT ?`,
@@ -268,7 +263,10 @@ export class CheckpointRepository {
    * the payload hashes to its checksum) or skipped with the reason. Lazy: a caller that takes
    * the first one that decodes never reads the older payloads.
    */
-  *newestFirst(symbol: string, configHash: string): Generator<{ readonly checkpoint: StoredCheckpoint } | { readonly skipped: { readonly id: number; readonly reason: CheckpointSkipReason } }> {
+  *newestFirst(
+    symbol: string,
+    configHash: string,
+  ): Generator<{ readonly checkpoint: StoredCheckpoint } | { readonly skipped: { readonly id: number; readonly reason: CheckpointSkipReason } }> {
     for (const meta of this.selectMetaBySymbol.all(symbol)) {
       if (meta.configHash !== configHash) {
         yield { skipped: { id: meta.id, reason: 'config_mismatch' } };
@@ -303,9 +301,7 @@ export class CheckpointRepository {
   import(records: unknown): ImportResult {
     const parsed = z.array(checkpointRecordSchema).safeParse(records);
     if (!parsed.success) {
-      throw new CheckpointImportError(
-        parsed.error.issues.map((issue) => `${recordPath(issue.path)}: ${issue.message}`),
-      );
+      throw new CheckpointImportError(parsed.error.issues.map((issue) => `${recordPath(issue.path)}: ${issue.message}`));
     }
     const problems: string[] = [];
     const rows: Array<{ order: number; id: number; params: InsertParams }> = [];

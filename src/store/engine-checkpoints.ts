@@ -12,7 +12,10 @@ export interface CheckpointLogger {
 export class EngineCheckpoints {
   readonly repository: CheckpointRepository;
 
-  constructor(readonly db: Database.Database, keepPerSymbol = 5) {
+  constructor(
+    readonly db: Database.Database,
+    keepPerSymbol = 5,
+  ) {
     this.repository = new CheckpointRepository(db, { keepPerSymbol });
   }
 

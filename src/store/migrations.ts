@@ -72,9 +72,7 @@ export function readMigrationFiles(migrationsDir: string): MigrationFile[] {
     const expected = index + 1;
     if (file.version === expected) continue;
     if (index > 0 && file.version === files[index - 1].version) {
-      throw new MigrationError(
-        `duplicate migration version ${file.version} in ${dir}: ${basename(files[index - 1])} and ${basename(file)}`,
-      );
+      throw new MigrationError(`duplicate migration version ${file.version} in ${dir}: ${basename(files[index - 1])} and ${basename(file)}`);
     }
     throw new MigrationError(`migration versions in ${dir} have a gap: expected ${expected}, found ${basename(file)}`);
   }
@@ -133,17 +131,13 @@ export function applyMigrations(db: Database, options: MigrationOptions = {}): M
  */
 export function assertSchemaCurrent(db: Database, options: MigrationOptions = {}): number {
   const files = readMigrationFiles(options.migrationsDir ?? defaultMigrationsDir());
-  const hasTable = db
-    .prepare<[], { n: number }>(`SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`)
-    .get();
+  const hasTable = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).get();
   const rows = hasTable && hasTable.n > 0 ? db.prepare<[], AppliedRow>('SELECT version, name FROM schema_migrations ORDER BY version').all() : [];
   checkAppliedAgainstFiles(rows, files, db.name);
   const newest = files[files.length - 1].version;
   const current = rows.length ? rows[rows.length - 1].version : 0;
   if (current < newest) {
-    throw new MigrationError(
-      `database ${db.name} is at schema version ${current} but the code needs ${newest}; open it read-write once to migrate`,
-    );
+    throw new MigrationError(`database ${db.name} is at schema version ${current} but the code needs ${newest}; open it read-write once to migrate`);
   }
   return current;
 }
@@ -160,9 +154,7 @@ function checkAppliedAgainstFiles(rows: readonly AppliedRow[], files: readonly M
     const file = files[row.version - 1];
     if (!file) throw new MigrationError(`database ${databaseName} recorded an unknown migration version ${row.version}`);
     if (file.name !== row.name) {
-      throw new MigrationError(
-        `database ${databaseName} recorded migration ${row.version} as '${row.name}' but the file is ${basename(file)}`,
-      );
+      throw new MigrationError(`database ${databaseName} recorded migration ${row.version} as '${row.name}' but the file is ${basename(file)}`);
     }
   }
 }

@@ -64,10 +64,7 @@ class SymbolWitness {
   }
 }
 
-async function* readBinanceRaw(
-  paths: readonly string[],
-  options: MapperOptions & { symbol?: string },
-): AsyncGenerator<MarketMessage> {
+async function* readBinanceRaw(paths: readonly string[], options: MapperOptions & { symbol?: string }): AsyncGenerator<MarketMessage> {
   const fixedSymbol = options.symbol?.toUpperCase();
   const mapper: FrameMapper = createBinanceRecordingMapper({
     levels: options.levels,

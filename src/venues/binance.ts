@@ -43,15 +43,7 @@ const REST_SNAPSHOT_LIMIT = 1000;
 
 // Channels that carry neither order-book state nor trades; their frames map to nothing.
 const IGNORED_CHANNELS = ['bookTicker', 'kline_', 'ticker', 'miniTicker', 'avgPrice'];
-const IGNORED_EVENTS = new Set([
-  'kline',
-  '24hrTicker',
-  '24hrMiniTicker',
-  '1hTicker',
-  '4hTicker',
-  '1dTicker',
-  'avgPrice',
-]);
+const IGNORED_EVENTS = new Set(['kline', '24hrTicker', '24hrMiniTicker', '1hTicker', '4hTicker', '1dTicker', 'avgPrice']);
 const SPOT_DIFF_CHANNEL = /^depth(@(100|1000)ms)?$/;
 const USDM_DIFF_CHANNEL = /^depth(@(0|100|250|500)ms)?$/;
 const ANY_DIFF_CHANNEL = /^depth(@(0|100|250|500|1000)ms)?$/;
@@ -369,8 +361,7 @@ class BinanceMapper implements FrameMapper {
       if (event === 'depthUpdate') {
         if (this.bareFuturesPartial) this.mapFuturesPartial(message, null, frame, localTs, out);
         else this.mapDiff(message, null, frame, localTs, out);
-      }
-      else if (event === 'trade' || event === 'aggTrade') this.mapTrade(message, event, null, frame, localTs, out);
+      } else if (event === 'trade' || event === 'aggTrade') this.mapTrade(message, event, null, frame, localTs, out);
       else if (typeof event !== 'string' || !IGNORED_EVENTS.has(event)) {
         out.push(this.reject('unsupported_message', `e: unsupported event type ${shown(event)}`, frame, null));
       }
@@ -462,14 +453,7 @@ class BinanceMapper implements FrameMapper {
     out.push(snapshotOrRejected(snapshot, frame));
   }
 
-  private mapTrade(
-    data: Record<string, unknown>,
-    channel: BinanceTradeChannel,
-    streamSymbol: string | null,
-    frame: string,
-    localTs: EpochMs,
-    out: MarketMessage[],
-  ): void {
+  private mapTrade(data: Record<string, unknown>, channel: BinanceTradeChannel, streamSymbol: string | null, frame: string, localTs: EpochMs, out: MarketMessage[]): void {
     const symbol = symbolOf(data, streamSymbol);
     if (typeof symbol !== 'string') {
       out.push(this.reject(symbol.reason, symbol.detail, frame, streamSymbol));
@@ -578,17 +562,21 @@ class BinanceMapper implements FrameMapper {
     const entry = this.books.entry(symbol);
     if (previousFinalId >= 0) entry.book.chained = true;
     if (entry.awaiting) {
-      this.books.hold(entry, {
-        type: 'diff',
-        eventTime,
-        firstId,
-        finalId,
-        previousFinalId,
-        bids: this.bidScratch.copy(),
-        asks: this.askScratch.copy(),
-        localTs,
-        frame,
-      }, out);
+      this.books.hold(
+        entry,
+        {
+          type: 'diff',
+          eventTime,
+          firstId,
+          finalId,
+          previousFinalId,
+          bids: this.bidScratch.copy(),
+          asks: this.askScratch.copy(),
+          localTs,
+          frame,
+        },
+        out,
+      );
       return;
     }
     const diff = this.diffInFlight;

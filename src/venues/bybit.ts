@@ -141,7 +141,8 @@ class BybitMapper implements FrameMapper {
     const size = decimalText(entry.v, `${at}.v`, 'positive');
     if (isFrameError(size)) return rejected(size.reason, size.detail, frame, topicSymbol);
     const tradeTime = entry.T;
-    if (typeof tradeTime !== 'number' || !Number.isFinite(tradeTime)) return rejected('schema', `${at}.T: expected a trade time in ms, got ${shown(tradeTime)}`, frame, topicSymbol);
+    if (typeof tradeTime !== 'number' || !Number.isFinite(tradeTime))
+      return rejected('schema', `${at}.T: expected a trade time in ms, got ${shown(tradeTime)}`, frame, topicSymbol);
     const tradeId = entry.i;
     if (typeof tradeId !== 'string' || tradeId.length === 0) return rejected('schema', `${at}.i: expected a trade id, got ${shown(tradeId)}`, frame, topicSymbol);
     return { type: 'trade', symbol: topicSymbol, ts: tradeTime, localTs, price, size, aggressor, tradeId };

@@ -226,7 +226,10 @@ export class CanonicalMapper implements FrameMapper {
       return { ok: false, rejection: rejected('schema', '(root): expected a message or a non-empty array of messages, got []', '[]', null) };
     }
     if (value.length > this.maxBatch) {
-      return { ok: false, rejection: rejected('too_many', `(root): at most ${this.maxBatch} messages per frame or body, got ${value.length}`, `[… ${value.length} elements]`, null) };
+      return {
+        ok: false,
+        rejection: rejected('too_many', `(root): at most ${this.maxBatch} messages per frame or body, got ${value.length}`, `[… ${value.length} elements]`, null),
+      };
     }
     return { ok: true, elements: value, single: false };
   }

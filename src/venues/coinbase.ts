@@ -80,8 +80,6 @@ export function isoToEpochMs(text: string): number | null {
 
 // ---- frame validation -----------------------------------------------------------------------
 
-
-
 function checkDecimal(value: unknown, field: string, what: string): number {
   if (typeof value !== 'string' || !DECIMAL.test(value)) {
     throw new FrameError('schema', `${field}: ${what} must be a decimal string, got ${shown(value, 40, QUOTED)}`);
@@ -227,9 +225,7 @@ class CoinbaseMapper implements FrameMapper {
       }
       ts = parsed;
     }
-    return message.type === 'snapshot'
-      ? this.applySnapshot(product, message, ts, frame, localTs)
-      : this.applyUpdate(product, message, ts, frame, localTs);
+    return message.type === 'snapshot' ? this.applySnapshot(product, message, ts, frame, localTs) : this.applyUpdate(product, message, ts, frame, localTs);
   }
 
   private applySnapshot(product: string, message: RawMessage, ts: EpochMs, frame: string, localTs: EpochMs): MarketMessage[] {
@@ -290,7 +286,6 @@ class CoinbaseMapper implements FrameMapper {
     return out;
   }
 }
-
 
 // ---- live protocol and venue ----------------------------------------------------------------
 

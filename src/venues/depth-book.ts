@@ -50,7 +50,10 @@ export class DepthBook {
   private readonly sizeTexts: Record<BookSide, Map<number, string>> = { bid: new Map(), ask: new Map() };
   private scratch = new Float64Array(64);
 
-  constructor(private readonly keepTexts: boolean, capacityPerSide = 256) {
+  constructor(
+    private readonly keepTexts: boolean,
+    capacityPerSide = 256,
+  ) {
     this.book = new L2Book(capacityPerSide);
   }
 

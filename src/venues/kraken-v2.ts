@@ -103,7 +103,10 @@ class KrakenV2Mapper implements FrameMapper {
   private readonly bidPrices: string[] = [];
   private readonly bidQtys: string[] = [];
 
-  constructor(options: MapperOptions, private readonly depth: number) {
+  constructor(
+    options: MapperOptions,
+    private readonly depth: number,
+  ) {
     this.levels = levelsOption(options.levels);
     this.books = new BookRegistry(() => new DepthBook(true, 2 * depth));
   }
@@ -208,7 +211,10 @@ class KrakenV2Mapper implements FrameMapper {
     }
     const zeroAllowed = kind === 'update';
     const sides: Partial<Record<BookSide, ParsedLevels>> = {};
-    for (const [key, side] of [['bids', 'bid'], ['asks', 'ask']] as const) {
+    for (const [key, side] of [
+      ['bids', 'bid'],
+      ['asks', 'ask'],
+    ] as const) {
       if (entry[key] === undefined && kind === 'update') continue;
       const parsed = parseSide(entry[key], lexemes[key] ?? { prices: [], qtys: [] }, `${at}.${key}`, zeroAllowed);
       if (isFrameError(parsed)) {
@@ -290,7 +296,10 @@ class KrakenV2Mapper implements FrameMapper {
 
 function krakenV2Live(depth: KrakenV2Depth): LiveProtocol {
   const book = (symbols: readonly string[], method: 'subscribe' | 'unsubscribe') =>
-    JSON.stringify({ method, params: method === 'subscribe' ? { channel: 'book', symbol: [...symbols], depth, snapshot: true } : { channel: 'book', symbol: [...symbols], depth } });
+    JSON.stringify({
+      method,
+      params: method === 'subscribe' ? { channel: 'book', symbol: [...symbols], depth, snapshot: true } : { channel: 'book', symbol: [...symbols], depth },
+    });
   const trade = (symbols: readonly string[], method: 'subscribe' | 'unsubscribe') =>
     JSON.stringify({ method, params: method === 'subscribe' ? { channel: 'trade', symbol: [...symbols], snapshot: false } : { channel: 'trade', symbol: [...symbols] } });
   return {

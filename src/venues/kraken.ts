@@ -181,8 +181,6 @@ function checksumDigits(text: string): string {
 
 // ---- frame validation -----------------------------------------------------------------------
 
-
-
 /** Kraken's fractional epoch-seconds string as epoch ms, without a lossy `* 1000`. */
 export function krakenSecondsToMs(text: string): number {
   const dot = text.indexOf('.');
@@ -331,9 +329,7 @@ class KrakenMapper implements FrameMapper {
     }
     const objects = payloads as Record<string, unknown>[];
     const isSnapshot = objects.length === 1 && ('as' in objects[0] || 'bs' in objects[0]);
-    return isSnapshot
-      ? this.applySnapshot(pair, depth, objects[0], frame, localTs)
-      : this.applyUpdate(pair, objects, frame, localTs);
+    return isSnapshot ? this.applySnapshot(pair, depth, objects[0], frame, localTs) : this.applyUpdate(pair, objects, frame, localTs);
   }
 
   /** One trade per entry; a bad entry is rejected naming its field, its neighbours still count. */
@@ -390,10 +386,7 @@ class KrakenMapper implements FrameMapper {
   private applySnapshot(pair: string, depth: number, payload: Record<string, unknown>, frame: string, localTs: EpochMs): MarketMessage[] {
     let newest: number;
     try {
-      newest = Math.max(
-        payload.as === undefined ? -Infinity : validateEntries(payload.as, '[1].as'),
-        payload.bs === undefined ? -Infinity : validateEntries(payload.bs, '[1].bs'),
-      );
+      newest = Math.max(payload.as === undefined ? -Infinity : validateEntries(payload.as, '[1].as'), payload.bs === undefined ? -Infinity : validateEntries(payload.bs, '[1].bs'));
     } catch (error) {
       if (!(error instanceof FrameError)) throw error;
       return this.loseBook(pair, error.reason, error.detail, frame, localTs);
@@ -478,7 +471,6 @@ class KrakenMapper implements FrameMapper {
     return out;
   }
 }
-
 
 // ---- live protocol and venue ----------------------------------------------------------------
 

@@ -415,7 +415,10 @@ async function findPairs(paths: readonly string[], archives: ZipArchive[]): Prom
 
   for (const path of paths) {
     if ((await stat(path)).isDirectory()) {
-      const entries = (await readdir(path, { withFileTypes: true })).filter((entry) => entry.isFile()).map((entry) => entry.name).sort();
+      const entries = (await readdir(path, { withFileTypes: true }))
+        .filter((entry) => entry.isFile())
+        .map((entry) => entry.name)
+        .sort();
       for (const entry of entries) await addFile(join(path, entry), false);
     } else {
       await addFile(path, true);

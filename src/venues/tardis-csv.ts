@@ -410,7 +410,10 @@ export class TardisIncrementalRowMapper {
 
     let out = NOTHING;
     const pending = this.pendingBook;
-    const sameGroup = pending !== null && this.pendingSymbol === symbol && this.pendingIsSnapshot === isSnapshot &&
+    const sameGroup =
+      pending !== null &&
+      this.pendingSymbol === symbol &&
+      this.pendingIsSnapshot === isSnapshot &&
       // A snapshot block is one book even where its rows' times differ.
       (isSnapshot || (this.pendingTimestamp === timestamp && this.pendingLocalTimestamp === localTimestamp));
     if (pending !== null && !sameGroup) out = this.flush();
@@ -466,7 +469,9 @@ export function tardisDataType(header: string): 'book_snapshot' | 'incremental_b
   if (names.some((name) => LEVEL_COLUMN.test(name))) return 'book_snapshot';
   if (names.includes('is_snapshot') && names.includes('side') && names.includes('price') && names.includes('amount')) return 'incremental_book_L2';
   if (names.includes('side') && names.includes('price') && names.includes('amount')) return 'trades';
-  throw new Error(`tardis-csv: header is neither book_snapshot_N (asks[i]/bids[i] columns), incremental_book_L2 (is_snapshot,side,price,amount) nor trades (id,side,price,amount): ${sampleOf(header, 120)}`);
+  throw new Error(
+    `tardis-csv: header is neither book_snapshot_N (asks[i]/bids[i] columns), incremental_book_L2 (is_snapshot,side,price,amount) nor trades (id,side,price,amount): ${sampleOf(header, 120)}`,
+  );
 }
 
 type TardisMessage = BookSnapshot | Trade | Rejected | Disconnect;
@@ -540,4 +545,3 @@ export const tardisCsv: FileFormat = {
   id: 'tardis-csv',
   read: (paths, options) => mergeByArrival(paths.map((path) => readTardisFile(path, options))),
 };
-

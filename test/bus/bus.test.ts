@@ -88,7 +88,9 @@ describe('on a real nats-server', () => {
 
   beforeAll(async () => {
     await ensureBuilt();
-    nats = await startNatsServer(`authorization { users = [ { user: "full", password: "full-pass" }, { user: "limited", password: "limited-pass", permissions: { publish: { deny: ["$JS.API.>"] } } } ] }`);
+    nats = await startNatsServer(
+      `authorization { users = [ { user: "full", password: "full-pass" }, { user: "limited", password: "limited-pass", permissions: { publish: { deny: ["$JS.API.>"] } } } ] }`,
+    );
     bus = await connectBus(busConfig({ natsUrl: `nats://full:full-pass@127.0.0.1:${nats.port}`, natsPrefix: 'unit', natsLeaseSeconds: 1 }), { name: 'test' });
   }, 120_000);
 
@@ -109,7 +111,7 @@ describe('on a real nats-server', () => {
     expect(await two.renew(stale)).toBe(false);
     // Lease time 1 s: stop renewing and the key goes with the bucket's age limit.
     let taken = null;
-    for (const deadline = Date.now() + 10_000; taken === null && Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 10_000; taken === null && Date.now() < deadline;) {
       await new Promise((resolve) => setTimeout(resolve, 250));
       taken = await two.tryAcquire(5);
     }
@@ -123,7 +125,17 @@ describe('on a real nats-server', () => {
     const store = await SharedCheckpointStore.open(bus);
     const state = (n: number) => Uint8Array.from({ length: 300_000 }, (_, i) => (i * n) % 251);
     expect(await store.save({ partition: 2, lastSequence: 100, configHash: 'abc', streams: [{ venue: 'v', symbol: 'S', state: state(1) }] })).toBe(true);
-    expect(await store.save({ partition: 2, lastSequence: 200, configHash: 'abc', streams: [{ venue: 'v', symbol: 'S', state: state(2) }, { venue: 'w', symbol: 'S', state: state(3) }] })).toBe(true);
+    expect(
+      await store.save({
+        partition: 2,
+        lastSequence: 200,
+        configHash: 'abc',
+        streams: [
+          { venue: 'v', symbol: 'S', state: state(2) },
+          { venue: 'w', symbol: 'S', state: state(3) },
+        ],
+      }),
+    ).toBe(true);
     // A late writer (an owner that lost its lease) cannot take the partition back.
     expect(await store.save({ partition: 2, lastSequence: 150, configHash: 'abc', streams: [] })).toBe(false);
     const loaded = await store.load(2, 'abc');
@@ -144,7 +156,10 @@ describe('on a real nats-server', () => {
     expect(again.published).toBe(0);
     // The venue-wide disconnect goes to every partition.
     expect(publisher.published).toBe(4 + busConfig().natsPartitions);
-    const consumer = await bus.js.consumers.get(bus.names.marketStream, { filter_subjects: `unit.md.${partitionOf('binance', 'BTC.USDT', 8)}.>`, deliver_policy: DeliverPolicy.All });
+    const consumer = await bus.js.consumers.get(bus.names.marketStream, {
+      filter_subjects: `unit.md.${partitionOf('binance', 'BTC.USDT', 8)}.>`,
+      deliver_policy: DeliverPolicy.All,
+    });
     const stored: string[] = [];
     const batch = await consumer.fetch({ max_messages: 100, expires: 1000 });
     for await (const message of batch) stored.push(message.string());
@@ -187,7 +202,11 @@ describe('on a real nats-server', () => {
       LOB_RTRL_LOG_LEVEL: 'info',
     };
     const start = async () => {
-      const child = spawn(process.execPath, [cli, 'serve', '--role', 'ingest', '--host', '127.0.0.1', '--port', '0'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [cli, 'serve', '--role', 'ingest', '--host', '127.0.0.1', '--port', '0'], {
+        cwd: root,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       const ingest = new SpawnedService(child);
       ingest.url = String((await ingest.waitForLog((line) => line.msg === 'lob-rtrl ingest serving /healthz and /metrics', 'the ingest serving')).address);
       return ingest;
@@ -197,7 +216,7 @@ describe('on a real nats-server', () => {
       return Number(/^lob_rtrl_bus_published_total\{venue="binance"\} (\d+)$/m.exec(text)?.[1] ?? 0);
     };
     const waitPublished = async (ingest: SpawnedService, count: number) => {
-      for (const deadline = Date.now() + 60_000; (await published(ingest)) < count; ) {
+      for (const deadline = Date.now() + 60_000; (await published(ingest)) < count;) {
         if (Date.now() > deadline) throw new Error(`fewer than ${count} messages published`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
@@ -248,16 +267,28 @@ describe('on a real nats-server', () => {
       LOB_RTRL_LEVELS: '5',
       LOB_RTRL_LOG_LEVEL: 'info',
     };
-    const child = spawn(process.execPath, [cli, 'serve', '--role', 'worker', '--host', '127.0.0.1', '--port', '0'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, 'serve', '--role', 'worker', '--host', '127.0.0.1', '--port', '0'], {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const worker = new SpawnedService(child);
     try {
       await worker.waitForLog((line) => line.msg === 'lob-rtrl worker serving /healthz and /metrics', 'the worker serving');
       const restartBus = await connectBus(busConfig({ natsUrl: env.LOB_RTRL_NATS_URL, natsPrefix: 'restart', natsPartitions: 1 }), { name: 'test' });
       const publisher = new MarketLogPublisher(restartBus);
-      const book = (i: number): BookSnapshot => ({ ...snapshot, symbol: 'ETHUSDT', seq: i, ts: snapshot.ts + i, localTs: snapshot.localTs + i, bids: Float64Array.of(2000 - (i % 3), 1), asks: Float64Array.of(2001 + (i % 2), 1) });
+      const book = (i: number): BookSnapshot => ({
+        ...snapshot,
+        symbol: 'ETHUSDT',
+        seq: i,
+        ts: snapshot.ts + i,
+        localTs: snapshot.localTs + i,
+        bids: Float64Array.of(2000 - (i % 3), 1),
+        asks: Float64Array.of(2001 + (i % 2), 1),
+      });
       for (let i = 0; i < 200; i++) await publisher.publish('binance', book(i));
       const predictions = async () => (await restartBus.jsm.streams.info(restartBus.names.predictionStream)).state.messages;
-      for (const deadline = Date.now() + 30_000; (await predictions()) < 200; ) {
+      for (const deadline = Date.now() + 30_000; (await predictions()) < 200;) {
         if (Date.now() > deadline) throw new Error('no predictions before the restart');
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
@@ -269,7 +300,7 @@ describe('on a real nats-server', () => {
       const publisherAfter = new MarketLogPublisher(after);
       for (let i = 200; i < 400; i++) await publisherAfter.publish('binance', book(i));
       let count = 0;
-      for (const deadline = Date.now() + 60_000; count < 400; ) {
+      for (const deadline = Date.now() + 60_000; count < 400;) {
         if (Date.now() > deadline) throw new Error(`${count} of 400 predictions after the NATS restart`);
         await new Promise((resolve) => setTimeout(resolve, 250));
         count = (await after.jsm.streams.info(after.names.predictionStream)).state.messages;
@@ -297,7 +328,10 @@ describe('on a real nats-server', () => {
         reader.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
         reader.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`predictions exited ${code}: ${out}`))));
       });
-      const lines = printed.trim().split('\n').map((line) => JSON.parse(line) as { seq: number; venue: string; models: unknown[] });
+      const lines = printed
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { seq: number; venue: string; models: unknown[] });
       expect(lines.map((line) => line.seq)).toEqual(Array.from({ length: 400 }, (_, i) => i));
       expect(lines.every((line) => line.venue === 'binance' && line.models.length === 5)).toBe(true);
     } finally {

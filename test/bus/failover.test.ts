@@ -204,7 +204,7 @@ describe('workers over the NATS market-data log', () => {
     const ownerOf = async (worker: SpawnedService) => (await worker.get<{ partitions: number[] }>('/healthz')).partitions;
     // The first to start takes every partition and hands half over when the second joins.
     let [aOwns, bOwns] = [await ownerOf(a), await ownerOf(b)];
-    for (const deadline = Date.now() + 30_000; !(aOwns.length === 2 && bOwns.length === 2); ) {
+    for (const deadline = Date.now() + 30_000; !(aOwns.length === 2 && bOwns.length === 2);) {
       if (Date.now() > deadline) throw new Error(`partitions not shared after 30 s: ${aOwns} / ${bOwns}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
       [aOwns, bOwns] = [await ownerOf(a), await ownerOf(b)];
@@ -221,7 +221,10 @@ describe('workers over the NATS market-data log', () => {
     await victim.exited;
     await publish(parts[2], 'canonical', 'nasdaq');
     const afterKill = await waitForPredictions(600 + lobsterTicks);
-    const taken = await survivor.waitForLog((line) => line.msg === 'partition restored from its checkpoint' && line.partition === amznPartition, "the survivor restoring the victim's partition");
+    const taken = await survivor.waitForLog(
+      (line) => line.msg === 'partition restored from its checkpoint' && line.partition === amznPartition,
+      "the survivor restoring the victim's partition",
+    );
     const predictedBeforeKill = beforeKill.filter((p) => p.venue === 'nasdaq' && p.symbol === 'AMZN').map((p) => p.inputSequence);
     expect(Number(taken.lastSequence)).toBeGreaterThan(0);
     expect(Math.max(...predictedBeforeKill)).toBeGreaterThan(Number(taken.lastSequence));

@@ -190,8 +190,11 @@ describe('the built CLI', () => {
 
   function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      const child = execFile(process.execPath, [join(packageRoot(), 'dist/src/cli/main.js'), 'checkpoints', ...args], { env: { ...process.env, ...env } }, (_error, stdout, stderr) =>
-        resolve({ code: child.exitCode, stdout, stderr }),
+      const child = execFile(
+        process.execPath,
+        [join(packageRoot(), 'dist/src/cli/main.js'), 'checkpoints', ...args],
+        { env: { ...process.env, ...env } },
+        (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }),
       );
     });
   }

@@ -116,10 +116,7 @@ describe('ProgressReporter into a log', () => {
       clock.ms = second * 1000;
       progress.tick(500);
     }
-    expect(stream.chunks).toEqual([
-      'replay: 2,500 events, 500 events/s, elapsed 0:05\n',
-      'replay: 5,000 events, 500 events/s, elapsed 0:10\n',
-    ]);
+    expect(stream.chunks).toEqual(['replay: 2,500 events, 500 events/s, elapsed 0:05\n', 'replay: 5,000 events, 500 events/s, elapsed 0:10\n']);
     expect(stream.text).not.toMatch(CONTROL_CHARACTERS);
   });
 });

@@ -12,7 +12,9 @@ const archive = join(import.meta.dirname, '../../fixtures/lobster/LOBSTER_excerp
 
 function replay(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [join(packageRoot(), 'dist/src/cli/main.js'), 'replay', ...args], (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }));
+    const child = execFile(process.execPath, [join(packageRoot(), 'dist/src/cli/main.js'), 'replay', ...args], (_error, stdout, stderr) =>
+      resolve({ code: child.exitCode, stdout, stderr }),
+    );
   });
 }
 
@@ -23,7 +25,14 @@ describe('lob-rtrl replay --json', () => {
     const reportPath = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-replay-json-')), 'report.json');
     const { code, stdout, stderr } = await replay([archive, '--format', 'lobster', '--levels', '5', '--models', 'logistic,majority', '--json', '--report', reportPath]);
     expect(code, stderr).toBe(0);
-    const printed = JSON.parse(stdout) as { version: string; accepted: number; symbols: Array<{ symbol: string; models: Array<{ name: string; n: number; accuracy: number }> }>; wallSeconds: number; eventsPerSecond: number; stepLatencyUs: unknown };
+    const printed = JSON.parse(stdout) as {
+      version: string;
+      accepted: number;
+      symbols: Array<{ symbol: string; models: Array<{ name: string; n: number; accuracy: number }> }>;
+      wallSeconds: number;
+      eventsPerSecond: number;
+      stepLatencyUs: unknown;
+    };
     const written = JSON.parse(readFileSync(reportPath, 'utf8')) as typeof printed;
     expect(printed).toEqual(written);
     expect(printed.version).toBe(packageVersion());

@@ -77,7 +77,15 @@ describe('deploy/grafana/lob-rtrl.json', () => {
 
   it('draws ticks, latency, accuracy, log-loss, feeds and the stream', () => {
     const used = new Set(targets.flatMap(([, expr]) => metricsIn(expr)));
-    for (const name of ['lob_rtrl_ticks_total', 'lob_rtrl_step_latency_seconds', 'lob_rtrl_model_rolling_accuracy', 'lob_rtrl_model_rolling_log_loss', 'lob_rtrl_feed_connected', 'lob_rtrl_feed_synced', 'lob_rtrl_stream_dropped_total']) {
+    for (const name of [
+      'lob_rtrl_ticks_total',
+      'lob_rtrl_step_latency_seconds',
+      'lob_rtrl_model_rolling_accuracy',
+      'lob_rtrl_model_rolling_log_loss',
+      'lob_rtrl_feed_connected',
+      'lob_rtrl_feed_synced',
+      'lob_rtrl_stream_dropped_total',
+    ]) {
       expect(used.has(name), name).toBe(true);
     }
   });

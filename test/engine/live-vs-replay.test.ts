@@ -35,7 +35,10 @@ describe('live equals replay', () => {
     const report = await runReplay({ files: [recording], format: 'binance-raw', config, out: join(dir, 'replay.jsonl'), speed: 'max' });
     // The receive time differs (recorded in replay, the wall clock live) and live has no labels yet.
     const comparable = ({ localTs: _localTs, label: _label, ...rest }: Record<string, unknown>) => JSON.stringify(rest);
-    const expected = readFileSync(join(dir, 'replay.jsonl'), 'utf8').split('\n').filter(Boolean).map((line) => comparable(JSON.parse(line)));
+    const expected = readFileSync(join(dir, 'replay.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => comparable(JSON.parse(line)));
     expect(expected.length).toBeGreaterThan(250);
     // fixtures/binance/README.md: 518 recorded trades.
     expect(report.trades).toBe(518);
@@ -46,12 +49,16 @@ describe('live equals replay', () => {
     }
 
     const server = await startFeedServer({ recording, speed: 'max', loop: false });
-    const feed = createLiveFeed(binance, { url: server.wsUrl, restUrl: server.url, symbols: ['BTCUSDT'] }, {
-      now: () => Date.now(),
-      levels: config.levels,
-      // The comparison needs every snapshot: no conflation however fast the stand-in sends.
-      maxPendingPerSymbol: 100_000,
-    });
+    const feed = createLiveFeed(
+      binance,
+      { url: server.wsUrl, restUrl: server.url, symbols: ['BTCUSDT'] },
+      {
+        now: () => Date.now(),
+        levels: config.levels,
+        // The comparison needs every snapshot: no conflation however fast the stand-in sends.
+        maxPendingPerSymbol: 100_000,
+      },
+    );
     const engine = new Engine(config);
     const live: string[] = [];
     const arrived: string[] = [];
@@ -79,7 +86,11 @@ describe('live equals replay', () => {
 describe('a looping stand-in', () => {
   it('keeps predictions flowing across the loop: the restart is seen as a break and the book resyncs', async () => {
     const server = await startFeedServer({ recording, speed: 'max', loop: true });
-    const feed = createLiveFeed(binance, { url: server.wsUrl, restUrl: server.url, symbols: ['BTCUSDT'] }, { now: () => Date.now(), levels: config.levels, maxPendingPerSymbol: 100_000 });
+    const feed = createLiveFeed(
+      binance,
+      { url: server.wsUrl, restUrl: server.url, symbols: ['BTCUSDT'] },
+      { now: () => Date.now(), levels: config.levels, maxPendingPerSymbol: 100_000 },
+    );
     const seqs: number[] = [];
     let disconnects = 0;
     try {

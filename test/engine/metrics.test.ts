@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  DownsampledSeries,
-  MetricsTimeline,
-  PrequentialMetrics,
-  macroF1,
-  prequentialMetricsStateSchema,
-} from '../../src/engine/metrics.js';
+import { DownsampledSeries, MetricsTimeline, PrequentialMetrics, macroF1, prequentialMetricsStateSchema } from '../../src/engine/metrics.js';
 
 // Six 3-class predictions [down, flat, up], scored by hand below.
 const HAND_STREAM: Array<{ probs: number[]; label: number }> = [
@@ -92,7 +86,12 @@ describe('PrequentialMetrics on a hand-scored stream', () => {
     metrics.record([0.6, 0.1, 0.3], 0, 2); // class 2 predicted as 0
     // class 0: 2·1/(1+2) = 2/3; class 2: 0/(1+0) = 0; class 1 excluded, not counted as 0 or 1.
     expect(metrics.summary().macroF1).toBeCloseTo(1 / 3, 12);
-    expect(macroF1([[0, 0], [0, 0]])).toBeNull();
+    expect(
+      macroF1([
+        [0, 0],
+        [0, 0],
+      ]),
+    ).toBeNull();
   });
 
   it('reports null metrics before the first score, and rejects a label outside the classes', () => {

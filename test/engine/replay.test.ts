@@ -11,10 +11,7 @@ import type { BookSnapshot } from '../../src/domain/types.js';
 
 const fixtures = join(import.meta.dirname, '../../fixtures');
 const canonicalFixture = join(fixtures, 'canonical/amzn-2012-06-21-first300.jsonl');
-const lobsterFixture = [
-  join(fixtures, 'lobster/AMZN_2012-06-21_34200000_57600000_message_5.csv'),
-  join(fixtures, 'lobster/AMZN_2012-06-21_34200000_57600000_orderbook_5.csv'),
-];
+const lobsterFixture = [join(fixtures, 'lobster/AMZN_2012-06-21_34200000_57600000_message_5.csv'), join(fixtures, 'lobster/AMZN_2012-06-21_34200000_57600000_orderbook_5.csv')];
 const config: EngineConfig = { ...defaultEngineConfig, levels: 5, learner: { ...defaultEngineConfig.learner, hidden: 8 } };
 
 function tempDir(): string {
@@ -40,7 +37,10 @@ describe('replay', () => {
   it('--out: one line per tick in tick order, each with the label its tick resolved to (the direction of the next mid change)', async () => {
     const dir = tempDir();
     await runReplay({ files: lobsterFixture, format: 'lobster', config, out: join(dir, 'out.jsonl'), speed: 'max' });
-    const rows = readFileSync(join(dir, 'out.jsonl'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { seq: number; mid: number; label: string | null });
+    const rows = readFileSync(join(dir, 'out.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { seq: number; mid: number; label: string | null });
     expect(rows.map((row) => row.seq)).toEqual(rows.map((_, i) => i));
     let labelled = 0;
     for (let t = 0; t < rows.length; t++) {
@@ -63,15 +63,37 @@ describe('replay', () => {
       const bytes = readFileSync(path);
       return parquetReadObjects({ file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) });
     };
-    const jsonRows = readFileSync(join(dir, 'out.jsonl'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { symbol: string; ts: number; localTs: number; seq: number; mid: number; target: string; models: Record<string, Record<string, number>>; label: string | null });
+    const jsonRows = readFileSync(join(dir, 'out.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map(
+        (line) =>
+          JSON.parse(line) as {
+            symbol: string;
+            ts: number;
+            localTs: number;
+            seq: number;
+            mid: number;
+            target: string;
+            models: Record<string, Record<string, number>>;
+            label: string | null;
+          },
+      );
     const parquetRows = await readParquet(join(dir, 'out.parquet'));
     expect(parquetRows).toHaveLength(jsonRows.length);
     parquetRows.forEach((row, i) => {
       const json = jsonRows[i];
       expect(row).toEqual({
-        symbol: json.symbol, ts: json.ts, localTs: json.localTs, seq: json.seq, mid: json.mid, target: json.target,
-        p_down_logistic: json.models.logistic.down, p_up_logistic: json.models.logistic.up,
-        p_down_majority: json.models.majority.down, p_up_majority: json.models.majority.up,
+        symbol: json.symbol,
+        ts: json.ts,
+        localTs: json.localTs,
+        seq: json.seq,
+        mid: json.mid,
+        target: json.target,
+        p_down_logistic: json.models.logistic.down,
+        p_up_logistic: json.models.logistic.up,
+        p_down_majority: json.models.majority.down,
+        p_up_majority: json.models.majority.up,
         label: json.label,
       });
     });
@@ -90,7 +112,10 @@ describe('replay', () => {
       expected.push(Array.from(vector));
     }
     const names = featureNames(5);
-    const featureJson = readFileSync(join(dir, 'features.jsonl'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, number | string | null>);
+    const featureJson = readFileSync(join(dir, 'features.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, number | string | null>);
     const featureParquet = await readParquet(join(dir, 'features.parquet'));
     expect(featureJson).toHaveLength(expected.length);
     expect(featureParquet).toEqual(featureJson);
@@ -164,7 +189,10 @@ describe('prequential metrics through the engine', () => {
     expect(summary.accuracy).toBe(0);
     expect(summary.logLoss).toBeCloseTo((3 * Math.LN2 + 2 * Math.log(4)) / 5, 12);
     expect(summary.brier).toBeCloseTo(0.75, 12);
-    expect(summary.confusion).toEqual([[0, 2], [3, 0]]);
+    expect(summary.confusion).toEqual([
+      [0, 2],
+      [3, 0],
+    ]);
     expect(summary.macroF1).toBe(0);
     expect(engine.symbol('T')!.lastPrediction!.models[0].probs).toEqual([(2 + 1) / (5 + 2), (3 + 1) / (5 + 2)]);
   });
@@ -198,11 +226,28 @@ describe('tick output around a disconnect and a resume', () => {
     const { modelName } = await import('../../src/model/factory.js');
     const dir = tempDir();
     const small = { ...config, models: parseModelList('logistic') };
-    const output = (await TickOutput.open({ out: join(dir, 'out.jsonl'), levels: 5, models: small.models.map(modelName), target: small.target, maxPending: small.learner.maxPending }))!;
+    const output = (await TickOutput.open({
+      out: join(dir, 'out.jsonl'),
+      levels: 5,
+      models: small.models.map(modelName),
+      target: small.target,
+      maxPending: small.learner.maxPending,
+    }))!;
     const engine = new Engine(small);
     engine.addSink((prediction) => output.onPrediction(prediction));
-    const books = readFileSync(canonicalFixture, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { ts: number; bids: number[][]; asks: number[][] });
-    const snapshot = (i: number): BookSnapshot => ({ type: 'book_snapshot', symbol: 'AMZN', ts: books[i].ts, localTs: books[i].ts, seq: i, bids: Float64Array.from(books[i].bids.flat()), asks: Float64Array.from(books[i].asks.flat()) });
+    const books = readFileSync(canonicalFixture, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { ts: number; bids: number[][]; asks: number[][] });
+    const snapshot = (i: number): BookSnapshot => ({
+      type: 'book_snapshot',
+      symbol: 'AMZN',
+      ts: books[i].ts,
+      localTs: books[i].ts,
+      seq: i,
+      bids: Float64Array.from(books[i].bids.flat()),
+      asks: Float64Array.from(books[i].asks.flat()),
+    });
     for (let i = 0; i < 60; i++) engine.process(snapshot(i));
     const pendingAtBreak = engine.symbol('AMZN')!.learners.pending;
     expect(pendingAtBreak).toBeGreaterThan(0);
@@ -210,7 +255,10 @@ describe('tick output around a disconnect and a resume', () => {
     output.onDisconnect('AMZN', 60);
     for (let i = 60; i < 120; i++) engine.process(snapshot(i));
     await output.close();
-    const rows = readFileSync(join(dir, 'out.jsonl'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { seq: number; label: string | null });
+    const rows = readFileSync(join(dir, 'out.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { seq: number; label: string | null });
     expect(rows.map((r) => r.seq)).toEqual([...Array(120).keys()]);
     const dropped = rows.slice(60 - pendingAtBreak, 60);
     expect(dropped.every((r) => r.label === null)).toBe(true);

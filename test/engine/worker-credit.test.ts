@@ -67,7 +67,7 @@ describe('worker credits', () => {
     }
   });
 
-  it('grow with the queue asked for, from each worker\'s measured time per record', async () => {
+  it("grow with the queue asked for, from each worker's measured time per record", async () => {
     const got: string[] = [];
     const pool = new SymbolWorkerPool({ workers: 2, config, queueMs: 60_000, onPrediction: (prediction) => got.push(JSON.stringify(prediction)) });
     try {
@@ -95,7 +95,7 @@ describe('worker credits', () => {
 });
 
 describe('worker niceness', () => {
-  it('lowers the worker threads\' priority by `nice` on Linux, never the main thread\'s', async () => {
+  it("lowers the worker threads' priority by `nice` on Linux, never the main thread's", async () => {
     expect(process.platform).toBe('linux');
     const niceOfThreads = () =>
       readdirSync('/proc/self/task').map((tid) => {

@@ -17,7 +17,12 @@ import { canonicalJsonl } from '../../src/venues/canonical.js';
 const fixtures = join(import.meta.dirname, '../../fixtures');
 const interleaved = join(fixtures, 'canonical/amzn-aapl-2012-06-21-interleaved.jsonl');
 const binanceRecording = join(fixtures, 'binance/spot_btcusdt_20240808.head3000.gz');
-const lobsterPairs = ['AMZN_2012-06-21_34200000_57600000_message_5', 'AMZN_2012-06-21_34200000_57600000_orderbook_5', 'AAPL_2012-06-21_34200000_57600000_message_10', 'AAPL_2012-06-21_34200000_57600000_orderbook_10'].map((name) => join(fixtures, `lobster/${name}.csv`));
+const lobsterPairs = [
+  'AMZN_2012-06-21_34200000_57600000_message_5',
+  'AMZN_2012-06-21_34200000_57600000_orderbook_5',
+  'AAPL_2012-06-21_34200000_57600000_message_10',
+  'AAPL_2012-06-21_34200000_57600000_orderbook_10',
+].map((name) => join(fixtures, `lobster/${name}.csv`));
 const config: EngineConfig = { ...defaultEngineConfig, levels: 5, learner: { ...defaultEngineConfig.learner, hidden: 8 } };
 
 async function collect(source: AsyncIterable<MarketMessage>, limit = Infinity): Promise<MarketMessage[]> {
@@ -165,13 +170,22 @@ describe('replay --workers', () => {
     expect(second.symbols.reduce((n, s) => n + s.ticks, 0)).toBe(lines.length);
     // Rows leave when their label is known, so they are compared tick by tick: each tick of the
     // second part has the row, label included, that the uninterrupted run wrote for it.
-    const rowsByTick = (file: string) => new Map(readFileSync(join(dir, file), 'utf8').split('\n').filter(Boolean).map((line) => {
-      const row = JSON.parse(line) as { symbol: string; seq: number };
-      return [`${row.symbol} ${row.seq}`, line] as const;
-    }));
+    const rowsByTick = (file: string) =>
+      new Map(
+        readFileSync(join(dir, file), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => {
+            const row = JSON.parse(line) as { symbol: string; seq: number };
+            return [`${row.symbol} ${row.seq}`, line] as const;
+          }),
+      );
     const whole = rowsByTick('whole.jsonl');
     const resumed = rowsByTick('resumed.jsonl');
-    const secondPart = lines.slice(333).map((line) => JSON.parse(line) as { symbol: string; seq: number }).map((book) => `${book.symbol} ${book.seq}`);
+    const secondPart = lines
+      .slice(333)
+      .map((line) => JSON.parse(line) as { symbol: string; seq: number })
+      .map((book) => `${book.symbol} ${book.seq}`);
     expect([...resumed.keys()].sort()).toEqual([...secondPart].sort());
     for (const [tick, line] of resumed) expect(line, tick).toBe(whole.get(tick));
   });

@@ -50,7 +50,9 @@ describe('examples/python/stream_client.py', () => {
   it('prints the running symbols, its subscription and the predictions it streams, then exits 0', async () => {
     const { url, runtime } = await startService();
     runtime.ingest(AMZN.slice(0, 1));
-    const child = spawn(python, [join(examples, 'python/stream_client.py'), '--url', url.replace('ws://', 'http://'), '--symbol', 'AMZN', '--count', '5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(python, [join(examples, 'python/stream_client.py'), '--url', url.replace('ws://', 'http://'), '--symbol', 'AMZN', '--count', '5'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
@@ -63,7 +65,10 @@ describe('examples/python/stream_client.py', () => {
     await pushUntil(url, () => done);
     const code = await exited;
     expect(code, stderr).toBe(0);
-    const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(lines[0]).toEqual({ running: ['AMZN'] });
     expect(lines[1]).toEqual({ subscribed: ['AMZN'] });
     const printed = lines.slice(2);

@@ -4,13 +4,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { BookSnapshot } from '../../src/domain/types.js';
 import { checkBook } from '../../src/domain/book-check.js';
-import {
-  FeatureExtractor,
-  featureDimension,
-  featureNames,
-  midPrice,
-  orderFlowImbalance,
-} from '../../src/features/extract.js';
+import { FeatureExtractor, featureDimension, featureNames, midPrice, orderFlowImbalance } from '../../src/features/extract.js';
 import { OnlineNormaliser } from '../../src/features/normaliser.js';
 
 function book(ts: number, bids: number[], asks: number[]): BookSnapshot {
@@ -39,15 +33,42 @@ describe('FeatureExtractor layout', () => {
     expect(new FeatureExtractor(10).dimension).toBe(featureDimension(10));
     expect(featureNames(10)).toHaveLength(featureDimension(10));
     expect(featureNames(2)).toEqual([
-      'bid_dist_bps_0', 'ask_dist_bps_0', 'log1p_bid_size_0', 'log1p_ask_size_0',
-      'bid_dist_bps_1', 'ask_dist_bps_1', 'log1p_bid_size_1', 'log1p_ask_size_1',
-      'spread_bps', 'imbalance_l1', 'imbalance_depth', 'ofi_l1', 'mid_return_bps', 'log1p_dt_ms',
+      'bid_dist_bps_0',
+      'ask_dist_bps_0',
+      'log1p_bid_size_0',
+      'log1p_ask_size_0',
+      'bid_dist_bps_1',
+      'ask_dist_bps_1',
+      'log1p_bid_size_1',
+      'log1p_ask_size_1',
+      'spread_bps',
+      'imbalance_l1',
+      'imbalance_depth',
+      'ofi_l1',
+      'mid_return_bps',
+      'log1p_dt_ms',
       'ofi_l2',
-      'signed_volume_10t', 'signed_volume_100t', 'signed_volume_1000ms', 'signed_volume_10000ms',
-      'signed_trades_10t', 'signed_trades_100t', 'signed_trades_1000ms', 'signed_trades_10000ms',
-      'last_submit_bid', 'last_submit_ask', 'last_cancel_bid', 'last_cancel_ask', 'last_trade_buy', 'last_trade_sell',
-      'submits_bid', 'submits_ask', 'cancels_bid', 'cancels_ask',
-      'last_move_dir', 'log1p_ms_since_move', 'log1p_ticks_since_move',
+      'signed_volume_10t',
+      'signed_volume_100t',
+      'signed_volume_1000ms',
+      'signed_volume_10000ms',
+      'signed_trades_10t',
+      'signed_trades_100t',
+      'signed_trades_1000ms',
+      'signed_trades_10000ms',
+      'last_submit_bid',
+      'last_submit_ask',
+      'last_cancel_bid',
+      'last_cancel_ask',
+      'last_trade_buy',
+      'last_trade_sell',
+      'submits_bid',
+      'submits_ask',
+      'cancels_bid',
+      'cancels_ask',
+      'last_move_dir',
+      'log1p_ms_since_move',
+      'log1p_ticks_since_move',
     ]);
   });
 
@@ -151,15 +172,30 @@ describe('FeatureExtractor padding of a thin book', () => {
     const bid0 = (0.1 / 10.1) * 1e4; // (10.1 - 10) / 10.1 * 1e4
     const ask0 = (0.1 / 10.1) * 1e4; // (10.2 - 10.1) / 10.1 * 1e4
     const ask1 = (0.4 / 10.1) * 1e4; // (10.5 - 10.1) / 10.1 * 1e4
-    expectClose(out.subarray(0, 18), [
-      bid0, ask0, Math.log1p(4), Math.log1p(1),
-      bid0, ask1, 0, Math.log1p(2), // bid level 1 missing: bid 0 distance repeated, size 0
-      bid0, ask1, 0, 0, //             level 2 missing on both sides
-      (0.2 / 10.1) * 1e4, //           spread
-      (4 - 1) / (4 + 1), //            level-1 imbalance
-      (4 - 3) / (4 + 3), //            depth over the levels present: 4 against 1 + 2
-      0, 0, 0,
-    ], 1e-12);
+    expectClose(
+      out.subarray(0, 18),
+      [
+        bid0,
+        ask0,
+        Math.log1p(4),
+        Math.log1p(1),
+        bid0,
+        ask1,
+        0,
+        Math.log1p(2), // bid level 1 missing: bid 0 distance repeated, size 0
+        bid0,
+        ask1,
+        0,
+        0, //             level 2 missing on both sides
+        (0.2 / 10.1) * 1e4, //           spread
+        (4 - 1) / (4 + 1), //            level-1 imbalance
+        (4 - 3) / (4 + 3), //            depth over the levels present: 4 against 1 + 2
+        0,
+        0,
+        0,
+      ],
+      1e-12,
+    );
   });
 
   it('ignores levels beyond L', () => {
@@ -173,8 +209,7 @@ describe('FeatureExtractor padding of a thin book', () => {
 describe('order-flow imbalance (Cont, Kukanov & Stoikov 2014)', () => {
   // Previous book: bid 100 x 5, ask 101 x 7. Each case changes one side and leaves the other.
   const prev = [100, 5, 101, 7] as const;
-  const ofi = (bid: number, bidSize: number, ask: number, askSize: number): number =>
-    orderFlowImbalance(bid, bidSize, ask, askSize, prev[0], prev[1], prev[2], prev[3]);
+  const ofi = (bid: number, bidSize: number, ask: number, askSize: number): number => orderFlowImbalance(bid, bidSize, ask, askSize, prev[0], prev[1], prev[2], prev[3]);
 
   it('bid price up: the whole new bid queue counts as buy flow', () => {
     // 1{Pb >= Pb'} qb = 3, 1{Pb <= Pb'} = 0; ask unchanged: -7 + 7 = 0
@@ -267,8 +302,15 @@ describe('FeatureExtractor reset and state', () => {
 // Real data: LOBSTER AAPL 2012-06-21, first 200 events at 10 levels (from the excerpt in fixtures/lobster/),
 // compared with a plain re-derivation of every feature from its definition.
 
-interface Level { price: number; size: number }
-interface RecordedBook { ts: number; bids: Level[]; asks: Level[] }
+interface Level {
+  price: number;
+  size: number;
+}
+interface RecordedBook {
+  ts: number;
+  bids: Level[];
+  asks: Level[];
+}
 
 const fixtureDir = fileURLToPath(new URL('../../fixtures/lobster/', import.meta.url));
 
@@ -301,8 +343,8 @@ function referenceFeatures(levels: number, current: RecordedBook, previous: Reco
   const features: number[] = [];
   const deepest = (side: Level[], i: number): Level => side[Math.min(i, side.length - 1)];
   for (let i = 0; i < levels; i++) {
-    features.push((mid - deepest(current.bids, i).price) / mid * 1e4);
-    features.push((deepest(current.asks, i).price - mid) / mid * 1e4);
+    features.push(((mid - deepest(current.bids, i).price) / mid) * 1e4);
+    features.push(((deepest(current.asks, i).price - mid) / mid) * 1e4);
     features.push(i < current.bids.length ? Math.log(1 + current.bids[i].size) : 0);
     features.push(i < current.asks.length ? Math.log(1 + current.asks[i].size) : 0);
   }
@@ -310,7 +352,7 @@ function referenceFeatures(levels: number, current: RecordedBook, previous: Reco
   const qa = current.asks[0].size;
   const bidDepth = current.bids.slice(0, levels).reduce((sum, l) => sum + l.size, 0);
   const askDepth = current.asks.slice(0, levels).reduce((sum, l) => sum + l.size, 0);
-  features.push((current.asks[0].price - current.bids[0].price) / mid * 1e4);
+  features.push(((current.asks[0].price - current.bids[0].price) / mid) * 1e4);
   features.push((qb - qa) / (qb + qa));
   features.push((bidDepth - askDepth) / (bidDepth + askDepth));
   if (!previous) return [...features, 0, 0, 0, ...Array<number>(levels - 1).fill(0)];
@@ -399,16 +441,13 @@ function allFinite(values: Float64Array): boolean {
 }
 
 describe('FeatureExtractor properties', () => {
-  const realistic = soundBook(
-    fc.double({ min: 1e-4, max: 1e6, noNaN: true }),
-    fc.double({ min: 1e-8, max: 1e9, noNaN: true }),
-  );
-  const extreme = soundBook(
-    fc.double({ noNaN: true, noDefaultInfinity: true }),
-    fc.double({ min: Number.MIN_VALUE, noNaN: true, noDefaultInfinity: true }),
-  );
+  const realistic = soundBook(fc.double({ min: 1e-4, max: 1e6, noNaN: true }), fc.double({ min: 1e-8, max: 1e9, noNaN: true }));
+  const extreme = soundBook(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.double({ min: Number.MIN_VALUE, noNaN: true, noDefaultInfinity: true }));
 
-  for (const [name, arb] of [['realistic', realistic], ['extreme', extreme]] as const) {
+  for (const [name, arb] of [
+    ['realistic', realistic],
+    ['extreme', extreme],
+  ] as const) {
     it(`streams of ${name} sound books give finite features and finite normalised values`, () => {
       fc.assert(
         fc.property(fc.array(arb, { minLength: 1, maxLength: 20 }), fc.integer({ min: 1, max: 12 }), (stream, levels) => {

@@ -28,9 +28,11 @@ function samplesFrom(seed: number, count: number, scale: number, offset: number)
   let s = seed >>> 0;
   const out: number[] = [];
   for (let i = 0; i < count; i++) {
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     out.push(offset + scale * (s / 2 ** 32 - 0.5));
   }
   return out;
@@ -225,7 +227,11 @@ describe('OnlineNormaliser state', () => {
     const a = new OnlineNormaliser(3);
     const b = new OnlineNormaliser(3);
     const separate = new Float64Array(3);
-    for (const values of [[1, 2, 3], [4, 1, 9], [0, 0, 1]]) {
+    for (const values of [
+      [1, 2, 3],
+      [4, 1, 9],
+      [0, 0, 1],
+    ]) {
       const inPlace = Float64Array.from(values);
       a.normalise(inPlace, inPlace);
       b.normalise(Float64Array.from(values), separate);
@@ -236,10 +242,7 @@ describe('OnlineNormaliser state', () => {
 
 describe('OnlineNormaliser properties', () => {
   it('any input, finite or not, gives outputs within [-clip, clip] and finite statistics', () => {
-    const element = fc.oneof(
-      fc.double(),
-      fc.double({ min: -1e3, max: 1e3, noNaN: true }),
-    );
+    const element = fc.oneof(fc.double(), fc.double({ min: -1e3, max: 1e3, noNaN: true }));
     fc.assert(
       fc.property(
         fc.array(fc.array(element, { minLength: 4, maxLength: 4 }), { minLength: 1, maxLength: 60 }),
@@ -285,8 +288,13 @@ describe('OnlineNormaliser on features of a real LOBSTER excerpt', () => {
       }
       const ts = Number(times[r].split(',')[0]) * 1000;
       const snapshot: BookSnapshot = {
-        type: 'book_snapshot', symbol: 'AAPL', ts, localTs: ts, seq: r,
-        bids: Float64Array.from(bids), asks: Float64Array.from(asks),
+        type: 'book_snapshot',
+        symbol: 'AAPL',
+        ts,
+        localTs: ts,
+        seq: r,
+        bids: Float64Array.from(bids),
+        asks: Float64Array.from(asks),
       };
       extractor.extract(snapshot, features);
       normaliser.normalise(features, scores);

@@ -23,7 +23,17 @@ describe('the OpenAPI document at /docs/json', () => {
     const document = (await app.inject({ url: '/docs/json' })).json() as OpenApiDocument;
     const routes = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ path, method, operation })));
     expect(routes.map((r) => `${r.method} ${r.path}`)).toEqual(
-      expect.arrayContaining(['get /healthz', 'get /readyz', 'get /v1/symbols', 'get /v1/symbols/{symbol}/prediction', 'get /v1/symbols/{symbol}/predictions', 'get /v1/symbols/{symbol}/metrics', 'post /v1/snapshots', 'get /v1/status', 'get /v1/asyncapi.json']),
+      expect.arrayContaining([
+        'get /healthz',
+        'get /readyz',
+        'get /v1/symbols',
+        'get /v1/symbols/{symbol}/prediction',
+        'get /v1/symbols/{symbol}/predictions',
+        'get /v1/symbols/{symbol}/metrics',
+        'post /v1/snapshots',
+        'get /v1/status',
+        'get /v1/asyncapi.json',
+      ]),
     );
     for (const { path, method, operation } of routes) {
       if (path === '/metrics' || path === '/v1/asyncapi.json' || path.startsWith('/docs')) continue; // text exposition; a document; the UI
@@ -50,9 +60,16 @@ describe('the OpenAPI document at /docs/json', () => {
 describe('the AsyncAPI reference at /v1/asyncapi.json', () => {
   it('documents both channels with a payload schema for every message', async () => {
     const { app } = await startService();
-    const document = (await app.inject({ url: '/v1/asyncapi.json' })).json() as { asyncapi: string; channels: Record<string, { address: string; messages: Record<string, { payload: { type?: string; anyOf?: unknown[] } }> }> };
+    const document = (await app.inject({ url: '/v1/asyncapi.json' })).json() as {
+      asyncapi: string;
+      channels: Record<string, { address: string; messages: Record<string, { payload: { type?: string; anyOf?: unknown[] } }> }>;
+    };
     expect(document.asyncapi).toBe('3.0.0');
-    expect(Object.values(document.channels).map((c) => c.address).sort()).toEqual(['/v1/ingest', '/v1/stream']);
+    expect(
+      Object.values(document.channels)
+        .map((c) => c.address)
+        .sort(),
+    ).toEqual(['/v1/ingest', '/v1/stream']);
     expect(Object.keys(document.channels.stream.messages).sort()).toEqual(['command', 'error', 'prediction', 'subscriptions']);
     expect(Object.keys(document.channels.ingest.messages).sort()).toEqual(['ack', 'error', 'frame']);
     for (const channel of Object.values(document.channels)) {

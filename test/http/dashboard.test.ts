@@ -120,7 +120,10 @@ describe('the page and its assets', () => {
 
     const db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-dashboard-')), 'db.sqlite');
     const errors: string[] = [];
-    const runtime = new ServiceRuntime(loadServiceConfig({ flags: { db, demoFeed: false, workers: 1 } }), { ...quiet, error: (fields: object) => errors.push(JSON.stringify(fields)) });
+    const runtime = new ServiceRuntime(loadServiceConfig({ flags: { db, demoFeed: false, workers: 1 } }), {
+      ...quiet,
+      error: (fields: object) => errors.push(JSON.stringify(fields)),
+    });
     const Fastify = (await import('fastify')).default;
     const app = Fastify();
     // As buildApp sets them: the routes' response schemas are zod.
@@ -181,7 +184,12 @@ describe("the page's data (series.js)", () => {
     const resolver = new NextMoveResolver();
     made.forEach((p, i) => {
       resolver.onPrediction(ring, ring.total, p.mid);
-      ring.push(i / 10, p.seq, p.mid, p.models.map((m) => m.probs.up as number));
+      ring.push(
+        i / 10,
+        p.seq,
+        p.mid,
+        p.models.map((m) => m.probs.up as number),
+      );
     });
     const engineScore = runtime.engine.symbol('AMZN')!.metrics[0].summary();
     expect(engineScore.n).toBeGreaterThan(100);
@@ -211,7 +219,12 @@ describe("the page's data (series.js)", () => {
     for (let round = 0; round < 3; round++) {
       made.forEach((p, i) => {
         resolver.onPrediction(ring, ring.total, p.mid);
-        ring.push(round * 1000 + i, p.seq, p.mid, p.models.map((m) => m.probs.up as number));
+        ring.push(
+          round * 1000 + i,
+          p.seq,
+          p.mid,
+          p.models.map((m) => m.probs.up as number),
+        );
       });
     }
     expect(ring.total).toBe(3 * made.length);

@@ -53,7 +53,9 @@ describe('frames that used to kill the process', () => {
     const frames = [
       ...fc.sample(fc.jsonValue({ maxDepth: 40 }), 150).map((value) => JSON.stringify(value)),
       ...fc.sample(fc.string({ unit: 'binary', maxLength: 200 }), 150),
-      ...fc.sample(fc.object({ maxDepth: 6, key: fc.constantFrom('symbol', 'ts', 'seq', 'bids', 'asks', 'type', 'toString', '__proto__', 'constructor') }), 100).map((value) => JSON.stringify(value)),
+      ...fc
+        .sample(fc.object({ maxDepth: 6, key: fc.constantFrom('symbol', 'ts', 'seq', 'bids', 'asks', 'type', 'toString', '__proto__', 'constructor') }), 100)
+        .map((value) => JSON.stringify(value)),
     ].filter((frame) => frame !== undefined && frame.length > 0);
     for (const frame of frames) producer.send(frame);
     producer.send(AMZN[0]);
@@ -88,7 +90,7 @@ describe('one producer never starves another', () => {
     expect(runtime.engine.counters.rejected.rate_limited).toBe(1);
   });
 
-  it('serves a polite producer, /healthz and the stream while a flooder\'s big frames are still being worked through', async () => {
+  it("serves a polite producer, /healthz and the stream while a flooder's big frames are still being worked through", async () => {
     // The default models make each snapshot cost real work: 1,000 of them take many slices.
     const { url } = await startService({ models: 'rtrl,tbptt:10,logistic,majority', ingestRatePerSecond: 100_000 });
     const flooder = await Client.connect(`${url}/v1/ingest`);

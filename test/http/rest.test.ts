@@ -147,7 +147,10 @@ describe('push ingest and reads', () => {
     expect(negativeSize.statusCode).toBe(400);
     expect(negativeSize.json()).toEqual({ accepted: [], trades: 0, rejected: [{ reason: 'schema', detail: 'bids.0.1: size must be > 0' }] });
 
-    const inArray = await post(app, '/v1/snapshots', [{ ...snapshots[0], bids: [[223.18, -5]] }, { ...snapshots[1], asks: [[223.95, 'many']] }]);
+    const inArray = await post(app, '/v1/snapshots', [
+      { ...snapshots[0], bids: [[223.18, -5]] },
+      { ...snapshots[1], asks: [[223.95, 'many']] },
+    ]);
     expect(inArray.statusCode).toBe(400);
     expect(inArray.json().rejected).toEqual([
       { reason: 'schema', detail: '0.bids.0.1: size must be > 0' },
@@ -222,7 +225,12 @@ describe('push ingest and reads', () => {
     expect((await get(`?since=${since}&limit=3`)).json().predictions.map((p: { seq: number }) => p.seq)).toEqual(expectedSince.slice(-3));
     expect((await get(`?since=${snapshots[299].ts}`)).json().predictions).toEqual([]);
 
-    for (const [query, path] of [['?limit=0', 'limit'], ['?limit=abc', 'limit'], ['?limit=10001', 'limit'], ['?since=yesterday', 'since']]) {
+    for (const [query, path] of [
+      ['?limit=0', 'limit'],
+      ['?limit=abc', 'limit'],
+      ['?limit=10001', 'limit'],
+      ['?since=yesterday', 'since'],
+    ]) {
       const response = await get(query);
       expect(response.statusCode, query).toBe(400);
       expect(response.json()).toMatchObject({ message: 'invalid querystring', issues: [{ path }] });

@@ -188,5 +188,4 @@ export function waitFor(done: () => boolean, ms = 5000): Promise<void> {
   });
 }
 
-export const acceptedSeqs = (client: Client): number[] =>
-  client.of('ack').flatMap((ack) => (ack.accepted as Array<{ symbol: string; seq: number }>).map((a) => a.seq));
+export const acceptedSeqs = (client: Client): number[] => client.of('ack').flatMap((ack) => (ack.accepted as Array<{ symbol: string; seq: number }>).map((a) => a.seq));

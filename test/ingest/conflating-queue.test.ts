@@ -111,9 +111,7 @@ describe('ConflatingQueue', () => {
 
   it('far behind, drops newer trades, counts them and marks each run of drops with a disconnect of the symbol', () => {
     const queue = new ConflatingQueue({ ...limits, maxPendingFlow: 3 });
-    [snap('A', 1), trade('A', 1), trade('A', 2), trade('B', 3), trade('A', 4), trade('A', 5), trade('B', 6), snap('A', 2), trade('A', 7)].forEach((m) =>
-      queue.push(m),
-    );
+    [snap('A', 1), trade('A', 1), trade('A', 2), trade('B', 3), trade('A', 4), trade('A', 5), trade('B', 6), snap('A', 2), trade('A', 7)].forEach((m) => queue.push(m));
     expect(queue.flowLength).toBe(3);
     expect(queue.droppedFlow).toBe(4);
     // tA4 and tA5 are one run (one marker), tB6 another; A2 ends A's run, so tA7 starts a new one.
@@ -332,8 +330,7 @@ describe('ConflatingQueue', () => {
         const delivered: MarketMessage[] = [];
         operations.forEach((op, i) => {
           if (op.kind === 'shift') return;
-          const message =
-            op.kind === 'snapshot' ? snap(op.symbol, i) : op.kind === 'trade' ? trade(op.symbol, i) : op.kind === 'disconnect' ? gone(op.symbol) : reject(op.symbol);
+          const message = op.kind === 'snapshot' ? snap(op.symbol, i) : op.kind === 'trade' ? trade(op.symbol, i) : op.kind === 'disconnect' ? gone(op.symbol) : reject(op.symbol);
           pushed.push(message);
           queue.push(message);
           delivered.push(queue.shift()!);

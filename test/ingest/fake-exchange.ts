@@ -146,8 +146,14 @@ class SeqDiffMapper implements FrameMapper {
   }
 
   private emit(symbol: string, book: SymbolBook, localTs: number): MarketMessage {
-    const bids = flatten([...book.bids].sort((a, b) => b[0] - a[0]), this.options.levels);
-    const asks = flatten([...book.asks].sort((a, b) => a[0] - b[0]), this.options.levels);
+    const bids = flatten(
+      [...book.bids].sort((a, b) => b[0] - a[0]),
+      this.options.levels,
+    );
+    const asks = flatten(
+      [...book.asks].sort((a, b) => a[0] - b[0]),
+      this.options.levels,
+    );
     return snapshotOrRejected({ type: 'book_snapshot', symbol, ts: localTs, localTs, seq: book.seq, bids, asks });
   }
 }

@@ -60,8 +60,7 @@ function replay(recording: Recording): MarketMessage[] {
 const snapshotsOf = (messages: MarketMessage[]): BookSnapshot[] => messages.filter((m): m is BookSnapshot => m.type === 'book_snapshot');
 const tradesOf = (messages: MarketMessage[]): Trade[] => messages.filter((m): m is Trade => m.type === 'trade');
 /** Books and trades in the order they came, as `B<seq>` / `T<trade id>`. */
-const order = (messages: MarketMessage[]): string[] =>
-  messages.flatMap((m) => (m.type === 'book_snapshot' ? [`B${m.seq}`] : m.type === 'trade' ? [`T${m.tradeId}`] : []));
+const order = (messages: MarketMessage[]): string[] => messages.flatMap((m) => (m.type === 'book_snapshot' ? [`B${m.seq}`] : m.type === 'trade' ? [`T${m.tradeId}`] : []));
 
 describe('live client with the Binance venue and recorded frames', () => {
   let recording: Recording;
@@ -194,9 +193,7 @@ describe('live client with the Binance venue, when the book never syncs', () => 
       await until(() => items.some((m) => m.type === 'disconnect'), 'the disconnect marker');
       const markerIndex = items.findIndex((m) => m.type === 'disconnect');
       expect(items.slice(0, markerIndex).map((m) => m.type)).toEqual(sentTrades.map(() => 'trade'));
-      expect(tradesOf(items.slice(0, markerIndex)).map((t) => t.tradeId)).toEqual(
-        sentTrades.map((frame) => String((JSON.parse(frame) as { data: { t: number } }).data.t)),
-      );
+      expect(tradesOf(items.slice(0, markerIndex)).map((t) => t.tradeId)).toEqual(sentTrades.map((frame) => String((JSON.parse(frame) as { data: { t: number } }).data.t)));
       expect(snapshotsOf(items)).toEqual([]);
       expect(feed.stats.snapshotFailures).toBeGreaterThan(0);
     } finally {

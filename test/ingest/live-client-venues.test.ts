@@ -73,7 +73,10 @@ const options = { now: () => 1_700_000_000_000, levels: 5, pingIntervalMs: 0, ba
 describe('live client: binance-usdm', () => {
   // The documented futures shapes (see test/venues/binance-usdm.test.ts).
   const depth = (U: number, u: number, pu: number, bid: string) =>
-    JSON.stringify({ stream: 'btcusdt@depth@100ms', data: { e: 'depthUpdate', E: 1_700_000_000_000 + u, T: 1_700_000_000_000 + u, s: 'BTCUSDT', U, u, pu, b: [[bid, '1']], a: [] } });
+    JSON.stringify({
+      stream: 'btcusdt@depth@100ms',
+      data: { e: 'depthUpdate', E: 1_700_000_000_000 + u, T: 1_700_000_000_000 + u, s: 'BTCUSDT', U, u, pu, b: [[bid, '1']], a: [] },
+    });
   const rest = (lastUpdateId: number) => JSON.stringify({ lastUpdateId, E: 1, T: 1, bids: [['99', '1']], asks: [['101', '1']] });
 
   it('syncs from /fapi/v1/depth, follows the pu chain, and refetches the snapshot after a gap', async () => {
@@ -81,7 +84,9 @@ describe('live client: binance-usdm', () => {
       (socket) => {
         socket.send(depth(1000, 1010, 990, '98'));
         socket.send(depth(1011, 1030, 1010, '99.5'));
-        socket.send(JSON.stringify({ stream: 'btcusdt@aggTrade', data: { e: 'aggTrade', E: 1, s: 'BTCUSDT', a: 5, p: '100', q: '0.1', f: 1, l: 1, T: 1_700_000_001_000, m: false } }));
+        socket.send(
+          JSON.stringify({ stream: 'btcusdt@aggTrade', data: { e: 'aggTrade', E: 1, s: 'BTCUSDT', a: 5, p: '100', q: '0.1', f: 1, l: 1, T: 1_700_000_001_000, m: false } }),
+        );
       },
       () => undefined,
       [rest(1024), rest(1048)],
@@ -109,13 +114,18 @@ describe('live client: binance-usdm', () => {
 
 describe('live client: binance partial depth (feed config depth 5)', () => {
   // fixtures/binance/partial-depth-docs.jsonl: the documented spot and futures partial-depth examples.
-  const [spotFrame, usdmFrame] = readFileSync(new URL('../../fixtures/binance/partial-depth-docs.jsonl', import.meta.url), 'utf8').trim().split('\n');
+  const [spotFrame, usdmFrame] = readFileSync(new URL('../../fixtures/binance/partial-depth-docs.jsonl', import.meta.url), 'utf8')
+    .trim()
+    .split('\n');
 
   it.each([
     [binanceUsdm, usdmFrame, 'BTCUSDT', '/stream?streams=btcusdt@depth5@100ms/btcusdt@aggTrade'],
     [binance, spotFrame, 'BNBBTC', '/stream?streams=bnbbtc@depth5@100ms/bnbbtc@trade'],
   ] as const)('%# subscribes the partial stream by URL, emits each frame as a book, and fetches nothing over REST', async (venue, frame, symbol, path) => {
-    const server = await startStandIn((socket) => socket.send(frame), () => undefined);
+    const server = await startStandIn(
+      (socket) => socket.send(frame),
+      () => undefined,
+    );
     // No restUrl: a partial-depth feed has no REST snapshot to fetch.
     const feed = createLiveFeed(venue, { url: wsUrl(server), symbols: [symbol], depth: 5 }, options);
     try {
@@ -147,10 +157,37 @@ describe('live client: binance-usdm against the Binance stand-in serving a futur
     for (let k = 0; k < 12; k += 1) {
       const U = 1001 + 10 * k;
       const u = 1010 + 10 * k;
-      const data = { e: 'depthUpdate', E: 1_700_000_000_000 + k, T: 1_700_000_000_000 + k, s: 'BTCUSDT', U, u, pu: u - 10, b: [[`${99 - k * 0.1}`, `${k + 1}`]], a: [[`${101 + k * 0.1}`, '1']] };
+      const data = {
+        e: 'depthUpdate',
+        E: 1_700_000_000_000 + k,
+        T: 1_700_000_000_000 + k,
+        s: 'BTCUSDT',
+        U,
+        u,
+        pu: u - 10,
+        b: [[`${99 - k * 0.1}`, `${k + 1}`]],
+        a: [[`${101 + k * 0.1}`, '1']],
+      };
       line(JSON.stringify({ stream: 'btcusdt@depth@0ms', data }));
-      line(JSON.stringify({ stream: 'btcusdt@aggTrade', data: { e: 'aggTrade', E: 1, s: 'BTCUSDT', a: 100 + k, p: '100', q: '0.5', f: 1, l: 1, T: 1_700_000_000_000 + k, m: k % 2 === 0 } }));
-      if (k === 3) line(JSON.stringify({ lastUpdateId: 1035, E: 1, T: 1, bids: [['98.5', '2'], ['98', '3']], asks: [['101.5', '2']] }));
+      line(
+        JSON.stringify({
+          stream: 'btcusdt@aggTrade',
+          data: { e: 'aggTrade', E: 1, s: 'BTCUSDT', a: 100 + k, p: '100', q: '0.5', f: 1, l: 1, T: 1_700_000_000_000 + k, m: k % 2 === 0 },
+        }),
+      );
+      if (k === 3)
+        line(
+          JSON.stringify({
+            lastUpdateId: 1035,
+            E: 1,
+            T: 1,
+            bids: [
+              ['98.5', '2'],
+              ['98', '3'],
+            ],
+            asks: [['101.5', '2']],
+          }),
+        );
     }
     const dir = mkdtempSync(join(tmpdir(), 'usdm-feed-'));
     const recording = join(dir, 'usdm.txt');
@@ -161,7 +198,11 @@ describe('live client: binance-usdm against the Binance stand-in serving a futur
 
     const feedServer = await startFeedServer({ recording, speed: 'max', loop: false });
     // Lossless queue: the stand-in sends at full speed and every book is compared.
-    const feed = createLiveFeed(binanceUsdm, { url: feedServer.wsUrl, restUrl: feedServer.url, symbols: ['BTCUSDT'] }, { ...options, maxPendingPerSymbol: 1_000, maxQueued: 2_000 });
+    const feed = createLiveFeed(
+      binanceUsdm,
+      { url: feedServer.wsUrl, restUrl: feedServer.url, symbols: ['BTCUSDT'] },
+      { ...options, maxPendingPerSymbol: 1_000, maxQueued: 2_000 },
+    );
     try {
       const { items } = collect(feed.messages());
       await until(() => books(items).length === replayed.length, 'every book of the recording');
@@ -215,7 +256,8 @@ const streamedCases: StreamedCase[] = [
     symbol: 'USDG/USD',
     subscribesBook: (m) => record(m).method === 'subscribe' && record(record(m).params).channel === 'book',
     snapshot: krakenSnapshot,
-    broken: '{"channel":"book","type":"update","data":[{"symbol":"USDG/USD","bids":[{"price":0.9994,"qty":1.5}],"asks":[],"checksum":12345,"timestamp":"2026-09-17T06:16:45.000001Z"}]}',
+    broken:
+      '{"channel":"book","type":"update","data":[{"symbol":"USDG/USD","bids":[{"price":0.9994,"qty":1.5}],"asks":[],"checksum":12345,"timestamp":"2026-09-17T06:16:45.000001Z"}]}',
   },
 ];
 

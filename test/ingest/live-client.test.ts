@@ -220,11 +220,7 @@ describe('live feed client against a local exchange', () => {
     const markerIndex = items.findIndex((m) => m.type === 'disconnect');
     await until(() => snapshotsOf(items.slice(markerIndex + 1), 'BBB').length >= 3, 'BBB snapshots after resubscribing');
 
-    expect(exchange.clientFrames.map((f) => `${f.op}:${f.symbols?.join(',')}`)).toEqual([
-      'subscribe:AAA,BBB',
-      'unsubscribe:BBB',
-      'subscribe:BBB',
-    ]);
+    expect(exchange.clientFrames.map((f) => `${f.op}:${f.symbols?.join(',')}`)).toEqual(['subscribe:AAA,BBB', 'unsubscribe:BBB', 'subscribe:BBB']);
     expect(exchange.restRequests).toEqual([]);
     expect(live.stats.reconnects).toBe(0);
     snapshotsOf(items.slice(markerIndex + 1), 'BBB').forEach(expectMatchesExchange);
@@ -393,9 +389,9 @@ describe('live feed client against a local exchange', () => {
     const noLive: Venue = { id: 'file-only', live: null, createMapper: seqDiffVenue(false).createMapper };
     expect(() => createLiveFeed(noLive, { url: 'ws://x', symbols: ['A'] }, { now: () => 0 })).toThrow('venue file-only: has no live protocol');
     expect(() => createLiveFeed(seqDiffVenue(false), { url: 'ws://x', symbols: ['A'] }, { now: () => 0 })).toThrow(/^restUrl:/);
-    expect(() =>
-      createLiveFeed(seqDiffVenue(true), { url: 'ws://x', symbols: ['A'] }, { now: () => 0, backoff: { initialMs: 0 } }),
-    ).toThrow('backoff.initialMs: must be a finite number > 0, got 0');
+    expect(() => createLiveFeed(seqDiffVenue(true), { url: 'ws://x', symbols: ['A'] }, { now: () => 0, backoff: { initialMs: 0 } })).toThrow(
+      'backoff.initialMs: must be a finite number > 0, got 0',
+    );
     const live = startFeed();
     live.messages();
     expect(() => live.messages()).toThrow(/iterated only once/);

@@ -36,7 +36,9 @@ describe('kernel selection', () => {
 
   it('js is the TypeScript kernel even where the addon is built', () => {
     expect(resolveRtrlKernel('js')).toBe(JS_KERNEL);
-    expect(new RtrlLearner({ ...defaultRecurrentConfig, inputs: 3, classes: 3, pending: { kind: 'fifo', capacity: 1 } }, undefined, 'rtrl', resolveRtrlKernel('js')).kernel.name).toBe('js');
+    expect(
+      new RtrlLearner({ ...defaultRecurrentConfig, inputs: 3, classes: 3, pending: { kind: 'fifo', capacity: 1 } }, undefined, 'rtrl', resolveRtrlKernel('js')).kernel.name,
+    ).toBe('js');
   });
 
   it('with no addon built, auto falls back to TypeScript and says why; native forced is an error', () => {
@@ -90,7 +92,23 @@ describe('lob-rtrl replay names its kernel', () => {
     return new Promise((resolve) => {
       const child = execFile(
         process.execPath,
-        [join(packageRoot(), 'dist/src/cli/main.js'), 'replay', fixture, '--format', 'canonical', '--levels', '5', '--models', 'rtrl,majority', '--hidden', '5', '--no-progress', '--report', report, ...args],
+        [
+          join(packageRoot(), 'dist/src/cli/main.js'),
+          'replay',
+          fixture,
+          '--format',
+          'canonical',
+          '--levels',
+          '5',
+          '--models',
+          'rtrl,majority',
+          '--hidden',
+          '5',
+          '--no-progress',
+          '--report',
+          report,
+          ...args,
+        ],
         { env: { ...process.env, ...env } },
         (_error, _stdout, stderr) => {
           let parsed: { kernel?: string } | undefined;

@@ -219,16 +219,7 @@ function naiveProjection(
 }
 
 /** The rounding contract of projectSensitivity: 0 + v_0 s_0 + v_1 s_1 + ..., skipping v_k = 0. */
-function fixedOrderProjection(
-  n: number,
-  p: number,
-  classes: number,
-  outputOffset: number,
-  scale: number,
-  params: Float64Array,
-  s: Float64Array,
-  rows: Float64Array,
-): void {
+function fixedOrderProjection(n: number, p: number, classes: number, outputOffset: number, scale: number, params: Float64Array, s: Float64Array, rows: Float64Array): void {
   for (let c = 0; c < classes; c++) {
     for (let j = 0; j < p; j++) {
       let sum = 0;

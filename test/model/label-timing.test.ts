@@ -123,7 +123,15 @@ describe('time horizons (horizon:1s, horizon:500ms)', () => {
     // (up), revealed by the tick at 1200; 300 by the mid at 1300 (101, up) at 1800; 900 by the
     // mid at 1900 (100 < 100.5, down) at 2000; at 3000, 1200 (100 < 101, down) and 1800 (flat);
     // 2000 + 1000 is not before 3000, so that one still waits.
-    const ticks: [number, number][] = [[0, 100], [300, 100], [900, 100.5], [1200, 101], [1800, 100], [2000, 100], [3000, 100]];
+    const ticks: [number, number][] = [
+      [0, 100],
+      [300, 100],
+      [900, 100.5],
+      [1200, 101],
+      [1800, 100],
+      [2000, 100],
+      [3000, 100],
+    ];
     const seen: (string | null)[][] = [];
     for (const [ts, mid] of ticks) {
       const here: (string | null)[] = [];

@@ -33,16 +33,26 @@ function secondHalfAccuracy(models: string, lag: number, dataSeed: number): numb
     x[1] = rng.normal();
     const scoring = t > STEPS / 2;
     if (scoring) counted++;
-    set.step(mid, x, scoring ? (learner, probs, offset, label) => {
-      if ((probs[offset + 1] > probs[offset] ? 1 : 0) === label) correct[learner]++;
-    } : undefined);
+    set.step(
+      mid,
+      x,
+      scoring
+        ? (learner, probs, offset, label) => {
+            if ((probs[offset + 1] > probs[offset] ? 1 : 0) === label) correct[learner]++;
+          }
+        : undefined,
+    );
   }
   return Array.from(correct, (c) => c / counted);
 }
 
 describe('default RTRL learns a cue k ticks back (k = 5..10, 10% noise), 100,000 ticks', () => {
   // Two data seeds at the longest lag, so the defaults are not fitted to one stream.
-  for (const [lag, seed] of [[5, 105], [10, 110], [10, 17]]) {
+  for (const [lag, seed] of [
+    [5, 105],
+    [10, 110],
+    [10, 17],
+  ]) {
     it(`k = ${lag}, data seed ${seed}: rtrl >= 0.88 on the second half; tbptt:${Math.floor(lag / 2)} stays far below`, () => {
       const [rtrl, tbptt] = secondHalfAccuracy(`rtrl,tbptt:${Math.floor(lag / 2)}`, lag, seed);
       expect(rtrl).toBeGreaterThanOrEqual(0.88);

@@ -13,10 +13,18 @@ import { lobster } from '../../src/venues/lobster.js';
 /** A member that always says "up" with probability `up`: the mixture's weights are then known in closed form. */
 function constant(name: string, up: number): OnlineLearner {
   return {
-    name, classes: 2, stats: emptyStats(),
-    predict: (_x, probs) => { probs[0] = 1 - up; probs[1] = up; },
-    resolve: () => undefined, discardPending: () => undefined, resetSequence: () => undefined,
-    getState: () => new Uint8Array(0), setState: () => undefined,
+    name,
+    classes: 2,
+    stats: emptyStats(),
+    predict: (_x, probs) => {
+      probs[0] = 1 - up;
+      probs[1] = up;
+    },
+    resolve: () => undefined,
+    discardPending: () => undefined,
+    resetSequence: () => undefined,
+    getState: () => new Uint8Array(0),
+    setState: () => undefined,
   };
 }
 
@@ -88,7 +96,7 @@ describe('mix: exponentially weighted average forecaster on log-loss, eta = 1', 
     expect(mix.logLoss).toBeLessThanOrEqual(best + Math.log(3) / mix.n + 1e-12);
   });
 
-  it('under next-move\'s delayed labels (a batch shares stale weights) stays close to its best member', async () => {
+  it("under next-move's delayed labels (a batch shares stale weights) stays close to its best member", async () => {
     const scores = await replayFixture('next-move');
     const best = Math.min(...scores.slice(0, 3).map((s) => s.logLoss));
     // Delayed labels cost more than ln M: measured 0.0051 above the best over these 1,964 ticks,

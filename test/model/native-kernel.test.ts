@@ -68,7 +68,20 @@ function firstOutOfTolerance(got: Float64Array, want: Float64Array, magnitude: F
 
 // N: below and across the row tiles (4 and 8) and odd; d: odd, 1, and the default L = 10 book (46).
 const SHAPES: ReadonlyArray<readonly [number, number]> = [
-  [1, 1], [2, 3], [3, 5], [4, 1], [5, 7], [7, 3], [8, 46], [9, 2], [11, 13], [13, 46], [16, 46], [17, 9], [23, 5], [32, 46],
+  [1, 1],
+  [2, 3],
+  [3, 5],
+  [4, 1],
+  [5, 7],
+  [7, 3],
+  [8, 46],
+  [9, 2],
+  [11, 13],
+  [13, 46],
+  [16, 46],
+  [17, 9],
+  [23, 5],
+  [32, 46],
 ];
 
 describe.each(addon.supportedIsas)('native kernel, %s', (isa) => {
@@ -103,7 +116,11 @@ describe.each(addon.supportedIsas)('native kernel, %s', (isa) => {
     });
   }
 
-  for (const [n, d, classes] of [[5, 7, 3], [16, 46, 3], [9, 4, 2]] as const) {
+  for (const [n, d, classes] of [
+    [5, 7, 3],
+    [16, 46, 3],
+    [9, 4, 2],
+  ] as const) {
     it(`N = ${n}, d = ${d}, C = ${classes}: one step gives the TypeScript h, S, probabilities, projected rows and batch sums`, () => {
       addon.select(isa);
       const rng = new Rng(77 + n);
@@ -153,13 +170,31 @@ describe.each(addon.supportedIsas)('native kernel, %s', (isa) => {
       expect(firstOutOfTolerance(probs, probsSkipJs, 1)).toBeUndefined();
       const sumProbRows = new Float64Array(p);
       for (let c = 0; c < classes; c++) for (let j = 0; j < p; j++) sumProbRows[j] += 2 * probsJs[c] * rowsJs[c * p + j];
-      expect(firstOutOfTolerance(sums[0], rowsJs.map((value) => 2 * value), 2 * rowsSize)).toBeUndefined();
+      expect(
+        firstOutOfTolerance(
+          sums[0],
+          rowsJs.map((value) => 2 * value),
+          2 * rowsSize,
+        ),
+      ).toBeUndefined();
       expect(firstOutOfTolerance(sums[1], sumProbRows, 2 * rowsSize)).toBeUndefined();
       const probHidden = new Float64Array(classes * n);
       for (let c = 0; c < classes; c++) for (let k = 0; k < n; k++) probHidden[c * n + k] = 2 * probsJs[c] * hJs[k];
       expect(firstOutOfTolerance(sums[2], probHidden, 2)).toBeUndefined();
-      expect(firstOutOfTolerance(sums[3], hJs.map((value) => 2 * value), 2)).toBeUndefined();
-      expect(firstOutOfTolerance(sums[4], probsJs.map((value) => 2 * value), 2)).toBeUndefined();
+      expect(
+        firstOutOfTolerance(
+          sums[3],
+          hJs.map((value) => 2 * value),
+          2,
+        ),
+      ).toBeUndefined();
+      expect(
+        firstOutOfTolerance(
+          sums[4],
+          probsJs.map((value) => 2 * value),
+          2,
+        ),
+      ).toBeUndefined();
     });
   }
 
@@ -167,7 +202,10 @@ describe.each(addon.supportedIsas)('native kernel, %s', (isa) => {
     addon.select(isa);
     try {
       // Large enough to be split (N^2 P >= 2^20), with odd N and d for the remainders.
-      for (const [n, d, classes] of [[32, 46, 3], [37, 13, 2]] as const) {
+      for (const [n, d, classes] of [
+        [32, 46, 3],
+        [37, 13, 2],
+      ] as const) {
         const p = n * n + n * d + n;
         const rng = new Rng(n + d);
         const params = normals(rng, p + classes * n + classes, 0.2);
@@ -257,7 +295,9 @@ describe.each(addon.supportedIsas)('native kernel, %s', (isa) => {
 
   it('an infinite sensitivity with a finite state is caught in S alone, wherever it sits', () => {
     addon.select(isa);
-    const n = 9, d = 5, classes = 2;
+    const n = 9,
+      d = 5,
+      classes = 2;
     const p = n * n + n * d + n;
     const rng = new Rng(6);
     const params = normals(rng, p + classes * n + classes, 0.3);
@@ -276,7 +316,9 @@ describe.each(addon.supportedIsas)('native kernel, %s', (isa) => {
 
   it('a non-finite weight resets h, S and the projected rows to zero and reports it', () => {
     addon.select(isa);
-    const n = 6, d = 3, classes = 3;
+    const n = 6,
+      d = 3,
+      classes = 3;
     const p = n * n + n * d + n;
     const rng = new Rng(5);
     const params = normals(rng, p + classes * n + classes, 0.3);
@@ -324,8 +366,14 @@ describe.each(addon.supportedIsas)('native Adam, %s', (isa) => {
 describe('native projected gradient', () => {
   it('is the TypeScript FIFO gradient bit for bit, read from a ring slot', () => {
     const rng = new Rng(12);
-    for (const [classes, p] of [[2, 1], [3, 97], [5, 2528]] as const) {
-      const slots = 3, slot = 1, label = classes - 1;
+    for (const [classes, p] of [
+      [2, 1],
+      [3, 97],
+      [5, 2528],
+    ] as const) {
+      const slots = 3,
+        slot = 1,
+        label = classes - 1;
       const rows = normals(rng, slots * classes * p);
       const probs = normals(rng, slots * classes);
       const want = new Float64Array(p);

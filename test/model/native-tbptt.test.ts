@@ -26,7 +26,18 @@ afterAll(() => addon.select(initialIsa));
 const CLASSES = 3;
 
 function learnerConfig(n: number, d: number, pending: PendingMode, inputSkip = true): RecurrentConfig {
-  return { hidden: n, inputs: d, classes: CLASSES, outputScaleBeta: 0.5, recurrentGain: 1.1, seed: n * 7 + d, optimiser: defaultOptimiserConfig, pending, batchReduction: 'tick', inputSkip };
+  return {
+    hidden: n,
+    inputs: d,
+    classes: CLASSES,
+    outputScaleBeta: 0.5,
+    recurrentGain: 1.1,
+    seed: n * 7 + d,
+    optimiser: defaultOptimiserConfig,
+    pending,
+    batchReduction: 'tick',
+    inputSkip,
+  };
 }
 
 function normals(rng: Rng, length: number): Float64Array {
@@ -110,8 +121,24 @@ describe('native TBPTT arguments', () => {
   const total = n * n + n * d + n + CLASSES * n + CLASSES;
   const call = (overrides: { ticks?: Float64Array; grad?: Float64Array; label?: number }) =>
     addon.tbpttGradient(
-      n, d, CLASSES, 0, 2, overrides.label ?? 0, 1, new Float64Array(total), 8, new Float64Array(8 * d), new Float64Array(8 * n),
-      4, 0, 2, overrides.ticks ?? Float64Array.of(3, 4, 0, 0), new Float64Array(4 * CLASSES), new Float64Array(4 * CLASSES * n), overrides.grad ?? new Float64Array(total),
+      n,
+      d,
+      CLASSES,
+      0,
+      2,
+      overrides.label ?? 0,
+      1,
+      new Float64Array(total),
+      8,
+      new Float64Array(8 * d),
+      new Float64Array(8 * n),
+      4,
+      0,
+      2,
+      overrides.ticks ?? Float64Array.of(3, 4, 0, 0),
+      new Float64Array(4 * CLASSES),
+      new Float64Array(4 * CLASSES * n),
+      overrides.grad ?? new Float64Array(total),
     );
 
   it('accumulates into the gradient it is given', () => {

@@ -30,8 +30,7 @@ interface Unpacked {
 
 function unpack(theta: ArrayLike<number>, { n, d, classes, skip }: Shape): Unpacked {
   let o = 0;
-  const take = (rows: number, cols: number) =>
-    Array.from({ length: rows }, () => Array.from({ length: cols }, () => theta[o++]));
+  const take = (rows: number, cols: number) => Array.from({ length: rows }, () => Array.from({ length: cols }, () => theta[o++]));
   const W = take(n, n);
   const U = take(n, d);
   const b = take(1, n)[0];

@@ -39,9 +39,16 @@ describe('robustness', () => {
 
   it('exploding gradients are clipped to the global norm and parameters stay finite', () => {
     const learner = new RtrlLearner({
-      hidden: 8, inputs: 2, classes: 2, outputScaleBeta: 0, recurrentGain: 3, inputSkip: true, seed: 3,
+      hidden: 8,
+      inputs: 2,
+      classes: 2,
+      outputScaleBeta: 0,
+      recurrentGain: 3,
+      inputSkip: true,
+      seed: 3,
       optimiser: { ...defaultOptimiserConfig, kind: 'sgd', learningRate: 0.5, clipNorm: 1 },
-      pending: { kind: 'fifo', capacity: 1 }, batchReduction: 'mean',
+      pending: { kind: 'fifo', capacity: 1 },
+      batchReduction: 'mean',
     });
     const probs = new Float64Array(2);
     for (let t = 0; t < 500; t++) {
@@ -69,8 +76,16 @@ describe('robustness', () => {
 
   it('a corrupted parameter resets the recurrent state instead of spreading NaN; the update is skipped', () => {
     const cfg = {
-      hidden: 4, inputs: 2, classes: 2, outputScaleBeta: 0, recurrentGain: 1, inputSkip: true, seed: 1,
-      optimiser: defaultOptimiserConfig, pending: { kind: 'fifo', capacity: 1 } as const, batchReduction: 'mean' as const,
+      hidden: 4,
+      inputs: 2,
+      classes: 2,
+      outputScaleBeta: 0,
+      recurrentGain: 1,
+      inputSkip: true,
+      seed: 1,
+      optimiser: defaultOptimiserConfig,
+      pending: { kind: 'fifo', capacity: 1 } as const,
+      batchReduction: 'mean' as const,
     };
     for (const learner of [new RtrlLearner(cfg), new TbpttLearner(cfg, 3)]) {
       const probs = new Float64Array(2);

@@ -11,7 +11,15 @@ const MODELS = 'rtrl,tbptt:4,logistic,majority';
 
 function makeSet(targetText: string) {
   const target = parseTarget(targetText);
-  return new LearnerSet(createLearners(parseModelList(MODELS), { ...defaultLearnerSettings, hidden: 5, optimiser: { ...defaultLearnerSettings.optimiser, kind: targetText === 'next-move' ? 'adam' : 'sgd', decayGamma: 0.5 } }, INPUTS, target), target);
+  return new LearnerSet(
+    createLearners(
+      parseModelList(MODELS),
+      { ...defaultLearnerSettings, hidden: 5, optimiser: { ...defaultLearnerSettings.optimiser, kind: targetText === 'next-move' ? 'adam' : 'sgd', decayGamma: 0.5 } },
+      INPUTS,
+      target,
+    ),
+    target,
+  );
 }
 
 /** Mids that move with probability `moves` a tick: 0.03 keeps a still book for ~30 ticks, so the pending rings grow. */
@@ -25,7 +33,12 @@ function stream(length: number, moves = 0.4) {
 }
 
 describe('save and restore', () => {
-  for (const [targetText, moves] of [['next-move', 0.4], ['horizon:3', 0.4], ['horizon:40', 0.4], ['next-move', 0.03]] as const) {
+  for (const [targetText, moves] of [
+    ['next-move', 0.4],
+    ['horizon:3', 0.4],
+    ['horizon:40', 0.4],
+    ['next-move', 0.03],
+  ] as const) {
     it(`${targetText}, mid moving with probability ${moves}: a restored learner set continues bit for bit`, () => {
       const ticks = stream(700, moves);
       const uninterrupted = makeSet(targetText);
@@ -85,7 +98,10 @@ describe('save and restore', () => {
         ringInputs: whole(rtrl.arrays.ringInputs, INPUTS),
       },
     });
-    const oldTemperature = encodeState({ ...temperature, arrays: { ...temperature.arrays, terms: whole(temperature.arrays.terms, classes + 1), cursor: Float64Array.of(head, pending) } });
+    const oldTemperature = encodeState({
+      ...temperature,
+      arrays: { ...temperature.arrays, terms: whole(temperature.arrays.terms, classes + 1), cursor: Float64Array.of(head, pending) },
+    });
     for (const learners of [saved.learners, [packChunks([oldTemperature, oldRtrl]), ...saved.learners.slice(1)]]) {
       const reference = makeSet('horizon:40');
       reference.setState({ ...saved, learners: saved.learners.map((bytes) => Uint8Array.from(bytes)) });

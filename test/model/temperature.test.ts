@@ -156,7 +156,7 @@ describe('on real AMZN quotes (fixtures/lobster, 2,000 events)', () => {
     return report.symbols[0].models;
   }
 
-  it('keeps every accuracy, never costs the trained models log-loss, lowers logistic\'s, rtrl\'s below the majority\'s', async () => {
+  it("keeps every accuracy, never costs the trained models log-loss, lowers logistic's, rtrl's below the majority's", async () => {
     const [raw, scaled] = [await scores(0), await scores(defaultEngineConfig.learner.temperatureRate)];
     for (let m = 0; m < 3; m++) {
       expect(scaled[m].n).toBe(raw[m].n);

@@ -99,7 +99,10 @@ describe('tick-weighted batch updates', () => {
 
   it('logistic: the same against sum_t (p_t - e_y) x_t computed directly', () => {
     const recorder = new StepRecorder();
-    const learner = new LogisticLearner({ inputs: d, classes: 2, optimiser: defaultOptimiserConfig, pending: { kind: 'batch', maxPending: 1000 }, batchReduction: 'tick' }, recorder);
+    const learner = new LogisticLearner(
+      { inputs: d, classes: 2, optimiser: defaultOptimiserConfig, pending: { kind: 'batch', maxPending: 1000 }, batchReduction: 'tick' },
+      recorder,
+    );
     runBatched(learner, seq);
     // Frozen at zero, the model predicts 1/2 for both classes on every tick.
     const direct = new Float64Array(2 * d + 2);

@@ -145,8 +145,12 @@ describe('loadServiceConfig', () => {
     expect(problemOf(() => loadServiceConfig({ flags: { hidden: '0' } }))).toMatch(/^hidden \(LOB_RTRL_HIDDEN\): /);
     expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_LOG_LEVEL: 'loud' } }))).toMatch(/^logLevel \(LOB_RTRL_LOG_LEVEL\): .*"info"/);
     expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_TOKEN: 'short' } }))).toBe('token (LOB_RTRL_TOKEN): must be at least 16 characters');
-    expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_MODELS: 'rtrl,transformer' } }))).toBe('models (LOB_RTRL_MODELS): expected a comma list of rtrl, tbptt:K, logistic, majority, mix');
-    expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_TARGET: 'horizon:x' } }))).toBe('target (LOB_RTRL_TARGET): expected next-move, horizon:K, horizon:Ns or horizon:Nms, each with an optional :THETA');
+    expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_MODELS: 'rtrl,transformer' } }))).toBe(
+      'models (LOB_RTRL_MODELS): expected a comma list of rtrl, tbptt:K, logistic, majority, mix',
+    );
+    expect(problemOf(() => loadServiceConfig({ env: { LOB_RTRL_TARGET: 'horizon:x' } }))).toBe(
+      'target (LOB_RTRL_TARGET): expected next-move, horizon:K, horizon:Ns or horizon:Nms, each with an optional :THETA',
+    );
     expect(problemOf(() => loadServiceConfig({ file: configFile({ bodyLimitBytes: 10 }) }))).toMatch(/^bodyLimitBytes \(LOB_RTRL_BODY_LIMIT_BYTES\): /);
   });
 
@@ -185,8 +189,11 @@ describe('lob-rtrl serve with a bad configuration', () => {
 
   it('exits 2 with one line naming the key', async () => {
     const result = await new Promise<{ code: number | null; stderr: string; stdout: string }>((resolve) => {
-      const child = execFile(process.execPath, [join(packageRoot(), 'dist/src/cli/main.js'), 'serve'], { env: { ...process.env, LOB_RTRL_PORT: 'abc' } }, (_error, stdout, stderr) =>
-        resolve({ code: child.exitCode, stdout, stderr }),
+      const child = execFile(
+        process.execPath,
+        [join(packageRoot(), 'dist/src/cli/main.js'), 'serve'],
+        { env: { ...process.env, LOB_RTRL_PORT: 'abc' } },
+        (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }),
       );
     });
     expect(result.code).toBe(2);

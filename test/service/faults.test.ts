@@ -13,7 +13,9 @@ import { loadServiceConfig } from '../../src/service/config.js';
 import { ServiceRuntime, type RuntimeLogger } from '../../src/service/runtime.js';
 import { ensureBuilt, startService, type SpawnedService } from './spawned-service.js';
 
-const lines = readFileSync(join(import.meta.dirname, '../../fixtures/canonical/amzn-2012-06-21-first300.jsonl'), 'utf8').trim().split('\n');
+const lines = readFileSync(join(import.meta.dirname, '../../fixtures/canonical/amzn-2012-06-21-first300.jsonl'), 'utf8')
+  .trim()
+  .split('\n');
 const snapshot = (i: number): Record<string, unknown> => JSON.parse(lines[i]) as Record<string, unknown>;
 
 let workDir: string;
@@ -47,7 +49,10 @@ describe('shutdown on a full disk', () => {
     const service = await serve({ LOB_RTRL_DB: join(workDir, 'full.sqlite'), LOB_RTRL_DB_MAX_BYTES: String(64 * 1024) });
     for (let i = 0; i < 50; i++) expect((await service.post('/v1/snapshots', snapshot(i))).status).toBe(200);
     const manual = await service.post('/v1/symbols/AMZN/checkpoints');
-    expect(manual).toEqual({ status: 503, json: { error: 'Service Unavailable', message: expect.stringMatching(/checkpoint of AMZN not written: database or disk is full/), store: 'full' } });
+    expect(manual).toEqual({
+      status: 503,
+      json: { error: 'Service Unavailable', message: expect.stringMatching(/checkpoint of AMZN not written: database or disk is full/), store: 'full' },
+    });
     expect(await readyChecks(service)).toMatchObject({ database: false, reason: expect.stringMatching(/^database: full: /) });
 
     service.signal('SIGTERM');

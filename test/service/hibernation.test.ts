@@ -51,7 +51,9 @@ async function service(workers: number, hibernateIdleSeconds: number, db = join(
 
 /** Every symbol's REST answers and the tick counters of /metrics. */
 async function observed(s: Service): Promise<unknown> {
-  const ticks = (await s.app.inject({ method: 'GET', url: '/metrics' })).body.split('\n').filter((line) => line.startsWith('lob_rtrl_ticks_total') || line.startsWith('lob_rtrl_symbol_ticks'));
+  const ticks = (await s.app.inject({ method: 'GET', url: '/metrics' })).body
+    .split('\n')
+    .filter((line) => line.startsWith('lob_rtrl_ticks_total') || line.startsWith('lob_rtrl_symbol_ticks'));
   // Whether each symbol sleeps is the one thing hibernation changes in the listing.
   const listing = (await get(s, '/v1/symbols')) as { symbols: Array<{ symbol: string; hibernated?: boolean }>; hibernated?: number };
   return {
@@ -85,12 +87,7 @@ describe('hibernation of idle symbols', () => {
       const on = await service(workers, IDLE_SECONDS);
       const off = await service(workers, 0);
       // Idle gaps after these snapshots; trades and disconnects arrive around them.
-      const segments: unknown[][] = [
-        [...lines.slice(0, 150), tradeAfter(149)],
-        lines.slice(150, 400),
-        [...lines.slice(400, 403), tradeAfter(402)],
-        lines.slice(403, 800),
-      ];
+      const segments: unknown[][] = [[...lines.slice(0, 150), tradeAfter(149)], lines.slice(150, 400), [...lines.slice(400, 403), tradeAfter(402)], lines.slice(403, 800)];
       let hibernatedInGaps = 0;
       for (const [index, segment] of segments.entries()) {
         await push(on, segment);
@@ -150,7 +147,10 @@ describe('hibernation of idle symbols', () => {
     for (const s of [on, off]) s.clock.now += (IDLE_SECONDS + 1) * 1000;
     // AAPL, the first symbol seen, is released first; its snapshots are dispatched in the same
     // turn, so they reach its worker after the release request and before any reply.
-    const aapl = lines.slice(200).filter((line) => line.symbol === 'AAPL').slice(0, 3);
+    const aapl = lines
+      .slice(200)
+      .filter((line) => line.symbol === 'AAPL')
+      .slice(0, 3);
     const going = on.runtime.hibernateIdle();
     for (const s of [on, off]) for (const line of aapl) expect(s.runtime.ingest(line).accepted).toHaveLength(1);
     expect(await going).toBe(1);
@@ -188,11 +188,19 @@ describe('hibernation of idle symbols', () => {
     await push(s, lines.slice(0, 20));
     s.clock.now += (IDLE_SECONDS - 1) * 1000;
     expect(await s.runtime.hibernateIdle()).toBe(0);
-    await push(s, lines.slice(20, 40).filter((line) => line.symbol === 'AMZN'));
+    await push(
+      s,
+      lines.slice(20, 40).filter((line) => line.symbol === 'AMZN'),
+    );
     s.clock.now += 2000;
     // AAPL has been idle 61 s, AMZN 2 s.
     expect(await s.runtime.hibernateIdle()).toBe(1);
-    expect(s.runtime.symbolViews().map((v) => v.symbol).sort()).toEqual(['AAPL', 'AMZN']);
+    expect(
+      s.runtime
+        .symbolViews()
+        .map((v) => v.symbol)
+        .sort(),
+    ).toEqual(['AAPL', 'AMZN']);
     expect(s.runtime.engine.symbol('AMZN')).toBeDefined();
     expect(s.runtime.engine.symbol('AAPL')).toBeUndefined();
     // The service's own sweep (a timer reading the runtime's clock) hibernates it as well.

@@ -67,7 +67,11 @@ describe('IngestScheduler', () => {
   it('forgets a lane closed while parked', async () => {
     const scheduler = new IngestScheduler();
     let ran = 0;
-    const lane = scheduler.lane<number>('gated', () => ran++, () => new Promise<void>(() => {}));
+    const lane = scheduler.lane<number>(
+      'gated',
+      () => ran++,
+      () => new Promise<void>(() => {}),
+    );
     lane.push(1);
     scheduler.runSlice();
     expect(scheduler.parkedLanes).toBe(1);

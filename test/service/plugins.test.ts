@@ -194,21 +194,24 @@ describe('route plugins', () => {
     expect(topLevel).toEqual([...servicePlugins.map((plugin) => metaOf(plugin).name), ...routePlugins.map(({ plugin }) => metaOf(plugin).name)]);
   });
 
-  it.each(routePlugins.map(({ plugin }) => [metaOf(plugin).name, plugin] as const))('%s does not register without its dependencies, and says which is missing', async (name, plugin) => {
-    const { dependencies = [] } = metaOf(plugin);
-    expect(dependencies.length).toBeGreaterThan(0);
-    await expect(bareApp().register(plugin as FastifyPluginAsync)).rejects.toThrow(`The dependency '${dependencies[0]}' of plugin '${name}' is not registered`);
-    // With every infrastructure plugin but one it needs (and what needs that one), it still refuses.
-    for (const missing of dependencies) {
-      const runtime = lentRuntime();
-      const app = bareApp();
-      const present = closureOf(dependencies).filter((infrastructure) => !closureOf([metaOf(infrastructure).name]).some((needed) => metaOf(needed).name === missing));
-      for (const infrastructure of present) await app.register(infrastructure, { runtime });
-      const firstAbsent = dependencies.find((dependency) => !present.some((infrastructure) => metaOf(infrastructure).name === dependency));
-      expect(firstAbsent).toBeDefined();
-      await expect(app.register(plugin as FastifyPluginAsync)).rejects.toThrow(`The dependency '${firstAbsent}' of plugin '${name}' is not registered`);
-    }
-  });
+  it.each(routePlugins.map(({ plugin }) => [metaOf(plugin).name, plugin] as const))(
+    '%s does not register without its dependencies, and says which is missing',
+    async (name, plugin) => {
+      const { dependencies = [] } = metaOf(plugin);
+      expect(dependencies.length).toBeGreaterThan(0);
+      await expect(bareApp().register(plugin as FastifyPluginAsync)).rejects.toThrow(`The dependency '${dependencies[0]}' of plugin '${name}' is not registered`);
+      // With every infrastructure plugin but one it needs (and what needs that one), it still refuses.
+      for (const missing of dependencies) {
+        const runtime = lentRuntime();
+        const app = bareApp();
+        const present = closureOf(dependencies).filter((infrastructure) => !closureOf([metaOf(infrastructure).name]).some((needed) => metaOf(needed).name === missing));
+        for (const infrastructure of present) await app.register(infrastructure, { runtime });
+        const firstAbsent = dependencies.find((dependency) => !present.some((infrastructure) => metaOf(infrastructure).name === dependency));
+        expect(firstAbsent).toBeDefined();
+        await expect(app.register(plugin as FastifyPluginAsync)).rejects.toThrow(`The dependency '${firstAbsent}' of plugin '${name}' is not registered`);
+      }
+    },
+  );
 
   it.each(routePlugins.map(({ plugin, url }) => [metaOf(plugin).name, plugin, url] as const))('%s serves with only the plugins it declares', async (_name, plugin, url) => {
     const runtime = lentRuntime();

@@ -9,7 +9,9 @@ import type { Prediction } from '../../src/engine/symbol-engine.js';
 import { PredictionRing } from '../../src/service/runtime.js';
 import { CanonicalMapper } from '../../src/venues/canonical.js';
 
-const lines = readFileSync(join(import.meta.dirname, '../../fixtures/canonical/amzn-2012-06-21-first300.jsonl'), 'utf8').trim().split('\n');
+const lines = readFileSync(join(import.meta.dirname, '../../fixtures/canonical/amzn-2012-06-21-first300.jsonl'), 'utf8')
+  .trim()
+  .split('\n');
 
 function predictions(count: number): Prediction[] {
   const engine = new Engine({ ...defaultEngineConfig, levels: 5 });

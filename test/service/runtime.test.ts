@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { loadServiceConfig } from '../../src/service/config.js';
 import { ServiceRuntime } from '../../src/service/runtime.js';
 
-const lines = readFileSync(join(import.meta.dirname, '../../fixtures/canonical/amzn-2012-06-21-first300.jsonl'), 'utf8').trim().split('\n');
+const lines = readFileSync(join(import.meta.dirname, '../../fixtures/canonical/amzn-2012-06-21-first300.jsonl'), 'utf8')
+  .trim()
+  .split('\n');
 /** The wall clock of the run: just after the recorded data, as for a live producer (pushed ts may not run ahead of it). */
 const after = (JSON.parse(lines[lines.length - 1]) as { ts: number }).ts + 1_000;
 const quiet = { info() {}, warn() {}, error() {}, debug() {} };

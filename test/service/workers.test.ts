@@ -66,7 +66,7 @@ async function observed(s: Service): Promise<unknown> {
 }
 
 describe('serve --workers', () => {
-  it('two workers give one thread\'s predictions to the ring, REST, the stream and the metrics', async () => {
+  it("two workers give one thread's predictions to the ring, REST, the stream and the metrics", async () => {
     const one = await service(1);
     const two = await service(2);
     await push(one, lines);
@@ -99,7 +99,12 @@ describe('serve --workers', () => {
 
     const second = await service(2, join(dir, 'db.sqlite'));
     await second.runtime.whenRestored();
-    expect(second.runtime.symbolViews().map((s) => s.ticks).reduce((a, b) => a + b, 0)).toBe(500);
+    expect(
+      second.runtime
+        .symbolViews()
+        .map((s) => s.ticks)
+        .reduce((a, b) => a + b, 0),
+    ).toBe(500);
     // A replayed snapshot is refused: the ordering checks resumed from the restored state.
     const replayed = await second.app.inject({ method: 'POST', url: '/v1/snapshots', payload: lines[499] as object });
     expect(replayed.statusCode).toBe(400);
@@ -114,7 +119,7 @@ describe('serve --workers', () => {
     expect(((await get(second, '/v1/symbols/AAPL/metrics')) as { ticks: number }).ticks).toBe(oldest.tickCount);
   });
 
-  it('reports a worker that dies, refuses its symbols\' input and keeps serving the others', async () => {
+  it("reports a worker that dies, refuses its symbols' input and keeps serving the others", async () => {
     const errors: string[] = [];
     const s = await service(2, undefined, { ...quiet, error: (fields: object, message: string) => void errors.push(`${message} ${JSON.stringify(fields)}`) });
     await push(s, lines.slice(0, 200));

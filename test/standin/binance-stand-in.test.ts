@@ -74,13 +74,16 @@ function reconstruct(diffCount: number): DepthBody {
   let lastUpdateId = snapshot.lastUpdateId;
   for (const diff of diffs.slice(0, diffCount)) {
     if (diff.u > lastUpdateId) {
-      for (const [p, q] of diff.b) if (Number(q) === 0) bids.delete(p); else bids.set(p, q);
-      for (const [p, q] of diff.a) if (Number(q) === 0) asks.delete(p); else asks.set(p, q);
+      for (const [p, q] of diff.b)
+        if (Number(q) === 0) bids.delete(p);
+        else bids.set(p, q);
+      for (const [p, q] of diff.a)
+        if (Number(q) === 0) asks.delete(p);
+        else asks.set(p, q);
       lastUpdateId = diff.u;
     }
   }
-  const sorted = (side: Map<string, string>, sign: number): Level[] =>
-    [...side.entries()].sort(([a], [b]) => sign * (Number(a) - Number(b)));
+  const sorted = (side: Map<string, string>, sign: number): Level[] => [...side.entries()].sort(([a], [b]) => sign * (Number(a) - Number(b)));
   return { lastUpdateId, bids: sorted(bids, -1), asks: sorted(asks, 1) };
 }
 
@@ -161,7 +164,10 @@ function refusal(url: string): Promise<string> {
 }
 
 const depthDiffsIn = (messages: string[]): DiffData[] =>
-  messages.map((text) => JSON.parse(text)).filter((m) => m.stream === DEPTH).map((m) => m.data as DiffData);
+  messages
+    .map((text) => JSON.parse(text))
+    .filter((m) => m.stream === DEPTH)
+    .map((m) => m.data as DiffData);
 
 let nextFreezeId = 100;
 

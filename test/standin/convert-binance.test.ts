@@ -38,7 +38,10 @@ async function binanceReplay(): Promise<{ booksByTime: Map<number, BookSnapshot>
 const tradeFacts = (trades: readonly Trade[]) => trades.map((t) => [t.ts, t.price, t.size, t.aggressor]);
 
 describe.each(cases)('Binance excerpt as $target', ({ target, venue, file }) => {
-  const committed = gunzipSync(readFileSync(fixture(file))).toString('utf8').split('\n').filter((line) => line.length > 0);
+  const committed = gunzipSync(readFileSync(fixture(file)))
+    .toString('utf8')
+    .split('\n')
+    .filter((line) => line.length > 0);
 
   it('is what the converter writes from the Binance excerpt', async () => {
     const report: ConversionReport = { lines: 0, diffs: 0, trades: 0, stoppedAt: null };

@@ -40,7 +40,14 @@ const books = (messages: readonly MarketMessage[]) => messages.filter((m): m is 
 const trades = (messages: readonly MarketMessage[]) => messages.filter((m): m is Trade => m.type === 'trade');
 const sides = (book: BookSnapshot) => [[...book.bids], [...book.asks]];
 // Lossless: every book the stand-in causes is compared, none conflated.
-const options = { now: () => 1_723_161_000_000, levels: LEVELS, pingIntervalMs: 0, maxPendingPerSymbol: 5_000, maxQueued: 20_000, backoff: { initialMs: 10, maxMs: 20, jitter: 'none' as const } };
+const options = {
+  now: () => 1_723_161_000_000,
+  levels: LEVELS,
+  pingIntervalMs: 0,
+  maxPendingPerSymbol: 5_000,
+  maxQueued: 20_000,
+  backoff: { initialMs: 10, maxMs: 20, jitter: 'none' as const },
+};
 
 /** The recording's frames through a fresh mapper: what a client that saw all of them holds. */
 function replay(venue: Venue, recording: string): MarketMessage[] {

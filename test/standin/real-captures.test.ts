@@ -18,7 +18,10 @@ import { parseRecordedLine } from '../../src/venues/lines.js';
 import type { Venue } from '../../src/venues/types.js';
 import { collect, until } from '../ingest/fake-exchange.js';
 
-const lines = (path: string) => readFileSync(fileURLToPath(new URL(`../../fixtures/${path}`, import.meta.url)), 'utf8').split('\n').filter((line) => line.length > 0);
+const lines = (path: string) =>
+  readFileSync(fileURLToPath(new URL(`../../fixtures/${path}`, import.meta.url)), 'utf8')
+    .split('\n')
+    .filter((line) => line.length > 0);
 const scratch = mkdtempSync(join(tmpdir(), 'lob-rtrl-captures-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -59,7 +62,13 @@ const cases: Case[] = [
     id: 'kraken',
     venue: krakenVenue(1000),
     symbol: 'BTC/USD',
-    frames: [systemStatus, '{"channelID":0,"channelName":"book-1000","event":"subscriptionStatus","pair":"BTC/USD","status":"subscribed","subscription":{"depth":1000,"name":"book"}}', krakenSnapshot, krakenHeartbeat, krakenUpdate],
+    frames: [
+      systemStatus,
+      '{"channelID":0,"channelName":"book-1000","event":"subscriptionStatus","pair":"BTC/USD","status":"subscribed","subscription":{"depth":1000,"name":"book"}}',
+      krakenSnapshot,
+      krakenHeartbeat,
+      krakenUpdate,
+    ],
     books: 2,
     trades: 0,
   },
@@ -67,7 +76,11 @@ const cases: Case[] = [
     id: 'kraken-v2',
     venue: krakenV2,
     symbol: 'USDG/USD',
-    frames: ['{"channel":"status","type":"update","data":[{"api_version":"v2","connection_id":1,"system":"online","version":"2.0.10"}]}', '{"channel":"heartbeat"}', krakenV2Snapshot],
+    frames: [
+      '{"channel":"status","type":"update","data":[{"api_version":"v2","connection_id":1,"system":"online","version":"2.0.10"}]}',
+      '{"channel":"heartbeat"}',
+      krakenV2Snapshot,
+    ],
     books: 1,
     trades: 0,
   },

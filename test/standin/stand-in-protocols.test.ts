@@ -41,7 +41,13 @@ describe('coinbase stand-in', () => {
     const received = await connect('coinbase');
     send({ type: 'subscribe', product_ids: ['BTC-USDT'], channels: ['level2_batch', { name: 'heartbeat', product_ids: ['BTC-USDT'] }] });
     await until(() => received.length > 3, 'the book');
-    expect(received[0]).toEqual({ type: 'subscriptions', channels: [{ name: 'level2_batch', product_ids: ['BTC-USDT'] }, { name: 'heartbeat', product_ids: ['BTC-USDT'] }] });
+    expect(received[0]).toEqual({
+      type: 'subscriptions',
+      channels: [
+        { name: 'level2_batch', product_ids: ['BTC-USDT'] },
+        { name: 'heartbeat', product_ids: ['BTC-USDT'] },
+      ],
+    });
     expect(received[1]).toMatchObject({ type: 'snapshot', product_id: 'BTC-USDT' });
     expect(received[2]).toMatchObject({ type: 'l2update', product_id: 'BTC-USDT' });
     expect(received.some((m) => (m as { type: string }).type === 'match')).toBe(false);
@@ -73,7 +79,14 @@ describe('kraken v1 stand-in', () => {
     expect(received[0]).toMatchObject({ event: 'systemStatus', status: 'online' });
     send({ event: 'subscribe', pair: ['XBT/USDT'], subscription: { name: 'book', depth: 10 } });
     await until(() => received.length >= 4, 'the book');
-    expect(received[1]).toEqual({ channelID: 336, channelName: 'book-10', event: 'subscriptionStatus', pair: 'XBT/USDT', status: 'subscribed', subscription: { depth: 10, name: 'book' } });
+    expect(received[1]).toEqual({
+      channelID: 336,
+      channelName: 'book-10',
+      event: 'subscriptionStatus',
+      pair: 'XBT/USDT',
+      status: 'subscribed',
+      subscription: { depth: 10, name: 'book' },
+    });
     expect(received[2]).toEqual([336, expect.objectContaining({ as: expect.any(Array), bs: expect.any(Array) }), 'book-10', 'XBT/USDT']);
     const before = received.length;
     send({ event: 'subscribe', pair: ['XBT/USDT'], subscription: { name: 'trade' } });

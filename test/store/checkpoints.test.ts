@@ -1,13 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from 'better-sqlite3';
 import { openDatabase } from '../../src/store/database.js';
-import {
-  CheckpointImportError,
-  CheckpointRepository,
-  checksumOf,
-  type CheckpointRecord,
-  type SaveCheckpointInput,
-} from '../../src/store/checkpoints.js';
+import { CheckpointImportError, CheckpointRepository, checksumOf, type CheckpointRecord, type SaveCheckpointInput } from '../../src/store/checkpoints.js';
 
 let db: Database;
 let repository: CheckpointRepository;
@@ -183,11 +177,7 @@ describe('loadNewestValid', () => {
 
 describe('export and import', () => {
   it('round-trips every symbol through JSON into another database, keeping order and bytes', () => {
-    const saved = [
-      repository.save(input({ seed: 1 })),
-      repository.save(input({ seed: 2, symbol: 'ETHUSDT', reason: null })),
-      repository.save(input({ seed: 3 })),
-    ];
+    const saved = [repository.save(input({ seed: 1 })), repository.save(input({ seed: 2, symbol: 'ETHUSDT', reason: null })), repository.save(input({ seed: 3 }))];
     const file = JSON.stringify(repository.export());
 
     const target = openDatabase(':memory:');
@@ -224,9 +214,7 @@ describe('export and import', () => {
     const records = repository.export('BTCUSDT').map((record, index) => ({ ...record, createdAt: 1_800_000_000_000 + index }));
     const result = repository.import(records);
     expect(result.prunedCount).toBe(3);
-    expect(repository.list('BTCUSDT').map((meta) => meta.createdAt)).toEqual([
-      1_800_000_000_002, 1_800_000_000_001, 1_800_000_000_000,
-    ]);
+    expect(repository.list('BTCUSDT').map((meta) => meta.createdAt)).toEqual([1_800_000_000_002, 1_800_000_000_001, 1_800_000_000_000]);
   });
 
   it('rejects a tampered payload naming the record and field, and writes nothing', () => {

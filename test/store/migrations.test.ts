@@ -39,9 +39,7 @@ describe('the repo migrations', () => {
 
   it('create the checkpoints and predictions tables with their indexes, recorded once', () => {
     const db = openDatabase(':memory:');
-    const objects = db
-      .prepare(`SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name`)
-      .all() as Array<{ type: string; name: string }>;
+    const objects = db.prepare(`SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name`).all() as Array<{ type: string; name: string }>;
     expect(objects).toEqual([
       { type: 'table', name: 'checkpoints' },
       { type: 'index', name: 'checkpoints_symbol_id' },
@@ -117,9 +115,7 @@ describe('applying migrations to a file', () => {
       expect(error).toBeInstanceOf(MigrationError);
       message = (error as Error).message;
     }
-    expect(message).toBe(
-      `database ${path} has schema version 3, newer than this code's newest migration 1; run a newer lob-rtrl or use another database`,
-    );
+    expect(message).toBe(`database ${path} has schema version 3, newer than this code's newest migration 1; run a newer lob-rtrl or use another database`);
     expect(message).not.toContain('\n');
   });
 
@@ -137,9 +133,7 @@ describe('applying migrations to a file', () => {
     const path = join(workDir, 'db.sqlite');
     openDatabase(path, { migrationsDir }).close();
     writeMigration('002_second.sql', 'CREATE TABLE second (y INTEGER);');
-    expect(() => openDatabase(path, { migrationsDir, readonly: true })).toThrow(
-      'is at schema version 1 but the code needs 2; open it read-write once to migrate',
-    );
+    expect(() => openDatabase(path, { migrationsDir, readonly: true })).toThrow('is at schema version 1 but the code needs 2; open it read-write once to migrate');
   });
 });
 

@@ -100,7 +100,13 @@ describe('binance partial depth: documented examples', () => {
       const [rejection] = rejectionsOf(mapper.map(frame, 1));
       expect(rejection?.detail).toMatch(detail);
     }
-    const repeated = usdmFrame((data) => (data.a = [['7405.96', '1'], ['7405.96', '2']]));
+    const repeated = usdmFrame(
+      (data) =>
+        (data.a = [
+          ['7405.96', '1'],
+          ['7405.96', '2'],
+        ]),
+    );
     expect(rejectionsOf(mapper.map(repeated, 1))).toHaveLength(1);
   });
 
@@ -115,7 +121,9 @@ describe('binance partial depth: live protocol and feed config', () => {
     const spot = binanceVenue('trade', 10).live!;
     expect(spot.connectUrl('wss://stream.binance.com:9443', ['BTCUSDT'])).toBe('wss://stream.binance.com:9443/stream?streams=btcusdt@depth10@100ms/btcusdt@trade');
     expect(spot.snapshotUrl('https://api.binance.com', 'BTCUSDT')).toBeNull();
-    expect(binanceUsdmVenue('aggTrade', '250ms', 5).live!.connectUrl('wss://fstream.binance.com', ['BTCUSDT'])).toBe('wss://fstream.binance.com/stream?streams=btcusdt@depth5/btcusdt@aggTrade');
+    expect(binanceUsdmVenue('aggTrade', '250ms', 5).live!.connectUrl('wss://fstream.binance.com', ['BTCUSDT'])).toBe(
+      'wss://fstream.binance.com/stream?streams=btcusdt@depth5/btcusdt@aggTrade',
+    );
     const futures = binanceUsdmVenue('aggTrade', '500ms', 20).live!;
     expect(futures.connectUrl('wss://fstream.binance.com', ['ETHUSDT'])).toBe('wss://fstream.binance.com/stream?streams=ethusdt@depth20@500ms/ethusdt@aggTrade');
     expect(futures.snapshotUrl('https://fapi.binance.com', 'ETHUSDT')).toBeNull();

@@ -10,7 +10,10 @@ import { parseRecordedLine } from '../../src/venues/lines.js';
 
 // fixtures/binance/README.md: the first 3000 lines of spot_btcusdt_20240808.gz, REST snapshot on line 8.
 const fixturePath = fileURLToPath(new URL('../../fixtures/binance/spot_btcusdt_20240808.head3000.gz', import.meta.url));
-const lines = gunzipSync(readFileSync(fixturePath)).toString('utf8').split('\n').filter((line) => line.length > 0);
+const lines = gunzipSync(readFileSync(fixturePath))
+  .toString('utf8')
+  .split('\n')
+  .filter((line) => line.length > 0);
 const scratch = mkdtempSync(join(tmpdir(), 'binance-raw-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -27,8 +30,7 @@ async function collect(paths: string[], options: { levels: number; symbol?: stri
   return out;
 }
 
-const snapshotsOf = (messages: readonly MarketMessage[]) =>
-  messages.filter((m): m is BookSnapshot => m.type === 'book_snapshot');
+const snapshotsOf = (messages: readonly MarketMessage[]) => messages.filter((m): m is BookSnapshot => m.type === 'book_snapshot');
 const tradesOf = (messages: readonly MarketMessage[]) => messages.filter((m): m is Trade => m.type === 'trade');
 const markersOf = (messages: readonly MarketMessage[]) => messages.filter((m) => m.type !== 'book_snapshot' && m.type !== 'trade');
 
@@ -78,7 +80,10 @@ function referenceTop(upTo: number): { bids: number[]; asks: number[]; event: De
     receivedNs = ns;
   }
   const top = (side: Map<number, number>, descending: boolean) =>
-    [...side.entries()].sort((x, y) => (descending ? y[0] - x[0] : x[0] - y[0])).slice(0, 10).flat();
+    [...side.entries()]
+      .sort((x, y) => (descending ? y[0] - x[0] : x[0] - y[0]))
+      .slice(0, 10)
+      .flat();
   return { bids: top(bids, true), asks: top(asks, false), event: event!, receivedNs };
 }
 

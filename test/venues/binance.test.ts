@@ -43,8 +43,7 @@ function feed(mapper: FrameMapper, recorded: readonly RecordedFrame[]): MarketMe
   return out;
 }
 
-const snapshotsOf = (messages: readonly MarketMessage[]) =>
-  messages.filter((m): m is BookSnapshot => m.type === 'book_snapshot');
+const snapshotsOf = (messages: readonly MarketMessage[]) => messages.filter((m): m is BookSnapshot => m.type === 'book_snapshot');
 const tradesOf = (messages: readonly MarketMessage[]) => messages.filter((m): m is Trade => m.type === 'trade');
 /** Everything but books and trades: disconnects and rejections. */
 const markersOf = (messages: readonly MarketMessage[]) => messages.filter((m) => m.type !== 'book_snapshot' && m.type !== 'trade');
@@ -62,7 +61,6 @@ interface TradeData {
   M: boolean;
 }
 const tradeData = (frame: string) => (JSON.parse(frame) as { data: TradeData }).data;
-
 
 function expectSound(snapshot: BookSnapshot): void {
   for (const value of snapshot.bids) expect(Number.isFinite(value)).toBe(true);
@@ -155,10 +153,7 @@ describe('binance mapper: sync from the real recording', () => {
     expect(snapshotsOf(replayed)).toEqual([]);
     expect(mapper.takeResyncRequests()).toEqual(['BTCUSDT']);
     // Syncing to the recorded snapshot again gives the first pass's books again.
-    const again = [
-      ...mapper.mapRestSnapshot!('BTCUSDT', frames[SNAPSHOT_LINE].frame, frames[SNAPSHOT_LINE].localTs),
-      ...feed(mapper, frames.slice(SNAPSHOT_LINE + 1)),
-    ];
+    const again = [...mapper.mapRestSnapshot!('BTCUSDT', frames[SNAPSHOT_LINE].frame, frames[SNAPSHOT_LINE].localTs), ...feed(mapper, frames.slice(SNAPSHOT_LINE + 1))];
     expect(snapshotsOf(again).map((s) => s.seq)).toEqual(snapshotsOf(firstPass).map((s) => s.seq));
   });
 
@@ -187,9 +182,7 @@ describe('binance mapper: sync from the real recording', () => {
     const rest = feed(gapped, frames.slice(resumeIndex + 1));
     const resumed = snapshotsOf([...afterFresh, ...rest]);
     // The buffered events after the fresh snapshot's id are applied straight away.
-    expect(snapshotsOf(afterFresh).map((s) => s.seq)).toEqual(
-      depthFrames.slice(116, 121).map((f) => depthData(f.frame).u),
-    );
+    expect(snapshotsOf(afterFresh).map((s) => s.seq)).toEqual(depthFrames.slice(116, 121).map((f) => depthData(f.frame).u));
     const expected = referenceTop.filter((s) => s.seq! > freshAt);
     expect(resumed.length).toBe(expected.length);
     for (let i = 0; i < resumed.length; i += 1) {
@@ -300,8 +293,7 @@ describe('binance mapper: trades from the recording', () => {
   });
 
   it('emits trades and books in the order they were received', () => {
-    const tokens = (messages: readonly MarketMessage[]) =>
-      messages.flatMap((m) => (m.type === 'trade' ? [`T${m.tradeId}`] : m.type === 'book_snapshot' ? [`B${m.seq}`] : []));
+    const tokens = (messages: readonly MarketMessage[]) => messages.flatMap((m) => (m.type === 'trade' ? [`T${m.tradeId}`] : m.type === 'book_snapshot' ? [`B${m.seq}`] : []));
     const recorded = frames.flatMap(({ frame }) => {
       if (isTrade(frame)) return [`T${tradeData(frame).t}`];
       if (isDepth(frame) && depthData(frame).u > SNAPSHOT_ID) return [`B${depthData(frame).u}`];
@@ -310,7 +302,7 @@ describe('binance mapper: trades from the recording', () => {
     expect(tokens(feed(binance.createMapper({ levels: 10 }), frames))).toEqual(recorded);
   });
 
-  it('holds a symbol\'s trades while its book resyncs and releases them in arrival order with the books', () => {
+  it("holds a symbol's trades while its book resyncs and releases them in arrival order with the books", () => {
     const depthFrames = frames.filter((f) => isDepth(f.frame));
     const droppedIndex = frames.indexOf(depthFrames[100]);
     const resumeIndex = frames.indexOf(depthFrames[120]);
@@ -331,8 +323,7 @@ describe('binance mapper: trades from the recording', () => {
     const resumed = [...mapper.mapRestSnapshot!('BTCUSDT', freshBody, frames[resumeIndex].localTs), ...feed(mapper, frames.slice(resumeIndex + 1))];
     // Every held trade comes out, in arrival order, and no book overtakes a trade received
     // before its diff event: the order is the recorded order of the frames that survive.
-    const order = (messages: readonly MarketMessage[]) =>
-      messages.flatMap((m) => (m.type === 'trade' ? [`T${m.tradeId}`] : m.type === 'book_snapshot' ? [`B${m.seq}`] : []));
+    const order = (messages: readonly MarketMessage[]) => messages.flatMap((m) => (m.type === 'trade' ? [`T${m.tradeId}`] : m.type === 'book_snapshot' ? [`B${m.seq}`] : []));
     const recorded = frames.slice(gapAt).flatMap(({ frame }) => {
       if (isTrade(frame)) return [`T${tradeData(frame).t}`];
       if (isDepth(frame) && depthData(frame).u > freshAt) return [`B${depthData(frame).u}`];
@@ -514,11 +505,7 @@ describe('binance mapper: never throws, never emits a non-finite book', () => {
   // events keep the book uncrossed; junk is mixed in at a low rate.
   const junk = fc.oneof(fc.constantFrom('-1', 'NaN', 'Infinity', '1e400', '', ' ', '0x10'), fc.jsonValue());
   const decimalIn = (min: number, max: number) => fc.double({ min, max, noNaN: true }).map((v) => v.toFixed(2));
-  const quantity = fc.oneof(
-    { weight: 15, arbitrary: decimalIn(0.01, 5) },
-    { weight: 4, arbitrary: fc.constant('0.00000000') },
-    { weight: 1, arbitrary: junk },
-  );
+  const quantity = fc.oneof({ weight: 15, arbitrary: decimalIn(0.01, 5) }, { weight: 4, arbitrary: fc.constant('0.00000000') }, { weight: 1, arbitrary: junk });
   const levelsArbitrary = (maxLength: number, minPrice = 61000, maxPrice = 62500) =>
     fc.array(
       fc.oneof(
@@ -637,9 +624,7 @@ describe('binance live protocol', () => {
     expect(binanceVenue('aggTrade').live!.connectUrl('wss://stream.binance.com:9443', ['BTCUSDT'])).toBe(
       'wss://stream.binance.com:9443/stream?streams=btcusdt@depth@100ms/btcusdt@aggTrade',
     );
-    expect(binanceVenue(null).live!.connectUrl('wss://stream.binance.com:9443', ['BTCUSDT'])).toBe(
-      'wss://stream.binance.com:9443/stream?streams=btcusdt@depth@100ms',
-    );
+    expect(binanceVenue(null).live!.connectUrl('wss://stream.binance.com:9443', ['BTCUSDT'])).toBe('wss://stream.binance.com:9443/stream?streams=btcusdt@depth@100ms');
   });
 
   it('forgets books and pending resync requests on reset', () => {

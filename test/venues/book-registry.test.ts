@@ -9,7 +9,15 @@ interface Diff {
 }
 
 const trade = (id: number, symbol = 'BTCUSDT'): Trade => ({ type: 'trade', symbol, ts: id, localTs: id, price: 100, size: 1, aggressor: 1, tradeId: String(id) });
-const book = (symbol = 'BTCUSDT'): BookSnapshot => ({ type: 'book_snapshot', symbol, ts: 1, localTs: 1, seq: 1, bids: new Float64Array([99, 1]), asks: new Float64Array([101, 1]) });
+const book = (symbol = 'BTCUSDT'): BookSnapshot => ({
+  type: 'book_snapshot',
+  symbol,
+  ts: 1,
+  localTs: 1,
+  seq: 1,
+  bids: new Float64Array([99, 1]),
+  asks: new Float64Array([101, 1]),
+});
 const registry = () => new BookRegistry<null, Diff>(() => null);
 const held = (items: readonly (Diff | Trade)[]) => items.map((item) => (item.type === 'diff' ? `D${item.id}` : `T${item.tradeId}`));
 

@@ -33,7 +33,10 @@ describe('bybit orderbook', () => {
       if (Number(size) === 0) bids.delete(Number(price));
       else bids.set(Number(price), Number(size));
     }
-    const expected = [...bids.entries()].sort((a, b) => b[0] - a[0]).slice(0, 50).flat();
+    const expected = [...bids.entries()]
+      .sort((a, b) => b[0] - a[0])
+      .slice(0, 50)
+      .flat();
     expect([...updated.bids]).toEqual(expected);
     expect(updated.asks.includes(71428.3)).toBe(false);
     expect(mapper.takeResyncRequests()).toEqual([]);
@@ -56,7 +59,8 @@ describe('bybit orderbook', () => {
   it('u = 1 restarts the book even on a delta: it is the service restart snapshot', () => {
     const mapper = bybit.createMapper({ levels: 5 });
     mapper.map(snapshotFrame, 1);
-    const restart = '{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1773386410000,"data":{"s":"BTCUSDT","b":[["71000.00","1"]],"a":[["71001.00","2"]],"u":1,"seq":546137970000},"cts":1773386409999}';
+    const restart =
+      '{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1773386410000,"data":{"s":"BTCUSDT","b":[["71000.00","1"]],"a":[["71001.00","2"]],"u":1,"seq":546137970000},"cts":1773386409999}';
     const [book] = books(mapper.map(restart, 2));
     expect([...book.bids]).toEqual([71000, 1]);
     expect([...book.asks]).toEqual([71001, 2]);
@@ -77,7 +81,16 @@ describe('bybit publicTrade', () => {
   it('maps the recorded fills with the taker side and trade id', () => {
     const trades = bybit.createMapper({ levels: 5 }).map(tradeFrame, 7) as Trade[];
     expect(trades).toHaveLength(9);
-    expect(trades[0]).toEqual({ type: 'trade', symbol: 'BTCUSDT', ts: 1774021164272, localTs: 7, price: 69916.8, size: 0.001, aggressor: -1, tradeId: '8c931d9a-b703-5c34-9aeb-860867cf1f66' });
+    expect(trades[0]).toEqual({
+      type: 'trade',
+      symbol: 'BTCUSDT',
+      ts: 1774021164272,
+      localTs: 7,
+      price: 69916.8,
+      size: 0.001,
+      aggressor: -1,
+      tradeId: '8c931d9a-b703-5c34-9aeb-860867cf1f66',
+    });
     expect(trades[4].size).toBe(0.032);
     const bad = bybit.createMapper({ levels: 5 }).map(tradeFrame.replace('"S":"Sell"', '"S":"sell"'), 7) as Rejected[];
     expect(bad[0].detail).toBe('data[0].S: expected "Buy" or "Sell" (the taker\'s), got sell');

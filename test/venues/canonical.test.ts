@@ -68,7 +68,18 @@ describe('parseCanonical', () => {
   it('rejects crossed, locked and unordered books with their reason', () => {
     expect(rejected(parseCanonical({ ...snapshot, asks: [[61000.5, 1]] }, 10)).reason).toBe('crossed_book');
     expect(rejected(parseCanonical({ ...snapshot, asks: [[60000, 1]] }, 10)).reason).toBe('crossed_book');
-    const unordered = rejected(parseCanonical({ ...snapshot, bids: [[61000, 1], [61000.5, 1]] }, 10));
+    const unordered = rejected(
+      parseCanonical(
+        {
+          ...snapshot,
+          bids: [
+            [61000, 1],
+            [61000.5, 1],
+          ],
+        },
+        10,
+      ),
+    );
     expect(unordered.reason).toBe('unordered_levels');
     expect(unordered.detail).toMatch(/bids\[1\]\[0\]/);
     expect(rejected(parseCanonical({ ...snapshot, asks: [] }, 10)).reason).toBe('empty_book');
@@ -140,10 +151,18 @@ describe('canonical venue mapper', () => {
     const holds = (messages: MarketMessage[]): boolean =>
       messages.every((m) => m.type !== 'book_snapshot' || ([...m.bids, ...m.asks, m.ts, m.localTs].every(Number.isFinite) && checkBook(m.bids, m.asks) === null));
     const mapper = canonical.createMapper({ levels: 5 });
-    fc.assert(fc.property(fc.string({ unit: 'binary' }), (text) => holds(mapper.map(text, 0))), { numRuns: 300 });
-    fc.assert(fc.property(fc.json(), (text) => holds(mapper.map(text, 0))), { numRuns: 300 });
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: lines.length - 1 }), fc.nat(), (row, cut) => holds(canonical.createMapper({ levels: 5 }).map(lines[row].slice(0, cut % (lines[row].length + 1)), 0))),
+      fc.property(fc.string({ unit: 'binary' }), (text) => holds(mapper.map(text, 0))),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.json(), (text) => holds(mapper.map(text, 0))),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: lines.length - 1 }), fc.nat(), (row, cut) =>
+        holds(canonical.createMapper({ levels: 5 }).map(lines[row].slice(0, cut % (lines[row].length + 1)), 0)),
+      ),
       { numRuns: 300 },
     );
   });
@@ -160,7 +179,9 @@ describe('canonical JSONL files', () => {
   });
 
   it('reads plain and gzip JSONL back into the LOBSTER snapshots', async () => {
-    const fromLobster = (await collect(lobster.read([`${lobsterStem}_message_5.csv`, `${lobsterStem}_orderbook_5.csv`], { levels: 5 }))).filter((m) => m.type === 'book_snapshot').slice(0, 300);
+    const fromLobster = (await collect(lobster.read([`${lobsterStem}_message_5.csv`, `${lobsterStem}_orderbook_5.csv`], { levels: 5 })))
+      .filter((m) => m.type === 'book_snapshot')
+      .slice(0, 300);
     const plain = await collect(canonicalJsonl.read([jsonl], { levels: 5 }));
     const gzip = await collect(canonicalJsonl.read([jsonlGz], { levels: 5 }));
     expect(plain).toHaveLength(300);

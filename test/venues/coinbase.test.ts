@@ -114,7 +114,12 @@ describe('coinbase level2 mapper: several products', () => {
     });
     onlySnapshot(mapper.map(ethSnapshot, LOCAL_TS + 1));
     const eth = onlySnapshot(mapper.map(asEth(docUpdateSingle), LOCAL_TS + 2));
-    const btc = onlySnapshot(mapper.map(edit(docUpdateSingle, (m) => (m.changes[0] = ['sell', '10102.00', '1.5'])), LOCAL_TS + 3));
+    const btc = onlySnapshot(
+      mapper.map(
+        edit(docUpdateSingle, (m) => (m.changes[0] = ['sell', '10102.00', '1.5'])),
+        LOCAL_TS + 3,
+      ),
+    );
     expect(eth.symbol).toBe('ETH-USD');
     expect(levelsOf(eth.bids)[0]).toEqual([10101.8, 0.162567]);
     expect(levelsOf(eth.asks)).toEqual([[10202.55, 0.57753524]]);
@@ -232,17 +237,32 @@ describe('coinbase matches mapper', () => {
   });
 
   it('signs a match on a resting buy as a sell aggressor', () => {
-    const trade = onlyTrade(coinbase.createMapper({ levels: 10 }).map(edit(docMatch, (m) => (m.side = 'buy')), LOCAL_TS));
+    const trade = onlyTrade(
+      coinbase.createMapper({ levels: 10 }).map(
+        edit(docMatch, (m) => (m.side = 'buy')),
+        LOCAL_TS,
+      ),
+    );
     expect(trade.aggressor).toBe(-1);
   });
 
-  it('takes last_match as a trade, and a repeated trade id (a reconnect\'s last_match) as a counted repeat, not a second trade', () => {
+  it("takes last_match as a trade, and a repeated trade id (a reconnect's last_match) as a counted repeat, not a second trade", () => {
     const mapper = coinbase.createMapper({ levels: 10 });
     expect(onlyTrade(mapper.map(docLastMatch, LOCAL_TS)).tradeId).toBe('10');
-    const next = onlyTrade(mapper.map(edit(docMatch, (m) => (m.trade_id = 11)), LOCAL_TS + 1));
+    const next = onlyTrade(
+      mapper.map(
+        edit(docMatch, (m) => (m.trade_id = 11)),
+        LOCAL_TS + 1,
+      ),
+    );
     expect(next.tradeId).toBe('11');
     mapper.reset();
-    const repeat = onlyRejection(mapper.map(edit(docLastMatch, (m) => (m.trade_id = 11)), LOCAL_TS + 2));
+    const repeat = onlyRejection(
+      mapper.map(
+        edit(docLastMatch, (m) => (m.trade_id = 11)),
+        LOCAL_TS + 2,
+      ),
+    );
     expect(repeat).toMatchObject({ reason: 'out_of_order', symbol: 'BTC-USD' });
     expect(repeat.detail).toBe('trade_id: 11 is not after the last trade of BTC-USD (11); a repeat');
     // Trade ids are per product.
@@ -282,7 +302,10 @@ describe('coinbase matches mapper', () => {
   it('leaves the book alone when a match is rejected', () => {
     const mapper = coinbase.createMapper({ levels: 10 });
     mapper.map(docSnapshot, LOCAL_TS);
-    mapper.map(edit(docMatch, (m) => (m.size = '0')), LOCAL_TS);
+    mapper.map(
+      edit(docMatch, (m) => (m.size = '0')),
+      LOCAL_TS,
+    );
     expect(mapper.takeResyncRequests()).toEqual([]);
     expect(onlySnapshot(mapper.map(docUpdateSingle, LOCAL_TS)).symbol).toBe('BTC-USD');
   });

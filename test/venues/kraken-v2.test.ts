@@ -10,12 +10,49 @@ const REAL_SNAPSHOT =
   '{"channel":"book","type":"snapshot","data":[{"symbol":"USDG/USD","bids":[{"price":0.9999,"qty":653645.22211},{"price":0.9998,"qty":21389.49905},{"price":0.9997,"qty":311181.88799},{"price":0.9996,"qty":935949.00167},{"price":0.9995,"qty":5.25262},{"price":0.9993,"qty":15819.07585},{"price":0.9990,"qty":28045.34609},{"price":0.9985,"qty":35372.52894},{"price":0.9900,"qty":10.07905},{"price":0.9835,"qty":240.14072}],"asks":[{"price":1.0000,"qty":382506.65119},{"price":1.0001,"qty":242215.90771},{"price":1.0002,"qty":357570.43200},{"price":1.0003,"qty":936797.08901},{"price":1.0004,"qty":10578.85361},{"price":1.0005,"qty":83656.47123},{"price":1.0007,"qty":15819.07585},{"price":1.0010,"qty":23655.03579},{"price":1.0015,"qty":35372.52894},{"price":1.0024,"qty":5000.00000}],"checksum":3225719247,"timestamp":"2026-09-17T06:16:44.386754Z"}]}';
 
 // The guide's formatting, written out by hand: '.' removed, then the leading zeros.
-const ASKS_TEXT = '10000' + '38250665119' + '10001' + '24221590771' + '10002' + '35757043200' + '10003' + '93679708901' +
-  '10004' + '1057885361' + '10005' + '8365647123' + '10007' + '1581907585' + '10010' + '2365503579' + '10015' + '3537252894' +
-  '10024' + '500000000';
+const ASKS_TEXT =
+  '10000' +
+  '38250665119' +
+  '10001' +
+  '24221590771' +
+  '10002' +
+  '35757043200' +
+  '10003' +
+  '93679708901' +
+  '10004' +
+  '1057885361' +
+  '10005' +
+  '8365647123' +
+  '10007' +
+  '1581907585' +
+  '10010' +
+  '2365503579' +
+  '10015' +
+  '3537252894' +
+  '10024' +
+  '500000000';
 // After the update below: 0.9999 deleted, 0.9994 (qty 1.50000) inserted.
-const BIDS_AFTER_UPDATE = '9998' + '2138949905' + '9997' + '31118188799' + '9996' + '93594900167' + '9995' + '525262' +
-  '9994' + '150000' + '9993' + '1581907585' + '9990' + '2804534609' + '9985' + '3537252894' + '9900' + '1007905' + '9835' + '24014072';
+const BIDS_AFTER_UPDATE =
+  '9998' +
+  '2138949905' +
+  '9997' +
+  '31118188799' +
+  '9996' +
+  '93594900167' +
+  '9995' +
+  '525262' +
+  '9994' +
+  '150000' +
+  '9993' +
+  '1581907585' +
+  '9990' +
+  '2804534609' +
+  '9985' +
+  '3537252894' +
+  '9900' +
+  '1007905' +
+  '9835' +
+  '24014072';
 
 function update(bids: string, checksum: number, asks = '[]'): string {
   return `{"channel":"book","type":"update","data":[{"symbol":"USDG/USD","bids":${bids},"asks":${asks},"checksum":${checksum},"timestamp":"2026-09-17T06:16:45.000001Z"}]}`;
@@ -87,12 +124,22 @@ describe('kraken-v2 book', () => {
 
 describe('kraken-v2 trade', () => {
   // The example message of https://docs.kraken.com/api/docs/websocket-v2/trade.
-  const TRADE = '{"channel":"trade","type":"update","data":[{"symbol":"MATIC/USD","side":"sell","price":0.5117,"qty":40.0,"ord_type":"market","trade_id":4665906,"timestamp":"2023-09-25T07:49:37.708706Z"}]}';
+  const TRADE =
+    '{"channel":"trade","type":"update","data":[{"symbol":"MATIC/USD","side":"sell","price":0.5117,"qty":40.0,"ord_type":"market","trade_id":4665906,"timestamp":"2023-09-25T07:49:37.708706Z"}]}';
 
   it('maps the taker side, the trade id and the time; skips the snapshot of past trades', () => {
     const mapper = krakenV2.createMapper({ levels: 10 });
     const [trade] = mapper.map(TRADE, 9) as Trade[];
-    expect(trade).toEqual({ type: 'trade', symbol: 'MATIC/USD', ts: Date.parse('2023-09-25T07:49:37.708Z'), localTs: 9, price: 0.5117, size: 40, aggressor: -1, tradeId: '4665906' });
+    expect(trade).toEqual({
+      type: 'trade',
+      symbol: 'MATIC/USD',
+      ts: Date.parse('2023-09-25T07:49:37.708Z'),
+      localTs: 9,
+      price: 0.5117,
+      size: 40,
+      aggressor: -1,
+      tradeId: '4665906',
+    });
     expect(mapper.map(TRADE.replace('"update"', '"snapshot"'), 9)).toEqual([]);
     const bad = mapper.map(TRADE.replace('"sell"', '"up"'), 9) as Rejected[];
     expect(bad[0].detail).toMatch(/^data\[0\]\.side: expected "buy" or "sell"/);
@@ -101,7 +148,12 @@ describe('kraken-v2 trade', () => {
   it('ignores heartbeats and acks, reports failed requests', () => {
     const mapper = krakenV2.createMapper({ levels: 10 });
     expect(mapper.map('{"channel":"heartbeat"}', 1)).toEqual([]);
-    expect(mapper.map('{"method":"subscribe","result":{"channel":"book","symbol":"BTC/USD","depth":10,"snapshot":true},"success":true,"time_in":"2023-09-25T09:04:31.742599Z","time_out":"2023-09-25T09:04:31.742648Z"}', 1)).toEqual([]);
+    expect(
+      mapper.map(
+        '{"method":"subscribe","result":{"channel":"book","symbol":"BTC/USD","depth":10,"snapshot":true},"success":true,"time_in":"2023-09-25T09:04:31.742599Z","time_out":"2023-09-25T09:04:31.742648Z"}',
+        1,
+      ),
+    ).toEqual([]);
     const failed = mapper.map('{"error":"Currency pair not supported","method":"subscribe","success":false,"symbol":"X/Y"}', 1) as Rejected[];
     expect(failed[0].reason).toBe('venue_error');
     expect(failed[0].symbol).toBe('X/Y');

@@ -7,7 +7,10 @@ import { kraken, krakenBookChecksum, krakenSecondsToMs, krakenVenue } from '../.
 import { expectSoundTrade } from './sound-trade.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../../fixtures/kraken/${name}`, import.meta.url), 'utf8');
-const lines = (name: string): string[] => fixture(name).split('\n').filter((line) => line.length > 0);
+const lines = (name: string): string[] =>
+  fixture(name)
+    .split('\n')
+    .filter((line) => line.length > 0);
 
 // Kraken's checksum guide: the documented book state (checksum 974947235) and example update.
 const [guideSnapshot, guideUpdate] = lines('checksum-guide.jsonl');
@@ -165,7 +168,14 @@ describe('kraken v1 book mapper: checksum failures and resync', () => {
   it('drops the book when the venue confirms an unsubscribe', () => {
     const mapper = kraken.createMapper({ levels: 10 });
     mapper.map(guideSnapshot, LOCAL_TS);
-    const unsubscribed = JSON.stringify({ channelID: 0, channelName: 'book-1000', event: 'subscriptionStatus', pair: 'BTC/USD', status: 'unsubscribed', subscription: { depth: 1000, name: 'book' } });
+    const unsubscribed = JSON.stringify({
+      channelID: 0,
+      channelName: 'book-1000',
+      event: 'subscriptionStatus',
+      pair: 'BTC/USD',
+      status: 'unsubscribed',
+      subscription: { depth: 1000, name: 'book' },
+    });
     expect(mapper.map(unsubscribed, LOCAL_TS + 1)).toEqual([]);
     expect(mapper.map(guideUpdate, LOCAL_TS + 2)).toEqual([]);
   });
@@ -173,7 +183,14 @@ describe('kraken v1 book mapper: checksum failures and resync', () => {
   it('keeps the book when only the trade subscription is confirmed gone', () => {
     const mapper = kraken.createMapper({ levels: 10 });
     mapper.map(guideSnapshot, LOCAL_TS);
-    const unsubscribed = JSON.stringify({ channelID: 0, channelName: 'trade', event: 'subscriptionStatus', pair: 'BTC/USD', status: 'unsubscribed', subscription: { name: 'trade' } });
+    const unsubscribed = JSON.stringify({
+      channelID: 0,
+      channelName: 'trade',
+      event: 'subscriptionStatus',
+      pair: 'BTC/USD',
+      status: 'unsubscribed',
+      subscription: { name: 'trade' },
+    });
     expect(mapper.map(unsubscribed, LOCAL_TS + 1)).toEqual([]);
     expect(onlySnapshot(mapper.map(guideUpdate, LOCAL_TS + 2)).symbol).toBe('BTC/USD');
   });
@@ -185,9 +202,7 @@ describe('kraken v1 book mapper: checksum failures and resync', () => {
     expect(krakenBookChecksum(asks, volumes, bids, volumes)).toBe(974947235);
 
     // Independent oracle: build the documented string and hash it with zlib.
-    const decimal = fc
-      .tuple(fc.stringMatching(/^\d{1,6}$/), fc.stringMatching(/^\d{1,8}$/))
-      .map(([whole, fraction]) => `${whole}.${fraction}`);
+    const decimal = fc.tuple(fc.stringMatching(/^\d{1,6}$/), fc.stringMatching(/^\d{1,8}$/)).map(([whole, fraction]) => `${whole}.${fraction}`);
     const side = fc.array(fc.tuple(decimal, decimal), { maxLength: 14 });
     const format = (text: string) => text.replace('.', '').replace(/^0+/, '');
     fc.assert(
@@ -241,7 +256,17 @@ describe('kraken v1 book mapper: updates', () => {
   it('applies several entries for the same price in arrival order', () => {
     const mapper = kraken.createMapper({ levels: 10 });
     mapper.map(articleSnapshot, LOCAL_TS);
-    const frame = JSON.stringify([0, { a: [['5290.80000', '0.00000000', '1556724669.1'], ['5290.80000', '3.00000000', '1556724669.1']] }, 'book-10', 'XBT/USD']);
+    const frame = JSON.stringify([
+      0,
+      {
+        a: [
+          ['5290.80000', '0.00000000', '1556724669.1'],
+          ['5290.80000', '3.00000000', '1556724669.1'],
+        ],
+      },
+      'book-10',
+      'XBT/USD',
+    ]);
     const snapshot = onlySnapshot(mapper.map(frame, LOCAL_TS + 1));
     expect(levelsOf(snapshot.asks)[0]).toEqual([5290.8, 3]);
   });
@@ -302,7 +327,9 @@ describe('kraken v1 book mapper: bad input', () => {
   it('rejects malformed JSON, unknown channels, bad depths and bad checksum fields', () => {
     const mapper = kraken.createMapper({ levels: 10 });
     expect((mapper.map('{"event":', LOCAL_TS)[0] as Rejected).reason).toBe('malformed_json');
-    expect((mapper.map('[0,["5698.40000","5700.00000","1542057299.545897","1.01234567","0.98765432"],"spread","XBT/USD"]', LOCAL_TS)[0] as Rejected).reason).toBe('unsupported_message');
+    expect((mapper.map('[0,["5698.40000","5700.00000","1542057299.545897","1.01234567","0.98765432"],"spread","XBT/USD"]', LOCAL_TS)[0] as Rejected).reason).toBe(
+      'unsupported_message',
+    );
     expect((mapper.map(articleSnapshot.replace('"book-10"', '"book-0"'), LOCAL_TS)[0] as Rejected).detail).toContain('book-N');
     mapper.map(guideSnapshot, LOCAL_TS);
     const badChecksum = mapper.map(guideUpdate.replace('"974947235"', '"97494x235"'), LOCAL_TS);
@@ -356,7 +383,14 @@ describe('kraken v1 trade mapper', () => {
     expect(tradesOf(mapper.map(docTrades, LOCAL_TS))).toHaveLength(2);
     // Per pair: another pair's trades do not consume the snapshot of this one.
     mapper.map(status('trade'), LOCAL_TS);
-    expect(tradesOf(mapper.map(edit(docTrades, (m) => (m[3] = 'ETH/USD')), LOCAL_TS))).toHaveLength(2);
+    expect(
+      tradesOf(
+        mapper.map(
+          edit(docTrades, (m) => (m[3] = 'ETH/USD')),
+          LOCAL_TS,
+        ),
+      ),
+    ).toHaveLength(2);
     expect(mapper.map(docTrades, LOCAL_TS)).toEqual([]);
     // A reconnect forgets a snapshot still due; the new subscription's confirmation sets it again.
     mapper.map(status('trade'), LOCAL_TS);
@@ -434,10 +468,22 @@ describe('kraken v1 book mapper: never throws', () => {
     const mapper = kraken.createMapper({ levels: 10 });
     mapper.map(guideSnapshot, LOCAL_TS);
     const value = fc.jsonValue({ maxDepth: 4 });
-    const channel = fc.tuple(value, fc.dictionary(fc.constantFrom('a', 'b', 'c', 'as', 'bs'), value), fc.constantFrom('book-10', 'book-1000', 'book-x'), fc.constantFrom('BTC/USD', 'XBT/USD'));
+    const channel = fc.tuple(
+      value,
+      fc.dictionary(fc.constantFrom('a', 'b', 'c', 'as', 'bs'), value),
+      fc.constantFrom('book-10', 'book-1000', 'book-x'),
+      fc.constantFrom('BTC/USD', 'XBT/USD'),
+    );
     const tradeEntry = fc.oneof(
       value,
-      fc.tuple(fc.oneof(fc.constant('5541.20000'), value), fc.oneof(fc.constant('0.15850568'), value), fc.oneof(fc.constant('1534614057.321597'), value), fc.oneof(fc.constantFrom('b', 's', 'buy'), value), fc.constant('l'), fc.constant('')),
+      fc.tuple(
+        fc.oneof(fc.constant('5541.20000'), value),
+        fc.oneof(fc.constant('0.15850568'), value),
+        fc.oneof(fc.constant('1534614057.321597'), value),
+        fc.oneof(fc.constantFrom('b', 's', 'buy'), value),
+        fc.constant('l'),
+        fc.constant(''),
+      ),
     );
     const trades = fc.tuple(value, fc.oneof(value, fc.array(tradeEntry, { maxLength: 4 })), fc.constant('trade'), fc.constantFrom('BTC/USD', 'XBT/USD'));
     fc.assert(
@@ -449,7 +495,9 @@ describe('kraken v1 book mapper: never throws', () => {
   });
 
   it('emits only sound books for random well-formed updates', () => {
-    const decimal = fc.tuple(fc.integer({ min: 0, max: 99_999 }), fc.integer({ min: 0, max: 99_999_999 })).map(([whole, fraction]) => `${whole}.${String(fraction).padStart(8, '0')}`);
+    const decimal = fc
+      .tuple(fc.integer({ min: 0, max: 99_999 }), fc.integer({ min: 0, max: 99_999_999 }))
+      .map(([whole, fraction]) => `${whole}.${String(fraction).padStart(8, '0')}`);
     const entry = fc.tuple(decimal, fc.oneof(decimal, fc.constant('0.00000000')), fc.constant('1556724669.000001'));
     const update = fc.record({ a: fc.array(entry, { maxLength: 6 }), b: fc.array(entry, { maxLength: 6 }) });
     fc.assert(

@@ -30,7 +30,10 @@ function snapshotsOf(messages: MarketMessage[]): BookSnapshot[] {
 
 /** The test's own reading of the CSVs: plain split and Number, no shared code with the reader. */
 function csvRows(path: string): number[][] {
-  return readFileSync(path, 'utf8').split('\n').filter((line) => line.length > 0).map((line) => line.split(',').map(Number));
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => line.split(',').map(Number));
 }
 
 /** Row `row` of an orderbook file as the expected sides: dollars, best first, `levels` deep. */
@@ -228,11 +231,7 @@ describe('lobster trading halts (synthetic fixture: the samples contain no halt)
     const dir = join(fixtures, 'synthetic-halt');
     const messages = (await collect([dir], 5)).filter((m) => m.type !== 'trade' && m.type !== 'order_event');
     const realBooks = csvRows(amznFiles[1]);
-    expect(messages.map((m) => m.type)).toEqual([
-      ...Array<string>(20).fill('book_snapshot'),
-      'disconnect',
-      ...Array<string>(16).fill('book_snapshot'),
-    ]);
+    expect(messages.map((m) => m.type)).toEqual([...Array<string>(20).fill('book_snapshot'), 'disconnect', ...Array<string>(16).fill('book_snapshot')]);
     const halt = messages[20] as Disconnect;
     expect(halt).toMatchObject({ type: 'disconnect', symbol: 'AMZN', reason: expect.stringContaining('trading halt') });
     const beforeHalt = messages[19] as BookSnapshot;
@@ -319,7 +318,7 @@ describe('lobster rows that are not a sound book', () => {
 });
 
 describe('lobster flow: executions as trades, submissions and cancellations as order events', () => {
-  it('emits each row\'s flow just before its snapshot, with the fixture rows\' values', async () => {
+  it("emits each row's flow just before its snapshot, with the fixture rows' values", async () => {
     const messages = await collect(amznFiles, 5);
     const rows = csvRows(amznFiles[0]);
     const books = csvRows(amznFiles[1]);
@@ -363,7 +362,7 @@ describe('lobster flow: executions as trades, submissions and cancellations as o
     expect(flows[1]).toMatchObject({ kind: 'submit', side: -1, size: 20, price: 223.96, level: 1 });
     expect(books[0][2]).toBe(2231800);
     // Row 28: execution of the resting buy order 11885113 (21 shares at 223.81): a seller hit the bid.
-    const trade = messages.find((m) => m.type === 'trade' && (m.size === 21));
+    const trade = messages.find((m) => m.type === 'trade' && m.size === 21);
     expect(trade).toMatchObject({ type: 'trade', price: 223.81, size: 21, aggressor: -1 });
   });
 });

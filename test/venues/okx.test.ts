@@ -58,7 +58,21 @@ describe('okx books sequence', () => {
   it('chains prevSeqId to the last seqId; a break drops the book until the next snapshot', () => {
     const mapper = okx.createMapper({ levels: 5 });
     expect(books(mapper.map(book('snapshot', [['100', '1']], [['101', '1']], -1, 10), 1))).toHaveLength(1);
-    const [next] = books(mapper.map(book('update', [['100', '0'], ['99.5', '2']], [], 10, 12), 2));
+    const [next] = books(
+      mapper.map(
+        book(
+          'update',
+          [
+            ['100', '0'],
+            ['99.5', '2'],
+          ],
+          [],
+          10,
+          12,
+        ),
+        2,
+      ),
+    );
     expect([...next.bids]).toEqual([99.5, 2]);
     expect(next.seq).toBe(12);
     // A keepalive update: no levels, seqId repeated as prevSeqId.
@@ -83,7 +97,8 @@ describe('okx books sequence', () => {
 
 describe('okx trades and live protocol', () => {
   it('maps the documented trade push with the taker side', () => {
-    const frame = '{"arg":{"channel":"trades","instId":"BTC-USD"},"data":[{"instId":"BTC-USD","tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy","ts":"1630048897897"}]}';
+    const frame =
+      '{"arg":{"channel":"trades","instId":"BTC-USD"},"data":[{"instId":"BTC-USD","tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy","ts":"1630048897897"}]}';
     const [trade] = okx.createMapper({ levels: 5 }).map(frame, 4) as Trade[];
     expect(trade).toEqual({ type: 'trade', symbol: 'BTC-USD', ts: 1630048897897, localTs: 4, price: 42219.9, size: 0.12060306, aggressor: 1, tradeId: '130639474' });
   });
@@ -91,7 +106,13 @@ describe('okx trades and live protocol', () => {
   it('subscribes books and trades, resyncs books only, pings with the text frame', () => {
     expect(venueById('okx')).toBe(okx);
     const live = okx.live!;
-    expect(JSON.parse(live.subscribeFrames(['BTC-USDT'])[0])).toEqual({ op: 'subscribe', args: [{ channel: 'books', instId: 'BTC-USDT' }, { channel: 'trades', instId: 'BTC-USDT' }] });
+    expect(JSON.parse(live.subscribeFrames(['BTC-USDT'])[0])).toEqual({
+      op: 'subscribe',
+      args: [
+        { channel: 'books', instId: 'BTC-USDT' },
+        { channel: 'trades', instId: 'BTC-USDT' },
+      ],
+    });
     expect(live.resyncFrames(['BTC-USDT']).map((f) => JSON.parse(f))).toEqual([
       { op: 'unsubscribe', args: [{ channel: 'books', instId: 'BTC-USDT' }] },
       { op: 'subscribe', args: [{ channel: 'books', instId: 'BTC-USDT' }] },

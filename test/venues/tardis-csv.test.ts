@@ -14,7 +14,9 @@ import { TardisRowMapper, TardisTradeRowMapper, tardisCsv, tardisDataType, tardi
 const fixtures = fileURLToPath(new URL('../../fixtures/tardis/', import.meta.url));
 const sample = join(fixtures, 'binance-futures_book_snapshot_25_BTCUSDT.csv');
 const sampleGz = `${sample}.gz`;
-const [header, ...rows] = readFileSync(sample, 'utf8').split('\n').filter((line) => line.length > 0);
+const [header, ...rows] = readFileSync(sample, 'utf8')
+  .split('\n')
+  .filter((line) => line.length > 0);
 
 const scratch = mkdtempSync(join(tmpdir(), 'tardis-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -145,7 +147,10 @@ describe('tardis-csv book_snapshot_25', () => {
       if (result.type !== 'book_snapshot') return true;
       return [...result.bids, ...result.asks, result.ts, result.localTs].every(Number.isFinite) && checkBook(result.bids, result.asks) === null;
     };
-    fc.assert(fc.property(fc.string({ unit: 'binary' }), (line) => holds(mapper.map(line, 2))), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (line) => holds(mapper.map(line, 2))),
+      { numRuns: 300 },
+    );
     fc.assert(
       fc.property(fc.integer({ min: 0, max: rows.length - 1 }), fc.nat(), (row, cut) => holds(mapper.map(rows[row].slice(0, cut % (rows[row].length + 1)), row + 2))),
       { numRuns: 300 },
@@ -158,11 +163,12 @@ describe('tardis-csv book_snapshot_25', () => {
 const binanceRecording = fileURLToPath(new URL('../../fixtures/binance/spot_btcusdt_20240808.head3000.gz', import.meta.url));
 const tradesFile = join(fixtures, 'binance_trades_BTCUSDT_2024-08-08.head3000.csv');
 const booksFile = join(fixtures, 'binance_book_snapshot_5_BTCUSDT_2024-08-08.head3000.csv');
-const [tradesHeader, ...tradeRows] = readFileSync(tradesFile, 'utf8').split('\n').filter((line) => line.length > 0);
+const [tradesHeader, ...tradeRows] = readFileSync(tradesFile, 'utf8')
+  .split('\n')
+  .filter((line) => line.length > 0);
 
 /** Books by update time and trades by id, in the order they come. */
-const order = (messages: readonly MarketMessage[]): string[] =>
-  messages.flatMap((m) => (m.type === 'book_snapshot' ? [`B${m.ts}`] : m.type === 'trade' ? [`T${m.tradeId}`] : []));
+const order = (messages: readonly MarketMessage[]): string[] => messages.flatMap((m) => (m.type === 'book_snapshot' ? [`B${m.ts}`] : m.type === 'trade' ? [`T${m.tradeId}`] : []));
 
 describe('tardis-csv trades', () => {
   it('maps every row of the trades file to the trade binance-raw reads from the same recorded frame', async () => {
@@ -173,7 +179,15 @@ describe('tardis-csv trades', () => {
     expect(fromFrames).toHaveLength(518);
     fromTardis.forEach((message, i) => {
       const expected = fromFrames[i];
-      expect(message).toMatchObject({ type: 'trade', symbol: 'BTCUSDT', ts: expected.ts, price: expected.price, size: expected.size, aggressor: expected.aggressor, tradeId: expected.tradeId });
+      expect(message).toMatchObject({
+        type: 'trade',
+        symbol: 'BTCUSDT',
+        ts: expected.ts,
+        price: expected.price,
+        size: expected.size,
+        aggressor: expected.aggressor,
+        tradeId: expected.tradeId,
+      });
       // local_timestamp keeps whole microseconds of the recorded nanoseconds.
       expect(Math.abs((message as Trade).localTs - expected.localTs)).toBeLessThan(0.001);
     });
@@ -235,9 +249,14 @@ describe('tardis-csv trades', () => {
     const mapper = new TardisTradeRowMapper(tardisTradeLayout(tradesHeader));
     const holds = (result: MarketMessage): boolean =>
       result.type !== 'trade' || ([result.ts, result.localTs, result.price, result.size].every(Number.isFinite) && result.price > 0 && result.size > 0);
-    fc.assert(fc.property(fc.string({ unit: 'binary' }), (line) => holds(mapper.map(line, 2))), { numRuns: 300 });
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: tradeRows.length - 1 }), fc.nat(), (row, cut) => holds(mapper.map(tradeRows[row].slice(0, cut % (tradeRows[row].length + 1)), row + 2))),
+      fc.property(fc.string({ unit: 'binary' }), (line) => holds(mapper.map(line, 2))),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: tradeRows.length - 1 }), fc.nat(), (row, cut) =>
+        holds(mapper.map(tradeRows[row].slice(0, cut % (tradeRows[row].length + 1)), row + 2)),
+      ),
       { numRuns: 300 },
     );
   });

@@ -85,7 +85,14 @@ describe('tardis-csv incremental_book_L2', () => {
   });
 
   it('rejects a bad row naming the cell and keeps going', async () => {
-    const lines = [HEADER, row(2000, 2000, true, 'bid', '100', '1'), row(2000, 2000, true, 'ask', '101', '1'), row(3000, 3000, false, 'buy' as 'bid', '99', '1'), row(3000, 3000, false, 'bid', '99', '-1'), row(4000, 4000, false, 'bid', '99.5', '1')];
+    const lines = [
+      HEADER,
+      row(2000, 2000, true, 'bid', '100', '1'),
+      row(2000, 2000, true, 'ask', '101', '1'),
+      row(3000, 3000, false, 'buy' as 'bid', '99', '1'),
+      row(3000, 3000, false, 'bid', '99', '-1'),
+      row(4000, 4000, false, 'bid', '99.5', '1'),
+    ];
     const out = await collect([write(lines)], 5);
     const rejections = out.filter((m): m is Rejected => m.type === 'rejected');
     expect(rejections.map((r) => r.detail)).toEqual([
@@ -101,7 +108,10 @@ describe('tardis-csv incremental_book_L2 from a real recording', () => {
   // snapshot as the is_snapshot block, then every diff event the snapshot does not already hold
   // (u > lastUpdateId), one row per level, timestamp = E, local_timestamp = receive time (µs).
   const recording = join(fixtures, 'binance/spot_btcusdt_20240808.head3000.gz');
-  const recorded = gunzipSync(readFileSync(recording)).toString('utf8').split('\n').filter((line) => line.length > 0)
+  const recorded = gunzipSync(readFileSync(recording))
+    .toString('utf8')
+    .split('\n')
+    .filter((line) => line.length > 0)
     .map((line) => parseRecordedLine(line) as RecordedFrame);
   const micros = (ms: number) => Math.round(ms * 1000);
 

@@ -92,7 +92,10 @@ function createCharts(models) {
       legend: { live: true },
       scales: { x: { time: true } },
       axes: [axisStyle, { ...axisStyle, size: 80, values: (_u, ticks) => ticks.map((v) => formatPrice(v)) }],
-      series: [{}, { label: 'mid', stroke: '#e9ecef', width: 1.5, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }), value: (_u, v) => (v === null ? '—' : formatPrice(v)) }],
+      series: [
+        {},
+        { label: 'mid', stroke: '#e9ecef', width: 1.5, points: { show: false }, paths: uPlot.paths.stepped({ align: 1 }), value: (_u, v) => (v === null ? '—' : formatPrice(v)) },
+      ],
     },
     [[], []],
     midElement,
@@ -108,7 +111,13 @@ function createCharts(models) {
       axes: [axisStyle, { ...axisStyle, size: 80, values: (_u, ticks) => ticks.map((v) => v.toFixed(2)) }],
       series: [
         {},
-        ...models.map((model, m) => ({ label: model, stroke: MODEL_COLOURS[m % MODEL_COLOURS.length], width: m === 0 ? 2 : 1.25, points: { show: false }, value: (_u, v) => (v === null ? '—' : v.toFixed(3)) })),
+        ...models.map((model, m) => ({
+          label: model,
+          stroke: MODEL_COLOURS[m % MODEL_COLOURS.length],
+          width: m === 0 ? 2 : 1.25,
+          points: { show: false },
+          value: (_u, v) => (v === null ? '—' : v.toFixed(3)),
+        })),
         { label: 'right', stroke: RIGHT_COLOUR, paths: () => null, points: point(RIGHT_COLOUR), value: (_u, v) => (v === null ? '' : '✓') },
         { label: 'wrong', stroke: WRONG_COLOUR, paths: () => null, points: point(WRONG_COLOUR), value: (_u, v) => (v === null ? '' : '✗') },
       ],
@@ -380,7 +389,14 @@ async function pollMetrics() {
     const best = Math.max(...accuracies);
     $('accuracy').replaceChildren(
       ...metrics.models.map((model, m) =>
-        accuracyRow(model, MODEL_COLOURS[m % MODEL_COLOURS.length], model.rolling[0], model.overall, best > 0 && accuracies[m] === best, metrics.mixWeights?.find((w) => w.model === model.model)?.weight),
+        accuracyRow(
+          model,
+          MODEL_COLOURS[m % MODEL_COLOURS.length],
+          model.rolling[0],
+          model.overall,
+          best > 0 && accuracies[m] === best,
+          metrics.mixWeights?.find((w) => w.model === model.model)?.weight,
+        ),
       ),
     );
   } catch (error) {

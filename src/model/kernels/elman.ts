@@ -10,14 +10,7 @@
 // Sensitivity S: N x P row-major, S[k*P + j] = d h[k] / d theta[j] for j < P.
 
 /** h = tanh(W hPrev + U x + b). `hOut` must not alias `hPrev`. */
-export function elmanStateStep(
-  n: number,
-  d: number,
-  params: Float64Array,
-  hPrev: Float64Array,
-  x: Float64Array,
-  hOut: Float64Array,
-): void {
+export function elmanStateStep(n: number, d: number, params: Float64Array, hPrev: Float64Array, x: Float64Array, hOut: Float64Array): void {
   const uOffset = n * n;
   const bOffset = uOffset + n * d;
   for (let i = 0; i < n; i++) {
@@ -138,9 +131,12 @@ function sensitivityRows8(
     return;
   }
   const m = n - 4;
-  const wStart = k * n, wEnd = wStart + 8 * n;
-  const uStart = n * n + k * d, uEnd = uStart + 8 * d;
-  const bStart = n * n + n * d + k, bEnd = bStart + 8;
+  const wStart = k * n,
+    wEnd = wStart + 8 * n;
+  const uStart = n * n + k * d,
+    uEnd = uStart + 8 * d;
+  const bStart = n * n + n * d + k,
+    bEnd = bStart + 8;
   addGroupScaledRows8(n, p, k, m, params, h, sPrev, sNext, 0, wStart);
   addGroupRows8(n, p, k, m, params, sPrev, sNext, wStart, wEnd);
   addGroupScaledRows8(n, p, k, m, params, h, sPrev, sNext, wEnd, uStart);
@@ -175,9 +171,12 @@ function sensitivityRows4(
     return;
   }
   const m = n - 4;
-  const wStart = k * n, wEnd = wStart + 4 * n;
-  const uStart = n * n + k * d, uEnd = uStart + 4 * d;
-  const bStart = n * n + n * d + k, bEnd = bStart + 4;
+  const wStart = k * n,
+    wEnd = wStart + 4 * n;
+  const uStart = n * n + k * d,
+    uEnd = uStart + 4 * d;
+  const bStart = n * n + n * d + k,
+    bEnd = bStart + 4;
   addGroupScaledRows4(n, p, k, m, params, h, sPrev, sNext, 0, wStart);
   addGroupRows4(n, p, k, m, params, sPrev, sNext, wStart, wEnd);
   addGroupScaledRows4(n, p, k, m, params, h, sPrev, sNext, wEnd, uStart);
@@ -205,8 +204,13 @@ function sensitivityRow(
   const wRow = k * n;
   let m = 0;
   if (n >= 4) {
-    const w0 = params[wRow], w1 = params[wRow + 1], w2 = params[wRow + 2], w3 = params[wRow + 3];
-    const r1 = p, r2 = 2 * p, r3 = 3 * p;
+    const w0 = params[wRow],
+      w1 = params[wRow + 1],
+      w2 = params[wRow + 2],
+      w3 = params[wRow + 3];
+    const r1 = p,
+      r2 = 2 * p,
+      r3 = 3 * p;
     for (let j = 0; j < p; j++) {
       sNext[out + j] = w0 * sPrev[j] + w1 * sPrev[r1 + j] + w2 * sPrev[r2 + j] + w3 * sPrev[r3 + j];
     }
@@ -215,8 +219,14 @@ function sensitivityRow(
     for (let j = 0; j < p; j++) sNext[out + j] = 0;
   }
   for (; m + 3 < n; m += 4) {
-    const w0 = params[wRow + m], w1 = params[wRow + m + 1], w2 = params[wRow + m + 2], w3 = params[wRow + m + 3];
-    const r0 = m * p, r1 = r0 + p, r2 = r1 + p, r3 = r2 + p;
+    const w0 = params[wRow + m],
+      w1 = params[wRow + m + 1],
+      w2 = params[wRow + m + 2],
+      w3 = params[wRow + m + 3];
+    const r0 = m * p,
+      r1 = r0 + p,
+      r2 = r1 + p,
+      r3 = r2 + p;
     for (let j = 0; j < p; j++) {
       sNext[out + j] += w0 * sPrev[r0 + j] + w1 * sPrev[r1 + j] + w2 * sPrev[r2 + j] + w3 * sPrev[r3 + j];
     }
@@ -230,17 +240,7 @@ function sensitivityRow(
 }
 
 /** Adds I_t to rows k..k+rows-1 and scales them by 1 - h^2, all columns. */
-function finishRows(
-  n: number,
-  d: number,
-  p: number,
-  k: number,
-  rows: number,
-  hPrev: Float64Array,
-  x: Float64Array,
-  h: Float64Array,
-  sNext: Float64Array,
-): void {
+function finishRows(n: number, d: number, p: number, k: number, rows: number, hPrev: Float64Array, x: Float64Array, h: Float64Array, sNext: Float64Array): void {
   for (let row = k; row < k + rows; row++) {
     addImmediateJacobian(n, d, p, row, hPrev, x, sNext);
     const out = row * p;
@@ -250,20 +250,13 @@ function finishRows(
 }
 
 /** Adds I_t to rows k..k+rows-1 and scales them by 1 - h^2 over the block's I_t column ranges only. */
-function finishImmediateColumns(
-  n: number,
-  d: number,
-  p: number,
-  k: number,
-  rows: number,
-  hPrev: Float64Array,
-  x: Float64Array,
-  h: Float64Array,
-  sNext: Float64Array,
-): void {
-  const wStart = k * n, wEnd = wStart + rows * n;
-  const uStart = n * n + k * d, uEnd = uStart + rows * d;
-  const bStart = n * n + n * d + k, bEnd = bStart + rows;
+function finishImmediateColumns(n: number, d: number, p: number, k: number, rows: number, hPrev: Float64Array, x: Float64Array, h: Float64Array, sNext: Float64Array): void {
+  const wStart = k * n,
+    wEnd = wStart + rows * n;
+  const uStart = n * n + k * d,
+    uEnd = uStart + rows * d;
+  const bStart = n * n + n * d + k,
+    bEnd = bStart + rows;
   for (let row = k; row < k + rows; row++) {
     addImmediateJacobian(n, d, p, row, hPrev, x, sNext);
     const out = row * p;
@@ -275,15 +268,7 @@ function finishImmediateColumns(
 }
 
 /** Immediate Jacobian of row k: only row k's own blocks are non-zero. */
-function addImmediateJacobian(
-  n: number,
-  d: number,
-  p: number,
-  k: number,
-  hPrev: Float64Array,
-  x: Float64Array,
-  sNext: Float64Array,
-): void {
+function addImmediateJacobian(n: number, d: number, p: number, k: number, hPrev: Float64Array, x: Float64Array, sNext: Float64Array): void {
   const out = k * p;
   const wBlock = out + k * n;
   for (let j = 0; j < n; j++) sNext[wBlock + j] += hPrev[j];
@@ -296,19 +281,62 @@ function addImmediateJacobian(
 // a local. Weight w<row><i> = W[k + row, m + i]; s<i> = S_{t-1}[m + i, j].
 
 function assignGroupRows8(n: number, p: number, k: number, params: Float64Array, sPrev: Float64Array, sNext: Float64Array): void {
-  const wa = k * n, wb = wa + n, wc = wb + n, wd = wc + n, we = wd + n, wf = we + n, wg = wf + n, wh = wg + n;
-  const a0 = params[wa], a1 = params[wa + 1], a2 = params[wa + 2], a3 = params[wa + 3];
-  const b0 = params[wb], b1 = params[wb + 1], b2 = params[wb + 2], b3 = params[wb + 3];
-  const c0 = params[wc], c1 = params[wc + 1], c2 = params[wc + 2], c3 = params[wc + 3];
-  const d0 = params[wd], d1 = params[wd + 1], d2 = params[wd + 2], d3 = params[wd + 3];
-  const e0 = params[we], e1 = params[we + 1], e2 = params[we + 2], e3 = params[we + 3];
-  const f0 = params[wf], f1 = params[wf + 1], f2 = params[wf + 2], f3 = params[wf + 3];
-  const g0 = params[wg], g1 = params[wg + 1], g2 = params[wg + 2], g3 = params[wg + 3];
-  const h0 = params[wh], h1 = params[wh + 1], h2 = params[wh + 2], h3 = params[wh + 3];
-  const oa = k * p, ob = oa + p, oc = ob + p, od = oc + p, oe = od + p, of = oe + p, og = of + p, oh = og + p;
-  const r1 = p, r2 = 2 * p, r3 = 3 * p;
+  const wa = k * n,
+    wb = wa + n,
+    wc = wb + n,
+    wd = wc + n,
+    we = wd + n,
+    wf = we + n,
+    wg = wf + n,
+    wh = wg + n;
+  const a0 = params[wa],
+    a1 = params[wa + 1],
+    a2 = params[wa + 2],
+    a3 = params[wa + 3];
+  const b0 = params[wb],
+    b1 = params[wb + 1],
+    b2 = params[wb + 2],
+    b3 = params[wb + 3];
+  const c0 = params[wc],
+    c1 = params[wc + 1],
+    c2 = params[wc + 2],
+    c3 = params[wc + 3];
+  const d0 = params[wd],
+    d1 = params[wd + 1],
+    d2 = params[wd + 2],
+    d3 = params[wd + 3];
+  const e0 = params[we],
+    e1 = params[we + 1],
+    e2 = params[we + 2],
+    e3 = params[we + 3];
+  const f0 = params[wf],
+    f1 = params[wf + 1],
+    f2 = params[wf + 2],
+    f3 = params[wf + 3];
+  const g0 = params[wg],
+    g1 = params[wg + 1],
+    g2 = params[wg + 2],
+    g3 = params[wg + 3];
+  const h0 = params[wh],
+    h1 = params[wh + 1],
+    h2 = params[wh + 2],
+    h3 = params[wh + 3];
+  const oa = k * p,
+    ob = oa + p,
+    oc = ob + p,
+    od = oc + p,
+    oe = od + p,
+    of = oe + p,
+    og = of + p,
+    oh = og + p;
+  const r1 = p,
+    r2 = 2 * p,
+    r3 = 3 * p;
   for (let j = 0; j < p; j++) {
-    const s0 = sPrev[j], s1 = sPrev[r1 + j], s2 = sPrev[r2 + j], s3 = sPrev[r3 + j];
+    const s0 = sPrev[j],
+      s1 = sPrev[r1 + j],
+      s2 = sPrev[r2 + j],
+      s3 = sPrev[r3 + j];
     sNext[oa + j] = a0 * s0 + a1 * s1 + a2 * s2 + a3 * s3;
     sNext[ob + j] = b0 * s0 + b1 * s1 + b2 * s2 + b3 * s3;
     sNext[oc + j] = c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3;
@@ -320,30 +348,64 @@ function assignGroupRows8(n: number, p: number, k: number, params: Float64Array,
   }
 }
 
-function addGroupRows8(
-  n: number,
-  p: number,
-  k: number,
-  m: number,
-  params: Float64Array,
-  sPrev: Float64Array,
-  sNext: Float64Array,
-  from: number,
-  to: number,
-): void {
-  const wa = k * n + m, wb = wa + n, wc = wb + n, wd = wc + n, we = wd + n, wf = we + n, wg = wf + n, wh = wg + n;
-  const a0 = params[wa], a1 = params[wa + 1], a2 = params[wa + 2], a3 = params[wa + 3];
-  const b0 = params[wb], b1 = params[wb + 1], b2 = params[wb + 2], b3 = params[wb + 3];
-  const c0 = params[wc], c1 = params[wc + 1], c2 = params[wc + 2], c3 = params[wc + 3];
-  const d0 = params[wd], d1 = params[wd + 1], d2 = params[wd + 2], d3 = params[wd + 3];
-  const e0 = params[we], e1 = params[we + 1], e2 = params[we + 2], e3 = params[we + 3];
-  const f0 = params[wf], f1 = params[wf + 1], f2 = params[wf + 2], f3 = params[wf + 3];
-  const g0 = params[wg], g1 = params[wg + 1], g2 = params[wg + 2], g3 = params[wg + 3];
-  const h0 = params[wh], h1 = params[wh + 1], h2 = params[wh + 2], h3 = params[wh + 3];
-  const oa = k * p, ob = oa + p, oc = ob + p, od = oc + p, oe = od + p, of = oe + p, og = of + p, oh = og + p;
-  const r0 = m * p, r1 = r0 + p, r2 = r1 + p, r3 = r2 + p;
+function addGroupRows8(n: number, p: number, k: number, m: number, params: Float64Array, sPrev: Float64Array, sNext: Float64Array, from: number, to: number): void {
+  const wa = k * n + m,
+    wb = wa + n,
+    wc = wb + n,
+    wd = wc + n,
+    we = wd + n,
+    wf = we + n,
+    wg = wf + n,
+    wh = wg + n;
+  const a0 = params[wa],
+    a1 = params[wa + 1],
+    a2 = params[wa + 2],
+    a3 = params[wa + 3];
+  const b0 = params[wb],
+    b1 = params[wb + 1],
+    b2 = params[wb + 2],
+    b3 = params[wb + 3];
+  const c0 = params[wc],
+    c1 = params[wc + 1],
+    c2 = params[wc + 2],
+    c3 = params[wc + 3];
+  const d0 = params[wd],
+    d1 = params[wd + 1],
+    d2 = params[wd + 2],
+    d3 = params[wd + 3];
+  const e0 = params[we],
+    e1 = params[we + 1],
+    e2 = params[we + 2],
+    e3 = params[we + 3];
+  const f0 = params[wf],
+    f1 = params[wf + 1],
+    f2 = params[wf + 2],
+    f3 = params[wf + 3];
+  const g0 = params[wg],
+    g1 = params[wg + 1],
+    g2 = params[wg + 2],
+    g3 = params[wg + 3];
+  const h0 = params[wh],
+    h1 = params[wh + 1],
+    h2 = params[wh + 2],
+    h3 = params[wh + 3];
+  const oa = k * p,
+    ob = oa + p,
+    oc = ob + p,
+    od = oc + p,
+    oe = od + p,
+    of = oe + p,
+    og = of + p,
+    oh = og + p;
+  const r0 = m * p,
+    r1 = r0 + p,
+    r2 = r1 + p,
+    r3 = r2 + p;
   for (let j = from; j < to; j++) {
-    const s0 = sPrev[r0 + j], s1 = sPrev[r1 + j], s2 = sPrev[r2 + j], s3 = sPrev[r3 + j];
+    const s0 = sPrev[r0 + j],
+      s1 = sPrev[r1 + j],
+      s2 = sPrev[r2 + j],
+      s3 = sPrev[r3 + j];
     sNext[oa + j] += a0 * s0 + a1 * s1 + a2 * s2 + a3 * s3;
     sNext[ob + j] += b0 * s0 + b1 * s1 + b2 * s2 + b3 * s3;
     sNext[oc + j] += c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3;
@@ -368,21 +430,71 @@ function addGroupScaledRows8(
   from: number,
   to: number,
 ): void {
-  const wa = k * n + m, wb = wa + n, wc = wb + n, wd = wc + n, we = wd + n, wf = we + n, wg = wf + n, wh = wg + n;
-  const a0 = params[wa], a1 = params[wa + 1], a2 = params[wa + 2], a3 = params[wa + 3];
-  const b0 = params[wb], b1 = params[wb + 1], b2 = params[wb + 2], b3 = params[wb + 3];
-  const c0 = params[wc], c1 = params[wc + 1], c2 = params[wc + 2], c3 = params[wc + 3];
-  const d0 = params[wd], d1 = params[wd + 1], d2 = params[wd + 2], d3 = params[wd + 3];
-  const e0 = params[we], e1 = params[we + 1], e2 = params[we + 2], e3 = params[we + 3];
-  const f0 = params[wf], f1 = params[wf + 1], f2 = params[wf + 2], f3 = params[wf + 3];
-  const g0 = params[wg], g1 = params[wg + 1], g2 = params[wg + 2], g3 = params[wg + 3];
-  const h0 = params[wh], h1 = params[wh + 1], h2 = params[wh + 2], h3 = params[wh + 3];
-  const sa = 1 - h[k] * h[k], sb = 1 - h[k + 1] * h[k + 1], sc = 1 - h[k + 2] * h[k + 2], sd = 1 - h[k + 3] * h[k + 3];
-  const se = 1 - h[k + 4] * h[k + 4], sf = 1 - h[k + 5] * h[k + 5], sg = 1 - h[k + 6] * h[k + 6], sh = 1 - h[k + 7] * h[k + 7];
-  const oa = k * p, ob = oa + p, oc = ob + p, od = oc + p, oe = od + p, of = oe + p, og = of + p, oh = og + p;
-  const r0 = m * p, r1 = r0 + p, r2 = r1 + p, r3 = r2 + p;
+  const wa = k * n + m,
+    wb = wa + n,
+    wc = wb + n,
+    wd = wc + n,
+    we = wd + n,
+    wf = we + n,
+    wg = wf + n,
+    wh = wg + n;
+  const a0 = params[wa],
+    a1 = params[wa + 1],
+    a2 = params[wa + 2],
+    a3 = params[wa + 3];
+  const b0 = params[wb],
+    b1 = params[wb + 1],
+    b2 = params[wb + 2],
+    b3 = params[wb + 3];
+  const c0 = params[wc],
+    c1 = params[wc + 1],
+    c2 = params[wc + 2],
+    c3 = params[wc + 3];
+  const d0 = params[wd],
+    d1 = params[wd + 1],
+    d2 = params[wd + 2],
+    d3 = params[wd + 3];
+  const e0 = params[we],
+    e1 = params[we + 1],
+    e2 = params[we + 2],
+    e3 = params[we + 3];
+  const f0 = params[wf],
+    f1 = params[wf + 1],
+    f2 = params[wf + 2],
+    f3 = params[wf + 3];
+  const g0 = params[wg],
+    g1 = params[wg + 1],
+    g2 = params[wg + 2],
+    g3 = params[wg + 3];
+  const h0 = params[wh],
+    h1 = params[wh + 1],
+    h2 = params[wh + 2],
+    h3 = params[wh + 3];
+  const sa = 1 - h[k] * h[k],
+    sb = 1 - h[k + 1] * h[k + 1],
+    sc = 1 - h[k + 2] * h[k + 2],
+    sd = 1 - h[k + 3] * h[k + 3];
+  const se = 1 - h[k + 4] * h[k + 4],
+    sf = 1 - h[k + 5] * h[k + 5],
+    sg = 1 - h[k + 6] * h[k + 6],
+    sh = 1 - h[k + 7] * h[k + 7];
+  const oa = k * p,
+    ob = oa + p,
+    oc = ob + p,
+    od = oc + p,
+    oe = od + p,
+    of = oe + p,
+    og = of + p,
+    oh = og + p;
+  const r0 = m * p,
+    r1 = r0 + p,
+    r2 = r1 + p,
+    r3 = r2 + p;
   for (let j = from; j < to; j++) {
-    const s0 = sPrev[r0 + j], s1 = sPrev[r1 + j], s2 = sPrev[r2 + j], s3 = sPrev[r3 + j];
+    const s0 = sPrev[r0 + j],
+      s1 = sPrev[r1 + j],
+      s2 = sPrev[r2 + j],
+      s3 = sPrev[r3 + j];
     sNext[oa + j] = (sNext[oa + j] + (a0 * s0 + a1 * s1 + a2 * s2 + a3 * s3)) * sa;
     sNext[ob + j] = (sNext[ob + j] + (b0 * s0 + b1 * s1 + b2 * s2 + b3 * s3)) * sb;
     sNext[oc + j] = (sNext[oc + j] + (c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3)) * sc;
@@ -396,9 +508,22 @@ function addGroupScaledRows8(
 
 function addSourceRowRows8(n: number, p: number, k: number, m: number, params: Float64Array, sPrev: Float64Array, sNext: Float64Array): void {
   const wa = k * n + m;
-  const a = params[wa], b = params[wa + n], c = params[wa + 2 * n], d = params[wa + 3 * n];
-  const e = params[wa + 4 * n], f = params[wa + 5 * n], g = params[wa + 6 * n], h = params[wa + 7 * n];
-  const oa = k * p, ob = oa + p, oc = ob + p, od = oc + p, oe = od + p, of = oe + p, og = of + p, oh = og + p;
+  const a = params[wa],
+    b = params[wa + n],
+    c = params[wa + 2 * n],
+    d = params[wa + 3 * n];
+  const e = params[wa + 4 * n],
+    f = params[wa + 5 * n],
+    g = params[wa + 6 * n],
+    h = params[wa + 7 * n];
+  const oa = k * p,
+    ob = oa + p,
+    oc = ob + p,
+    od = oc + p,
+    oe = od + p,
+    of = oe + p,
+    og = of + p,
+    oh = og + p;
   const r = m * p;
   for (let j = 0; j < p; j++) {
     const s = sPrev[r + j];
@@ -414,15 +539,38 @@ function addSourceRowRows8(n: number, p: number, k: number, m: number, params: F
 }
 
 function assignGroupRows4(n: number, p: number, k: number, params: Float64Array, sPrev: Float64Array, sNext: Float64Array): void {
-  const wa = k * n, wb = wa + n, wc = wb + n, wd = wc + n;
-  const a0 = params[wa], a1 = params[wa + 1], a2 = params[wa + 2], a3 = params[wa + 3];
-  const b0 = params[wb], b1 = params[wb + 1], b2 = params[wb + 2], b3 = params[wb + 3];
-  const c0 = params[wc], c1 = params[wc + 1], c2 = params[wc + 2], c3 = params[wc + 3];
-  const d0 = params[wd], d1 = params[wd + 1], d2 = params[wd + 2], d3 = params[wd + 3];
-  const oa = k * p, ob = oa + p, oc = ob + p, od = oc + p;
-  const r1 = p, r2 = 2 * p, r3 = 3 * p;
+  const wa = k * n,
+    wb = wa + n,
+    wc = wb + n,
+    wd = wc + n;
+  const a0 = params[wa],
+    a1 = params[wa + 1],
+    a2 = params[wa + 2],
+    a3 = params[wa + 3];
+  const b0 = params[wb],
+    b1 = params[wb + 1],
+    b2 = params[wb + 2],
+    b3 = params[wb + 3];
+  const c0 = params[wc],
+    c1 = params[wc + 1],
+    c2 = params[wc + 2],
+    c3 = params[wc + 3];
+  const d0 = params[wd],
+    d1 = params[wd + 1],
+    d2 = params[wd + 2],
+    d3 = params[wd + 3];
+  const oa = k * p,
+    ob = oa + p,
+    oc = ob + p,
+    od = oc + p;
+  const r1 = p,
+    r2 = 2 * p,
+    r3 = 3 * p;
   for (let j = 0; j < p; j++) {
-    const s0 = sPrev[j], s1 = sPrev[r1 + j], s2 = sPrev[r2 + j], s3 = sPrev[r3 + j];
+    const s0 = sPrev[j],
+      s1 = sPrev[r1 + j],
+      s2 = sPrev[r2 + j],
+      s3 = sPrev[r3 + j];
     sNext[oa + j] = a0 * s0 + a1 * s1 + a2 * s2 + a3 * s3;
     sNext[ob + j] = b0 * s0 + b1 * s1 + b2 * s2 + b3 * s3;
     sNext[oc + j] = c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3;
@@ -430,26 +578,40 @@ function assignGroupRows4(n: number, p: number, k: number, params: Float64Array,
   }
 }
 
-function addGroupRows4(
-  n: number,
-  p: number,
-  k: number,
-  m: number,
-  params: Float64Array,
-  sPrev: Float64Array,
-  sNext: Float64Array,
-  from: number,
-  to: number,
-): void {
-  const wa = k * n + m, wb = wa + n, wc = wb + n, wd = wc + n;
-  const a0 = params[wa], a1 = params[wa + 1], a2 = params[wa + 2], a3 = params[wa + 3];
-  const b0 = params[wb], b1 = params[wb + 1], b2 = params[wb + 2], b3 = params[wb + 3];
-  const c0 = params[wc], c1 = params[wc + 1], c2 = params[wc + 2], c3 = params[wc + 3];
-  const d0 = params[wd], d1 = params[wd + 1], d2 = params[wd + 2], d3 = params[wd + 3];
-  const oa = k * p, ob = oa + p, oc = ob + p, od = oc + p;
-  const r0 = m * p, r1 = r0 + p, r2 = r1 + p, r3 = r2 + p;
+function addGroupRows4(n: number, p: number, k: number, m: number, params: Float64Array, sPrev: Float64Array, sNext: Float64Array, from: number, to: number): void {
+  const wa = k * n + m,
+    wb = wa + n,
+    wc = wb + n,
+    wd = wc + n;
+  const a0 = params[wa],
+    a1 = params[wa + 1],
+    a2 = params[wa + 2],
+    a3 = params[wa + 3];
+  const b0 = params[wb],
+    b1 = params[wb + 1],
+    b2 = params[wb + 2],
+    b3 = params[wb + 3];
+  const c0 = params[wc],
+    c1 = params[wc + 1],
+    c2 = params[wc + 2],
+    c3 = params[wc + 3];
+  const d0 = params[wd],
+    d1 = params[wd + 1],
+    d2 = params[wd + 2],
+    d3 = params[wd + 3];
+  const oa = k * p,
+    ob = oa + p,
+    oc = ob + p,
+    od = oc + p;
+  const r0 = m * p,
+    r1 = r0 + p,
+    r2 = r1 + p,
+    r3 = r2 + p;
   for (let j = from; j < to; j++) {
-    const s0 = sPrev[r0 + j], s1 = sPrev[r1 + j], s2 = sPrev[r2 + j], s3 = sPrev[r3 + j];
+    const s0 = sPrev[r0 + j],
+      s1 = sPrev[r1 + j],
+      s2 = sPrev[r2 + j],
+      s3 = sPrev[r3 + j];
     sNext[oa + j] += a0 * s0 + a1 * s1 + a2 * s2 + a3 * s3;
     sNext[ob + j] += b0 * s0 + b1 * s1 + b2 * s2 + b3 * s3;
     sNext[oc + j] += c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3;
@@ -469,16 +631,43 @@ function addGroupScaledRows4(
   from: number,
   to: number,
 ): void {
-  const wa = k * n + m, wb = wa + n, wc = wb + n, wd = wc + n;
-  const a0 = params[wa], a1 = params[wa + 1], a2 = params[wa + 2], a3 = params[wa + 3];
-  const b0 = params[wb], b1 = params[wb + 1], b2 = params[wb + 2], b3 = params[wb + 3];
-  const c0 = params[wc], c1 = params[wc + 1], c2 = params[wc + 2], c3 = params[wc + 3];
-  const d0 = params[wd], d1 = params[wd + 1], d2 = params[wd + 2], d3 = params[wd + 3];
-  const sa = 1 - h[k] * h[k], sb = 1 - h[k + 1] * h[k + 1], sc = 1 - h[k + 2] * h[k + 2], sd = 1 - h[k + 3] * h[k + 3];
-  const oa = k * p, ob = oa + p, oc = ob + p, od = oc + p;
-  const r0 = m * p, r1 = r0 + p, r2 = r1 + p, r3 = r2 + p;
+  const wa = k * n + m,
+    wb = wa + n,
+    wc = wb + n,
+    wd = wc + n;
+  const a0 = params[wa],
+    a1 = params[wa + 1],
+    a2 = params[wa + 2],
+    a3 = params[wa + 3];
+  const b0 = params[wb],
+    b1 = params[wb + 1],
+    b2 = params[wb + 2],
+    b3 = params[wb + 3];
+  const c0 = params[wc],
+    c1 = params[wc + 1],
+    c2 = params[wc + 2],
+    c3 = params[wc + 3];
+  const d0 = params[wd],
+    d1 = params[wd + 1],
+    d2 = params[wd + 2],
+    d3 = params[wd + 3];
+  const sa = 1 - h[k] * h[k],
+    sb = 1 - h[k + 1] * h[k + 1],
+    sc = 1 - h[k + 2] * h[k + 2],
+    sd = 1 - h[k + 3] * h[k + 3];
+  const oa = k * p,
+    ob = oa + p,
+    oc = ob + p,
+    od = oc + p;
+  const r0 = m * p,
+    r1 = r0 + p,
+    r2 = r1 + p,
+    r3 = r2 + p;
   for (let j = from; j < to; j++) {
-    const s0 = sPrev[r0 + j], s1 = sPrev[r1 + j], s2 = sPrev[r2 + j], s3 = sPrev[r3 + j];
+    const s0 = sPrev[r0 + j],
+      s1 = sPrev[r1 + j],
+      s2 = sPrev[r2 + j],
+      s3 = sPrev[r3 + j];
     sNext[oa + j] = (sNext[oa + j] + (a0 * s0 + a1 * s1 + a2 * s2 + a3 * s3)) * sa;
     sNext[ob + j] = (sNext[ob + j] + (b0 * s0 + b1 * s1 + b2 * s2 + b3 * s3)) * sb;
     sNext[oc + j] = (sNext[oc + j] + (c0 * s0 + c1 * s1 + c2 * s2 + c3 * s3)) * sc;
@@ -488,8 +677,14 @@ function addGroupScaledRows4(
 
 function addSourceRowRows4(n: number, p: number, k: number, m: number, params: Float64Array, sPrev: Float64Array, sNext: Float64Array): void {
   const wa = k * n + m;
-  const a = params[wa], b = params[wa + n], c = params[wa + 2 * n], d = params[wa + 3 * n];
-  const oa = k * p, ob = oa + p, oc = ob + p, od = oc + p;
+  const a = params[wa],
+    b = params[wa + n],
+    c = params[wa + 2 * n],
+    d = params[wa + 3 * n];
+  const oa = k * p,
+    ob = oa + p,
+    oc = ob + p,
+    od = oc + p;
   const r = m * p;
   for (let j = 0; j < p; j++) {
     const s = sPrev[r + j];
@@ -525,29 +720,43 @@ export function projectSensitivity(
     let k = 0;
     // Eight (then four) source rows per pass keep the running sum in a register between them.
     for (; k + 7 < n; k += 8) {
-      const v0 = scale * params[vRow + k], v1 = scale * params[vRow + k + 1];
-      const v2 = scale * params[vRow + k + 2], v3 = scale * params[vRow + k + 3];
-      const v4 = scale * params[vRow + k + 4], v5 = scale * params[vRow + k + 5];
-      const v6 = scale * params[vRow + k + 6], v7 = scale * params[vRow + k + 7];
+      const v0 = scale * params[vRow + k],
+        v1 = scale * params[vRow + k + 1];
+      const v2 = scale * params[vRow + k + 2],
+        v3 = scale * params[vRow + k + 3];
+      const v4 = scale * params[vRow + k + 4],
+        v5 = scale * params[vRow + k + 5];
+      const v6 = scale * params[vRow + k + 6],
+        v7 = scale * params[vRow + k + 7];
       if (v0 === 0 || v1 === 0 || v2 === 0 || v3 === 0 || v4 === 0 || v5 === 0 || v6 === 0 || v7 === 0) {
         addScaledRowsSkippingZeros(p, k, k + 8, vRow, scale, params, s, rows, dst);
         continue;
       }
-      const r0 = k * p, r1 = r0 + p, r2 = r1 + p, r3 = r2 + p, r4 = r3 + p, r5 = r4 + p, r6 = r5 + p, r7 = r6 + p;
+      const r0 = k * p,
+        r1 = r0 + p,
+        r2 = r1 + p,
+        r3 = r2 + p,
+        r4 = r3 + p,
+        r5 = r4 + p,
+        r6 = r5 + p,
+        r7 = r6 + p;
       for (let j = 0; j < p; j++) {
-        rows[dst + j] =
-          rows[dst + j] + v0 * s[r0 + j] + v1 * s[r1 + j] + v2 * s[r2 + j] + v3 * s[r3 + j] +
-          v4 * s[r4 + j] + v5 * s[r5 + j] + v6 * s[r6 + j] + v7 * s[r7 + j];
+        rows[dst + j] = rows[dst + j] + v0 * s[r0 + j] + v1 * s[r1 + j] + v2 * s[r2 + j] + v3 * s[r3 + j] + v4 * s[r4 + j] + v5 * s[r5 + j] + v6 * s[r6 + j] + v7 * s[r7 + j];
       }
     }
     for (; k + 3 < n; k += 4) {
-      const v0 = scale * params[vRow + k], v1 = scale * params[vRow + k + 1];
-      const v2 = scale * params[vRow + k + 2], v3 = scale * params[vRow + k + 3];
+      const v0 = scale * params[vRow + k],
+        v1 = scale * params[vRow + k + 1];
+      const v2 = scale * params[vRow + k + 2],
+        v3 = scale * params[vRow + k + 3];
       if (v0 === 0 || v1 === 0 || v2 === 0 || v3 === 0) {
         addScaledRowsSkippingZeros(p, k, k + 4, vRow, scale, params, s, rows, dst);
         continue;
       }
-      const r0 = k * p, r1 = r0 + p, r2 = r1 + p, r3 = r2 + p;
+      const r0 = k * p,
+        r1 = r0 + p,
+        r2 = r1 + p,
+        r3 = r2 + p;
       for (let j = 0; j < p; j++) {
         rows[dst + j] = rows[dst + j] + v0 * s[r0 + j] + v1 * s[r1 + j] + v2 * s[r2 + j] + v3 * s[r3 + j];
       }

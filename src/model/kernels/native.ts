@@ -20,9 +20,20 @@ export interface NativeRtrlAddon {
    * and the rows are then zero).
    */
   step(
-    n: number, d: number, classes: number, vOffset: number, scale: number,
-    params: Float64Array, hPrev: Float64Array, x: Float64Array, h: Float64Array,
-    sPrev: Float64Array, s: Float64Array, probs: Float64Array, rows: Float64Array, rowsOffset: number,
+    n: number,
+    d: number,
+    classes: number,
+    vOffset: number,
+    scale: number,
+    params: Float64Array,
+    hPrev: Float64Array,
+    x: Float64Array,
+    h: Float64Array,
+    sPrev: Float64Array,
+    s: Float64Array,
+    probs: Float64Array,
+    rows: Float64Array,
+    rowsOffset: number,
     logitOffsets: Float64Array | null,
     ...batchSums: [] | [sumRows: Float64Array, sumProbRows: Float64Array, sumProbHidden: Float64Array, sumHidden: Float64Array, sumProbs: Float64Array]
   ): boolean;
@@ -33,8 +44,19 @@ export interface NativeRtrlAddon {
    * and bias corrections of this step. Returns 0 applied, 1 clipped, 2 skipped (non-finite).
    */
   adam(
-    params: Float64Array, grad: Float64Array, m: Float64Array, v: Float64Array, decayMask: Uint8Array,
-    l2: number, clipNorm: number, rate: number, beta1: number, beta2: number, epsilon: number, correction1: number, correction2: number,
+    params: Float64Array,
+    grad: Float64Array,
+    m: Float64Array,
+    v: Float64Array,
+    decayMask: Uint8Array,
+    l2: number,
+    clipNorm: number,
+    rate: number,
+    beta1: number,
+    beta2: number,
+    epsilon: number,
+    correction1: number,
+    correction2: number,
   ): number;
   /** grad[0..P) = sum_c probs[c] rows[c,:] - rows[label,:], rtrl.ts's FIFO gradient, bit for bit. */
   projectedGradient(classes: number, p: number, rows: Float64Array, rowsOffset: number, probs: Float64Array, probsOffset: number, label: number, grad: Float64Array): void;
@@ -51,9 +73,23 @@ export interface NativeRtrlAddon {
    * `skipInputs` is the input skip Q's width (C x skipInputs after c in params; 0: none).
    */
   tbpttGradient(
-    n: number, d: number, classes: number, skipInputs: number, truncation: number, label: number, scale: number, params: Float64Array,
-    historySize: number, historyInputs: Float64Array, historyHidden: Float64Array,
-    pendingSlots: number, head: number, count: number, pendingTicks: Float64Array, pendingProbs: Float64Array, pendingOutputWeights: Float64Array,
+    n: number,
+    d: number,
+    classes: number,
+    skipInputs: number,
+    truncation: number,
+    label: number,
+    scale: number,
+    params: Float64Array,
+    historySize: number,
+    historyInputs: Float64Array,
+    historyHidden: Float64Array,
+    pendingSlots: number,
+    head: number,
+    count: number,
+    pendingTicks: Float64Array,
+    pendingProbs: Float64Array,
+    pendingOutputWeights: Float64Array,
     grad: Float64Array,
   ): void;
   /** `iterations` rounds of independent in-register FMAs: [flops, checksum]. */
@@ -73,7 +109,10 @@ export function findNativeAddon(root: string = packageRoot()): string | undefine
 function isAddon(value: unknown): value is NativeRtrlAddon {
   if (typeof value !== 'object' || value === null) return false;
   const exports = value as Record<string, unknown>;
-  return Array.isArray(exports.supportedIsas) && ['isa', 'select', 'step', 'sensitivity', 'fmaLoop', 'adam', 'projectedGradient', 'setThreads', 'threads', 'tbpttGradient'].every((name) => typeof exports[name] === 'function');
+  return (
+    Array.isArray(exports.supportedIsas) &&
+    ['isa', 'select', 'step', 'sensitivity', 'fmaLoop', 'adam', 'projectedGradient', 'setThreads', 'threads', 'tbpttGradient'].every((name) => typeof exports[name] === 'function')
+  );
 }
 
 /** Loads the addon at `path` (undefined: none was built). */
