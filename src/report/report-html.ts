@@ -230,38 +230,28 @@ function finitePoints(series: Series): Series {
 function axes(x: Scale, y: Scale, xTitle: string, yTitle: string, toX: (v: number) => number, toY: (v: number) => number): Markup {
   const bottom = MARGIN.top + PLOT_H;
   return html`<g class="axes">
-    <line class="axis" x1="${px(MARGIN.left)}" y1="${px(bottom)}" x2="${px(MARGIN.left + PLOT_W)}" y2="${px(bottom)}" />
-    <line class="axis" x1="${px(MARGIN.left)}" y1="${px(MARGIN.top)}" x2="${px(MARGIN.left)}" y2="${px(bottom)}" />
-    ${x.ticks.map(
-      (tick) =>
-        html`<line class="tick" x1="${px(toX(tick))}" y1="${px(bottom)}" x2="${px(toX(tick))}" y2="${px(bottom + 5)}" /><text
-            class="tick-label"
-            x="${px(toX(tick))}"
-            y="${px(bottom + 18)}"
-            text-anchor="middle"
-            >${x.label(tick)}</text
-          > `,
-    )}${y.ticks.map(
-      (tick) =>
-        html`<line class="grid" x1="${px(MARGIN.left)}" y1="${px(toY(tick))}" x2="${px(MARGIN.left + PLOT_W)}" y2="${px(toY(tick))}" /><text
-            class="tick-label"
-            x="${px(MARGIN.left - 8)}"
-            y="${px(toY(tick) + 4)}"
-            text-anchor="end"
-            >${y.label(tick)}</text
-          > `,
-    )}<text class="axis-title" x="${px(MARGIN.left + PLOT_W / 2)}" y="${px(HEIGHT - 6)}" text-anchor="middle">${xTitle}</text>
-    <text class="axis-title" transform="translate(14 ${px(MARGIN.top + PLOT_H / 2)}) rotate(-90)" text-anchor="middle">${yTitle}</text>
-  </g>`;
+<line class="axis" x1="${px(MARGIN.left)}" y1="${px(bottom)}" x2="${px(MARGIN.left + PLOT_W)}" y2="${px(bottom)}"/>
+<line class="axis" x1="${px(MARGIN.left)}" y1="${px(MARGIN.top)}" x2="${px(MARGIN.left)}" y2="${px(bottom)}"/>
+${x.ticks.map(
+  (
+    tick,
+  ) => html`<line class="tick" x1="${px(toX(tick))}" y1="${px(bottom)}" x2="${px(toX(tick))}" y2="${px(bottom + 5)}"/><text class="tick-label" x="${px(toX(tick))}" y="${px(bottom + 18)}" text-anchor="middle">${x.label(tick)}</text>
+`,
+)}${y.ticks.map(
+    (
+      tick,
+    ) => html`<line class="grid" x1="${px(MARGIN.left)}" y1="${px(toY(tick))}" x2="${px(MARGIN.left + PLOT_W)}" y2="${px(toY(tick))}"/><text class="tick-label" x="${px(MARGIN.left - 8)}" y="${px(toY(tick) + 4)}" text-anchor="end">${y.label(tick)}</text>
+`,
+  )}<text class="axis-title" x="${px(MARGIN.left + PLOT_W / 2)}" y="${px(HEIGHT - 6)}" text-anchor="middle">${xTitle}</text>
+<text class="axis-title" transform="translate(14 ${px(MARGIN.top + PLOT_H / 2)}) rotate(-90)" text-anchor="middle">${yTitle}</text>
+</g>`;
 }
 
 function legend(entries: ReadonlyArray<{ name: string; color: string; note?: string }>): Markup {
   let x = MARGIN.left;
   const items = entries.map((entry) => {
     const text = entry.note ? `${entry.name} ${entry.note}` : entry.name;
-    const item = html`<g class="legend-item"
-      ><line x1="${px(x)}" y1="14" x2="${px(x + 18)}" y2="14" stroke="${entry.color}" stroke-width="3" /><text x="${px(x + 24)}" y="18">${text}</text></g
-    >`;
+    const item = html`<g class="legend-item"><line x1="${px(x)}" y1="14" x2="${px(x + 18)}" y2="14" stroke="${entry.color}" stroke-width="3"/><text x="${px(x + 24)}" y="18">${text}</text></g>`;
     x += 40 + text.length * 7.8;
     return item;
   });
@@ -271,8 +261,8 @@ function legend(entries: ReadonlyArray<{ name: string; color: string; note?: str
 function polyline(series: Series, toX: (v: number) => number, toY: (v: number) => number): Markup {
   const points = series.xs.map((x, i) => `${px(toX(x))},${px(toY(series.ys[i]))}`).join(' ');
   // A lone point draws nothing as a polyline, so it also gets a dot.
-  const dot = series.xs.length === 1 ? html`<circle class="lone-point" cx="${px(toX(series.xs[0]))}" cy="${px(toY(series.ys[0]))}" r="3" fill="${series.color}" />` : null;
-  return html`<polyline class="series" data-series="${series.name}" points="${points}" fill="none" stroke="${series.color}" stroke-width="1.5" />${dot}`;
+  const dot = series.xs.length === 1 ? html`<circle class="lone-point" cx="${px(toX(series.xs[0]))}" cy="${px(toY(series.ys[0]))}" r="3" fill="${series.color}"/>` : null;
+  return html`<polyline class="series" data-series="${series.name}" points="${points}" fill="none" stroke="${series.color}" stroke-width="1.5"/>${dot}`;
 }
 
 /** Lines over time; one polyline per series that has at least one finite point. */
@@ -281,10 +271,7 @@ function timeChart(options: { readonly label: string; readonly series: readonly 
   const withPoints = drawable.filter((s) => s.xs.length > 0);
   const notes = drawable.map((s) => ({ name: s.name, color: s.color, note: s.xs.length ? undefined : '(no scored predictions)' }));
   if (withPoints.length === 0) {
-    return html`<svg class="chart" role="img" aria-label="${options.label}" viewBox="0 0 ${WIDTH} 60" width="${WIDTH}" height="60">
-      ${legend(notes)}
-      <text class="empty" x="${px(MARGIN.left)}" y="46">no data</text>
-    </svg>`;
+    return html`<svg class="chart" role="img" aria-label="${options.label}" viewBox="0 0 ${WIDTH} 60" width="${WIDTH}" height="60">${legend(notes)}<text class="empty" x="${px(MARGIN.left)}" y="46">no data</text></svg>`;
   }
   const x = timeScale(withPoints.flatMap((s) => s.xs));
   const y = valueScale(
@@ -294,8 +281,10 @@ function timeChart(options: { readonly label: string; readonly series: readonly 
   const toX = (v: number): number => MARGIN.left + ((v - x.lo) / (x.hi - x.lo)) * PLOT_W;
   const toY = (v: number): number => MARGIN.top + PLOT_H - ((v - y.lo) / (y.hi - y.lo)) * PLOT_H;
   return html`<svg class="chart" role="img" aria-label="${options.label}" viewBox="0 0 ${WIDTH} ${HEIGHT}" width="${WIDTH}" height="${HEIGHT}">
-    ${axes(x, y, 'time (UTC)', options.yTitle, toX, toY)} ${legend(notes)} ${withPoints.map((s) => polyline(s, toX, toY))}
-  </svg>`;
+${axes(x, y, 'time (UTC)', options.yTitle, toX, toY)}
+${legend(notes)}
+${withPoints.map((s) => polyline(s, toX, toY))}
+</svg>`;
 }
 
 function reliabilityChart(timeline: TimelineData): Markup {
@@ -318,45 +307,27 @@ function reliabilityChart(timeline: TimelineData): Markup {
     };
     const dots = bins.map(
       (bin) =>
-        html`<circle
-          cx="${px(toX(bin.meanPredicted as number))}"
-          cy="${px(toY(bin.observedFrequency as number))}"
-          r="${px(2 + 5 * Math.sqrt(bin.count / maxCount))}"
-          fill="${color}"
-          fill-opacity="0.35"
-          stroke="${color}"
-          ><title>
-            ${model.name}: P(up) ${bin.lower.toFixed(1)}–${bin.upper.toFixed(1)}, n=${formatCount(bin.count)}, predicted ${formatFixed(bin.meanPredicted, 3)}, observed
-            ${formatFixed(bin.observedFrequency, 3)}
-          </title></circle
-        >`,
+        html`<circle cx="${px(toX(bin.meanPredicted as number))}" cy="${px(toY(bin.observedFrequency as number))}" r="${px(2 + 5 * Math.sqrt(bin.count / maxCount))}" fill="${color}" fill-opacity="0.35" stroke="${color}"><title>${model.name}: P(up) ${bin.lower.toFixed(1)}–${bin.upper.toFixed(1)}, n=${formatCount(bin.count)}, predicted ${formatFixed(bin.meanPredicted, 3)}, observed ${formatFixed(bin.observedFrequency, 3)}</title></circle>`,
     );
     return html`${polyline(series, toX, toY)}${dots}`;
   });
   const bottom = top + size;
   const ticks = unit.ticks.map(
-    (t) =>
-      html`<line class="grid" x1="${px(left)}" y1="${px(toY(t))}" x2="${px(left + size)}" y2="${px(toY(t))}" /><text
-          class="tick-label"
-          x="${px(left - 8)}"
-          y="${px(toY(t) + 4)}"
-          text-anchor="end"
-          >${unit.label(t)}</text
-        ><text class="tick-label" x="${px(toX(t))}" y="${px(bottom + 18)}" text-anchor="middle">${unit.label(t)}</text> `,
+    (
+      t,
+    ) => html`<line class="grid" x1="${px(left)}" y1="${px(toY(t))}" x2="${px(left + size)}" y2="${px(toY(t))}"/><text class="tick-label" x="${px(left - 8)}" y="${px(toY(t) + 4)}" text-anchor="end">${unit.label(t)}</text><text class="tick-label" x="${px(toX(t))}" y="${px(bottom + 18)}" text-anchor="middle">${unit.label(t)}</text>
+`,
   );
   const height = bottom + MARGIN.bottom;
   return html`<svg class="chart" role="img" aria-label="reliability diagram" viewBox="0 0 ${WIDTH} ${height}" width="${WIDTH}" height="${height}">
-    ${legend(timeline.models.map((model, m) => ({ name: model.name, color: colorOf(m), note: model.calibration.some((bin) => bin.count > 0) ? undefined : '(no scored predictions)' })))}
-    <g class="axes">
-      ${ticks}
-      <line class="axis" x1="${px(left)}" y1="${px(bottom)}" x2="${px(left + size)}" y2="${px(bottom)}" />
-      <line class="axis" x1="${px(left)}" y1="${px(top)}" x2="${px(left)}" y2="${px(bottom)}" />
-      <text class="axis-title" x="${px(left + size / 2)}" y="${px(height - 6)}" text-anchor="middle">mean predicted P(up)</text>
-      <text class="axis-title" transform="translate(14 ${px(top + size / 2)}) rotate(-90)" text-anchor="middle">observed frequency of up</text>
-    </g>
-    <line class="diagonal" x1="${px(toX(0))}" y1="${px(toY(0))}" x2="${px(toX(1))}" y2="${px(toY(1))}" />
-    ${modelMarks} ${binCountBars(timeline, left + size + 90, top, WIDTH - MARGIN.right - (left + size + 90), size, maxCount)}
-  </svg>`;
+${legend(timeline.models.map((model, m) => ({ name: model.name, color: colorOf(m), note: model.calibration.some((bin) => bin.count > 0) ? undefined : '(no scored predictions)' })))}
+<g class="axes">${ticks}<line class="axis" x1="${px(left)}" y1="${px(bottom)}" x2="${px(left + size)}" y2="${px(bottom)}"/><line class="axis" x1="${px(left)}" y1="${px(top)}" x2="${px(left)}" y2="${px(bottom)}"/>
+<text class="axis-title" x="${px(left + size / 2)}" y="${px(height - 6)}" text-anchor="middle">mean predicted P(up)</text>
+<text class="axis-title" transform="translate(14 ${px(top + size / 2)}) rotate(-90)" text-anchor="middle">observed frequency of up</text></g>
+<line class="diagonal" x1="${px(toX(0))}" y1="${px(toY(0))}" x2="${px(toX(1))}" y2="${px(toY(1))}"/>
+${modelMarks}
+${binCountBars(timeline, left + size + 90, top, WIDTH - MARGIN.right - (left + size + 90), size, maxCount)}
+</svg>`;
 }
 
 /** Predictions per P(up) bin, one bar per model in each bin, beside the reliability plot. */
@@ -370,26 +341,18 @@ function binCountBars(timeline: TimelineData, left: number, top: number, width: 
   const bars = timeline.models.map((model, m) =>
     model.calibration.map((bin, b) =>
       bin.count > 0
-        ? html`<rect
-            class="bin-bar"
-            x="${px(left + b * binWidth + binWidth * 0.1 + m * barWidth)}"
-            y="${px(toY(bin.count))}"
-            width="${px(barWidth)}"
-            height="${px(top + height - toY(bin.count))}"
-            fill="${colorOf(m)}"
-            ><title>${model.name}: ${formatCount(bin.count)} predictions with P(up) in ${bin.lower.toFixed(1)}–${bin.upper.toFixed(1)}</title></rect
-          >`
+        ? html`<rect class="bin-bar" x="${px(left + b * binWidth + binWidth * 0.1 + m * barWidth)}" y="${px(toY(bin.count))}" width="${px(barWidth)}" height="${px(top + height - toY(bin.count))}" fill="${colorOf(m)}"><title>${model.name}: ${formatCount(bin.count)} predictions with P(up) in ${bin.lower.toFixed(1)}–${bin.upper.toFixed(1)}</title></rect>`
         : null,
     ),
   );
   const bottom = top + height;
   return html`<g class="bin-counts">
-    ${y.ticks.map((tick) => html`<line class="grid" x1="${px(left)}" y1="${px(toY(tick))}" x2="${px(left + width)}" y2="${px(toY(tick))}" /><text class="tick-label" x="${px(left - 6)}" y="${px(toY(tick) + 4)}" text-anchor="end">${formatCount(tick)}</text>`)}
-    ${[0, bins / 2, bins].map((b) => html`<text class="tick-label" x="${px(left + b * binWidth)}" y="${px(bottom + 18)}" text-anchor="middle">${(b / bins).toFixed(1)}</text>`)}
-    <line class="axis" x1="${px(left)}" y1="${px(bottom)}" x2="${px(left + width)}" y2="${px(bottom)}" />
-    ${bars}
-    <text class="axis-title" x="${px(left + width / 2)}" y="${px(bottom + 38)}" text-anchor="middle">predictions per P(up) bin</text>
-  </g>`;
+${y.ticks.map((tick) => html`<line class="grid" x1="${px(left)}" y1="${px(toY(tick))}" x2="${px(left + width)}" y2="${px(toY(tick))}"/><text class="tick-label" x="${px(left - 6)}" y="${px(toY(tick) + 4)}" text-anchor="end">${formatCount(tick)}</text>`)}
+${[0, bins / 2, bins].map((b) => html`<text class="tick-label" x="${px(left + b * binWidth)}" y="${px(bottom + 18)}" text-anchor="middle">${(b / bins).toFixed(1)}</text>`)}
+<line class="axis" x1="${px(left)}" y1="${px(bottom)}" x2="${px(left + width)}" y2="${px(bottom)}"/>
+${bars}
+<text class="axis-title" x="${px(left + width / 2)}" y="${px(bottom + 38)}" text-anchor="middle">predictions per P(up) bin</text>
+</g>`;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -436,79 +399,41 @@ function metricsTable(report: ReplayReportData): Markup {
       : new Set<number>(),
   );
   const rows = models.map(
-    (model, i) =>
-      html`<tr>
-        <th scope="row"><span class="swatch" style="background:${colorOf(i)}"></span>${model.name}</th>
-        ${columns.map((column, c) => {
-          const value = column.value(i);
-          const text = column.digits === 0 && typeof value === 'number' ? formatCount(value) : formatFixed(value, column.digits);
-          return html`<td class="${winners[c].has(i) ? 'num best' : 'num'}">${text}</td>`;
-        })}
-      </tr> `,
+    (model, i) => html`<tr><th scope="row"><span class="swatch" style="background:${colorOf(i)}"></span>${model.name}</th>${columns.map((column, c) => {
+      const value = column.value(i);
+      const text = column.digits === 0 && typeof value === 'number' ? formatCount(value) : formatFixed(value, column.digits);
+      return html`<td class="${winners[c].has(i) ? 'num best' : 'num'}">${text}</td>`;
+    })}</tr>
+`,
   );
   return html`<table class="metrics">
-    <thead>
-      <tr>
-        <th scope="col">model</th>
-        ${columns.map((column) => html`<th scope="col">${column.title}${column.better ? (column.better === 'higher' ? ' ↑' : ' ↓') : ''}</th>`)}
-      </tr>
-    </thead>
-    <tbody>
-      ${rows}
-    </tbody>
-  </table>`;
+<thead><tr><th scope="col">model</th>${columns.map((column) => html`<th scope="col">${column.title}${column.better ? (column.better === 'higher' ? ' ↑' : ' ↓') : ''}</th>`)}</tr></thead>
+<tbody>
+${rows}</tbody>
+</table>`;
 }
 
 function confusionTable(name: string, color: string, summary: MetricsSummary, classNames: readonly string[]): Markup {
   const nameOf = (c: number): string => classNames[c] ?? `class ${c}`;
   const rows = summary.confusion.map((row, t) => {
     const total = row.reduce((a, b) => a + b, 0);
-    return html`<tr>
-      <th scope="row">${nameOf(t)}</th>
-      ${row.map((count, p) => {
-        const share = total ? count / total : 0;
-        const style = `background:rgba(37,99,235,${share.toFixed(3)});color:${share > 0.55 ? '#fff' : '#111'}`;
-        return html`<td class="num" style="${style}" title="${`${formatCount(count)} of ${formatCount(total)} true ${nameOf(t)} predicted ${nameOf(p)}`}">
-          ${formatCount(count)}<small>${total ? ` ${(share * 100).toFixed(0)}%` : ''}</small>
-        </td>`;
-      })}
-    </tr>`;
+    return html`<tr><th scope="row">${nameOf(t)}</th>${row.map((count, p) => {
+      const share = total ? count / total : 0;
+      const style = `background:rgba(37,99,235,${share.toFixed(3)});color:${share > 0.55 ? '#fff' : '#111'}`;
+      return html`<td class="num" style="${style}" title="${`${formatCount(count)} of ${formatCount(total)} true ${nameOf(t)} predicted ${nameOf(p)}`}">${formatCount(count)}<small>${total ? ` ${(share * 100).toFixed(0)}%` : ''}</small></td>`;
+    })}</tr>`;
   });
-  return html`<figure class="confusion">
-    <figcaption><span class="swatch" style="background:${color}"></span>${name} <small>(n=${formatCount(summary.n)})</small></figcaption>
-    <table>
-      <thead>
-        <tr>
-          <th scope="col">true ↓ / predicted →</th>
-          ${summary.confusion.map((_, p) => html`<th scope="col">${nameOf(p)}</th>`)}
-        </tr>
-      </thead>
-      <tbody>
-        ${rows}
-      </tbody>
-    </table>
-  </figure>`;
+  return html`<figure class="confusion"><figcaption><span class="swatch" style="background:${color}"></span>${name} <small>(n=${formatCount(summary.n)})</small></figcaption>
+<table><thead><tr><th scope="col">true ↓ / predicted →</th>${summary.confusion.map((_, p) => html`<th scope="col">${nameOf(p)}</th>`)}</tr></thead>
+<tbody>${rows}</tbody></table></figure>`;
 }
 
 function binCountsTable(timeline: TimelineData): Markup {
   const bins = timeline.models[0]?.calibration ?? [];
-  return html`<table class="bins">
-    <thead>
-      <tr>
-        <th scope="col">P(up) bin</th>
-        ${bins.map((bin) => html`<th scope="col">${bin.lower.toFixed(1)}–${bin.upper.toFixed(1)}</th>`)}
-      </tr>
-    </thead>
-    <tbody>
-      ${timeline.models.map(
-        (model) =>
-          html`<tr>
-            <th scope="row">${model.name}</th>
-            ${model.calibration.map((bin) => html`<td class="num">${formatCount(bin.count)}</td>`)}
-          </tr>`,
-      )}
-    </tbody>
-  </table>`;
+  return html`<table class="bins"><thead><tr><th scope="col">P(up) bin</th>${bins.map((bin) => html`<th scope="col">${bin.lower.toFixed(1)}–${bin.upper.toFixed(1)}</th>`)}</tr></thead>
+<tbody>${timeline.models.map(
+    (model) => html`<tr><th scope="row">${model.name}</th>${model.calibration.map((bin) => html`<td class="num">${formatCount(bin.count)}</td>`)}</tr>`,
+  )}</tbody></table>`;
 }
 
 function factsList(report: ReplayReportData): Markup {
@@ -520,67 +445,23 @@ function factsList(report: ReplayReportData): Markup {
   const eventsPerSecond = performance.wallSeconds > 0 ? counts.eventsRead / performance.wallSeconds : Number.NaN;
   const latency = performance.stepLatencyUs;
   return html`<dl class="facts">
-    <dt>files</dt>
-    <dd>
-      ${
-        meta.files.length
-          ? html`<ul>
-              ${meta.files.map((file) => html`<li><code>${file}</code></li>`)}
-            </ul>`
-          : DASH
-      }
-    </dd>
-    <dt>symbol</dt>
-    <dd>${meta.symbol}</dd>
-    ${
-      meta.source
-        ? html`<dt>source</dt>
-            <dd>${meta.source}</dd>`
-        : null
-    }
-    <dt>target</dt>
-    <dd>${meta.target} <small>(${meta.classNames.join(' / ')})</small></dd>
-    <dt>events read</dt>
-    <dd>${formatCount(counts.eventsRead)}</dd>
-    <dt>accepted</dt>
-    <dd>${formatCount(counts.accepted)}</dd>
-    <dt>rejected</dt>
-    <dd>
-      ${formatCount(rejectedTotal)}${
-        rejectedEntries.length
-          ? html`<table class="reasons">
-              <tbody>
-                ${rejectedEntries.map(
-                  ([reason, n]) =>
-                    html`<tr>
-                      <th scope="row">${reason}</th>
-                      <td class="num">${formatCount(n)}</td>
-                    </tr>`,
-                )}
-              </tbody>
-            </table>`
-          : null
-      }
-    </dd>
-    ${
-      counts.disconnects !== undefined
-        ? html`<dt>disconnects</dt>
-            <dd>${formatCount(counts.disconnects)}</dd>`
-        : null
-    }
-    <dt>wall time</dt>
-    <dd>${formatFixed(performance.wallSeconds, 2)} s</dd>
-    <dt>events/s</dt>
-    <dd>${formatRate(eventsPerSecond)}</dd>
-    <dt>step latency</dt>
-    <dd>${latency ? `p50 ${formatFixed(latency.p50, 1)} µs · p99 ${formatFixed(latency.p99, 1)} µs` : 'not measured'}</dd>
-    ${
-      meta.generatedAt
-        ? html`<dt>generated</dt>
-            <dd>${meta.generatedAt}</dd>`
-        : null
-    }
-  </dl>`;
+<dt>files</dt><dd>${meta.files.length ? html`<ul>${meta.files.map((file) => html`<li><code>${file}</code></li>`)}</ul>` : DASH}</dd>
+<dt>symbol</dt><dd>${meta.symbol}</dd>
+${meta.source ? html`<dt>source</dt><dd>${meta.source}</dd>` : null}
+<dt>target</dt><dd>${meta.target} <small>(${meta.classNames.join(' / ')})</small></dd>
+<dt>events read</dt><dd>${formatCount(counts.eventsRead)}</dd>
+<dt>accepted</dt><dd>${formatCount(counts.accepted)}</dd>
+<dt>rejected</dt><dd>${formatCount(rejectedTotal)}${
+    rejectedEntries.length
+      ? html`<table class="reasons"><tbody>${rejectedEntries.map(([reason, n]) => html`<tr><th scope="row">${reason}</th><td class="num">${formatCount(n)}</td></tr>`)}</tbody></table>`
+      : null
+  }</dd>
+${counts.disconnects !== undefined ? html`<dt>disconnects</dt><dd>${formatCount(counts.disconnects)}</dd>` : null}
+<dt>wall time</dt><dd>${formatFixed(performance.wallSeconds, 2)} s</dd>
+<dt>events/s</dt><dd>${formatRate(eventsPerSecond)}</dd>
+<dt>step latency</dt><dd>${latency ? `p50 ${formatFixed(latency.p50, 1)} µs · p99 ${formatFixed(latency.p99, 1)} µs` : 'not measured'}</dd>
+${meta.generatedAt ? html`<dt>generated</dt><dd>${meta.generatedAt}</dd>` : null}
+</dl>`;
 }
 
 const STYLE = `
@@ -625,50 +506,47 @@ export function renderReportHtml(report: ReplayReportData): string {
   const upName = meta.classNames[timeline.upClass] ?? 'up';
 
   const page = html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>${title}: ${meta.symbol} ${meta.target}</title>
-        <style>
-          ${new Markup(STYLE)}
-        </style>
-      </head>
-      <body>
-        <header>
-          <h1>${title}: ${meta.symbol} · ${meta.target}</h1>
-          ${factsList(report)}
-        </header>
-        <section id="models">
-          <h2>Models</h2>
-          <p class="note">Prequential scores: each prediction is scored when its label resolves, before the model learns from that label. Best value per column in bold.</p>
-          ${metricsTable(report)}
-        </section>
-        <section id="rolling-accuracy">
-          <h2>Rolling ${rollingTitle}</h2>
-          ${timeChart({ label: 'rolling accuracy', series: seriesOf((m) => m.rollingAccuracy), yTitle: rollingTitle, yBounds: [0, 1] })}
-        </section>
-        <section id="log-loss">
-          <h2>Cumulative log-loss</h2>
-          ${timeChart({ label: 'cumulative log-loss', series: seriesOf((m) => m.cumulativeLogLoss), yTitle: 'mean log-loss (nats)' })}
-        </section>
-        <section id="reliability">
-          <h2>Reliability of P(${upName})</h2>
-          <p class="note">
-            Each dot is one bin of predicted probability (${timeline.models[0]?.calibration.length ?? 0} equal bins); its area grows with the number of predictions in it. A
-            calibrated model lies on the dashed diagonal.
-          </p>
-          ${reliabilityChart(timeline)} ${binCountsTable(timeline)}
-        </section>
-        <section id="confusion">
-          <h2>Confusion matrices</h2>
-          <div class="confusions">${report.models.map((model, m) => confusionTable(model.name, colorOf(m), model.summary, meta.classNames))}</div>
-        </section>
-        <section id="mid-price">
-          <h2>Mid price</h2>
-          ${timeChart({ label: 'mid price', series: [{ name: meta.symbol, color: '#111', xs: timeline.mid.ts, ys: timeline.mid.price }], yTitle: 'mid price' })}
-        </section>
-      </body>
-    </html> `;
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title}: ${meta.symbol} ${meta.target}</title>
+<style>${new Markup(STYLE)}</style>
+</head>
+<body>
+<header>
+<h1>${title}: ${meta.symbol} · ${meta.target}</h1>
+${factsList(report)}
+</header>
+<section id="models">
+<h2>Models</h2>
+<p class="note">Prequential scores: each prediction is scored when its label resolves, before the model learns from that label. Best value per column in bold.</p>
+${metricsTable(report)}
+</section>
+<section id="rolling-accuracy">
+<h2>Rolling ${rollingTitle}</h2>
+${timeChart({ label: 'rolling accuracy', series: seriesOf((m) => m.rollingAccuracy), yTitle: rollingTitle, yBounds: [0, 1] })}
+</section>
+<section id="log-loss">
+<h2>Cumulative log-loss</h2>
+${timeChart({ label: 'cumulative log-loss', series: seriesOf((m) => m.cumulativeLogLoss), yTitle: 'mean log-loss (nats)' })}
+</section>
+<section id="reliability">
+<h2>Reliability of P(${upName})</h2>
+<p class="note">Each dot is one bin of predicted probability (${timeline.models[0]?.calibration.length ?? 0} equal bins); its area grows with the number of predictions in it. A calibrated model lies on the dashed diagonal.</p>
+${reliabilityChart(timeline)}
+${binCountsTable(timeline)}
+</section>
+<section id="confusion">
+<h2>Confusion matrices</h2>
+<div class="confusions">${report.models.map((model, m) => confusionTable(model.name, colorOf(m), model.summary, meta.classNames))}</div>
+</section>
+<section id="mid-price">
+<h2>Mid price</h2>
+${timeChart({ label: 'mid price', series: [{ name: meta.symbol, color: '#111', xs: timeline.mid.ts, ys: timeline.mid.price }], yTitle: 'mid price' })}
+</section>
+</body>
+</html>
+`;
   return page.text;
 }

@@ -6,27 +6,20 @@
 // fused multiply-add can move a float64 sum by. The addon is built by `npm ci`; this file
 // fails, rather than skips, when it is missing.
 import { spawnSync } from 'node:child_process';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { elmanOutput, elmanStateStep, projectSensitivity, rtrlSensitivityStep } from '../../src/model/kernels/elman.js';
-import { findNativeAddon, loadNativeAddon, type NativeRtrlAddon } from '../../src/model/kernels/native.js';
+import { findNativeAddon } from '../../src/model/kernels/native.js';
 import { JS_KERNEL, nativeKernelOf } from '../../src/model/kernels/select.js';
 import { RtrlLearner } from '../../src/model/rtrl.js';
 import { createOptimiser, defaultOptimiserConfig, type StepOutcome } from '../../src/model/optimiser.js';
 import type { RecurrentConfig } from '../../src/model/recurrent-config.js';
 import type { PendingMode } from '../../src/model/targets.js';
 import { Rng } from '../../src/model/rng.js';
+import { requireAddonForFile } from './native-addon.js';
 
 const RELATIVE_TOLERANCE = 1e-12;
 
-function requireAddon(): NativeRtrlAddon {
-  const loaded = loadNativeAddon(findNativeAddon());
-  if (!loaded.ok) throw new Error(`the native addon must be built for this test (npm ci, or npx node-gyp rebuild): ${loaded.reason}`);
-  return loaded.addon;
-}
-
-const addon = requireAddon();
-const initialIsa = addon.isa();
-afterAll(() => addon.select(initialIsa));
+const addon = requireAddonForFile();
 
 function normals(rng: Rng, length: number, scale = 1): Float64Array {
   const out = new Float64Array(length);

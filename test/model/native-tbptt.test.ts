@@ -4,24 +4,16 @@
 // than the 1e-12 the RTRL kernel is held to: a TBPTT learner must predict the same bit for
 // bit on either kernel. Shapes with odd N and d reach the vector tails; still stretches make
 // the pending and history rings grow, and a full batch ring drops its oldest tick.
-import { afterAll, describe, expect, it } from 'vitest';
-import { findNativeAddon, loadNativeAddon, type NativeRtrlAddon } from '../../src/model/kernels/native.js';
+import { describe, expect, it } from 'vitest';
 import { JS_KERNEL, nativeKernelOf } from '../../src/model/kernels/select.js';
 import { defaultOptimiserConfig } from '../../src/model/optimiser.js';
 import type { RecurrentConfig } from '../../src/model/recurrent-config.js';
 import { Rng } from '../../src/model/rng.js';
 import type { PendingMode } from '../../src/model/targets.js';
 import { TbpttLearner } from '../../src/model/tbptt.js';
+import { requireAddonForFile } from './native-addon.js';
 
-function requireAddon(): NativeRtrlAddon {
-  const loaded = loadNativeAddon(findNativeAddon());
-  if (!loaded.ok) throw new Error(`the native addon must be built for this test (npm ci, or npx node-gyp rebuild): ${loaded.reason}`);
-  return loaded.addon;
-}
-
-const addon = requireAddon();
-const initialIsa = addon.isa();
-afterAll(() => addon.select(initialIsa));
+const addon = requireAddonForFile();
 
 const CLASSES = 3;
 
