@@ -67,6 +67,10 @@ export function validateOptimiserConfig(config: OptimiserConfig): void {
 
 /** The native addon's Adam step (src/model/kernels/native.ts), structurally, so this file imports nothing native. */
 export interface NativeAdamKernel {
+  /**
+   * prepareGradient then one Adam update, in place; the caller passes the rate and bias
+   * corrections of this step. Returns 0 applied, 1 clipped, 2 skipped (non-finite).
+   */
   adam(
     params: Float64Array,
     grad: Float64Array,

@@ -5,9 +5,11 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { packageRoot } from '../../domain/package-root.js';
+import type { NativeAdamKernel } from '../optimiser.js';
 
 /** The addon's exports (native/addon.cc); every array argument is checked for type and length there. */
-export interface NativeRtrlAddon {
+/** `adam` (optimiser.ts prepareGradient then one Adam update, in place) is declared beside the optimiser that calls it. */
+export interface NativeRtrlAddon extends NativeAdamKernel {
   /** Instruction sets this CPU runs, best first ('avx512', 'avx2', 'baseline'). */
   readonly supportedIsas: readonly string[];
   isa(): string;
@@ -39,25 +41,6 @@ export interface NativeRtrlAddon {
   ): boolean;
   /** rtrlSensitivityStep's contract (elman.ts), to 1e-12 relative rather than bit for bit. */
   sensitivity(n: number, d: number, params: Float64Array, hPrev: Float64Array, x: Float64Array, h: Float64Array, sPrev: Float64Array, sNext: Float64Array): void;
-  /**
-   * optimiser.ts prepareGradient then one Adam update, in place; the caller passes the rate
-   * and bias corrections of this step. Returns 0 applied, 1 clipped, 2 skipped (non-finite).
-   */
-  adam(
-    params: Float64Array,
-    grad: Float64Array,
-    m: Float64Array,
-    v: Float64Array,
-    decayMask: Uint8Array,
-    l2: number,
-    clipNorm: number,
-    rate: number,
-    beta1: number,
-    beta2: number,
-    epsilon: number,
-    correction1: number,
-    correction2: number,
-  ): number;
   /** grad[0..P) = sum_c probs[c] rows[c,:] - rows[label,:], rtrl.ts's FIFO gradient, bit for bit. */
   projectedGradient(classes: number, p: number, rows: Float64Array, rowsOffset: number, probs: Float64Array, probsOffset: number, label: number, grad: Float64Array): void;
   /**
