@@ -54,13 +54,16 @@ struct Shape {
   double* sNext;
 };
 
-/** I_t[row, col]: h_{t-1} on row's W block, x_t on its U block, 1 at its b entry. */
-static inline double immediate(const Shape& c, int row, int col) {
+/** I_t[row, j..j+width) into out: the three ranges where it is not zero copied, the rest 0.0. */
+static inline void immediateColumns(const Shape& c, int row, int j, int width, double* out) {
+  for (int i = 0; i < width; ++i) out[i] = 0.0;
+  const int end = j + width;
   const int wStart = row * c.n;
-  if (col >= wStart && col < wStart + c.n) return c.hPrev[col - wStart];
+  for (int col = std::max(j, wStart), last = std::min(end, wStart + c.n); col < last; ++col) out[col - j] = c.hPrev[col - wStart];
   const int uStart = c.n * c.n + row * c.d;
-  if (col >= uStart && col < uStart + c.d) return c.x[col - uStart];
-  return col == c.n * c.n + c.n * c.d + row ? 1.0 : 0.0;
+  for (int col = std::max(j, uStart), last = std::min(end, uStart + c.d); col < last; ++col) out[col - j] = c.x[col - uStart];
+  const int b = c.n * c.n + c.n * c.d + row;
+  if (j <= b && b < end) out[b - j] = 1.0;
 }
 
 /** Whether columns [j, j + width) of `row` meet any non-zero of I_t. */
@@ -126,13 +129,14 @@ static inline typename V::reg tile(const Shape& c, const Projection& proj, const
     double* out = c.sNext + static_cast<int64_t>(row) * p + j;
     typename V::reg value[CV];
     if (anyImmediate && touchesImmediate(c, row, j, width)) {
-      double spill[width];
+      // (W S + I) first, then the scaling: the same order as the TypeScript kernel. I_t's
+      // columns of this row are laid out once (zero elsewhere, which adds exactly 0.0 as the
+      // scalar path did) so the sum and the scaling stay whole vectors.
+      alignas(64) double imm[width];
+      immediateColumns(c, row, j, width, imm);
+      const typename V::reg slope = V::set1(c.slope[row]);
 #pragma GCC unroll 8
-      for (int v = 0; v < CV; ++v) V::store(spill + v * V::W, acc[r][v]);
-      // (W S + I) first, then the scaling: the same order as the TypeScript kernel.
-      for (int i = 0; i < width; ++i) spill[i] = (spill[i] + immediate(c, row, j + i)) * c.slope[row];
-#pragma GCC unroll 8
-      for (int v = 0; v < CV; ++v) value[v] = V::load(spill + v * V::W);
+      for (int v = 0; v < CV; ++v) value[v] = V::mul(V::add(acc[r][v], V::load(imm + v * V::W)), slope);
     } else {
       const typename V::reg slope = V::set1(c.slope[row]);
 #pragma GCC unroll 8
