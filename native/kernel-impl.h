@@ -145,8 +145,9 @@ static inline typename V::reg tile(const Shape& c, const Projection& proj, const
 #pragma GCC unroll 8
     for (int v = 0; v < CV; ++v) {
       V::store(out + v * V::W, value[v]);
-      // value * 0 is 0 for a finite value and NaN otherwise: one fused operation per vector.
-      check[v] = V::fma(value[v], V::zero(), check[v]);
+      // value - value is 0 for a finite value and NaN otherwise; a subtraction and an addition
+      // run beside the multiply-adds (other ports), where value * 0 + check took one of their slots.
+      check[v] = V::add(check[v], V::sub(value[v], value[v]));
     }
     // A packed copy of the finished row for the strip's projection, read back from L1.
     if (proj.rows) {
