@@ -46,13 +46,14 @@ thread_local std::vector<double> scratch;
 constexpr int kMaxDimension = 4096;
 constexpr int kMaxOffset = 1 << 30;
 
+// The checks below ask N-API one question per argument (napi_get_value_double and
+// napi_get_typedarray_info fail on a value of another type), not two: a step passes twenty.
 bool readInt(const Napi::CallbackInfo& info, size_t index, const char* name, int min, int max, int* out) {
-  const Napi::Value value = info[index];
-  if (!value.IsNumber()) {
+  double number = 0;
+  if (napi_get_value_double(info.Env(), info[index], &number) != napi_ok) {
     Napi::TypeError::New(info.Env(), std::string(name) + ": expected a number").ThrowAsJavaScriptException();
     return false;
   }
-  const double number = value.As<Napi::Number>().DoubleValue();
   if (!(number >= min && number <= max) || number != static_cast<double>(static_cast<int>(number))) {
     Napi::RangeError::New(info.Env(), std::string(name) + ": expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]").ThrowAsJavaScriptException();
     return false;
@@ -61,16 +62,18 @@ bool readInt(const Napi::CallbackInfo& info, size_t index, const char* name, int
   return true;
 }
 
+bool readDouble(const Napi::CallbackInfo& info, size_t index, const char* name, double* out) {
+  if (napi_get_value_double(info.Env(), info[index], out) == napi_ok) return true;
+  Napi::TypeError::New(info.Env(), std::string(name) + ": expected a number").ThrowAsJavaScriptException();
+  return false;
+}
+
 /** The data of argument `index` if it is a Float64Array of at least `length` elements from `offset`. */
 double* float64At(const Napi::CallbackInfo& info, size_t index, const char* name, int64_t offset, int64_t length) {
   napi_typedarray_type type;
   size_t elements = 0;
   void* data = nullptr;
-  napi_value array = info[index];
-  bool isTyped = false;
-  napi_is_typedarray(info.Env(), array, &isTyped);
-  if (!isTyped || napi_get_typedarray_info(info.Env(), array, &type, &elements, &data, nullptr, nullptr) != napi_ok ||
-      type != napi_float64_array) {
+  if (napi_get_typedarray_info(info.Env(), info[index], &type, &elements, &data, nullptr, nullptr) != napi_ok || type != napi_float64_array) {
     Napi::TypeError::New(info.Env(), std::string(name) + ": expected a Float64Array").ThrowAsJavaScriptException();
     return nullptr;
   }
@@ -100,11 +103,7 @@ Napi::Value Step(const Napi::CallbackInfo& info) {
   int rowsOffset = 0;
   if (!readInt(info, 0, "n", 1, kMaxDimension, &a.n) || !readInt(info, 1, "d", 0, kMaxDimension, &a.d) || !readInt(info, 2, "classes", 1, kMaxDimension, &a.classes) ||
       !readInt(info, 3, "vOffset", 0, kMaxOffset, &a.vOffset) || !readInt(info, 13, "rowsOffset", 0, kMaxOffset, &rowsOffset)) return env.Undefined();
-  if (!info[4].IsNumber()) {
-    Napi::TypeError::New(env, "scale: expected a number").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  a.scale = info[4].As<Napi::Number>().DoubleValue();
+  if (!readDouble(info, 4, "scale", &a.scale)) return env.Undefined();
   const int64_t n = a.n, d = a.d, c = a.classes;
   const int64_t p = n * n + n * d + n;
   if (a.vOffset < p) {
@@ -204,9 +203,7 @@ Napi::Value Adam(const Napi::CallbackInfo& info) {
   napi_typedarray_type type;
   size_t length = 0;
   void* data = nullptr;
-  bool isTyped = false;
-  napi_is_typedarray(env, info[0], &isTyped);
-  if (!isTyped || napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float64_array) {
+  if (napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float64_array) {
     Napi::TypeError::New(env, "params: expected a Float64Array").ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -217,9 +214,7 @@ Napi::Value Adam(const Napi::CallbackInfo& info) {
       !(a.v = float64At(info, 3, "v", 0, a.length))) return env.Undefined();
   size_t maskLength = 0;
   void* mask = nullptr;
-  isTyped = false;
-  napi_is_typedarray(env, info[4], &isTyped);
-  if (!isTyped || napi_get_typedarray_info(env, info[4], &type, &maskLength, &mask, nullptr, nullptr) != napi_ok || type != napi_uint8_array ||
+  if (napi_get_typedarray_info(env, info[4], &type, &maskLength, &mask, nullptr, nullptr) != napi_ok || type != napi_uint8_array ||
       maskLength < length) {
     Napi::TypeError::New(env, "decayMask: expected a Uint8Array as long as params").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -227,11 +222,10 @@ Napi::Value Adam(const Napi::CallbackInfo& info) {
   a.decayMask = static_cast<const uint8_t*>(mask);
   double* scalars[] = {&a.l2, &a.clipNorm, &a.rate, &a.beta1, &a.beta2, &a.epsilon, &a.correction1, &a.correction2};
   for (size_t i = 0; i < 8; ++i) {
-    if (!info[5 + i].IsNumber()) {
+    if (napi_get_value_double(env, info[5 + i], scalars[i]) != napi_ok) {
       Napi::TypeError::New(env, "adam: argument " + std::to_string(5 + i) + " must be a number").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    *scalars[i] = info[5 + i].As<Napi::Number>().DoubleValue();
   }
   return Napi::Number::New(env, active->adam(a));
 }
@@ -282,11 +276,7 @@ Napi::Value TbpttGradient(const Napi::CallbackInfo& info) {
       !readInt(info, 5, "label", 0, a.classes - 1, &a.label) || !readInt(info, 8, "historySize", 1, kMaxOffset, &a.historySize) ||
       !readInt(info, 11, "pendingSlots", 1, kMaxOffset, &a.pendingSlots) || !readInt(info, 12, "head", 0, a.pendingSlots - 1, &a.head) ||
       !readInt(info, 13, "count", 0, a.pendingSlots, &a.count)) return env.Undefined();
-  if (!info[6].IsNumber()) {
-    Napi::TypeError::New(env, "scale: expected a number").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  a.scale = info[6].As<Napi::Number>().DoubleValue();
+  if (!readDouble(info, 6, "scale", &a.scale)) return env.Undefined();
   const int64_t n = a.n, d = a.d, c = a.classes;
   if (a.skipInputs > a.d) {
     Napi::RangeError::New(env, "skipInputs: at most d").ThrowAsJavaScriptException();
