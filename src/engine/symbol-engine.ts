@@ -8,7 +8,7 @@ import { createLearners, modelName } from '../model/factory.js';
 import { LearnerSet } from '../model/learner-set.js';
 import { classNames, targetName } from '../model/targets.js';
 import { decodeState, encodeState, packChunks, requireArray, unpackChunks } from '../model/state-codec.js';
-import { PrequentialMetrics, prequentialMetricsStateSchema, MetricsTimeline } from './metrics.js';
+import { PrequentialMetrics, prequentialMetricsStateSchema } from './metrics.js';
 import type { EngineConfig } from './config.js';
 import type { LatencyHistogram } from './latency.js';
 import { describeIssues } from '../domain/schemas.js';
@@ -45,8 +45,29 @@ export interface Prediction {
   readonly models: readonly ModelPrediction[];
 }
 
-/** Called with each prediction made; receives the model index and resolved label. */
-export type ScoredListener = (symbol: string, modelIndex: number, probs: Float64Array, offset: number, label: number) => void;
+/**
+ * Watches one stream's engine tick by tick, for what the engine itself does not keep (the
+ * replay report's timeline). Called synchronously inside the tick: it must not throw or block.
+ */
+export interface StreamObserver {
+  /** A snapshot was accepted, at venue time `ts`, with this mid-price. */
+  onMid(ts: number, mid: number): void;
+  /**
+   * A prediction of model `modelIndex` was scored at venue time `ts` (when its label resolved):
+   * its probabilities at `probs[offset..]`, the label, and the model's metrics just updated.
+   */
+  onScored(modelIndex: number, ts: number, probs: Float64Array, offset: number, label: number, metrics: PrequentialMetrics): void;
+  /** What it recorded, as plain data (structured-cloned from a worker thread to whoever attached it). */
+  toData(): unknown;
+}
+
+/**
+ * What a module named by a worker pool's `observerModule` exports, so a worker thread builds the
+ * observers of its streams itself: functions cannot cross to a thread, a module URL can.
+ */
+export interface StreamObserverModule {
+  createObserver(symbol: string, models: readonly string[], classes: number): StreamObserver;
+}
 
 export class SymbolEngine {
   readonly features: FeatureExtractor;
@@ -77,8 +98,7 @@ export class SymbolEngine {
   constructor(
     readonly symbol: string,
     readonly config: EngineConfig,
-    private readonly timeline: MetricsTimeline | null = null,
-    private readonly onScored: ScoredListener | null = null,
+    private readonly observer: StreamObserver | null = null,
   ) {
     this.features = new FeatureExtractor(config.levels);
     this.normaliser = new OnlineNormaliser(this.features.dimension, config.normaliser);
@@ -92,8 +112,7 @@ export class SymbolEngine {
     this.scoreSink = (learnerIndex, probs, offset, label) => {
       const metrics = this.metrics[learnerIndex];
       metrics.record(probs, offset, label);
-      this.timeline?.recordScored(learnerIndex, this.currentTs, probs, offset, label, metrics);
-      this.onScored?.(this.symbol, learnerIndex, probs, offset, label);
+      this.observer?.onScored(learnerIndex, this.currentTs, probs, offset, label, metrics);
     };
   }
 
@@ -114,7 +133,7 @@ export class SymbolEngine {
     this.features.extract(snapshot, this.raw);
     this.normaliser.normalise(this.raw, this.normalised);
     const mid = midPrice(snapshot);
-    this.timeline?.recordMid(snapshot.ts, mid);
+    this.observer?.onMid(snapshot.ts, mid);
     const probs = this.learners.step(mid, this.normalised, this.scoreSink, snapshot.ts);
     const classes = this.classNames.length;
     // The prediction is the output (it leaves for the stream, the ring and the log), so it is

@@ -46,8 +46,8 @@ export interface WorkerPoolOptions {
   /** Worker threads at most (spawned as symbols need them); at least 1. */
   readonly workers: number;
   readonly config: EngineConfig;
-  /** Each worker records the HTML report's timeline of its symbols. */
-  readonly timelines?: boolean;
+  /** URL of a StreamObserverModule: each worker attaches its observer to every symbol it runs (replay's report timeline). */
+  readonly observerModule?: string;
   /**
    * Every prediction, in the order the snapshots were pushed, with its symbol's accepted
    * snapshots and whether its normaliser is warm, right after that tick.
@@ -435,7 +435,7 @@ export class SymbolWorkerPool {
     const entry = workerEntry();
     const data: WorkerStartData = {
       config: this.options.config,
-      timelines: this.options.timelines ?? false,
+      observerModule: this.options.observerModule ?? null,
       rtrlKernel: currentRtrlKernel().native === undefined ? 'js' : 'native',
       nice: this.options.nice ?? 0,
     };
