@@ -11,7 +11,7 @@ import { SymbolEngine, type StreamObserver, type StreamObserverModule } from './
 import { modelName } from '../model/factory.js';
 import { useRtrlKernel } from '../model/kernels/select.js';
 import { classNames } from '../model/targets.js';
-import { EVERY_SYMBOL, PREDICTION_HEADER, predictionStride, RecordReader, type RecordHandler } from './worker-wire.js';
+import { EVERY_SYMBOL, PREDICTION_HEADER, predictionStride, RecordReader, RESOLUTION_SLOTS, type RecordHandler } from './worker-wire.js';
 import type { SymbolSummary, SymbolOpened, SymbolSnapshot, WorkerReply, WorkerRequest, WorkerStartData } from './worker-protocol.js';
 
 const port = parentPort;
@@ -58,7 +58,9 @@ const handler: RecordHandler = {
   snapshot(symbolId: number, snapshot: BookSnapshot): void {
     const engine = engineOf(symbolId);
     const prediction = engine.onSnapshot(snapshot, clock, latency);
-    if (outputLength + stride > output.length) {
+    const resolved = prediction.resolved;
+    const length = stride + (resolved ? resolved.length * RESOLUTION_SLOTS : 0);
+    while (outputLength + length > output.length) {
       const grown = new Float64Array(output.length * 2);
       grown.set(output.subarray(0, outputLength));
       output = grown;
@@ -71,9 +73,18 @@ const handler: RecordHandler = {
     output[at + 4] = prediction.mid;
     output[at + 5] = engine.ticks;
     output[at + 6] = engine.normaliser.isWarm ? 1 : 0;
+    output[at + 7] = resolved ? resolved.length : 0;
     let slot = at + PREDICTION_HEADER;
     for (const model of prediction.models) for (const p of model.probs) output[slot++] = p;
-    outputLength = at + stride;
+    if (resolved) {
+      for (const resolution of resolved) {
+        output[slot++] = resolution.fromSeq;
+        output[slot++] = resolution.toSeq;
+        output[slot++] = resolution.count;
+        output[slot++] = engine.classNames.indexOf(resolution.label);
+      }
+    }
+    outputLength = at + length;
   },
   trade(symbolId: number, trade: Trade): void {
     engineOf(symbolId).onTrade(trade);
