@@ -8,7 +8,8 @@ import type { MarketMessage } from '../domain/types.js';
 import { engineConfigHash, type EngineConfig } from '../engine/config.js';
 import { Engine, type EngineCounters } from '../engine/engine.js';
 import type { LatencyHistogram, LatencyState } from '../engine/latency.js';
-import { MetricsTimeline, type MetricsSummary, type RollingMetrics, type TimelineData } from '../engine/metrics.js';
+import type { MetricsSummary, RollingMetrics } from '../engine/metrics.js';
+import { MetricsTimeline, type TimelineData } from '../report/timeline.js';
 import { SymbolWorkerPool } from '../engine/worker-pool.js';
 import type { SymbolSummary } from '../engine/worker-protocol.js';
 import { classNames, targetName } from '../model/targets.js';
@@ -105,6 +106,8 @@ interface RunOutcome {
 
 /** In-flight rounds per worker pool before the reader waits: enough to keep every worker busy. */
 const ROUNDS_IN_FLIGHT = 8;
+/** The report timeline as a StreamObserverModule, for worker threads to attach to their symbols (`--html`). */
+const TIMELINE_MODULE = new URL('../report/timeline.js', import.meta.url).href;
 
 export async function runReplay(options: ReplayOptions): Promise<ReplayReport> {
   const configHash = engineConfigHash(options.config);
@@ -200,7 +203,7 @@ async function replayInThread(options: ReplayOptions, configHash: string, store:
   const engine = new Engine(options.config, {
     clock: () => performance.now(),
     logger: options.logger,
-    timelineFor: options.html
+    observerFor: options.html
       ? (symbol, models, classes) => {
           const timeline = new MetricsTimeline({ models, classes });
           timelines.set(symbol, timeline);
@@ -273,7 +276,7 @@ async function replayOnWorkers(options: ReplayOptions, workers: number, configHa
   const pool = new SymbolWorkerPool({
     workers,
     config: options.config,
-    timelines: Boolean(options.html),
+    observerModule: options.html ? TIMELINE_MODULE : undefined,
     onPrediction: output ? (prediction) => output.onPrediction(prediction) : () => {},
   });
   const open = (symbol: string): void => {
@@ -370,7 +373,7 @@ async function replayOnWorkers(options: ReplayOptions, workers: number, configHa
       modelNames: summary.modelNames,
       summaries: summary.summaries,
       rolling: summary.rolling,
-      timeline: summary.timeline,
+      timeline: summary.observed as TimelineData | null,
       mixWeights: summary.mixWeights,
     })),
   };

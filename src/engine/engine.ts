@@ -6,8 +6,7 @@ import { modelName } from '../model/factory.js';
 import { classNames } from '../model/targets.js';
 import type { EngineConfig } from './config.js';
 import { LatencyHistogram } from './latency.js';
-import type { MetricsTimeline } from './metrics.js';
-import { SymbolEngine, type Prediction, type ScoredListener } from './symbol-engine.js';
+import { SymbolEngine, type Prediction, type StreamObserver } from './symbol-engine.js';
 
 export type PredictionSink = (prediction: Prediction) => void;
 
@@ -30,9 +29,8 @@ export interface EngineOptions {
   /** Monotonic milliseconds (performance.now) for step latency; omit to skip measuring. */
   readonly clock?: () => number;
   readonly logger?: EngineLogger;
-  /** Symbol -> timeline, created on first sight; replay uses it for the HTML report. */
-  readonly timelineFor?: (symbol: string, models: readonly string[], classes: number) => MetricsTimeline;
-  readonly onScored?: ScoredListener;
+  /** An observer of a symbol's ticks and scores, attached on first sight (replay's report timeline). */
+  readonly observerFor?: (symbol: string, models: readonly string[], classes: number) => StreamObserver;
   /**
    * Builds the engine of a symbol first seen, before its first tick: checkpoints restore here,
    * each candidate into its own `fresh()` engine. Default: a fresh engine.
@@ -87,7 +85,7 @@ export class Engine {
 
   /** A fresh engine for `symbol` with this engine's configuration, not yet in place. */
   freshSymbol(symbol: string): SymbolEngine {
-    return new SymbolEngine(symbol, this.config, null, this.options.onScored ?? null);
+    return new SymbolEngine(symbol, this.config);
   }
 
   symbol(symbol: string): SymbolEngine | undefined {
@@ -185,8 +183,8 @@ export class Engine {
     if (existing) return existing;
     const released = this.options.released;
     if (this.options.maxSymbols !== undefined && !released?.has(symbol) && this.symbols.size + (released?.size ?? 0) >= this.options.maxSymbols) return null;
-    const timeline = this.options.timelineFor?.(symbol, this.config.models.map(modelName), classNames(this.config.target).length) ?? null;
-    const fresh = () => new SymbolEngine(symbol, this.config, timeline, this.options.onScored ?? null);
+    const observer = this.options.observerFor?.(symbol, this.config.models.map(modelName), classNames(this.config.target).length) ?? null;
+    const fresh = () => new SymbolEngine(symbol, this.config, observer);
     const engine = this.options.createSymbol ? this.options.createSymbol(symbol, fresh) : fresh();
     this.symbols.set(symbol, engine);
     this.options.onNewSymbol?.(engine);

@@ -8,7 +8,7 @@ import { createLearners, modelName } from '../model/factory.js';
 import { LearnerSet } from '../model/learner-set.js';
 import { classNames, targetName } from '../model/targets.js';
 import { decodeState, encodeState, packChunks, requireArray, unpackChunks } from '../model/state-codec.js';
-import { PrequentialMetrics, prequentialMetricsStateSchema, MetricsTimeline } from './metrics.js';
+import { PrequentialMetrics, prequentialMetricsStateSchema } from './metrics.js';
 import type { EngineConfig } from './config.js';
 import type { LatencyHistogram } from './latency.js';
 import { describeIssues } from '../domain/schemas.js';
@@ -24,12 +24,25 @@ const savedPredictionSchema = z.object({
   target: z.string(),
   classNames: z.array(z.string()),
   models: z.array(z.object({ model: z.string(), probs: z.array(z.number()) })),
+  resolved: z.array(z.object({ fromSeq: z.number(), toSeq: z.number(), count: z.number(), label: z.string() })).optional(),
 });
 
 export interface ModelPrediction {
   readonly model: string;
   /** Class probabilities in class order (down, up) or (down, flat, up). */
   readonly probs: readonly number[];
+}
+
+/**
+ * Earlier predictions of the stream whose label one tick revealed: the `count` consecutive
+ * predictions from seq `fromSeq` to `toSeq`, all with the class `label`. Scored as the engine
+ * scores them; a client marks its predictions with these instead of working labels out itself.
+ */
+export interface Resolution {
+  readonly fromSeq: number;
+  readonly toSeq: number;
+  readonly count: number;
+  readonly label: string;
 }
 
 export interface Prediction {
@@ -43,10 +56,38 @@ export interface Prediction {
   readonly target: string;
   readonly classNames: readonly string[];
   readonly models: readonly ModelPrediction[];
+  /** What this tick resolved, oldest first; absent when it resolved nothing. */
+  readonly resolved?: readonly Resolution[];
 }
 
-/** Called with each prediction made; receives the model index and resolved label. */
-export type ScoredListener = (symbol: string, modelIndex: number, probs: Float64Array, offset: number, label: number) => void;
+/** A prediction as a history keeps it: with the class it resolved to, null while pending (or never scored). */
+export interface RecordedPrediction extends Prediction {
+  readonly label: string | null;
+}
+
+/**
+ * Watches one stream's engine tick by tick, for what the engine itself does not keep (the
+ * replay report's timeline). Called synchronously inside the tick: it must not throw or block.
+ */
+export interface StreamObserver {
+  /** A snapshot was accepted, at venue time `ts`, with this mid-price. */
+  onMid(ts: number, mid: number): void;
+  /**
+   * A prediction of model `modelIndex` was scored at venue time `ts` (when its label resolved):
+   * its probabilities at `probs[offset..]`, the label, and the model's metrics just updated.
+   */
+  onScored(modelIndex: number, ts: number, probs: Float64Array, offset: number, label: number, metrics: PrequentialMetrics): void;
+  /** What it recorded, as plain data (structured-cloned from a worker thread to whoever attached it). */
+  toData(): unknown;
+}
+
+/**
+ * What a module named by a worker pool's `observerModule` exports, so a worker thread builds the
+ * observers of its streams itself: functions cannot cross to a thread, a module URL can.
+ */
+export interface StreamObserverModule {
+  createObserver(symbol: string, models: readonly string[], classes: number): StreamObserver;
+}
 
 export class SymbolEngine {
   readonly features: FeatureExtractor;
@@ -73,12 +114,18 @@ export class SymbolEngine {
   private readonly normalised: Float64Array;
   private currentTs = 0;
   private readonly scoreSink: (learnerIndex: number, probs: Float64Array, offset: number, label: number) => void;
+  /** Seqs of the pending predictions, oldest at `pendingHead`, in a ring that doubles as needed. */
+  private pendingSeqs = new Float64Array(16);
+  private pendingHead = 0;
+  private pendingCount = 0;
+  /** This tick's resolutions so far, four numbers each (fromSeq, toSeq, count, label), reused. */
+  private runs = new Float64Array(16);
+  private runCount = 0;
 
   constructor(
     readonly symbol: string,
     readonly config: EngineConfig,
-    private readonly timeline: MetricsTimeline | null = null,
-    private readonly onScored: ScoredListener | null = null,
+    private readonly observer: StreamObserver | null = null,
   ) {
     this.features = new FeatureExtractor(config.levels);
     this.normaliser = new OnlineNormaliser(this.features.dimension, config.normaliser);
@@ -92,8 +139,9 @@ export class SymbolEngine {
     this.scoreSink = (learnerIndex, probs, offset, label) => {
       const metrics = this.metrics[learnerIndex];
       metrics.record(probs, offset, label);
-      this.timeline?.recordScored(learnerIndex, this.currentTs, probs, offset, label, metrics);
-      this.onScored?.(this.symbol, learnerIndex, probs, offset, label);
+      this.observer?.onScored(learnerIndex, this.currentTs, probs, offset, label, metrics);
+      // Every learner scores the same predictions in the same order: the first one says which.
+      if (learnerIndex === 0) this.noteResolved(label);
     };
   }
 
@@ -114,8 +162,13 @@ export class SymbolEngine {
     this.features.extract(snapshot, this.raw);
     this.normaliser.normalise(this.raw, this.normalised);
     const mid = midPrice(snapshot);
-    this.timeline?.recordMid(snapshot.ts, mid);
+    this.observer?.onMid(snapshot.ts, mid);
+    this.runCount = 0;
     const probs = this.learners.step(mid, this.normalised, this.scoreSink, snapshot.ts);
+    // What is still pending besides this tick; the rest expired unscored (a horizon passed in a gap).
+    this.dropOldestPending(this.pendingCount - (this.learners.pending - 1));
+    const seq = snapshot.seq ?? this.ticks;
+    this.pushPending(seq);
     const classes = this.classNames.length;
     // The prediction is the output (it leaves for the stream, the ring and the log), so it is
     // new each tick; its arrays are filled by index, without a view or an iterator per model.
@@ -131,12 +184,13 @@ export class SymbolEngine {
       symbol: this.symbol,
       ts: snapshot.ts,
       localTs: snapshot.localTs,
-      seq: snapshot.seq ?? this.ticks,
+      seq,
       mid,
       target: this.targetName,
       classNames: this.classNames,
       models,
     };
+    if (this.runCount > 0) (prediction as { resolved?: Resolution[] }).resolved = this.resolutions();
     this.ticks++;
     this.ticksThisProcess++;
     this.lastPrediction = prediction;
@@ -144,6 +198,62 @@ export class SymbolEngine {
     this.lastInputTs = snapshot.ts;
     if (clock && latency) latency.record((clock() - started) * 1000);
     return prediction;
+  }
+
+  /** The prediction with the oldest pending seq resolved to `label`: extends this tick's last run or starts one. */
+  private noteResolved(label: number): void {
+    const seq = this.pendingSeqs[this.pendingHead];
+    this.dropOldestPending(1);
+    const runs = this.runs;
+    const last = (this.runCount - 1) * 4;
+    if (this.runCount > 0 && runs[last + 3] === label) {
+      runs[last + 1] = seq;
+      runs[last + 2]++;
+      return;
+    }
+    if ((this.runCount + 1) * 4 > runs.length) {
+      this.runs = new Float64Array(runs.length * 2);
+      this.runs.set(runs);
+    }
+    const at = this.runCount++ * 4;
+    this.runs[at] = seq;
+    this.runs[at + 1] = seq;
+    this.runs[at + 2] = 1;
+    this.runs[at + 3] = label;
+  }
+
+  private resolutions(): Resolution[] {
+    const resolved: Resolution[] = new Array(this.runCount);
+    for (let r = 0; r < this.runCount; r++) {
+      const at = r * 4;
+      resolved[r] = { fromSeq: this.runs[at], toSeq: this.runs[at + 1], count: this.runs[at + 2], label: this.classNames[this.runs[at + 3]] };
+    }
+    return resolved;
+  }
+
+  private dropOldestPending(count: number): void {
+    if (count <= 0) return;
+    this.pendingHead = (this.pendingHead + count) % this.pendingSeqs.length;
+    this.pendingCount -= count;
+  }
+
+  private pushPending(seq: number): void {
+    const capacity = this.pendingSeqs.length;
+    if (this.pendingCount === capacity) {
+      const grown = new Float64Array(capacity * 2);
+      for (let i = 0; i < this.pendingCount; i++) grown[i] = this.pendingSeqs[(this.pendingHead + i) % capacity];
+      this.pendingSeqs = grown;
+      this.pendingHead = 0;
+    }
+    this.pendingSeqs[(this.pendingHead + this.pendingCount) % this.pendingSeqs.length] = seq;
+    this.pendingCount++;
+  }
+
+  /** The pending seqs oldest first, as a checkpoint keeps them. */
+  private pendingSeqsInOrder(): Float64Array {
+    const out = new Float64Array(this.pendingCount);
+    for (let i = 0; i < this.pendingCount; i++) out[i] = this.pendingSeqs[(this.pendingHead + i) % this.pendingSeqs.length];
+    return out;
   }
 
   /**
@@ -179,6 +289,8 @@ export class SymbolEngine {
   onDisconnect(): void {
     this.features.reset();
     this.learners.disconnect();
+    this.pendingHead = 0;
+    this.pendingCount = 0;
     this.disconnects++;
   }
 
@@ -202,6 +314,7 @@ export class SymbolEngine {
         labeler: learnerState.labeler,
         pendingProbs: learnerState.pendingProbs,
         cursor: learnerState.cursor,
+        pendingSeqs: this.pendingSeqsInOrder(),
       },
     });
     return packChunks([header, ...learnerState.learners]);
@@ -244,6 +357,13 @@ export class SymbolEngine {
       learners: learnerBytes,
     });
     parsedMetrics.forEach((state, i) => this.metrics[i].setState(state));
+    // Checkpoints from before the seqs were kept: the pending ones resolve as NaN..NaN.
+    const pendingSeqs = header.arrays.pendingSeqs ?? new Float64Array(this.learners.pending).fill(NaN);
+    if (pendingSeqs.length !== this.learners.pending) throw new Error(`symbol state: ${pendingSeqs.length} pending seqs saved for ${this.learners.pending} pending predictions`);
+    this.pendingSeqs = new Float64Array(Math.max(16, pendingSeqs.length));
+    this.pendingSeqs.set(pendingSeqs);
+    this.pendingHead = 0;
+    this.pendingCount = pendingSeqs.length;
     this.ticks = Number(header.meta.ticks);
     this.disconnects = Number(header.meta.disconnects);
     const last = savedPredictionSchema.nullable().optional().safeParse(header.meta.lastPrediction);

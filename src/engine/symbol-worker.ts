@@ -7,12 +7,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { BookSnapshot, OrderEvent, Trade } from '../domain/types.js';
 import type { EngineConfig } from './config.js';
 import { LatencyHistogram } from './latency.js';
-import { MetricsTimeline } from './metrics.js';
-import { SymbolEngine } from './symbol-engine.js';
+import { SymbolEngine, type StreamObserver, type StreamObserverModule } from './symbol-engine.js';
 import { modelName } from '../model/factory.js';
 import { useRtrlKernel } from '../model/kernels/select.js';
 import { classNames } from '../model/targets.js';
-import { EVERY_SYMBOL, PREDICTION_HEADER, predictionStride, RecordReader, type RecordHandler } from './worker-wire.js';
+import { EVERY_SYMBOL, PREDICTION_HEADER, predictionStride, RecordReader, RESOLUTION_SLOTS, type RecordHandler } from './worker-wire.js';
 import type { SymbolSummary, SymbolOpened, SymbolSnapshot, WorkerReply, WorkerRequest, WorkerStartData } from './worker-protocol.js';
 
 const port = parentPort;
@@ -33,7 +32,8 @@ if (start.nice > 0 && process.platform === 'linux') {
 const config: EngineConfig = start.config;
 const engines: (SymbolEngine | undefined)[] = [];
 const names: string[] = [];
-const timelines = new Map<number, MetricsTimeline>();
+const observers = new Map<number, StreamObserver>();
+const observerModule = start.observerModule === null ? null : ((await import(start.observerModule)) as StreamObserverModule);
 /**
  * States of symbols released for hibernation whose checkpoint the main thread has not yet
  * confirmed: a message that reaches one before `forget` (the main thread sent it while the
@@ -58,7 +58,9 @@ const handler: RecordHandler = {
   snapshot(symbolId: number, snapshot: BookSnapshot): void {
     const engine = engineOf(symbolId);
     const prediction = engine.onSnapshot(snapshot, clock, latency);
-    if (outputLength + stride > output.length) {
+    const resolved = prediction.resolved;
+    const length = stride + (resolved ? resolved.length * RESOLUTION_SLOTS : 0);
+    while (outputLength + length > output.length) {
       const grown = new Float64Array(output.length * 2);
       grown.set(output.subarray(0, outputLength));
       output = grown;
@@ -71,9 +73,18 @@ const handler: RecordHandler = {
     output[at + 4] = prediction.mid;
     output[at + 5] = engine.ticks;
     output[at + 6] = engine.normaliser.isWarm ? 1 : 0;
+    output[at + 7] = resolved ? resolved.length : 0;
     let slot = at + PREDICTION_HEADER;
     for (const model of prediction.models) for (const p of model.probs) output[slot++] = p;
-    outputLength = at + stride;
+    if (resolved) {
+      for (const resolution of resolved) {
+        output[slot++] = resolution.fromSeq;
+        output[slot++] = resolution.toSeq;
+        output[slot++] = resolution.count;
+        output[slot++] = engine.classNames.indexOf(resolution.label);
+      }
+    }
+    outputLength = at + length;
   },
   trade(symbolId: number, trade: Trade): void {
     engineOf(symbolId).onTrade(trade);
@@ -104,10 +115,10 @@ function revive(symbolId: number): SymbolEngine | undefined {
 }
 
 function fresh(symbolId: number, symbol: string): SymbolEngine {
-  const timeline = start.timelines ? new MetricsTimeline({ models, classes }) : null;
-  if (timeline) timelines.set(symbolId, timeline);
-  else timelines.delete(symbolId);
-  return new SymbolEngine(symbol, config, timeline);
+  const observer = observerModule?.createObserver(symbol, models, classes) ?? null;
+  if (observer) observers.set(symbolId, observer);
+  else observers.delete(symbolId);
+  return new SymbolEngine(symbol, config, observer);
 }
 
 function snapshotOf(engine: SymbolEngine): SymbolSnapshot {
@@ -153,7 +164,7 @@ function summaryOf(symbolId: number, withState: boolean): SymbolSummary {
     rolling: engine.metrics.map((metrics) => metrics.rolling()),
     learnerStats: engine.learners.learners.map((learner) => ({ ...learner.stats })),
     mixWeights: engine.mixtureWeights(),
-    timeline: timelines.get(symbolId)?.toData() ?? null,
+    observed: observers.get(symbolId)?.toData() ?? null,
     state: withState ? engine.getState() : null,
   };
 }
@@ -184,7 +195,7 @@ function answer(request: WorkerRequest): WorkerReply | null {
       const summary = summaryOf(request.symbolId, true);
       held.set(request.symbolId, summary.state!);
       engines[request.symbolId] = undefined;
-      timelines.delete(request.symbolId);
+      observers.delete(request.symbolId);
       return { op: 'reply', requestId: request.requestId, value: summary };
     }
     case 'forget':

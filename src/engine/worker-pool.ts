@@ -19,8 +19,8 @@ import type { BookSnapshot, OrderEvent, Trade } from '../domain/types.js';
 import { modelName } from '../model/factory.js';
 import { classNames, targetName } from '../model/targets.js';
 import type { EngineConfig } from './config.js';
-import type { Prediction } from './symbol-engine.js';
-import { EVERY_SYMBOL, PREDICTION_HEADER, predictionStride, RecordWriter } from './worker-wire.js';
+import type { Prediction, Resolution } from './symbol-engine.js';
+import { EVERY_SYMBOL, PREDICTION_HEADER, predictionStride, RecordWriter, RESOLUTION_SLOTS } from './worker-wire.js';
 import { currentRtrlKernel } from '../model/kernels/select.js';
 import type { SymbolOpened, SymbolSnapshot, SymbolSummary, WorkerReply, WorkerRequest, WorkerStartData, WorkerSummary } from './worker-protocol.js';
 
@@ -46,8 +46,8 @@ export interface WorkerPoolOptions {
   /** Worker threads at most (spawned as symbols need them); at least 1. */
   readonly workers: number;
   readonly config: EngineConfig;
-  /** Each worker records the HTML report's timeline of its symbols. */
-  readonly timelines?: boolean;
+  /** URL of a StreamObserverModule: each worker attaches its observer to every symbol it runs (replay's report timeline). */
+  readonly observerModule?: string;
   /**
    * Every prediction, in the order the snapshots were pushed, with its symbol's accepted
    * snapshots and whether its normaliser is warm, right after that tick.
@@ -435,7 +435,7 @@ export class SymbolWorkerPool {
     const entry = workerEntry();
     const data: WorkerStartData = {
       config: this.options.config,
-      timelines: this.options.timelines ?? false,
+      observerModule: this.options.observerModule ?? null,
       rtrlKernel: currentRtrlKernel().native === undefined ? 'js' : 'native',
       nice: this.options.nice ?? 0,
     };
@@ -555,7 +555,7 @@ export class SymbolWorkerPool {
         if (!predictions) continue;
         const at = cursors[owner];
         this.options.onPrediction(this.predictionAt(predictions, at), predictions[at + 5], predictions[at + 6] === 1);
-        cursors[owner] += this.stride;
+        cursors[owner] += this.stride + predictions[at + 7] * RESOLUTION_SLOTS;
       }
     }
     for (let i = this.emitWaiters.length - 1; i >= 0; i--) {
@@ -578,7 +578,7 @@ export class SymbolWorkerPool {
       for (let c = 0; c < classes; c++) probs[c] = values[from + c];
       return { model, probs };
     });
-    return {
+    const prediction: Prediction = {
       type: 'prediction',
       symbol: this.symbolNames[values[at]],
       ts: values[at + 1],
@@ -589,5 +589,12 @@ export class SymbolWorkerPool {
       classNames: this.classNames,
       models,
     };
+    const resolutions = values[at + 7];
+    if (resolutions === 0) return prediction;
+    const resolved: Resolution[] = new Array(resolutions);
+    for (let r = 0, from = at + this.stride; r < resolutions; r++, from += RESOLUTION_SLOTS) {
+      resolved[r] = { fromSeq: values[from], toSeq: values[from + 1], count: values[from + 2], label: this.classNames[values[from + 3]] };
+    }
+    return { ...prediction, resolved };
   }
 }

@@ -5,13 +5,13 @@
 import type { LearnerStats } from '../model/learner.js';
 import type { EngineConfig } from './config.js';
 import type { LatencyState } from './latency.js';
-import type { MetricsSummary, RollingMetrics, TimelineData } from './metrics.js';
+import type { MetricsSummary, RollingMetrics } from './metrics.js';
 import type { Prediction } from './symbol-engine.js';
 
 export interface WorkerStartData {
   readonly config: EngineConfig;
-  /** Record the HTML report's timeline per symbol (replay --html). */
-  readonly timelines: boolean;
+  /** URL of a StreamObserverModule whose observer watches each symbol (replay --html: the report timeline); null for none. */
+  readonly observerModule: string | null;
   /** The RTRL kernel the main thread chose, so every thread runs (and reports) the same one. */
   readonly rtrlKernel: 'js' | 'native';
   /** Niceness this thread adds to the one it started with (Linux, where it is per thread), so the main thread's I/O preempts it; 0 leaves it. */
@@ -46,7 +46,8 @@ export interface SymbolSummary extends SymbolSnapshot {
   readonly learnerStats: LearnerStats[];
   /** The mix model's weight on each member; null without a mix. */
   readonly mixWeights: Array<{ model: string; weight: number }> | null;
-  readonly timeline: TimelineData | null;
+  /** The symbol's observer's data (StreamObserver.toData), null without an observer. */
+  readonly observed: unknown;
   /** The whole state (SymbolEngine.getState) when asked for. */
   readonly state: Uint8Array | null;
 }

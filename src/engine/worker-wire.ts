@@ -199,9 +199,14 @@ export class RecordReader {
 }
 
 /** Slots of one output record before the probabilities. */
-export const PREDICTION_HEADER = 7;
+export const PREDICTION_HEADER = 8;
+/** Slots of one resolution after the probabilities: fromSeq, toSeq, count, label (class index). */
+export const RESOLUTION_SLOTS = 4;
 
-/** Slots of one output record: symbol id, ts, localTs, seq, mid, ticks, warm, then models × classes probabilities. */
+/**
+ * Slots of one output record without its resolutions: symbol id, ts, localTs, seq, mid, ticks,
+ * warm, resolutions, then models × classes probabilities, then RESOLUTION_SLOTS per resolution.
+ */
 export function predictionStride(models: number, classes: number): number {
   return PREDICTION_HEADER + models * classes;
 }

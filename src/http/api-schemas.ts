@@ -62,6 +62,20 @@ export const predictionResponse = z
     mid: z.number(),
     target: z.string().describe('what is predicted: next-move or horizon:k'),
     models: z.array(modelPrediction),
+    label: z.string().nullable().optional().describe('in a history (GET …/predictions): the class this prediction resolved to, null while pending or when it went unscored'),
+    resolved: z
+      .array(
+        z.object({
+          fromSeq: z.number(),
+          toSeq: z.number(),
+          count: z.number().int().describe('predictions in the run'),
+          label: z.string().describe('the class every prediction of the run resolved to'),
+        }),
+      )
+      .optional()
+      .describe(
+        'earlier predictions of the stream this tick resolved, oldest first, as runs of consecutive seqs with one label; scored exactly as the engine’s metrics score them. Absent when it resolved nothing',
+      ),
   })
   .describe('one tick: every model’s class probabilities');
 

@@ -6,7 +6,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Socket } from 'node:net';
 import { canonicalMessageSchema, symbolSchema } from '../domain/schemas.js';
-import type { Prediction } from '../engine/symbol-engine.js';
+import type { Prediction, RecordedPrediction } from '../engine/symbol-engine.js';
 import {
   checkpointMeta,
   checkpointsResponse,
@@ -27,9 +27,12 @@ import { requireToken, type Authorise } from './auth.js';
 const symbolParams = z.object({ symbol: symbolSchema });
 const checkpointParams = symbolParams.extend({ id: z.coerce.number().int().positive() });
 
-/** The public shape of a prediction: probabilities named by class. */
-export function predictionView(prediction: Prediction) {
-  return {
+/**
+ * The public shape of a prediction: probabilities named by class; what its tick resolved
+ * (`resolved`, on the stream) and, in a history, the class it turned out to be (`label`).
+ */
+export function predictionView(prediction: Prediction | RecordedPrediction) {
+  const view = {
     symbol: prediction.symbol,
     ts: prediction.ts,
     localTs: prediction.localTs,
@@ -41,6 +44,8 @@ export function predictionView(prediction: Prediction) {
       probs: Object.fromEntries(prediction.classNames.map((name, c) => [name, m.probs[c]])),
     })),
   };
+  const resolved = prediction.resolved ? { resolved: prediction.resolved.slice() } : {};
+  return 'label' in prediction ? { ...view, label: prediction.label, ...resolved } : { ...view, ...resolved };
 }
 
 export interface RouteOptions {

@@ -29,7 +29,7 @@ import type { WebSocket } from 'ws';
 import { parseJsonBounded } from '../domain/json-edge.js';
 import { describeIssues } from '../domain/schemas.js';
 import { rejected } from '../domain/types.js';
-import type { Prediction } from '../engine/symbol-engine.js';
+import type { Prediction, Resolution } from '../engine/symbol-engine.js';
 import { registerService } from '../service/plugins/index.js';
 import type { IngestOutcome, PushLane, ServiceRuntime } from '../service/runtime.js';
 import type { StreamStats } from '../service/stream-stats.js';
@@ -466,17 +466,37 @@ class Subscriber {
     }
   }
 
-  /** Keeps the newest prediction of each symbol, in the order they were made. */
+  /**
+   * Keeps the newest prediction of each symbol, in the order they were made. What the dropped
+   * ones resolved travels on in the kept one (oldest first), so a client still learns the label
+   * of every prediction it was sent.
+   */
   private conflate(): void {
     const seen = new Set<string>();
     const kept: Prediction[] = [];
+    // Per symbol, the resolutions of its dropped predictions, newest first as the loop meets them.
+    let carried: Map<string, Array<readonly Resolution[]>> | null = null;
     for (let i = this.queue.length - 1; i >= 0; i--) {
       const prediction = this.queue[i];
-      if (seen.has(prediction.symbol)) continue;
+      if (seen.has(prediction.symbol)) {
+        if (prediction.resolved) {
+          carried ??= new Map();
+          const lists = carried.get(prediction.symbol);
+          if (lists) lists.push(prediction.resolved);
+          else carried.set(prediction.symbol, [prediction.resolved]);
+        }
+        continue;
+      }
       seen.add(prediction.symbol);
       kept.push(prediction);
     }
     kept.reverse();
+    if (carried) {
+      for (let k = 0; k < kept.length; k++) {
+        const lists = carried.get(kept[k].symbol);
+        if (lists) kept[k] = { ...kept[k], resolved: [...lists.reverse().flat(), ...(kept[k].resolved ?? [])] };
+      }
+    }
     const conflated = this.queue.length - kept.length;
     // More symbols waiting than the queue holds: the oldest symbols' predictions go.
     const overflow = Math.max(0, kept.length - this.capacity);

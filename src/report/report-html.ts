@@ -3,7 +3,8 @@
 // Every interpolated value goes through the `html` tag, which escapes anything that is
 // not already markup, so a hostile symbol or file name cannot inject tags.
 import type { RejectReason } from '../domain/types.js';
-import type { MetricsSummary, RollingMetrics, TimelineData } from '../engine/metrics.js';
+import type { MetricsSummary, RollingMetrics } from '../engine/metrics.js';
+import type { TimelineData } from './timeline.js';
 
 /** What the engine hands over at the end of a replay. */
 export interface ReplayReportData {

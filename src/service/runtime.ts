@@ -14,7 +14,7 @@ import { packageRoot } from '../domain/package-root.js';
 import { engineConfigHash, type EngineConfig } from '../engine/config.js';
 import { Engine } from '../engine/engine.js';
 import { LatencyHistogram } from '../engine/latency.js';
-import type { Prediction, SymbolEngine } from '../engine/symbol-engine.js';
+import type { Prediction, RecordedPrediction, Resolution, SymbolEngine } from '../engine/symbol-engine.js';
 import { startFeedServer, type FeedServer } from '../standin/server.js';
 import { createLiveFeed, type LiveFeed } from '../ingest/live-client.js';
 import { checksumOf, type CheckpointMeta } from '../store/checkpoints.js';
@@ -157,12 +157,16 @@ interface SymbolActivity {
 /** Rows a symbol's prediction ring holds before it first grows (doubling up to its capacity). */
 const INITIAL_RING_ROWS = 16;
 
+/** Slots of a ring row before the probabilities: ts, localTs, seq, mid, label. */
+const RING_HEADER = 5;
+
 /**
- * The last `capacity` predictions of a symbol, oldest first. Each is kept as one row of float64
- * (ts, localTs, seq, mid, then every model's probabilities: exact, as a prediction holds only
- * doubles besides the names every prediction of the symbol shares) in an array that grows as
- * predictions arrive: 14 numbers a prediction at the default models instead of a dozen small
- * objects, and a young symbol holds only what it has seen.
+ * The last `capacity` predictions of a symbol, oldest first, each with the label it resolved
+ * to once a later tick revealed it. Each is kept as one row of float64 (ts, localTs, seq, mid,
+ * label as a class index or NaN while pending, then every model's probabilities: exact, as a
+ * prediction holds only doubles besides the names every prediction of the symbol shares) in an
+ * array that grows as predictions arrive: 15 numbers a prediction at the default models instead
+ * of a dozen small objects, and a young symbol holds only what it has seen.
  */
 export class PredictionRing {
   private rows: Float64Array;
@@ -178,7 +182,7 @@ export class PredictionRing {
     private readonly shape: Pick<Prediction, 'symbol' | 'target' | 'classNames'> & { readonly models: readonly string[] },
   ) {
     this.classes = shape.classNames.length;
-    this.stride = 4 + shape.models.length * this.classes;
+    this.stride = RING_HEADER + shape.models.length * this.classes;
     this.rows = new Float64Array(Math.min(capacity, INITIAL_RING_ROWS) * this.stride);
   }
 
@@ -192,6 +196,8 @@ export class PredictionRing {
   }
 
   push(prediction: Prediction): void {
+    // What this tick resolved is older than it: labelled before the tick joins the ring.
+    if (prediction.resolved) for (const resolution of prediction.resolved) this.label(resolution);
     if (this.next * this.stride === this.rows.length) {
       // Not full yet (a full ring wraps before `next` reaches the end): the rows are in order from 0.
       const grown = new Float64Array(Math.min(this.capacity, 2 * this.next) * this.stride);
@@ -204,14 +210,29 @@ export class PredictionRing {
     rows[at + 1] = prediction.localTs;
     rows[at + 2] = prediction.seq;
     rows[at + 3] = prediction.mid;
-    let to = at + 4;
+    rows[at + 4] = Number.NaN;
+    let to = at + RING_HEADER;
     for (const model of prediction.models) for (let c = 0; c < this.classes; c++) rows[to++] = model.probs[c];
     this.next = (this.next + 1) % this.capacity;
     if (this.size < this.capacity) this.size++;
   }
 
+  /**
+   * Labels the predictions the resolution names. They are the oldest still pending, so the walk
+   * back from the newest row stops at the first seq below the run (or at the ring's start).
+   */
+  private label(resolution: Resolution): void {
+    const label = this.shape.classNames.indexOf(resolution.label);
+    for (let i = 1; i <= this.size; i++) {
+      const at = ((this.next - i + this.capacity) % this.capacity) * this.stride;
+      const seq = this.rows[at + 2];
+      if (seq < resolution.fromSeq) return;
+      if (seq <= resolution.toSeq) this.rows[at + 4] = label;
+    }
+  }
+
   /** Predictions with ts > since (all when undefined), at most `limit`, newest last. */
-  recent(since: number | undefined, limit: number): Prediction[] {
+  recent(since: number | undefined, limit: number): RecordedPrediction[] {
     const picked: number[] = [];
     for (let i = 0; i < this.size; i++) {
       const row = (this.next - this.size + i + this.capacity) % this.capacity;
@@ -220,9 +241,11 @@ export class PredictionRing {
     return picked.slice(Math.max(0, picked.length - limit)).map((row) => this.prediction(row));
   }
 
-  private prediction(row: number): Prediction {
+  private prediction(row: number): RecordedPrediction {
     const at = row * this.stride;
     const { symbol, target, classNames, models } = this.shape;
+    const label = this.rows[at + 4];
+    const from = at + RING_HEADER;
     return {
       type: 'prediction',
       symbol,
@@ -232,7 +255,8 @@ export class PredictionRing {
       mid: this.rows[at + 3],
       target,
       classNames,
-      models: models.map((model, m) => ({ model, probs: Array.from(this.rows.subarray(at + 4 + m * this.classes, at + 4 + (m + 1) * this.classes)) })),
+      models: models.map((model, m) => ({ model, probs: Array.from(this.rows.subarray(from + m * this.classes, from + (m + 1) * this.classes)) })),
+      label: Number.isNaN(label) ? null : classNames[label],
     };
   }
 }

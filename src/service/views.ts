@@ -4,7 +4,7 @@
 import type { Rejected } from '../domain/types.js';
 import type { EngineCounters } from '../engine/engine.js';
 import type { LatencyHistogram } from '../engine/latency.js';
-import type { Prediction } from '../engine/symbol-engine.js';
+import type { Prediction, RecordedPrediction } from '../engine/symbol-engine.js';
 import type { LiveFeedStats } from '../ingest/live-client.js';
 import type { CheckpointMeta, StoredPrediction } from '../store/checkpoints.js';
 import type { PredictionListener, PushLane, ServiceRuntime, SymbolMetrics, SymbolView } from './runtime.js';
@@ -45,7 +45,7 @@ export interface PredictionBus {
   /** The newest prediction of a running symbol, or null before its first. */
   latest(symbol: string): Prediction | null;
   /** Predictions of `symbol` kept in memory with ts > since (all when undefined), at most `limit`, newest last. */
-  recent(symbol: string, since: number | undefined, limit: number): Prediction[];
+  recent(symbol: string, since: number | undefined, limit: number): RecordedPrediction[];
   /** Whether older predictions are kept in the store's prediction log (`predictionRetentionSeconds` > 0). */
   readonly logged: boolean;
   /** Logged predictions with fromTs <= ts < toTs, in time order, at most `limit` (first model only). */

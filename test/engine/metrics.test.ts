@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DownsampledSeries, MetricsTimeline, PrequentialMetrics, macroF1, prequentialMetricsStateSchema } from '../../src/engine/metrics.js';
+import { PrequentialMetrics, macroF1, prequentialMetricsStateSchema } from '../../src/engine/metrics.js';
 
 // Six 3-class predictions [down, flat, up], scored by hand below.
 const HAND_STREAM: Array<{ probs: number[]; label: number }> = [
@@ -266,52 +266,5 @@ describe('PrequentialMetrics state', () => {
     const result = prequentialMetricsStateSchema.safeParse(corrupt);
     expect(result.success).toBe(false);
     expect(result.error?.issues[0].path).toEqual(['logLossSum']);
-  });
-});
-
-describe('DownsampledSeries and MetricsTimeline', () => {
-  it('keeps evenly spaced points, the first and the latest, within its bound', () => {
-    const series = new DownsampledSeries(1, 5);
-    for (let i = 0; i < 37; i++) series.offer(i, i * 10);
-    const [xs, ys] = series.toColumns();
-    // Capacity 4 stored points: strides 1 -> 2 -> 4 -> 8 -> 16; kept 0, 16, 32 then latest 36.
-    expect(xs).toEqual([0, 16, 32, 36]);
-    expect(ys).toEqual([0, 160, 320, 360]);
-  });
-
-  it('stays bounded over a million scored predictions', () => {
-    const models = ['rtrl', 'majority'];
-    const timeline = new MetricsTimeline({ models, classes: 3 });
-    const metrics = models.map(() => new PrequentialMetrics(3));
-    const probs = new Float64Array([0.2, 0.3, 0.5, 0.6, 0.3, 0.1]);
-    const total = 1_000_000;
-    for (let i = 0; i < total; i++) {
-      const model = i & 1;
-      const label = i % 3;
-      metrics[model].record(probs, model * 3, label);
-      timeline.recordScored(model, 1_000 + i, probs, model * 3, label, metrics[model]);
-      timeline.recordMid(1_000 + i, 100 + (i % 17));
-    }
-    const data = timeline.toData();
-    expect(data.rollingWindow).toBe(1000);
-    for (const model of data.models) {
-      expect(model.ts.length).toBeLessThanOrEqual(2000);
-      expect(model.ts.length).toBeGreaterThan(900);
-      expect(model.rollingAccuracy.length).toBe(model.ts.length);
-      const steps = new Set(model.ts.slice(1, -1).map((t, k) => t - model.ts[k]));
-      expect(steps.size).toBe(1); // evenly spaced except the appended latest point
-    }
-    expect(data.models[0].ts[0]).toBe(1_000);
-    expect(data.models[1].ts.at(-1)).toBe(1_000 + total - 1);
-    expect(data.mid.ts.length).toBeLessThanOrEqual(2000);
-    expect(data.mid.ts.at(-1)).toBe(1_000 + total - 1);
-    // Labels cycle 0,1,2 over alternate models, so each model sees each label a third of the time.
-    expect(data.models[0].cumulativeLogLoss.at(-1)).toBeCloseTo(-(Math.log(0.2) + Math.log(0.3) + Math.log(0.5)) / 3, 4);
-    // P(up) = 0.5 for rtrl -> bin [0.5, 0.6); observed up frequency 1/3.
-    const rtrlBin = data.models[0].calibration[5];
-    expect(rtrlBin.count).toBe(total / 2);
-    expect(rtrlBin.meanPredicted).toBeCloseTo(0.5, 12);
-    expect(rtrlBin.observedFrequency).toBeCloseTo(1 / 3, 4);
-    expect(data.models[1].calibration[1].count).toBe(total / 2); // P(up) = 0.1
   });
 });

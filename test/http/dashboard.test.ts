@@ -1,9 +1,9 @@
 // The dashboard through `app.inject`: the page and every asset it names are served from this
 // service with the right content types and no URL of another origin; `GET /v1/status` reports
 // feeds, engine latency and symbols. Then the page's data code (series.js) run in Node on the
-// real AMZN excerpt (fixtures/canonical: the first 300 LOBSTER snapshots of 2012-06-21): its
-// next-move right/wrong calls agree with the engine's own prequential accuracy, and its window
-// stays at its capacity.
+// real AMZN excerpt (fixtures/canonical: the first 300 LOBSTER snapshots of 2012-06-21): the
+// right/wrong marks it draws from the labels the engine streams agree with the engine's own
+// prequential accuracy, for any target, and its window stays at its capacity.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { buildApp } from '../../src/http/app.js';
 import { currentRtrlKernel } from '../../src/model/kernels/select.js';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { DASHBOARD_CSP, loadDashboardAssets, registerDashboard } from '../../src/http/dashboard.js';
-import { NextMoveResolver, PredictionWindow } from '../../src/http/dashboard/series.js';
+import { PredictionWindow } from '../../src/http/dashboard/series.js';
 import { predictionView } from '../../src/http/rest.js';
 import { loadServiceConfig } from '../../src/service/config.js';
 import { ServiceRuntime } from '../../src/service/runtime.js';
@@ -169,64 +169,47 @@ describe('GET /v1/status', () => {
 });
 
 describe("the page's data (series.js)", () => {
-  async function predictionsOfFixture(models: string) {
-    const { runtime } = await service({ models });
+  async function predictionsOfFixture(models: string, target = 'next-move') {
+    const { runtime } = await service({ models, target });
     const made: ReturnType<typeof predictionView>[] = [];
     runtime.subscribe((prediction) => made.push(predictionView(prediction)));
     runtime.ingest(snapshots);
     return { runtime, made };
   }
 
-  it("resolves the first model's next-move calls exactly as the engine scores them", async () => {
-    const { runtime, made } = await predictionsOfFixture('rtrl,logistic,majority');
-    expect(made.length).toBe(snapshots.length);
-    const ring = new PredictionWindow(2000, ['rtrl', 'logistic', 'majority']);
-    const resolver = new NextMoveResolver();
-    made.forEach((p, i) => {
-      resolver.onPrediction(ring, ring.total, p.mid);
-      ring.push(
-        i / 10,
-        p.seq,
-        p.mid,
-        p.models.map((m) => m.probs.up as number),
-      );
+  for (const target of ['next-move', 'horizon:5:0.00002']) {
+    it(`marks the first model's calls with the labels the engine streams, exactly as it scores them (${target})`, async () => {
+      const { runtime, made } = await predictionsOfFixture('rtrl,logistic,majority', target);
+      expect(made.length).toBe(snapshots.length);
+      const classNames = Object.keys(made[0].models[0].probs);
+      const ring = new PredictionWindow(2000, ['rtrl', 'logistic', 'majority'], classNames);
+      made.forEach((p, i) => ring.push(i / 10, p));
+      const engineScore = runtime.engine.symbol('AMZN')!.metrics[0].summary();
+      expect(engineScore.n).toBeGreaterThan(100);
+      expect(ring.right + ring.wrong).toBe(engineScore.n);
+      expect(ring.right / (ring.right + ring.wrong)).toBeCloseTo(engineScore.accuracy!, 12);
+
+      // The marks sit on the first model's P(up) at each resolved prediction, and only there.
+      const { prob } = ring.views();
+      const [time, rtrl] = prob as Float64Array[];
+      const right = prob[4] as Array<number | null>;
+      const wrong = prob[5] as Array<number | null>;
+      let marked = 0;
+      for (let k = 0; k < time.length; k++) {
+        if (right[k] !== null) expect(right[k]).toBe(rtrl[k]);
+        if (wrong[k] !== null) expect(wrong[k]).toBe(rtrl[k]);
+        expect(right[k] !== null && wrong[k] !== null).toBe(false);
+        if (right[k] !== null || wrong[k] !== null) marked++;
+      }
+      expect(marked).toBe(engineScore.n);
     });
-    const engineScore = runtime.engine.symbol('AMZN')!.metrics[0].summary();
-    expect(engineScore.n).toBeGreaterThan(100);
-    expect(resolver.right + resolver.wrong).toBe(engineScore.n);
-    expect(resolver.right / (resolver.right + resolver.wrong)).toBeCloseTo(engineScore.accuracy!, 12);
+  }
 
-    // The marks sit on the first model's P(up) at each resolved prediction, and only there.
-    const { prob } = ring.views();
-    const [time, rtrl] = prob as Float64Array[];
-    const right = prob[4] as Array<number | null>;
-    const wrong = prob[5] as Array<number | null>;
-    let marked = 0;
-    for (let k = 0; k < time.length; k++) {
-      if (right[k] !== null) expect(right[k]).toBe(rtrl[k]);
-      if (wrong[k] !== null) expect(wrong[k]).toBe(rtrl[k]);
-      expect(right[k] !== null && wrong[k] !== null).toBe(false);
-      if (right[k] !== null || wrong[k] !== null) marked++;
-    }
-    expect(marked).toBe(engineScore.n);
-  });
-
-  it('holds only the newest `capacity` predictions, oldest first, however many arrive', async () => {
+  it('holds only the newest `capacity` predictions, oldest first, however many arrive, and counts the marks in view', async () => {
     const { made } = await predictionsOfFixture('logistic,majority');
     const capacity = 64;
     const ring = new PredictionWindow(capacity, ['logistic', 'majority']);
-    const resolver = new NextMoveResolver();
-    for (let round = 0; round < 3; round++) {
-      made.forEach((p, i) => {
-        resolver.onPrediction(ring, ring.total, p.mid);
-        ring.push(
-          round * 1000 + i,
-          p.seq,
-          p.mid,
-          p.models.map((m) => m.probs.up as number),
-        );
-      });
-    }
+    for (let round = 0; round < 3; round++) made.forEach((p, i) => ring.push(round * 1000 + i, p));
     expect(ring.total).toBe(3 * made.length);
     expect(ring.size).toBe(capacity);
     const { mid, prob } = ring.views();
@@ -235,26 +218,33 @@ describe("the page's data (series.js)", () => {
     expect(Array.from(mid[1])).toEqual(newest.map((p) => p.mid));
     expect(Array.from(prob[1] as Float64Array)).toEqual(newest.map((p) => p.models[0].probs.up));
     expect(Array.from(mid[0])).toEqual(newest.map((_p, i) => 2000 + made.length - capacity + i));
+    const marks =
+      (prob[3] as Array<number | null>).slice(0, capacity).filter((v) => v !== null).length + (prob[4] as Array<number | null>).slice(0, capacity).filter((v) => v !== null).length;
+    expect(marks).toBeGreaterThan(capacity / 2);
+    expect(ring.right + ring.wrong).toBe(marks);
     // The buffers are the ones allocated at construction: nothing grew.
     expect(mid[0].buffer.byteLength).toBe(capacity * 8);
   });
 
-  it('drops calls pending across a gap instead of labelling them by the move after it', () => {
-    const ring = new PredictionWindow(16, ['m']);
-    const resolver = new NextMoveResolver();
-    const feed = (mid: number, up: number) => {
-      resolver.onPrediction(ring, ring.total, mid);
-      ring.push(ring.total, ring.total, mid, [up]);
-    };
-    feed(100, 0.9); // resolved by the move to 101: called up, right
-    feed(101, 0.2); // pending when the stream breaks
-    resolver.dropPending();
-    feed(99, 0.2); // the move that would have scored the call above: it is not scored
-    feed(98, 0.7); // resolves the call at 99 (down, right)
-    feed(97, 0.1); // resolves the call at 98 (up, wrong); itself still pending
-    expect({ right: resolver.right, wrong: resolver.wrong }).toEqual({ right: 2, wrong: 1 });
-    const { prob } = ring.views();
-    expect((prob[2] as Array<number | null>).slice(0, 5)).toEqual([0.9, null, 0.2, null, null]);
-    expect((prob[3] as Array<number | null>).slice(0, 5)).toEqual([null, null, null, 0.7, null]);
+  it("marks a history's labels, and a label heard twice (a backfill beside the stream) counts once", async () => {
+    const { runtime, app } = await service();
+    const live: ReturnType<typeof predictionView>[] = [];
+    runtime.subscribe((prediction) => live.push(predictionView(prediction)));
+    runtime.ingest(snapshots);
+    const response = await app.inject({ url: '/v1/symbols/AMZN/predictions?limit=10000' });
+    expect(response.statusCode).toBe(200);
+    const history = (response.json() as { predictions: Array<ReturnType<typeof predictionView> & { label: string | null }> }).predictions;
+    expect(history.length).toBe(snapshots.length);
+    expect(history.filter((p) => p.label !== null).length).toBe(runtime.engine.symbol('AMZN')!.metrics[0].summary().n);
+
+    const fromHistory = new PredictionWindow(2000, ['rtrl', 'logistic', 'majority']);
+    history.forEach((p, i) => fromHistory.push(i, p));
+    const fromStream = new PredictionWindow(2000, ['rtrl', 'logistic', 'majority']);
+    live.forEach((p, i) => fromStream.push(i, p));
+    expect(fromHistory.views()).toEqual(fromStream.views());
+    expect({ right: fromHistory.right, wrong: fromHistory.wrong }).toEqual({ right: fromStream.right, wrong: fromStream.wrong });
+    // The stream's runs again, over the labelled history: nothing changes.
+    for (const p of live) for (const run of p.resolved ?? []) fromHistory.resolveRun(run.fromSeq, run.toSeq, run.label);
+    expect({ right: fromHistory.right, wrong: fromHistory.wrong }).toEqual({ right: fromStream.right, wrong: fromStream.wrong });
   });
 });

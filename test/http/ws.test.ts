@@ -178,6 +178,10 @@ describe('WS /v1/stream', () => {
     const seqs = delivered.map((p) => p.seq as number);
     expect(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1])).toBe(true);
     expect(stats.queued).toBe(0);
+    // What the conflated predictions resolved came in the frames kept: every scored one, once, in order.
+    const runs = delivered.flatMap((p) => (p.resolved as Array<{ fromSeq: number; toSeq: number; count: number }> | undefined) ?? []);
+    expect(runs.reduce((sum, run) => sum + run.count, 0)).toBe(runtime.engine.symbol('AMZN')!.metrics[0].summary().n);
+    expect(runs.every((run, i) => run.count === run.toSeq - run.fromSeq + 1 && (i === 0 || run.fromSeq > runs[i - 1].toSeq))).toBe(true);
 
     // Phase 2: stop reading for good: closed with 1013 and released.
     (client.socket as unknown as { _socket: { pause(): void } })._socket.pause();

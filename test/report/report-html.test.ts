@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { MetricsTimeline, PrequentialMetrics } from '../../src/engine/metrics.js';
+import { PrequentialMetrics } from '../../src/engine/metrics.js';
+import { MetricsTimeline } from '../../src/report/timeline.js';
 import { escapeHtml, renderReportHtml, type ReplayReportData } from '../../src/report/report-html.js';
 
 // 2012-06-21 00:00 Eastern daylight time (UTC-4), epoch ms: LOBSTER times are seconds after it.
@@ -38,14 +39,14 @@ function replayReport(symbol = 'AAPL', modelNames: readonly string[] = MODELS): 
   let havePending = false;
   let previousMid = ticks[0].mid;
   for (const { ts, mid } of ticks) {
-    timeline.recordMid(ts, mid);
+    timeline.onMid(ts, mid);
     if (mid === previousMid) continue;
     const label = mid > previousMid ? 1 : 0;
     previousMid = mid;
     if (havePending) {
       for (let m = 0; m < 2; m++) {
         metrics[m].record(pending, m * 2, label);
-        timeline.recordScored(m, ts, pending, m * 2, label, metrics[m]);
+        timeline.onScored(m, ts, pending, m * 2, label, metrics[m]);
       }
     }
     pending.set(label === 1 ? [0.3, 0.7, 0.5, 0.5] : [0.7, 0.3, 0.5, 0.5]);
@@ -178,8 +179,8 @@ describe('renderReportHtml on awkward input', () => {
     const rtrl = new PrequentialMetrics(3);
     const probs = [0.2, 0.3, 0.5];
     rtrl.record(probs, 0, 2);
-    timeline.recordScored(0, 1_700_000_000_000, probs, 0, 2, rtrl);
-    timeline.recordMid(1_700_000_000_000, 42_000.5);
+    timeline.onScored(0, 1_700_000_000_000, probs, 0, 2, rtrl);
+    timeline.onMid(1_700_000_000_000, 42_000.5);
     const page = renderReportHtml({
       meta: { files: [], symbol: 'BTCUSDT', target: 'horizon:10', classNames: ['down', 'flat', 'up'] },
       counts: { eventsRead: 1, accepted: 1, rejected: {} },

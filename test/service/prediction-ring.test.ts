@@ -1,11 +1,13 @@
 // The per-symbol ring of recent predictions keeps each as a row of float64 and grows as they
-// arrive: what it answers must be exactly the predictions pushed, oldest first.
+// arrive: what it answers must be exactly the predictions pushed, oldest first, each with the
+// label a later tick resolved it to (worked out here from the mids: the next-move target's
+// label is the direction of the next change of the mid).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultEngineConfig } from '../../src/engine/config.js';
 import { Engine } from '../../src/engine/engine.js';
-import type { Prediction } from '../../src/engine/symbol-engine.js';
+import type { Prediction, RecordedPrediction } from '../../src/engine/symbol-engine.js';
 import { PredictionRing } from '../../src/service/runtime.js';
 import { CanonicalMapper } from '../../src/venues/canonical.js';
 
@@ -26,6 +28,15 @@ function predictions(count: number): Prediction[] {
   return out;
 }
 
+/** Prediction `i` of `made` as a ring holding made[0..pushed) answers it. */
+function recorded(made: Prediction[], i: number, pushed: number): RecordedPrediction {
+  const { resolved: _resolved, ...prediction } = made[i];
+  let next = i + 1;
+  while (next < pushed && made[next].mid === made[i].mid) next++;
+  const label = next < pushed ? (made[next].mid > made[i].mid ? 'up' : 'down') : null;
+  return { ...prediction, label };
+}
+
 describe('PredictionRing', () => {
   const made = predictions(120);
 
@@ -35,7 +46,7 @@ describe('PredictionRing', () => {
       const ring = PredictionRing.of(made[0], capacity);
       made.forEach((prediction, i) => {
         ring.push(prediction);
-        const kept = made.slice(Math.max(0, i + 1 - capacity), i + 1);
+        const kept = made.slice(Math.max(0, i + 1 - capacity), i + 1).map((p) => recorded(made, made.indexOf(p), i + 1));
         expect(ring.length).toBe(kept.length);
         if (i % 13 === 0 || i === made.length - 1) expect(ring.recent(undefined, 10_000)).toEqual(kept);
       });
@@ -46,10 +57,16 @@ describe('PredictionRing', () => {
     const ring = PredictionRing.of(made[0], 100);
     for (const prediction of made) ring.push(prediction);
     const since = made[60].ts;
-    const expected = made.slice(20).filter((p) => p.ts > since);
+    const all = made.map((_p, i) => recorded(made, i, made.length));
+    const expected = all.slice(20).filter((p) => p.ts > since);
     expect(expected.length).toBeGreaterThan(5);
     expect(ring.recent(since, 10_000)).toEqual(expected);
     expect(ring.recent(since, 5)).toEqual(expected.slice(-5));
-    expect(ring.recent(undefined, 3)).toEqual(made.slice(-3));
+    expect(ring.recent(undefined, 3)).toEqual(all.slice(-3));
+    // The fixture's mid moves often: most are labelled, in both directions; the newest are pending.
+    const labels = all.map((p) => p.label);
+    expect(labels.filter((l) => l === 'up').length).toBeGreaterThan(10);
+    expect(labels.filter((l) => l === 'down').length).toBeGreaterThan(10);
+    expect(labels.at(-1)).toBeNull();
   });
 });

@@ -4,7 +4,7 @@
 //
 // Memory stays flat over hours: the series live in fixed-capacity rings (series.js).
 /* global uPlot */
-import { NextMoveResolver, PredictionWindow } from './series.js';
+import { PredictionWindow } from './series.js';
 
 const WINDOW = 2000;
 const STATUS_POLL_MS = 2000;
@@ -22,7 +22,6 @@ const state = {
   models: [],
   target: null,
   window: null,
-  resolver: new NextMoveResolver(),
   socket: null,
   connectAttempt: 0,
   reconnects: 0,
@@ -156,23 +155,17 @@ function render() {
   }
   $('prediction-count').textContent = String(ring.size);
   $('prediction-note').textContent = `in view of ${ring.total} received${state.conflatedFrames ? ` · ${state.conflatedFrames} conflated by the server` : ''}`;
-  const { right, wrong } = state.resolver;
-  if (state.target !== 'next-move') {
-    $('resolved').textContent = '—';
-    $('resolved-note').textContent = `marks need the next-move target (this is ${state.target})`;
-  } else {
-    $('resolved').textContent = right + wrong > 0 ? percent(right / (right + wrong)) : '—';
-    $('resolved-note').textContent = `${right} right · ${wrong} wrong, resolved in this page`;
-  }
+  const { right, wrong } = ring;
+  $('resolved').textContent = right + wrong > 0 ? percent(right / (right + wrong)) : '—';
+  $('resolved-note').textContent = `${right} right · ${wrong} wrong in view, as the engine scored them (${state.target})`;
 }
 
 // ---- predictions ------------------------------------------------------------------------
 
-function resetSymbolView(models, target) {
+function resetSymbolView(models, target, classNames) {
   state.models = models;
   state.target = target;
-  state.window = new PredictionWindow(WINDOW, models);
-  state.resolver.reset();
+  state.window = new PredictionWindow(WINDOW, models, classNames);
   state.lastPrediction = null;
   $('first-model').textContent = models[0] ?? 'first model';
   createCharts(models);
@@ -181,19 +174,22 @@ function resetSymbolView(models, target) {
 function applyPrediction(prediction) {
   if (prediction.symbol !== state.symbol) return;
   const models = prediction.models.map((m) => m.model);
-  if (!state.window || models.length !== state.models.length || models.some((name, m) => name !== state.models[m])) resetSymbolView(models, prediction.target);
+  if (!state.window || models.length !== state.models.length || models.some((name, m) => name !== state.models[m])) {
+    // Probabilities are keyed by class name in the target's class order.
+    resetSymbolView(models, prediction.target, Object.keys(prediction.models[0].probs));
+  }
   const ring = state.window;
   const time = prediction.localTs / 1000;
   // The page's time axis is the service's receive clock; anything not newer is already drawn
   // (a backfill overlapping live frames, a replayed frame after a reconnect).
-  if (time < ring.lastTime || (time === ring.lastTime && prediction.seq <= ring.lastSeq)) return;
-  if (state.target === 'next-move') state.resolver.onPrediction(ring, ring.total, prediction.mid);
-  ring.push(
-    time,
-    prediction.seq,
-    prediction.mid,
-    prediction.models.map((m) => m.probs.up),
-  );
+  if (time < ring.lastTime || (time === ring.lastTime && prediction.seq <= ring.lastSeq)) {
+    // Drawn already, but what it says about labels may be news (a backfill after a reconnect).
+    if (typeof prediction.label === 'string') ring.resolveRun(prediction.seq, prediction.seq, prediction.label);
+    if (prediction.resolved) for (const run of prediction.resolved) ring.resolveRun(run.fromSeq, run.toSeq, run.label);
+    queueRender();
+    return;
+  }
+  ring.push(time, prediction);
   state.lastPrediction = prediction;
   queueRender();
 }
@@ -209,11 +205,8 @@ function onFrame(event) {
     if (message.type === 'error') console.warn('stream error', message.reason, message.detail);
     return;
   }
-  if (message.conflated) {
-    state.conflatedFrames += message.conflated;
-    // Skipped predictions leave a gap: their labels cannot be worked out here.
-    state.resolver.dropPending();
-  }
+  // The server carries what the skipped predictions resolved in the frame it kept.
+  if (message.conflated) state.conflatedFrames += message.conflated;
   if (state.heldFrames) state.heldFrames.push(message);
   else applyPrediction(message);
 }
@@ -270,8 +263,7 @@ function connect() {
     state.everConnected = true;
     state.connectAttempt = 0;
     setConnection('live', state.reconnects > 0 ? `live · reconnected ×${state.reconnects}` : 'live');
-    // Nothing pending survives the gap; the backfill redraws what the service kept.
-    state.resolver.dropPending();
+    // The backfill brings the labels resolved during the gap with the predictions the service kept.
     subscribe(state.symbol);
   });
   socket.addEventListener('message', onFrame);
