@@ -13,8 +13,8 @@ import { MAX_JSON_DEPTH, nestsDeeperThan, parseJsonBounded } from '../domain/jso
 import { canonicalSnapshotSchema, canonicalTradeSchema, describeIssues, MAX_EPOCH_MS, SYMBOL_PATTERN } from '../domain/schemas.js';
 import type { Aggressor, BookSnapshot, EpochMs, MarketMessage, Rejected, Trade } from '../domain/types.js';
 import { rejected } from '../domain/types.js';
-import { scanCanonicalSnapshot } from './canonical-scan.js';
-import { readLineBatches } from './lines.js';
+import { scanCanonicalBytes } from './canonical-scan.js';
+import { readByteLineBatches } from './lines.js';
 import type { FileFormat, FrameMapper, MapperOptions, Venue } from './types.js';
 
 /** The most levels a side may list; deeper books are cut to the configured levels anyway. */
@@ -352,10 +352,10 @@ export const canonicalJsonl: FileFormat = {
 async function* readCanonicalBatches(paths: readonly string[], options: MapperOptions): AsyncGenerator<MarketMessage[]> {
   const mapper = new CanonicalMapper({ ...options, maxBatch: Number.MAX_SAFE_INTEGER });
   for (const path of paths) {
-    for await (const lines of readLineBatches(path)) {
+    for await (const { bytes, starts, ends } of readByteLineBatches(path)) {
       const messages: MarketMessage[] = [];
-      for (const line of lines) {
-        const scanned = scanCanonicalSnapshot(line, options.levels, undefined);
+      for (let i = 0; i < starts.length; i++) {
+        const scanned = scanCanonicalBytes(bytes, starts[i], ends[i], options.levels, undefined);
         if (scanned !== null) {
           const accepted = mapper.acceptScanned(scanned);
           if (accepted !== null) {
@@ -363,6 +363,8 @@ async function* readCanonicalBatches(paths: readonly string[], options: MapperOp
             continue;
           }
         }
+        // Not the writer's exact shape, or refused: decoded and read the usual way, which names the fields.
+        const line = bytes.toString('utf8', starts[i], ends[i]);
         let value: unknown;
         try {
           value = JSON.parse(line);

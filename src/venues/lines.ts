@@ -29,6 +29,66 @@ export async function* readLineBatches(path: string): AsyncGenerator<string[]> {
   yield* lineBatchesOf(stream);
 }
 
+/** The lines of a decoded chunk, as ranges of its bytes: line i is bytes[starts[i], ends[i]). */
+export interface ByteLines {
+  readonly bytes: Buffer;
+  readonly starts: number[];
+  readonly ends: number[];
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * `readLineBatches` without decoding: the line ranges of each chunk of a plain or gzip file,
+ * split exactly as `lineBatchesOf` splits text (\n, \r\n or a lone \r; blank lines skipped),
+ * for a reader that scans bytes and decodes only the lines it must (`bytes.toString('utf8',
+ * start, end)` is the line `readLineBatches` gives: no terminator is part of a UTF-8 sequence).
+ */
+export async function* readByteLineBatches(path: string): AsyncGenerator<ByteLines> {
+  const gzip = await isGzipFile(path);
+  const raw = countedReadStream(path, { highWaterMark: 1 << 18 });
+  const stream: Readable = gzip ? raw.pipe(createGunzip()) : raw;
+  let carry: Buffer | null = null;
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      const bytes: Buffer = carry !== null && carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
+      const starts: number[] = [];
+      const ends: number[] = [];
+      let start = 0;
+      let cr = bytes.indexOf(CR);
+      for (;;) {
+        const newline = bytes.indexOf(LF, start);
+        const end = newline < 0 ? bytes.length : newline;
+        if (cr >= 0 && cr < start) cr = bytes.indexOf(CR, start);
+        if (cr >= 0 && cr < end - 1) {
+          if (cr > start) {
+            starts.push(start);
+            ends.push(cr);
+          }
+          start = cr + 1;
+          continue;
+        }
+        if (newline < 0) break;
+        const stop = cr === end - 1 ? cr : end;
+        if (stop > start) {
+          starts.push(start);
+          ends.push(stop);
+        }
+        start = newline + 1;
+      }
+      carry = bytes.subarray(start);
+      if (starts.length > 0) yield { bytes, starts, ends };
+    }
+    if (carry !== null) {
+      const end = carry.length > 0 && carry[carry.length - 1] === CR ? carry.length - 1 : carry.length;
+      if (end > 0) yield { bytes: carry, starts: [0], ends: [end] };
+    }
+  } finally {
+    stream.destroy();
+  }
+}
+
 /** Text lines of any readable byte stream (a zip entry, a gunzip stream...). */
 export async function* linesOf(stream: Readable): AsyncGenerator<string> {
   for await (const batch of lineBatchesOf(stream)) yield* batch;
