@@ -7,7 +7,7 @@ import type { BookSnapshot, OrderEvent, Trade } from '../domain/types.js';
 import { createLearners, modelName } from '../model/factory.js';
 import { LearnerSet } from '../model/learner-set.js';
 import { classNames, targetName } from '../model/targets.js';
-import { decodeState, encodeState, packChunks, requireArray, unpackChunks } from '../model/state-codec.js';
+import { decodeState, encodeState, packChunks, packRing, requireArray, unpackChunks } from '../model/state-codec.js';
 import { PrequentialMetrics, prequentialMetricsStateSchema } from './metrics.js';
 import type { EngineConfig } from './config.js';
 import type { LatencyHistogram } from './latency.js';
@@ -238,10 +238,9 @@ export class SymbolEngine {
   }
 
   private pushPending(seq: number): void {
-    const capacity = this.pendingSeqs.length;
-    if (this.pendingCount === capacity) {
-      const grown = new Float64Array(capacity * 2);
-      for (let i = 0; i < this.pendingCount; i++) grown[i] = this.pendingSeqs[(this.pendingHead + i) % capacity];
+    if (this.pendingCount === this.pendingSeqs.length) {
+      const grown = new Float64Array(this.pendingSeqs.length * 2);
+      grown.set(this.pendingSeqsInOrder());
       this.pendingSeqs = grown;
       this.pendingHead = 0;
     }
@@ -251,9 +250,7 @@ export class SymbolEngine {
 
   /** The pending seqs oldest first, as a checkpoint keeps them. */
   private pendingSeqsInOrder(): Float64Array {
-    const out = new Float64Array(this.pendingCount);
-    for (let i = 0; i < this.pendingCount; i++) out[i] = this.pendingSeqs[(this.pendingHead + i) % this.pendingSeqs.length];
-    return out;
+    return packRing(this.pendingSeqs, 1, this.pendingSeqs.length, this.pendingHead, this.pendingCount);
   }
 
   /**
