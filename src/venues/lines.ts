@@ -23,10 +23,46 @@ export async function* readLines(path: string): AsyncGenerator<string> {
 
 /** `readLines` a decoded chunk at a time: one await per chunk instead of one per line. */
 export async function* readLineBatches(path: string): AsyncGenerator<string[]> {
+  yield* lineBatchesOf(await fileBytes(path));
+}
+
+/** The bytes of a plain or gzip file, decompressed. */
+async function fileBytes(path: string): Promise<Readable> {
   const gzip = await isGzipFile(path);
   const raw = countedReadStream(path, { highWaterMark: 1 << 18 });
-  const stream: Readable = gzip ? raw.pipe(createGunzip()) : raw;
-  yield* lineBatchesOf(stream);
+  return gzip ? raw.pipe(createGunzip()) : raw;
+}
+
+/**
+ * Splits `length` units of text (characters or bytes) on \n, \r\n or a lone \r, blank lines
+ * skipped, given where the next \n and \r at or after a position are: pushes each line's
+ * [start, end) and returns where the unfinished last line starts. Split by hand rather than
+ * with node:readline, which costs several times more per line.
+ */
+function splitLines(length: number, nextLf: (from: number) => number, nextCr: (from: number) => number, starts: number[], ends: number[]): number {
+  let start = 0;
+  // Lone \r terminators are rare (old Mac files): the next \r is found once and reused.
+  let cr = nextCr(0);
+  for (;;) {
+    const newline = nextLf(start);
+    const end = newline < 0 ? length : newline;
+    if (cr >= 0 && cr < start) cr = nextCr(start);
+    if (cr >= 0 && cr < end - 1) {
+      if (cr > start) {
+        starts.push(start);
+        ends.push(cr);
+      }
+      start = cr + 1;
+      continue;
+    }
+    if (newline < 0) return start;
+    const stop = cr === end - 1 ? cr : end;
+    if (stop > start) {
+      starts.push(start);
+      ends.push(stop);
+    }
+    start = newline + 1;
+  }
 }
 
 /** The lines of a decoded chunk, as ranges of its bytes: line i is bytes[starts[i], ends[i]). */
@@ -41,43 +77,26 @@ const CR = 0x0d;
 
 /**
  * `readLineBatches` without decoding: the line ranges of each chunk of a plain or gzip file,
- * split exactly as `lineBatchesOf` splits text (\n, \r\n or a lone \r; blank lines skipped),
+ * split by `splitLines` as `lineBatchesOf` splits text (\n, \r\n or a lone \r; blank lines skipped),
  * for a reader that scans bytes and decodes only the lines it must (`bytes.toString('utf8',
  * start, end)` is the line `readLineBatches` gives: no terminator is part of a UTF-8 sequence).
  */
 export async function* readByteLineBatches(path: string): AsyncGenerator<ByteLines> {
-  const gzip = await isGzipFile(path);
-  const raw = countedReadStream(path, { highWaterMark: 1 << 18 });
-  const stream: Readable = gzip ? raw.pipe(createGunzip()) : raw;
+  const stream = await fileBytes(path);
   let carry: Buffer | null = null;
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       const bytes: Buffer = carry !== null && carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
       const starts: number[] = [];
       const ends: number[] = [];
-      let start = 0;
-      let cr = bytes.indexOf(CR);
-      for (;;) {
-        const newline = bytes.indexOf(LF, start);
-        const end = newline < 0 ? bytes.length : newline;
-        if (cr >= 0 && cr < start) cr = bytes.indexOf(CR, start);
-        if (cr >= 0 && cr < end - 1) {
-          if (cr > start) {
-            starts.push(start);
-            ends.push(cr);
-          }
-          start = cr + 1;
-          continue;
-        }
-        if (newline < 0) break;
-        const stop = cr === end - 1 ? cr : end;
-        if (stop > start) {
-          starts.push(start);
-          ends.push(stop);
-        }
-        start = newline + 1;
-      }
-      carry = bytes.subarray(start);
+      const unfinished = splitLines(
+        bytes.length,
+        (from) => bytes.indexOf(LF, from),
+        (from) => bytes.indexOf(CR, from),
+        starts,
+        ends,
+      );
+      carry = bytes.subarray(unfinished);
       if (starts.length > 0) yield { bytes, starts, ends };
     }
     if (carry !== null) {
@@ -94,37 +113,24 @@ export async function* linesOf(stream: Readable): AsyncGenerator<string> {
   for await (const batch of lineBatchesOf(stream)) yield* batch;
 }
 
-/**
- * The lines of a byte stream, split on \n, \r\n or \r, a decoded chunk's worth at a time; blank
- * lines skipped. Split by hand rather than with node:readline, which costs several times more
- * per line.
- */
+/** The lines of a byte stream, split as `splitLines` splits them, a decoded chunk's worth at a time. */
 export async function* lineBatchesOf(stream: Readable): AsyncGenerator<string[]> {
   stream.setEncoding('utf8');
   let carry = '';
   try {
     for await (const chunk of stream as AsyncIterable<string>) {
       const text = carry + chunk;
-      const lines: string[] = [];
-      let start = 0;
-      // Lone \r terminators are rare (old Mac files): the next \r is found once and reused.
-      let cr = text.indexOf('\r');
-      for (;;) {
-        const newline = text.indexOf('\n', start);
-        const end = newline < 0 ? text.length : newline;
-        if (cr >= 0 && cr < start) cr = text.indexOf('\r', start);
-        if (cr >= 0 && cr < end - 1) {
-          if (cr > start) lines.push(text.slice(start, cr));
-          start = cr + 1;
-          continue;
-        }
-        if (newline < 0) break;
-        const stop = cr === end - 1 ? cr : end;
-        if (stop > start) lines.push(text.slice(start, stop));
-        start = newline + 1;
-      }
-      carry = text.slice(start);
-      if (lines.length > 0) yield lines;
+      const starts: number[] = [];
+      const ends: number[] = [];
+      const unfinished = splitLines(
+        text.length,
+        (from) => text.indexOf('\n', from),
+        (from) => text.indexOf('\r', from),
+        starts,
+        ends,
+      );
+      carry = text.slice(unfinished);
+      if (starts.length > 0) yield starts.map((start, i) => text.slice(start, ends[i]));
     }
     const last = carry.endsWith('\r') ? carry.slice(0, -1) : carry;
     if (last.length > 0) yield [last];
