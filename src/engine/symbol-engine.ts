@@ -189,8 +189,9 @@ export class SymbolEngine {
       target: this.targetName,
       classNames: this.classNames,
       models,
+      // Always present (undefined when nothing resolved), so every prediction has one shape.
+      resolved: this.runCount > 0 ? this.resolutions() : undefined,
     };
-    if (this.runCount > 0) (prediction as { resolved?: Resolution[] }).resolved = this.resolutions();
     this.ticks++;
     this.ticksThisProcess++;
     this.lastPrediction = prediction;

@@ -578,7 +578,15 @@ export class SymbolWorkerPool {
       for (let c = 0; c < classes; c++) probs[c] = values[from + c];
       return { model, probs };
     });
-    const prediction: Prediction = {
+    const resolutions = values[at + 7];
+    let resolved: Resolution[] | undefined;
+    if (resolutions > 0) {
+      resolved = new Array<Resolution>(resolutions);
+      for (let r = 0, from = at + this.stride; r < resolutions; r++, from += RESOLUTION_SLOTS) {
+        resolved[r] = { fromSeq: values[from], toSeq: values[from + 1], count: values[from + 2], label: this.classNames[values[from + 3]] };
+      }
+    }
+    return {
       type: 'prediction',
       symbol: this.symbolNames[values[at]],
       ts: values[at + 1],
@@ -588,13 +596,7 @@ export class SymbolWorkerPool {
       target: this.targetName,
       classNames: this.classNames,
       models,
+      resolved,
     };
-    const resolutions = values[at + 7];
-    if (resolutions === 0) return prediction;
-    const resolved: Resolution[] = new Array(resolutions);
-    for (let r = 0, from = at + this.stride; r < resolutions; r++, from += RESOLUTION_SLOTS) {
-      resolved[r] = { fromSeq: values[from], toSeq: values[from + 1], count: values[from + 2], label: this.classNames[values[from + 3]] };
-    }
-    return { ...prediction, resolved };
   }
 }
