@@ -55,12 +55,6 @@ const ASKS_KEY = ascii(',"asks":');
 let lastSymbol = '';
 let lastSymbolBytes = new Uint8Array(0);
 
-/** `scanCanonicalBytes` over a string line (push bodies, tests): its UTF-8 bytes. */
-export function scanCanonicalSnapshot(line: string, levels: number, localTs: EpochMs | undefined): BookSnapshot | null {
-  const bytes = Buffer.from(line, 'utf8');
-  return scanCanonicalBytes(bytes, 0, bytes.length, levels, localTs);
-}
-
 /**
  * The snapshot the line `bytes[start, end)` holds when it has exactly the canonical writer's
  * shape and is valid; else null. `bytes[end]`, if there is one, must be a line terminator: the

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { checkBook } from '../../src/domain/book-check.js';
 import type { BookSnapshot, MarketMessage } from '../../src/domain/types.js';
-import { scanCanonicalSnapshot } from '../../src/venues/canonical-scan.js';
+import { scanCanonicalBytes } from '../../src/venues/canonical-scan.js';
 import { CanonicalMapper, canonicalJsonl, parseCanonical } from '../../src/venues/canonical.js';
 
 const fixtures = fileURLToPath(new URL('../../fixtures/', import.meta.url));
@@ -60,7 +60,13 @@ const numberText = fc.oneof(
     ),
 );
 
-describe('scanCanonicalSnapshot', () => {
+/** The scanner over one line alone: its UTF-8 bytes, nothing after them. */
+function scanCanonicalSnapshot(line: string, levels: number, localTs: number | undefined): BookSnapshot | null {
+  const bytes = Buffer.from(line, 'utf8');
+  return scanCanonicalBytes(bytes, 0, bytes.length, levels, localTs);
+}
+
+describe('scanCanonicalBytes', () => {
   it('reads every line of the AMZN excerpt exactly as JSON.parse and parseCanonical do', () => {
     for (const levels of [1, 3, 5, 10]) {
       for (const line of realLines) {
