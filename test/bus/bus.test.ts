@@ -215,11 +215,23 @@ describe('on a real nats-server', () => {
       const text = await fetch(`${ingest.url}/metrics`).then((response) => response.text());
       return Number(/^lob_rtrl_bus_published_total\{venue="binance"\} (\d+)$/m.exec(text)?.[1] ?? 0);
     };
+    const synced = async (ingest: SpawnedService) => {
+      const health = (await fetch(`${ingest.url}/healthz`).then((response) => response.json())) as { feeds: { synced: boolean }[] };
+      return health.feeds.every((feed) => feed.synced);
+    };
+    // Trades flow before the book is synced from its REST snapshot: on a loaded machine the first
+    // hundreds of messages can all be trades, so the count starts once the book is synced.
     const waitPublished = async (ingest: SpawnedService, count: number) => {
-      for (const deadline = Date.now() + 60_000; (await published(ingest)) < count;) {
-        if (Date.now() > deadline) throw new Error(`fewer than ${count} messages published`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      const deadline = Date.now() + 60_000;
+      const waitUntil = async (done: () => Promise<boolean>, what: string) => {
+        while (!(await done())) {
+          if (Date.now() > deadline) throw new Error(what);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      };
+      await waitUntil(() => synced(ingest), 'the book never synced');
+      const atSync = await published(ingest);
+      await waitUntil(async () => (await published(ingest)) >= atSync + count, `fewer than ${count} messages published after the book synced`);
       return published(ingest);
     };
     const logged = async () => (await bus.jsm.streams.info('INGEST_MD')).state.messages;
