@@ -1,7 +1,10 @@
 // Learning with memory: the label at t is a noisy copy (10% flipped) of an input sign shown
 // 9 ticks earlier; the other input is noise. RTRL's exact gradient sees the dependency;
 // TBPTT truncated to 5 steps cannot, so it stays near chance. Fixed seeds; the noise caps
-// accuracy at 0.9.
+// accuracy at 0.9. The learning rate is one at which the outcome does not hang on rounding: the
+// kernels agree to 1e-16 a step, but training amplifies that, and at 0.0015 the AVX-512 kernel's
+// run of seed 1 settled at chance (0.52) where the others reached 0.90; at 0.001 every kernel
+// (js, baseline, AVX2, AVX-512) gives 0.898, and seeds 1, 3, 5 and 7 all reach 0.88 or more.
 import { describe, expect, it } from 'vitest';
 import type { OnlineLearner } from '../../src/model/learner.js';
 import { defaultOptimiserConfig } from '../../src/model/optimiser.js';
@@ -22,7 +25,7 @@ function config(seed: number): RecurrentConfig {
     recurrentGain: 1,
     inputSkip: true,
     seed,
-    optimiser: { ...defaultOptimiserConfig, learningRate: 0.0015, clipNorm: 10 },
+    optimiser: { ...defaultOptimiserConfig, learningRate: 0.001, clipNorm: 10 },
     pending: { kind: 'fifo', capacity: 1 },
     batchReduction: 'mean',
   };
