@@ -9,6 +9,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "kernel.h"
 #include "tbptt.h"
 
@@ -324,6 +328,59 @@ Napi::Value Select(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// glibc keeps what the process frees (the typed arrays of a hibernated symbol among it) in its
+// arenas for reuse, so RSS never falls after symbols go to sleep. malloc_trim hands the free
+// pages of every arena (the worker threads' too) back to the kernel. It walks the heaps under
+// their locks, a few milliseconds for hundreds of megabytes, so it runs on the libuv pool and
+// the promise settles on the loop: true when it ran (glibc), false where there is no such call.
+class TrimWorker : public Napi::AsyncWorker {
+ public:
+  explicit TrimWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+    ran_ = true;
+#endif
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Boolean::New(Env(), ran_)); }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  bool ran_ = false;
+};
+
+Napi::Value ReleaseFreeMemory(const Napi::CallbackInfo& info) {
+  auto* worker = new TrimWorker(info.Env());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+// Blocks of `bytes` or more get mappings of their own, returned to the kernel the moment they are
+// freed, instead of a place in an arena. A symbol's large arrays (S is 186 KB at the default
+// models) then leave no holes behind when it sleeps: measured with two workers, the threads'
+// arenas kept 26 MB of 300 hibernated symbols after malloc_trim, 1 to 3 MB with this at 64 KB.
+// It also fixes the threshold, which glibc otherwise raises to the largest block freed so far.
+Napi::Value MapLargeBlocks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsNumber()) {
+    Napi::TypeError::New(env, "mapLargeBlocks: expected a size in bytes").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+#if defined(__GLIBC__)
+  const double bytes = info[0].As<Napi::Number>().DoubleValue();
+  if (!(bytes >= 4096 && bytes <= 32 * 1024 * 1024)) {
+    Napi::RangeError::New(env, "mapLargeBlocks: expected 4 KB to 32 MB").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes)) == 1);
+#else
+  return Napi::Boolean::New(env, false);
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Array names = Napi::Array::New(env, supported.size());
   for (size_t i = 0; i < supported.size(); ++i) names.Set(static_cast<uint32_t>(i), Napi::String::New(env, supported[i]->name));
@@ -338,6 +395,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adam", Napi::Function::New(env, Adam, "adam"));
   exports.Set("projectedGradient", Napi::Function::New(env, ProjectedGradient, "projectedGradient"));
   exports.Set("tbpttGradient", Napi::Function::New(env, TbpttGradient, "tbpttGradient"));
+  exports.Set("releaseFreeMemory", Napi::Function::New(env, ReleaseFreeMemory, "releaseFreeMemory"));
+  exports.Set("mapLargeBlocks", Napi::Function::New(env, MapLargeBlocks, "mapLargeBlocks"));
   return exports;
 }
 

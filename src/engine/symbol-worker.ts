@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { BookSnapshot, OrderEvent, Trade } from '../domain/types.js';
 import type { EngineConfig } from './config.js';
 import { LatencyHistogram } from './latency.js';
+import { collectGarbage } from './memory.js';
 import { SymbolEngine, type StreamObserver, type StreamObserverModule } from './symbol-engine.js';
 import { modelName } from '../model/factory.js';
 import { useRtrlKernel } from '../model/kernels/select.js';
@@ -201,6 +202,8 @@ function answer(request: WorkerRequest): WorkerReply | null {
     case 'forget':
       held.delete(request.symbolId);
       return null;
+    case 'collectGarbage':
+      return { op: 'reply', requestId: request.requestId, value: collectGarbage() };
     case 'resetOrdering': {
       const engine = engineOf(request.symbolId);
       engine.resetOrdering();

@@ -389,6 +389,11 @@ export class SymbolWorkerPool {
     this.post(worker, { op: 'forget', symbolId: this.symbolIds.get(symbol)! });
   }
 
+  /** A major collection on every live worker (after hibernations: the engines they dropped free their arrays). */
+  async collectGarbage(): Promise<void> {
+    await Promise.all(this.workers.filter((worker) => !worker.failed).map((worker) => this.request<boolean>(worker, { op: 'collectGarbage', requestId: this.nextRequest++ })));
+  }
+
   /** The operator's reset of a symbol's input ordering, on its worker; answers with its state after. */
   resetOrdering(symbol: string): Promise<SymbolSnapshot & { state: Uint8Array }> {
     const worker = this.requireWorker(symbol);

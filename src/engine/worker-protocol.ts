@@ -66,7 +66,9 @@ export type WorkerRequest =
   /** Hibernation: the symbol's summary with its whole state, its engine dropped; the worker holds the state until `forget`. */
   | { readonly op: 'release'; readonly requestId: number; readonly symbolId: number }
   /** The released state was written: the worker drops it (unless a later message revived the symbol). No reply. */
-  | { readonly op: 'forget'; readonly symbolId: number };
+  | { readonly op: 'forget'; readonly symbolId: number }
+  /** A major collection of the worker's heap, so the engines it dropped free their arrays; answers whether it ran. */
+  | { readonly op: 'collectGarbage'; readonly requestId: number };
 
 export type WorkerReply =
   /** `busyMs`: the time this thread spent on the batch, from which the pool sizes what it keeps in flight. */

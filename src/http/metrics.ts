@@ -235,6 +235,23 @@ export function createServiceMetrics(service: MetricsSources): Registry {
     },
   });
   new Counter({
+    name: 'lob_rtrl_memory_reclaims_total',
+    help: "Returns of hibernated symbols' memory to the system (a major collection on every thread, then malloc_trim)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(streams.memoryReclaim.reclaims);
+    },
+  });
+  new Gauge({
+    name: 'lob_rtrl_memory_reclaim_pause_seconds',
+    help: "The main thread's pause for the collection of the last memory reclaim",
+    registers: [registry],
+    collect() {
+      this.set(streams.memoryReclaim.lastPauseMs / 1000);
+    },
+  });
+  new Counter({
     name: 'lob_rtrl_wake_ups_total',
     help: 'Hibernated symbols restored by a message since this process started',
     registers: [registry],

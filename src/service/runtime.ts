@@ -29,6 +29,8 @@ import type { SymbolSummary } from '../engine/worker-protocol.js';
 import type { MetricsSummary, RollingMetrics } from '../engine/metrics.js';
 import type { LearnerStats } from '../model/learner.js';
 import { StreamStats } from './stream-stats.js';
+import { MemoryReclaimer } from './memory-reclaimer.js';
+import { mapLargeBlocksSeparately } from '../engine/memory.js';
 
 export interface RuntimeLogger {
   info(fields: object, message: string): void;
@@ -153,6 +155,9 @@ interface SymbolActivity {
   version: number;
   savedVersion: number;
 }
+
+/** Hibernations gathered into one memory reclaim (a major collection per thread, then malloc_trim). */
+const MEMORY_RECLAIM_DELAY_MS = 2000;
 
 /** Rows a symbol's prediction ring holds before it first grows (doubling up to its capacity). */
 const INITIAL_RING_ROWS = 16;
@@ -420,6 +425,8 @@ export class ServiceRuntime {
   private readonly hibernateLane: IngestLane<string>;
   private readonly hibernationQueued = new Set<string>();
   private hibernateTimer: NodeJS.Timeout | null = null;
+  /** Returns the memory of hibernated symbols to the system, a while after they went to sleep. */
+  private readonly memoryReclaimer: MemoryReclaimer;
   /** Hibernations and wake-ups since start (Prometheus counters). */
   hibernations = 0;
   wakeUps = 0;
@@ -484,6 +491,13 @@ export class ServiceRuntime {
             },
           })
         : null;
+    const pool = this.pool;
+    if (this.idleMs > 0) mapLargeBlocksSeparately();
+    this.memoryReclaimer = new MemoryReclaimer({
+      delayMs: MEMORY_RECLAIM_DELAY_MS,
+      collectElsewhere: pool ? () => pool.collectGarbage() : undefined,
+      onError: (error) => logger.warn({ err: error }, 'returning freed memory to the system failed; it stays with the process for reuse'),
+    });
   }
 
   /** The wall clock below the entry point (receive times of pushed input). */
@@ -1012,6 +1026,7 @@ export class ServiceRuntime {
     this.hibernated.set(symbol, new HibernatedSymbol(symbol, symbolEngine, metricsOfEngine(symbolEngine)));
     this.engine.release(symbol);
     this.hibernations++;
+    this.memoryReclaimer.request();
     return true;
   }
 
@@ -1041,7 +1056,17 @@ export class ServiceRuntime {
     this.hibernated.set(symbol, new HibernatedSymbol(symbol, view, metricsOfSummary(taken)));
     this.workerSymbols.delete(symbol);
     this.hibernations++;
+    this.memoryReclaimer.request();
     return true;
+  }
+
+  get memoryReclaim(): { readonly reclaims: number; readonly lastPauseMs: number } {
+    return this.memoryReclaimer;
+  }
+
+  /** Returns hibernated symbols' memory to the system now instead of after the reclaim delay (tests, drills). */
+  reclaimMemoryNow(): Promise<void> {
+    return this.memoryReclaimer.reclaimNow();
   }
 
   subscribe(listener: PredictionListener): () => void {
@@ -1322,6 +1347,7 @@ export class ServiceRuntime {
   /** No more timers, queued checkpoints or feed messages from here on. */
   private beginStop(): void {
     this.stopping = true;
+    this.memoryReclaimer.close();
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     if (this.latencyTimer) clearInterval(this.latencyTimer);

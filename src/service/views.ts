@@ -29,6 +29,8 @@ export interface StreamsView {
   /** Hibernations and wake-ups since the process started. */
   readonly hibernations: number;
   readonly wakeUps: number;
+  /** Returns of sleeping streams' memory to the system, and the main thread's pause in the last. */
+  readonly memoryReclaim: { readonly reclaims: number; readonly lastPauseMs: number };
   /** Store, feeds, learners, restore and worker threads, as /readyz reports them. */
   readiness(): Readiness;
   /** Step latency of every stream's engine. */
@@ -107,6 +109,9 @@ export function streamsViewOf(runtime: ServiceRuntime): StreamsView {
     },
     get wakeUps() {
       return runtime.wakeUps;
+    },
+    get memoryReclaim() {
+      return runtime.memoryReclaim;
     },
     readiness: () => runtime.readiness(),
     get stepLatency() {

@@ -89,6 +89,8 @@ describe('GET /metrics', () => {
       lob_rtrl_symbols: 'gauge',
       lob_rtrl_hibernated_symbols: 'gauge',
       lob_rtrl_hibernations_total: 'counter',
+      lob_rtrl_memory_reclaims_total: 'counter',
+      lob_rtrl_memory_reclaim_pause_seconds: 'gauge',
       lob_rtrl_wake_ups_total: 'counter',
       lob_rtrl_kernel_info: 'gauge',
       lob_rtrl_step_latency_seconds: 'histogram',

@@ -77,6 +77,13 @@ export interface NativeRtrlAddon extends NativeAdamKernel {
   ): void;
   /** `iterations` rounds of independent in-register FMAs: [flops, checksum]. */
   fmaLoop(iterations: number): [number, number];
+  /**
+   * Hands the allocator's free pages back to the kernel (glibc malloc_trim, every arena), on the
+   * libuv pool; resolves true when it ran, false where the C library has no such call.
+   */
+  releaseFreeMemory(): Promise<boolean>;
+  /** Gives blocks of `bytes` or more a mapping of their own (glibc M_MMAP_THRESHOLD); false where there is none. */
+  mapLargeBlocks(bytes: number): boolean;
 }
 
 export type NativeLoad = { readonly ok: true; readonly addon: NativeRtrlAddon; readonly path: string } | { readonly ok: false; readonly reason: string };
@@ -94,7 +101,9 @@ function isAddon(value: unknown): value is NativeRtrlAddon {
   const exports = value as Record<string, unknown>;
   return (
     Array.isArray(exports.supportedIsas) &&
-    ['isa', 'select', 'step', 'sensitivity', 'fmaLoop', 'adam', 'projectedGradient', 'setThreads', 'threads', 'tbpttGradient'].every((name) => typeof exports[name] === 'function')
+    ['isa', 'select', 'step', 'sensitivity', 'fmaLoop', 'adam', 'projectedGradient', 'setThreads', 'threads', 'tbpttGradient', 'releaseFreeMemory', 'mapLargeBlocks'].every(
+      (name) => typeof exports[name] === 'function',
+    )
   );
 }
 

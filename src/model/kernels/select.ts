@@ -20,8 +20,8 @@ export const JS_KERNEL: RtrlKernel = { name: 'js', native: undefined, fallbackRe
 let nativeLoad: NativeLoad | undefined;
 let processKernel: RtrlKernel | undefined;
 
-/** The addon, loaded at most once per process (a failed load is remembered too). */
-function loadOnce(): NativeLoad {
+/** The addon, loaded at most once per thread (a failed load is remembered too). */
+export function loadOnce(): NativeLoad {
   nativeLoad ??= loadNativeAddon(findNativeAddon());
   return nativeLoad;
 }
