@@ -30,6 +30,7 @@ import type { MetricsSummary, RollingMetrics } from '../engine/metrics.js';
 import type { LearnerStats } from '../model/learner.js';
 import { StreamStats } from './stream-stats.js';
 import { MemoryReclaimer } from './memory-reclaimer.js';
+import { Slots } from './slots.js';
 import { mapLargeBlocksSeparately } from '../engine/memory.js';
 
 export interface RuntimeLogger {
@@ -155,6 +156,13 @@ interface SymbolActivity {
   version: number;
   savedVersion: number;
 }
+
+/**
+ * States asked of the workers at once. Each brings a whole state to this thread (336 KB at the
+ * default models), read and written to SQLite as it arrives: with 300 asked together they
+ * arrived in bursts that held the event loop 60 ms; a few at a time keep each turn short.
+ */
+const WORKER_STATES_AT_ONCE = 4;
 
 /** Hibernations gathered into one memory reclaim (a major collection per thread, then malloc_trim). */
 const MEMORY_RECLAIM_DELAY_MS = 2000;
@@ -425,6 +433,8 @@ export class ServiceRuntime {
   private readonly hibernateLane: IngestLane<string>;
   private readonly hibernationQueued = new Set<string>();
   private hibernateTimer: NodeJS.Timeout | null = null;
+  /** Whole states taken from workers at once (checkpoints, hibernations): see WORKER_STATES_AT_ONCE. */
+  private readonly workerStates = new Slots(WORKER_STATES_AT_ONCE);
   /** Returns the memory of hibernated symbols to the system, a while after they went to sleep. */
   private readonly memoryReclaimer: MemoryReclaimer;
   /** Hibernations and wake-ups since start (Prometheus counters). */
@@ -450,6 +460,7 @@ export class ServiceRuntime {
     this.checkpointLane = this.scheduler.lane<string>('checkpoints', (symbol) => this.runQueuedCheckpoint(symbol));
     this.restoreLane = this.scheduler.lane<string>('restore', (symbol) => {
       this.unrestored.delete(symbol);
+      if (this.pool && this.idleMs > 0 && this.restoreAsleep(symbol)) return;
       if (!this.symbolOrCreate(symbol) || this.idleMs <= 0) return;
       // With hibernation on, a stored symbol no message has asked for yet is verified, summarised
       // and released at once: a restart does not bring every stored symbol back into memory.
@@ -495,6 +506,7 @@ export class ServiceRuntime {
     if (this.idleMs > 0) mapLargeBlocksSeparately();
     this.memoryReclaimer = new MemoryReclaimer({
       delayMs: MEMORY_RECLAIM_DELAY_MS,
+      collection: pool ? 'minor' : 'major',
       collectElsewhere: pool ? () => pool.collectGarbage() : undefined,
       onError: (error) => logger.warn({ err: error }, 'returning freed memory to the system failed; it stays with the process for reuse'),
     });
@@ -738,6 +750,23 @@ export class ServiceRuntime {
         this.engine.count(message);
         return null;
     }
+  }
+
+  /**
+   * The background restore of a stored symbol with worker threads and hibernation on: verified,
+   * restored and summarised on this thread, then left asleep without ever going to a worker
+   * (its first message places it there, as a wake-up does). False when it has no checkpoint to
+   * wake from (the usual path then opens it) or is already known.
+   */
+  private restoreAsleep(symbol: string): boolean {
+    if (this.workerSymbols.has(symbol) || this.hibernated.has(symbol)) return true;
+    if (this.workerSymbols.size + this.hibernated.size >= this.config.maxSymbols) return true;
+    const { engine: restored, checkpoint } = this.restoreSymbol(symbol, () => this.engine.freshSymbol(symbol));
+    if (checkpoint === null) return false;
+    this.hibernated.set(symbol, new HibernatedSymbol(symbol, restored, metricsOfEngine(restored)));
+    this.hibernations++;
+    this.memoryReclaimer.request();
+    return true;
   }
 
   /** A symbol first seen: restored from its checkpoints (or fresh), and its ingest ordering resumed. */
@@ -1035,10 +1064,14 @@ export class ServiceRuntime {
    * but holds the state until `forget`: a message sent for the symbol meanwhile (its activity
    * count moved) revives it there, and it stays awake; the checkpoint written is still good.
    */
-  private async hibernateOnWorker(symbol: string, activity: SymbolActivity): Promise<boolean> {
+  private hibernateOnWorker(symbol: string, activity: SymbolActivity): Promise<boolean> {
+    return this.workerStates.run(() => this.releaseFromWorker(symbol, activity));
+  }
+
+  private async releaseFromWorker(symbol: string, activity: SymbolActivity): Promise<boolean> {
     const pool = this.pool!;
     const view = this.workerSymbols.get(symbol);
-    if (!view) return false;
+    if (!view || this.stopping) return false;
     const version = activity.version;
     const started = performance.now();
     const taken = await pool.release(symbol);
@@ -1195,7 +1228,11 @@ export class ServiceRuntime {
     }
   }
 
-  private async checkpointFromWorker(symbol: string, reason: string): Promise<CheckpointMeta | null> {
+  private checkpointFromWorker(symbol: string, reason: string): Promise<CheckpointMeta | null> {
+    return this.workerStates.run(() => this.writeWorkerCheckpoint(symbol, reason));
+  }
+
+  private async writeWorkerCheckpoint(symbol: string, reason: string): Promise<CheckpointMeta | null> {
     if (!this.workerSymbols.has(symbol)) return null;
     const started = performance.now();
     // Messages sent after this request are not in the state taken: they leave it unsaved.

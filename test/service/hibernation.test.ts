@@ -166,22 +166,35 @@ describe('hibernation of idle symbols', () => {
     expect(await observed(on)).toEqual(await observed(off));
   });
 
-  it('a crash while symbols sleep loses nothing: a restart restores the state they hibernated with', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'lob-rtrl-hibernate-crash-'));
-    const sleeper = await service(1, IDLE_SECONDS, join(dir, 'db.sqlite'));
-    await push(sleeper, [...lines.slice(0, 230), tradeAfter(229)]);
-    const before = ['AAPL', 'AMZN'].map((symbol) => sleeper.runtime.engine.symbol(symbol)!.getState());
-    sleeper.clock.now += (IDLE_SECONDS + 1) * 1000;
-    expect(await sleeper.runtime.hibernateIdle()).toBe(2);
-    expect(sleeper.runtime.engine.symbols.size).toBe(0);
-    // No shutdown: a second process opens the same database as after a kill -9.
-    const restarted = await service(1, IDLE_SECONDS, join(dir, 'db.sqlite'));
-    await restarted.runtime.whenRestored();
-    // Restored in the background, verified and left asleep until a message asks for them.
-    expect(restarted.runtime.hibernatedSymbols).toBe(2);
-    expect(restarted.runtime.engine.symbols.size).toBe(0);
-    expect(['AAPL', 'AMZN'].map((symbol) => restarted.runtime.symbolEngine(symbol)!.getState())).toEqual(before);
-  });
+  for (const workers of [1, 2]) {
+    it(`${workers === 1 ? 'one thread' : 'two worker threads'}: a crash while symbols sleep loses nothing: a restart restores them asleep, and they go on as if never stopped`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'lob-rtrl-hibernate-crash-'));
+      const sleeper = await service(workers, IDLE_SECONDS, join(dir, 'db.sqlite'));
+      const never = await service(workers, 0);
+      const first = [...lines.slice(0, 230), tradeAfter(229)];
+      await push(sleeper, first);
+      await push(never, first);
+      sleeper.clock.now += (IDLE_SECONDS + 1) * 1000;
+      await sleeper.runtime.hibernateIdle();
+      await expect.poll(() => sleeper.runtime.hibernatedSymbols).toBe(2);
+      // No shutdown: a second process opens the same database as after a kill -9.
+      const restarted = await service(workers, IDLE_SECONDS, join(dir, 'db.sqlite'));
+      await restarted.runtime.whenRestored();
+      // Restored in the background, verified and left asleep until a message asks for them (with
+      // workers, without ever going to one).
+      expect(restarted.runtime.hibernatedSymbols).toBe(2);
+      if (workers === 1) expect(restarted.runtime.engine.symbols.size).toBe(0);
+      else expect((await restarted.runtime.pool!.summary(false)).symbols).toHaveLength(0);
+      const listing = async (s: Service) =>
+        ((await get(s, '/v1/symbols')) as { symbols: Array<{ symbol: string; ticks: number; mid: unknown }> }).symbols.map(({ symbol, ticks, mid }) => ({ symbol, ticks, mid }));
+      expect(await listing(restarted)).toEqual(await listing(never));
+      const rest = lines.slice(230, 500);
+      await push(restarted, rest);
+      await push(never, rest);
+      expect(restarted.streamed).toEqual(never.streamed.slice(-restarted.streamed.length));
+      expect(restarted.streamed).toHaveLength(rest.length);
+    });
+  }
 
   it('a symbol idle less than the idle time stays; 0 disables hibernation', async () => {
     const s = await service(1, IDLE_SECONDS);

@@ -72,6 +72,7 @@ describe('memory of hibernated symbols', () => {
     let release: () => void = () => {};
     const reclaimer = new MemoryReclaimer({
       delayMs: 10,
+      collection: 'minor',
       collectElsewhere: () => {
         collections++;
         return new Promise<void>((resolve) => (release = resolve));
