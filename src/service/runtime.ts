@@ -672,10 +672,11 @@ export class ServiceRuntime {
     if (!this.hibernated.has(symbol) && this.workerSymbols.size + this.hibernated.size >= this.config.maxSymbols) return null;
     // Restored here, whole and verified, so the ordering checks resume at once; the worker
     // then loads the same state.
-    const { engine: restored, checkpoint } = this.restoreSymbol(symbol, () => this.engine.freshSymbol(symbol));
+    const { engine: restored, checkpoint, payload } = this.restoreSymbol(symbol, () => this.engine.freshSymbol(symbol));
     const view = new WorkerSymbol(symbol, restored);
     this.workerSymbols.set(symbol, view);
-    const candidates = checkpoint === null ? [] : [{ id: checkpoint, payload: restored.getState() }];
+    // The stored bytes when they are the state restored: no second encoding of it here.
+    const candidates = checkpoint === null ? [] : [{ id: checkpoint, payload: payload ?? restored.getState() }];
     this.pool.open(symbol, candidates).catch((error: unknown) => this.logger.error({ symbol, err: error }, 'symbol could not be opened on its worker'));
     return view;
   }
@@ -774,16 +775,20 @@ export class ServiceRuntime {
     return this.restoreSymbol(symbol, fresh).engine;
   }
 
-  /** `createSymbol`, also saying which checkpoint it resumed from (null: fresh). */
-  private restoreSymbol(symbol: string, fresh: () => SymbolEngine): { engine: SymbolEngine; checkpoint: number | null } {
+  /**
+   * `createSymbol`, also saying which checkpoint it resumed from (null: fresh) and, when the
+   * engine holds exactly that checkpoint's state (nothing applied at wake-up), its payload.
+   */
+  private restoreSymbol(symbol: string, fresh: () => SymbolEngine): { engine: SymbolEngine; checkpoint: number | null; payload: Uint8Array | null } {
     this.unrestored.delete(symbol);
     // Waking from hibernation is this same restore: its newest checkpoint holds its whole state.
     const sleeping = this.hibernated.get(symbol);
     this.hibernated.delete(symbol);
     let symbolEngine: SymbolEngine;
     let restored: number | null = null;
+    let payload: Uint8Array | null = null;
     try {
-      ({ engine: symbolEngine, checkpoint: restored } = this.checkpoints.restore(symbol, fresh, this.configHash, this.logger));
+      ({ engine: symbolEngine, checkpoint: restored, payload } = this.checkpoints.restore(symbol, fresh, this.configHash, this.logger));
     } catch (error) {
       // A store that cannot be read must not stop the symbol from running: it starts fresh.
       this.noteStoreFailure(error);
@@ -800,14 +805,17 @@ export class ServiceRuntime {
       symbolEngine.ticksThisProcess = sleeping.ticksThisProcess;
       // As they would have reached it awake: a disconnect only resets state, so applying it now, before its next message, is the same.
       for (let i = 0; i < sleeping.disconnectsPending; i++) symbolEngine.onDisconnect();
-      if (sleeping.disconnectsPending > 0) activity.version++;
+      if (sleeping.disconnectsPending > 0) {
+        activity.version++;
+        payload = null;
+      }
       this.wakeUps++;
       this.logger.debug({ symbol, checkpoint: restored, ticks: symbolEngine.ticks }, 'woke from hibernation');
       if (restored === null) this.logger.error({ symbol }, 'hibernated symbol found no checkpoint to wake from; it starts fresh');
     } else if (restored !== null) {
       this.logger.info({ symbol, checkpoint: restored, ticks: symbolEngine.ticks }, 'resumed from checkpoint');
     }
-    return { engine: symbolEngine, checkpoint: restored };
+    return { engine: symbolEngine, checkpoint: restored, payload };
   }
 
   private resumeOrdering(symbolEngine: SymbolEngine): void {

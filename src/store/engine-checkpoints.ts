@@ -30,7 +30,12 @@ export class EngineCheckpoints {
    * was taken) is skipped with a warning naming it, and the next older one tried, so nothing of
    * it is ever half-applied. `checkpoint` is the id used, or null when the symbol starts fresh.
    */
-  restore(symbol: string, fresh: () => SymbolEngine, configHash: string, logger?: CheckpointLogger): { engine: SymbolEngine; checkpoint: number | null } {
+  restore(
+    symbol: string,
+    fresh: () => SymbolEngine,
+    configHash: string,
+    logger?: CheckpointLogger,
+  ): { engine: SymbolEngine; checkpoint: number | null; payload: Uint8Array | null } {
     for (const candidate of this.repository.newestFirst(symbol, configHash)) {
       if ('skipped' in candidate) {
         logger?.warn({ symbol, checkpoint: candidate.skipped.id, reason: candidate.skipped.reason }, 'checkpoint skipped');
@@ -40,7 +45,7 @@ export class EngineCheckpoints {
       const engine = fresh();
       try {
         engine.loadState(payload);
-        return { engine, checkpoint: meta.id };
+        return { engine, checkpoint: meta.id, payload };
       } catch (error) {
         logger?.warn(
           { symbol, checkpoint: meta.id, reason: 'does_not_decode', error: (error as Error).message },
@@ -48,7 +53,7 @@ export class EngineCheckpoints {
         );
       }
     }
-    return { engine: fresh(), checkpoint: null };
+    return { engine: fresh(), checkpoint: null, payload: null };
   }
 
   /** Writes the engine's state now; returns only after the transaction committed. */
