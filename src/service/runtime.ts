@@ -159,10 +159,12 @@ interface SymbolActivity {
 
 /**
  * States asked of the workers at once. Each brings a whole state to this thread (336 KB at the
- * default models), read and written to SQLite as it arrives: with 300 asked together they
- * arrived in bursts that held the event loop 60 ms; a few at a time keep each turn short.
+ * default models), written to SQLite as it arrives (a synchronous commit, up to 15 ms measured):
+ * with 300 asked together they arrived in bursts that held the event loop 60 ms and more. Two
+ * at a time kept /healthz under 35 ms during periodic checkpoints of 300 symbols (four: 58 to
+ * 72 ms at worst in three runs).
  */
-const WORKER_STATES_AT_ONCE = 4;
+const WORKER_STATES_AT_ONCE = 2;
 
 /** Hibernations gathered into one memory reclaim (a major collection per thread, then malloc_trim). */
 const MEMORY_RECLAIM_DELAY_MS = 2000;
