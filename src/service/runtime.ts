@@ -435,6 +435,8 @@ export class ServiceRuntime {
   private readonly hibernateLane: IngestLane<string>;
   private readonly hibernationQueued = new Set<string>();
   private hibernateTimer: NodeJS.Timeout | null = null;
+  /** Set once the background restore has had its symbol this turn of the event loop; settles at the next. */
+  private restoreTurn: Promise<void> | null = null;
   /** Whole states taken from workers at once (checkpoints, hibernations): see WORKER_STATES_AT_ONCE. */
   private readonly workerStates = new Slots(WORKER_STATES_AT_ONCE);
   /** Returns the memory of hibernated symbols to the system, a while after they went to sleep. */
@@ -460,14 +462,18 @@ export class ServiceRuntime {
       onError: (lane, error) => logger.error({ lane, err: error }, 'ingest item failed; the lane goes on'),
     });
     this.checkpointLane = this.scheduler.lane<string>('checkpoints', (symbol) => this.runQueuedCheckpoint(symbol));
-    this.restoreLane = this.scheduler.lane<string>('restore', (symbol) => {
-      this.unrestored.delete(symbol);
-      if (this.pool && this.idleMs > 0 && this.restoreAsleep(symbol)) return;
-      if (!this.symbolOrCreate(symbol) || this.idleMs <= 0) return;
-      // With hibernation on, a stored symbol no message has asked for yet is verified, summarised
-      // and released at once: a restart does not bring every stored symbol back into memory.
-      this.hibernate(symbol, true).catch((error: unknown) => logger.error({ symbol, err: error }, 'hibernation failed; the symbol stays in memory'));
-    });
+    this.restoreLane = this.scheduler.lane<string>(
+      'restore',
+      (symbol) => {
+        this.unrestored.delete(symbol);
+        if (this.pool && this.idleMs > 0 && this.restoreAsleep(symbol)) return;
+        if (!this.symbolOrCreate(symbol) || this.idleMs <= 0) return;
+        // With hibernation on, a stored symbol no message has asked for yet is verified, summarised
+        // and released at once: a restart does not bring every stored symbol back into memory.
+        this.hibernate(symbol, true).catch((error: unknown) => logger.error({ symbol, err: error }, 'hibernation failed; the symbol stays in memory'));
+      },
+      () => this.backgroundRestoreTurn(),
+    );
     // Hibernations take their turn like checkpoint writes, so many symbols going idle at once are spread out.
     this.hibernateLane = this.scheduler.lane<string>('hibernate', (symbol) => {
       this.hibernate(symbol).catch((error: unknown) => logger.error({ symbol, err: error }, 'hibernation failed; the symbol stays in memory'));
@@ -528,6 +534,24 @@ export class ServiceRuntime {
     await this.startFeeds();
     this.startWorkerLatency();
     this.startCheckpointTimers();
+  }
+
+  /**
+   * The background restore's gate: one stored symbol per turn of the event loop. A restore is a
+   * SQLite read, a checksum and a decode (2 to 5 ms at the default models), so two or three in a
+   * slice, back to back for every turn of a thousand-symbol restart, kept each turn long enough
+   * that a health check waiting a few turns took over 50 ms. A symbol asked for by name or by a
+   * message is restored at once all the same.
+   */
+  private backgroundRestoreTurn(): Promise<void> | null {
+    if (this.restoreTurn) return this.restoreTurn;
+    this.restoreTurn = new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.restoreTurn = null;
+        resolve();
+      }),
+    );
+    return null;
   }
 
   /** Queues every stored symbol for the background restore (each is also restored on first use). */
