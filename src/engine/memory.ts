@@ -9,21 +9,23 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { loadOnce } from '../model/kernels/select.js';
 
-let collector: ((options?: { type: 'major' | 'minor' }) => void) | null | undefined;
+type Collector = (options?: { type: 'minor' }) => void;
+
+let collector: Collector | null | undefined;
 
 /**
  * A garbage collection of this thread's heap (the main thread's or a worker's): true when it
  * ran. A minor one only visits the young generation: a few milliseconds, enough where what was
- * dropped died young (the states a worker hands over for a checkpoint). Node has no public call for it outside `--expose-gc`; setting that flag at run time
- * makes V8 install `gc` in contexts created afterwards, so a fresh context hands it over without
- * touching the global scope of the program.
+ * dropped died young (the states a worker hands over for a checkpoint). Node has no public call
+ * for it outside `--expose-gc`; setting that flag at run time makes V8 install `gc` in contexts
+ * created afterwards, so a fresh context hands it over without touching the program's globals.
  */
 export function collectGarbage(kind: 'major' | 'minor' = 'major'): boolean {
   if (collector === undefined) {
     try {
       setFlagsFromString('--expose-gc');
       const gc: unknown = runInNewContext('typeof gc === "function" ? gc : null');
-      collector = typeof gc === 'function' ? (gc as (options?: { type: 'major' | 'minor' }) => void) : null;
+      collector = typeof gc === 'function' ? (gc as Collector) : null;
     } catch {
       collector = null;
     }

@@ -236,7 +236,7 @@ export function createServiceMetrics(service: MetricsSources): Registry {
   });
   new Counter({
     name: 'lob_rtrl_memory_reclaims_total',
-    help: "Returns of hibernated symbols' memory to the system (a major collection on every thread, then malloc_trim)",
+    help: "Returns of hibernated symbols' memory to the system (a collection on every thread, then malloc_trim)",
     registers: [registry],
     collect() {
       this.reset();

@@ -1,6 +1,6 @@
 // When the memory of sleeping symbols goes back to the system: a while after symbols hibernate
-// (or the background restore has summarised and released stored ones), one major collection on
-// every thread that held them, then the allocator's free pages returned (src/engine/memory.ts).
+// (or the background restore has summarised and released stored ones), one collection on every
+// thread that held them, then the allocator's free pages returned (src/engine/memory.ts).
 // Requests that arrive together make one reclaim: many symbols going idle at once cost one
 // collection per thread, not one each. A collection pauses its thread for milliseconds (the
 // heap of summaries is small; the typed arrays it frees are not walked), so it never runs more

@@ -166,7 +166,7 @@ interface SymbolActivity {
  */
 const WORKER_STATES_AT_ONCE = 2;
 
-/** Hibernations gathered into one memory reclaim (a major collection per thread, then malloc_trim). */
+/** Hibernations gathered into one memory reclaim (a collection on each thread, then malloc_trim). */
 const MEMORY_RECLAIM_DELAY_MS = 2000;
 
 /** Rows a symbol's prediction ring holds before it first grows (doubling up to its capacity). */
@@ -790,10 +790,15 @@ export class ServiceRuntime {
     if (this.workerSymbols.size + this.hibernated.size >= this.config.maxSymbols) return true;
     const { engine: restored, checkpoint } = this.restoreSymbol(symbol, () => this.engine.freshSymbol(symbol));
     if (checkpoint === null) return false;
-    this.hibernated.set(symbol, new HibernatedSymbol(symbol, restored, metricsOfEngine(restored)));
+    this.putToSleep(symbol, restored, metricsOfEngine(restored));
+    return true;
+  }
+
+  /** A symbol's summary kept for the views while its state is only in its newest checkpoint; its memory is reclaimed soon after. */
+  private putToSleep(symbol: string, from: SymbolView, metrics: SymbolMetrics): void {
+    this.hibernated.set(symbol, new HibernatedSymbol(symbol, from, metrics));
     this.hibernations++;
     this.memoryReclaimer.request();
-    return true;
   }
 
   /** A symbol first seen: restored from its checkpoints (or fresh), and its ingest ordering resumed. */
@@ -1086,10 +1091,8 @@ export class ServiceRuntime {
         return false;
       }
     }
-    this.hibernated.set(symbol, new HibernatedSymbol(symbol, symbolEngine, metricsOfEngine(symbolEngine)));
     this.engine.release(symbol);
-    this.hibernations++;
-    this.memoryReclaimer.request();
+    this.putToSleep(symbol, symbolEngine, metricsOfEngine(symbolEngine));
     return true;
   }
 
@@ -1120,10 +1123,8 @@ export class ServiceRuntime {
     }
     if (activity.version !== version || this.stopping) return false;
     pool.forget(symbol);
-    this.hibernated.set(symbol, new HibernatedSymbol(symbol, view, metricsOfSummary(taken)));
     this.workerSymbols.delete(symbol);
-    this.hibernations++;
-    this.memoryReclaimer.request();
+    this.putToSleep(symbol, view, metricsOfSummary(taken));
     return true;
   }
 
