@@ -24,11 +24,14 @@ import { buildApp } from '../src/http/app.js';
 import { streamStatsOf } from '../src/http/ws.js';
 import { serviceConfigSchema, type ServiceConfig } from '../src/service/config.js';
 import { ServiceRuntime, type RuntimeLogger } from '../src/service/runtime.js';
+import { inStream, PUSH_VENUE, streamIdOf } from '../src/domain/stream.js';
 import { toCanonicalJson } from '../src/venues/canonical.js';
 import { lobster } from '../src/venues/lobster.js';
 import { formatTable } from './learners.js';
 
 const SYMBOL = 'AMZN';
+/** Pushed without a venue, its books train the stream push:AMZN. */
+const STREAM = streamIdOf(PUSH_VENUE, SYMBOL);
 const SUBSCRIBERS = 100;
 const LATENCY_RATE = 1000;
 const LATENCY_SECONDS = 10;
@@ -201,7 +204,7 @@ interface PacedRun {
 async function paced(harness: Harness, rate: number, seconds: number): Promise<PacedRun> {
   const { service, source, probe, producer } = harness;
   const stats = streamStatsOf(service.runtime);
-  const symbolTicks = () => service.runtime.engine.symbol(SYMBOL)?.ticks ?? 0;
+  const symbolTicks = () => service.runtime.engine.symbol(STREAM)?.ticks ?? 0;
   const total = Math.round(rate * seconds);
   if (harness.nextSeq + total > probe.sentAt.length) throw new Error('bench: send-time buffer too small');
   probe.latency.reset();
@@ -331,7 +334,7 @@ async function checkpointRun(source: TickSource, hidden: number): Promise<Checkp
   let seq = 0;
   try {
     // Past the normaliser warm-up, so the state is that of a running symbol.
-    for (; seq < 300; seq++) runtime.process(source.snapshot(seq));
+    for (; seq < 300; seq++) runtime.process(inStream(PUSH_VENUE, source.snapshot(seq)));
     const measure = async (writeEveryMs: number | null) => {
       const loop = monitorEventLoopDelay({ resolution: 1 });
       let tickLagMax = 0;
@@ -347,13 +350,13 @@ async function checkpointRun(source: TickSource, hidden: number): Promise<Checkp
         const now = performance.now();
         if (now >= nextTick) {
           tickLagMax = Math.max(tickLagMax, now - nextTick);
-          runtime.process(source.snapshot(seq++));
+          runtime.process(inStream(PUSH_VENUE, source.snapshot(seq++)));
           // A tick that could not run on time is not made up for: the lag is measured, not compounded.
           nextTick = Math.max(nextTick + tickEveryMs, performance.now());
         }
         if (writeEveryMs !== null && now >= nextWrite) {
           const before = performance.now();
-          const meta = await runtime.checkpoint(SYMBOL, 'bench');
+          const meta = await runtime.checkpoint(STREAM, 'bench');
           writeTimes.record((performance.now() - before) * 1000);
           bytes = meta?.sizeBytes ?? 0;
           writes++;

@@ -22,7 +22,7 @@ def get_json(url):
 
 
 async def follow(base_url, symbol, count):
-    running = [s["symbol"] for s in get_json(f"{base_url}/v1/symbols")["symbols"]]
+    running = [s["stream"] for s in get_json(f"{base_url}/v1/symbols")["symbols"]]
     print(json.dumps({"running": running}), flush=True)
     stream_url = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/v1/stream"
     async with websockets.connect(stream_url) as socket:

@@ -13,11 +13,11 @@ export type StreamPrediction = z.infer<typeof streamPrediction>;
 
 const streamFrame = z.discriminatedUnion('type', [streamPrediction, streamSubscriptions, wsError]);
 
-/** The symbols the service runs now. */
+/** The streams the service runs now, by id (`venue:symbol`): each is a name `/v1/stream` takes, as is a bare symbol. */
 export async function runningSymbols(baseUrl: string): Promise<string[]> {
   const response = await fetch(`${baseUrl}/v1/symbols`);
   if (!response.ok) throw new Error(`GET /v1/symbols: HTTP ${response.status}`);
-  return symbolsResponse.parse(await response.json()).symbols.map((s) => s.symbol);
+  return symbolsResponse.parse(await response.json()).symbols.map((s) => s.stream);
 }
 
 /** Yields the next `count` predictions of `symbol`; the socket closes when the loop ends. */
@@ -72,7 +72,7 @@ async function main(argv: string[]): Promise<void> {
   const symbol = option('symbol');
   console.log(JSON.stringify({ running: await runningSymbols(baseUrl) }));
   for await (const p of predictions(baseUrl, symbol, Number(option('count', '10')))) {
-    console.log(JSON.stringify({ symbol: p.symbol, seq: p.seq, ts: p.ts, mid: p.mid, up: Object.fromEntries(p.models.map((m) => [m.model, m.probs.up])) }));
+    console.log(JSON.stringify({ stream: p.stream, seq: p.seq, ts: p.ts, mid: p.mid, up: Object.fromEntries(p.models.map((m) => [m.model, m.probs.up])) }));
   }
 }
 

@@ -4,25 +4,36 @@
 import type { Command } from 'commander';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { engineConfigHash } from '../engine/config.js';
+import { splitStreamId } from '../domain/stream.js';
 import { CheckpointRepository, type CheckpointMeta, type ImportResult } from '../store/checkpoints.js';
 import { openDatabase } from '../store/database.js';
 import { ConfigError, engineConfigOf, loadServiceConfig, type ServiceConfig } from '../service/config.js';
 import { UsageError } from './options.js';
 
-/** Checkpoints newest first within each symbol, symbols in name order; payloads are not read. */
-export function listCheckpoints(db: string, symbol?: string): CheckpointMeta[] {
-  return withRepository(db, 'read', (repository) => (symbol === undefined ? repository.listSymbols() : [symbol]).flatMap((name) => repository.list(name)));
+/**
+ * Checkpoints newest first within each stream, streams in name order; payloads are not read.
+ * `name` picks one stream by id (`venue:symbol`), or by a bare symbol every venue's stream of it
+ * (and its checkpoints from before streams had venues).
+ */
+export function listCheckpoints(db: string, name?: string): CheckpointMeta[] {
+  return withRepository(db, 'read', (repository) => streamsNamed(repository, name).flatMap((stream) => repository.list(stream)));
+}
+
+function streamsNamed(repository: CheckpointRepository, name: string | undefined): string[] {
+  const streams = repository.listSymbols();
+  return name === undefined ? streams : streams.filter((stream) => stream === name || splitStreamId(stream).symbol === name);
 }
 
 /**
- * A fixed-width table: id, symbol, created (UTC), ticks, size, reason and the first 12 hex
+ * A fixed-width table: id, venue (- before streams had venues), symbol, created (UTC), ticks, size, reason and the first 12 hex
  * digits of the config hash, starred when it is `currentConfigHash` (the ones a service with
  * this configuration would resume from).
  */
 export function formatCheckpointTable(checkpoints: readonly CheckpointMeta[], currentConfigHash?: string): string {
-  const header = ['id', 'symbol', 'created (UTC)', 'ticks', 'size', 'reason', 'config'];
+  const header = ['id', 'venue', 'symbol', 'created (UTC)', 'ticks', 'size', 'reason', 'config'];
   const rows = checkpoints.map((meta) => [
     String(meta.id),
+    meta.venue === '' ? '-' : meta.venue,
     meta.symbol,
     new Date(meta.createdAt)
       .toISOString()
@@ -33,7 +44,7 @@ export function formatCheckpointTable(checkpoints: readonly CheckpointMeta[], cu
     meta.reason ?? '-',
     `${meta.configHash.slice(0, 12)}${meta.configHash === currentConfigHash ? ' *' : ''}`,
   ]);
-  const rightAligned = new Set([0, 3, 4]);
+  const rightAligned = new Set([0, 4, 5]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
   const line = (cells: readonly string[]) =>
     cells
@@ -45,12 +56,14 @@ export function formatCheckpointTable(checkpoints: readonly CheckpointMeta[], cu
 
 /** Writes the repository's export records (payloads as base64) to `out` as a JSON array. */
 export function exportCheckpoints(db: string, out: string, symbol?: string): { readonly records: number; readonly symbols: readonly string[] } {
-  const records = withRepository(db, 'read', (repository) => repository.export(symbol));
+  const records = withRepository(db, 'read', (repository) =>
+    symbol === undefined ? repository.export() : streamsNamed(repository, symbol).flatMap((stream) => repository.export(stream)),
+  );
   // Written aside and renamed, so an interrupted export never leaves a half file behind.
   const partial = `${out}.partial`;
   writeFileSync(partial, `${JSON.stringify(records, null, 1)}\n`);
   renameSync(partial, out);
-  return { records: records.length, symbols: [...new Set(records.map((record) => record.symbol))] };
+  return { records: records.length, symbols: [...new Set(records.map((record) => (record.venue === '' ? record.symbol : `${record.venue}:${record.symbol}`)))] };
 }
 
 /**
@@ -114,7 +127,7 @@ export function registerCheckpointsCommand(program: Command): void {
     command.option('--db <file>', 'SQLite database (LOB_RTRL_DB; default ./data/lob-rtrl.sqlite)').option('--config <file>', 'JSON configuration file, as for serve');
 
   common(checkpoints.command('list').description('one line per checkpoint; * marks those made with the current model configuration'))
-    .option('--symbol <symbol>', 'only this symbol')
+    .option('--symbol <name>', 'only this stream (venue:symbol), or every venue’s stream of a symbol')
     .option('--json', 'print a JSON array (every field, full config hash, `current` for the starred ones) instead of a table')
     .action((flags: CheckpointsFlags) => {
       const config = configOf(flags);
@@ -138,12 +151,12 @@ export function registerCheckpointsCommand(program: Command): void {
     });
 
   common(checkpoints.command('export').description('write checkpoints with their payloads to a JSON file'))
-    .option('--symbol <symbol>', 'only this symbol')
+    .option('--symbol <name>', 'only this stream (venue:symbol), or every venue’s stream of a symbol')
     .requiredOption('--out <file>', 'the JSON file to write')
     .action((flags: CheckpointsFlags) => {
       const config = configOf(flags);
       const { records, symbols } = exportCheckpoints(config.db, flags.out as string, flags.symbol);
-      process.stdout.write(`exported ${records} checkpoint${records === 1 ? '' : 's'} of ${symbols.length} symbol${symbols.length === 1 ? '' : 's'} to ${flags.out}\n`);
+      process.stdout.write(`exported ${records} checkpoint${records === 1 ? '' : 's'} of ${symbols.length} stream${symbols.length === 1 ? '' : 's'} to ${flags.out}\n`);
     });
 
   common(checkpoints.command('import').description('add the checkpoints of an export file (all or nothing), keeping the newest K per symbol'))

@@ -8,6 +8,7 @@ import { startIngestRole } from '../bus/ingest-role.js';
 import { startWorkerRole } from '../bus/worker-role.js';
 import { defaultWorkerCount } from '../engine/worker-pool.js';
 import { buildApp } from '../http/app.js';
+import { startDemoFeed } from './demo-feed.js';
 import { resolveRtrlKernelOrExplain } from './kernel-choice.js';
 import { ConfigError, engineConfigOf, loadServiceConfig, type ServiceConfig } from '../service/config.js';
 import { ShutdownCheckpointError } from '../service/runtime.js';
@@ -86,7 +87,8 @@ export async function serve(config: ServiceConfig, configWarnings: readonly stri
     await serveBusRole(config, config.role, logger);
     return;
   }
-  const app = await buildApp({ config, logger, serviceLogger: logger.child({ component: 'runtime' }), now: Date.now });
+  // With no feed configured the entry point chooses the demo: the bundled recording on a loopback stand-in.
+  const app = await buildApp({ config, logger, serviceLogger: logger.child({ component: 'runtime' }), now: Date.now, demoFeed: startDemoFeed });
   // The feeds connect and the stored symbols queue for the background restore when the app is
   // ready, just before it listens: /healthz answers at once and /readyz says when the stored
   // symbols (restored in the background, or on first use) and the feeds are ready.

@@ -30,6 +30,8 @@ export interface BookSnapshot {
 export interface Disconnect {
   readonly type: 'disconnect';
   readonly symbol: string | null;
+  /** With `symbol` null inside the engine: only the streams of this venue lost continuity (unset: every stream). */
+  readonly venue?: string;
   readonly localTs: EpochMs;
   readonly reason: string;
 }

@@ -13,6 +13,7 @@
 // from its measured time per record so that they are about `queueMs` of its work. `roomFor`
 // tells a producer whose symbol's worker is full to wait; so what any message waits behind on
 // a worker is bounded, and the order callers hand work over is the order it is done.
+import { isOfVenue } from '../domain/stream.js';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { BookSnapshot, OrderEvent, Trade } from '../domain/types.js';
@@ -261,8 +262,12 @@ export class SymbolWorkerPool {
     return true;
   }
 
-  /** A break in the feed of `symbol`, or of every open symbol when null. */
-  disconnect(symbol: string | null): void {
+  /** A break in the feed of `symbol`, or when null of every open stream of `venue` (unset: of every open symbol). */
+  disconnect(symbol: string | null, venue?: string): void {
+    if (symbol === null && venue !== undefined) {
+      for (const stream of this.symbolIds.keys()) if (isOfVenue(stream, venue)) this.disconnect(stream);
+      return;
+    }
     if (symbol === null) {
       for (const worker of this.workers) {
         if (worker.failed) continue;

@@ -3,9 +3,17 @@
 // leak out). The WebSocket messages of /v1/stream and /v1/ingest are here too, for the message
 // reference at /v1/asyncapi.json.
 import { z } from 'zod';
-import { canonicalMessageSchema, symbolSchema } from '../domain/schemas.js';
+import { canonicalMessageSchema, SYMBOL_PATTERN, symbolSchema } from '../domain/schemas.js';
+import { PUSH_VENUE, VENUE_PATTERN, venueSchema } from '../domain/stream.js';
 
 const nullableNumber = z.number().nullable();
+
+/** How every answer about one stream names it: its id and the two parts. */
+const streamFields = {
+  stream: z.string().describe('the stream id, venue:symbol (e.g. binance:BTCUSDT)'),
+  venue: z.string().describe("the venue the stream comes from (a feed's venue, `push` or the `?venue=` of push ingest, a replayed file's venue)"),
+  symbol: z.string().describe("the venue's symbol"),
+};
 
 export const errorResponse = z
   .object({
@@ -38,7 +46,7 @@ export const symbolsResponse = z.object({
   hibernated: z.number().int().describe('symbols asleep (idle past hibernateIdleSeconds): their state in a checkpoint until their next message'),
   symbols: z.array(
     z.object({
-      symbol: z.string(),
+      ...streamFields,
       hibernated: z.boolean(),
       ticks: z.number().int(),
       disconnects: z.number().int(),
@@ -55,7 +63,7 @@ export const modelPrediction = z.object({
 
 export const predictionResponse = z
   .object({
-    symbol: z.string(),
+    ...streamFields,
     ts: z.number().describe('venue time of the snapshot, epoch ms'),
     localTs: z.number().nullable().describe('receive time, epoch ms (null when the source has none)'),
     seq: z.number(),
@@ -80,7 +88,7 @@ export const predictionResponse = z
   .describe('one tick: every model’s class probabilities');
 
 const loggedPrediction = z.object({
-  symbol: z.string(),
+  ...streamFields,
   ts: z.number(),
   seq: z.number().nullable(),
   model: z.string(),
@@ -89,7 +97,7 @@ const loggedPrediction = z.object({
 });
 
 export const predictionsResponse = z.object({
-  symbol: z.string(),
+  ...streamFields,
   predictions: z.array(z.union([predictionResponse, loggedPrediction])).describe('oldest first; older rows come from the SQLite log (`source: "log"`)'),
 });
 
@@ -120,7 +128,7 @@ const learnerStats = z.object({
 });
 
 export const symbolMetricsResponse = z.object({
-  symbol: z.string(),
+  ...streamFields,
   target: z.string(),
   classes: z.array(z.string()),
   ticks: z.number().int(),
@@ -132,14 +140,25 @@ export const symbolMetricsResponse = z.object({
     .describe("the mix model's weight on each member (null without a mix)"),
 });
 
+/** The query of both ingest routes: which venue the pushed streams are of. */
+export const ingestQuery = z.object({
+  venue: venueSchema
+    .default(PUSH_VENUE)
+    .describe(
+      `the venue of the streams this producer pushes (default ${PUSH_VENUE}): BTCUSDT pushed with venue okx trains the stream okx:BTCUSDT, apart from a live feed's binance:BTCUSDT`,
+    ),
+});
+export type IngestQuery = z.infer<typeof ingestQuery>;
+
 export const ingestOutcomeResponse = z.object({
-  accepted: z.array(z.object({ symbol: z.string(), seq: z.number() })).describe('snapshots that made a prediction, in the order sent'),
+  accepted: z.array(z.object({ ...streamFields, seq: z.number() })).describe('snapshots that made a prediction, in the order sent'),
   trades: z.number().int().describe('trades applied to their symbol’s flow features'),
   rejected: z.array(z.object({ reason: z.string(), detail: z.string() })).describe('each refused message, the field named in detail'),
 });
 
 export const checkpointMeta = z.object({
   id: z.number().int(),
+  venue: z.string().describe("the stream's venue; '' for a checkpoint written before streams had venues (the first stream of its symbol takes it over)"),
   symbol: z.string(),
   createdAt: z.number().describe('epoch ms'),
   tickCount: z.number().int(),
@@ -149,9 +168,9 @@ export const checkpointMeta = z.object({
   reason: z.string().nullable(),
 });
 
-export const checkpointsResponse = z.object({ symbol: z.string(), checkpoints: z.array(checkpointMeta) });
+export const checkpointsResponse = z.object({ ...streamFields, checkpoints: z.array(checkpointMeta) });
 
-export const orderingResetResponse = z.object({ symbol: z.string(), checkpoint: checkpointMeta.nullable() });
+export const orderingResetResponse = z.object({ ...streamFields, checkpoint: checkpointMeta.nullable() });
 
 export const statusResponse = z.object({
   feeds: z.array(
@@ -175,7 +194,7 @@ export const statusResponse = z.object({
     kernel: z.string().describe("the RTRL kernel the learners run on: 'js', or 'native-' and the instruction set (avx512, avx2, baseline)"),
   }),
   stream: z.object({ subscribers: z.number().int(), conflated: z.number().int(), dropped: z.number().int() }),
-  symbols: z.array(z.object({ symbol: z.string(), ticks: z.number().int(), models: z.array(z.string()), target: z.string() })),
+  symbols: z.array(z.object({ ...streamFields, ticks: z.number().int(), models: z.array(z.string()), target: z.string() })),
 });
 
 /** The usual error answers of a route, by status code. */
@@ -185,7 +204,11 @@ export function errorResponses<const Code extends number>(...codes: Code[]): { [
 
 // ---- WebSocket messages ---------------------------------------------------------------------
 
-const symbolList = z.array(symbolSchema).min(1).max(1000);
+/** A subscription: a stream id (`binance:BTCUSDT`, that venue's alone) or a symbol (every venue's). */
+const subscriptionName = z.union([symbolSchema, z.string().regex(new RegExp(`${VENUE_PATTERN.source.slice(0, -1)}:${SYMBOL_PATTERN.source.slice(1)}`))], {
+  error: 'must be a symbol or a stream id (venue:symbol)',
+});
+const symbolList = z.array(subscriptionName).min(1).max(1000);
 
 export const streamCommand = z.union([z.strictObject({ subscribe: symbolList }), z.strictObject({ unsubscribe: symbolList })]).describe('client → server on /v1/stream');
 
@@ -212,7 +235,7 @@ export const ingestAck = z
   .object({
     type: z.literal('ack'),
     frame: z.number().int().describe('1-based frame number on this connection'),
-    accepted: z.array(z.object({ symbol: z.string(), seq: z.number() })).describe('snapshots that made a prediction'),
+    accepted: z.array(z.object({ ...streamFields, seq: z.number() })).describe('snapshots that made a prediction'),
     trades: z.number().int().optional().describe('trades applied (absent when none)'),
   })
   .describe('server → client on /v1/ingest: every message of the frame has run');

@@ -14,6 +14,7 @@ import { packageVersion } from '../domain/package-root.js';
 import { storeFailureKind } from '../store/database.js';
 import type { ServiceConfig } from '../service/config.js';
 import { registerService, type ServiceSource } from '../service/plugins/index.js';
+import type { OwnedService } from '../service/plugins/source.js';
 import { ConflictError, NotFoundError, StoreWriteError, type RuntimeLogger, type ServiceRuntime } from '../service/runtime.js';
 import { restRoutes } from './rest.js';
 import { webSocketRoutes } from './ws.js';
@@ -40,12 +41,15 @@ export interface OwnedServiceOptions extends LoggerOption {
   readonly serviceLogger: RuntimeLogger;
   /** Wall clock for live data and checkpoint times (Date.now by default). */
   readonly now?: () => number;
+  /** The demo feed to connect when no feed is configured (serve's: the bundled recording on a loopback stand-in). */
+  readonly demoFeed?: OwnedService['demoFeed'];
 }
 
 export type AppOptions = LentRuntimeOptions | OwnedServiceOptions;
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const source: ServiceSource = 'runtime' in options ? { runtime: options.runtime } : { config: options.config, logger: options.serviceLogger, now: options.now };
+  const source: ServiceSource =
+    'runtime' in options ? { runtime: options.runtime } : { config: options.config, logger: options.serviceLogger, now: options.now, demoFeed: options.demoFeed };
   const config = 'runtime' in options ? options.runtime.config : options.config;
   const app = Fastify({
     loggerInstance: options.logger || undefined,

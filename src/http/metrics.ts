@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { packageVersion } from '../domain/package-root.js';
+import { splitStreamId } from '../domain/stream.js';
 import { LatencyHistogram } from '../engine/latency.js';
 import type { FeedView } from '../service/views.js';
 
@@ -62,6 +63,11 @@ class EngineHistogram extends Histogram {
   }
 }
 
+/** A stream's labels: its venue and the venue's symbol, so a query can select either. */
+function streamLabels(stream: string): { venue: string; symbol: string } {
+  return splitStreamId(stream);
+}
+
 /** Bounds printed with 6 significant digits: the same text from every instance, so they aggregate. */
 function roundBound(seconds: number): number {
   return Number(seconds.toPrecision(6));
@@ -103,22 +109,22 @@ export function createServiceMetrics(service: MetricsSources): Registry {
   new Counter({
     name: 'lob_rtrl_ticks_total',
     help: 'Snapshots accepted per symbol since this process started (rate() stays true across restarts)',
-    labelNames: ['symbol'],
+    labelNames: ['venue', 'symbol'],
     registers: [registry],
     collect() {
       this.reset();
-      for (const symbol of streams.list()) this.inc({ symbol: symbol.symbol }, symbol.ticksThisProcess);
+      for (const symbol of streams.list()) this.inc(streamLabels(symbol.symbol), symbol.ticksThisProcess);
     },
   });
 
   new Gauge({
     name: 'lob_rtrl_ticks_lifetime',
     help: 'Snapshots the symbol has learned from over its whole life, restored checkpoints included',
-    labelNames: ['symbol'],
+    labelNames: ['venue', 'symbol'],
     registers: [registry],
     collect() {
       this.reset();
-      for (const symbol of streams.list()) this.set({ symbol: symbol.symbol }, symbol.ticks);
+      for (const symbol of streams.list()) this.set(streamLabels(symbol.symbol), symbol.ticks);
     },
   });
 
@@ -130,7 +136,7 @@ export function createServiceMetrics(service: MetricsSources): Registry {
     if (!scores || now - scores.at > SCORES_FRESH_MS) scores = { at: now, value: streams.allMetrics() };
     return scores.value;
   };
-  const modelLabels = ['symbol', 'model', 'window'] as const;
+  const modelLabels = ['venue', 'symbol', 'model', 'window'] as const;
   new Gauge({
     name: 'lob_rtrl_model_rolling_accuracy',
     help: 'Accuracy of the last `window` scored predictions, per symbol and model',
@@ -140,7 +146,8 @@ export function createServiceMetrics(service: MetricsSources): Registry {
       this.reset();
       for (const symbol of await currentScores()) {
         for (const model of symbol.models)
-          for (const rolling of model.rolling) if (rolling.n > 0) this.set({ symbol: symbol.symbol, model: model.model, window: String(rolling.window) }, rolling.accuracy ?? 0);
+          for (const rolling of model.rolling)
+            if (rolling.n > 0) this.set({ ...streamLabels(symbol.symbol), model: model.model, window: String(rolling.window) }, rolling.accuracy ?? 0);
       }
     },
   });
@@ -153,30 +160,31 @@ export function createServiceMetrics(service: MetricsSources): Registry {
       this.reset();
       for (const symbol of await currentScores()) {
         for (const model of symbol.models)
-          for (const rolling of model.rolling) if (rolling.n > 0) this.set({ symbol: symbol.symbol, model: model.model, window: String(rolling.window) }, rolling.logLoss ?? 0);
+          for (const rolling of model.rolling)
+            if (rolling.n > 0) this.set({ ...streamLabels(symbol.symbol), model: model.model, window: String(rolling.window) }, rolling.logLoss ?? 0);
       }
     },
   });
   new Gauge({
     name: 'lob_rtrl_model_accuracy',
     help: "Accuracy over every scored prediction of the symbol's life, per model",
-    labelNames: ['symbol', 'model'],
+    labelNames: ['venue', 'symbol', 'model'],
     registers: [registry],
     async collect() {
       this.reset();
       for (const symbol of await currentScores()) {
-        for (const model of symbol.models) if (model.overall.accuracy !== null) this.set({ symbol: symbol.symbol, model: model.model }, model.overall.accuracy);
+        for (const model of symbol.models) if (model.overall.accuracy !== null) this.set({ ...streamLabels(symbol.symbol), model: model.model }, model.overall.accuracy);
       }
     },
   });
   new Gauge({
     name: 'lob_rtrl_mix_weight',
     help: "The mix model's weight on each member model, per symbol (absent without a mix)",
-    labelNames: ['symbol', 'model'],
+    labelNames: ['venue', 'symbol', 'model'],
     registers: [registry],
     async collect() {
       this.reset();
-      for (const symbol of await currentScores()) for (const { model, weight } of symbol.mixWeights ?? []) this.set({ symbol: symbol.symbol, model }, weight);
+      for (const symbol of await currentScores()) for (const { model, weight } of symbol.mixWeights ?? []) this.set({ ...streamLabels(symbol.symbol), model }, weight);
     },
   });
 

@@ -2,10 +2,11 @@
 // views the infrastructure plugins decorate (streams, predictions, ingest, checkpoints).
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { validatorCompiler as zodValidatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Socket } from 'node:net';
 import { canonicalMessageSchema, symbolSchema } from '../domain/schemas.js';
+import { splitStreamId, streamIdOf, venueSchema } from '../domain/stream.js';
 import type { Prediction, RecordedPrediction } from '../engine/symbol-engine.js';
 import {
   checkpointMeta,
@@ -14,6 +15,7 @@ import {
   errorResponses,
   healthResponse,
   ingestOutcomeResponse,
+  ingestQuery,
   orderingResetResponse,
   predictionResponse,
   predictionsResponse,
@@ -24,8 +26,52 @@ import {
 import { NotFoundError, type IngestOutcome } from '../service/runtime.js';
 import { requireToken, type Authorise } from './auth.js';
 
+// Each path documents the parameters it has (`/v1/symbols/:symbol` has no venue); the handlers
+// read both as one shape, the venue undefined on the symbol path.
+type StreamParams = z.ZodType<{ venue?: string; symbol: string }>;
+type CheckpointParams = z.ZodType<{ venue?: string; symbol: string; id: number }>;
+const checkpointId = { id: z.coerce.number().int().positive() };
+const venueSymbolParams = z.object({ venue: venueSchema, symbol: symbolSchema });
 const symbolParams = z.object({ symbol: symbolSchema });
-const checkpointParams = symbolParams.extend({ id: z.coerce.number().int().positive() });
+
+interface StreamScope {
+  readonly prefix: string;
+  /** How the summaries in the OpenAPI document tell the two paths apart. */
+  readonly what: string;
+  readonly params: StreamParams;
+  readonly checkpointParams: CheckpointParams;
+}
+
+const STREAM_SCOPES: readonly StreamScope[] = [
+  {
+    prefix: '/v1/streams/:venue/:symbol',
+    what: 'the stream of venue and symbol',
+    params: venueSymbolParams,
+    checkpointParams: venueSymbolParams.extend(checkpointId),
+  },
+  {
+    prefix: '/v1/symbols/:symbol',
+    what: 'the one stream of the symbol; 409 when several venues carry it',
+    params: symbolParams,
+    checkpointParams: symbolParams.extend(checkpointId),
+  },
+];
+
+/** The stream `resolve` names, or `otherwise` when it names none (409 for an ambiguous symbol still stands). */
+function knownOr(resolve: () => string, otherwise: string): string {
+  try {
+    return resolve();
+  } catch (error) {
+    if (error instanceof NotFoundError) return otherwise;
+    throw error;
+  }
+}
+
+/** How every answer names a stream: its id and its two parts. */
+function streamName(stream: string): { stream: string; venue: string; symbol: string } {
+  const { venue, symbol } = splitStreamId(stream);
+  return { stream, venue, symbol };
+}
 
 /**
  * The public shape of a prediction: probabilities named by class; what its tick resolved
@@ -33,7 +79,7 @@ const checkpointParams = symbolParams.extend({ id: z.coerce.number().int().posit
  */
 export function predictionView(prediction: Prediction | RecordedPrediction) {
   const view = {
-    symbol: prediction.symbol,
+    ...streamName(prediction.symbol),
     ts: prediction.ts,
     localTs: prediction.localTs,
     seq: prediction.seq,
@@ -57,11 +103,6 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
   const { serviceConfig: config, streams, predictions, ingest, checkpoints } = app;
   const authorise = options.authorise ?? requireToken(config.token);
   const routes = app.withTypeProvider<ZodTypeProvider>();
-  const symbolEngineOr404 = (symbol: string) => {
-    const engine = streams.get(symbol);
-    if (!engine) throw new NotFoundError(`unknown symbol "${symbol}"`);
-    return engine;
-  };
 
   routes.get('/healthz', { schema: { summary: 'the process is up', response: { 200: healthResponse } } }, async () => ({ status: 'ok' as const }));
 
@@ -87,7 +128,7 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
       restoring: streams.restoring,
       hibernated: streams.hibernated,
       symbols: streams.list().map((s) => ({
-        symbol: s.symbol,
+        ...streamName(s.symbol),
         hibernated: streams.isHibernated(s.symbol),
         ticks: s.ticks,
         disconnects: s.disconnects,
@@ -97,62 +138,7 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
     }),
   );
 
-  routes.get(
-    '/v1/symbols/:symbol/prediction',
-    { schema: { summary: 'the latest prediction of every model', params: symbolParams, response: { 200: predictionResponse, ...errorResponses(400, 404) } } },
-    async (request) => {
-      symbolEngineOr404(request.params.symbol);
-      const latest = predictions.latest(request.params.symbol);
-      if (!latest) throw new NotFoundError(`no prediction yet for "${request.params.symbol}"`);
-      return predictionView(latest);
-    },
-  );
-
-  routes.get(
-    '/v1/symbols/:symbol/predictions',
-    {
-      schema: {
-        summary: 'recent predictions (memory ring; SQLite log when retention is enabled)',
-        params: symbolParams,
-        querystring: z.object({ since: z.coerce.number().optional(), limit: z.coerce.number().int().min(1).max(10_000).default(100) }),
-        response: { 200: predictionsResponse, ...errorResponses(400, 404) },
-      },
-    },
-    async (request) => {
-      const { symbol } = request.params;
-      symbolEngineOr404(symbol);
-      const { since, limit } = request.query;
-      const fromRing = predictions.recent(symbol, since, limit).map(predictionView);
-      if (predictions.logged && since !== undefined && fromRing.length < limit) {
-        // Older than the ring holds: the SQLite log carries the first model's probabilities.
-        // Its range is [from, to): `since` is exclusive, and the ring's oldest timestamp is
-        // included because snapshots often share one; rows the ring also holds are dropped.
-        const oldestInRing = fromRing[0];
-        const logged = predictions
-          .loggedBetween(symbol, nextUp(since), oldestInRing ? nextUp(oldestInRing.ts) : Number.POSITIVE_INFINITY, limit - fromRing.length)
-          .filter((row) => !oldestInRing || row.ts < oldestInRing.ts || (row.seq !== null && row.seq < oldestInRing.seq))
-          .map((row) => ({ symbol: row.symbol, ts: row.ts, seq: row.seq, model: row.model, probs: row.probs, source: 'log' as const }));
-        return { symbol, predictions: [...logged, ...fromRing] };
-      }
-      return { symbol, predictions: fromRing };
-    },
-  );
-
-  routes.get(
-    '/v1/symbols/:symbol/metrics',
-    {
-      schema: {
-        summary: "every model's prequential metrics, overall and over rolling windows",
-        params: symbolParams,
-        response: { 200: symbolMetricsResponse, ...errorResponses(400, 404) },
-      },
-    },
-    async (request) => {
-      const engine = symbolEngineOr404(request.params.symbol);
-      const { unscored, models, mixWeights } = await streams.metrics(engine.symbol);
-      return { symbol: engine.symbol, target: engine.targetName, classes: [...engine.classNames], ticks: engine.ticks, unscored, models: [...models], mixWeights };
-    },
-  );
+  for (const scope of STREAM_SCOPES) registerStreamRoutes(scope);
 
   // POST bodies share the ingest scheduler with every other producer, one lane per request,
   // and the per-connection rate limit of the WebSocket route (keyed by the client's socket).
@@ -179,12 +165,14 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
       schema: {
         summary: `push one canonical message (snapshot or trade) or an array of at most ${config.ingestMaxBatch}; 400 lists every rejected one`,
         security: [{ bearer: [] }],
+        querystring: ingestQuery,
         body: z.union([canonicalMessageSchema, z.array(canonicalMessageSchema).min(1).max(config.ingestMaxBatch)]),
         response: { 200: ingestOutcomeResponse, 400: ingestOutcomeResponse.or(errorResponse), ...errorResponses(401, 413, 429, 503) },
       },
       // The body schema documents the route; each message is validated when its turn comes, so a
       // large body is never checked in one go on the event loop.
-      validatorCompiler: () => (data: unknown) => ({ value: data }),
+      validatorCompiler: (route) =>
+        route.httpPart === 'body' ? (data: unknown) => ({ value: data }) : zodValidatorCompiler(route as unknown as Parameters<typeof zodValidatorCompiler>[0]),
     },
     async (request, reply) => {
       if (postsInFlight >= config.maxIngestConnections) {
@@ -209,7 +197,7 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
           .send({ error: 'Too Many Requests', message: `over ${config.ingestRatePerSecond} messages/s on this connection; retry in ${waitMs} ms` });
       }
       postsInFlight++;
-      const lane = ingest.lane('post-ingest');
+      const lane = ingest.lane('post-ingest', request.query.venue);
       try {
         const outcome = await new Promise<IngestOutcome>((resolve) => lane.submit(request.body, resolve));
         return reply.code(outcome.rejected.length > 0 ? 400 : 200).send(outcome);
@@ -220,57 +208,147 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
     },
   );
 
-  routes.post(
-    '/v1/symbols/:symbol/ordering/reset',
-    {
-      preHandler: authorise,
-      schema: {
-        summary:
-          "forget the symbol's last accepted seq and ts, so its next snapshot is accepted whatever they are (after a producer pushed a far-future ts or seq); checkpointed at once",
-        params: symbolParams,
-        security: [{ bearer: [] }],
-        response: { 200: orderingResetResponse, ...errorResponses(400, 401, 404, 503) },
+  /**
+   * The routes about one stream, under both of its paths: `/v1/streams/:venue/:symbol/…` names
+   * it exactly; `/v1/symbols/:symbol/…` names it while one venue alone carries the symbol (409
+   * with the candidates once two do).
+   */
+  function registerStreamRoutes({ prefix, what, params: streamParams, checkpointParams }: StreamScope): void {
+    const paramsOf = (request: { params: { venue?: string; symbol: string } }) => streams.resolve(request.params.symbol, request.params.venue);
+    const viewOr404 = (stream: string) => {
+      const engine = streams.get(stream);
+      if (!engine) throw new NotFoundError(`unknown stream "${stream}"`);
+      return engine;
+    };
+
+    routes.get(
+      `${prefix}/prediction`,
+      { schema: { summary: `the latest prediction of every model (${what})`, params: streamParams, response: { 200: predictionResponse, ...errorResponses(400, 404, 409) } } },
+      async (request) => {
+        const stream = paramsOf(request);
+        viewOr404(stream);
+        const latest = predictions.latest(stream);
+        if (!latest) throw new NotFoundError(`no prediction yet for "${stream}"`);
+        return predictionView(latest);
       },
-    },
-    async (request) => ({ symbol: request.params.symbol, checkpoint: await ingest.resetOrdering(request.params.symbol) }),
-  );
+    );
 
-  routes.get(
-    '/v1/symbols/:symbol/checkpoints',
-    { schema: { summary: "the symbol's stored checkpoints, newest first", params: symbolParams, response: { 200: checkpointsResponse, ...errorResponses(400) } } },
-    async (request) => ({
-      symbol: request.params.symbol,
-      checkpoints: checkpoints.list(request.params.symbol),
-    }),
-  );
-
-  routes.post(
-    '/v1/symbols/:symbol/checkpoints',
-    {
-      preHandler: authorise,
-      schema: { summary: 'write a checkpoint now', params: symbolParams, security: [{ bearer: [] }], response: { 201: checkpointMeta, ...errorResponses(400, 401, 404, 503) } },
-    },
-    async (request, reply) => {
-      symbolEngineOr404(request.params.symbol);
-      const meta = await checkpoints.write(request.params.symbol, 'manual');
-      if (!meta) throw new NotFoundError(`unknown symbol "${request.params.symbol}"`);
-      return reply.code(201).send(meta);
-    },
-  );
-
-  routes.post(
-    '/v1/symbols/:symbol/checkpoints/:id/restore',
-    {
-      preHandler: authorise,
-      schema: {
-        summary: "replace the symbol's state with a stored checkpoint",
-        params: checkpointParams,
-        security: [{ bearer: [] }],
-        response: { 200: checkpointMeta, ...errorResponses(400, 401, 404, 409, 503) },
+    routes.get(
+      `${prefix}/predictions`,
+      {
+        schema: {
+          summary: `recent predictions (memory ring; SQLite log when retention is enabled) (${what})`,
+          params: streamParams,
+          querystring: z.object({ since: z.coerce.number().optional(), limit: z.coerce.number().int().min(1).max(10_000).default(100) }),
+          response: { 200: predictionsResponse, ...errorResponses(400, 404, 409) },
+        },
       },
-    },
-    async (request) => checkpoints.restore(request.params.symbol, request.params.id),
-  );
+      async (request) => {
+        const stream = paramsOf(request);
+        viewOr404(stream);
+        const { since, limit } = request.query;
+        const fromRing = predictions.recent(stream, since, limit).map(predictionView);
+        if (predictions.logged && since !== undefined && fromRing.length < limit) {
+          // Older than the ring holds: the SQLite log carries the first model's probabilities.
+          // Its range is [from, to): `since` is exclusive, and the ring's oldest timestamp is
+          // included because snapshots often share one; rows the ring also holds are dropped.
+          const oldestInRing = fromRing[0];
+          const logged = predictions
+            .loggedBetween(stream, nextUp(since), oldestInRing ? nextUp(oldestInRing.ts) : Number.POSITIVE_INFINITY, limit - fromRing.length)
+            .filter((row) => !oldestInRing || row.ts < oldestInRing.ts || (row.seq !== null && row.seq < oldestInRing.seq))
+            .map((row) => ({ ...streamName(stream), ts: row.ts, seq: row.seq, model: row.model, probs: row.probs, source: 'log' as const }));
+          return { ...streamName(stream), predictions: [...logged, ...fromRing] };
+        }
+        return { ...streamName(stream), predictions: fromRing };
+      },
+    );
+
+    routes.get(
+      `${prefix}/metrics`,
+      {
+        schema: {
+          summary: `every model's prequential metrics, overall and over rolling windows (${what})`,
+          params: streamParams,
+          response: { 200: symbolMetricsResponse, ...errorResponses(400, 404, 409) },
+        },
+      },
+      async (request) => {
+        const stream = paramsOf(request);
+        const engine = viewOr404(stream);
+        const { unscored, models, mixWeights } = await streams.metrics(stream);
+        return { ...streamName(stream), target: engine.targetName, classes: [...engine.classNames], ticks: engine.ticks, unscored, models: [...models], mixWeights };
+      },
+    );
+
+    routes.post(
+      `${prefix}/ordering/reset`,
+      {
+        preHandler: authorise,
+        schema: {
+          summary: `forget the stream's last accepted seq and ts, so its next snapshot is accepted whatever they are (after a producer pushed a far-future ts or seq); checkpointed at once (${what})`,
+          params: streamParams,
+          security: [{ bearer: [] }],
+          response: { 200: orderingResetResponse, ...errorResponses(400, 401, 404, 409, 503) },
+        },
+      },
+      async (request) => {
+        const stream = paramsOf(request);
+        return { ...streamName(stream), checkpoint: await ingest.resetOrdering(stream) };
+      },
+    );
+
+    routes.get(
+      `${prefix}/checkpoints`,
+      {
+        schema: {
+          summary: `the stream's stored checkpoints, newest first; an empty list for a stream the service has not seen (${what})`,
+          params: streamParams,
+          response: { 200: checkpointsResponse, ...errorResponses(400, 409) },
+        },
+      },
+      async (request) => {
+        // The database may hold streams the engine has not loaded: a name no running stream has
+        // lists what is stored under it (a bare symbol: its checkpoints from before venues).
+        const { venue, symbol } = request.params;
+        const stream = knownOr(() => paramsOf(request), venue === undefined ? symbol : streamIdOf(venue, symbol));
+        return { ...streamName(stream), checkpoints: checkpoints.list(stream) };
+      },
+    );
+
+    routes.post(
+      `${prefix}/checkpoints`,
+      {
+        preHandler: authorise,
+        schema: {
+          summary: `write a checkpoint now (${what})`,
+          params: streamParams,
+          security: [{ bearer: [] }],
+          response: { 201: checkpointMeta, ...errorResponses(400, 401, 404, 409, 503) },
+        },
+      },
+      async (request, reply) => {
+        const stream = paramsOf(request);
+        viewOr404(stream);
+        const meta = await checkpoints.write(stream, 'manual');
+        if (!meta) throw new NotFoundError(`unknown stream "${stream}"`);
+        return reply.code(201).send(meta);
+      },
+    );
+
+    routes.post(
+      `${prefix}/checkpoints/:id/restore`,
+      {
+        preHandler: authorise,
+        schema: {
+          summary: `replace the stream's state with a stored checkpoint (${what})`,
+          params: checkpointParams,
+          security: [{ bearer: [] }],
+          response: { 200: checkpointMeta, ...errorResponses(400, 401, 404, 409, 503) },
+        },
+      },
+      async (request) => checkpoints.restore(paramsOf(request), request.params.id),
+    );
+  }
 }
 
 /** The REST routes, over the streams, the prediction bus, push ingest and the checkpoints. */

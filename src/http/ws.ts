@@ -24,6 +24,7 @@
 import fastifyWebsocket from '@fastify/websocket';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { validatorCompiler as zodValidatorCompiler } from 'fastify-type-provider-zod';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { parseJsonBounded } from '../domain/json-edge.js';
@@ -34,7 +35,8 @@ import { registerService } from '../service/plugins/index.js';
 import type { IngestOutcome, PushLane, ServiceRuntime } from '../service/runtime.js';
 import type { StreamStats } from '../service/stream-stats.js';
 import type { IngestPort } from '../service/views.js';
-import { streamCommand } from './api-schemas.js';
+import { ingestQuery, streamCommand, type IngestQuery } from './api-schemas.js';
+import { splitStreamId } from '../domain/stream.js';
 import { requireToken, type Authorise } from './auth.js';
 import { predictionView } from './rest.js';
 
@@ -125,17 +127,27 @@ async function registerStreamRoutes(app: FastifyInstance, options: WebSocketRout
       .send({ error: 'Service Unavailable', message: `${limit} ${what} connections are open; try again later` });
   };
 
-  app.get('/v1/ingest', { websocket: true, preHandler: [authorise, refuseOver(() => stats.ingestConnections, config.maxIngestConnections, 'ingest')] }, (socket, request) => {
-    stats.ingestConnections++;
-    const producer = new Producer(socket, ingest, config.ingestRatePerSecond, stats, limits, request.log, config.ingestMaxBatch);
-    socket.on('message', (data: Buffer, isBinary: boolean) => guarded(stats, request.log, socket, () => producer.onFrame(data, isBinary)));
-    request.log.info('ingest connection opened');
-    socket.on('close', (code: number) => {
-      stats.ingestConnections--;
-      producer.close();
-      request.log.info({ frames: producer.frames, code }, 'ingest connection closed');
-    });
-  });
+  app.get(
+    '/v1/ingest',
+    {
+      websocket: true,
+      schema: { querystring: ingestQuery },
+      // The query schema is zod's: compiled here, so the route also works on an app without the zod compiler (registerWebSocketRoutes).
+      validatorCompiler: (route) => zodValidatorCompiler(route as unknown as Parameters<typeof zodValidatorCompiler>[0]),
+      preHandler: [authorise, refuseOver(() => stats.ingestConnections, config.maxIngestConnections, 'ingest')],
+    },
+    (socket, request) => {
+      stats.ingestConnections++;
+      const producer = new Producer(socket, ingest, (request.query as IngestQuery).venue, config.ingestRatePerSecond, stats, limits, request.log, config.ingestMaxBatch);
+      socket.on('message', (data: Buffer, isBinary: boolean) => guarded(stats, request.log, socket, () => producer.onFrame(data, isBinary)));
+      request.log.info('ingest connection opened');
+      socket.on('close', (code: number) => {
+        stats.ingestConnections--;
+        producer.close();
+        request.log.info({ frames: producer.frames, code }, 'ingest connection closed');
+      });
+    },
+  );
 
   app.get('/v1/stream', { websocket: true, preHandler: refuseOver(() => stats.subscribers, config.maxStreamConnections, 'stream') }, (socket, request) => {
     const subscriber = new Subscriber(socket, config.subscriberQueue, stats, limits, frames, corker, request.log);
@@ -212,6 +224,7 @@ class Producer {
   constructor(
     private readonly socket: WebSocket,
     private readonly ingest: IngestPort,
+    venue: string,
     private readonly ratePerSecond: number,
     private readonly stats: StreamStats,
     private readonly limits: StreamLimits,
@@ -220,7 +233,7 @@ class Producer {
     private readonly maxUnanswered: number,
   ) {
     this.tokens = ratePerSecond;
-    this.lane = ingest.lane('ws-ingest');
+    this.lane = ingest.lane('ws-ingest', venue);
   }
 
   onFrame(data: Buffer, isBinary: boolean): void {
@@ -355,8 +368,13 @@ class Subscriber {
     private readonly log: FastifyBaseLogger,
   ) {}
 
+  /** A subscription names a stream (`venue:symbol`) or a symbol, which takes it from every venue. */
+  private wants(stream: string): boolean {
+    return this.symbols.has(stream) || this.symbols.has(splitStreamId(stream).symbol);
+  }
+
   offer(prediction: Prediction): void {
-    if (this.closing || !this.symbols.has(prediction.symbol)) return;
+    if (this.closing || !this.wants(prediction.symbol)) return;
     if (this.queue.length === 0 && this.writable()) {
       this.send(prediction);
       return;
@@ -509,7 +527,7 @@ class Subscriber {
 
   private forgetUnsubscribed(): void {
     const before = this.queue.length;
-    this.queue = this.queue.filter((prediction) => this.symbols.has(prediction.symbol));
+    this.queue = this.queue.filter((prediction) => this.wants(prediction.symbol));
     this.stats.queued -= before - this.queue.length;
   }
 

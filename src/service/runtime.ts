@@ -7,15 +7,13 @@
 // the background restore of stored symbols. The lanes take turns one message at a time, in
 // slices of a few milliseconds, so no producer starves another and the event loop (health,
 // readiness, the stream) is never held for longer than one slice.
-import { join } from 'node:path';
 import { redactedError, redactUrl } from '../domain/redact.js';
+import { inStream, PUSH_VENUE, reachedBy, splitStreamId, streamIdOf, type StreamId } from '../domain/stream.js';
 import type { EpochMs, MarketMessage } from '../domain/types.js';
-import { packageRoot } from '../domain/package-root.js';
 import { engineConfigHash, type EngineConfig } from '../engine/config.js';
 import { Engine } from '../engine/engine.js';
 import { LatencyHistogram } from '../engine/latency.js';
 import type { Prediction, RecordedPrediction, Resolution, SymbolEngine } from '../engine/symbol-engine.js';
-import { startFeedServer, type FeedServer } from '../standin/server.js';
 import { createLiveFeed, type LiveFeed } from '../ingest/live-client.js';
 import { checksumOf, type CheckpointMeta } from '../store/checkpoints.js';
 import { storeFailureKind, type StoreFailureKind } from '../store/database.js';
@@ -283,8 +281,8 @@ export interface RunningFeed {
 }
 
 export interface IngestOutcome {
-  /** Snapshots that made a prediction, in the order sent. */
-  readonly accepted: Array<{ symbol: string; seq: number }>;
+  /** Snapshots that made a prediction, in the order sent: their stream (`venue:symbol`), its venue and the venue's symbol. */
+  readonly accepted: Array<{ stream: string; venue: string; symbol: string; seq: number }>;
   /** Trades applied to their symbol's flow features. */
   trades: number;
   readonly rejected: Array<{ reason: string; detail: string }>;
@@ -328,6 +326,8 @@ interface PushItem {
 }
 
 interface PushBatch {
+  /** The venue of the producer's streams. */
+  readonly venue: string;
   readonly outcome: IngestOutcome;
   readonly localTs: EpochMs;
   remaining: number;
@@ -339,6 +339,8 @@ export class PushLane {
   constructor(
     private readonly lane: IngestLane<PushItem>,
     private readonly runtime: ServiceRuntime,
+    /** The venue of this producer's streams. */
+    readonly venue: string,
   ) {}
 
   /** Messages of this producer waiting their turn. */
@@ -359,7 +361,7 @@ export class PushLane {
       done(outcome);
       return;
     }
-    const pending: PushBatch = { outcome, localTs: this.runtime.clockNow(), remaining: batch.elements.length, done };
+    const pending: PushBatch = { venue: this.venue, outcome, localTs: this.runtime.clockNow(), remaining: batch.elements.length, done };
     for (let i = 0; i < batch.elements.length; i++) this.lane.push({ batch: pending, element: batch.elements[i], index: batch.single ? undefined : i });
   }
 
@@ -404,7 +406,8 @@ export class ServiceRuntime {
   readonly streamStats = new StreamStats();
   /** @internal the push-ingest ordering state, shared by every push lane. */
   readonly ingestMapper: CanonicalMapper;
-  demoFeedServer: FeedServer | null = null;
+  /** The URL of the demo feed, when one runs instead of configured feeds. */
+  demoFeedUrl: string | null = null;
   /** Stored symbols not yet restored by the background restore. */
   private readonly unrestored = new Set<string>();
   private readonly listeners = new Set<PredictionListener>();
@@ -531,7 +534,7 @@ export class ServiceRuntime {
    */
   async start(): Promise<void> {
     this.restoreStoredInBackground();
-    await this.startFeeds();
+    this.startFeeds();
     this.startWorkerLatency();
     this.startCheckpointTimers();
   }
@@ -554,28 +557,28 @@ export class ServiceRuntime {
     return null;
   }
 
-  /** Queues every stored symbol for the background restore (each is also restored on first use). */
+  /**
+   * Queues every stored stream for the background restore (each is also restored on first use).
+   * Checkpoints written before streams had venues wait for the first stream of their symbol.
+   */
   restoreStoredInBackground(): void {
-    for (const symbol of this.checkpoints.repository.listSymbols()) {
+    for (const symbol of this.checkpoints.repository.listStreams()) {
       if (this.symbolView(symbol, false)) continue;
       this.unrestored.add(symbol);
       this.restoreLane.push(symbol);
     }
   }
 
-  /** Connects the configured feeds, or with none the built-in demo feed when it is enabled. */
-  async startFeeds(): Promise<void> {
-    let feeds = this.config.feeds;
-    if (feeds.length === 0 && this.config.demoFeed) {
-      const recording = join(packageRoot(), 'fixtures/binance/spot_btcusdt_20240808.head3000.gz');
-      this.demoFeedServer = await startFeedServer({ recording, host: '127.0.0.1', port: 0, speed: 1, loop: true });
-      feeds = [{ venue: 'binance', url: this.demoFeedServer.wsUrl, restUrl: this.demoFeedServer.url, symbols: ['BTCUSDT'] }];
-      this.logger.info(
-        { ws: this.demoFeedServer.wsUrl, rest: this.demoFeedServer.url },
-        'no feeds configured: replaying the bundled Binance BTCUSDT recording on loopback as a live feed (set LOB_RTRL_FEEDS for a real venue)',
-      );
-    }
-    for (const feedConfig of feeds) this.startFeed(feedConfig);
+  /** Connects the configured feeds. */
+  startFeeds(): void {
+    for (const feedConfig of this.config.feeds) this.startFeed(feedConfig);
+  }
+
+  /** Connects a demo feed the entry point runs (no feed being configured); the views mark it as the demo. */
+  startDemoFeed(feed: FeedConfig): void {
+    this.demoFeedUrl = feed.url;
+    this.logger.info({ ws: redactUrl(feed.url) }, 'no feeds configured: connecting the built-in demo feed, a recording replayed on loopback (set LOB_RTRL_FEEDS for a real venue)');
+    this.startFeed(feed);
   }
 
   /** With worker threads: gathers their step latency each second (/metrics and the dashboard). */
@@ -607,6 +610,38 @@ export class ServiceRuntime {
       this.pruneTimer = setInterval(() => this.flushPredictionLog(), 1000);
       this.pruneTimer.unref();
     }
+  }
+
+  /**
+   * The stream a request names: `venue` and `symbol` name exactly one; a symbol alone names the
+   * one stream of that symbol (or is a stream id itself), and is refused with the candidates when
+   * two venues carry it. Throws NotFoundError or ConflictError.
+   */
+  resolveStream(symbol: string, venue?: string): StreamId {
+    if (venue !== undefined) {
+      const id = streamIdOf(venue, symbol);
+      if (!this.isKnownStream(id)) throw new NotFoundError(`unknown stream "${id}"`);
+      return id;
+    }
+    if (this.isKnownStream(symbol) && splitStreamId(symbol).venue !== '') return symbol;
+    const candidates: StreamId[] = [];
+    for (const id of this.knownStreams()) if (splitStreamId(id).symbol === symbol) candidates.push(id);
+    if (candidates.length === 1) return candidates[0];
+    if (candidates.length === 0) throw new NotFoundError(`unknown symbol "${symbol}"`);
+    throw new ConflictError(
+      `symbol "${symbol}" is carried by ${candidates.length} venues (${candidates.sort().join(', ')}); name one: /v1/streams/<venue>/${encodeURIComponent(symbol)}`,
+    );
+  }
+
+  private isKnownStream(id: StreamId): boolean {
+    return this.unrestored.has(id) || this.hibernated.has(id) || (this.pool ? this.workerSymbols.has(id) : this.engine.symbols.has(id));
+  }
+
+  /** Every stream running, asleep or stored and not yet restored. */
+  private *knownStreams(): Iterable<StreamId> {
+    yield* this.pool ? this.workerSymbols.keys() : this.engine.symbols.keys();
+    yield* this.hibernated.keys();
+    yield* this.unrestored;
   }
 
   /** Stored symbols still waiting for the background restore. */
@@ -769,8 +804,8 @@ export class ServiceRuntime {
       }
       case 'disconnect':
         this.engine.count(message);
-        pool.disconnect(message.symbol);
-        for (const view of this.workerSymbols.values()) if (message.symbol === null || view.symbol === message.symbol) view.disconnects++;
+        pool.disconnect(message.symbol, message.venue);
+        for (const view of this.workerSymbols.values()) if (reachedBy(message, view.symbol)) view.disconnects++;
         this.scheduleFlush();
         return null;
       case 'rejected':
@@ -873,6 +908,7 @@ export class ServiceRuntime {
     const lane = this.scheduler.lane<MarketMessage>(
       `feed:${feedConfig.venue}`,
       (message) => this.process(message),
+      // Messages are already in their streams here (qualified as they entered the lane).
       (message) => (message.type === 'book_snapshot' || message.type === 'trade' || message.type === 'order_event' ? this.roomFor(message.symbol) : null),
     );
     const running: RunningFeed = { config: feedConfig, feed, done: Promise.resolve() };
@@ -880,7 +916,7 @@ export class ServiceRuntime {
       try {
         for await (const message of feed.messages()) {
           if (this.stopping) break;
-          lane.push(message);
+          lane.push(inStream(feedConfig.venue, message));
           // Beyond a few messages the client's own queue waits, and conflates, instead of this lane.
           if (lane.queued >= FEED_LANE_LIMIT) await lane.queuedBelow(FEED_LANE_LIMIT / 2);
         }
@@ -906,18 +942,23 @@ export class ServiceRuntime {
     return prediction;
   }
 
-  /** `process`, answering with the accepted snapshot's symbol and seq (at once, on workers too). */
-  private accept(message: MarketMessage): { symbol: string; seq: number } | null {
+  /** `process`, answering with the accepted snapshot's stream and seq (at once, on workers too). */
+  private accept(message: MarketMessage): IngestOutcome['accepted'][number] | null {
+    let accepted: { symbol: string; seq: number } | null;
     if (this.pool) {
       this.noteMessage(message);
-      return this.dispatch(message);
+      accepted = this.dispatch(message);
+    } else {
+      const prediction = this.process(message);
+      accepted = prediction ? { symbol: prediction.symbol, seq: prediction.seq } : null;
     }
-    const prediction = this.process(message);
-    return prediction ? { symbol: prediction.symbol, seq: prediction.seq } : null;
+    if (!accepted) return null;
+    const { venue, symbol } = splitStreamId(accepted.symbol);
+    return { stream: accepted.symbol, venue, symbol, seq: accepted.seq };
   }
 
-  /** A lane for one push producer (a WS connection, a POST body). */
-  pushLane(name: string): PushLane {
+  /** A lane for one push producer (a WS connection, a POST body) whose streams are `venue`'s. */
+  pushLane(name: string, venue: string = PUSH_VENUE): PushLane {
     return new PushLane(
       this.scheduler.lane<PushItem>(
         name,
@@ -925,10 +966,11 @@ export class ServiceRuntime {
         (item) => {
           // Validated when it runs; its symbol is only peeked at here to find its worker.
           const symbol = (item.element as { symbol?: unknown } | null)?.symbol;
-          return typeof symbol === 'string' ? this.roomFor(symbol) : null;
+          return typeof symbol === 'string' ? this.roomFor(streamIdOf(venue, symbol)) : null;
         },
       ),
       this,
+      venue,
     );
   }
 
@@ -944,7 +986,7 @@ export class ServiceRuntime {
    * Push ingest done at once, outside the scheduler: for in-process callers (tests, tools) that
    * hand over a whole value and want its outcome now. The network routes use `pushLane`.
    */
-  ingest(value: unknown): IngestOutcome {
+  ingest(value: unknown, venue: string = PUSH_VENUE): IngestOutcome {
     const outcome: IngestOutcome = { accepted: [], trades: 0, rejected: [] };
     const batch = this.ingestMapper.batchOf(value);
     if (!batch.ok) {
@@ -952,7 +994,7 @@ export class ServiceRuntime {
       outcome.rejected.push({ reason: batch.rejection.reason, detail: batch.rejection.detail });
       return outcome;
     }
-    const pending: PushBatch = { outcome, localTs: this.now(), remaining: batch.elements.length, done: () => {} };
+    const pending: PushBatch = { venue, outcome, localTs: this.now(), remaining: batch.elements.length, done: () => {} };
     for (let i = 0; i < batch.elements.length; i++) this.runPushItem({ batch: pending, element: batch.elements[i], index: batch.single ? undefined : i });
     return outcome;
   }
@@ -960,7 +1002,8 @@ export class ServiceRuntime {
   private runPushItem(item: PushItem): void {
     const { batch } = item;
     try {
-      const valid = this.ingestMapper.validate(item.element, batch.localTs, item.index);
+      const checked = this.ingestMapper.validate(item.element, batch.localTs, item.index);
+      const valid = checked.type === 'rejected' ? checked : (inStream(batch.venue, checked) as typeof checked);
       // A stored symbol is restored before the ordering check, so it is checked against where it stopped.
       const known = valid.type === 'rejected' ? null : this.symbolOrCreate(valid.symbol);
       const message = valid.type === 'rejected' || known === null ? valid : this.ingestMapper.order(valid, item.element, item.index);
@@ -999,8 +1042,8 @@ export class ServiceRuntime {
    */
   private checkpointsOf(accepted: IngestOutcome['accepted']): Promise<unknown> {
     const writes: Promise<void>[] = [];
-    for (const { symbol } of accepted) {
-      const write = this.checkpointsInFlight.get(symbol);
+    for (const { stream } of accepted) {
+      const write = this.checkpointsInFlight.get(stream);
       if (write && !writes.includes(write)) writes.push(write);
     }
     return Promise.all(writes);
@@ -1027,7 +1070,7 @@ export class ServiceRuntime {
       }
       case 'disconnect':
         for (const [symbol, activity] of this.activity) {
-          if (message.symbol !== null && symbol !== message.symbol) continue;
+          if (!reachedBy(message, symbol)) continue;
           activity.version++;
           const sleeping = this.hibernated.get(symbol);
           if (sleeping) {
@@ -1307,7 +1350,7 @@ export class ServiceRuntime {
   /** Replaces a symbol's state with checkpoint `id` (checksum and configuration verified). */
   async restore(symbol: string, id: number): Promise<CheckpointMeta> {
     const stored = this.checkpoints.repository.get(id);
-    if (!stored || stored.meta.symbol !== symbol) throw new NotFoundError(`checkpoint ${id} of ${symbol} not found`);
+    if (!stored || streamIdOf(stored.meta.venue, stored.meta.symbol) !== symbol) throw new NotFoundError(`checkpoint ${id} of ${symbol} not found`);
     if (checksumOf(stored.payload) !== stored.meta.checksum) throw new ConflictError(`checkpoint ${id}: checksum does not match its payload`);
     if (stored.meta.configHash !== this.configHash) throw new ConflictError(`checkpoint ${id}: made with another configuration`);
     if (!this.symbolOrCreate(symbol)) throw new ConflictError(`symbol limit of ${this.config.maxSymbols} reached`);
@@ -1426,12 +1469,11 @@ export class ServiceRuntime {
     if (this.hibernateTimer) clearInterval(this.hibernateTimer);
   }
 
-  /** The first step of a stop: the feeds (and the demo feed's server) close, their loops end. */
+  /** The first step of a stop: the feeds close, their loops end. */
   async stopFeeds(): Promise<void> {
     this.beginStop();
     await Promise.all(this.feeds.map((running) => running.feed.close()));
     await Promise.all(this.feeds.map((running) => running.done));
-    if (this.demoFeedServer) await this.demoFeedServer.close();
   }
 
   /**

@@ -13,6 +13,11 @@ export type Readiness = ReturnType<ServiceRuntime['readiness']>;
 
 /** The running streams (one per symbol), wherever they run: what REST, /metrics and the dashboard read. */
 export interface StreamsView {
+  /**
+   * The id (`venue:symbol`) of the stream a request names: by venue and symbol, or by a symbol
+   * only one venue carries. Throws NotFoundError when none, ConflictError when several.
+   */
+  resolve(symbol: string, venue?: string): string;
   /** Every running stream, in order of first sight. */
   list(): SymbolView[];
   /** The stream of `symbol`; a stored one not yet restored is restored now. Undefined when unknown. */
@@ -56,8 +61,8 @@ export interface PredictionBus {
 
 /** Where pushed input enters: one lane per producer, sharing the engine fairly with every other. */
 export interface IngestPort {
-  /** A lane for one push producer (a WebSocket connection, a POST body). */
-  lane(name: string): PushLane;
+  /** A lane for one push producer (a WebSocket connection, a POST body) whose streams are `venue`'s (default `push`). */
+  lane(name: string, venue?: string): PushLane;
   /** How many messages a frame or body carries, or null when it is refused whole (not a message, an empty or too long array). */
   messageCount(value: unknown): number | null;
   /** Counts (and logs once per reason) input refused before it reached a lane. */
@@ -93,6 +98,7 @@ export interface FeedsView {
 
 export function streamsViewOf(runtime: ServiceRuntime): StreamsView {
   return {
+    resolve: (symbol, venue) => runtime.resolveStream(symbol, venue),
     list: () => runtime.symbolViews(),
     get: (symbol) => runtime.symbolView(symbol),
     metrics: (symbol) => runtime.symbolMetrics(symbol),
@@ -136,7 +142,7 @@ export function predictionBusOf(runtime: ServiceRuntime): PredictionBus {
 
 export function ingestPortOf(runtime: ServiceRuntime): IngestPort {
   return {
-    lane: (name) => runtime.pushLane(name),
+    lane: (name, venue) => runtime.pushLane(name, venue),
     messageCount: (value) => {
       const batch = runtime.ingestMapper.batchOf(value);
       return batch.ok ? batch.elements.length : null;
@@ -165,7 +171,7 @@ export function feedsViewOf(runtime: ServiceRuntime): FeedsView {
       runtime.feeds.map(({ config, feed }) => ({
         venue: config.venue,
         symbols: config.symbols,
-        demo: runtime.demoFeedServer !== null && config.url === runtime.demoFeedServer.wsUrl,
+        demo: config.url === runtime.demoFeedUrl,
         stats: feed.stats,
       })),
   };

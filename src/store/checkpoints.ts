@@ -1,11 +1,19 @@
-// Checkpoint repository: per-symbol learner state as opaque, checksummed blobs, keeping the
-// newest K per symbol, plus the optional prediction log. Statements are prepared once.
+// Checkpoint repository: per-stream learner state as opaque, checksummed blobs, keeping the
+// newest K per stream, plus the optional prediction log. Statements are prepared once.
+//
+// A stream is named by its id, `venue:symbol` (src/domain/stream.ts), and stored as the two
+// columns. A name without a venue part is a stream of venue '': rows written before streams had
+// venues (migration 002), which the first stream of their symbol takes over (`claimLegacy`).
 import { createHash } from 'node:crypto';
 import type { Database, Statement } from 'better-sqlite3';
 import { z } from 'zod';
+import { splitStreamId, streamIdOf, venueSchema } from '../domain/stream.js';
 
 export interface CheckpointMeta {
   readonly id: number;
+  /** The stream's venue; '' for a checkpoint written before streams had venues. */
+  readonly venue: string;
+  /** The venue's symbol. */
   readonly symbol: string;
   /** Epoch ms supplied by the caller when saving. */
   readonly createdAt: number;
@@ -24,6 +32,7 @@ export interface StoredCheckpoint {
 }
 
 export interface SaveCheckpointInput {
+  /** The stream id (`venue:symbol`). */
   readonly symbol: string;
   readonly tickCount: number;
   readonly configHash: string;
@@ -53,6 +62,8 @@ const sha256Hex = /^[0-9a-f]{64}$/;
 /** One checkpoint in an export file; `id` is informational, import assigns new ids. */
 export const checkpointRecordSchema = z.object({
   id: z.number().int().optional(),
+  /** Absent in files exported before streams had venues: such a record is taken over like any pre-venue row. */
+  venue: z.union([z.literal(''), venueSchema]).default(''),
   symbol: z.string().min(1).max(64),
   createdAt: z.number().refine(Number.isFinite, { message: 'must be a finite number' }),
   tickCount: z.number().int().nonnegative(),
@@ -81,6 +92,7 @@ export class CheckpointImportError extends Error {
 }
 
 export interface PredictionRow {
+  /** The stream id (`venue:symbol`). */
   readonly symbol: string;
   /** Venue time of the snapshot the prediction was made on, epoch ms. */
   readonly ts: number;
@@ -93,6 +105,7 @@ export interface PredictionRow {
 
 export interface StoredPrediction {
   readonly id: number;
+  readonly venue: string;
   readonly symbol: string;
   readonly ts: number;
   readonly seq: number | null;
@@ -106,18 +119,19 @@ export interface StoredPrediction {
  * TypeScript) commits checkpoints with exactly the statements `save` uses.
  */
 export const CHECKPOINT_WRITE_SQL = {
-  insert: `INSERT INTO checkpoints (symbol, created_at, tick_count, config_hash, checksum, payload, size_bytes, reason)
-           VALUES (@symbol, @createdAt, @tickCount, @configHash, @checksum, @payload, @sizeBytes, @reason)`,
+  insert: `INSERT INTO checkpoints (venue, symbol, created_at, tick_count, config_hash, checksum, payload, size_bytes, reason)
+           VALUES (@venue, @symbol, @createdAt, @tickCount, @configHash, @checksum, @payload, @sizeBytes, @reason)`,
   // Deletes everything older than the K-th newest; when fewer than K exist the subquery is
   // NULL and nothing matches.
-  prune: `DELETE FROM checkpoints WHERE symbol = @symbol AND id <
-            (SELECT id FROM checkpoints WHERE symbol = @symbol ORDER BY id DESC LIMIT 1 OFFSET @offset)`,
+  prune: `DELETE FROM checkpoints WHERE venue = @venue AND symbol = @symbol AND id <
+            (SELECT id FROM checkpoints WHERE venue = @venue AND symbol = @symbol ORDER BY id DESC LIMIT 1 OFFSET @offset)`,
 } as const;
 
-const META_COLUMNS = `id, symbol, created_at AS createdAt, tick_count AS tickCount, config_hash AS configHash,
+const META_COLUMNS = `id, venue, symbol, created_at AS createdAt, tick_count AS tickCount, config_hash AS configHash,
   checksum, size_bytes AS sizeBytes, reason`;
 
 interface InsertParams {
+  venue: string;
   symbol: string;
   createdAt: number;
   tickCount: number;
@@ -130,6 +144,7 @@ interface InsertParams {
 
 interface PredictionDbRow {
   id: number;
+  venue: string;
   symbol: string;
   ts: number;
   seq: number | null;
@@ -145,19 +160,23 @@ export function checksumOf(payload: Uint8Array): string {
 export class CheckpointRepository {
   readonly keepPerSymbol: number;
   private readonly insertCheckpoint: Statement<[InsertParams]>;
-  private readonly pruneSymbol: Statement<[{ symbol: string; offset: number }]>;
-  private readonly selectMetaBySymbol: Statement<[string], CheckpointMeta>;
+  private readonly pruneSymbol: Statement<[{ venue: string; symbol: string; offset: number }]>;
+  private readonly selectMetaBySymbol: Statement<[string, string], CheckpointMeta>;
   private readonly selectMetaById: Statement<[number], CheckpointMeta>;
   private readonly selectPayloadById: Statement<[number], Buffer>;
   private readonly selectAllMeta: Statement<[], CheckpointMeta>;
-  private readonly selectSymbols: Statement<[], string>;
-  private readonly deleteSymbol: Statement<[string]>;
-  private readonly insertPrediction: Statement<[string, number, number | null, string, string, number]>;
-  private readonly selectPredictionRange: Statement<[string, number, number, number], PredictionDbRow>;
+  private readonly selectStreams: Statement<[], { venue: string; symbol: string }>;
+  private readonly deleteSymbol: Statement<[string, string]>;
+  private readonly claimLegacyRows: Statement<[string, string]>;
+  private readonly claimLegacyPredictions: Statement<[string, string]>;
+  private readonly countStream: Statement<[string, string], number>;
+  private readonly insertPrediction: Statement<[string, string, number, number | null, string, string, number]>;
+  private readonly selectPredictionRange: Statement<[string, string, number, number, number], PredictionDbRow>;
   private readonly deletePredictionsBefore: Statement<[number]>;
   private readonly saveTransaction: (params: InsertParams) => CheckpointMeta;
   private readonly importTransaction: (params: readonly InsertParams[]) => ImportResult;
   private readonly insertPredictionsTransaction: (rows: readonly PredictionRow[]) => number;
+  private readonly claimTransaction: (venue: string, symbol: string) => number;
 
   constructor(db: Database, options: CheckpointRepositoryOptions = {}) {
     const keep = options.keepPerSymbol ?? 5;
@@ -166,44 +185,54 @@ export class CheckpointRepository {
 
     this.insertCheckpoint = db.prepare(CHECKPOINT_WRITE_SQL.insert);
     this.pruneSymbol = db.prepare(CHECKPOINT_WRITE_SQL.prune);
-    this.selectMetaBySymbol = db.prepare(`SELECT ${META_COLUMNS} FROM checkpoints WHERE symbol = ? ORDER BY id DESC`);
+    this.selectMetaBySymbol = db.prepare(`SELECT ${META_COLUMNS} FROM checkpoints WHERE venue = ? AND symbol = ? ORDER BY id DESC`);
     this.selectMetaById = db.prepare(`SELECT ${META_COLUMNS} FROM checkpoints WHERE id = ?`);
     this.selectPayloadById = db.prepare<[number], Buffer>('SELECT payload FROM checkpoints WHERE id = ?').pluck();
     this.selectAllMeta = db.prepare(`SELECT ${META_COLUMNS} FROM checkpoints ORDER BY id`);
-    this.selectSymbols = db.prepare<[], string>('SELECT DISTINCT symbol FROM checkpoints ORDER BY symbol').pluck();
-    this.deleteSymbol = db.prepare('DELETE FROM checkpoints WHERE symbol = ?');
-    this.insertPrediction = db.prepare('INSERT INTO predictions (symbol, ts, seq, model, probs, created_at) VALUES (?, ?, ?, ?, ?, ?)');
+    this.selectStreams = db.prepare<[], { venue: string; symbol: string }>('SELECT DISTINCT venue, symbol FROM checkpoints ORDER BY venue, symbol');
+    this.deleteSymbol = db.prepare('DELETE FROM checkpoints WHERE venue = ? AND symbol = ?');
+    this.claimLegacyRows = db.prepare("UPDATE checkpoints SET venue = ? WHERE venue = '' AND symbol = ?");
+    this.claimLegacyPredictions = db.prepare("UPDATE predictions SET venue = ? WHERE venue = '' AND symbol = ?");
+    this.countStream = db.prepare<[string, string], number>('SELECT count(*) FROM checkpoints WHERE venue = ? AND symbol = ?').pluck();
+    this.insertPrediction = db.prepare('INSERT INTO predictions (venue, symbol, ts, seq, model, probs, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.selectPredictionRange = db.prepare(
-      `SELECT id, symbol, ts, seq, model, probs, created_at AS createdAt FROM predictions
-       WHERE symbol = ? AND ts >= ? AND ts < ? ORDER BY ts, id LIMIT ?`,
+      `SELECT id, venue, symbol, ts, seq, model, probs, created_at AS createdAt FROM predictions
+       WHERE venue = ? AND symbol = ? AND ts >= ? AND ts < ? ORDER BY ts, id LIMIT ?`,
     );
+    const claim = db.transaction((venue: string, symbol: string): number => {
+      if (this.countStream.get(venue, symbol)! > 0) return 0;
+      this.claimLegacyPredictions.run(venue, symbol);
+      return this.claimLegacyRows.run(venue, symbol).changes;
+    });
+    this.claimTransaction = (venue, symbol) => claim.immediate(venue, symbol);
     this.deletePredictionsBefore = db.prepare('DELETE FROM predictions WHERE created_at < ?');
 
     // IMMEDIATE takes the write lock up front, so a concurrent writer waits on busy_timeout
     // instead of failing halfway through with SQLITE_BUSY on lock upgrade.
     const save = db.transaction((params: InsertParams): CheckpointMeta => {
       const id = Number(this.insertCheckpoint.run(params).lastInsertRowid);
-      this.pruneSymbol.run({ symbol: params.symbol, offset: this.keepPerSymbol - 1 });
+      this.pruneSymbol.run({ venue: params.venue, symbol: params.symbol, offset: this.keepPerSymbol - 1 });
       return metaOf(id, params);
     });
     this.saveTransaction = (params) => save.immediate(params);
 
     const importAll = db.transaction((rows: readonly InsertParams[]): ImportResult => {
       const imported: CheckpointMeta[] = [];
-      const symbols = new Set<string>();
+      const streams = new Map<string, { venue: string; symbol: string }>();
       for (const params of rows) {
         imported.push(metaOf(Number(this.insertCheckpoint.run(params).lastInsertRowid), params));
-        symbols.add(params.symbol);
+        streams.set(streamIdOf(params.venue, params.symbol), { venue: params.venue, symbol: params.symbol });
       }
       let prunedCount = 0;
-      for (const symbol of symbols) prunedCount += this.pruneSymbol.run({ symbol, offset: this.keepPerSymbol - 1 }).changes;
+      for (const { venue, symbol } of streams.values()) prunedCount += this.pruneSymbol.run({ venue, symbol, offset: this.keepPerSymbol - 1 }).changes;
       return { imported, prunedCount };
     });
     this.importTransaction = (rows) => importAll.immediate(rows);
 
     const insertPredictions = db.transaction((rows: readonly PredictionRow[]): number => {
       for (const row of rows) {
-        this.insertPrediction.run(row.symbol, row.ts, row.seq, row.model, JSON.stringify(Array.from(row.probs)), row.createdAt);
+        const { venue, symbol } = splitStreamId(row.symbol);
+        this.insertPrediction.run(venue, symbol, row.ts, row.seq, row.model, JSON.stringify(Array.from(row.probs)), row.createdAt);
       }
       return rows.length;
     });
@@ -216,8 +245,10 @@ export class CheckpointRepository {
    */
   save(input: SaveCheckpointInput): CheckpointMeta {
     const payload = asBuffer(input.payload);
+    const { venue, symbol } = splitStreamId(input.symbol);
     return this.saveTransaction({
-      symbol: input.symbol,
+      venue,
+      symbol,
       createdAt: input.now,
       tickCount: input.tickCount,
       configHash: input.configHash,
@@ -228,13 +259,33 @@ export class CheckpointRepository {
     });
   }
 
-  /** Newest first, without payloads. */
-  list(symbol: string): CheckpointMeta[] {
-    return this.selectMetaBySymbol.all(symbol);
+  /** The stream's checkpoints, newest first, without payloads. */
+  list(stream: string): CheckpointMeta[] {
+    const { venue, symbol } = splitStreamId(stream);
+    return this.selectMetaBySymbol.all(venue, symbol);
   }
 
+  /** Every stream with checkpoints, by id; pre-venue rows under their bare symbol. */
   listSymbols(): string[] {
-    return this.selectSymbols.all();
+    return this.selectStreams.all().map(({ venue, symbol }) => (venue === '' ? symbol : streamIdOf(venue, symbol)));
+  }
+
+  /** Every stream with checkpoints that has a venue (pre-venue rows wait to be claimed by a stream of their symbol). */
+  listStreams(): string[] {
+    return this.selectStreams
+      .all()
+      .filter(({ venue }) => venue !== '')
+      .map(({ venue, symbol }) => streamIdOf(venue, symbol));
+  }
+
+  /**
+   * The stream `venue:symbol` takes over the checkpoints and logged predictions written for
+   * `symbol` before streams had venues, unless it has checkpoints of its own. Returns how many
+   * checkpoints it took (0 for a stream without venue, or when there were none).
+   */
+  claimLegacy(stream: string): number {
+    const { venue, symbol } = splitStreamId(stream);
+    return venue === '' ? 0 : this.claimTransaction(venue, symbol);
   }
 
   get(id: number): StoredCheckpoint | null {
@@ -267,7 +318,9 @@ export class CheckpointRepository {
     symbol: string,
     configHash: string,
   ): Generator<{ readonly checkpoint: StoredCheckpoint } | { readonly skipped: { readonly id: number; readonly reason: CheckpointSkipReason } }> {
-    for (const meta of this.selectMetaBySymbol.all(symbol)) {
+    this.claimLegacy(symbol);
+    const stream = splitStreamId(symbol);
+    for (const meta of this.selectMetaBySymbol.all(stream.venue, stream.symbol)) {
       if (meta.configHash !== configHash) {
         yield { skipped: { id: meta.id, reason: 'config_mismatch' } };
         continue;
@@ -283,7 +336,7 @@ export class CheckpointRepository {
 
   /** Records oldest first, payloads as base64; every symbol when `symbol` is omitted. */
   export(symbol?: string): CheckpointRecord[] {
-    const metas = symbol === undefined ? this.selectAllMeta.all() : this.selectMetaBySymbol.all(symbol).reverse();
+    const metas = symbol === undefined ? this.selectAllMeta.all() : this.list(symbol).reverse();
     const records: CheckpointRecord[] = [];
     for (const meta of metas) {
       const payload = this.selectPayloadById.get(meta.id);
@@ -320,6 +373,7 @@ export class CheckpointRepository {
         order: record.createdAt,
         id: record.id ?? index,
         params: {
+          venue: record.venue,
           symbol: record.symbol,
           createdAt: record.createdAt,
           tickCount: record.tickCount,
@@ -339,12 +393,13 @@ export class CheckpointRepository {
   /** Deletes all but the newest `keep` checkpoints of `symbol` (making room on a full disk); returns how many went. */
   keepNewest(symbol: string, keep: number): number {
     if (!(Number.isInteger(keep) && keep >= 1)) throw new RangeError(`keep must be an integer >= 1, got ${keep}`);
-    return this.pruneSymbol.run({ symbol, offset: keep - 1 }).changes;
+    return this.pruneSymbol.run({ ...splitStreamId(symbol), offset: keep - 1 }).changes;
   }
 
-  /** Deletes every checkpoint of `symbol`; returns how many. */
-  deleteAll(symbol: string): number {
-    return this.deleteSymbol.run(symbol).changes;
+  /** Deletes every checkpoint of the stream; returns how many. */
+  deleteAll(stream: string): number {
+    const { venue, symbol } = splitStreamId(stream);
+    return this.deleteSymbol.run(venue, symbol).changes;
   }
 
   /** Appends prediction rows in one transaction; returns how many. */
@@ -354,7 +409,8 @@ export class CheckpointRepository {
 
   /** Predictions of `symbol` with fromTs <= ts < toTs, in time order, at most `limit`. */
   predictionsInRange(symbol: string, fromTs: number, toTs: number, limit = 10_000): StoredPrediction[] {
-    return this.selectPredictionRange.all(symbol, fromTs, toTs, limit).map((row) => ({
+    const stream = splitStreamId(symbol);
+    return this.selectPredictionRange.all(stream.venue, stream.symbol, fromTs, toTs, limit).map((row) => ({
       ...row,
       probs: JSON.parse(row.probs) as number[],
     }));
@@ -369,6 +425,7 @@ export class CheckpointRepository {
 function metaOf(id: number, params: InsertParams): CheckpointMeta {
   return {
     id,
+    venue: params.venue,
     symbol: params.symbol,
     createdAt: params.createdAt,
     tickCount: params.tickCount,

@@ -41,16 +41,16 @@ async function predictionsOn(db: string, inputs: readonly unknown[]): Promise<Ar
 }
 
 /**
- * A database written by a runtime: AMZN checkpointed at 100, 200 and (at shutdown) 250 ticks;
- * AMZN.B (the same book under another name) at 40.
+ * A database written by a runtime from pushed input (venue push): push:AMZN checkpointed at 100,
+ * 200 and (at shutdown) 250 ticks; push:AMZN.B (the same book under another name) at 40.
  */
 async function writtenDatabase(): Promise<string> {
   const db = join(tempDir(), 'service.sqlite');
   const runtime = new ServiceRuntime(configFor(db), quiet);
   runtime.ingest(snapshots.slice(0, 100));
-  runtime.checkpoint('AMZN', 'manual');
+  runtime.checkpoint('push:AMZN', 'manual');
   runtime.ingest(snapshots.slice(100, 200));
-  runtime.checkpoint('AMZN', 'ticks');
+  runtime.checkpoint('push:AMZN', 'ticks');
   runtime.ingest(snapshots.slice(200, 250));
   runtime.ingest(snapshots.slice(0, 40).map((snapshot) => ({ ...snapshot, symbol: 'AMZN.B' })));
   await runtime.stop();
@@ -63,33 +63,45 @@ beforeAll(async () => {
 });
 
 describe('checkpoints list', () => {
-  it('lists every checkpoint, newest first within a symbol, or one symbol only', () => {
+  it('lists every checkpoint, newest first within a stream, or one stream only', () => {
     const all = listCheckpoints(source);
-    expect(all.map((meta) => [meta.symbol, meta.tickCount, meta.reason])).toEqual([
-      ['AMZN', 250, 'shutdown'],
-      ['AMZN', 200, 'ticks'],
-      ['AMZN', 100, 'manual'],
-      ['AMZN.B', 40, 'shutdown'],
+    expect(all.map((meta) => [meta.venue, meta.symbol, meta.tickCount, meta.reason])).toEqual([
+      ['push', 'AMZN', 250, 'shutdown'],
+      ['push', 'AMZN', 200, 'ticks'],
+      ['push', 'AMZN', 100, 'manual'],
+      ['push', 'AMZN.B', 40, 'shutdown'],
     ]);
-    expect(listCheckpoints(source, 'AMZN.B').map((meta) => meta.tickCount)).toEqual([40]);
-    expect(listCheckpoints(source, 'MSFT')).toEqual([]);
+    expect(listCheckpoints(source, 'push:AMZN.B').map((meta) => meta.tickCount)).toEqual([40]);
+    expect(listCheckpoints(source, 'push:MSFT')).toEqual([]);
+    // A bare symbol names every venue's stream of it; a stream id names one.
+    expect(listCheckpoints(source, 'AMZN')).toEqual(listCheckpoints(source, 'push:AMZN'));
+    expect(listCheckpoints(source, 'okx:AMZN')).toEqual([]);
   });
 
-  it('formats a table with id, symbol, time, ticks, size, reason and the config prefix starred when current', () => {
+  it('formats a table with id, venue, symbol, time, ticks, size, reason and the config prefix starred when current', () => {
     const metas = listCheckpoints(source);
     const current = metas[0].configHash;
     const lines = formatCheckpointTable(metas, current).split('\n');
-    expect(lines[0].split(/\s{2,}/)).toEqual(['id', 'symbol', 'created (UTC)', 'ticks', 'size', 'reason', 'config']);
+    expect(lines[0].split(/\s{2,}/)).toEqual(['id', 'venue', 'symbol', 'created (UTC)', 'ticks', 'size', 'reason', 'config']);
     expect(lines).toHaveLength(5);
     const first = lines[1].trim().split(/\s{2,}/);
     expect(first[0]).toBe(String(metas[0].id));
-    expect(first[1]).toBe('AMZN');
-    expect(first[2]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
-    expect(first[3]).toBe('250');
-    expect(first[4]).toMatch(/^\d+(\.\d)? (B|KiB|MiB)$/);
-    expect(first[5]).toBe('shutdown');
-    expect(first[6]).toBe(`${current.slice(0, 12)} *`);
+    expect(first[1]).toBe('push');
+    expect(first[2]).toBe('AMZN');
+    expect(first[3]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    expect(first[4]).toBe('250');
+    expect(first[5]).toMatch(/^\d+(\.\d)? (B|KiB|MiB)$/);
+    expect(first[6]).toBe('shutdown');
+    expect(first[7]).toBe(`${current.slice(0, 12)} *`);
     expect(formatCheckpointTable(metas, 'f'.repeat(64))).not.toContain(' *');
+    // A checkpoint from before streams had venues shows venue '-'.
+    const legacy = formatCheckpointTable([{ ...metas[0], venue: '' }]).split('\n');
+    expect(
+      legacy[1]
+        .trim()
+        .split(/\s{2,}/)
+        .slice(0, 3),
+    ).toEqual([String(metas[0].id), '-', 'AMZN']);
   });
 
   it('refuses a database that does not exist instead of creating it', () => {
@@ -104,10 +116,11 @@ describe('checkpoints export and import', () => {
   it('round trip: a fresh database imported from the export resumes with the same predictions', async () => {
     const dir = tempDir();
     const file = join(dir, 'export.json');
-    expect(exportCheckpoints(source, file)).toEqual({ records: 4, symbols: ['AMZN', 'AMZN.B'] });
+    expect(exportCheckpoints(source, file)).toEqual({ records: 4, symbols: ['push:AMZN', 'push:AMZN.B'] });
     const records = JSON.parse(readFileSync(file, 'utf8')) as CheckpointRecord[];
     expect(records.map((record) => record.tickCount)).toEqual([100, 200, 250, 40]);
-    expect(exportCheckpoints(source, join(dir, 'one.json'), 'AMZN.B')).toEqual({ records: 1, symbols: ['AMZN.B'] });
+    expect(records.map((record) => record.venue)).toEqual(['push', 'push', 'push', 'push']);
+    expect(exportCheckpoints(source, join(dir, 'one.json'), 'push:AMZN.B')).toEqual({ records: 1, symbols: ['push:AMZN.B'] });
 
     const fresh = join(dir, 'fresh', 'imported.sqlite');
     const result = importCheckpoints(fresh, file, 5);
@@ -122,7 +135,7 @@ describe('checkpoints export and import', () => {
     try {
       const from = new CheckpointRepository(sourceDb);
       const to = new CheckpointRepository(freshDb);
-      const newest = (repository: CheckpointRepository) => repository.get(repository.list('AMZN')[0].id)!.payload;
+      const newest = (repository: CheckpointRepository) => repository.get(repository.list('push:AMZN')[0].id)!.payload;
       expect(Buffer.compare(newest(to), newest(from))).toBe(0);
     } finally {
       sourceDb.close();
@@ -139,10 +152,10 @@ describe('checkpoints export and import', () => {
     expect(onImported).toEqual(await predictionsOn(original, next));
   });
 
-  it('keeps the newest K per symbol after an import', () => {
+  it('keeps the newest K per stream after an import', () => {
     const dir = tempDir();
     const file = join(dir, 'export.json');
-    exportCheckpoints(source, file, 'AMZN');
+    exportCheckpoints(source, file, 'push:AMZN');
     const result = importCheckpoints(join(dir, 'small.sqlite'), file, 2);
     expect(result.prunedCount).toBe(1);
     expect(listCheckpoints(join(dir, 'small.sqlite')).map((meta) => meta.tickCount)).toEqual([250, 200]);
@@ -201,11 +214,12 @@ describe('the built CLI', () => {
 
   it('lists through `lob-rtrl checkpoints` with LOB_RTRL_DB as the database, and exits 1 with one line on a bad import', async () => {
     const dir = tempDir();
-    const listed = await run(['list', '--symbol', 'AMZN'], { LOB_RTRL_DB: source });
+    const listed = await run(['list', '--symbol', 'push:AMZN'], { LOB_RTRL_DB: source });
     expect(listed.code).toBe(0);
     const lines = listed.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(4);
-    expect(lines[0]).toMatch(/^\s*id\s+symbol\s+created \(UTC\)\s+ticks\s+size\s+reason\s+config$/);
+    expect(lines[0]).toMatch(/^\s*id\s+venue\s+symbol\s+created \(UTC\)\s+ticks\s+size\s+reason\s+config$/);
+    for (const line of lines.slice(1)) expect(line).toMatch(/^\s*\d+\s+push\s+AMZN\s/);
     // The service's default model configuration differs from these (hidden 8, 5 levels): no star.
     expect(listed.stdout).not.toContain(' *');
 

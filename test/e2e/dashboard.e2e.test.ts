@@ -1,7 +1,8 @@
-// End to end: the service in-process on its built-in default feed (the Binance stand-in over
-// fixtures/binance, no network; default configuration except port 0 and a temporary database),
-// and the dashboard at `/` in headless Chromium (Debian's package, driven by playwright-core;
-// no browser is ever downloaded). The page must render live predictions from /v1/stream, draw
+// End to end: the service in-process as `serve` builds it, on its built-in default feed (the
+// demo feed serve hands it: the Binance stand-in over fixtures/binance, no network; default
+// configuration except port 0 and a temporary database), and the dashboard at `/` in headless
+// Chromium (Debian's package, driven by playwright-core; no browser is ever downloaded). The page
+// must show the stream binance:BTCUSDT, render live predictions from /v1/stream, draw
 // both charts with points, show every model's accuracy, latency and feed status, fetch nothing
 // from another origin, and come back by itself after the server drops its WebSocket.
 //
@@ -14,9 +15,9 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDemoFeed } from '../../src/cli/demo-feed.js';
 import { buildApp } from '../../src/http/app.js';
 import { loadServiceConfig } from '../../src/service/config.js';
-import { ServiceRuntime } from '../../src/service/runtime.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const root = join(import.meta.dirname, '../..');
@@ -25,22 +26,21 @@ const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 /** Generous: the demo feed plays the recording at its real pace on a shared machine. */
 const WAIT_MS = 45_000;
 
-let runtime: ServiceRuntime;
 let app: FastifyInstance;
 let browser: Browser;
 let page: Page;
 let origin = '';
 const pageErrors: string[] = [];
 const foreignRequests: string[] = [];
+const requestedPaths = new Set<string>();
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} is missing: the dashboard end-to-end test needs Debian's chromium package (apt-get install -y chromium; .ci/run installs it)`);
   }
   const db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-dashboard-e2e-')), 'db.sqlite');
-  runtime = new ServiceRuntime(loadServiceConfig({ env: {}, flags: { port: 0, db, workers: 1 } }), quiet);
-  app = await buildApp({ runtime, logger: false });
-  await runtime.start();
+  // As serve does: the app owns the service and, with no feed configured, connects the demo feed when ready.
+  app = await buildApp({ config: loadServiceConfig({ env: {}, flags: { port: 0, db, workers: 1 } }), logger: false, serviceLogger: quiet, demoFeed: startDemoFeed });
   origin = await app.listen({ host: '127.0.0.1', port: 0 });
 
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
@@ -51,6 +51,7 @@ beforeAll(async () => {
   });
   page.on('request', (request) => {
     const url = request.url();
+    if (url.startsWith(origin)) requestedPaths.add(new URL(url).pathname);
     if (!url.startsWith(origin) && !url.startsWith(origin.replace(/^http/, 'ws')) && !url.startsWith('data:')) foreignRequests.push(url);
   });
   await page.goto(`${origin}/`);
@@ -59,7 +60,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await app?.close();
-  await runtime?.stop();
 });
 
 // Page-side code is passed as strings: the project's type check has no DOM library.
@@ -84,14 +84,16 @@ async function pointsOf(chart: string): Promise<number> {
 }
 
 describe('the dashboard in Chromium', () => {
-  it('renders live predictions: the symbol, both charts with points, every model accuracy, latency and the feed', async () => {
-    await waitInPage(`document.getElementById('symbol-name').textContent === 'BTCUSDT'`);
+  it('renders live predictions: the stream, both charts with points, every model accuracy, latency and the feed', async () => {
+    await waitInPage(`document.getElementById('symbol-name').textContent === 'binance:BTCUSDT'`);
     await waitInPage(`Number(document.getElementById('prob-chart').dataset.points) >= 30`);
     await waitInPage(`document.querySelectorAll('.accuracy-row[data-accuracy]:not([data-accuracy=""])').length === 5`);
     await waitInPage(`document.querySelector('.feed[data-connected="true"]') !== null`);
     await waitInPage(`/\\d/.test(document.getElementById('resolved').textContent)`);
 
-    expect(await page.textContent('#symbol-name')).toBe('BTCUSDT');
+    expect(await page.textContent('#symbol-name')).toBe('binance:BTCUSDT');
+    // The stream's history and metrics come from its venue-qualified path.
+    expect([...requestedPaths]).toEqual(expect.arrayContaining(['/v1/streams/binance/BTCUSDT/predictions', '/v1/streams/binance/BTCUSDT/metrics']));
     expect(await page.getAttribute('#connection', 'data-state')).toBe('live');
 
     // Both charts hold the same window, drawn by uPlot on a sized canvas.

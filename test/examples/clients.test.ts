@@ -28,7 +28,7 @@ describe('examples/typescript/stream-client.ts', () => {
     const { url, runtime } = await startService();
     runtime.ingest(AMZN.slice(0, 1));
     const base = url.replace('ws://', 'http://');
-    expect(await runningSymbols(base)).toEqual(['AMZN']);
+    expect(await runningSymbols(base)).toEqual(['push:AMZN']);
     const received: number[] = [];
     const pushing = (async () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -36,6 +36,7 @@ describe('examples/typescript/stream-client.ts', () => {
     })();
     for await (const prediction of predictions(base, 'AMZN', 5)) {
       expect(prediction.symbol).toBe('AMZN');
+      expect(prediction.stream).toBe('push:AMZN');
       expect(prediction.models.map((m) => m.model)).toEqual(['logistic', 'majority']);
       for (const model of prediction.models) expect(model.probs.up).toBeGreaterThanOrEqual(0);
       received.push(prediction.seq);
@@ -69,7 +70,7 @@ describe('examples/python/stream_client.py', () => {
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(lines[0]).toEqual({ running: ['AMZN'] });
+    expect(lines[0]).toEqual({ running: ['push:AMZN'] });
     expect(lines[1]).toEqual({ subscribed: ['AMZN'] });
     const printed = lines.slice(2);
     expect(printed).toHaveLength(5);

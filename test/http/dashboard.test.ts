@@ -148,7 +148,7 @@ describe('GET /v1/status', () => {
 
     const status = (await app.inject({ url: '/v1/status' })).json();
     expect(status.feeds).toEqual([]);
-    expect(status.symbols).toEqual([{ symbol: 'AMZN', ticks: accepted, models: ['rtrl', 'logistic', 'majority'], target: 'next-move' }]);
+    expect(status.symbols).toEqual([{ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', ticks: accepted, models: ['rtrl', 'logistic', 'majority'], target: 'next-move' }]);
     expect(status.engine.steps).toBe(accepted);
     const { p50, p99, max } = status.engine.stepLatencyUs;
     expect(p50).toBeGreaterThan(0);
@@ -184,7 +184,8 @@ describe("the page's data (series.js)", () => {
       const classNames = Object.keys(made[0].models[0].probs);
       const ring = new PredictionWindow(2000, ['rtrl', 'logistic', 'majority'], classNames);
       made.forEach((p, i) => ring.push(i / 10, p));
-      const engineScore = runtime.engine.symbol('AMZN')!.metrics[0].summary();
+      expect(made[0]).toMatchObject({ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN' });
+      const engineScore = runtime.engine.symbol('push:AMZN')!.metrics[0].summary();
       expect(engineScore.n).toBeGreaterThan(100);
       expect(ring.right + ring.wrong).toBe(engineScore.n);
       expect(ring.right / (ring.right + ring.wrong)).toBeCloseTo(engineScore.accuracy!, 12);
@@ -231,11 +232,13 @@ describe("the page's data (series.js)", () => {
     const live: ReturnType<typeof predictionView>[] = [];
     runtime.subscribe((prediction) => live.push(predictionView(prediction)));
     runtime.ingest(snapshots);
-    const response = await app.inject({ url: '/v1/symbols/AMZN/predictions?limit=10000' });
+    // The path the page fetches a stream's history from.
+    const response = await app.inject({ url: '/v1/streams/push/AMZN/predictions?limit=10000' });
     expect(response.statusCode).toBe(200);
     const history = (response.json() as { predictions: Array<ReturnType<typeof predictionView> & { label: string | null }> }).predictions;
     expect(history.length).toBe(snapshots.length);
-    expect(history.filter((p) => p.label !== null).length).toBe(runtime.engine.symbol('AMZN')!.metrics[0].summary().n);
+    for (const p of [...history, ...live]) expect(p).toMatchObject({ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN' });
+    expect(history.filter((p) => p.label !== null).length).toBe(runtime.engine.symbol('push:AMZN')!.metrics[0].summary().n);
 
     const fromHistory = new PredictionWindow(2000, ['rtrl', 'logistic', 'majority']);
     history.forEach((p, i) => fromHistory.push(i, p));

@@ -30,7 +30,7 @@ describe('frames that used to kill the process', () => {
     await producer.until(() => producer.of('ack').length === 1);
     expect(producer.of('error').map((e) => e.reason)).toEqual(['too_deep', 'too_deep']);
     expect(producer.of('error')[0].detail).toMatch(/^frame 1: nested deeper than 32 levels/);
-    expect(producer.of('ack')[0]).toMatchObject({ frame: 3, accepted: [{ symbol: 'AMZN', seq: 0 }] });
+    expect(producer.of('ack')[0]).toMatchObject({ frame: 3, accepted: [{ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', seq: 0 }] });
     expect(runtime.engine.counters.rejected.too_deep).toBe(2);
     expect(streamStatsOf(runtime).handlerErrors).toBe(0);
   });
@@ -147,7 +147,7 @@ describe('timestamps, sequence numbers and symbols', () => {
     expect(producer.of('error').map((e) => e.reason)).toEqual(['schema', 'implausible_ts']);
     expect(producer.of('error')[0].detail).toMatch(/^ts: must be epoch milliseconds between 1970 and 2200/);
     expect(producer.of('error')[1].detail).toMatch(/AMZN: ts: \d+ is \d+ ms ahead of the receive clock \(at most 60000 ms allowed\)/);
-    expect(runtime.engine.symbol('AMZN')?.ticks).toBe(2);
+    expect(runtime.engine.symbol('push:AMZN')?.ticks).toBe(2);
   });
 
   it('lets the operator reset a symbol poisoned by a huge seq, and the reset survives a restart', async () => {
@@ -159,15 +159,17 @@ describe('timestamps, sequence numbers and symbols', () => {
 
     const reset = await fetch(`${http}/v1/symbols/AMZN/ordering/reset`, { method: 'POST' });
     expect(reset.status).toBe(200);
-    expect(((await reset.json()) as { checkpoint: { reason: string } }).checkpoint.reason).toBe('ordering-reset');
-    expect((await httpPost(url, '/v1/snapshots', JSON.stringify(AMZN[1]))).json.accepted).toEqual([{ symbol: 'AMZN', seq: 1 }]);
+    const resetBody = (await reset.json()) as { stream: string; venue: string; symbol: string; checkpoint: { reason: string } };
+    expect([resetBody.stream, resetBody.venue, resetBody.symbol]).toEqual(['push:AMZN', 'push', 'AMZN']);
+    expect(resetBody.checkpoint.reason).toBe('ordering-reset');
+    expect((await httpPost(url, '/v1/snapshots', JSON.stringify(AMZN[1]))).json.accepted).toEqual([{ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', seq: 1 }]);
 
     // A restart on the same database resumes the reset ordering, not the poisoned one.
     await runtime.stop();
     const restarted = new ServiceRuntime(runtime.config, { info() {}, warn() {}, error() {}, debug() {} });
     await restarted.start();
     await restarted.whenRestored();
-    expect(restarted.ingest(AMZN[2]).accepted).toEqual([{ symbol: 'AMZN', seq: 2 }]);
+    expect(restarted.ingest(AMZN[2]).accepted).toEqual([{ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', seq: 2 }]);
     expect(restarted.ingest(AMZN[2]).rejected[0].reason).toBe('out_of_order');
     await restarted.stop();
   });
@@ -183,7 +185,7 @@ describe('timestamps, sequence numbers and symbols', () => {
     const errors = producer.of('error');
     expect(errors).toHaveLength(bad.length);
     for (const error of errors) expect(error).toMatchObject({ reason: 'schema', detail: expect.stringMatching(/^symbol: must be 1 to 64 characters of A-Z a-z 0-9/) });
-    expect([...runtime.engine.symbols.keys()].sort()).toEqual([...good].sort());
+    expect([...runtime.engine.symbols.keys()].sort()).toEqual(good.map((symbol) => `push:${symbol}`).sort());
     const subscriber = await Client.connect(`${url}/v1/stream`);
     expect(await subscriber.command({ subscribe: ['\ud800'] })).toMatchObject({ type: 'error', reason: 'schema' });
   });

@@ -71,8 +71,8 @@ describe('GET /metrics', () => {
       'not a snapshot',
     ]);
     expect(bad.rejected.map((r) => r.reason)).toEqual(['crossed_book', 'out_of_order', 'schema', 'schema']);
-    runtime.checkpoint('AMZN', 'manual');
-    runtime.checkpoint('AMZN', 'manual');
+    runtime.checkpoint('push:AMZN', 'manual');
+    runtime.checkpoint('push:AMZN', 'manual');
     const unsubscribe = runtime.subscribe(() => {});
 
     const { types, samples } = await scrape(app);
@@ -113,8 +113,8 @@ describe('GET /metrics', () => {
       lob_rtrl_ingest_connections: 'gauge',
     });
     expect(samples.get(`lob_rtrl_build_info{version="${packageVersion()}",node="${process.versions.node}"}`)).toBe(1);
-    expect(samples.get('lob_rtrl_ticks_total{symbol="AMZN"}')).toBe(300);
-    expect(samples.get('lob_rtrl_ticks_lifetime{symbol="AMZN"}')).toBe(300);
+    expect(samples.get('lob_rtrl_ticks_total{venue="push",symbol="AMZN"}')).toBe(300);
+    expect(samples.get('lob_rtrl_ticks_lifetime{venue="push",symbol="AMZN"}')).toBe(300);
     expect(samples.get('lob_rtrl_rejects_total{reason="crossed_book"}')).toBe(1);
     expect(samples.get('lob_rtrl_rejects_total{reason="out_of_order"}')).toBe(1);
     expect(samples.get('lob_rtrl_rejects_total{reason="schema"}')).toBe(2);
@@ -127,19 +127,19 @@ describe('GET /metrics', () => {
     expect(kernels).toEqual([[`lob_rtrl_kernel_info{kernel="${currentRtrlKernel().name}"}`, 1]]);
     expect(kernels[0][0]).toMatch(/kernel="(js|native-(avx512|avx2|baseline))"/);
     // The default models end with mix: one weight per other model, summing to 1.
-    const weights = ['rtrl', 'tbptt:10', 'logistic', 'majority'].map((model) => samples.get(`lob_rtrl_mix_weight{symbol="AMZN",model="${model}"}`) ?? Number.NaN);
+    const weights = ['rtrl', 'tbptt:10', 'logistic', 'majority'].map((model) => samples.get(`lob_rtrl_mix_weight{venue="push",symbol="AMZN",model="${model}"}`) ?? Number.NaN);
     expect(weights.every((w) => w > 0 && w < 1)).toBe(true);
     expect(weights.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
 
     // Per model: the rolling and lifetime figures are the symbol's own metrics, read at scrape time.
-    const amznEngine = runtime.engine.symbol('AMZN')!;
+    const amznEngine = runtime.engine.symbol('push:AMZN')!;
     amznEngine.modelNames.forEach((model, m) => {
       const metrics = amznEngine.metrics[m];
-      expect(samples.get(`lob_rtrl_model_accuracy{symbol="AMZN",model="${model}"}`)).toBeCloseTo(metrics.meanAccuracy(), 12);
+      expect(samples.get(`lob_rtrl_model_accuracy{venue="push",symbol="AMZN",model="${model}"}`)).toBeCloseTo(metrics.meanAccuracy(), 12);
       for (const rolling of metrics.rolling()) {
         expect(rolling.n).toBeGreaterThan(0);
-        expect(samples.get(`lob_rtrl_model_rolling_accuracy{symbol="AMZN",model="${model}",window="${rolling.window}"}`)).toBeCloseTo(rolling.accuracy as number, 12);
-        expect(samples.get(`lob_rtrl_model_rolling_log_loss{symbol="AMZN",model="${model}",window="${rolling.window}"}`)).toBeCloseTo(rolling.logLoss as number, 12);
+        expect(samples.get(`lob_rtrl_model_rolling_accuracy{venue="push",symbol="AMZN",model="${model}",window="${rolling.window}"}`)).toBeCloseTo(rolling.accuracy as number, 12);
+        expect(samples.get(`lob_rtrl_model_rolling_log_loss{venue="push",symbol="AMZN",model="${model}",window="${rolling.window}"}`)).toBeCloseTo(rolling.logLoss as number, 12);
       }
     });
 
@@ -173,8 +173,8 @@ describe('GET /metrics', () => {
     unsubscribe();
     expect(runtime.ingest({ symbol: 'MSFT', ts: 1, bids: [[30, 1]], asks: [[31, 1]] }).accepted).toHaveLength(1);
     const next = await scrape(app);
-    expect(next.samples.get('lob_rtrl_ticks_total{symbol="MSFT"}')).toBe(1);
-    expect(next.samples.get('lob_rtrl_ticks_total{symbol="AMZN"}')).toBe(300);
+    expect(next.samples.get('lob_rtrl_ticks_total{venue="push",symbol="MSFT"}')).toBe(1);
+    expect(next.samples.get('lob_rtrl_ticks_total{venue="push",symbol="AMZN"}')).toBe(300);
     expect(next.samples.get('lob_rtrl_symbols')).toBe(2);
     expect(next.samples.get('lob_rtrl_stream_subscribers')).toBe(0);
     expect(next.samples.get('lob_rtrl_step_latency_seconds_count')).toBe(301);
@@ -201,10 +201,10 @@ describe('GET /metrics', () => {
     // so rate() shows no spike, while the lifetime gauge continues.
     const second = await service({ db });
     second.runtime.ingest(amzn.slice(200, 250));
-    await expect.poll(() => second.runtime.engine.symbol('AMZN')?.ticks ?? 0).toBe(250);
+    await expect.poll(() => second.runtime.engine.symbol('push:AMZN')?.ticks ?? 0).toBe(250);
     const { samples } = await scrape(second.app);
-    expect(samples.get('lob_rtrl_ticks_total{symbol="AMZN"}')).toBe(50);
-    expect(samples.get('lob_rtrl_ticks_lifetime{symbol="AMZN"}')).toBe(250);
+    expect(samples.get('lob_rtrl_ticks_total{venue="push",symbol="AMZN"}')).toBe(50);
+    expect(samples.get('lob_rtrl_ticks_lifetime{venue="push",symbol="AMZN"}')).toBe(250);
   });
 
   it('keeps a registry per app: two apps report their own runtimes and the global registry stays empty', async () => {
@@ -212,8 +212,8 @@ describe('GET /metrics', () => {
     const second = await service();
     first.runtime.ingest(amzn.slice(0, 10));
     second.runtime.ingest(amzn.slice(0, 25));
-    expect((await scrape(first.app)).samples.get('lob_rtrl_ticks_total{symbol="AMZN"}')).toBe(10);
-    expect((await scrape(second.app)).samples.get('lob_rtrl_ticks_total{symbol="AMZN"}')).toBe(25);
+    expect((await scrape(first.app)).samples.get('lob_rtrl_ticks_total{venue="push",symbol="AMZN"}')).toBe(10);
+    expect((await scrape(second.app)).samples.get('lob_rtrl_ticks_total{venue="push",symbol="AMZN"}')).toBe(25);
     expect(await globalRegistry.metrics()).not.toContain('lob_rtrl_');
   });
 
@@ -222,7 +222,7 @@ describe('GET /metrics', () => {
     cleanups.push(() => server.close());
     const { runtime, app } = await service({ feeds: [{ venue: 'binance', url: server.wsUrl, restUrl: server.url, symbols: ['BTCUSDT'] }] });
     await runtime.start();
-    await expect.poll(() => runtime.engine.symbol('BTCUSDT')?.ticks ?? 0, { timeout: 20_000 }).toBeGreaterThan(5);
+    await expect.poll(() => runtime.engine.symbol('binance:BTCUSDT')?.ticks ?? 0, { timeout: 20_000 }).toBeGreaterThan(5);
 
     const { samples } = await scrape(app);
     const stats = runtime.feeds[0].feed.stats;
@@ -236,8 +236,8 @@ describe('GET /metrics', () => {
     expect(samples.get(`lob_rtrl_feed_resyncs_total${labels}`)).toBeGreaterThanOrEqual(1);
     expect(samples.get(`lob_rtrl_feed_snapshot_failures_total${labels}`)).toBe(stats.snapshotFailures);
     expect(samples.get('lob_rtrl_feed_synced{feed="0",venue="binance",symbol="BTCUSDT"}')).toBe(1);
-    const ticks = samples.get('lob_rtrl_ticks_total{symbol="BTCUSDT"}') as number;
+    const ticks = samples.get('lob_rtrl_ticks_total{venue="binance",symbol="BTCUSDT"}') as number;
     expect(ticks).toBeGreaterThan(5);
-    expect(ticks).toBeLessThanOrEqual(runtime.engine.symbol('BTCUSDT')!.ticks);
+    expect(ticks).toBeLessThanOrEqual(runtime.engine.symbol('binance:BTCUSDT')!.ticks);
   });
 });

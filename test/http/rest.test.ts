@@ -91,7 +91,7 @@ describe('health', () => {
     expect(closed.statusCode).toBe(503);
     expect(closed.json().checks.database).toBe(false);
     // With the database gone the shutdown cannot save the 100 ticks, and says so.
-    await expect(shutDown(running[0])).rejects.toThrow(/shutdown checkpoints failed for 1 symbol\(s\): AMZN \(100 ticks/);
+    await expect(shutDown(running[0])).rejects.toThrow(/shutdown checkpoints failed for 1 symbol\(s\): push:AMZN \(100 ticks/);
   });
 });
 
@@ -100,7 +100,7 @@ describe('push ingest and reads', () => {
     const { app } = await service();
     const one = await post(app, '/v1/snapshots', snapshots[0]);
     expect(one.statusCode).toBe(200);
-    expect(one.json()).toEqual({ accepted: [{ symbol: 'AMZN', seq: 0 }], trades: 0, rejected: [] });
+    expect(one.json()).toEqual({ accepted: [{ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', seq: 0 }], trades: 0, rejected: [] });
     const rest = await post(app, '/v1/snapshots', snapshots.slice(1));
     expect(rest.statusCode).toBe(200);
     expect(rest.json().accepted.map((ack: { seq: number }) => ack.seq)).toEqual(snapshots.slice(1).map((s) => s.seq));
@@ -109,13 +109,13 @@ describe('push ingest and reads', () => {
     const lastMid = (last.bids[0][0] + last.asks[0][0]) / 2;
     const symbols = (await app.inject({ url: '/v1/symbols' })).json();
     expect(symbols.symbols).toHaveLength(1);
-    expect(symbols.symbols[0]).toMatchObject({ symbol: 'AMZN', ticks: 300, disconnects: 0, lastTs: last.ts });
+    expect(symbols.symbols[0]).toMatchObject({ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', ticks: 300, disconnects: 0, lastTs: last.ts });
     expect(symbols.symbols[0].mid).toBeCloseTo(lastMid, 9);
 
     const latest = await app.inject({ url: '/v1/symbols/AMZN/prediction' });
     expect(latest.statusCode).toBe(200);
     const prediction = latest.json();
-    expect(prediction).toMatchObject({ symbol: 'AMZN', seq: last.seq, ts: last.ts, target: 'next-move' });
+    expect(prediction).toMatchObject({ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', seq: last.seq, ts: last.ts, target: 'next-move' });
     expect(prediction.mid).toBeCloseTo(lastMid, 9);
     expect(prediction.models.map((m: { model: string }) => m.model)).toEqual(['rtrl', 'tbptt:10', 'logistic', 'majority', 'mix']);
     for (const model of prediction.models) {
@@ -126,7 +126,7 @@ describe('push ingest and reads', () => {
     const metrics = await app.inject({ url: '/v1/symbols/AMZN/metrics' });
     expect(metrics.statusCode).toBe(200);
     const body = metrics.json();
-    expect(body).toMatchObject({ symbol: 'AMZN', target: 'next-move', classes: ['down', 'up'], ticks: 300 });
+    expect(body).toMatchObject({ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', target: 'next-move', classes: ['down', 'up'], ticks: 300 });
     expect(body.models).toHaveLength(5);
     for (const model of body.models) {
       expect(model.overall.n).toBeGreaterThan(0);
@@ -200,9 +200,10 @@ describe('push ingest and reads', () => {
       expect(response.statusCode, `${method} ${url}`).toBe(404);
       expect(response.json()).toEqual({ error: 'Not Found', message: 'unknown symbol "MSFT"' });
     }
-    // Listing checkpoints of a symbol never seen is an empty list, not an error: the
-    // database may hold symbols the engine has not loaded.
-    expect((await app.inject({ url: '/v1/symbols/MSFT/checkpoints' })).json()).toEqual({ symbol: 'MSFT', checkpoints: [] });
+    // Listing checkpoints of a stream never seen is an empty list, not an error: the database
+    // may hold streams the engine has not loaded.
+    expect((await app.inject({ url: '/v1/symbols/MSFT/checkpoints' })).json()).toEqual({ stream: 'MSFT', venue: '', symbol: 'MSFT', checkpoints: [] });
+    expect((await app.inject({ url: '/v1/streams/okx/MSFT/checkpoints' })).json()).toEqual({ stream: 'okx:MSFT', venue: 'okx', symbol: 'MSFT', checkpoints: [] });
   });
 
   it('predictions?since=&limit= gives the newest predictions after `since`, at most `limit`, oldest first', async () => {
@@ -244,7 +245,7 @@ describe('push ingest and reads', () => {
     await runtime.start();
     await post(app, '/v1/snapshots', snapshots);
     // The runtime appends the log once a second, off the tick path.
-    await expect.poll(() => runtime.checkpoints.repository.predictionsInRange('AMZN', 0, Number.POSITIVE_INFINITY).length, { timeout: 5000 }).toBe(300);
+    await expect.poll(() => runtime.checkpoints.repository.predictionsInRange('push:AMZN', 0, Number.POSITIVE_INFINITY).length, { timeout: 5000 }).toBe(300);
 
     const since = snapshots[0].ts;
     const all = (await app.inject({ url: `/v1/symbols/AMZN/predictions?since=${since}&limit=1000` })).json().predictions;
@@ -252,7 +253,7 @@ describe('push ingest and reads', () => {
     expect(all.map((p: { seq: number }) => p.seq)).toEqual(expected.map((s) => s.seq));
     const fromLog = all.filter((p: { source?: string }) => p.source === 'log');
     expect(fromLog).toHaveLength(expected.length - 14);
-    expect(fromLog[0]).toMatchObject({ symbol: 'AMZN', model: 'rtrl', ts: expected[0].ts });
+    expect(fromLog[0]).toMatchObject({ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', model: 'rtrl', ts: expected[0].ts });
     expect(fromLog[0].probs[0] + fromLog[0].probs[1]).toBeCloseTo(1, 9);
     // The ring part carries every model.
     expect(all[all.length - 1].models).toHaveLength(5);
@@ -294,7 +295,7 @@ describe('checkpoints', () => {
     const written = await post(app, '/v1/symbols/AMZN/checkpoints');
     expect(written.statusCode).toBe(201);
     const meta = written.json();
-    expect(meta).toMatchObject({ symbol: 'AMZN', tickCount: at, reason: 'manual', checksum: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(meta).toMatchObject({ venue: 'push', symbol: 'AMZN', tickCount: at, reason: 'manual', checksum: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect(meta.sizeBytes).toBeGreaterThan(0);
     const listed = (await app.inject({ url: '/v1/symbols/AMZN/checkpoints' })).json();
     expect(listed.checkpoints).toEqual([meta]);
@@ -314,7 +315,11 @@ describe('checkpoints', () => {
     // can send the same snapshots again.
     const replayed: Record<string, unknown>[] = [];
     for (const snapshot of snapshots.slice(at, at + 40)) {
-      expect((await post(app, '/v1/snapshots', snapshot)).json()).toEqual({ accepted: [{ symbol: 'AMZN', seq: snapshot.seq }], trades: 0, rejected: [] });
+      expect((await post(app, '/v1/snapshots', snapshot)).json()).toEqual({
+        accepted: [{ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', seq: snapshot.seq }],
+        trades: 0,
+        rejected: [],
+      });
       replayed.push(withoutLocalTs((await app.inject({ url: '/v1/symbols/AMZN/prediction' })).json()));
     }
     // Same code, same state, same inputs: equal to the last bit.
@@ -337,7 +342,7 @@ describe('checkpoints', () => {
 
     const missing = await post(second.app, '/v1/symbols/AMZN/checkpoints/999999/restore');
     expect(missing.statusCode).toBe(404);
-    expect(missing.json()).toEqual({ error: 'Not Found', message: 'checkpoint 999999 of AMZN not found' });
+    expect(missing.json()).toEqual({ error: 'Not Found', message: 'checkpoint 999999 of push:AMZN not found' });
     const wrongSymbol = await post(second.app, `/v1/symbols/AMZN/checkpoints/${othersSymbol.id}/restore`);
     expect(wrongSymbol.statusCode).toBe(404);
 
@@ -373,16 +378,16 @@ describe('checkpoints', () => {
     expect((await second.app.inject({ url: '/readyz' })).json().checks.restored).toBe(true);
     // Restored in the background and asleep until a message asks for it (hibernation is on by default).
     const symbols = (await second.app.inject({ url: '/v1/symbols' })).json().symbols;
-    expect(symbols).toEqual([{ symbol: 'AMZN', hibernated: true, ticks: 120, disconnects: 0, lastTs: snapshots[119].ts, mid: before.mid }]);
+    expect(symbols).toEqual([{ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', hibernated: true, ticks: 120, disconnects: 0, lastTs: snapshots[119].ts, mid: before.mid }]);
     expect(withoutLocalTs((await second.app.inject({ url: '/v1/symbols/AMZN/prediction' })).json())).toEqual(before);
     const list = (await second.app.inject({ url: '/v1/symbols/AMZN/checkpoints' })).json().checkpoints;
     expect(list[0]).toMatchObject({ tickCount: 120, reason: 'shutdown' });
 
     // A symbol known but never ticked has no latest prediction yet.
-    second.runtime.engine.symbolOrCreate('EMPTY');
+    second.runtime.engine.symbolOrCreate('push:EMPTY');
     const none = await second.app.inject({ url: '/v1/symbols/EMPTY/prediction' });
     expect(none.statusCode).toBe(404);
-    expect(none.json().message).toBe('no prediction yet for "EMPTY"');
+    expect(none.json().message).toBe('no prediction yet for "push:EMPTY"');
   });
 });
 
@@ -406,18 +411,26 @@ describe('documents and errors', () => {
       '/v1/snapshots',
       '/v1/symbols/{symbol}/checkpoints',
       '/v1/symbols/{symbol}/checkpoints/{id}/restore',
+      '/v1/symbols/{symbol}/ordering/reset',
+      '/v1/streams/{venue}/{symbol}/prediction',
+      '/v1/streams/{venue}/{symbol}/predictions',
+      '/v1/streams/{venue}/{symbol}/metrics',
+      '/v1/streams/{venue}/{symbol}/checkpoints',
+      '/v1/streams/{venue}/{symbol}/checkpoints/{id}/restore',
+      '/v1/streams/{venue}/{symbol}/ordering/reset',
     ]) {
       expect(paths, path).toContain(path);
     }
     expect(document.paths['/v1/snapshots'].post.security).toEqual([{ bearer: [] }]);
     expect(document.paths['/v1/symbols/{symbol}/predictions'].get.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['limit', 'since', 'symbol']);
+    expect(document.paths['/v1/streams/{venue}/{symbol}/predictions'].get.parameters.map((p: { name: string }) => p.name).sort()).toEqual(['limit', 'since', 'symbol', 'venue']);
     expect((await app.inject({ url: '/docs' })).statusCode).toBeLessThan(400);
   });
 
   it('a failure inside a route is a 500 with no stack trace or internal message', async () => {
     const { app, runtime } = await service();
     await post(app, '/v1/snapshots', snapshots.slice(0, 3));
-    const amzn = runtime.engine.symbol('AMZN')!;
+    const amzn = runtime.engine.symbol('push:AMZN')!;
     amzn.getState = () => {
       throw new Error('state codec bug at src/model/state-codec.ts:57');
     };
@@ -434,7 +447,7 @@ describe('documents and errors', () => {
     runtime.checkpoints.db.pragma('query_only = ON'); // every write now fails as on a read-only file
     const response = await post(app, '/v1/symbols/AMZN/checkpoints');
     expect(response.statusCode).toBe(503);
-    expect(response.json()).toEqual({ error: 'Service Unavailable', message: expect.stringMatching(/checkpoint of AMZN not written: .*readonly/i), store: 'readonly' });
+    expect(response.json()).toEqual({ error: 'Service Unavailable', message: expect.stringMatching(/checkpoint of push:AMZN not written: .*readonly/i), store: 'readonly' });
     const ready = await app.inject({ url: '/readyz' });
     expect(ready.statusCode).toBe(503);
     expect(ready.json().checks).toMatchObject({ database: false, reason: expect.stringMatching(/^database: readonly: /) });

@@ -49,11 +49,11 @@ export function amznTick(i: number): CanonicalRow {
 const flat = (levels: [number, number][]): Float64Array => Float64Array.from(levels.flat());
 const AMZN_BOOKS = AMZN.map((row) => ({ bids: flat(row.bids), asks: flat(row.asks) }));
 
-/** `amznTick(i)` as an already checked snapshot, straight into the engine (many ticks, fast). */
+/** `amznTick(i)` as an already checked snapshot of the stream push:AMZN, straight into the engine (many ticks, fast). */
 export function amznSnapshot(i: number): BookSnapshot {
   const { bids, asks } = AMZN_BOOKS[i % AMZN.length];
   const ts = AMZN[0].ts + i;
-  return { type: 'book_snapshot', symbol: 'AMZN', ts, localTs: ts, seq: i, bids, asks };
+  return { type: 'book_snapshot', symbol: 'push:AMZN', ts, localTs: ts, seq: i, bids, asks };
 }
 
 export const quiet: RuntimeLogger = { info() {}, warn() {}, error() {}, debug() {} };

@@ -29,6 +29,7 @@ describe('WS /v1/ingest', () => {
 
     expect(acceptedSeqs(producer)).toEqual([0, 1, 2, 3, 4, 5]);
     expect(producer.of('ack').map((ack) => ack.frame)).toEqual([1, 3, 4, 5, 6, 7, 8]);
+    expect(producer.of('ack')[0]).toEqual({ type: 'ack', frame: 1, accepted: [{ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', seq: 0 }] });
     const errors = producer.of('error').map((e) => ({ frame: e.frame, reason: e.reason, detail: String(e.detail) }));
     expect(errors.map((e) => [e.frame, e.reason])).toEqual([
       [2, 'malformed_json'],
@@ -45,9 +46,9 @@ describe('WS /v1/ingest', () => {
     const frame7 = producer.received.filter((r) => r.frame === 7).map((r) => r.type);
     expect(frame7).toEqual(['error', 'ack']);
     expect(producer.socket.readyState).toBe(WebSocket.OPEN);
-    expect(runtime.engine.symbol('AMZN')?.ticks).toBe(6);
+    expect(runtime.engine.symbol('push:AMZN')?.ticks).toBe(6);
     expect(runtime.engine.counters.rejected).toMatchObject({ malformed_json: 1, schema: 2, crossed_book: 1, out_of_order: 1 });
-    expect(runtime.engine.symbol('AMZN')?.lastPrediction?.mid).toBeCloseTo((AMZN[5].bids[0][0] + AMZN[5].asks[0][0]) / 2, 9);
+    expect(runtime.engine.symbol('push:AMZN')?.lastPrediction?.mid).toBeCloseTo((AMZN[5].bids[0][0] + AMZN[5].asks[0][0]) / 2, 9);
   });
 
   it('refuses the upgrade with 401 unless the bearer token matches, when one is set', async () => {
@@ -107,14 +108,19 @@ describe('WS /v1/stream', () => {
     const aapl = await readAapl(20);
     const amznClient = await Client.connect(`${url}/v1/stream`);
     const aaplClient = await Client.connect(`${url}/v1/stream`);
+    const aaplStreamClient = await Client.connect(`${url}/v1/stream`);
     expect(await amznClient.command({ subscribe: ['AMZN'] })).toEqual({ type: 'subscriptions', symbols: ['AMZN'] });
     expect(await aaplClient.command({ subscribe: ['AAPL', 'MSFT'] })).toEqual({ type: 'subscriptions', symbols: ['AAPL', 'MSFT'] });
+    // A stream id subscribes to that venue's stream alone.
+    expect(await aaplStreamClient.command({ subscribe: ['push:AAPL'] })).toEqual({ type: 'subscriptions', symbols: ['push:AAPL'] });
 
     for (let i = 0; i < 20; i++) runtime.ingest([AMZN[i], aapl[i]]);
     await amznClient.until(() => amznClient.of('prediction').length === 20);
     await aaplClient.until(() => aaplClient.of('prediction').length === 20);
-    expect(amznClient.of('prediction').map((p) => [p.symbol, p.seq])).toEqual(AMZN.slice(0, 20).map((row) => ['AMZN', row.seq]));
-    expect(aaplClient.of('prediction').map((p) => [p.symbol, p.seq])).toEqual(aapl.map((row) => ['AAPL', row.seq]));
+    await aaplStreamClient.until(() => aaplStreamClient.of('prediction').length === 20);
+    expect(amznClient.of('prediction').map((p) => [p.stream, p.venue, p.symbol, p.seq])).toEqual(AMZN.slice(0, 20).map((row) => ['push:AMZN', 'push', 'AMZN', row.seq]));
+    expect(aaplClient.of('prediction').map((p) => [p.stream, p.venue, p.symbol, p.seq])).toEqual(aapl.map((row) => ['push:AAPL', 'push', 'AAPL', row.seq]));
+    expect(aaplStreamClient.of('prediction').map((p) => [p.stream, p.seq])).toEqual(aapl.map((row) => ['push:AAPL', row.seq]));
     // The frame is the REST view of the prediction.
     const last = amznClient.of('prediction')[19];
     expect(last.mid).toBeCloseTo((AMZN[19].bids[0][0] + AMZN[19].asks[0][0]) / 2, 9);
@@ -127,7 +133,7 @@ describe('WS /v1/stream', () => {
     // A round trip after the pushes: any prediction sent to it would have arrived first.
     expect(await amznClient.command({ subscribe: ['MSFT'] })).toEqual({ type: 'subscriptions', symbols: ['MSFT'] });
     expect(amznClient.of('prediction')).toHaveLength(20);
-    expect(runtime.engine.symbol('AMZN')?.ticks).toBe(30);
+    expect(runtime.engine.symbol('push:AMZN')?.ticks).toBe(30);
   });
 
   it('answers bad commands with an error frame and stays open', async () => {
@@ -180,7 +186,7 @@ describe('WS /v1/stream', () => {
     expect(stats.queued).toBe(0);
     // What the conflated predictions resolved came in the frames kept: every scored one, once, in order.
     const runs = delivered.flatMap((p) => (p.resolved as Array<{ fromSeq: number; toSeq: number; count: number }> | undefined) ?? []);
-    expect(runs.reduce((sum, run) => sum + run.count, 0)).toBe(runtime.engine.symbol('AMZN')!.metrics[0].summary().n);
+    expect(runs.reduce((sum, run) => sum + run.count, 0)).toBe(runtime.engine.symbol('push:AMZN')!.metrics[0].summary().n);
     expect(runs.every((run, i) => run.count === run.toSeq - run.fromSeq + 1 && (i === 0 || run.fromSeq > runs[i - 1].toSeq))).toBe(true);
 
     // Phase 2: stop reading for good: closed with 1013 and released.

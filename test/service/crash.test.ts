@@ -86,7 +86,7 @@ async function expectRecovered(service: SpawnedService, acknowledged: Acknowledg
   const resumed = service.logsWith('resumed from checkpoint');
   expect(resumed).toHaveLength(1);
   const { checkpoints } = await service.get<{ checkpoints: CheckpointMeta[] }>('/v1/symbols/AMZN/checkpoints');
-  expect(resumed[0]).toMatchObject({ symbol: 'AMZN', checkpoint: checkpoints[0].id, ticks: checkpoints[0].tickCount });
+  expect(resumed[0]).toMatchObject({ symbol: 'push:AMZN', checkpoint: checkpoints[0].id, ticks: checkpoints[0].tickCount });
 
   const listed = new Map(checkpoints.map((meta) => [meta.id, meta]));
   const missing = [...acknowledged.checkpoints.keys()].filter((id) => !listed.has(id));
@@ -98,7 +98,7 @@ async function expectRecovered(service: SpawnedService, acknowledged: Acknowledg
   expect(resumedTicks).toBeGreaterThanOrEqual(newestAcknowledgedTicks);
   expect(resumedTicks).toBeGreaterThanOrEqual(acknowledged.snapshots);
   const { symbols } = await service.get<{ symbols: Array<{ symbol: string; ticks: number }> }>('/v1/symbols');
-  expect(symbols).toEqual([expect.objectContaining({ symbol: 'AMZN', ticks: resumedTicks })]);
+  expect(symbols).toEqual([expect.objectContaining({ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', ticks: resumedTicks })]);
   return resumedTicks;
 }
 
@@ -202,12 +202,15 @@ describe('kill -9 while checkpoints are being written', () => {
     try {
       db.exec("CREATE TRIGGER refuse_checkpoints BEFORE INSERT ON checkpoints BEGIN SELECT RAISE(ABORT, 'injected write failure'); END");
       for (const n of [1, 2]) {
-        expect(await service.post('/v1/snapshots', snapshotBody(n))).toEqual({ status: 200, json: { accepted: [{ symbol: 'AMZN', seq: n }], trades: 0, rejected: [] } });
+        expect(await service.post('/v1/snapshots', snapshotBody(n))).toEqual({
+          status: 200,
+          json: { accepted: [{ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', seq: n }], trades: 0, rejected: [] },
+        });
       }
       // One line per failing streak; retries back off instead of hammering the disk every tick.
       await service.waitForLog((line) => line.msg?.startsWith('checkpoint failed') === true, '"checkpoint failed"');
       expect(service.logsWith('checkpoint failed; retrying with backoff')).toEqual([
-        expect.objectContaining({ symbol: 'AMZN', err: expect.objectContaining({ message: expect.stringContaining('injected write failure') }) }),
+        expect.objectContaining({ symbol: 'push:AMZN', err: expect.objectContaining({ message: expect.stringContaining('injected write failure') }) }),
       ]);
       const manual = await service.post('/v1/symbols/AMZN/checkpoints');
       expect(manual).toEqual({ status: 503, json: { error: 'Service Unavailable', message: expect.stringContaining('injected write failure'), store: 'other' } });

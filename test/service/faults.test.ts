@@ -51,7 +51,7 @@ describe('shutdown on a full disk', () => {
     const manual = await service.post('/v1/symbols/AMZN/checkpoints');
     expect(manual).toEqual({
       status: 503,
-      json: { error: 'Service Unavailable', message: expect.stringMatching(/checkpoint of AMZN not written: database or disk is full/), store: 'full' },
+      json: { error: 'Service Unavailable', message: expect.stringMatching(/checkpoint of push:AMZN not written: database or disk is full/), store: 'full' },
     });
     expect(await readyChecks(service)).toMatchObject({ database: false, reason: expect.stringMatching(/^database: full: /) });
 
@@ -59,7 +59,7 @@ describe('shutdown on a full disk', () => {
     expect(await service.exited).toEqual({ code: 1, signal: null });
     expect(service.logs.filter((line) => line.msg === 'shutdown checkpoints failed').map((line) => line.attempt)).toEqual([1, 2, 3]);
     const fatal = service.logs.find((line) => typeof line.msg === 'string' && line.msg.startsWith('shutdown failed'));
-    expect(fatal).toMatchObject({ level: 60, lost: [{ symbol: 'AMZN', ticksSinceCheckpoint: 50, error: expect.stringContaining('full') }] });
+    expect(fatal).toMatchObject({ level: 60, lost: [{ symbol: 'push:AMZN', ticksSinceCheckpoint: 50, error: expect.stringContaining('full') }] });
     expect(service.logs.some((line) => line.msg === 'stopped cleanly')).toBe(false);
   }, 60_000);
 
@@ -79,7 +79,7 @@ describe('shutdown on a full disk', () => {
     expect(await service.exited).toEqual({ code: 0, signal: null });
     const reopened = new Database(db, { readonly: true });
     try {
-      const newest = new CheckpointRepository(reopened).list('AMZN')[0] as CheckpointMeta;
+      const newest = new CheckpointRepository(reopened).list('push:AMZN')[0] as CheckpointMeta;
       expect(newest).toMatchObject({ tickCount: ticks, reason: 'shutdown' });
     } finally {
       reopened.close();
@@ -101,14 +101,14 @@ describe('restore', () => {
     const config = loadServiceConfig({ flags: { db, demoFeed: false, workers: 1, levels: 5, hidden: 8, models: 'rtrl,logistic,majority' } });
     const first = new ServiceRuntime(config, quiet);
     for (let i = 0; i < 30; i++) first.ingest(snapshot(i));
-    const good = (await first.checkpoint('AMZN', 'manual'))!;
-    const expected = first.engine.symbol('AMZN')!;
+    const good = (await first.checkpoint('push:AMZN', 'manual'))!;
+    const expected = first.engine.symbol('push:AMZN')!;
     const expectedState = { ticks: expected.ticks, labels: expected.learners.learners.map((l) => l.stats.labels), scored: expected.metrics.map((m) => m.count) };
     // Learners decode, the metrics do not: the half-applied state of old.
     const [header, ...learnerChunks] = unpackChunks(expected.getState());
     const decoded = decodeState(header, 'symbol-engine');
     const broken = packChunks([encodeState({ ...decoded, meta: { ...decoded.meta, metrics: [{ version: 2, classes: 'two' }] } }), ...learnerChunks]);
-    const bad = first.checkpoints.repository.save({ symbol: 'AMZN', tickCount: 31, configHash: first.configHash, payload: broken, reason: 'manual', now: Date.now() });
+    const bad = first.checkpoints.repository.save({ symbol: 'push:AMZN', tickCount: 31, configHash: first.configHash, payload: broken, reason: 'manual', now: Date.now() });
     first.ingest(snapshot(30));
     // Stop without the shutdown checkpoint, as after kill -9: the broken one stays the newest.
     first.checkpoints.close();
@@ -118,13 +118,13 @@ describe('restore', () => {
     await second.start();
     await second.whenRestored();
     // Restored asleep (hibernation is on by default); looking at its engine wakes it, through the same fallback.
-    const restored = second.symbolEngine('AMZN')!;
+    const restored = second.symbolEngine('push:AMZN')!;
     expect({ ticks: restored.ticks, labels: restored.learners.learners.map((l) => l.stats.labels), scored: restored.metrics.map((m) => m.count) }).toEqual(expectedState);
     expect(logged).toContainEqual(expect.objectContaining({ level: 'warn', fields: expect.objectContaining({ checkpoint: bad.id, reason: 'does_not_decode' }) }));
     expect(logged).toContainEqual(expect.objectContaining({ message: 'resumed from checkpoint', fields: expect.objectContaining({ checkpoint: good.id }) }));
     // The restore route refuses the broken one whole and leaves the running state alone.
-    await expect(second.restore('AMZN', bad.id)).rejects.toThrow(/does not decode .*the symbol's state is unchanged/);
-    expect(second.engine.symbol('AMZN')!.ticks).toBe(expectedState.ticks);
+    await expect(second.restore('push:AMZN', bad.id)).rejects.toThrow(/does not decode .*the symbol's state is unchanged/);
+    expect(second.engine.symbol('push:AMZN')!.ticks).toBe(expectedState.ticks);
     await second.stop();
   });
 });
@@ -135,7 +135,7 @@ describe('corruption found at run time', () => {
     const config = loadServiceConfig({ flags: { db, demoFeed: false, workers: 1, levels: 5, hidden: 8, models: 'rtrl,logistic,majority' } });
     const first = new ServiceRuntime(config, quiet);
     for (let i = 0; i < 20; i++) first.ingest(snapshot(i));
-    for (let k = 0; k < 3; k++) first.checkpoint('AMZN', 'manual');
+    for (let k = 0; k < 3; k++) first.checkpoint('push:AMZN', 'manual');
     await first.stop();
     // Garbage over every page past the schema's: the checkpoint b-tree and its overflow pages.
     const bytes = readFileSync(db);
@@ -147,12 +147,12 @@ describe('corruption found at run time', () => {
     const second = new ServiceRuntime(config, logger);
     await second.start();
     await second.whenRestored();
-    expect(second.engine.symbol('AMZN')?.ticks).toBe(0);
+    expect(second.engine.symbol('push:AMZN')?.ticks).toBe(0);
     expect(second.storeHealth).toMatchObject({ corrupt: true, writable: false, lastFailure: { kind: 'corrupt' } });
     expect(second.readiness()).toMatchObject({ database: false, reason: expect.stringMatching(/^database: corrupt: /) });
     expect(logged).toContainEqual(expect.objectContaining({ level: 'error', message: 'checkpoints could not be read; the symbol starts fresh' }));
     second.ingest(snapshot(0));
-    expect(second.engine.symbol('AMZN')?.ticks).toBe(1);
+    expect(second.engine.symbol('push:AMZN')?.ticks).toBe(1);
     await expect(second.stop()).rejects.toThrow(/shutdown checkpoints failed/);
   });
 });

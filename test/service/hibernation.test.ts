@@ -108,8 +108,8 @@ describe('hibernation of idle symbols', () => {
           expect(on.runtime.hibernatedSymbols).toBe(2);
           const manual = await on.app.inject({ method: 'POST', url: '/v1/symbols/AAPL/checkpoints' });
           expect(manual.statusCode, manual.body).toBe(201);
-          expect(manual.json().tickCount).toBe(on.runtime.symbolView('AAPL')!.ticks);
-          expect(on.runtime.isHibernated('AAPL')).toBe(false);
+          expect(manual.json().tickCount).toBe(on.runtime.symbolView('push:AAPL')!.ticks);
+          expect(on.runtime.isHibernated('push:AAPL')).toBe(false);
           const ready = async (x: Service) => (await x.app.inject({ method: 'GET', url: '/readyz' })).json();
           expect(await ready(on)).toEqual(await ready(off));
         }
@@ -127,9 +127,9 @@ describe('hibernation of idle symbols', () => {
       expect(on.streamed).toEqual(off.streamed);
       expect(await observed(on)).toEqual(await observed(off));
       if (workers === 1) {
-        for (const symbol of ['AAPL', 'AMZN']) expect(on.runtime.engine.symbol(symbol)!.getState()).toEqual(off.runtime.engine.symbol(symbol)!.getState());
+        for (const symbol of ['push:AAPL', 'push:AMZN']) expect(on.runtime.engine.symbol(symbol)!.getState()).toEqual(off.runtime.engine.symbol(symbol)!.getState());
       } else {
-        const states = async (s: Service) => (await s.runtime.pool!.summary(true, ['AAPL', 'AMZN'])).symbols.map((summary) => summary.state);
+        const states = async (s: Service) => (await s.runtime.pool!.summary(true, ['push:AAPL', 'push:AMZN'])).symbols.map((summary) => summary.state);
         expect(await states(on)).toEqual(await states(off));
       }
       const scraped = (await on.app.inject({ method: 'GET', url: '/metrics' })).body;
@@ -158,7 +158,7 @@ describe('hibernation of idle symbols', () => {
     await off.runtime.settled();
     // AAPL was revived on its worker and stays awake; AMZN sleeps.
     expect(on.runtime.hibernatedSymbols).toBe(1);
-    expect((await on.runtime.pool!.summary(false)).symbols.map((summary) => summary.symbol)).toEqual(['AAPL']);
+    expect((await on.runtime.pool!.summary(false)).symbols.map((summary) => summary.symbol)).toEqual(['push:AAPL']);
     const rest = lines.slice(200, 400).filter((line) => !aapl.includes(line));
     await push(on, rest);
     await push(off, rest);
@@ -213,9 +213,9 @@ describe('hibernation of idle symbols', () => {
         .symbolViews()
         .map((v) => v.symbol)
         .sort(),
-    ).toEqual(['AAPL', 'AMZN']);
-    expect(s.runtime.engine.symbol('AMZN')).toBeDefined();
-    expect(s.runtime.engine.symbol('AAPL')).toBeUndefined();
+    ).toEqual(['push:AAPL', 'push:AMZN']);
+    expect(s.runtime.engine.symbol('push:AMZN')).toBeDefined();
+    expect(s.runtime.engine.symbol('push:AAPL')).toBeUndefined();
     // The service's own sweep (a timer reading the runtime's clock) hibernates it as well.
     s.clock.now += IDLE_SECONDS * 1000;
     await expect.poll(() => s.runtime.hibernatedSymbols, { timeout: 20_000 }).toBe(2);

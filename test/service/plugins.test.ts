@@ -91,12 +91,12 @@ describe('an app built from its configuration', () => {
     });
 
     await app.close();
-    expect(events).toEqual(['feed closed', 'checkpoint AMZN shutdown', 'engine closed', 'store closed']);
+    expect(events).toEqual(['feed closed', 'checkpoint push:AMZN shutdown', 'engine closed', 'store closed']);
 
     const reopened = openStore(config);
     try {
-      const [newest] = reopened.repository.list('AMZN');
-      expect(newest).toMatchObject({ symbol: 'AMZN', reason: 'shutdown', tickCount: accepted });
+      const [newest] = reopened.repository.list('push:AMZN');
+      expect(newest).toMatchObject({ venue: 'push', symbol: 'AMZN', reason: 'shutdown', tickCount: accepted });
     } finally {
       reopened.close();
     }
@@ -119,7 +119,7 @@ describe('an app built from its configuration', () => {
       (error: unknown) => error,
     );
     expect(failure).toBeInstanceOf(ShutdownCheckpointError);
-    expect((failure as ShutdownCheckpointError).lost).toEqual([{ symbol: 'AMZN', ticksSinceCheckpoint: accepted, error: expect.stringMatching(/database or disk is full/) }]);
+    expect((failure as ShutdownCheckpointError).lost).toEqual([{ symbol: 'push:AMZN', ticksSinceCheckpoint: accepted, error: expect.stringMatching(/database or disk is full/) }]);
     expect(storeClosed).toBe(true);
   });
 
@@ -132,11 +132,11 @@ describe('an app built from its configuration', () => {
     expect((await app.inject({ method: 'POST', url: '/v1/snapshots', payload: snapshots })).statusCode).toBe(200);
     await app.close();
     // Still open: the owner's stop writes the final checkpoint and closes the store.
-    expect(runtime.checkpoints.repository.list('AMZN')).toEqual([]);
+    expect(runtime.checkpoints.repository.list('push:AMZN')).toEqual([]);
     await runtime.stop();
     const reopened = openStore(config);
     try {
-      expect(reopened.repository.list('AMZN')[0]).toMatchObject({ reason: 'shutdown', tickCount: snapshots.length });
+      expect(reopened.repository.list('push:AMZN')[0]).toMatchObject({ reason: 'shutdown', tickCount: snapshots.length });
     } finally {
       reopened.close();
     }

@@ -54,7 +54,7 @@ async function serviceOn(db: string): Promise<SpawnedService> {
 async function pushAll(service: SpawnedService, from: number, to: number): Promise<void> {
   for (let i = from; i < to; i++) {
     const { status, json } = await service.post('/v1/snapshots', lines[i]);
-    expect({ i, status, json }).toEqual({ i, status: 200, json: { accepted: [{ symbol: 'AMZN', seq: i }], trades: 0, rejected: [] } });
+    expect({ i, status, json }).toEqual({ i, status: 200, json: { accepted: [{ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', seq: i }], trades: 0, rejected: [] } });
   }
 }
 
@@ -116,7 +116,7 @@ describe('SIGTERM mid-stream and restart on the same database', () => {
     expect(resumedTicks).toBeGreaterThanOrEqual(acknowledged);
     expect(resumedTicks).toBeLessThanOrEqual(acknowledged + 1);
     const { symbols } = await second.get<{ symbols: Array<{ symbol: string; ticks: number }> }>('/v1/symbols');
-    expect(symbols).toEqual([expect.objectContaining({ symbol: 'AMZN', ticks: resumedTicks })]);
+    expect(symbols).toEqual([expect.objectContaining({ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', ticks: resumedTicks })]);
 
     await pushAll(second, resumedTicks, lines.length);
     const afterRestart = await predictionsOf(second);

@@ -21,18 +21,18 @@ describe('service runtime restart', () => {
     const first = new ServiceRuntime(config, quiet, () => after);
     await first.start();
     for (const line of lines.slice(0, 50)) expect(first.ingest(JSON.parse(line)).accepted).toHaveLength(1);
-    const latest = first.engine.symbol('AMZN')!.lastPrediction;
+    const latest = first.engine.symbol('push:AMZN')!.lastPrediction;
     await first.stop();
 
     const second = new ServiceRuntime(config, quiet, () => after + 1_000);
     await second.start();
     await second.whenRestored();
-    expect(second.symbolView('AMZN')!.lastPrediction).toEqual(latest);
-    expect(second.symbolView('AMZN')!.ticks).toBe(50);
+    expect(second.symbolView('push:AMZN')!.lastPrediction).toEqual(latest);
+    expect(second.symbolView('push:AMZN')!.ticks).toBe(50);
     const replayed = second.ingest(JSON.parse(lines[49]));
     expect(replayed.accepted).toHaveLength(0);
     expect(replayed.rejected[0].reason).toBe('out_of_order');
-    expect(second.ingest(JSON.parse(lines[50])).accepted).toEqual([{ symbol: 'AMZN', seq: 50 }]);
+    expect(second.ingest(JSON.parse(lines[50])).accepted).toEqual([{ stream: 'push:AMZN', venue: 'push', symbol: 'AMZN', seq: 50 }]);
     await second.stop();
   });
 });

@@ -72,7 +72,7 @@ describe('serve --workers', () => {
     await push(one, lines);
     await push(two, lines);
     expect(two.runtime.pool?.size).toBe(2);
-    expect(['AAPL', 'AMZN'].map((s) => two.runtime.pool!.workerOf(s)).sort()).toEqual([0, 1]);
+    expect(['push:AAPL', 'push:AMZN'].map((s) => two.runtime.pool!.workerOf(s)).sort()).toEqual([0, 1]);
     expect(two.streamed.length).toBe(lines.length);
     expect(two.streamed).toEqual(one.streamed);
     expect(await observed(two)).toEqual(await observed(one));
@@ -92,7 +92,7 @@ describe('serve --workers', () => {
     await expect.poll(reasons).toContain('ticks');
     const manual = await first.app.inject({ method: 'POST', url: '/v1/symbols/AAPL/checkpoints' });
     expect(manual.statusCode).toBe(201);
-    expect(manual.json().tickCount).toBe(first.runtime.symbolView('AAPL')!.ticks);
+    expect(manual.json().tickCount).toBe(first.runtime.symbolView('push:AAPL')!.ticks);
     await first.app.close();
     await first.runtime.stop();
     running.splice(running.indexOf(first), 1);
@@ -124,8 +124,8 @@ describe('serve --workers', () => {
     const s = await service(2, undefined, { ...quiet, error: (fields: object, message: string) => void errors.push(`${message} ${JSON.stringify(fields)}`) });
     await push(s, lines.slice(0, 200));
     const pool = s.runtime.pool!;
-    await pool.terminateWorker(pool.workerOf('AAPL')!);
-    await expect.poll(() => s.runtime.failedSymbols.has('AAPL')).toBe(true);
+    await pool.terminateWorker(pool.workerOf('push:AAPL')!);
+    await expect.poll(() => s.runtime.failedSymbols.has('push:AAPL')).toBe(true);
     expect(errors.some((line) => line.includes('worker thread failed'))).toBe(true);
     const ready = await s.app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(503);
@@ -138,7 +138,7 @@ describe('serve --workers', () => {
     expect(body.accepted.length).toBeGreaterThan(0);
     expect(body.accepted.every((a) => a.symbol === 'AMZN')).toBe(true);
     expect(body.rejected.every((r) => r.detail.includes('AAPL') && r.detail.includes('worker thread failed'))).toBe(true);
-    expect(s.streamed.slice(before).every((p) => JSON.parse(p).symbol === 'AMZN')).toBe(true);
+    expect(s.streamed.slice(before).every((p) => JSON.parse(p).symbol === 'push:AMZN')).toBe(true);
     expect((await s.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
   });
 });

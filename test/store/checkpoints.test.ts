@@ -53,6 +53,7 @@ describe('save, list and get', () => {
     expect(meta.checksum).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
     expect(meta).toEqual({
       id: meta.id,
+      venue: '',
       symbol: 'BTCUSDT',
       createdAt: 1_700_000_123_456,
       tickCount: 17,

@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import { createHash, randomBytes } from 'node:crypto';
 
 const [dbPath, sqlitePath, configJson] = process.argv.slice(2);
-const { pragmas, insertSql, pruneSql, keepBySymbol, round } = JSON.parse(configJson);
+const { pragmas, insertSql, pruneSql, venue, keepBySymbol, round } = JSON.parse(configJson);
 const Database = createRequire(import.meta.url)(sqlitePath);
 const db = new Database(dbPath, { timeout: 5000 });
 for (const pragma of pragmas) db.pragma(pragma);
@@ -24,7 +24,7 @@ const insert = db.prepare(insertSql);
 const prune = db.prepare(pruneSql);
 const save = db.transaction((params) => {
   const id = Number(insert.run(params).lastInsertRowid);
-  prune.run({ symbol: params.symbol, offset: keepBySymbol[params.symbol] - 1 });
+  prune.run({ venue: params.venue, symbol: params.symbol, offset: keepBySymbol[params.symbol] - 1 });
   return id;
 });
 const symbols = Object.keys(keepBySymbol);
@@ -34,7 +34,7 @@ for (let i = 0; ; i++) {
   const checksum = createHash('sha256').update(payload).digest('hex');
   const symbol = symbols[i % symbols.length];
   const id = save.immediate({
-    symbol, createdAt: round * 1_000_000 + i, tickCount: i, configHash: 'crash-test', checksum,
+    venue, symbol, createdAt: round * 1_000_000 + i, tickCount: i, configHash: 'crash-test', checksum,
     payload, sizeBytes: payload.length, reason: 'interval',
   });
   // stdout to a pipe is synchronous on Linux: once write returns, the line is in the pipe
@@ -43,6 +43,8 @@ for (let i = 0; ; i++) {
 }
 `;
 
+/** The writer's streams are this venue's: `binance:BTCUSDT` and `binance:ETHUSDT`. */
+const VENUE = 'binance';
 /** BTCUSDT is kept in full; ETHUSDT keeps 3, which exercises pruning under kills. */
 const KEEP_BY_SYMBOL: Record<string, number> = { BTCUSDT: 1_000_000, ETHUSDT: 3 };
 const ROUNDS = 5;
@@ -72,6 +74,7 @@ function runAndKill(dbPath: string, round: number, delayMs: number): Promise<Com
     pragmas: WRITER_PRAGMAS,
     insertSql: CHECKPOINT_WRITE_SQL.insert,
     pruneSql: CHECKPOINT_WRITE_SQL.prune,
+    venue: VENUE,
     keepBySymbol: KEEP_BY_SYMBOL,
     round,
   });
@@ -132,13 +135,14 @@ describe('crash safety under SIGKILL', () => {
       for (const entry of committed.filter((c) => c.symbol === 'BTCUSDT')) {
         const stored = repository.get(entry.id);
         expect(stored, `${context}: id ${entry.id}`).not.toBeNull();
+        expect(stored!.meta.venue, `${context}: id ${entry.id}`).toBe(VENUE);
         expect(stored!.meta.checksum, `${context}: id ${entry.id}`).toBe(entry.checksum);
         expect(checksumOf(stored!.payload), `${context}: id ${entry.id}`).toBe(entry.checksum);
       }
 
       // Pruned symbol: what remains is exactly the newest K of all commits known, whether
       // reported or not (a kill between commit and print leaves one unreported row).
-      const present = repository.list('ETHUSDT');
+      const present = repository.list(`${VENUE}:ETHUSDT`);
       const reported = committed.filter((c) => c.symbol === 'ETHUSDT').map((c) => c.id);
       const known = [...new Set([...reported, ...present.map((meta) => meta.id)])].sort((a, b) => b - a);
       expect(
@@ -153,7 +157,9 @@ describe('crash safety under SIGKILL', () => {
       const unreported = allIds.filter((id) => !reportedIds.has(id));
       expect(unreported.length, context).toBeLessThanOrEqual(round + 1);
 
-      expect(repository.loadNewestValid('BTCUSDT', 'crash-test').skipped, context).toEqual([]);
+      const newest = repository.loadNewestValid(`${VENUE}:BTCUSDT`, 'crash-test');
+      expect(newest.skipped, context).toEqual([]);
+      expect(newest.checkpoint?.meta.venue, context).toBe(VENUE);
       db.close();
     }
   });

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -42,10 +42,10 @@ describe('the repo migrations', () => {
     const objects = db.prepare(`SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name`).all() as Array<{ type: string; name: string }>;
     expect(objects).toEqual([
       { type: 'table', name: 'checkpoints' },
-      { type: 'index', name: 'checkpoints_symbol_id' },
+      { type: 'index', name: 'checkpoints_stream_id' },
       { type: 'table', name: 'predictions' },
       { type: 'index', name: 'predictions_created_at' },
-      { type: 'index', name: 'predictions_symbol_ts' },
+      { type: 'index', name: 'predictions_stream_ts' },
       { type: 'table', name: 'schema_migrations' },
     ]);
     const rows = db.prepare('SELECT version, name, applied_at FROM schema_migrations').all() as Array<{
@@ -53,10 +53,53 @@ describe('the repo migrations', () => {
       name: string;
       applied_at: string;
     }>;
-    expect(rows).toHaveLength(1);
+    expect(rows).toHaveLength(2);
     expect(rows[0]).toMatchObject({ version: 1, name: 'initial' });
-    expect(Number.isNaN(Date.parse(rows[0].applied_at))).toBe(false);
+    expect(rows[1]).toMatchObject({ version: 2, name: 'stream_venue' });
+    for (const row of rows) expect(Number.isNaN(Date.parse(row.applied_at))).toBe(false);
+    const indexColumns = (index: string) => db.prepare(`SELECT name FROM pragma_index_info(?) ORDER BY seqno`).pluck().all(index);
+    expect(indexColumns('checkpoints_stream_id')).toEqual(['venue', 'symbol', 'id']);
+    expect(indexColumns('predictions_stream_ts')).toEqual(['venue', 'symbol', 'ts']);
     db.close();
+  });
+
+  it("002 keeps the rows written under 001, with venue ''", () => {
+    const repoMigrations = readMigrationFiles(defaultMigrationsDir());
+    const [initial, streamVenue] = repoMigrations;
+    expect(streamVenue).toMatchObject({ version: 2, name: 'stream_venue' });
+    copyFileSync(initial.path, join(migrationsDir, '001_initial.sql'));
+    const path = join(workDir, 'db.sqlite');
+    const before = openDatabase(path, { migrationsDir });
+    before
+      .prepare(
+        `INSERT INTO checkpoints (symbol, created_at, tick_count, config_hash, checksum, payload, size_bytes, reason)
+         VALUES ('BTCUSDT', 1700000000000, 42, 'cfg-a', ?, x'616263', 3, 'interval')`,
+      )
+      .run('a'.repeat(64));
+    before.prepare(`INSERT INTO predictions (symbol, ts, seq, model, probs, created_at) VALUES ('BTCUSDT', 1000.5, 7, 'rtrl', '[0.2,0.5,0.3]', 10)`).run();
+    before.close();
+
+    copyFileSync(streamVenue.path, join(migrationsDir, '002_stream_venue.sql'));
+    const after = openDatabase(path, { migrationsDir });
+    expect(after.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all()).toEqual([1, 2]);
+    expect(after.prepare('SELECT id, venue, symbol, created_at, tick_count, config_hash, checksum, hex(payload) AS payload, size_bytes, reason FROM checkpoints').all()).toEqual([
+      {
+        id: 1,
+        venue: '',
+        symbol: 'BTCUSDT',
+        created_at: 1_700_000_000_000,
+        tick_count: 42,
+        config_hash: 'cfg-a',
+        checksum: 'a'.repeat(64),
+        payload: '616263',
+        size_bytes: 3,
+        reason: 'interval',
+      },
+    ]);
+    expect(after.prepare('SELECT id, venue, symbol, ts, seq, model, probs, created_at FROM predictions').all()).toEqual([
+      { id: 1, venue: '', symbol: 'BTCUSDT', ts: 1000.5, seq: 7, model: 'rtrl', probs: '[0.2,0.5,0.3]', created_at: 10 },
+    ]);
+    after.close();
   });
 });
 

@@ -1,5 +1,5 @@
 // The live dashboard's client: one WebSocket on /v1/stream for predictions, two polls (status
-// every 2 s, the symbol's metrics every 3 s), uPlot for the charts. Plain JS served as-is, so
+// every 2 s, the selected stream's metrics every 3 s), uPlot for the charts. Plain JS served as-is, so
 // the service needs no browser build step.
 //
 // Memory stays flat over hours: the series live in fixed-capacity rings (series.js).
@@ -18,7 +18,7 @@ const WRONG_COLOUR = '#ff4d4f';
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  symbol: null,
+  stream: null,
   models: [],
   target: null,
   window: null,
@@ -172,7 +172,7 @@ function resetSymbolView(models, target, classNames) {
 }
 
 function applyPrediction(prediction) {
-  if (prediction.symbol !== state.symbol) return;
+  if (prediction.stream !== state.stream) return;
   const models = prediction.models.map((m) => m.model);
   if (!state.window || models.length !== state.models.length || models.some((name, m) => name !== state.models[m])) {
     // Probabilities are keyed by class name in the target's class order.
@@ -211,12 +211,18 @@ function onFrame(event) {
   else applyPrediction(message);
 }
 
+/** The REST path of a stream id (`venue:symbol`): the venue ends at the first colon. */
+function streamPath(stream) {
+  const colon = stream.indexOf(':');
+  return `/v1/streams/${encodeURIComponent(stream.slice(0, colon))}/${encodeURIComponent(stream.slice(colon + 1))}`;
+}
+
 /** The recent predictions the service still holds, then whatever arrived meanwhile. */
 async function backfill(symbol) {
   state.heldFrames = [];
   try {
-    const response = await fetch(`/v1/symbols/${encodeURIComponent(symbol)}/predictions?limit=${WINDOW}`);
-    if (response.ok && symbol === state.symbol) {
+    const response = await fetch(`${streamPath(symbol)}/predictions?limit=${WINDOW}`);
+    if (response.ok && symbol === state.stream) {
       const body = await response.json();
       for (const prediction of body.predictions) {
         if (prediction.models && prediction.localTs !== undefined) applyPrediction({ ...prediction, type: 'prediction' });
@@ -239,9 +245,9 @@ function subscribe(symbol) {
 }
 
 function selectSymbol(symbol) {
-  if (symbol === state.symbol) return;
-  const previous = state.symbol;
-  state.symbol = symbol;
+  if (symbol === state.stream) return;
+  const previous = state.stream;
+  state.stream = symbol;
   $('symbol-name').textContent = symbol;
   $('symbol-select').value = symbol;
   history.replaceState(null, '', `#${encodeURIComponent(symbol)}`);
@@ -264,7 +270,7 @@ function connect() {
     state.connectAttempt = 0;
     setConnection('live', state.reconnects > 0 ? `live · reconnected ×${state.reconnects}` : 'live');
     // The backfill brings the labels resolved during the gap with the predictions the service kept.
-    subscribe(state.symbol);
+    subscribe(state.stream);
   });
   socket.addEventListener('message', onFrame);
   socket.addEventListener('close', (event) => {
@@ -287,14 +293,14 @@ async function fetchJson(url) {
 
 function renderSymbols(symbols) {
   const select = $('symbol-select');
-  const names = symbols.map((s) => s.symbol);
+  const names = symbols.map((s) => s.stream);
   const current = [...select.options].map((o) => o.value);
   if (names.length !== current.length || names.some((name, i) => name !== current[i])) {
     select.replaceChildren(...names.map((name) => new Option(name, name)));
-    if (state.symbol) select.value = state.symbol;
+    if (state.stream) select.value = state.stream;
   }
   select.closest('label').hidden = names.length < 2;
-  if (!state.symbol && names.length > 0) {
+  if (!state.stream && names.length > 0) {
     const wanted = decodeURIComponent(location.hash.slice(1));
     selectSymbol(names.includes(wanted) ? wanted : names[0]);
   }
@@ -370,11 +376,11 @@ function accuracyRow(model, colour, rolling, overall, best, mixWeight) {
 
 /** Rolling accuracy is the engine's own prequential score, read from the metrics endpoint. */
 async function pollMetrics() {
-  const symbol = state.symbol;
+  const symbol = state.stream;
   if (!symbol) return;
   try {
-    const metrics = await fetchJson(`/v1/symbols/${encodeURIComponent(symbol)}/metrics`);
-    if (symbol !== state.symbol) return;
+    const metrics = await fetchJson(`${streamPath(symbol)}/metrics`);
+    if (symbol !== state.stream) return;
     const rollingWindow = metrics.models[0]?.rolling[0]?.window;
     $('accuracy-window').textContent = rollingWindow ? `last ${rollingWindow.toLocaleString()} scored` : '';
     const accuracies = metrics.models.map((m) => m.rolling[0]?.accuracy ?? -1);
