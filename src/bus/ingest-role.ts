@@ -1,8 +1,9 @@
-// `lob-rtrl serve --role ingest`: the configured live feeds (LOB_RTRL_FEEDS) written to the
-// NATS market-data log instead of an engine. Every message the venue mappers accept
+// `lob-rtrl serve --role ingest`: the configured live feeds (LOB_RTRL_FEEDS) and push ingest
+// (POST /v1/snapshots, WS /v1/ingest: src/bus/push-ingest.ts) written to the NATS market-data
+// log instead of an engine. Every message the venue mappers or the canonical edge accept
 // (snapshots, trades, disconnect markers) is published in arrival order per feed and counted
 // once JetStream acknowledged it; rejections stay here, counted. /healthz and /metrics answer
-// on the configured port. Push ingest over HTTP joins this role with the service's plugin graph.
+// on the configured port.
 import type { Logger } from 'pino';
 import { messageOf } from '../domain/json-edge.js';
 import { redactUrl } from '../domain/redact.js';
@@ -10,7 +11,8 @@ import { createLiveFeed, type LiveFeed } from '../ingest/live-client.js';
 import { venueById } from '../venues/registry.js';
 import type { BookDepth } from '../venues/types.js';
 import type { BusConfig } from './config.js';
-import { BusError, connectBus, MarketLogPublisher } from './market-log.js';
+import { connectBus, MarketLogPublisher } from './market-log.js';
+import { registerPushIngest, type PushIngestStats } from './push-ingest.js';
 import { startRoleServer } from './role-server.js';
 
 export interface IngestFeedConfig {
@@ -42,9 +44,10 @@ export async function startIngestRole(options: {
   host: string;
   port: number;
   logger: Logger;
+  /** Push ingest: the edge limits and the token of the service's own ingest routes. */
+  push: { readonly maxBatch: number; readonly token?: string; readonly maxClockSkewMs: number; readonly bodyLimit: number };
 }): Promise<IngestRole> {
   const { logger } = options;
-  if (options.feeds.length === 0) throw new BusError('feeds (LOB_RTRL_FEEDS): role ingest needs at least one feed');
   const bus = await connectBus(options.bus, { name: 'lob-rtrl ingest' });
   let stopping = false;
   const running: RunningFeed[] = options.feeds.map((config) => {
@@ -73,11 +76,17 @@ export async function startIngestRole(options: {
     return entry;
   });
   logger.info({ feeds: options.feeds.map((feed) => ({ venue: feed.venue, url: redactUrl(feed.url), symbols: feed.symbols })) }, 'ingest publishing to the market-data log');
+  const pushPublisher = new MarketLogPublisher(bus);
+  let push: PushIngestStats = { published: 0, rejected: 0 };
 
   const server = await startRoleServer({
     role: 'ingest',
     host: options.host,
     port: options.port,
+    bodyLimit: options.push.bodyLimit,
+    routes: async (app) => {
+      push = await registerPushIngest(app, { publisher: pushPublisher, levels: options.levels, now: Date.now, ...options.push });
+    },
     health: () => ({ feeds: running.map(({ config, feed }) => ({ venue: config.venue, connected: feed.stats.connected, synced: feed.stats.synced })) }),
     metrics: () => [
       '# HELP lob_rtrl_bus_published_total Market messages JetStream acknowledged, per feed.',
@@ -92,6 +101,12 @@ export async function startIngestRole(options: {
       "# HELP lob_rtrl_feed_connected 1 while the feed's websocket is open.",
       '# TYPE lob_rtrl_feed_connected gauge',
       ...running.map(({ config, feed }) => `lob_rtrl_feed_connected{venue="${config.venue}"} ${feed.stats.connected ? 1 : 0}`),
+      '# HELP lob_rtrl_push_published_total Pushed messages (POST /v1/snapshots, WS /v1/ingest) JetStream acknowledged.',
+      '# TYPE lob_rtrl_push_published_total counter',
+      `lob_rtrl_push_published_total ${push.published}`,
+      '# HELP lob_rtrl_push_rejected_total Pushed messages refused at the edge (never published).',
+      '# TYPE lob_rtrl_push_rejected_total counter',
+      `lob_rtrl_push_rejected_total ${push.rejected}`,
     ],
   });
   return {

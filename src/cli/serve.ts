@@ -49,7 +49,7 @@ export function registerServeCommand(program: Command): void {
     .option('--seed <n>', 'initialisation seed (LOB_RTRL_SEED)')
     .option('--kernel <kernel>', 'RTRL kernel: auto|js|native (LOB_RTRL_KERNEL)')
     .option('--workers <n>', 'worker threads the symbols are spread over (LOB_RTRL_WORKERS; default one per core; 0 or 1: all on the main thread)')
-    .option('--role <role>', 'all (the embedded single process) | ingest (feeds to the NATS market-data log) | worker (consume its partitions; LOB_RTRL_ROLE)')
+    .option('--role <role>', 'all (the embedded single process) | ingest (feeds and push ingest to the NATS market-data log) | worker (consume its partitions; LOB_RTRL_ROLE)')
     .option('--nats-url <url>', 'NATS servers for the distributed roles (LOB_RTRL_NATS_URL)')
     .action(async (flags: ServeFlags) => {
       let config: ServiceConfig;
@@ -134,7 +134,15 @@ async function serveBusRole(config: ServiceConfig, roleName: 'ingest' | 'worker'
     role =
       roleName === 'worker'
         ? await startWorkerRole({ bus: config, engine: engineConfigOf(config), host: config.host, port: config.port, logger })
-        : await startIngestRole({ bus: config, feeds: config.feeds, levels: config.levels, host: config.host, port: config.port, logger });
+        : await startIngestRole({
+            bus: config,
+            feeds: config.feeds,
+            levels: config.levels,
+            host: config.host,
+            port: config.port,
+            logger,
+            push: { maxBatch: config.ingestMaxBatch, token: config.token, maxClockSkewMs: config.clockSkewSeconds * 1000, bodyLimit: config.bodyLimitBytes },
+          });
   } catch (error) {
     if (error instanceof BusError) throw new UsageError(error.message);
     throw error;

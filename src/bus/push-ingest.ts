@@ -1,0 +1,125 @@
+// Push ingest on the ingest role: canonical messages POSTed to /v1/snapshots or sent over WS
+// /v1/ingest go to the market-data log instead of an engine, into the streams of the venue the
+// producer names (`?venue=`, default `push`). The edge checks are the service's own (bounded
+// JSON, the canonical schema, book soundness, the receive clock's skew, order per stream);
+// a message is acknowledged once JetStream stored it. Its receive time is the message's own ts,
+// so the log's message ids are a function of what was pushed: a producer that sends a body again
+// (a lost answer, a restarted ingest) has it stored once.
+import fastifyWebsocket from '@fastify/websocket';
+import type { FastifyInstance } from 'fastify';
+import type { WebSocket } from 'ws';
+import { z } from 'zod';
+import { parseJsonBounded } from '../domain/json-edge.js';
+import { describeIssues } from '../domain/schemas.js';
+import { inStream, PUSH_VENUE, streamIdOf, venueSchema } from '../domain/stream.js';
+import { requireToken } from '../http/auth.js';
+import { CanonicalMapper } from '../venues/canonical.js';
+import type { MarketLogPublisher } from './market-log.js';
+
+export interface PushIngestOptions {
+  readonly publisher: MarketLogPublisher;
+  readonly levels: number;
+  /** Messages per body or frame. */
+  readonly maxBatch: number;
+  /** Bearer token the routes require; unset: open, as the service's ingest without a token. */
+  readonly token?: string;
+  /** How far a pushed ts may run ahead of the receive clock, ms. */
+  readonly maxClockSkewMs: number;
+  readonly now: () => number;
+}
+
+export interface PushIngestOutcome {
+  readonly accepted: Array<{ stream: string; venue: string; symbol: string; seq: number }>;
+  trades: number;
+  readonly rejected: Array<{ reason: string; detail: string }>;
+}
+
+export interface PushIngestStats {
+  published: number;
+  rejected: number;
+}
+
+const venueQuery = z.object({ venue: venueSchema.default(PUSH_VENUE) });
+
+/** Registers POST /v1/snapshots and WS /v1/ingest on `app`; returns their counters. */
+export async function registerPushIngest(app: FastifyInstance, options: PushIngestOptions): Promise<PushIngestStats> {
+  const mapper = new CanonicalMapper({ levels: options.levels, maxBatch: options.maxBatch, maxClockSkewMs: options.maxClockSkewMs });
+  const stats: PushIngestStats = { published: 0, rejected: 0 };
+  // One body or frame at a time: the log then holds each stream's messages in the order the
+  // ordering check passed them, whichever producer they came from.
+  let turn: Promise<unknown> = Promise.resolve();
+  const ingest = (value: unknown, venue: string): Promise<PushIngestOutcome> => {
+    const run = turn.then(() => publishAll(value, venue));
+    turn = run.catch(() => {});
+    return run;
+  };
+
+  const publishAll = async (value: unknown, venue: string): Promise<PushIngestOutcome> => {
+    const outcome: PushIngestOutcome = { accepted: [], trades: 0, rejected: [] };
+    const batch = mapper.batchOf(value);
+    if (!batch.ok) {
+      stats.rejected++;
+      outcome.rejected.push({ reason: batch.rejection.reason, detail: batch.rejection.detail });
+      return outcome;
+    }
+    const receivedAt = options.now();
+    for (let i = 0; i < batch.elements.length; i++) {
+      const index = batch.single ? undefined : i;
+      const checked = mapper.validate(batch.elements[i], receivedAt, index);
+      // Ordered per stream (venue:symbol), as the service orders them; published under the venue's own symbol.
+      const ordered = checked.type === 'rejected' ? checked : mapper.order(inStream(venue, checked) as typeof checked, batch.elements[i], index);
+      if (checked.type === 'rejected' || ordered.type === 'rejected') {
+        const rejection = ordered.type === 'rejected' ? ordered : checked;
+        if (rejection.type === 'rejected') outcome.rejected.push({ reason: rejection.reason, detail: rejection.detail });
+        stats.rejected++;
+        continue;
+      }
+      const message = { ...checked, localTs: checked.ts };
+      const [ack] = await options.publisher.publish(venue, message);
+      stats.published++;
+      if (message.type === 'trade') outcome.trades++;
+      else outcome.accepted.push({ stream: streamIdOf(venue, message.symbol), venue, symbol: message.symbol, seq: message.seq ?? ack.seq });
+    }
+    return outcome;
+  };
+
+  const authorise = requireToken(options.token);
+  const venueOf = (query: unknown): { venue: string } | { error: string } => {
+    const parsed = venueQuery.safeParse(query ?? {});
+    return parsed.success ? parsed.data : { error: describeIssues(parsed.error) };
+  };
+
+  app.post('/v1/snapshots', { preHandler: authorise }, async (request, reply) => {
+    const venue = venueOf(request.query);
+    if ('error' in venue) return reply.code(400).send({ error: 'Bad Request', message: `query: ${venue.error}` });
+    const outcome = await ingest(request.body, venue.venue);
+    return reply.code(outcome.rejected.length > 0 ? 400 : 200).send(outcome);
+  });
+
+  await app.register(fastifyWebsocket);
+  app.get('/v1/ingest', { websocket: true, preHandler: authorise }, (socket: WebSocket, request) => {
+    const venue = venueOf(request.query);
+    if ('error' in venue) {
+      socket.close(1008, `query: ${venue.error}`.slice(0, 120));
+      return;
+    }
+    let frames = 0;
+    socket.on('message', (data: Buffer) => {
+      const frame = ++frames;
+      const parsed = parseJsonBounded(data.toString('utf8'), `frame ${frame}`);
+      if (!parsed.ok) {
+        stats.rejected++;
+        socket.send(JSON.stringify({ type: 'error', frame, reason: parsed.reason, detail: parsed.detail }));
+        return;
+      }
+      void ingest(parsed.value, venue.venue).then(
+        (outcome) => {
+          for (const problem of outcome.rejected) socket.send(JSON.stringify({ type: 'error', frame, ...problem }));
+          socket.send(JSON.stringify({ type: 'ack', frame, accepted: outcome.accepted, ...(outcome.trades > 0 ? { trades: outcome.trades } : {}) }));
+        },
+        (error: unknown) => socket.close(1011, `the market-data log refused frame ${frame}: ${String(error)}`.slice(0, 120)),
+      );
+    });
+  });
+  return stats;
+}
