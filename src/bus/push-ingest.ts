@@ -14,6 +14,7 @@ import { describeIssues } from '../domain/schemas.js';
 import { inStream, PUSH_VENUE, streamIdOf, venueSchema } from '../domain/stream.js';
 import { requireToken } from '../http/auth.js';
 import { CanonicalMapper } from '../venues/canonical.js';
+import type { IngestOutcome } from '../service/runtime.js';
 import type { MarketLogPublisher } from './market-log.js';
 
 export interface PushIngestOptions {
@@ -28,11 +29,8 @@ export interface PushIngestOptions {
   readonly now: () => number;
 }
 
-export interface PushIngestOutcome {
-  readonly accepted: Array<{ stream: string; venue: string; symbol: string; seq: number }>;
-  trades: number;
-  readonly rejected: Array<{ reason: string; detail: string }>;
-}
+/** What a body or frame came to: the service's own ingest answer. */
+export type PushIngestOutcome = IngestOutcome;
 
 export interface PushIngestStats {
   published: number;

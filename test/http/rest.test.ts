@@ -1,7 +1,7 @@
 // Every REST route through `app.inject`, on a runtime without feeds fed the real AMZN excerpt
 // (fixtures/canonical: the first 300 LOBSTER snapshots of 2012-06-21), success and each
 // failure the route can give.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -9,19 +9,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/http/app.js';
 import { loadServiceConfig } from '../../src/service/config.js';
 import { ServiceRuntime } from '../../src/service/runtime.js';
+import { amznSnapshots } from '../setup/canonical-fixture.js';
 
-const fixture = join(import.meta.dirname, '../../fixtures/canonical/amzn-2012-06-21-first300.jsonl');
-interface CanonicalLine {
-  symbol: string;
-  ts: number;
-  seq: number;
-  bids: [number, number][];
-  asks: [number, number][];
-}
-const snapshots: CanonicalLine[] = readFileSync(fixture, 'utf8')
-  .split('\n')
-  .filter(Boolean)
-  .map((line) => JSON.parse(line) as CanonicalLine);
+const snapshots = amznSnapshots();
 
 const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 const token = 'a-test-token-of-32-characters-xx';

@@ -2,7 +2,7 @@
 // beside a live feed) trains two learners that never see each other's books, in the engine, on
 // worker threads, in checkpoints, over REST, on the WebSocket stream and in /metrics; and a
 // database written before streams had venues resumes where it stopped.
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -18,19 +18,9 @@ import { CheckpointRepository } from '../../src/store/checkpoints.js';
 import { openDatabase } from '../../src/store/database.js';
 import { defaultMigrationsDir } from '../../src/store/migrations.js';
 import { parseCanonical } from '../../src/venues/canonical.js';
+import { amznSnapshots } from '../setup/canonical-fixture.js';
 
-const fixture = join(import.meta.dirname, '../../fixtures/canonical/amzn-2012-06-21-first300.jsonl');
-interface CanonicalLine {
-  symbol: string;
-  ts: number;
-  seq: number;
-  bids: [number, number][];
-  asks: [number, number][];
-}
-const lines: CanonicalLine[] = readFileSync(fixture, 'utf8')
-  .split('\n')
-  .filter(Boolean)
-  .map((line) => JSON.parse(line) as CanonicalLine);
+const lines = amznSnapshots();
 // Two different books under one symbol: the first 150 snapshots and the last 150 (re-sequenced).
 const first = lines.slice(0, 150).map((line, i) => ({ ...line, symbol: 'BTCUSDT', seq: i + 1 }));
 const second = lines.slice(150).map((line, i) => ({ ...line, symbol: 'BTCUSDT', seq: i + 1, ts: first[i].ts }));
