@@ -928,8 +928,9 @@ export class ServiceRuntime {
   }
 
   /**
-   * The one entry into the engine for live and pushed data. With workers the prediction comes
-   * later (to the ring, the stream and the listeners), so this returns null.
+   * The one entry into the engine for live and pushed data, already in their streams (their
+   * symbol qualified by `inStream`). With workers the prediction comes later (to the ring, the
+   * stream and the listeners), so this returns null.
    */
   process(message: MarketMessage): Prediction | null {
     this.noteMessage(message);
