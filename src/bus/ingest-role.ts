@@ -45,7 +45,7 @@ export async function startIngestRole(options: {
   port: number;
   logger: Logger;
   /** Push ingest: the edge limits and the token of the service's own ingest routes. */
-  push: { readonly maxBatch: number; readonly token?: string; readonly maxClockSkewMs: number; readonly bodyLimit: number };
+  push: { readonly maxBatch: number; readonly token?: string; readonly maxClockSkewMs: number; readonly bodyLimit: number; readonly maxConnections: number };
 }): Promise<IngestRole> {
   const { logger } = options;
   const bus = await connectBus(options.bus, { name: 'lob-rtrl ingest' });
@@ -77,7 +77,7 @@ export async function startIngestRole(options: {
   });
   logger.info({ feeds: options.feeds.map((feed) => ({ venue: feed.venue, url: redactUrl(feed.url), symbols: feed.symbols })) }, 'ingest publishing to the market-data log');
   const pushPublisher = new MarketLogPublisher(bus);
-  let push: PushIngestStats = { published: 0, rejected: 0 };
+  let push: PushIngestStats = { published: 0, rejected: 0, refused: 0 };
 
   const server = await startRoleServer({
     role: 'ingest',
@@ -107,6 +107,9 @@ export async function startIngestRole(options: {
       '# HELP lob_rtrl_push_rejected_total Pushed messages refused at the edge (never published).',
       '# TYPE lob_rtrl_push_rejected_total counter',
       `lob_rtrl_push_rejected_total ${push.rejected}`,
+      '# HELP lob_rtrl_push_refused_total Push requests and connections refused over maxIngestConnections.',
+      '# TYPE lob_rtrl_push_refused_total counter',
+      `lob_rtrl_push_refused_total ${push.refused}`,
     ],
   });
   return {

@@ -6,7 +6,7 @@
 // so the log's message ids are a function of what was pushed: a producer that sends a body again
 // (a lost answer, a restarted ingest) has it stored once.
 import fastifyWebsocket from '@fastify/websocket';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { parseJsonBounded } from '../domain/json-edge.js';
@@ -26,6 +26,8 @@ export interface PushIngestOptions {
   readonly token?: string;
   /** How far a pushed ts may run ahead of the receive clock, ms. */
   readonly maxClockSkewMs: number;
+  /** Open WS connections plus POST bodies in progress; more are answered 503, as by the service. */
+  readonly maxConnections: number;
   readonly now: () => number;
 }
 
@@ -35,14 +37,28 @@ export type PushIngestOutcome = IngestOutcome;
 export interface PushIngestStats {
   published: number;
   rejected: number;
+  /** Requests and connections refused over `maxConnections`. */
+  refused: number;
 }
+
+/** Frames of one connection read and not yet answered: past this its socket is not read, so a fast producer waits instead of queueing without bound. */
+const UNANSWERED_FRAMES = 2;
 
 const venueQuery = z.object({ venue: venueSchema.default(PUSH_VENUE) });
 
 /** Registers POST /v1/snapshots and WS /v1/ingest on `app`; returns their counters. */
 export async function registerPushIngest(app: FastifyInstance, options: PushIngestOptions): Promise<PushIngestStats> {
   const mapper = new CanonicalMapper({ levels: options.levels, maxBatch: options.maxBatch, maxClockSkewMs: options.maxClockSkewMs });
-  const stats: PushIngestStats = { published: 0, rejected: 0 };
+  const stats: PushIngestStats = { published: 0, rejected: 0, refused: 0 };
+  let open = 0;
+  const refuseOverLimit = async (_request: unknown, reply: FastifyReply) => {
+    if (open < options.maxConnections) return;
+    stats.refused++;
+    return reply
+      .code(503)
+      .header('retry-after', '1')
+      .send({ error: 'Service Unavailable', message: `${options.maxConnections} ingest connections and requests are open; try again later` });
+  };
   // One body or frame at a time: the log then holds each stream's messages in the order the
   // ordering check passed them, whichever producer they came from.
   let turn: Promise<unknown> = Promise.resolve();
@@ -87,21 +103,32 @@ export async function registerPushIngest(app: FastifyInstance, options: PushInge
     return parsed.success ? parsed.data : { error: describeIssues(parsed.error) };
   };
 
-  app.post('/v1/snapshots', { preHandler: authorise }, async (request, reply) => {
+  app.post('/v1/snapshots', { preHandler: [authorise, refuseOverLimit] }, async (request, reply) => {
     const venue = venueOf(request.query);
     if ('error' in venue) return reply.code(400).send({ error: 'Bad Request', message: `query: ${venue.error}` });
-    const outcome = await ingest(request.body, venue.venue);
-    return reply.code(outcome.rejected.length > 0 ? 400 : 200).send(outcome);
+    open++;
+    try {
+      const outcome = await ingest(request.body, venue.venue);
+      return await reply.code(outcome.rejected.length > 0 ? 400 : 200).send(outcome);
+    } finally {
+      open--;
+    }
   });
 
   await app.register(fastifyWebsocket);
-  app.get('/v1/ingest', { websocket: true, preHandler: authorise }, (socket: WebSocket, request) => {
+  app.get('/v1/ingest', { websocket: true, preHandler: [authorise, refuseOverLimit] }, (socket: WebSocket, request) => {
     const venue = venueOf(request.query);
     if ('error' in venue) {
       socket.close(1008, `query: ${venue.error}`.slice(0, 120));
       return;
     }
+    open++;
+    socket.on('close', () => open--);
     let frames = 0;
+    let unanswered = 0;
+    const answered = () => {
+      if (--unanswered < UNANSWERED_FRAMES) socket.resume();
+    };
     socket.on('message', (data: Buffer) => {
       const frame = ++frames;
       const parsed = parseJsonBounded(data.toString('utf8'), `frame ${frame}`);
@@ -110,10 +137,12 @@ export async function registerPushIngest(app: FastifyInstance, options: PushInge
         socket.send(JSON.stringify({ type: 'error', frame, reason: parsed.reason, detail: parsed.detail }));
         return;
       }
+      if (++unanswered >= UNANSWERED_FRAMES) socket.pause();
       void ingest(parsed.value, venue.venue).then(
         (outcome) => {
           for (const problem of outcome.rejected) socket.send(JSON.stringify({ type: 'error', frame, ...problem }));
           socket.send(JSON.stringify({ type: 'ack', frame, accepted: outcome.accepted, ...(outcome.trades > 0 ? { trades: outcome.trades } : {}) }));
+          answered();
         },
         (error: unknown) => socket.close(1011, `the market-data log refused frame ${frame}: ${String(error)}`.slice(0, 120)),
       );

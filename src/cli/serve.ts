@@ -141,7 +141,13 @@ async function serveBusRole(config: ServiceConfig, roleName: 'ingest' | 'worker'
             host: config.host,
             port: config.port,
             logger,
-            push: { maxBatch: config.ingestMaxBatch, token: config.token, maxClockSkewMs: config.clockSkewSeconds * 1000, bodyLimit: config.bodyLimitBytes },
+            push: {
+              maxBatch: config.ingestMaxBatch,
+              token: config.token,
+              maxClockSkewMs: config.clockSkewSeconds * 1000,
+              bodyLimit: config.bodyLimitBytes,
+              maxConnections: config.maxIngestConnections,
+            },
           });
   } catch (error) {
     if (error instanceof BusError) throw new UsageError(error.message);

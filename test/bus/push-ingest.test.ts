@@ -44,7 +44,7 @@ function ingestRole(): Promise<IngestRole> {
     host: '127.0.0.1',
     port: 0,
     logger: silent,
-    push: { maxBatch: 100, token, maxClockSkewMs: Number.POSITIVE_INFINITY, bodyLimit: 1 << 20 },
+    push: { maxBatch: 100, token, maxClockSkewMs: Number.POSITIVE_INFINITY, bodyLimit: 1 << 20, maxConnections: 4 },
   });
 }
 
@@ -101,10 +101,35 @@ describe('push ingest on the ingest role', () => {
         frame: 1,
         accepted: lines.slice(20, 25).map((line) => ({ stream: 'okx:AMZN', venue: 'okx', symbol: 'AMZN', seq: line.seq })),
       });
+
+      // A producer sending faster than the log stores is paused, not buffered: every frame is answered, in order.
+      const acks: number[] = [];
+      const allAcked = new Promise<void>((resolve) =>
+        socket.on('message', (data) => {
+          const reply = JSON.parse(String(data)) as { type: string; frame: number };
+          if (reply.type === 'ack') acks.push(reply.frame);
+          if (acks.length === 30) resolve();
+        }),
+      );
+      for (let k = 0; k < 30; k++) socket.send(JSON.stringify({ ...lines[100 + k], symbol: 'FAST' }));
+      await allAcked;
+      expect(acks).toEqual(Array.from({ length: 30 }, (_, k) => k + 2));
+
+      // Over the cap (4 here: this socket and three more), further connections and bodies get 503.
+      const others = await Promise.all(
+        [1, 2, 3].map(async () => {
+          const other = new WebSocket(`${first.address.replace('http', 'ws')}/v1/ingest`, { headers: { authorization: `Bearer ${token}` } });
+          await new Promise((resolve) => other.once('open', resolve));
+          return other;
+        }),
+      );
+      expect((await post(first, lines[200], '?venue=okx')).status).toBe(503);
+      for (const other of others) other.close();
       socket.close();
 
       const metrics = await fetch(`${first.address}/metrics`).then((response) => response.text());
-      expect(metrics).toContain('lob_rtrl_push_published_total 26');
+      expect(metrics).toContain('lob_rtrl_push_published_total 56');
+      expect(metrics).toContain('lob_rtrl_push_refused_total 1');
       expect(metrics).toContain('lob_rtrl_push_rejected_total 2');
     } finally {
       await first.close();
