@@ -9,6 +9,7 @@
 //   disconnect {"type":"disconnect","venue","symbol"|null,"localTs","reason"}
 // The log is an edge like any other: another process (or another tool) wrote it, so a worker
 // validates every message and counts what it rejects.
+import { venueSchema } from '../domain/stream.js';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { parseJsonBounded } from '../domain/json-edge.js';
@@ -21,8 +22,6 @@ export interface LoggedMessage {
   readonly venue: string;
   readonly message: BookSnapshot | Trade | OrderEvent | Disconnect;
 }
-
-const venueSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, { message: 'must be a venue id (a-z 0-9 -, up to 32)' });
 
 const orderEventSchema = z.object({
   type: z.literal('order_event'),

@@ -8,10 +8,10 @@
 import fastifyWebsocket from '@fastify/websocket';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { WebSocket } from 'ws';
-import { z } from 'zod';
 import { parseJsonBounded } from '../domain/json-edge.js';
 import { describeIssues } from '../domain/schemas.js';
-import { inStream, PUSH_VENUE, streamIdOf, venueSchema } from '../domain/stream.js';
+import { inStream, namedStream, streamIdOf } from '../domain/stream.js';
+import { ingestQuery } from '../http/api-schemas.js';
 import { requireToken } from '../http/auth.js';
 import { CanonicalMapper } from '../venues/canonical.js';
 import type { IngestOutcome } from '../service/runtime.js';
@@ -31,9 +31,6 @@ export interface PushIngestOptions {
   readonly now: () => number;
 }
 
-/** What a body or frame came to: the service's own ingest answer. */
-export type PushIngestOutcome = IngestOutcome;
-
 export interface PushIngestStats {
   published: number;
   rejected: number;
@@ -43,8 +40,6 @@ export interface PushIngestStats {
 
 /** Frames of one connection read and not yet answered: past this its socket is not read, so a fast producer waits instead of queueing without bound. */
 const UNANSWERED_FRAMES = 2;
-
-const venueQuery = z.object({ venue: venueSchema.default(PUSH_VENUE) });
 
 /** Registers POST /v1/snapshots and WS /v1/ingest on `app`; returns their counters. */
 export async function registerPushIngest(app: FastifyInstance, options: PushIngestOptions): Promise<PushIngestStats> {
@@ -62,14 +57,14 @@ export async function registerPushIngest(app: FastifyInstance, options: PushInge
   // One body or frame at a time: the log then holds each stream's messages in the order the
   // ordering check passed them, whichever producer they came from.
   let turn: Promise<unknown> = Promise.resolve();
-  const ingest = (value: unknown, venue: string): Promise<PushIngestOutcome> => {
+  const ingest = (value: unknown, venue: string): Promise<IngestOutcome> => {
     const run = turn.then(() => publishAll(value, venue));
     turn = run.catch(() => {});
     return run;
   };
 
-  const publishAll = async (value: unknown, venue: string): Promise<PushIngestOutcome> => {
-    const outcome: PushIngestOutcome = { accepted: [], trades: 0, rejected: [] };
+  const publishAll = async (value: unknown, venue: string): Promise<IngestOutcome> => {
+    const outcome: IngestOutcome = { accepted: [], trades: 0, rejected: [] };
     const batch = mapper.batchOf(value);
     if (!batch.ok) {
       stats.rejected++;
@@ -81,25 +76,25 @@ export async function registerPushIngest(app: FastifyInstance, options: PushInge
       const index = batch.single ? undefined : i;
       const checked = mapper.validate(batch.elements[i], receivedAt, index);
       // Ordered per stream (venue:symbol), as the service orders them; published under the venue's own symbol.
-      const ordered = checked.type === 'rejected' ? checked : mapper.order(inStream(venue, checked) as typeof checked, batch.elements[i], index);
-      if (checked.type === 'rejected' || ordered.type === 'rejected') {
-        const rejection = ordered.type === 'rejected' ? ordered : checked;
-        if (rejection.type === 'rejected') outcome.rejected.push({ reason: rejection.reason, detail: rejection.detail });
+      const verdict = checked.type === 'rejected' ? checked : mapper.order(inStream(venue, checked) as typeof checked, batch.elements[i], index);
+      if (verdict.type === 'rejected') {
+        outcome.rejected.push({ reason: verdict.reason, detail: verdict.detail });
         stats.rejected++;
         continue;
       }
-      const message = { ...checked, localTs: checked.ts };
+      const accepted = checked as typeof verdict;
+      const message = { ...accepted, localTs: accepted.ts };
       const [ack] = await options.publisher.publish(venue, message);
       stats.published++;
       if (message.type === 'trade') outcome.trades++;
-      else outcome.accepted.push({ stream: streamIdOf(venue, message.symbol), venue, symbol: message.symbol, seq: message.seq ?? ack.seq });
+      else outcome.accepted.push({ ...namedStream(streamIdOf(venue, message.symbol)), seq: message.seq ?? ack.seq });
     }
     return outcome;
   };
 
   const authorise = requireToken(options.token);
   const venueOf = (query: unknown): { venue: string } | { error: string } => {
-    const parsed = venueQuery.safeParse(query ?? {});
+    const parsed = ingestQuery.safeParse(query ?? {});
     return parsed.success ? parsed.data : { error: describeIssues(parsed.error) };
   };
 

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { engineConfigHash } from '../engine/config.js';
-import { splitStreamId } from '../domain/stream.js';
+import { splitStreamId, streamIdOf } from '../domain/stream.js';
 import { CheckpointRepository, type CheckpointMeta, type ImportResult } from '../store/checkpoints.js';
 import { openDatabase } from '../store/database.js';
 import { ConfigError, engineConfigOf, loadServiceConfig, type ServiceConfig } from '../service/config.js';
@@ -63,7 +63,7 @@ export function exportCheckpoints(db: string, out: string, symbol?: string): { r
   const partial = `${out}.partial`;
   writeFileSync(partial, `${JSON.stringify(records, null, 1)}\n`);
   renameSync(partial, out);
-  return { records: records.length, symbols: [...new Set(records.map((record) => (record.venue === '' ? record.symbol : `${record.venue}:${record.symbol}`)))] };
+  return { records: records.length, symbols: [...new Set(records.map((record) => streamIdOf(record.venue, record.symbol)))] };
 }
 
 /**

@@ -24,8 +24,15 @@ export interface StreamName {
   readonly symbol: string;
 }
 
+/** The inverse of `splitStreamId`: a stream of venue '' (from before streams had venues) is named by its bare symbol. */
 export function streamIdOf(venue: string, symbol: string): StreamId {
-  return `${venue}:${symbol}`;
+  return venue === '' ? symbol : `${venue}:${symbol}`;
+}
+
+/** How every answer about a stream names it: its id and its two parts. */
+export function namedStream(id: StreamId): { stream: StreamId; venue: string; symbol: string } {
+  const { venue, symbol } = splitStreamId(id);
+  return { stream: id, venue, symbol };
 }
 
 const QUALIFIED = /^([a-z0-9][a-z0-9-]{0,31}):(.+)$/s;

@@ -1,7 +1,7 @@
 // The one pipeline below the entry points: canonical messages in, predictions out to sinks.
 // `serve` and `replay` differ only in the source that feeds `process`, the clock they pass and
 // the sinks they attach.
-import { isOfVenue } from '../domain/stream.js';
+import { reachedBy } from '../domain/stream.js';
 import type { MarketMessage, RejectReason } from '../domain/types.js';
 import { modelName } from '../model/factory.js';
 import { classNames } from '../model/targets.js';
@@ -135,8 +135,7 @@ export class Engine {
       case 'disconnect':
         this.counters.disconnects++;
         if (message.symbol === null) {
-          const venue = message.venue;
-          for (const engine of this.symbols.values()) if (venue === undefined || isOfVenue(engine.symbol, venue)) engine.onDisconnect();
+          for (const engine of this.symbols.values()) if (reachedBy(message, engine.symbol)) engine.onDisconnect();
         } else {
           this.symbols.get(message.symbol)?.onDisconnect();
         }

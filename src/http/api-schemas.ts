@@ -2,6 +2,7 @@
 // generated clients are typed by them, and fastify serialises with them (unknown keys never
 // leak out). The WebSocket messages of /v1/stream and /v1/ingest are here too, for the message
 // reference at /v1/asyncapi.json.
+import { validatorCompiler } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { canonicalMessageSchema, SYMBOL_PATTERN, symbolSchema } from '../domain/schemas.js';
 import { PUSH_VENUE, VENUE_PATTERN, venueSchema } from '../domain/stream.js';
@@ -149,6 +150,15 @@ export const ingestQuery = z.object({
     ),
 });
 export type IngestQuery = z.infer<typeof ingestQuery>;
+
+/**
+ * A route's own zod validator, for a route that sets `validatorCompiler` (fastify then skips the
+ * app's): the WebSocket routes, on apps built without the zod compiler too, and POST
+ * /v1/snapshots for every part but its body.
+ */
+export function zodValidator(route: { schema: unknown }): ReturnType<typeof validatorCompiler> {
+  return validatorCompiler(route as Parameters<typeof validatorCompiler>[0]);
+}
 
 export const ingestOutcomeResponse = z.object({
   accepted: z.array(z.object({ ...streamFields, seq: z.number() })).describe('snapshots that made a prediction, in the order sent'),

@@ -4,7 +4,7 @@
 // Every asset is read once when the plugin registers and answered from memory: the page, its
 // script and stylesheet (src/http/dashboard/) and uPlot's own build from node_modules, so the
 // page works offline and nothing is ever fetched from another origin (the CSP says so too).
-import { splitStreamId } from '../domain/stream.js';
+import { namedStream } from '../domain/stream.js';
 import { currentRtrlKernel } from '../model/kernels/select.js';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
@@ -89,7 +89,7 @@ export function serviceStatus(service: Pick<FastifyInstance, 'streams' | 'feeds'
       stepLatencyUs: { p50: latency.quantile(0.5), p99: latency.quantile(0.99), max: latency.count > 0 ? latency.maxUs : null },
     },
     stream: { subscribers: stream.subscribers, conflated: stream.conflated, dropped: stream.dropped },
-    symbols: service.streams.list().map((s) => ({ stream: s.symbol, ...splitStreamId(s.symbol), ticks: s.ticks, models: s.modelNames, target: s.targetName })),
+    symbols: service.streams.list().map((s) => ({ ...namedStream(s.symbol), ticks: s.ticks, models: s.modelNames, target: s.targetName })),
   };
 }
 

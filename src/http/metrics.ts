@@ -63,11 +63,6 @@ class EngineHistogram extends Histogram {
   }
 }
 
-/** A stream's labels: its venue and the venue's symbol, so a query can select either. */
-function streamLabels(stream: string): { venue: string; symbol: string } {
-  return splitStreamId(stream);
-}
-
 /** Bounds printed with 6 significant digits: the same text from every instance, so they aggregate. */
 function roundBound(seconds: number): number {
   return Number(seconds.toPrecision(6));
@@ -113,7 +108,7 @@ export function createServiceMetrics(service: MetricsSources): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const symbol of streams.list()) this.inc(streamLabels(symbol.symbol), symbol.ticksThisProcess);
+      for (const symbol of streams.list()) this.inc(splitStreamId(symbol.symbol), symbol.ticksThisProcess);
     },
   });
 
@@ -124,7 +119,7 @@ export function createServiceMetrics(service: MetricsSources): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const symbol of streams.list()) this.set(streamLabels(symbol.symbol), symbol.ticks);
+      for (const symbol of streams.list()) this.set(splitStreamId(symbol.symbol), symbol.ticks);
     },
   });
 
@@ -147,7 +142,7 @@ export function createServiceMetrics(service: MetricsSources): Registry {
       for (const symbol of await currentScores()) {
         for (const model of symbol.models)
           for (const rolling of model.rolling)
-            if (rolling.n > 0) this.set({ ...streamLabels(symbol.symbol), model: model.model, window: String(rolling.window) }, rolling.accuracy ?? 0);
+            if (rolling.n > 0) this.set({ ...splitStreamId(symbol.symbol), model: model.model, window: String(rolling.window) }, rolling.accuracy ?? 0);
       }
     },
   });
@@ -161,7 +156,7 @@ export function createServiceMetrics(service: MetricsSources): Registry {
       for (const symbol of await currentScores()) {
         for (const model of symbol.models)
           for (const rolling of model.rolling)
-            if (rolling.n > 0) this.set({ ...streamLabels(symbol.symbol), model: model.model, window: String(rolling.window) }, rolling.logLoss ?? 0);
+            if (rolling.n > 0) this.set({ ...splitStreamId(symbol.symbol), model: model.model, window: String(rolling.window) }, rolling.logLoss ?? 0);
       }
     },
   });
@@ -173,7 +168,7 @@ export function createServiceMetrics(service: MetricsSources): Registry {
     async collect() {
       this.reset();
       for (const symbol of await currentScores()) {
-        for (const model of symbol.models) if (model.overall.accuracy !== null) this.set({ ...streamLabels(symbol.symbol), model: model.model }, model.overall.accuracy);
+        for (const model of symbol.models) if (model.overall.accuracy !== null) this.set({ ...splitStreamId(symbol.symbol), model: model.model }, model.overall.accuracy);
       }
     },
   });
@@ -184,7 +179,7 @@ export function createServiceMetrics(service: MetricsSources): Registry {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const symbol of await currentScores()) for (const { model, weight } of symbol.mixWeights ?? []) this.set({ ...streamLabels(symbol.symbol), model }, weight);
+      for (const symbol of await currentScores()) for (const { model, weight } of symbol.mixWeights ?? []) this.set({ ...splitStreamId(symbol.symbol), model }, weight);
     },
   });
 

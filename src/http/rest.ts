@@ -2,11 +2,11 @@
 // views the infrastructure plugins decorate (streams, predictions, ingest, checkpoints).
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { validatorCompiler as zodValidatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Socket } from 'node:net';
 import { canonicalMessageSchema, symbolSchema } from '../domain/schemas.js';
-import { splitStreamId, streamIdOf, venueSchema } from '../domain/stream.js';
+import { namedStream, streamIdOf, venueSchema } from '../domain/stream.js';
 import type { Prediction, RecordedPrediction } from '../engine/symbol-engine.js';
 import {
   checkpointMeta,
@@ -16,6 +16,7 @@ import {
   healthResponse,
   ingestOutcomeResponse,
   ingestQuery,
+  zodValidator,
   orderingResetResponse,
   predictionResponse,
   predictionsResponse,
@@ -67,19 +68,13 @@ function knownOr(resolve: () => string, otherwise: string): string {
   }
 }
 
-/** How every answer names a stream: its id and its two parts. */
-function streamName(stream: string): { stream: string; venue: string; symbol: string } {
-  const { venue, symbol } = splitStreamId(stream);
-  return { stream, venue, symbol };
-}
-
 /**
  * The public shape of a prediction: probabilities named by class; what its tick resolved
  * (`resolved`, on the stream) and, in a history, the class it turned out to be (`label`).
  */
 export function predictionView(prediction: Prediction | RecordedPrediction) {
   const view = {
-    ...streamName(prediction.symbol),
+    ...namedStream(prediction.symbol),
     ts: prediction.ts,
     localTs: prediction.localTs,
     seq: prediction.seq,
@@ -128,7 +123,7 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
       restoring: streams.restoring,
       hibernated: streams.hibernated,
       symbols: streams.list().map((s) => ({
-        ...streamName(s.symbol),
+        ...namedStream(s.symbol),
         hibernated: streams.isHibernated(s.symbol),
         ticks: s.ticks,
         disconnects: s.disconnects,
@@ -171,8 +166,7 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
       },
       // The body schema documents the route; each message is validated when its turn comes, so a
       // large body is never checked in one go on the event loop.
-      validatorCompiler: (route) =>
-        route.httpPart === 'body' ? (data: unknown) => ({ value: data }) : zodValidatorCompiler(route as unknown as Parameters<typeof zodValidatorCompiler>[0]),
+      validatorCompiler: (route) => (route.httpPart === 'body' ? (data: unknown) => ({ value: data }) : zodValidator(route)),
     },
     async (request, reply) => {
       if (postsInFlight >= config.maxIngestConnections) {
@@ -256,10 +250,10 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
           const logged = predictions
             .loggedBetween(stream, nextUp(since), oldestInRing ? nextUp(oldestInRing.ts) : Number.POSITIVE_INFINITY, limit - fromRing.length)
             .filter((row) => !oldestInRing || row.ts < oldestInRing.ts || (row.seq !== null && row.seq < oldestInRing.seq))
-            .map((row) => ({ ...streamName(stream), ts: row.ts, seq: row.seq, model: row.model, probs: row.probs, source: 'log' as const }));
-          return { ...streamName(stream), predictions: [...logged, ...fromRing] };
+            .map((row) => ({ ...namedStream(stream), ts: row.ts, seq: row.seq, model: row.model, probs: row.probs, source: 'log' as const }));
+          return { ...namedStream(stream), predictions: [...logged, ...fromRing] };
         }
-        return { ...streamName(stream), predictions: fromRing };
+        return { ...namedStream(stream), predictions: fromRing };
       },
     );
 
@@ -276,7 +270,7 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
         const stream = paramsOf(request);
         const engine = viewOr404(stream);
         const { unscored, models, mixWeights } = await streams.metrics(stream);
-        return { ...streamName(stream), target: engine.targetName, classes: [...engine.classNames], ticks: engine.ticks, unscored, models: [...models], mixWeights };
+        return { ...namedStream(stream), target: engine.targetName, classes: [...engine.classNames], ticks: engine.ticks, unscored, models: [...models], mixWeights };
       },
     );
 
@@ -293,7 +287,7 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
       },
       async (request) => {
         const stream = paramsOf(request);
-        return { ...streamName(stream), checkpoint: await ingest.resetOrdering(stream) };
+        return { ...namedStream(stream), checkpoint: await ingest.resetOrdering(stream) };
       },
     );
 
@@ -311,7 +305,7 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
         // lists what is stored under it (a bare symbol: its checkpoints from before venues).
         const { venue, symbol } = request.params;
         const stream = knownOr(() => paramsOf(request), venue === undefined ? symbol : streamIdOf(venue, symbol));
-        return { ...streamName(stream), checkpoints: checkpoints.list(stream) };
+        return { ...namedStream(stream), checkpoints: checkpoints.list(stream) };
       },
     );
 

@@ -24,7 +24,6 @@
 import fastifyWebsocket from '@fastify/websocket';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { validatorCompiler as zodValidatorCompiler } from 'fastify-type-provider-zod';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { parseJsonBounded } from '../domain/json-edge.js';
@@ -35,7 +34,7 @@ import { registerService } from '../service/plugins/index.js';
 import type { IngestOutcome, PushLane, ServiceRuntime } from '../service/runtime.js';
 import type { StreamStats } from '../service/stream-stats.js';
 import type { IngestPort } from '../service/views.js';
-import { ingestQuery, streamCommand, type IngestQuery } from './api-schemas.js';
+import { ingestQuery, streamCommand, zodValidator, type IngestQuery } from './api-schemas.js';
 import { splitStreamId } from '../domain/stream.js';
 import { requireToken, type Authorise } from './auth.js';
 import { predictionView } from './rest.js';
@@ -133,7 +132,7 @@ async function registerStreamRoutes(app: FastifyInstance, options: WebSocketRout
       websocket: true,
       schema: { querystring: ingestQuery },
       // The query schema is zod's: compiled here, so the route also works on an app without the zod compiler (registerWebSocketRoutes).
-      validatorCompiler: (route) => zodValidatorCompiler(route as unknown as Parameters<typeof zodValidatorCompiler>[0]),
+      validatorCompiler: zodValidator,
       preHandler: [authorise, refuseOver(() => stats.ingestConnections, config.maxIngestConnections, 'ingest')],
     },
     (socket, request) => {

@@ -8,7 +8,7 @@
 // slices of a few milliseconds, so no producer starves another and the event loop (health,
 // readiness, the stream) is never held for longer than one slice.
 import { redactedError, redactUrl } from '../domain/redact.js';
-import { inStream, PUSH_VENUE, reachedBy, splitStreamId, streamIdOf, type StreamId } from '../domain/stream.js';
+import { inStream, namedStream, PUSH_VENUE, reachedBy, splitStreamId, streamIdOf, type StreamId } from '../domain/stream.js';
 import type { EpochMs, MarketMessage } from '../domain/types.js';
 import { engineConfigHash, type EngineConfig } from '../engine/config.js';
 import { Engine } from '../engine/engine.js';
@@ -953,9 +953,7 @@ export class ServiceRuntime {
       const prediction = this.process(message);
       accepted = prediction ? { symbol: prediction.symbol, seq: prediction.seq } : null;
     }
-    if (!accepted) return null;
-    const { venue, symbol } = splitStreamId(accepted.symbol);
-    return { stream: accepted.symbol, venue, symbol, seq: accepted.seq };
+    return accepted && { ...namedStream(accepted.symbol), seq: accepted.seq };
   }
 
   /** A lane for one push producer (a WS connection, a POST body) whose streams are `venue`'s. */

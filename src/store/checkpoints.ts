@@ -267,7 +267,7 @@ export class CheckpointRepository {
 
   /** Every stream with checkpoints, by id; pre-venue rows under their bare symbol. */
   listSymbols(): string[] {
-    return this.selectStreams.all().map(({ venue, symbol }) => (venue === '' ? symbol : streamIdOf(venue, symbol)));
+    return this.selectStreams.all().map(({ venue, symbol }) => streamIdOf(venue, symbol));
   }
 
   /** Every stream with checkpoints that has a venue (pre-venue rows wait to be claimed by a stream of their symbol). */
