@@ -36,6 +36,8 @@ export const busConfigShape = {
   natsCheckpointEveryMessages: z.coerce.number().int().min(1).default(20_000),
   /** … or this many seconds, whichever comes first. */
   natsCheckpointEverySeconds: z.coerce.number().positive().default(30),
+  /** A worker writes the summary (ticks, scores) of each stream it moved this often, for the api role. */
+  natsSummarySeconds: z.coerce.number().positive().max(3600).default(1),
 };
 
 const busConfigSchema = z.object(busConfigShape);
@@ -60,6 +62,8 @@ export interface BusNames {
   readonly checkpointIndexBucket: string;
   /** Object store bucket holding the checkpoints themselves. */
   readonly checkpointObjectBucket: string;
+  /** KV bucket of each stream's newest summary (src/bus/stream-summary.ts), read by the api role. */
+  readonly summaryBucket: string;
 }
 
 export function busNames(prefix: string): BusNames {
@@ -72,5 +76,6 @@ export function busNames(prefix: string): BusNames {
     leaseBucket: `${prefix}_leases`,
     checkpointIndexBucket: `${prefix}_checkpoints`,
     checkpointObjectBucket: `${prefix}_checkpoint_data`,
+    summaryBucket: `${prefix}_streams`,
   };
 }

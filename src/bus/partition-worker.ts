@@ -8,18 +8,23 @@
 // takeover carry the same message id and JetStream stores them once. A checkpoint is written
 // only after every prediction before its position was stored, so none is ever skipped.
 // Any failure inside a partition (NATS gone, a publish that timed out) restarts that partition
-// from its newest checkpoint: recomputing is always safe, dropping never is.
+// from its newest checkpoint: recomputing is always safe, dropping never is. Each stream that
+// moved gets its summary (ticks, scores) written to a KV bucket every `natsSummarySeconds`, for
+// the api role.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DeliverPolicy, type PubAck } from '@nats-io/jetstream';
 import { messageOf } from '../domain/json-edge.js';
 import { engineConfigHash, type EngineConfig } from '../engine/config.js';
 import { Engine } from '../engine/engine.js';
-import type { Prediction } from '../engine/symbol-engine.js';
+import type { Prediction, SymbolEngine } from '../engine/symbol-engine.js';
+import { metricsOfEngine } from '../engine/symbol-metrics.js';
+import type { KV } from '@nats-io/kv';
 import { decodeLogged } from './codec.js';
 import type { BusConnection } from './market-log.js';
 import { SharedCheckpointStore, type StreamState } from './checkpoint-store.js';
 import { PartitionLeases, type HeldLease } from './leases.js';
+import { openSummaryBucket, summaryKey, type StreamSummary } from './stream-summary.js';
 import { partitionFilter, predictionSubject } from './subjects.js';
 
 export interface WorkerLogger {
@@ -64,6 +69,9 @@ class PartitionRunner {
   /** Restored states of streams not seen since the restore: carried into every later checkpoint. */
   private dormant = new Map<string, StreamState>();
   private inFlight: Promise<PubAck>[] = [];
+  /** Streams that moved since their last summary, with their venue. */
+  private moved = new Map<SymbolEngine, string>();
+  private lastSummaryAt = 0;
   private sinceCheckpoint = 0;
   private lastCheckpointAt = Date.now();
   private stopping = false;
@@ -76,6 +84,8 @@ class PartitionRunner {
     private readonly engineConfig: EngineConfig,
     private readonly configHash: string,
     private readonly logger: WorkerLogger,
+    private readonly summaries: KV,
+    private readonly workerId: string,
   ) {
     this.done = this.runForever();
   }
@@ -102,6 +112,7 @@ class PartitionRunner {
     this.engines = new Map();
     this.dormant = new Map();
     this.inFlight = [];
+    this.moved = new Map();
     const checkpoint = await this.store.load(this.partition, this.configHash);
     this.lastSequence = checkpoint?.lastSequence ?? 0;
     for (const stream of checkpoint?.streams ?? []) this.dormant.set(streamKey(stream.venue, stream.symbol), stream);
@@ -142,6 +153,7 @@ class PartitionRunner {
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: this.lastSequence + 1,
     });
+    const summaryMs = config.natsSummarySeconds * 1000;
     while (!this.stopping) {
       const batch = await consumer.fetch({ max_messages: FETCH_BATCH, expires: FETCH_EXPIRES_MS });
       let received = 0;
@@ -150,9 +162,11 @@ class PartitionRunner {
         this.apply(message.seq, message.string());
         this.lag = message.info.pending;
         if (this.inFlight.length >= MAX_IN_FLIGHT) await this.settle();
+        if (this.moved.size > 0 && Date.now() - this.lastSummaryAt >= summaryMs) await this.writeSummaries();
         if (this.stopping) break;
       }
       if (received === 0) this.lag = 0;
+      if (this.moved.size > 0 && Date.now() - this.lastSummaryAt >= summaryMs) await this.writeSummaries();
       if (
         this.sinceCheckpoint >= config.natsCheckpointEveryMessages ||
         (this.sinceCheckpoint > 0 && Date.now() - this.lastCheckpointAt >= config.natsCheckpointEverySeconds * 1000)
@@ -173,8 +187,15 @@ class PartitionRunner {
       return;
     }
     this.applied++;
-    const prediction = this.engineOf(logged.venue).process(logged.message);
+    const engine = this.engineOf(logged.venue);
+    const prediction = engine.process(logged.message);
+    if (logged.message.type === 'disconnect') {
+      for (const symbolEngine of engine.symbols.values())
+        if (logged.message.symbol === null || symbolEngine.symbol === logged.message.symbol) this.moved.set(symbolEngine, logged.venue);
+    }
     if (prediction === null) return;
+    const symbolEngine = engine.symbols.get(prediction.symbol);
+    if (symbolEngine !== undefined) this.moved.set(symbolEngine, logged.venue);
     const published: PublishedPrediction = { ...prediction, venue: logged.venue, inputSequence: sequence };
     this.predictions++;
     this.inFlight.push(
@@ -204,11 +225,47 @@ class PartitionRunner {
     this.lastCheckpointAt = Date.now();
   }
 
+  /**
+   * Puts the summary of every stream that moved into the bucket the api role watches. A failed
+   * write is logged and retried next round: summaries inform, the log and the checkpoints are
+   * what the state is rebuilt from.
+   */
+  private async writeSummaries(): Promise<void> {
+    const moved = this.moved;
+    this.moved = new Map();
+    this.lastSummaryAt = Date.now();
+    const writes = [...moved].map(([symbolEngine, venue]) => this.summaries.put(summaryKey(venue, symbolEngine.symbol), JSON.stringify(this.summaryOf(symbolEngine, venue))));
+    const failed = (await Promise.allSettled(writes)).filter((outcome) => outcome.status === 'rejected');
+    if (failed.length > 0) {
+      for (const [symbolEngine, venue] of moved) if (!this.moved.has(symbolEngine)) this.moved.set(symbolEngine, venue);
+      this.logger.warn({ partition: this.partition, failed: failed.length, err: messageOf(failed[0].reason) }, 'stream summaries not written; retrying next round');
+    }
+  }
+
+  private summaryOf(engine: SymbolEngine, venue: string): StreamSummary {
+    return {
+      venue,
+      symbol: engine.symbol,
+      partition: this.partition,
+      worker: this.workerId,
+      lastSequence: this.lastSequence,
+      at: Date.now(),
+      ticks: engine.ticks,
+      disconnects: engine.disconnects,
+      warm: engine.normaliser.isWarm,
+      modelNames: engine.modelNames,
+      classNames: engine.classNames,
+      targetName: engine.targetName,
+      metrics: metricsOfEngine(engine),
+    };
+  }
+
   /** Stops consuming; with `checkpoint`, writes one last checkpoint first (a clean hand-over). */
   async stop(checkpoint: boolean): Promise<void> {
     this.stopping = true;
     await this.done;
     if (checkpoint && this.sinceCheckpoint > 0) await this.checkpoint();
+    if (checkpoint && this.moved.size > 0) await this.writeSummaries();
   }
 
   stats(): PartitionStats {
@@ -244,6 +301,7 @@ export class PartitionWorker {
     private readonly leases: PartitionLeases,
     private readonly store: SharedCheckpointStore,
     private readonly configHash: string,
+    private readonly summaries: KV,
   ) {
     this.workerId = leases.workerId;
   }
@@ -252,7 +310,8 @@ export class PartitionWorker {
     const workerId = options.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     const leases = await PartitionLeases.open(options.bus, workerId);
     const store = await SharedCheckpointStore.open(options.bus);
-    const worker = new PartitionWorker(options, leases, store, engineConfigHash(options.engineConfig));
+    const summaries = await openSummaryBucket(options.bus);
+    const worker = new PartitionWorker(options, leases, store, engineConfigHash(options.engineConfig), summaries);
     await worker.balance();
     const period = Math.max(100, (options.bus.config.natsLeaseSeconds * 1000) / 3);
     worker.timer = setInterval(() => {
@@ -292,7 +351,7 @@ export class PartitionWorker {
       const lease = await this.leases.tryAcquire(partition);
       if (lease === null) continue;
       logger.info({ partition, worker: this.workerId }, 'partition acquired');
-      this.runners.set(partition, new PartitionRunner(lease, bus, this.store, this.options.engineConfig, this.configHash, logger));
+      this.runners.set(partition, new PartitionRunner(lease, bus, this.store, this.options.engineConfig, this.configHash, logger, this.summaries, this.workerId));
     }
     // A new worker joined: hand over what is above our share, checkpointed first.
     while (this.runners.size > share) {

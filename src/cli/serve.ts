@@ -6,6 +6,7 @@ import { pino, type Logger } from 'pino';
 import { BusError } from '../bus/market-log.js';
 import { startIngestRole } from '../bus/ingest-role.js';
 import { startWorkerRole } from '../bus/worker-role.js';
+import { startApiRole } from '../bus/api-role.js';
 import { defaultWorkerCount } from '../engine/worker-pool.js';
 import { buildApp } from '../http/app.js';
 import { startDemoFeed } from './demo-feed.js';
@@ -49,7 +50,10 @@ export function registerServeCommand(program: Command): void {
     .option('--seed <n>', 'initialisation seed (LOB_RTRL_SEED)')
     .option('--kernel <kernel>', 'RTRL kernel: auto|js|native (LOB_RTRL_KERNEL)')
     .option('--workers <n>', 'worker threads the symbols are spread over (LOB_RTRL_WORKERS; default one per core; 0 or 1: all on the main thread)')
-    .option('--role <role>', 'all (the embedded single process) | ingest (feeds and push ingest to the NATS market-data log) | worker (consume its partitions; LOB_RTRL_ROLE)')
+    .option(
+      '--role <role>',
+      'all (the embedded single process) | ingest (feeds and push ingest to the NATS market-data log) | worker (consume its partitions) | api (REST, WebSocket stream, dashboard and metrics from the prediction stream; LOB_RTRL_ROLE)',
+    )
     .option('--nats-url <url>', 'NATS servers for the distributed roles (LOB_RTRL_NATS_URL)')
     .action(async (flags: ServeFlags) => {
       let config: ServiceConfig;
@@ -126,33 +130,43 @@ function stopOnSignals(logger: Logger, announcement: string, close: () => Promis
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
-/** `--role ingest|worker`: a part of the NATS deployment (docs/scale.md), not the embedded service. */
-async function serveBusRole(config: ServiceConfig, roleName: 'ingest' | 'worker', logger: Logger): Promise<void> {
+/** `--role ingest|worker|api`: a part of the NATS deployment (docs/scale.md), not the embedded service. */
+async function serveBusRole(config: ServiceConfig, roleName: 'ingest' | 'worker' | 'api', logger: Logger): Promise<void> {
   if (config.natsUrl === undefined) throw new UsageError(`config: role ${roleName} needs natsUrl (LOB_RTRL_NATS_URL)`);
   let role;
   try {
     role =
-      roleName === 'worker'
-        ? await startWorkerRole({ bus: config, engine: engineConfigOf(config), host: config.host, port: config.port, logger })
-        : await startIngestRole({
-            bus: config,
-            feeds: config.feeds,
-            levels: config.levels,
-            host: config.host,
-            port: config.port,
-            logger,
-            push: {
-              maxBatch: config.ingestMaxBatch,
-              token: config.token,
-              maxClockSkewMs: config.clockSkewSeconds * 1000,
-              bodyLimit: config.bodyLimitBytes,
-              maxConnections: config.maxIngestConnections,
-            },
-          });
+      roleName === 'api'
+        ? await startApiRole({ config, logger })
+        : roleName === 'worker'
+          ? await startWorkerRole({ bus: config, engine: engineConfigOf(config), host: config.host, port: config.port, logger })
+          : await startIngestRole({
+              bus: config,
+              feeds: config.feeds,
+              levels: config.levels,
+              host: config.host,
+              port: config.port,
+              logger,
+              push: {
+                maxBatch: config.ingestMaxBatch,
+                token: config.token,
+                maxClockSkewMs: config.clockSkewSeconds * 1000,
+                bodyLimit: config.bodyLimitBytes,
+                maxConnections: config.maxIngestConnections,
+              },
+            });
   } catch (error) {
     if (error instanceof BusError) throw new UsageError(error.message);
     throw error;
   }
-  logger.info({ address: role.address, role: roleName }, `lob-rtrl ${roleName} serving /healthz and /metrics`);
-  stopOnSignals(logger, roleName === 'worker' ? 'worker shutting down: checkpointing and releasing its partitions' : 'ingest shutting down: closing the feeds', () => role.close());
+  logger.info(
+    { address: role.address, role: roleName },
+    roleName === 'api' ? `lob-rtrl api serving REST, /v1/stream, the dashboard and /metrics from the prediction stream` : `lob-rtrl ${roleName} serving /healthz and /metrics`,
+  );
+  const announcement = {
+    worker: 'worker shutting down: checkpointing and releasing its partitions',
+    ingest: 'ingest shutting down: closing the feeds',
+    api: 'api shutting down: closing connections',
+  }[roleName];
+  stopOnSignals(logger, announcement, () => role.close());
 }

@@ -128,17 +128,22 @@ const learnerStats = z.object({
   labels: z.number(),
 });
 
-export const symbolMetricsResponse = z.object({
-  ...streamFields,
-  target: z.string(),
-  classes: z.array(z.string()),
-  ticks: z.number().int(),
+/** A stream's scores (SymbolMetrics): in answers, and as the api role reads them from the workers' summaries. */
+export const symbolMetricsSchema = z.object({
   unscored: z.number().int(),
   models: z.array(z.object({ model: z.string(), overall: metricsSummary, rolling: z.array(rollingMetrics), learner: learnerStats })),
   mixWeights: z
     .array(z.object({ model: z.string(), weight: z.number() }))
     .nullable()
     .describe("the mix model's weight on each member (null without a mix)"),
+});
+
+export const symbolMetricsResponse = z.object({
+  ...streamFields,
+  target: z.string(),
+  classes: z.array(z.string()),
+  ticks: z.number().int(),
+  ...symbolMetricsSchema.shape,
 });
 
 /** The query of both ingest routes: which venue the pushed streams are of. */

@@ -16,7 +16,7 @@ import type { ServiceConfig } from '../service/config.js';
 import { registerService, type ServiceSource } from '../service/plugins/index.js';
 import type { OwnedService } from '../service/plugins/source.js';
 import { ConflictError, NotFoundError, StoreWriteError, type RuntimeLogger, type ServiceRuntime } from '../service/runtime.js';
-import { restRoutes } from './rest.js';
+import { checkpointRoutes, ingestRoutes, restRoutes } from './rest.js';
 import { webSocketRoutes } from './ws.js';
 import { metricsRoute } from './metrics.js';
 import { dashboardRoutes } from './dashboard.js';
@@ -47,13 +47,15 @@ export interface OwnedServiceOptions extends LoggerOption {
 
 export type AppOptions = LentRuntimeOptions | OwnedServiceOptions;
 
-export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const source: ServiceSource =
-    'runtime' in options ? { runtime: options.runtime } : { config: options.config, logger: options.serviceLogger, now: options.now, demoFeed: options.demoFeed };
-  const config = 'runtime' in options ? options.runtime.config : options.config;
+/**
+ * A fastify app as every HTTP role serves it, before its plugins: the logger and request ids,
+ * the body limit, zod validation, the one error handler, bounded JSON bodies and the OpenAPI
+ * document. The embedded service (buildApp) and the api role (src/bus/api-role.ts) add theirs.
+ */
+export async function createHttpApp(config: Pick<ServiceConfig, 'bodyLimitBytes'>, logger: FastifyBaseLogger | false | undefined): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: options.logger || undefined,
-    logger: options.logger === undefined ? false : undefined,
+    loggerInstance: logger || undefined,
+    logger: logger === undefined ? false : undefined,
     bodyLimit: config.bodyLimitBytes,
     genReqId: (() => {
       let next = 0;
@@ -106,8 +108,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
+  return app;
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const source: ServiceSource =
+    'runtime' in options ? { runtime: options.runtime } : { config: options.config, logger: options.serviceLogger, now: options.now, demoFeed: options.demoFeed };
+  const app = await createHttpApp('runtime' in options ? options.runtime.config : options.config, options.logger);
   await registerService(app, source);
   await app.register(restRoutes);
+  await app.register(ingestRoutes);
+  await app.register(checkpointRoutes);
   await app.register(webSocketRoutes);
   await app.register(metricsRoute);
   await app.register(dashboardRoutes);

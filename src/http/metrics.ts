@@ -83,7 +83,10 @@ function processMetrics(): Registry {
 }
 
 /** What the metrics read: the views the infrastructure plugins decorate the app with. */
-export type MetricsSources = Pick<FastifyInstance, 'streams' | 'predictions' | 'checkpoints' | 'feeds' | 'streamStats'>;
+export type MetricsSources = Pick<FastifyInstance, 'streams' | 'predictions' | 'feeds' | 'streamStats'> & {
+  /** Where checkpoints are written (the embedded service; the api role writes none). */
+  readonly checkpoints?: FastifyInstance['checkpoints'];
+};
 
 /** The service's own metric families, in a registry of their own (never the global one). */
 export function createServiceMetrics(service: MetricsSources): Registry {
@@ -265,7 +268,9 @@ export function createServiceMetrics(service: MetricsSources): Registry {
   });
 
   new EngineHistogram('lob_rtrl_step_latency_seconds', 'Engine step (features, learners, scoring) per snapshot', registry, () => streams.stepLatency);
-  new EngineHistogram('lob_rtrl_checkpoint_write_seconds', 'Checkpoint write, from serialising the state to the committed transaction', registry, () => checkpoints.writes);
+  if (checkpoints) {
+    new EngineHistogram('lob_rtrl_checkpoint_write_seconds', 'Checkpoint write, from serialising the state to the committed transaction', registry, () => checkpoints.writes);
+  }
 
   // Feeds are labelled by position and venue: URLs can carry credentials.
   const feedLabels = ['feed', 'venue'] as const;
@@ -398,8 +403,20 @@ export function createServiceMetrics(service: MetricsSources): Registry {
   return registry;
 }
 
-async function registerMetricsRoute(app: FastifyInstance): Promise<void> {
-  const registry = createServiceMetrics(app);
+export interface MetricsRouteOptions {
+  /** Families of a role's own, added to the service's registry (the api role's prediction-stream figures). */
+  readonly extend?: (registry: Registry) => void;
+}
+
+async function registerMetricsRoute(app: FastifyInstance, options: MetricsRouteOptions): Promise<void> {
+  const registry = createServiceMetrics({
+    streams: app.streams,
+    predictions: app.predictions,
+    feeds: app.feeds,
+    streamStats: app.streamStats,
+    checkpoints: app.hasDecorator('checkpoints') ? app.checkpoints : undefined,
+  });
+  options.extend?.(registry);
   const defaults = processMetrics();
   app.get('/metrics', { schema: { summary: 'Prometheus metrics (text exposition format 0.0.4)', produces: ['text/plain'] } }, async (_request, reply) => {
     const text = (await registry.metrics()) + (await defaults.metrics());
@@ -408,4 +425,4 @@ async function registerMetricsRoute(app: FastifyInstance): Promise<void> {
 }
 
 /** `GET /metrics`: the service's families followed by the process defaults. */
-export const metricsRoute = fp(registerMetricsRoute, { name: 'metrics-route', dependencies: ['engine', 'predictions', 'checkpointing', 'feeds'], encapsulate: true });
+export const metricsRoute = fp(registerMetricsRoute, { name: 'metrics-route', dependencies: ['engine', 'predictions', 'feeds'], encapsulate: true });

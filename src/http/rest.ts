@@ -26,6 +26,7 @@ import {
 } from './api-schemas.js';
 import { NotFoundError, type IngestOutcome } from '../service/runtime.js';
 import { requireToken, type Authorise } from './auth.js';
+import type { StreamsView } from '../service/views.js';
 
 // Each path documents the parameters it has (`/v1/symbols/:symbol` has no venue); the handlers
 // read both as one shape, the venue undefined on the symbol path.
@@ -94,10 +95,22 @@ export interface RouteOptions {
   readonly authorise?: Authorise;
 }
 
-async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): Promise<void> {
-  const { serviceConfig: config, streams, predictions, ingest, checkpoints } = app;
-  const authorise = options.authorise ?? requireToken(config.token);
+/** What a stream route needs to find its stream: by both of its paths, 404 for none, 409 for an ambiguous symbol. */
+function streamLookup(streams: StreamsView) {
+  return {
+    streamOf: (request: { params: { venue?: string; symbol: string } }) => streams.resolve(request.params.symbol, request.params.venue),
+    viewOr404: (stream: string) => {
+      const view = streams.get(stream);
+      if (!view) throw new NotFoundError(`unknown stream "${stream}"`);
+      return view;
+    },
+  };
+}
+
+async function registerRestRoutes(app: FastifyInstance): Promise<void> {
+  const { streams, predictions } = app;
   const routes = app.withTypeProvider<ZodTypeProvider>();
+  const { streamOf: paramsOf, viewOr404 } = streamLookup(streams);
 
   routes.get('/healthz', { schema: { summary: 'the process is up', response: { 200: healthResponse } } }, async () => ({ status: 'ok' as const }));
 
@@ -133,7 +146,78 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
     }),
   );
 
-  for (const scope of STREAM_SCOPES) registerStreamRoutes(scope);
+  /**
+   * The routes about one stream, under both of its paths: `/v1/streams/:venue/:symbol/…` names
+   * it exactly; `/v1/symbols/:symbol/…` names it while one venue alone carries the symbol (409
+   * with the candidates once two do).
+   */
+  for (const { prefix, what, params: streamParams } of STREAM_SCOPES) {
+    routes.get(
+      `${prefix}/prediction`,
+      { schema: { summary: `the latest prediction of every model (${what})`, params: streamParams, response: { 200: predictionResponse, ...errorResponses(400, 404, 409) } } },
+      async (request) => {
+        const stream = paramsOf(request);
+        viewOr404(stream);
+        const latest = predictions.latest(stream);
+        if (!latest) throw new NotFoundError(`no prediction yet for "${stream}"`);
+        return predictionView(latest);
+      },
+    );
+
+    routes.get(
+      `${prefix}/predictions`,
+      {
+        schema: {
+          summary: `recent predictions (memory ring; SQLite log when retention is enabled) (${what})`,
+          params: streamParams,
+          querystring: z.object({ since: z.coerce.number().optional(), limit: z.coerce.number().int().min(1).max(10_000).default(100) }),
+          response: { 200: predictionsResponse, ...errorResponses(400, 404, 409) },
+        },
+      },
+      async (request) => {
+        const stream = paramsOf(request);
+        viewOr404(stream);
+        const { since, limit } = request.query;
+        const fromRing = predictions.recent(stream, since, limit).map(predictionView);
+        if (predictions.logged && since !== undefined && fromRing.length < limit) {
+          // Older than the ring holds: the SQLite log carries the first model's probabilities.
+          // Its range is [from, to): `since` is exclusive, and the ring's oldest timestamp is
+          // included because snapshots often share one; rows the ring also holds are dropped.
+          const oldestInRing = fromRing[0];
+          const logged = predictions
+            .loggedBetween(stream, nextUp(since), oldestInRing ? nextUp(oldestInRing.ts) : Number.POSITIVE_INFINITY, limit - fromRing.length)
+            .filter((row) => !oldestInRing || row.ts < oldestInRing.ts || (row.seq !== null && row.seq < oldestInRing.seq))
+            .map((row) => ({ ...namedStream(stream), ts: row.ts, seq: row.seq, model: row.model, probs: row.probs, source: 'log' as const }));
+          return { ...namedStream(stream), predictions: [...logged, ...fromRing] };
+        }
+        return { ...namedStream(stream), predictions: fromRing };
+      },
+    );
+
+    routes.get(
+      `${prefix}/metrics`,
+      {
+        schema: {
+          summary: `every model's prequential metrics, overall and over rolling windows (${what})`,
+          params: streamParams,
+          response: { 200: symbolMetricsResponse, ...errorResponses(400, 404, 409) },
+        },
+      },
+      async (request) => {
+        const stream = paramsOf(request);
+        const engine = viewOr404(stream);
+        const { unscored, models, mixWeights } = await streams.metrics(stream);
+        return { ...namedStream(stream), target: engine.targetName, classes: [...engine.classNames], ticks: engine.ticks, unscored, models: [...models], mixWeights };
+      },
+    );
+  }
+}
+
+async function registerIngestRoutes(app: FastifyInstance, options: RouteOptions): Promise<void> {
+  const { serviceConfig: config, streams, ingest } = app;
+  const authorise = options.authorise ?? requireToken(config.token);
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const { streamOf: paramsOf } = streamLookup(streams);
 
   // POST bodies share the ingest scheduler with every other producer, one lane per request,
   // and the per-connection rate limit of the WebSocket route (keyed by the client's socket).
@@ -202,78 +286,7 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
     },
   );
 
-  /**
-   * The routes about one stream, under both of its paths: `/v1/streams/:venue/:symbol/…` names
-   * it exactly; `/v1/symbols/:symbol/…` names it while one venue alone carries the symbol (409
-   * with the candidates once two do).
-   */
-  function registerStreamRoutes({ prefix, what, params: streamParams, checkpointParams }: StreamScope): void {
-    const paramsOf = (request: { params: { venue?: string; symbol: string } }) => streams.resolve(request.params.symbol, request.params.venue);
-    const viewOr404 = (stream: string) => {
-      const engine = streams.get(stream);
-      if (!engine) throw new NotFoundError(`unknown stream "${stream}"`);
-      return engine;
-    };
-
-    routes.get(
-      `${prefix}/prediction`,
-      { schema: { summary: `the latest prediction of every model (${what})`, params: streamParams, response: { 200: predictionResponse, ...errorResponses(400, 404, 409) } } },
-      async (request) => {
-        const stream = paramsOf(request);
-        viewOr404(stream);
-        const latest = predictions.latest(stream);
-        if (!latest) throw new NotFoundError(`no prediction yet for "${stream}"`);
-        return predictionView(latest);
-      },
-    );
-
-    routes.get(
-      `${prefix}/predictions`,
-      {
-        schema: {
-          summary: `recent predictions (memory ring; SQLite log when retention is enabled) (${what})`,
-          params: streamParams,
-          querystring: z.object({ since: z.coerce.number().optional(), limit: z.coerce.number().int().min(1).max(10_000).default(100) }),
-          response: { 200: predictionsResponse, ...errorResponses(400, 404, 409) },
-        },
-      },
-      async (request) => {
-        const stream = paramsOf(request);
-        viewOr404(stream);
-        const { since, limit } = request.query;
-        const fromRing = predictions.recent(stream, since, limit).map(predictionView);
-        if (predictions.logged && since !== undefined && fromRing.length < limit) {
-          // Older than the ring holds: the SQLite log carries the first model's probabilities.
-          // Its range is [from, to): `since` is exclusive, and the ring's oldest timestamp is
-          // included because snapshots often share one; rows the ring also holds are dropped.
-          const oldestInRing = fromRing[0];
-          const logged = predictions
-            .loggedBetween(stream, nextUp(since), oldestInRing ? nextUp(oldestInRing.ts) : Number.POSITIVE_INFINITY, limit - fromRing.length)
-            .filter((row) => !oldestInRing || row.ts < oldestInRing.ts || (row.seq !== null && row.seq < oldestInRing.seq))
-            .map((row) => ({ ...namedStream(stream), ts: row.ts, seq: row.seq, model: row.model, probs: row.probs, source: 'log' as const }));
-          return { ...namedStream(stream), predictions: [...logged, ...fromRing] };
-        }
-        return { ...namedStream(stream), predictions: fromRing };
-      },
-    );
-
-    routes.get(
-      `${prefix}/metrics`,
-      {
-        schema: {
-          summary: `every model's prequential metrics, overall and over rolling windows (${what})`,
-          params: streamParams,
-          response: { 200: symbolMetricsResponse, ...errorResponses(400, 404, 409) },
-        },
-      },
-      async (request) => {
-        const stream = paramsOf(request);
-        const engine = viewOr404(stream);
-        const { unscored, models, mixWeights } = await streams.metrics(stream);
-        return { ...namedStream(stream), target: engine.targetName, classes: [...engine.classNames], ticks: engine.ticks, unscored, models: [...models], mixWeights };
-      },
-    );
-
+  for (const { prefix, what, params: streamParams } of STREAM_SCOPES) {
     routes.post(
       `${prefix}/ordering/reset`,
       {
@@ -290,7 +303,16 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
         return { ...namedStream(stream), checkpoint: await ingest.resetOrdering(stream) };
       },
     );
+  }
+}
 
+async function registerCheckpointRoutes(app: FastifyInstance, options: RouteOptions): Promise<void> {
+  const { serviceConfig: config, streams, checkpoints } = app;
+  const authorise = options.authorise ?? requireToken(config.token);
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const { streamOf: paramsOf, viewOr404 } = streamLookup(streams);
+
+  for (const { prefix, what, params: streamParams, checkpointParams } of STREAM_SCOPES) {
     routes.get(
       `${prefix}/checkpoints`,
       {
@@ -345,8 +367,14 @@ async function registerRestRoutes(app: FastifyInstance, options: RouteOptions): 
   }
 }
 
-/** The REST routes, over the streams, the prediction bus, push ingest and the checkpoints. */
-export const restRoutes = fp(registerRestRoutes, { name: 'rest-routes', dependencies: ['config', 'engine', 'predictions', 'checkpointing'], encapsulate: true });
+/** Health, readiness, the streams and their predictions and scores: what every HTTP role serves. */
+export const restRoutes = fp(registerRestRoutes, { name: 'rest-routes', dependencies: ['config', 'engine', 'predictions'], encapsulate: true });
+
+/** POST /v1/snapshots and the ordering reset: where pushed input enters the engine. */
+export const ingestRoutes = fp(registerIngestRoutes, { name: 'ingest-routes', dependencies: ['config', 'engine'], encapsulate: true });
+
+/** Listing, writing and restoring each stream's checkpoints. */
+export const checkpointRoutes = fp(registerCheckpointRoutes, { name: 'checkpoint-routes', dependencies: ['config', 'engine', 'checkpointing'], encapsulate: true });
 
 /** The smallest double above `x` (Number.MIN_VALUE added to a timestamp changes nothing). */
 function nextUp(x: number): number {

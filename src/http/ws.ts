@@ -81,6 +81,8 @@ export interface WebSocketRouteOptions {
   /** The preHandler of /v1/ingest; the configured bearer token by default. */
   readonly authorise?: Authorise;
   readonly limits?: StreamLimits;
+  /** Serve /v1/ingest (true by default); the api role has no engine to push into and serves /v1/stream alone. */
+  readonly ingest?: boolean;
 }
 
 /** Only the WebSocket routes, over a runtime the caller starts and stops (tests with small limits). */
@@ -90,7 +92,7 @@ export async function registerWebSocketRoutes(app: FastifyInstance, runtime: Ser
 }
 
 async function registerStreamRoutes(app: FastifyInstance, options: WebSocketRouteOptions): Promise<void> {
-  const { serviceConfig: config, streamStats: stats, ingest, predictions } = app;
+  const { serviceConfig: config, streamStats: stats, predictions } = app;
   const authorise = options.authorise ?? requireToken(config.token);
   const limits = options.limits ?? defaultStreamLimits;
   const subscribers = new Set<Subscriber>();
@@ -126,27 +128,29 @@ async function registerStreamRoutes(app: FastifyInstance, options: WebSocketRout
       .send({ error: 'Service Unavailable', message: `${limit} ${what} connections are open; try again later` });
   };
 
-  app.get(
-    '/v1/ingest',
-    {
-      websocket: true,
-      schema: { querystring: ingestQuery },
-      // The query schema is zod's: compiled here, so the route also works on an app without the zod compiler (registerWebSocketRoutes).
-      validatorCompiler: zodValidator,
-      preHandler: [authorise, refuseOver(() => stats.ingestConnections, config.maxIngestConnections, 'ingest')],
-    },
-    (socket, request) => {
-      stats.ingestConnections++;
-      const producer = new Producer(socket, ingest, (request.query as IngestQuery).venue, config.ingestRatePerSecond, stats, limits, request.log, config.ingestMaxBatch);
-      socket.on('message', (data: Buffer, isBinary: boolean) => guarded(stats, request.log, socket, () => producer.onFrame(data, isBinary)));
-      request.log.info('ingest connection opened');
-      socket.on('close', (code: number) => {
-        stats.ingestConnections--;
-        producer.close();
-        request.log.info({ frames: producer.frames, code }, 'ingest connection closed');
-      });
-    },
-  );
+  if (options.ingest !== false) {
+    app.get(
+      '/v1/ingest',
+      {
+        websocket: true,
+        schema: { querystring: ingestQuery },
+        // The query schema is zod's: compiled here, so the route also works on an app without the zod compiler (registerWebSocketRoutes).
+        validatorCompiler: zodValidator,
+        preHandler: [authorise, refuseOver(() => stats.ingestConnections, config.maxIngestConnections, 'ingest')],
+      },
+      (socket, request) => {
+        stats.ingestConnections++;
+        const producer = new Producer(socket, app.ingest, (request.query as IngestQuery).venue, config.ingestRatePerSecond, stats, limits, request.log, config.ingestMaxBatch);
+        socket.on('message', (data: Buffer, isBinary: boolean) => guarded(stats, request.log, socket, () => producer.onFrame(data, isBinary)));
+        request.log.info('ingest connection opened');
+        socket.on('close', (code: number) => {
+          stats.ingestConnections--;
+          producer.close();
+          request.log.info({ frames: producer.frames, code }, 'ingest connection closed');
+        });
+      },
+    );
+  }
 
   app.get('/v1/stream', { websocket: true, preHandler: refuseOver(() => stats.subscribers, config.maxStreamConnections, 'stream') }, (socket, request) => {
     const subscriber = new Subscriber(socket, config.subscriberQueue, stats, limits, frames, corker, request.log);

@@ -117,7 +117,7 @@ export const serviceConfigSchema = z.object({
    * the feeds to the NATS market-data log and `worker` consumes its partitions and publishes
    * predictions (docs/scale.md).
    */
-  role: z.enum(['all', 'ingest', 'worker']).default('all'),
+  role: z.enum(['all', 'ingest', 'worker', 'api']).default('all'),
   ...busConfigShape,
 });
 

@@ -24,8 +24,8 @@ import { engineConfigOf, type FeedConfig, type ServiceConfig } from './config.js
 import { IngestScheduler, type IngestLane } from './ingest-scheduler.js';
 import { SymbolWorkerPool } from '../engine/worker-pool.js';
 import type { SymbolSummary } from '../engine/worker-protocol.js';
-import type { MetricsSummary, RollingMetrics } from '../engine/metrics.js';
-import type { LearnerStats } from '../model/learner.js';
+export type { SymbolMetrics } from '../engine/symbol-metrics.js';
+import { metricsOfEngine, type SymbolMetrics } from '../engine/symbol-metrics.js';
 import { StreamStats } from './stream-stats.js';
 import { MemoryReclaimer } from './memory-reclaimer.js';
 import { Slots } from './slots.js';
@@ -39,6 +39,27 @@ export interface RuntimeLogger {
 }
 
 export type PredictionListener = (prediction: Prediction) => void;
+
+/**
+ * The id of the stream a request names among `known` streams: by venue and symbol, by a stream
+ * id, or by a symbol only one venue carries. Throws NotFoundError when none, ConflictError
+ * (naming the candidates) when several venues carry the symbol.
+ */
+export function resolveStreamAmong(symbol: string, venue: string | undefined, isKnown: (id: StreamId) => boolean, known: Iterable<StreamId>): StreamId {
+  if (venue !== undefined) {
+    const id = streamIdOf(venue, symbol);
+    if (!isKnown(id)) throw new NotFoundError(`unknown stream "${id}"`);
+    return id;
+  }
+  if (isKnown(symbol) && splitStreamId(symbol).venue !== '') return symbol;
+  const candidates: StreamId[] = [];
+  for (const id of known) if (splitStreamId(id).symbol === symbol) candidates.push(id);
+  if (candidates.length === 1) return candidates[0];
+  if (candidates.length === 0) throw new NotFoundError(`unknown symbol "${symbol}"`);
+  throw new ConflictError(
+    `symbol "${symbol}" is carried by ${candidates.length} venues (${candidates.sort().join(', ')}); name one: /v1/streams/<venue>/${encodeURIComponent(symbol)}`,
+  );
+}
 
 /** What the service shows of a running symbol, wherever it runs (this thread or a worker). */
 export interface SymbolView {
@@ -84,26 +105,6 @@ class WorkerSymbol implements SymbolView {
 }
 
 /** A model's scores and learner counters, as /v1/symbols/:symbol/metrics shows them. */
-export interface SymbolMetrics {
-  readonly unscored: number;
-  readonly models: ReadonlyArray<{ model: string; overall: MetricsSummary; rolling: RollingMetrics[]; learner: LearnerStats }>;
-  /** The mix model's weight on each member; null without a mix. */
-  readonly mixWeights: Array<{ model: string; weight: number }> | null;
-}
-
-function metricsOfEngine(engine: SymbolEngine): SymbolMetrics {
-  return {
-    unscored: engine.learners.unscored,
-    models: engine.metrics.map((metrics, i) => ({
-      model: engine.modelNames[i],
-      overall: metrics.summary(),
-      rolling: metrics.rolling(),
-      learner: { ...engine.learners.learners[i].stats },
-    })),
-    mixWeights: engine.mixtureWeights(),
-  };
-}
-
 function metricsOfSummary(summary: SymbolSummary): SymbolMetrics {
   return {
     unscored: summary.unscored,
@@ -618,19 +619,7 @@ export class ServiceRuntime {
    * two venues carry it. Throws NotFoundError or ConflictError.
    */
   resolveStream(symbol: string, venue?: string): StreamId {
-    if (venue !== undefined) {
-      const id = streamIdOf(venue, symbol);
-      if (!this.isKnownStream(id)) throw new NotFoundError(`unknown stream "${id}"`);
-      return id;
-    }
-    if (this.isKnownStream(symbol) && splitStreamId(symbol).venue !== '') return symbol;
-    const candidates: StreamId[] = [];
-    for (const id of this.knownStreams()) if (splitStreamId(id).symbol === symbol) candidates.push(id);
-    if (candidates.length === 1) return candidates[0];
-    if (candidates.length === 0) throw new NotFoundError(`unknown symbol "${symbol}"`);
-    throw new ConflictError(
-      `symbol "${symbol}" is carried by ${candidates.length} venues (${candidates.sort().join(', ')}); name one: /v1/streams/<venue>/${encodeURIComponent(symbol)}`,
-    );
+    return resolveStreamAmong(symbol, venue, (id) => this.isKnownStream(id), this.knownStreams());
   }
 
   private isKnownStream(id: StreamId): boolean {

@@ -173,25 +173,28 @@ describe('on a real nats-server', () => {
     await expect(limited).rejects.toThrow(/JetStream not usable/);
     await expect(limited).rejects.not.toThrow(/limited-pass/);
 
-    const run = (env: Record<string, string>) =>
+    const run = (env: Record<string, string>, role: string) =>
       new Promise<{ code: number | null; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [cli, 'serve', '--role', 'worker', '--port', '0'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(process.execPath, [cli, 'serve', '--role', role, '--port', '0'], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
         let stderr = '';
         child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
         child.once('exit', (code) => resolve({ code, stderr }));
       });
-    const unreachable = await run({ LOB_RTRL_NATS_URL: `nats://127.0.0.1:${closedPort}` });
-    expect(unreachable.code).toBe(2);
-    expect(unreachable.stderr.trim().split('\n')).toHaveLength(1);
-    expect(unreachable.stderr).toMatch(/NATS at nats:\/\/127\.0\.0\.1:\d+ unreachable/);
-    const denied = await run({ LOB_RTRL_NATS_URL: `nats://limited:limited-pass@127.0.0.1:${nats.port}` });
-    expect(denied.code).toBe(2);
-    expect(denied.stderr.trim().split('\n')).toHaveLength(1);
-    expect(denied.stderr).toMatch(/JetStream not usable/);
-    expect(denied.stderr).not.toMatch(/limited-pass/);
-    const missing = await run({ LOB_RTRL_NATS_URL: '' });
-    expect(missing.code).toBe(2);
-  }, 60_000);
+    // Every distributed role connects the same way, and fails the same way.
+    for (const role of ['worker', 'api']) {
+      const unreachable = await run({ LOB_RTRL_NATS_URL: `nats://127.0.0.1:${closedPort}` }, role);
+      expect(unreachable.code).toBe(2);
+      expect(unreachable.stderr.trim().split('\n')).toHaveLength(1);
+      expect(unreachable.stderr).toMatch(/NATS at nats:\/\/127\.0\.0\.1:\d+ unreachable/);
+      const denied = await run({ LOB_RTRL_NATS_URL: `nats://limited:limited-pass@127.0.0.1:${nats.port}` }, role);
+      expect(denied.code).toBe(2);
+      expect(denied.stderr.trim().split('\n')).toHaveLength(1);
+      expect(denied.stderr).toMatch(/JetStream not usable/);
+      expect(denied.stderr).not.toMatch(/limited-pass/);
+      const missing = await run({ LOB_RTRL_NATS_URL: '' }, role);
+      expect(missing.code).toBe(2);
+    }
+  }, 90_000);
 
   it('an ingest role publishes a live feed to the log; killed and restarted, it loses no acknowledged message', async () => {
     const stand = await startFeedServer({ recording: join(root, 'fixtures/binance/spot_btcusdt_20240808.head3000.gz'), host: '127.0.0.1', port: 0, speed: 20, loop: true });

@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/http/app.js';
 import { dashboardRoutes } from '../../src/http/dashboard.js';
 import { metricsRoute } from '../../src/http/metrics.js';
-import { restRoutes } from '../../src/http/rest.js';
+import { checkpointRoutes, ingestRoutes, restRoutes } from '../../src/http/rest.js';
 import { webSocketRoutes } from '../../src/http/ws.js';
 import { loadServiceConfig, type ServiceConfig } from '../../src/service/config.js';
 import { servicePlugins } from '../../src/service/plugins/index.js';
@@ -175,6 +175,8 @@ function closureOf(names: readonly string[]): FastifyPluginAsync<{ runtime: Serv
 /** Each route plugin, in buildApp's order, with a route it answers by plain GET (the WebSocket routes need an upgrade). */
 const routePlugins = [
   { plugin: restRoutes, url: '/v1/symbols' },
+  { plugin: ingestRoutes, url: null },
+  { plugin: checkpointRoutes, url: '/v1/symbols/AMZN/checkpoints' },
   { plugin: webSocketRoutes, url: null },
   { plugin: metricsRoute, url: '/metrics' },
   { plugin: dashboardRoutes, url: '/v1/status' },
