@@ -77,7 +77,7 @@ export async function startIngestRole(options: {
   });
   logger.info({ feeds: options.feeds.map((feed) => ({ venue: feed.venue, url: redactUrl(feed.url), symbols: feed.symbols })) }, 'ingest publishing to the market-data log');
   const pushPublisher = new MarketLogPublisher(bus);
-  let push: PushIngestStats = { published: 0, rejected: 0, refused: 0 };
+  let push: PushIngestStats = { published: 0, rejected: 0, refused: 0, unavailable: 0 };
 
   const server = await startRoleServer({
     role: 'ingest',
@@ -110,6 +110,9 @@ export async function startIngestRole(options: {
       '# HELP lob_rtrl_push_refused_total Push requests and connections refused over maxIngestConnections.',
       '# TYPE lob_rtrl_push_refused_total counter',
       `lob_rtrl_push_refused_total ${push.refused}`,
+      '# HELP lob_rtrl_push_unavailable_total Push bodies and frames answered 503 (or a log_unavailable error frame) because JetStream did not store a message in time.',
+      '# TYPE lob_rtrl_push_unavailable_total counter',
+      `lob_rtrl_push_unavailable_total ${push.unavailable}`,
     ],
   });
   return {

@@ -8,7 +8,7 @@
 import fastifyWebsocket from '@fastify/websocket';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { WebSocket } from 'ws';
-import { parseJsonBounded } from '../domain/json-edge.js';
+import { messageOf, parseJsonBounded } from '../domain/json-edge.js';
 import { describeIssues } from '../domain/schemas.js';
 import { inStream, namedStream, streamIdOf } from '../domain/stream.js';
 import { ingestQuery } from '../http/api-schemas.js';
@@ -36,6 +36,23 @@ export interface PushIngestStats {
   rejected: number;
   /** Requests and connections refused over `maxConnections`. */
   refused: number;
+  /** Bodies and frames cut short because JetStream did not acknowledge a message (NATS away past the publish timeout). */
+  unavailable: number;
+}
+
+/**
+ * JetStream did not store message `index` of a body or frame: the messages before it are
+ * stored (`outcome.accepted`), it and the ones after are not, and their streams' order is as
+ * if they had never been sent, so the producer sends them again.
+ */
+class LogUnavailableError extends Error {
+  constructor(
+    readonly index: number | undefined,
+    readonly outcome: IngestOutcome,
+    reason: string,
+  ) {
+    super(`the market-data log did not store message ${index ?? 0} (${reason}); the ones before it are stored; send it and the rest again`);
+  }
 }
 
 /** Frames of one connection read and not yet answered: past this its socket is not read, so a fast producer waits instead of queueing without bound. */
@@ -44,7 +61,7 @@ const UNANSWERED_FRAMES = 2;
 /** Registers POST /v1/snapshots and WS /v1/ingest on `app`; returns their counters. */
 export async function registerPushIngest(app: FastifyInstance, options: PushIngestOptions): Promise<PushIngestStats> {
   const mapper = new CanonicalMapper({ levels: options.levels, maxBatch: options.maxBatch, maxClockSkewMs: options.maxClockSkewMs });
-  const stats: PushIngestStats = { published: 0, rejected: 0, refused: 0 };
+  const stats: PushIngestStats = { published: 0, rejected: 0, refused: 0, unavailable: 0 };
   let open = 0;
   const refuseOverLimit = async (_request: unknown, reply: FastifyReply) => {
     if (open < options.maxConnections) return;
@@ -76,6 +93,8 @@ export async function registerPushIngest(app: FastifyInstance, options: PushInge
       const index = batch.single ? undefined : i;
       const checked = mapper.validate(batch.elements[i], receivedAt, index);
       // Ordered per stream (venue:symbol), as the service orders them; published under the venue's own symbol.
+      const stream = checked.type === 'rejected' ? null : streamIdOf(venue, checked.symbol);
+      const orderingBefore = stream === null ? undefined : mapper.orderingOf(stream);
       const verdict = checked.type === 'rejected' ? checked : mapper.order(inStream(venue, checked) as typeof checked, batch.elements[i], index);
       if (verdict.type === 'rejected') {
         outcome.rejected.push({ reason: verdict.reason, detail: verdict.detail });
@@ -84,7 +103,15 @@ export async function registerPushIngest(app: FastifyInstance, options: PushInge
       }
       const accepted = checked as typeof verdict;
       const message = { ...accepted, localTs: accepted.ts };
-      const [ack] = await options.publisher.publish(venue, message);
+      let ack;
+      try {
+        [ack] = await options.publisher.publish(venue, message);
+      } catch (error) {
+        // Not stored: the stream's order goes back to before it, so sending it again is accepted.
+        mapper.restoreOrdering(stream as string, orderingBefore);
+        stats.unavailable++;
+        throw new LogUnavailableError(index, outcome, messageOf(error));
+      }
       stats.published++;
       if (message.type === 'trade') outcome.trades++;
       else outcome.accepted.push({ ...namedStream(streamIdOf(venue, message.symbol)), seq: message.seq ?? ack.seq });
@@ -105,6 +132,12 @@ export async function registerPushIngest(app: FastifyInstance, options: PushInge
     try {
       const outcome = await ingest(request.body, venue.venue);
       return await reply.code(outcome.rejected.length > 0 ? 400 : 200).send(outcome);
+    } catch (error) {
+      if (!(error instanceof LogUnavailableError)) throw error;
+      return await reply
+        .code(503)
+        .header('retry-after', '1')
+        .send({ error: 'Service Unavailable', message: error.message, ...error.outcome });
     } finally {
       open--;
     }
@@ -139,7 +172,16 @@ export async function registerPushIngest(app: FastifyInstance, options: PushInge
           socket.send(JSON.stringify({ type: 'ack', frame, accepted: outcome.accepted, ...(outcome.trades > 0 ? { trades: outcome.trades } : {}) }));
           answered();
         },
-        (error: unknown) => socket.close(1011, `the market-data log refused frame ${frame}: ${String(error)}`.slice(0, 120)),
+        (error: unknown) => {
+          if (!(error instanceof LogUnavailableError)) {
+            socket.close(1011, `the market-data log refused frame ${frame}: ${String(error)}`.slice(0, 120));
+            return;
+          }
+          // The connection stays: what was stored is acknowledged, the rest is to be sent again.
+          socket.send(JSON.stringify({ type: 'error', frame, reason: 'log_unavailable', detail: error.message }));
+          socket.send(JSON.stringify({ type: 'ack', frame, accepted: error.outcome.accepted, ...(error.outcome.trades > 0 ? { trades: error.outcome.trades } : {}) }));
+          answered();
+        },
       );
     });
   });

@@ -198,6 +198,18 @@ export class CanonicalMapper implements FrameMapper {
     this.ordering.set(symbol, { seq, ts, tradeId: -1 });
   }
 
+  /** A copy of one symbol's ordering state, for `restoreOrdering` when what it accepted could not be kept. */
+  orderingOf(symbol: string): Readonly<SymbolOrdering> | undefined {
+    const state = this.ordering.get(symbol);
+    return state === undefined ? undefined : { ...state };
+  }
+
+  /** Puts back a state `orderingOf` returned (undefined: the symbol had none). */
+  restoreOrdering(symbol: string, state: Readonly<SymbolOrdering> | undefined): void {
+    if (state === undefined) this.ordering.delete(symbol);
+    else this.ordering.set(symbol, { ...state });
+  }
+
   /** Forgets one symbol's ordering: its next message is accepted whatever its seq and ts. */
   forget(symbol: string): void {
     this.ordering.delete(symbol);

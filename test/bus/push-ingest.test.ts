@@ -154,4 +154,35 @@ describe('push ingest on the ingest role', () => {
       expect(entry.message.localTs).toBe(entry.message.ts);
     }
   });
+
+  it('survives a NATS restart: a body JetStream could not store is answered 503 and is accepted when sent again, stored once', async () => {
+    const role = await ingestRole();
+    try {
+      expect((await post(role, lines.slice(0, 10), '?venue=outage')).status).toBe(200);
+      await nats.stop();
+      // Past the publish timeout with NATS away: nothing of it counts as stored.
+      const during = await post(role, lines.slice(10, 15), '?venue=outage');
+      expect(during.status).toBe(503);
+      expect(during.json.accepted).toEqual([]);
+      expect(String(during.json.message)).toMatch(/did not store message 0 .*send it and the rest again/);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await nats.restart();
+      // Its stream's order went back to before it: sent again, it is accepted, and the role goes on.
+      let again = await post(role, lines.slice(10, 15), '?venue=outage');
+      for (const deadline = Date.now() + 30_000; again.status === 503 && Date.now() < deadline;) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        again = await post(role, lines.slice(10, 15), '?venue=outage');
+      }
+      expect(again.status).toBe(200);
+      expect((again.json.accepted as unknown[]).length).toBe(5);
+      expect((await post(role, lines.slice(15, 20), '?venue=outage')).status).toBe(200);
+      const metrics = await fetch(`${role.address}/metrics`).then((response) => response.text());
+      expect(metrics).toMatch(/^lob_rtrl_push_unavailable_total [1-9]\d*$/m);
+    } finally {
+      await role.close();
+    }
+    // Whatever the client had buffered during the outage and sent after it carries the same ids: one copy each, in order.
+    const stored = (await logged('outage', 'AMZN')) as Array<{ message: { seq: number } }>;
+    expect(stored.map((entry) => entry.message.seq)).toEqual(lines.slice(0, 20).map((line) => line.seq));
+  }, 90_000);
 });
