@@ -7,11 +7,11 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import { splitStreamId } from '../domain/stream.js';
 import { createHttpApp } from '../http/app.js';
 import { dashboardRoutes } from '../http/dashboard.js';
-import { metricsRoute } from '../http/metrics.js';
+import { metricsRoute, readCounter } from '../http/metrics.js';
 import { restRoutes } from '../http/rest.js';
 import { webSocketRoutes } from '../http/ws.js';
 import type { ServiceConfig } from '../service/config.js';
@@ -50,16 +50,7 @@ function apiViewPlugins(view: PredictionStreamView, config: ServiceConfig, logge
 /** The api role's own figures beside the service's families. */
 function apiMetrics(view: PredictionStreamView): (registry: Registry) => void {
   return (registry) => {
-    const counter = (name: string, help: string, read: () => number) =>
-      new Counter({
-        name,
-        help,
-        registers: [registry],
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
+    const counter = (name: string, help: string, read: () => number) => readCounter(registry, name, help, read);
     counter('lob_rtrl_api_predictions_total', 'Predictions read from the prediction stream and served', () => view.counts.predictions);
     counter('lob_rtrl_api_duplicate_predictions_total', 'Predictions dropped because their stream already had one from the same or a later input', () => view.counts.duplicates);
     counter('lob_rtrl_api_rejected_total', 'Prediction-stream messages or stream summaries that failed their check', () => view.counts.rejected);

@@ -82,6 +82,19 @@ function processMetrics(): Registry {
   return processRegistry;
 }
 
+/** A counter of `registry` whose value is read from `read` at each scrape (a count kept elsewhere). */
+export function readCounter(registry: Registry, name: string, help: string, read: () => number): Counter {
+  return new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
+
 /** What the metrics read: the views the infrastructure plugins decorate the app with. */
 export type MetricsSources = Pick<FastifyInstance, 'streams' | 'predictions' | 'feeds' | 'streamStats'> & {
   /** Where checkpoints are written (the embedded service; the api role writes none). */
@@ -371,16 +384,7 @@ export function createServiceMetrics(service: MetricsSources): Registry {
   });
 
   const { streamStats } = service;
-  const streamCounter = (name: string, help: string, read: () => number) =>
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
+  const streamCounter = (name: string, help: string, read: () => number) => readCounter(registry, name, help, read);
   streamCounter(
     'lob_rtrl_stream_conflated_total',
     'Predictions never sent because a newer one of the same symbol replaced them in a subscriber queue',

@@ -5,11 +5,11 @@
 // prediction stream through /v1/stream, show every model's accuracy from the workers'
 // summaries, fetch nothing from another origin and raise no error. A screenshot is saved to
 // test-artifacts/dashboard-api.png.
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import pino from 'pino';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiRole, type ApiRole } from '../../src/bus/api-role.js';
 import { connectBus, MarketLogPublisher, type BusConnection } from '../../src/bus/market-log.js';
@@ -17,9 +17,9 @@ import { PartitionWorker } from '../../src/bus/partition-worker.js';
 import { engineConfigOf, loadServiceConfig } from '../../src/service/config.js';
 import { parseCanonical } from '../../src/venues/canonical.js';
 import { amznSnapshots } from '../setup/canonical-fixture.js';
+import { openWatchedPage, type WatchedPage } from '../setup/chromium-page.js';
 import { startNatsServer, type NatsServer } from '../../bench/nats-server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const artifacts = join(import.meta.dirname, '../../test-artifacts');
 const WAIT_MS = 45_000;
 const silent = pino({ level: 'silent' });
@@ -28,18 +28,12 @@ let nats: NatsServer;
 let bus: BusConnection;
 let worker: PartitionWorker;
 let api: ApiRole;
-let browser: Browser;
+let watched: WatchedPage;
 let page: Page;
 let publishing: Promise<void> = Promise.resolve();
 let stopPublishing = false;
-const pageErrors: string[] = [];
-const foreignRequests: string[] = [];
-const requestedPaths = new Set<string>();
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the dashboard end-to-end test needs Debian's chromium package (apt-get install -y chromium; .ci/run installs it)`);
-  }
   nats = await startNatsServer();
   const config = loadServiceConfig({
     flags: { demoFeed: false, workers: 0, levels: 5, db: ':memory:', host: '127.0.0.1', port: 0 },
@@ -64,36 +58,22 @@ beforeAll(async () => {
     }
   })();
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
-  page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-  page.on('pageerror', (error) => pageErrors.push(error.message));
-  page.on('console', (message) => {
-    if (message.type() === 'error') pageErrors.push(message.text());
-  });
-  page.on('request', (request) => {
-    const url = request.url();
-    if (url.startsWith(api.address)) requestedPaths.add(new URL(url).pathname);
-    if (!url.startsWith(api.address) && !url.startsWith(api.address.replace(/^http/, 'ws')) && !url.startsWith('data:')) foreignRequests.push(url);
-  });
-  await page.goto(`${api.address}/`);
+  watched = await openWatchedPage(api.address, WAIT_MS);
+  page = watched.page;
 }, 120_000);
 
 afterAll(async () => {
   stopPublishing = true;
   await publishing.catch(() => undefined);
-  await browser?.close();
+  await watched?.browser.close();
   await api?.close();
   await worker?.close();
   await bus?.close();
   await nats?.dispose();
 });
 
-async function waitInPage(condition: string): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!(await page.evaluate(condition))) {
-    if (Date.now() > deadline) throw new Error(`the page never met: ${condition}`);
-    await delay(100);
-  }
+function waitInPage(condition: string): Promise<void> {
+  return watched.waitInPage(condition);
 }
 
 describe('the dashboard of the api role, in Chromium', () => {
@@ -105,7 +85,7 @@ describe('the dashboard of the api role, in Chromium', () => {
     await waitInPage(`Number(document.getElementById('prob-chart').dataset.points) > ${Math.max(before, 30)}`);
     await waitInPage(`document.querySelectorAll('.accuracy-row[data-accuracy]:not([data-accuracy=""])').length === 5`);
     expect(await page.getAttribute('#connection', 'data-state')).toBe('live');
-    expect([...requestedPaths]).toEqual(expect.arrayContaining(['/v1/status', '/v1/streams/nasdaq/AMZN/predictions', '/v1/streams/nasdaq/AMZN/metrics']));
+    expect([...watched.requestedPaths]).toEqual(expect.arrayContaining(['/v1/status', '/v1/streams/nasdaq/AMZN/predictions', '/v1/streams/nasdaq/AMZN/metrics']));
 
     // The mid shown is an AMZN price of that day.
     const mid = Number((await page.textContent('#mid'))!.replace(/,/g, ''));
@@ -119,7 +99,7 @@ describe('the dashboard of the api role, in Chromium', () => {
     }
     mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: join(artifacts, 'dashboard-api.png'), fullPage: true });
-    expect(pageErrors).toEqual([]);
-    expect(foreignRequests).toEqual([]);
+    expect(watched.pageErrors).toEqual([]);
+    expect(watched.foreignRequests).toEqual([]);
   }, 90_000);
 });

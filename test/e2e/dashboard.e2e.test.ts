@@ -8,18 +8,17 @@
 //
 // Waits are on DOM conditions, never on how fast the machine is. A screenshot is saved to
 // test-artifacts/dashboard.png (gitignored; CI keeps it as an artifact).
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDemoFeed } from '../../src/cli/demo-feed.js';
 import { buildApp } from '../../src/http/app.js';
 import { loadServiceConfig } from '../../src/service/config.js';
+import { openWatchedPage, type WatchedPage } from '../setup/chromium-page.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const root = join(import.meta.dirname, '../..');
 const artifacts = join(root, 'test-artifacts');
 const quiet = { info() {}, warn() {}, error() {}, debug() {} };
@@ -27,38 +26,25 @@ const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 const WAIT_MS = 45_000;
 
 let app: FastifyInstance;
-let browser: Browser;
+let watched: WatchedPage;
 let page: Page;
 let origin = '';
-const pageErrors: string[] = [];
-const foreignRequests: string[] = [];
-const requestedPaths = new Set<string>();
+let pageErrors: string[] = [];
+let foreignRequests: string[] = [];
+let requestedPaths = new Set<string>();
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the dashboard end-to-end test needs Debian's chromium package (apt-get install -y chromium; .ci/run installs it)`);
-  }
   const db = join(mkdtempSync(join(tmpdir(), 'lob-rtrl-dashboard-e2e-')), 'db.sqlite');
   // As serve does: the app owns the service and, with no feed configured, connects the demo feed when ready.
   app = await buildApp({ config: loadServiceConfig({ env: {}, flags: { port: 0, db, workers: 1 } }), logger: false, serviceLogger: quiet, demoFeed: startDemoFeed });
   origin = await app.listen({ host: '127.0.0.1', port: 0 });
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
-  page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
-  page.on('pageerror', (error) => pageErrors.push(error.message));
-  page.on('console', (message) => {
-    if (message.type() === 'error') pageErrors.push(message.text());
-  });
-  page.on('request', (request) => {
-    const url = request.url();
-    if (url.startsWith(origin)) requestedPaths.add(new URL(url).pathname);
-    if (!url.startsWith(origin) && !url.startsWith(origin.replace(/^http/, 'ws')) && !url.startsWith('data:')) foreignRequests.push(url);
-  });
-  await page.goto(`${origin}/`);
+  watched = await openWatchedPage(origin, WAIT_MS);
+  ({ page, pageErrors, foreignRequests, requestedPaths } = watched);
 });
 
 afterAll(async () => {
-  await browser?.close();
+  await watched?.browser.close();
   await app?.close();
 });
 
@@ -67,16 +53,8 @@ async function inPage<T>(expression: string): Promise<T> {
   return (await page.evaluate(expression)) as T;
 }
 
-/**
- * Polls `condition` in the page. Not page.waitForFunction: with a string it evaluates through
- * eval inside the page, which the dashboard's CSP (rightly) forbids.
- */
-async function waitInPage(condition: string): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!(await page.evaluate(condition))) {
-    if (Date.now() > deadline) throw new Error(`the page never met: ${condition}`);
-    await delay(100);
-  }
+function waitInPage(condition: string): Promise<void> {
+  return watched.waitInPage(condition);
 }
 
 async function pointsOf(chart: string): Promise<number> {
