@@ -196,42 +196,55 @@ Napi::Value FmaLoop(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// adam(params, grad, m, v, decayMask, l2, clipNorm, rate, beta1, beta2, epsilon, correction1,
-//      correction2) -> 0 applied | 1 clipped | 2 skipped (non-finite gradient)
-Napi::Value Adam(const Napi::CallbackInfo& info) {
+// Reads adam's and exactAdam's arguments into `a`; false (with a JS exception pending) when one is wrong.
+bool readAdamArgs(const Napi::CallbackInfo& info, const char* name, lobrtrl::AdamArgs& a) {
   Napi::Env env = info.Env();
   if (info.Length() != 13) {
-    Napi::TypeError::New(env, "adam: expected 13 arguments").ThrowAsJavaScriptException();
-    return env.Undefined();
+    Napi::TypeError::New(env, std::string(name) + ": expected 13 arguments").ThrowAsJavaScriptException();
+    return false;
   }
   napi_typedarray_type type;
   size_t length = 0;
   void* data = nullptr;
   if (napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float64_array) {
     Napi::TypeError::New(env, "params: expected a Float64Array").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return false;
   }
-  lobrtrl::AdamArgs a{};
   a.length = static_cast<int64_t>(length);
   a.params = static_cast<double*>(data);
   if (!(a.grad = float64At(info, 1, "grad", 0, a.length)) || !(a.m = float64At(info, 2, "m", 0, a.length)) ||
-      !(a.v = float64At(info, 3, "v", 0, a.length))) return env.Undefined();
+      !(a.v = float64At(info, 3, "v", 0, a.length))) return false;
   size_t maskLength = 0;
   void* mask = nullptr;
   if (napi_get_typedarray_info(env, info[4], &type, &maskLength, &mask, nullptr, nullptr) != napi_ok || type != napi_uint8_array ||
       maskLength < length) {
     Napi::TypeError::New(env, "decayMask: expected a Uint8Array as long as params").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return false;
   }
   a.decayMask = static_cast<const uint8_t*>(mask);
   double* scalars[] = {&a.l2, &a.clipNorm, &a.rate, &a.beta1, &a.beta2, &a.epsilon, &a.correction1, &a.correction2};
   for (size_t i = 0; i < 8; ++i) {
     if (napi_get_value_double(env, info[5 + i], scalars[i]) != napi_ok) {
-      Napi::TypeError::New(env, "adam: argument " + std::to_string(5 + i) + " must be a number").ThrowAsJavaScriptException();
-      return env.Undefined();
+      Napi::TypeError::New(env, std::string(name) + ": argument " + std::to_string(5 + i) + " must be a number").ThrowAsJavaScriptException();
+      return false;
     }
   }
-  return Napi::Number::New(env, active->adam(a));
+  return true;
+}
+
+// adam(params, grad, m, v, decayMask, l2, clipNorm, rate, beta1, beta2, epsilon, correction1,
+//      correction2) -> 0 applied | 1 clipped | 2 skipped (non-finite gradient)
+Napi::Value Adam(const Napi::CallbackInfo& info) {
+  lobrtrl::AdamArgs a{};
+  if (!readAdamArgs(info, "adam", a)) return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), active->adam(a));
+}
+
+// exactAdam(same arguments as adam): the TypeScript Adam bit for bit (TBPTT's optimiser).
+Napi::Value ExactAdam(const Napi::CallbackInfo& info) {
+  lobrtrl::AdamArgs a{};
+  if (!readAdamArgs(info, "exactAdam", a)) return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), tbpttFor(active)->exactAdam(a));
 }
 
 // projectedGradient(classes, p, rows, rowsOffset, probs, probsOffset, label, grad):
@@ -393,6 +406,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sensitivity", Napi::Function::New(env, Sensitivity, "sensitivity"));
   exports.Set("fmaLoop", Napi::Function::New(env, FmaLoop, "fmaLoop"));
   exports.Set("adam", Napi::Function::New(env, Adam, "adam"));
+  exports.Set("exactAdam", Napi::Function::New(env, ExactAdam, "exactAdam"));
   exports.Set("projectedGradient", Napi::Function::New(env, ProjectedGradient, "projectedGradient"));
   exports.Set("tbpttGradient", Napi::Function::New(env, TbpttGradient, "tbpttGradient"));
   exports.Set("releaseFreeMemory", Napi::Function::New(env, ReleaseFreeMemory, "releaseFreeMemory"));

@@ -4,5 +4,5 @@
 #include "tbptt-impl.h"
 
 namespace lobrtrl {
-const TbpttKernel tbpttAvx2{"avx2", lobrtrl_tbptt_avx2::accumulate};
+const TbpttKernel tbpttAvx2{"avx2", lobrtrl_tbptt_avx2::accumulate, lobrtrl_tbptt_avx2::exactAdam};
 }

@@ -3,5 +3,5 @@
 #include "tbptt-impl.h"
 
 namespace lobrtrl {
-const TbpttKernel tbpttBaseline{"baseline", lobrtrl_tbptt_baseline::accumulate};
+const TbpttKernel tbpttBaseline{"baseline", lobrtrl_tbptt_baseline::accumulate, lobrtrl_tbptt_baseline::exactAdam};
 }

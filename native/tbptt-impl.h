@@ -4,6 +4,7 @@
 // own chain of one multiply and one add, in the same order as in TypeScript) but never fuse
 // or reorder a sum, which keeps every result bit-identical to tbptt.ts.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "tbptt.h"
@@ -70,6 +71,54 @@ static void accumulate(const lobrtrl::TbpttArgs& a) {
       }
     }
   }
+}
+
+/** optimiser.ts prepareGradient then Adam.step, operation for operation. */
+static lobrtrl::AdamOutcome exactAdam(const lobrtrl::AdamArgs& a) {
+  const int64_t length = a.length;
+  double* __restrict grad = a.grad;
+  double* __restrict params = a.params;
+  double maxAbs = 0;
+  bool finite = true;
+  for (int64_t i = 0; i < length; ++i) {
+    double g = grad[i];
+    if (a.l2 != 0 && a.decayMask[i] == 1) {
+      g += a.l2 * params[i];
+      grad[i] = g;
+    }
+    const double magnitude = std::fabs(g);
+    finite &= magnitude - magnitude == 0;
+    maxAbs = magnitude > maxAbs ? magnitude : maxAbs;
+  }
+  if (!finite) return lobrtrl::kSkippedNonFinite;
+  lobrtrl::AdamOutcome outcome = lobrtrl::kApplied;
+  if (a.clipNorm != 0 && maxAbs != 0) {
+    // One running sum in index order, as TypeScript adds it (no reassociation is allowed here).
+    const double inverse = 1 / maxAbs;
+    double sum = 0;
+    for (int64_t i = 0; i < length; ++i) {
+      const double scaled = grad[i] * inverse;
+      sum += scaled * scaled;
+    }
+    const double norm = maxAbs * std::sqrt(sum);
+    if (norm > a.clipNorm) {
+      const double factor = a.clipNorm / norm;
+      for (int64_t i = 0; i < length; ++i) grad[i] *= factor;
+      outcome = lobrtrl::kClipped;
+    }
+  }
+  const double b1 = a.beta1, b2 = a.beta2, rate = a.rate, correction1 = a.correction1, correction2 = a.correction2, epsilon = a.epsilon;
+  double* __restrict first = a.m;
+  double* __restrict second = a.v;
+  for (int64_t i = 0; i < length; ++i) {
+    const double g = grad[i];
+    const double m = b1 * first[i] + (1 - b1) * g;
+    const double v = b2 * second[i] + (1 - b2) * g * g;
+    first[i] = m;
+    second[i] = v;
+    params[i] -= (rate * (m / correction1)) / (std::sqrt(v / correction2) + epsilon);
+  }
+  return outcome;
 }
 
 }  // namespace TBPTT_NS

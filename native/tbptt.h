@@ -5,6 +5,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernel.h"
+
 namespace lobrtrl {
 
 struct TbpttArgs {
@@ -32,6 +34,10 @@ struct TbpttKernel {
   // Adds the truncated gradient of the `count` oldest pending ticks' losses (all labelled
   // `label`) to grad, oldest first, as `count` calls of tbptt.ts accumulateOldest would.
   void (*accumulate)(const TbpttArgs& args);
+  // optimiser.ts prepareGradient then Adam.step exactly as the TypeScript writes them (two
+  // divisions and a square root per element, the norm summed in order): the same bits, so a
+  // TBPTT learner's updates do not depend on the kernel either.
+  AdamOutcome (*exactAdam)(const AdamArgs& args);
 };
 
 extern const TbpttKernel tbpttBaseline;

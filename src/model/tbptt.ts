@@ -64,8 +64,9 @@ export class TbpttLearner implements OnlineLearner {
   private readonly batchSizes = new BatchSizeAverage();
 
   /**
-   * The native kernel runs only the backward pass, bit for bit the TypeScript one; the optimiser
-   * stays the TypeScript one, so a TBPTT learner predicts the same bits whichever kernel runs.
+   * The native kernel runs the backward pass and the optimiser, each bit for bit the TypeScript
+   * one (the forward step stays TypeScript), so a TBPTT learner predicts the same bits whichever
+   * kernel runs.
    */
   constructor(
     readonly config: RecurrentConfig,
@@ -83,7 +84,9 @@ export class TbpttLearner implements OnlineLearner {
     this.rng = core.rng;
     this.classes = config.classes;
     const { n, d, classes: c, total } = this.layout;
-    this.optimiser = optimiser ?? createOptimiser(config.optimiser, total, elmanDecayMask(this.layout));
+    // The addon's exact Adam: the TypeScript optimiser's bits at vector speed.
+    this.optimiser =
+      optimiser ?? createOptimiser(config.optimiser, total, elmanDecayMask(this.layout), kernel.native === undefined ? undefined : { adam: kernel.native.exactAdam });
     this.pendingCapacity = config.pending.kind === 'batch' ? config.pending.maxPending : config.pending.capacity;
     // +1 keeps h_{t-truncation} (the state the window starts from) of the oldest pending tick.
     this.maxHistorySize = truncation + this.pendingCapacity + 1;

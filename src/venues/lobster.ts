@@ -498,26 +498,40 @@ class LineCursor {
   }
 }
 
-async function* readPair(pair: LobsterPair, options: MapperOptions & { symbol?: string }): AsyncGenerator<MarketMessage> {
+/**
+ * One file pair's messages, a batch per stretch of buffered lines: the rows both files hold in
+ * memory are mapped without an await, and the batch is handed over before reading more.
+ */
+async function* readPairBatches(pair: LobsterPair, options: MapperOptions & { symbol?: string }): AsyncGenerator<MarketMessage[]> {
   const symbol = options.symbol ?? pair.name.symbol;
   const mapper = new LobsterRowMapper(symbol, pair.name.date, pair.name.levels, options.levels);
   const messages = new LineCursor(await pair.openMessages());
   const orderbooks = new LineCursor(await pair.openOrderbooks());
+  let batch: MarketMessage[] = [];
   try {
     for (let row = 0; ; row++) {
-      const message = messages.take() ?? (await messages.next());
-      const orderbook = orderbooks.take() ?? (await orderbooks.next());
+      let message = messages.take();
+      let orderbook = orderbooks.take();
+      if (message === undefined || orderbook === undefined) {
+        if (batch.length > 0) {
+          yield batch;
+          batch = [];
+        }
+        message ??= await messages.next();
+        orderbook ??= await orderbooks.next();
+      }
       if (message === undefined || orderbook === undefined) {
         if (message !== orderbook) {
           const [ended, goesOn] = message === undefined ? ['message', 'orderbook'] : ['orderbook', 'message'];
-          yield rejected('schema', `${symbol}: ${pair.name.pairKey}: the ${ended} file ends at row ${row} but the ${goesOn} file goes on`, message ?? orderbook, symbol);
+          batch.push(rejected('schema', `${symbol}: ${pair.name.pairKey}: the ${ended} file ends at row ${row} but the ${goesOn} file goes on`, message ?? orderbook, symbol));
         }
+        if (batch.length > 0) yield batch;
         return;
       }
       const mapped = mapper.map(message, orderbook, row);
       const flow = mapper.takeFlow();
-      if (flow) yield flow;
-      if (mapped) yield mapped;
+      if (flow) batch.push(flow);
+      if (mapped) batch.push(mapped);
     }
   } finally {
     messages.close();
@@ -537,11 +551,16 @@ async function* readPair(pair: LobsterPair, options: MapperOptions & { symbol?: 
 export const lobster: FileFormat = {
   id: 'lobster',
   async *read(paths, options) {
-    const archives: ZipArchive[] = [];
-    try {
-      for (const pair of await findPairs(paths, archives)) yield* readPair(pair, options);
-    } finally {
-      for (const archive of archives) archive.close();
-    }
+    for await (const batch of readLobsterBatches(paths, options)) yield* batch;
   },
+  readBatches: readLobsterBatches,
 };
+
+async function* readLobsterBatches(paths: readonly string[], options: MapperOptions & { symbol?: string }): AsyncGenerator<MarketMessage[]> {
+  const archives: ZipArchive[] = [];
+  try {
+    for (const pair of await findPairs(paths, archives)) yield* readPairBatches(pair, options);
+  } finally {
+    for (const archive of archives) archive.close();
+  }
+}

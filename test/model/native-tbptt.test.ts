@@ -6,7 +6,7 @@
 // the pending and history rings grow, and a full batch ring drops its oldest tick.
 import { describe, expect, it } from 'vitest';
 import { JS_KERNEL, nativeKernelOf } from '../../src/model/kernels/select.js';
-import { defaultOptimiserConfig } from '../../src/model/optimiser.js';
+import { createOptimiser, defaultOptimiserConfig } from '../../src/model/optimiser.js';
 import type { RecurrentConfig } from '../../src/model/recurrent-config.js';
 import { Rng } from '../../src/model/rng.js';
 import type { PendingMode } from '../../src/model/targets.js';
@@ -145,5 +145,35 @@ describe('native TBPTT arguments', () => {
     expect(() => call({ ticks: Float64Array.of(3, 4.5, 0, 0) })).toThrow(/pendingTicks/);
     expect(() => call({ grad: new Float64Array(total - 1) })).toThrow(/grad: needs/);
     expect(() => call({ label: CLASSES })).toThrow(/label: expected an integer/);
+  });
+});
+
+describe.each(addon.supportedIsas)('native exact Adam, %s', (isa) => {
+  // Gradients of every kind a learner meets: small ones, ones the clip scales, zero, with and
+  // without L2 on a masked subset, and a non-finite one that must skip the step.
+  const sizes = [1, 7, 1134];
+  it.each(sizes)('steps %i parameters bit for bit as the TypeScript Adam, through clipped, L2 and skipped steps', (size) => {
+    addon.select(isa);
+    const rng = new Rng(size);
+    const mask = Uint8Array.from({ length: size }, (_, i) => (i % 3 === 0 ? 0 : 1));
+    for (const l2 of [0, 1e-4]) {
+      const config = { ...defaultOptimiserConfig, l2, clipNorm: 10 };
+      const js = createOptimiser(config, size, mask);
+      const native = createOptimiser(config, size, mask, { adam: addon.exactAdam });
+      const paramsJs = normals(rng, size);
+      const paramsNative = paramsJs.slice();
+      const outcomes = new Set<string>();
+      for (let step = 0; step < 300; step++) {
+        const scale = step % 7 === 0 ? 50 : step % 11 === 0 ? 0 : 0.3;
+        const grad = normals(rng, size).map((g) => g * scale);
+        if (step === 150) grad[size - 1] = Number.NaN;
+        const outcome = js.step(paramsJs, grad.slice());
+        expect(native.step(paramsNative, grad.slice())).toBe(outcome);
+        outcomes.add(outcome);
+        for (let i = 0; i < size; i++) if (!Object.is(paramsNative[i], paramsJs[i])) throw new Error(`step ${step}, parameter ${i}: ${paramsNative[i]} != ${paramsJs[i]}`);
+      }
+      expect(native.getState()).toEqual(js.getState());
+      expect(outcomes).toEqual(new Set(['applied', 'clipped', 'skipped_non_finite']));
+    }
   });
 });

@@ -10,6 +10,8 @@ import type { NativeAdamKernel } from '../optimiser.js';
 /** The addon's exports (native/addon.cc); every array argument is checked for type and length there. */
 /** `adam` (optimiser.ts prepareGradient then one Adam update, in place) is declared beside the optimiser that calls it. */
 export interface NativeRtrlAddon extends NativeAdamKernel {
+  /** `adam` as optimiser.ts writes it, operation for operation: the same bits (the TBPTT learner's optimiser). */
+  readonly exactAdam: NativeAdamKernel['adam'];
   /** Instruction sets this CPU runs, best first ('avx512', 'avx2', 'baseline'). */
   readonly supportedIsas: readonly string[];
   isa(): string;
@@ -101,9 +103,21 @@ function isAddon(value: unknown): value is NativeRtrlAddon {
   const exports = value as Record<string, unknown>;
   return (
     Array.isArray(exports.supportedIsas) &&
-    ['isa', 'select', 'step', 'sensitivity', 'fmaLoop', 'adam', 'projectedGradient', 'setThreads', 'threads', 'tbpttGradient', 'releaseFreeMemory', 'mapLargeBlocks'].every(
-      (name) => typeof exports[name] === 'function',
-    )
+    [
+      'isa',
+      'select',
+      'step',
+      'sensitivity',
+      'fmaLoop',
+      'adam',
+      'exactAdam',
+      'projectedGradient',
+      'setThreads',
+      'threads',
+      'tbpttGradient',
+      'releaseFreeMemory',
+      'mapLargeBlocks',
+    ].every((name) => typeof exports[name] === 'function')
   );
 }
 
