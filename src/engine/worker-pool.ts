@@ -105,6 +105,8 @@ interface PoolWorker {
   outstanding: number;
   /** Its measured milliseconds per record (smoothed), NaN before its first answer. */
   msPerRecord: number;
+  /** Milliseconds it spent on batches since it started. */
+  busyMs: number;
   /** Producers waiting for room on it. */
   roomWaiters: Array<() => void>;
   readonly requests: Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>;
@@ -312,6 +314,11 @@ export class SymbolWorkerPool {
     this.emitReady();
   }
 
+  /** Milliseconds each worker spent on batches since it started, by worker index: what a bench divides by the wall time. */
+  busyMsByWorker(): number[] {
+    return this.workers.map((worker) => worker.busyMs);
+  }
+
   /** Rounds posted and not yet handed to `onPrediction`. */
   get roundsInFlight(): number {
     return this.rounds.length;
@@ -460,6 +467,7 @@ export class SymbolWorkerPool {
       roundRecords: [],
       outstanding: 0,
       msPerRecord: Number.NaN,
+      busyMs: 0,
       roomWaiters: [],
       requests: new Map(),
     };
@@ -538,6 +546,7 @@ export class SymbolWorkerPool {
   /** A round's part came back from `worker`: its records leave the credit, and its time per record is learned. */
   private answered(worker: PoolWorker, records: number, busyMs: number): void {
     worker.outstanding -= records;
+    if (busyMs > 0) worker.busyMs += busyMs;
     if (records > 0 && busyMs >= 0) {
       const cost = busyMs / records;
       worker.msPerRecord = Number.isNaN(worker.msPerRecord) ? cost : worker.msPerRecord + COST_SMOOTHING * (cost - worker.msPerRecord);
