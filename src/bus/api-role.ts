@@ -106,7 +106,7 @@ export async function startApiRole(options: { config: ServiceConfig; logger: Log
   let view: PredictionStreamView | undefined;
   try {
     view = await PredictionStreamView.open(bus, { ringCapacity: config.predictionRing, maxStreams: config.maxSymbols, logger: logger.child({ component: 'api' }) });
-    const app = await buildApiApp({ config, view, logger });
+    const app = await buildApiApp({ config: { ...config, role: 'api' }, view, logger });
     const address = await app.listen({ host: config.host, port: config.port });
     const opened = view;
     return {

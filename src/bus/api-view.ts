@@ -271,6 +271,12 @@ export class PredictionStreamView {
       readiness: () => this.readiness(),
       stepLatency: empty,
       counters: NO_ENGINE_COUNTERS,
+      // The learners run on the workers: the kernels their summaries name ('none yet' before the first).
+      get kernel() {
+        const kernels = new Set<string>();
+        for (const stream of streams.values()) if (stream.summary) kernels.add(stream.summary.kernel);
+        return kernels.size === 0 ? 'none yet' : [...kernels].sort().join(',');
+      },
     };
     return view;
   }

@@ -19,6 +19,7 @@ import { engineConfigHash, type EngineConfig } from '../engine/config.js';
 import { Engine } from '../engine/engine.js';
 import type { Prediction, SymbolEngine } from '../engine/symbol-engine.js';
 import { metricsOfEngine } from '../engine/symbol-metrics.js';
+import { currentRtrlKernel } from '../model/kernels/select.js';
 import type { KV } from '@nats-io/kv';
 import { decodeLogged } from './codec.js';
 import type { BusConnection } from './market-log.js';
@@ -256,6 +257,7 @@ class PartitionRunner {
       modelNames: engine.modelNames,
       classNames: engine.classNames,
       targetName: engine.targetName,
+      kernel: currentRtrlKernel().name,
       metrics: metricsOfEngine(engine),
     };
   }

@@ -27,6 +27,8 @@ export interface StreamSummary {
   readonly modelNames: readonly string[];
   readonly classNames: readonly string[];
   readonly targetName: string;
+  /** The RTRL kernel its worker runs: 'js', or 'native-' and the instruction set. */
+  readonly kernel: string;
   readonly metrics: SymbolMetrics;
 }
 
@@ -43,6 +45,7 @@ const streamSummarySchema = z.object({
   modelNames: z.array(z.string()),
   classNames: z.array(z.string()).min(2),
   targetName: z.string(),
+  kernel: z.string().min(1).max(64),
   metrics: symbolMetricsSchema,
 });
 

@@ -188,6 +188,9 @@ export const checkpointsResponse = z.object({ ...streamFields, checkpoints: z.ar
 export const orderingResetResponse = z.object({ ...streamFields, checkpoint: checkpointMeta.nullable() });
 
 export const statusResponse = z.object({
+  role: z
+    .enum(['all', 'ingest', 'worker', 'api'])
+    .describe('all: the embedded service; api: served from a NATS deployment, whose feeds run on its ingest role and learners on its workers'),
   feeds: z.array(
     z.object({
       venue: z.string(),

@@ -5,7 +5,6 @@
 // script and stylesheet (src/http/dashboard/) and uPlot's own build from node_modules, so the
 // page works offline and nothing is ever fetched from another origin (the CSP says so too).
 import { namedStream } from '../domain/stream.js';
-import { currentRtrlKernel } from '../model/kernels/select.js';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { existsSync, readFileSync } from 'node:fs';
@@ -65,10 +64,11 @@ export function loadDashboardAssets(sourceDir: string = dashboardSourceDir()): D
 }
 
 /** What `GET /v1/status` answers: the state a person watching the service wants at a glance. */
-export function serviceStatus(service: Pick<FastifyInstance, 'streams' | 'feeds' | 'streamStats'>) {
+export function serviceStatus(service: Pick<FastifyInstance, 'streams' | 'feeds' | 'streamStats' | 'serviceConfig'>) {
   const latency = service.streams.stepLatency;
   const stream = service.streamStats;
   return {
+    role: service.serviceConfig.role,
     feeds: service.feeds.list().map(({ venue, symbols, demo, stats }) => ({
       venue,
       symbols,
@@ -84,7 +84,7 @@ export function serviceStatus(service: Pick<FastifyInstance, 'streams' | 'feeds'
     })),
     engine: {
       /** The RTRL kernel the learners run on: 'js', or 'native-' + instruction set. */
-      kernel: currentRtrlKernel().name,
+      kernel: service.streams.kernel,
       steps: latency.count,
       stepLatencyUs: { p50: latency.quantile(0.5), p99: latency.quantile(0.99), max: latency.count > 0 ? latency.maxUs : null },
     },

@@ -1,7 +1,6 @@
 // GET /metrics in the Prometheus text format. Every value is read from the service's views when the
 // scraper asks (collect callbacks): the engine already counts ticks and rejects and measures
 // each step, so nothing here adds work to a tick.
-import { currentRtrlKernel } from '../model/kernels/select.js';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -220,13 +219,16 @@ export function createServiceMetrics(service: MetricsSources): Registry {
     },
   });
 
-  const kernelInfo = new Gauge({
+  new Gauge({
     name: 'lob_rtrl_kernel_info',
     help: 'The RTRL kernel the learners run on (1 for the one in use): js, or native- and the instruction set',
     labelNames: ['kernel'],
     registers: [registry],
+    collect() {
+      this.reset();
+      this.set({ kernel: streams.kernel }, 1);
+    },
   });
-  kernelInfo.set({ kernel: currentRtrlKernel().name }, 1);
 
   new Gauge({
     name: 'lob_rtrl_symbols',

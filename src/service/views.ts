@@ -2,6 +2,7 @@
 // The infrastructure plugins (src/service/plugins/) decorate the app with them; a route never
 // reaches into the runtime, its learners or its repository.
 import type { Rejected } from '../domain/types.js';
+import { currentRtrlKernel } from '../model/kernels/select.js';
 import type { EngineCounters } from '../engine/engine.js';
 import type { LatencyHistogram } from '../engine/latency.js';
 import type { Prediction, RecordedPrediction } from '../engine/symbol-engine.js';
@@ -42,6 +43,8 @@ export interface StreamsView {
   readonly stepLatency: LatencyHistogram;
   /** Events, rejects (by reason) and disconnects the engine counted. */
   readonly counters: Readonly<EngineCounters>;
+  /** The RTRL kernel the streams' learners run on: 'js', or 'native-' and the instruction set (the workers' on the api role). */
+  readonly kernel: string;
 }
 
 /** The predictions as they are made: subscriptions, and the recent ones of each symbol. */
@@ -124,6 +127,9 @@ export function streamsViewOf(runtime: ServiceRuntime): StreamsView {
       return runtime.stepLatency;
     },
     counters: runtime.engine.counters,
+    get kernel() {
+      return currentRtrlKernel().name;
+    },
   };
 }
 

@@ -14,6 +14,7 @@ import { PartitionWorker } from '../../src/bus/partition-worker.js';
 import { predictionSubject } from '../../src/bus/subjects.js';
 import type { BookSnapshot } from '../../src/domain/types.js';
 import { buildApp } from '../../src/http/app.js';
+import { currentRtrlKernel } from '../../src/model/kernels/select.js';
 import { engineConfigOf, loadServiceConfig, type ServiceConfig } from '../../src/service/config.js';
 import { parseCanonical } from '../../src/venues/canonical.js';
 import { amznSnapshots } from '../setup/canonical-fixture.js';
@@ -227,7 +228,11 @@ describe('the api role', () => {
     const page = await get(api.app, '/');
     expect(page.status).toBe(200);
     expect(page.text).toContain('<html');
-    const status = (await get(api.app, '/v1/status')).json as { symbols: unknown[]; feeds: unknown[] };
+    const status = (await get(api.app, '/v1/status')).json as { role: string; symbols: unknown[]; feeds: unknown[]; engine: { kernel: string } };
+    expect(status.role).toBe('api');
+    // The kernel is the workers' (from their summaries), not this process's.
+    expect(status.engine.kernel).toBe(currentRtrlKernel().name);
+    expect(scrape).toContain(`lob_rtrl_kernel_info{kernel="${currentRtrlKernel().name}"} 1`);
     expect(status.symbols).toEqual([{ stream: `${VENUE}:AMZN`, venue: VENUE, symbol: 'AMZN', ticks: lines.length, models: expect.any(Array), target: expect.any(String) }]);
     expect(status.feeds).toEqual([]);
 

@@ -85,6 +85,7 @@ describe('the dashboard of the api role, in Chromium', () => {
     await waitInPage(`Number(document.getElementById('prob-chart').dataset.points) > ${Math.max(before, 30)}`);
     await waitInPage(`document.querySelectorAll('.accuracy-row[data-accuracy]:not([data-accuracy=""])').length === 5`);
     expect(await page.getAttribute('#connection', 'data-state')).toBe('live');
+    await waitInPage(`document.getElementById('feeds').textContent.includes('served from NATS')`);
     expect([...watched.requestedPaths]).toEqual(expect.arrayContaining(['/v1/status', '/v1/streams/nasdaq/AMZN/predictions', '/v1/streams/nasdaq/AMZN/metrics']));
 
     // The mid shown is an AMZN price of that day.

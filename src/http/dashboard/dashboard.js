@@ -328,7 +328,7 @@ function renderFeeds(status) {
   if (rows.length === 0) {
     const none = document.createElement('div');
     none.className = 'card-note';
-    none.textContent = 'no live feed: snapshots arrive by push ingest';
+    none.textContent = status.role === 'api' ? 'served from NATS: the feeds run on the ingest role, the learners on the workers' : 'no live feed: snapshots arrive by push ingest';
     rows.push(none);
   }
   $('feeds').replaceChildren(...rows);
