@@ -2,7 +2,10 @@
 // publisher, then 1, 2 and 4 `serve --role worker` processes consuming it. Per run: publish
 // rate, time until every prediction is stored (throughput), the largest consumer lag seen;
 // and with two workers, the failover time: SIGKILL of the owner of a busy partition to the
-// first new prediction of that partition from its next owner. Streams are the AMZN level-5
+// first new prediction of that partition from its next owner. One `serve --role api` process,
+// started first, serves the predictions to a WebSocket subscriber of every stream: its consumer
+// lag behind the stored predictions, and whether every one reaches the subscriber (it reads as
+// fast as it can, so nothing is conflated). Streams are the AMZN level-5
 // LOBSTER sample's snapshots (../shared/data, else the fixture excerpt) under S symbols.
 //   npx tsc -p tsconfig.build.json && node dist/bench/bus.js
 // LOB_BENCH_BUS_SNAPSHOTS (default 24,000) and LOB_BENCH_BUS_SYMBOLS (default 8) set the input,
@@ -12,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DeliverPolicy } from '@nats-io/jetstream';
+import { WebSocket } from 'ws';
 import { busConfig } from '../src/bus/config.js';
 import { connectBus, MarketLogPublisher, type BusConnection } from '../src/bus/market-log.js';
 import { partitionOf } from '../src/bus/subjects.js';
@@ -31,6 +35,10 @@ export interface BusRunRow {
   readonly maxLag: number;
   /** Kill to the first new prediction of the victim's partitions (two-worker run only). */
   readonly failoverSeconds: number | null;
+  /** The api process's largest consumer lag seen (lob_rtrl_api_consumer_lag). */
+  readonly apiMaxLag: number;
+  /** Predictions the api's WebSocket subscriber received (every stored one when none was lost). */
+  readonly apiFrames: number;
 }
 
 async function input(root: string, dataDir: string, total: number, symbols: number): Promise<{ source: string; snapshots: BookSnapshot[] }> {
@@ -50,8 +58,8 @@ async function input(root: string, dataDir: string, total: number, symbols: numb
   return { source: source === sample ? `${sample} (${books.length} snapshots per symbol)` : `${source} (fixture excerpt: ../shared/data absent)`, snapshots };
 }
 
-function startWorker(cli: string, env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [cli, 'serve', '--role', 'worker', '--host', '127.0.0.1', '--port', '0'], {
+function startRole(cli: string, role: 'worker' | 'api', env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, [cli, 'serve', '--role', role, '--host', '127.0.0.1', '--port', '0'], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'ignore'],
   });
@@ -65,12 +73,32 @@ async function addressOf(child: ChildProcess): Promise<string> {
       const match = /"address":"(http:[^"]+)"/.exec(pending);
       if (match) resolveAddress(match[1]);
     });
-    child.once('exit', (code) => reject(new Error(`worker exited ${code} before listening`)));
+    child.once('exit', (code) => reject(new Error(`role process exited ${code} before listening`)));
   });
 }
 
 async function storedPredictions(bus: BusConnection): Promise<number> {
   return (await bus.jsm.streams.info(bus.names.predictionStream)).state.messages;
+}
+
+/** A subscriber of every stream on the api's /v1/stream, counting the predictions it receives. */
+async function subscribeAll(apiAddress: string, symbols: number): Promise<{ readonly frames: () => number; close(): void }> {
+  const socket = new WebSocket(`${apiAddress.replace(/^http/, 'ws')}/v1/stream`);
+  let frames = 0;
+  socket.on('message', (data) => {
+    if ((JSON.parse(String(data)) as { type?: string }).type !== 'prediction') return;
+    frames++;
+  });
+  await new Promise((resolveOpen, reject) => socket.once('open', resolveOpen).once('error', reject));
+  socket.send(JSON.stringify({ subscribe: Array.from({ length: symbols }, (_, s) => `nasdaq:AMZN${s}`) }));
+  return { frames: () => frames, close: () => socket.close() };
+}
+
+async function metricOf(address: string, pattern: RegExp): Promise<number> {
+  const text = await fetch(`${address}/metrics`)
+    .then((response) => response.text())
+    .catch(() => '');
+  return Number(pattern.exec(text)?.[1] ?? 0);
 }
 
 async function lagOf(addresses: readonly string[]): Promise<number> {
@@ -84,7 +112,7 @@ async function lagOf(addresses: readonly string[]): Promise<number> {
   return lag;
 }
 
-async function run(root: string, natsUrl: string, snapshots: readonly BookSnapshot[], workers: number): Promise<BusRunRow> {
+async function run(root: string, natsUrl: string, snapshots: readonly BookSnapshot[], workers: number, symbols: number): Promise<BusRunRow> {
   const prefix = `bench${workers}_${Date.now() % 100_000}`;
   const config = busConfig({ natsUrl, natsPrefix: prefix, natsPartitions: PARTITIONS });
   const bus = await connectBus(config, { name: 'bench' });
@@ -105,9 +133,14 @@ async function run(root: string, natsUrl: string, snapshots: readonly BookSnapsh
     LOB_RTRL_LEVELS: '5',
     LOB_RTRL_LOG_LEVEL: 'info',
   };
+  // The api first, so every prediction reaches it as a new one.
+  const api = startRole(cli, 'api', env);
+  const apiAddress = await addressOf(api);
+  const subscriber = await subscribeAll(apiAddress, symbols);
+  let apiMaxLag = 0;
   // Timed from the spawns: the workers consume as soon as they own partitions, before they listen.
   const started = performance.now();
-  const children = Array.from({ length: workers }, () => startWorker(cli, env));
+  const children = Array.from({ length: workers }, () => startRole(cli, 'worker', env));
   let failoverSeconds: number | null = null;
   let maxLag = 0;
   let rest: Promise<void> = Promise.resolve();
@@ -130,6 +163,7 @@ async function run(root: string, natsUrl: string, snapshots: readonly BookSnapsh
       const stored = await storedPredictions(bus);
       if (stored >= snapshots.length) break;
       maxLag = Math.max(maxLag, await lagOf(addresses));
+      apiMaxLag = Math.max(apiMaxLag, await metricOf(apiAddress, /^lob_rtrl_api_consumer_lag (\d+)$/m));
       if (workers === 2 && killedAt === null && stored >= snapshots.length / 3) {
         const owned = await Promise.all(
           addresses.map(async (address) => ((await fetch(`${address}/healthz`).then((response) => response.json())) as { partitions: number[] }).partitions),
@@ -152,9 +186,25 @@ async function run(root: string, natsUrl: string, snapshots: readonly BookSnapsh
     for (const child of children) child.kill('SIGKILL');
   }
   const seconds = (performance.now() - started) / 1000;
+  for (const deadline = performance.now() + 30_000; subscriber.frames() < snapshots.length && performance.now() < deadline;) {
+    await new Promise((resolveWait) => setTimeout(resolveWait, 10));
+  }
+  const apiFrames = subscriber.frames();
+  subscriber.close();
+  api.kill('SIGTERM');
   await bus.jsm.streams.delete(bus.names.marketStream).catch(() => undefined);
   await bus.close();
-  return { workers, snapshots: snapshots.length, publishPerSecond, seconds, predictionsPerSecond: snapshots.length / seconds, maxLag, failoverSeconds };
+  return {
+    workers,
+    snapshots: snapshots.length,
+    publishPerSecond,
+    seconds,
+    predictionsPerSecond: snapshots.length / seconds,
+    maxLag,
+    failoverSeconds,
+    apiMaxLag,
+    apiFrames,
+  };
 }
 
 /**
@@ -187,12 +237,14 @@ export async function benchBus(root: string, dataDir: string): Promise<void> {
     console.log(`input: ${snapshots.length} snapshots over ${symbols} streams, ${PARTITIONS} partitions, lease ${LEASE_SECONDS} s; from ${source}`);
     const rows: BusRunRow[] = [];
     const counts = (process.env.LOB_BENCH_BUS_WORKERS ?? '1,2,4').split(',').map(Number);
-    for (const workers of counts) rows.push(await run(root, nats.url, snapshots, workers));
-    console.log('| workers | publish msg/s | predictions stored/s | wall s | max consumer lag | failover s (kill to first new prediction) |');
-    console.log('|---|---|---|---|---|---|');
+    for (const workers of counts) rows.push(await run(root, nats.url, snapshots, workers, symbols));
+    console.log(
+      '| workers | publish msg/s | predictions stored/s | wall s | max consumer lag | failover s (kill to first new prediction) | api: max consumer lag | api: WS frames |',
+    );
+    console.log('|---|---|---|---|---|---|---|---|');
     for (const row of rows) {
       console.log(
-        `| ${row.workers} | ${row.publishPerSecond.toFixed(0)} | ${row.predictionsPerSecond.toFixed(0)} | ${row.seconds.toFixed(2)} | ${row.maxLag} | ${row.failoverSeconds === null ? '—' : row.failoverSeconds.toFixed(2)} |`,
+        `| ${row.workers} | ${row.publishPerSecond.toFixed(0)} | ${row.predictionsPerSecond.toFixed(0)} | ${row.seconds.toFixed(2)} | ${row.maxLag} | ${row.failoverSeconds === null ? '—' : row.failoverSeconds.toFixed(2)} | ${row.apiMaxLag} | ${row.apiFrames} of ${row.snapshots} |`,
       );
     }
     console.log(

@@ -56,6 +56,14 @@ function apiMetrics(view: PredictionStreamView): (registry: Registry) => void {
     counter('lob_rtrl_api_rejected_total', 'Prediction-stream messages or stream summaries that failed their check', () => view.counts.rejected);
     counter('lob_rtrl_api_summaries_total', 'Stream summaries read from the workers', () => view.counts.summaries);
     new Gauge({
+      name: 'lob_rtrl_api_consumer_lag',
+      help: 'Predictions in the prediction stream not yet read by this api process (as of the last one read)',
+      registers: [registry],
+      collect() {
+        this.set(view.counts.lag);
+      },
+    });
+    new Gauge({
       name: 'lob_rtrl_api_bus_connected',
       help: '1 while connected to NATS',
       registers: [registry],

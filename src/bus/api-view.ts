@@ -72,6 +72,8 @@ export interface PredictionStreamCounts {
   /** Messages of the prediction stream or the summary bucket that failed their check, or streams over `maxStreams`. */
   rejected: number;
   summaries: number;
+  /** Predictions in the stream not yet read by this process, as of the last one read (0 once caught up). */
+  lag: number;
 }
 
 export interface PredictionStreamViewOptions {
@@ -85,7 +87,7 @@ export interface PredictionStreamViewOptions {
 const NO_ENGINE_COUNTERS: Readonly<EngineCounters> = Object.freeze({ eventsRead: 0, accepted: 0, rejected: {}, disconnects: 0, trades: 0, orderEvents: 0 });
 
 export class PredictionStreamView {
-  readonly counts: PredictionStreamCounts = { predictions: 0, duplicates: 0, rejected: 0, summaries: 0 };
+  readonly counts: PredictionStreamCounts = { predictions: 0, duplicates: 0, rejected: 0, summaries: 0, lag: 0 };
   private readonly streams = new Map<string, ApiStream>();
   private readonly listeners = new Set<PredictionListener>();
   private connected = true;
@@ -125,6 +127,7 @@ export class PredictionStreamView {
       (async () => {
         for await (const message of messages) {
           this.applyPrediction(message.string());
+          this.counts.lag = message.info.pending;
           if (!this.caughtUp && (message.info.pending === 0 || message.seq >= endAtStart)) this.caughtUp = true;
         }
       })(),

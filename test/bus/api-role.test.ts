@@ -220,6 +220,7 @@ describe('the api role', () => {
     expect(scrape).toMatch(new RegExp(`^lob_rtrl_api_summary_age_seconds\\{venue="${VENUE}",symbol="AMZN"\\} `, 'm'));
     expect(scrape).toMatch(/^lob_rtrl_api_bus_connected 1$/m);
     expect(scrape).toMatch(/^lob_rtrl_api_caught_up 1$/m);
+    expect(scrape).toMatch(/^lob_rtrl_api_consumer_lag 0$/m);
     // The scores' families read exactly as the embedded service's for the same books.
     const scores = (text: string) => text.split('\n').filter((line) => /^lob_rtrl_(model_|mix_weight)/.test(line) && line.includes('symbol="AMZN"'));
     expect(scores(scrape).length).toBeGreaterThan(10);
