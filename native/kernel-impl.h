@@ -28,6 +28,8 @@
 
 namespace KERNEL_NS {
 
+#include "gradient-norm.h"
+
 using lobrtrl::StepArgs;
 
 struct ScalarTraits {
@@ -385,35 +387,13 @@ static bool step(const StepArgs& a) {
 static lobrtrl::AdamOutcome adam(const lobrtrl::AdamArgs& a) {
   const int64_t length = a.length;
   double* grad = a.grad;
-  double maxAbs = 0;
-  bool finite = true;
-  for (int64_t i = 0; i < length; ++i) {
-    double g = grad[i];
-    if (a.l2 != 0 && a.decayMask[i] == 1) {
-      g += a.l2 * a.params[i];
-      grad[i] = g;
-    }
-    const double magnitude = std::fabs(g);
-    finite &= magnitude - magnitude == 0;
-    maxAbs = magnitude > maxAbs ? magnitude : maxAbs;
-  }
-  if (!finite) return lobrtrl::kSkippedNonFinite;
+  const PreparedGradient prepared = prepareGradientNorm(a);
+  if (!prepared.finite) return lobrtrl::kSkippedNonFinite;
   lobrtrl::AdamOutcome outcome = lobrtrl::kApplied;
   double factor = 1;
-  if (a.clipNorm != 0 && maxAbs != 0) {
-    // The norm of the gradient scaled by its largest magnitude: a huge finite gradient is
-    // clipped rather than overflowing to infinity.
-    const double inverse = 1 / maxAbs;
-    double sum = 0;
-    for (int64_t i = 0; i < length; ++i) {
-      const double scaled = grad[i] * inverse;
-      sum += scaled * scaled;
-    }
-    const double norm = maxAbs * std::sqrt(sum);
-    if (norm > a.clipNorm) {
-      factor = a.clipNorm / norm;
-      outcome = lobrtrl::kClipped;
-    }
+  if (prepared.norm > a.clipNorm) {
+    factor = a.clipNorm / prepared.norm;
+    outcome = lobrtrl::kClipped;
   }
   // The clip scaling folded into the update pass; one division and one square root per
   // element (rate / correction1 and 1 / correction2 hoisted), which moves results by rounding only.

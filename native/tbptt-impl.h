@@ -11,6 +11,8 @@
 
 namespace TBPTT_NS {
 
+#include "gradient-norm.h"
+
 static void accumulate(const lobrtrl::TbpttArgs& a) {
   const int n = a.n, d = a.d, classes = a.classes;
   const int64_t uOffset = static_cast<int64_t>(n) * n;
@@ -78,34 +80,13 @@ static lobrtrl::AdamOutcome exactAdam(const lobrtrl::AdamArgs& a) {
   const int64_t length = a.length;
   double* __restrict grad = a.grad;
   double* __restrict params = a.params;
-  double maxAbs = 0;
-  bool finite = true;
-  for (int64_t i = 0; i < length; ++i) {
-    double g = grad[i];
-    if (a.l2 != 0 && a.decayMask[i] == 1) {
-      g += a.l2 * params[i];
-      grad[i] = g;
-    }
-    const double magnitude = std::fabs(g);
-    finite &= magnitude - magnitude == 0;
-    maxAbs = magnitude > maxAbs ? magnitude : maxAbs;
-  }
-  if (!finite) return lobrtrl::kSkippedNonFinite;
+  const PreparedGradient prepared = prepareGradientNorm(a);
+  if (!prepared.finite) return lobrtrl::kSkippedNonFinite;
   lobrtrl::AdamOutcome outcome = lobrtrl::kApplied;
-  if (a.clipNorm != 0 && maxAbs != 0) {
-    // One running sum in index order, as TypeScript adds it (no reassociation is allowed here).
-    const double inverse = 1 / maxAbs;
-    double sum = 0;
-    for (int64_t i = 0; i < length; ++i) {
-      const double scaled = grad[i] * inverse;
-      sum += scaled * scaled;
-    }
-    const double norm = maxAbs * std::sqrt(sum);
-    if (norm > a.clipNorm) {
-      const double factor = a.clipNorm / norm;
-      for (int64_t i = 0; i < length; ++i) grad[i] *= factor;
-      outcome = lobrtrl::kClipped;
-    }
+  if (prepared.norm > a.clipNorm) {
+    const double factor = a.clipNorm / prepared.norm;
+    for (int64_t i = 0; i < length; ++i) grad[i] *= factor;
+    outcome = lobrtrl::kClipped;
   }
   const double b1 = a.beta1, b2 = a.beta2, rate = a.rate, correction1 = a.correction1, correction2 = a.correction2, epsilon = a.epsilon;
   double* __restrict first = a.m;
