@@ -7,8 +7,7 @@
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { KV, KvWatchEntry } from '@nats-io/kv';
 import { z } from 'zod';
-import { parseJsonBounded } from '../domain/json-edge.js';
-import { symbolSchema } from '../domain/schemas.js';
+import { checkedJson, symbolSchema } from '../domain/schemas.js';
 import { streamIdOf, venueSchema } from '../domain/stream.js';
 import type { EngineCounters } from '../engine/engine.js';
 import { LatencyHistogram } from '../engine/latency.js';
@@ -163,14 +162,12 @@ export class PredictionStreamView {
   }
 
   private applyPrediction(text: string): void {
-    const parsed = parseJsonBounded(text, 'prediction');
-    const checked = parsed.ok ? publishedPredictionSchema.safeParse(parsed.value) : null;
-    if (checked === null || !checked.success) {
-      const issue = checked?.error.issues[0];
-      this.reject('prediction', parsed.ok && issue ? `prediction.${issue.path.join('.')}: ${issue.message}` : parsed.ok ? 'prediction: invalid' : parsed.detail);
+    const checked = checkedJson(text, 'prediction', publishedPredictionSchema);
+    if (!checked.ok) {
+      this.reject('prediction', checked.detail);
       return;
     }
-    const published = checked.data;
+    const published = checked.value;
     const stream = this.stream(streamIdOf(published.venue, published.symbol));
     if (stream === null) return;
     if (published.inputSequence <= stream.lastInputSequence) {
@@ -191,17 +188,9 @@ export class PredictionStreamView {
       models: published.models,
       ...(published.resolved ? { resolved: published.resolved } : {}),
     };
-    const ring = stream.ring;
-    const sameShape =
-      ring !== null &&
-      stream.latest !== null &&
-      stream.latest.target === prediction.target &&
-      stream.latest.classNames.join('\u0000') === prediction.classNames.join('\u0000') &&
-      stream.latest.models.length === prediction.models.length &&
-      stream.latest.models.every((m, i) => m.model === prediction.models[i].model);
     // A worker with another configuration makes predictions of another shape: the history starts again.
-    if (!sameShape) stream.ring = PredictionRing.of(prediction, this.options.ringCapacity);
-    (stream.ring as PredictionRing).push(prediction);
+    if (stream.ring === null || !stream.ring.fits(prediction)) stream.ring = PredictionRing.of(prediction, this.options.ringCapacity);
+    stream.ring.push(prediction);
     stream.latest = prediction;
     this.counts.predictions++;
     for (const listener of this.listeners) listener(prediction);

@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { WebSocket } from 'ws';
 import { messageOf, parseJsonBounded } from '../domain/json-edge.js';
 import { describeIssues } from '../domain/schemas.js';
-import { inStream, namedStream, streamIdOf } from '../domain/stream.js';
+import { inStream, namedStream } from '../domain/stream.js';
 import { ingestQuery } from '../http/api-schemas.js';
 import { requireToken } from '../http/auth.js';
 import { CanonicalMapper } from '../venues/canonical.js';
@@ -93,28 +93,28 @@ export async function registerPushIngest(app: FastifyInstance, options: PushInge
       const index = batch.single ? undefined : i;
       const checked = mapper.validate(batch.elements[i], receivedAt, index);
       // Ordered per stream (venue:symbol), as the service orders them; published under the venue's own symbol.
-      const stream = checked.type === 'rejected' ? null : streamIdOf(venue, checked.symbol);
-      const orderingBefore = stream === null ? undefined : mapper.orderingOf(stream);
-      const verdict = checked.type === 'rejected' ? checked : mapper.order(inStream(venue, checked) as typeof checked, batch.elements[i], index);
+      const inItsStream = checked.type === 'rejected' ? null : (inStream(venue, checked) as typeof checked);
+      const orderingBefore = inItsStream === null ? undefined : mapper.orderingOf(inItsStream.symbol);
+      const verdict = inItsStream === null ? checked : mapper.order(inItsStream, batch.elements[i], index);
       if (verdict.type === 'rejected') {
         outcome.rejected.push({ reason: verdict.reason, detail: verdict.detail });
         stats.rejected++;
         continue;
       }
-      const accepted = checked as typeof verdict;
-      const message = { ...accepted, localTs: accepted.ts };
+      const stream = verdict.symbol;
+      const message = { ...(checked as typeof verdict), localTs: verdict.ts };
       let ack;
       try {
         [ack] = await options.publisher.publish(venue, message);
       } catch (error) {
         // Not stored: the stream's order goes back to before it, so sending it again is accepted.
-        mapper.restoreOrdering(stream as string, orderingBefore);
+        mapper.restoreOrdering(stream, orderingBefore);
         stats.unavailable++;
         throw new LogUnavailableError(index, outcome, messageOf(error));
       }
       stats.published++;
       if (message.type === 'trade') outcome.trades++;
-      else outcome.accepted.push({ ...namedStream(streamIdOf(venue, message.symbol)), seq: message.seq ?? ack.seq });
+      else outcome.accepted.push({ ...namedStream(stream), seq: message.seq ?? ack.seq });
     }
     return outcome;
   };

@@ -4,8 +4,7 @@
 // travel on the prediction stream; a summary carries what no prediction does.
 import { Kvm, type KV } from '@nats-io/kv';
 import { z } from 'zod';
-import { parseJsonBounded } from '../domain/json-edge.js';
-import { symbolSchema } from '../domain/schemas.js';
+import { checkedJson, symbolSchema } from '../domain/schemas.js';
 import { venueSchema } from '../domain/stream.js';
 import type { SymbolMetrics } from '../engine/symbol-metrics.js';
 import { symbolMetricsSchema } from '../http/api-schemas.js';
@@ -51,14 +50,8 @@ const streamSummarySchema = z.object({
 
 /** A summary read from the bucket, or the reason it is not one (naming the field). */
 export function decodeSummary(text: string): StreamSummary | { readonly reason: string } {
-  const parsed = parseJsonBounded(text, 'summary');
-  if (!parsed.ok) return { reason: parsed.detail };
-  const checked = streamSummarySchema.safeParse(parsed.value);
-  if (!checked.success) {
-    const issue = checked.error.issues[0];
-    return { reason: `summary.${issue.path.join('.')}: ${issue.message}` };
-  }
-  return checked.data;
+  const checked = checkedJson(text, 'summary', streamSummarySchema);
+  return checked.ok ? checked.value : { reason: checked.detail };
 }
 
 /** KV keys hold `-/_=.` and alphanumerics: the subject escape with `=` for its `~`, so venue and symbol each stay one token. */

@@ -1,5 +1,6 @@
 // zod schemas for what crosses the edges. Only the edges validate; inside, typed data.
 import { z } from 'zod';
+import { parseJsonBounded } from './json-edge.js';
 
 const finite = z.number().refine(Number.isFinite, { message: 'must be a finite number' });
 const positiveSize = finite.refine((v) => v > 0, { message: 'size must be > 0' });
@@ -58,6 +59,18 @@ export const canonicalMessageSchema = z.union([canonicalSnapshotSchema, canonica
 
 export type CanonicalSnapshot = z.infer<typeof canonicalSnapshotSchema>;
 export type CanonicalTrade = z.infer<typeof canonicalTradeSchema>;
+
+/**
+ * JSON text from outside (a bus message, a bucket entry) parsed with its nesting bounded and
+ * checked against `schema`: the value, or what is wrong with it, prefixed by `what` and naming
+ * each field.
+ */
+export function checkedJson<T>(text: string, what: string, schema: z.ZodType<T>): { readonly ok: true; readonly value: T } | { readonly ok: false; readonly detail: string } {
+  const parsed = parseJsonBounded(text, what);
+  if (!parsed.ok) return { ok: false, detail: parsed.detail };
+  const checked = schema.safeParse(parsed.value);
+  return checked.success ? { ok: true, value: checked.data } : { ok: false, detail: `${what}: ${describeIssues(checked.error)}` };
+}
 
 /** Formats zod issues as `path: message; path: message`, naming each field. */
 export function describeIssues(error: z.ZodError): string {

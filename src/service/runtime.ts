@@ -209,6 +209,18 @@ export class PredictionRing {
     return this.size;
   }
 
+  /** Whether `prediction` has this ring's shape: its target, classes and models, in order. */
+  fits(prediction: Prediction): boolean {
+    const { target, classNames, models } = this.shape;
+    return (
+      prediction.target === target &&
+      prediction.classNames.length === classNames.length &&
+      prediction.classNames.every((name, c) => name === classNames[c]) &&
+      prediction.models.length === models.length &&
+      prediction.models.every((model, m) => model.model === models[m])
+    );
+  }
+
   push(prediction: Prediction): void {
     // What this tick resolved is older than it: labelled before the tick joins the ring.
     if (prediction.resolved) for (const resolution of prediction.resolved) this.label(resolution);
